@@ -1,0 +1,167 @@
+//! The JetStream side: pull batches from the shared durable consumer in chunks, hand each chunk
+//! to the [`Flusher`], and ack a message only once MongoDB has what it stands for.
+
+use std::{collections::HashMap, time::Duration};
+
+use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
+use futures::StreamExt;
+use shared::message::BatchMessage;
+use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    flush::{Flusher, Verdict},
+    metrics::Metrics,
+};
+
+/// How chunks are formed.
+#[derive(Debug, Clone)]
+pub struct ChunkSettings {
+    /// Most batches in one flush.
+    pub max_batches: usize,
+    /// Longest wait for a chunk to fill after its first message: bounds freshness.
+    pub max_wait: Duration,
+}
+
+/// Redelivery delay after a failed flush: doubles with each delivery, up to 30 s.
+fn backoff(delivered: i64) -> Duration {
+    let exp = delivered.clamp(1, 8) as u32 - 1;
+    Duration::from_millis(250 * 2_u64.pow(exp)).min(Duration::from_secs(30))
+}
+
+/// Consumes until `cancel` fires; the chunk in hand is finished and acked first.
+pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, settings: ChunkSettings, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        let stream = consumer
+            .stream()
+            .max_messages_per_batch(settings.max_batches)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await;
+        let mut messages = match stream {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pull from the stream, retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                next = messages.next() => next,
+            };
+            let first = match first {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "pull error");
+                    continue;
+                }
+                None => break,
+            };
+            let mut chunk = vec![first];
+            let deadline = Instant::now() + settings.max_wait;
+            while chunk.len() < settings.max_batches {
+                match timeout_at(deadline, messages.next()).await {
+                    Ok(Some(Ok(m))) => chunk.push(m),
+                    Ok(Some(Err(e))) => tracing::warn!(error = %e, "pull error"),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            process(chunk, &flusher, &metrics).await;
+        }
+    }
+}
+
+/// Flushes one chunk and acks, naks or terminates each of its messages.
+async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics) {
+    let started = std::time::Instant::now();
+    let mut batches: Vec<BatchMessage> = Vec::new();
+    // Message index → index into `batches` (the same batch twice in a chunk is written once).
+    let mut slot_of: Vec<Option<usize>> = Vec::with_capacity(chunk.len());
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    for msg in &chunk {
+        match serde_json::from_slice::<BatchMessage>(&msg.payload) {
+            Ok(b) => {
+                let slot = *by_id.entry(b.msg_id()).or_insert_with(|| {
+                    batches.push(b);
+                    batches.len() - 1
+                });
+                slot_of.push(Some(slot));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable stream message, dropping it");
+                metrics.messages.with_label_values(&["invalid"]).inc();
+                slot_of.push(None);
+            }
+        }
+    }
+
+    let outcome = if batches.is_empty() { Ok((Vec::new(), Default::default())) } else { flusher.flush(&batches).await };
+    match outcome {
+        Ok((verdicts, report)) => {
+            metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+            metrics.flush_batches.observe(batches.len() as f64);
+            metrics.messages.with_label_values(&["new"]).inc_by(report.new_batches as u64);
+            metrics.messages.with_label_values(&["duplicate"]).inc_by(report.duplicates as u64);
+            metrics.recoveries.inc_by(report.recovered_flushes as u64);
+            for (msg, slot) in chunk.iter().zip(&slot_of) {
+                let kind = match slot.map(|s| verdicts[s]) {
+                    None => AckKind::Term,
+                    Some(Verdict::Ack) => AckKind::Ack,
+                    Some(Verdict::Retry(after)) => {
+                        metrics.messages.with_label_values(&["retry"]).inc();
+                        AckKind::Nak(Some(after))
+                    }
+                };
+                if let Err(e) = msg.ack_with(kind).await {
+                    tracing::warn!(error = %e, "ack failed; the message will be redelivered");
+                }
+            }
+            if let Some(cleanup) = report.cleanup
+                && let Err(e) = flusher.cleanup(cleanup).await
+            {
+                tracing::warn!(error = %e, "removing flush guards");
+            }
+        }
+        Err(e) => {
+            metrics.mongo_write_errors.inc();
+            tracing::error!(error = %e, batches = batches.len(), "flush failed; nothing acked");
+            for (msg, slot) in chunk.iter().zip(&slot_of) {
+                let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+                let kind = if slot.is_some() { AckKind::Nak(Some(backoff(delivered))) } else { AckKind::Term };
+                let _ = msg.ack_with(kind).await;
+            }
+        }
+    }
+}
+
+/// Publishes the consumer's lag to the `pending` gauge every two seconds.
+pub async fn watch_lag(consumer: PullConsumer, metrics: Metrics, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        if let Ok(info) = consumer.get_info().await {
+            metrics.pending.set((info.num_pending + info.num_ack_pending as u64) as i64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(500));
+        assert_eq!(backoff(4), Duration::from_secs(2));
+        assert_eq!(backoff(100), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,21 @@
+//! ConvertPulse aggregator: consumes the event stream into MongoDB, as raw batch documents plus
+//! the daily and hourly rollups the stats are read from. Several processes may share the work;
+//! a redelivered or replayed batch is never counted twice.
+//!
+//! # Layout
+//! - [`config`], [`startup`], [`router`], [`metrics`]: the process.
+//! - [`consumer`]: pulling chunks from JetStream and acking after the write.
+//! - [`flush`]: the exactly-once write protocol and the recovery of half-done flushes.
+//! - [`rollup`]: pure arithmetic from a batch to counter increments.
+//! - [`writer`]: bulk MongoDB commands.
+//! - [`jobs`]: scheduled maintenance.
+
+pub mod config;
+pub mod consumer;
+pub mod flush;
+pub mod jobs;
+pub mod metrics;
+pub mod rollup;
+pub mod router;
+pub mod startup;
+pub mod writer;

@@ -1,0 +1,52 @@
+//! The aggregator's Prometheus figures: what an operator scales aggregation on.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use shared::metrics::{HttpMetrics, LATENCY_BUCKETS};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub http: HttpMetrics,
+    /// Messages handled, by outcome: `new`, `duplicate`, `retry`, `invalid`.
+    pub messages: IntCounterVec,
+    /// Time to write one chunk to MongoDB.
+    pub flush_seconds: Histogram,
+    /// Batches per flush.
+    pub flush_batches: Histogram,
+    /// Failed MongoDB writes (each fails a whole flush, which is redelivered).
+    pub mongo_write_errors: IntCounter,
+    /// Flushes left half done by a dead process and finished by this one.
+    pub recoveries: IntCounter,
+    /// Messages in the stream not yet acked by the aggregators (consumer lag).
+    pub pending: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let http = HttpMetrics::register(&registry)?;
+        let messages = IntCounterVec::new(
+            Opts::new("convertpulse_aggregator_messages_total", "Stream messages handled, by outcome"),
+            &["outcome"],
+        )?;
+        let flush_seconds = Histogram::with_opts(
+            HistogramOpts::new("convertpulse_aggregator_flush_seconds", "Time to write one chunk to MongoDB")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let flush_batches = Histogram::with_opts(
+            HistogramOpts::new("convertpulse_aggregator_flush_batches", "Batches per flush")
+                .buckets(vec![1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0]),
+        )?;
+        let mongo_write_errors =
+            IntCounter::new("convertpulse_aggregator_mongo_write_errors_total", "Failed MongoDB writes")?;
+        let recoveries = IntCounter::new("convertpulse_aggregator_recoveries_total", "Half-done flushes finished")?;
+        let pending = IntGauge::new("convertpulse_aggregator_consumer_pending", "Messages not yet acked (lag)")?;
+        registry.register(Box::new(messages.clone()))?;
+        registry.register(Box::new(flush_seconds.clone()))?;
+        registry.register(Box::new(flush_batches.clone()))?;
+        registry.register(Box::new(mongo_write_errors.clone()))?;
+        registry.register(Box::new(recoveries.clone()))?;
+        registry.register(Box::new(pending.clone()))?;
+        Ok(Self { registry, http, messages, flush_seconds, flush_batches, mongo_write_errors, recoveries, pending })
+    }
+}

@@ -1,0 +1,86 @@
+//! Wiring: connect, prepare indexes, the stream and the consumer, then consume and serve
+//! health until shutdown.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer::pull};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Config,
+    consumer::{self, ChunkSettings},
+    flush::Flusher,
+    jobs,
+    metrics::Metrics,
+    router::{AppState, router},
+};
+
+/// Runs the aggregator until `shutdown` resolves; the chunk in hand is flushed and acked first.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let nats = shared::bus::connect(&config.backends.nats_url, "convertpulse-aggregator", Duration::from_secs(30)).await?;
+    let js = jetstream::new(nats.clone());
+    let stream = shared::bus::ensure_stream(&js, &config.stream).await?;
+    let db = shared::store::connect(&config.backends.mongodb_uri, &config.backends.mongodb_db, "convertpulse-aggregator").await?;
+    let metrics = Metrics::new().context("registering metrics")?;
+
+    let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "aggregator listening");
+    let cancel = CancellationToken::new();
+    let server_cancel = cancel.clone();
+    let app = router(AppState { nats: nats.clone(), db: db.clone(), metrics: metrics.clone() });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { server_cancel.cancelled().await }).await
+    });
+
+    // MongoDB may come up after us: keep trying the indexes rather than exiting.
+    loop {
+        match shared::store::ensure_indexes(&db, config.raw_retention).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "mongodb not ready, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            shared::names::CONSUMER,
+            pull::Config {
+                durable_name: Some(shared::names::CONSUMER.to_string()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: config.ack_wait,
+                max_deliver: -1,
+                max_ack_pending: 20_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("creating the aggregator consumer")?;
+
+    let flusher = Flusher::new(db, config.ack_wait);
+    let mut scheduler = jobs::start(flusher.clone()).await?;
+    let settings = ChunkSettings { max_batches: config.max_batches, max_wait: config.flush_interval };
+    let lag = tokio::spawn(consumer::watch_lag(consumer.clone(), metrics.clone(), cancel.clone()));
+    let mut work = tokio::spawn(consumer::run(consumer, flusher, metrics, settings, cancel.clone()));
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let result = tokio::select! {
+        () = &mut shutdown => Ok(()),
+        r = &mut work => Err(anyhow::anyhow!("consumer loop ended unexpectedly: {r:?}")),
+    };
+    cancel.cancel();
+    if result.is_ok() {
+        // The loop finishes the chunk in hand; bounded so that shutdown stays under 10 s.
+        if tokio::time::timeout(Duration::from_secs(8), &mut work).await.is_err() {
+            tracing::warn!("consumer did not stop in time");
+        }
+    }
+    let _ = scheduler.shutdown().await;
+    let _ = lag.await;
+    let _ = server.await;
+    tracing::info!("aggregator stopped");
+    result
+}

@@ -1,0 +1,65 @@
+//! API settings, from environment variables.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use shared::{client_ip::TrustedProxies, config as env, config::Backends};
+
+/// Everything the api can be told. `Debug` leaves the JWT secret out.
+#[derive(Clone)]
+pub struct Config {
+    /// `CP_API_ADDR`: listen address, default `127.0.0.1:8080`.
+    pub addr: SocketAddr,
+    /// `NATS_URL`, `MONGODB_URI`, `MONGODB_DB`.
+    pub backends: Backends,
+    /// `CP_JWT_SECRET`: HS256 signing secret, required, at least 32 bytes.
+    pub jwt_secret: String,
+    /// `CP_JWT_TTL_HOURS`: token lifetime, default 24.
+    pub jwt_ttl: Duration,
+    /// `CP_BCRYPT_COST`: bcrypt cost, default 12 (lower it for tests only; 4 is the minimum).
+    pub bcrypt_cost: u32,
+    /// `CP_LOGIN_MAX_FAILURES`: failed logins per email or IP before 429, default 5 per 15 min.
+    pub login_max_failures: u32,
+    /// `CP_TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// `CP_WEB_DIR`: the static web app, default `web`.
+    pub web_dir: PathBuf,
+    /// `CP_TRACKER_DIR`: the tracker snippet and demo page, default `tracker`.
+    pub tracker_dir: PathBuf,
+    /// `CP_INGEST_PUBLIC_URL`: ingest as browsers reach it, for the snippet and the demo page;
+    /// default `http://127.0.0.1:8081`.
+    pub ingest_public_url: String,
+    /// `CP_DEMO_EMAIL`: the account whose first site the `/demo` page reports to.
+    pub demo_email: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("backends", &self.backends)
+            .field("jwt_secret", &"<redacted>")
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let cost: u32 = env::parse("CP_BCRYPT_COST", 12)?;
+        anyhow::ensure!((4..=31).contains(&cost), "CP_BCRYPT_COST must be from 4 to 31");
+        Ok(Self {
+            addr: env::addr("CP_API_ADDR", "127.0.0.1:8080")?,
+            backends: Backends::from_env(),
+            jwt_secret: env::secret("CP_JWT_SECRET", 32)?,
+            jwt_ttl: Duration::from_secs(3600 * env::parse::<u64>("CP_JWT_TTL_HOURS", 24)?),
+            bcrypt_cost: cost,
+            login_max_failures: env::parse("CP_LOGIN_MAX_FAILURES", 5)?,
+            trusted_proxies: TrustedProxies::parse(&env::string("CP_TRUSTED_PROXIES", "")).context("CP_TRUSTED_PROXIES")?,
+            web_dir: PathBuf::from(env::string("CP_WEB_DIR", "web")),
+            tracker_dir: PathBuf::from(env::string("CP_TRACKER_DIR", "tracker")),
+            ingest_public_url: env::string("CP_INGEST_PUBLIC_URL", "http://127.0.0.1:8081"),
+            demo_email: env::string("CP_DEMO_EMAIL", "demo@convertpulse.dev"),
+        })
+    }
+}

@@ -1,0 +1,92 @@
+//! Every way an API request fails, and the status each answers with.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use shared::{error::ErrorCode, http::error_response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `invalid_email`.
+    #[error("email: {0}")]
+    InvalidEmail(&'static str),
+    /// 400 `weak_password`.
+    #[error("password: {0}")]
+    WeakPassword(&'static str),
+    /// 409 `email_taken`.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// 401 `invalid_credentials`: the same for an unknown email and a wrong password.
+    #[error("email or password is wrong")]
+    InvalidCredentials,
+    /// 429 `rate_limited` with `Retry-After`.
+    #[error("too many failed attempts; try again later")]
+    RateLimited { retry_after: u64 },
+    /// 401 `unauthorized`: missing, malformed, expired or forged token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 400 `invalid_site`; the message names the field.
+    #[error("{0}")]
+    InvalidSite(String),
+    /// 400 `invalid_timeframe`.
+    #[error("{0}")]
+    InvalidTimeframe(String),
+    /// 400 `invalid_request`: a body that is not the JSON the route takes.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 404 `not_found`: absent or someone else's.
+    #[error("not found")]
+    NotFound,
+    /// 503 `unavailable`: a dependency did not answer.
+    #[error("a dependency is unavailable; retry shortly")]
+    Unavailable(#[source] anyhow::Error),
+    /// 500 `internal`: the cause goes to the log, not the client.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<mongodb::error::Error> for ApiError {
+    fn from(e: mongodb::error::Error) -> Self {
+        Self::Unavailable(e.into())
+    }
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, ErrorCode) {
+        match self {
+            Self::InvalidEmail(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidEmail),
+            Self::WeakPassword(_) => (StatusCode::BAD_REQUEST, ErrorCode::WeakPassword),
+            Self::EmailTaken => (StatusCode::CONFLICT, ErrorCode::EmailTaken),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            Self::InvalidSite(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSite),
+            Self::InvalidTimeframe(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTimeframe),
+            Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+            Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Unavailable(e) | Self::Internal(e) = &self {
+            tracing::error!(error = %format!("{e:#}"), "request failed");
+        }
+        let (status, code) = self.parts();
+        let mut res = error_response(status, code, self.to_string());
+        match self {
+            Self::RateLimited { retry_after } => {
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::Unavailable(_) => {
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            _ => {}
+        }
+        res
+    }
+}

@@ -1,0 +1,26 @@
+//! ConvertPulse api: accounts, sites and their keys, precomputed stats, and the static web app.
+//!
+//! # Layout
+//! - [`config`], [`startup`], [`router`], [`metrics`], [`jobs`]: the process.
+//! - [`routes`]: the HTTP handlers by resource.
+//! - [`error`], [`extractors`]: failures and the JSON / auth extractors.
+//! - [`tokens`], [`passwords`], [`throttle`]: authentication.
+//! - [`keys`]: site keys and the key-value bucket ingest watches.
+//! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
+//!   and reading the rollups.
+
+pub mod config;
+pub mod error;
+pub mod extractors;
+pub mod jobs;
+pub mod keys;
+pub mod metrics;
+pub mod passwords;
+pub mod router;
+pub mod routes;
+pub mod startup;
+pub mod stats;
+pub mod stats_store;
+pub mod throttle;
+pub mod timeframe;
+pub mod tokens;

@@ -1,0 +1,106 @@
+//! The static site: landing, login, register, dashboard, the demo landing page, the tracker
+//! snippet and assets. Every page carries a strict Content-Security-Policy: scripts only from
+//! our origin, no inline script, no eval.
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use mongodb::bson::doc;
+use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer};
+
+use crate::router::AppState;
+
+/// The policy of our own pages.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let assets = ServeDir::new(state.config.web_dir.join("assets"));
+    let vendor = ServeDir::new(state.config.web_dir.join("vendor"));
+    Router::new()
+        .route("/", get(|s: State<AppState>| page(s, "index")))
+        .route("/login", get(|s: State<AppState>| page(s, "login")))
+        .route("/register", get(|s: State<AppState>| page(s, "register")))
+        .route("/dashboard", get(|s: State<AppState>| page(s, "dashboard")))
+        .route("/demo", get(demo))
+        .route("/convertpulse.js", get(snippet))
+        .nest_service("/assets", assets)
+        .nest_service("/vendor", vendor)
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")))
+}
+
+fn html(body: String, cache: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, cache)], body).into_response()
+}
+
+async fn read_or_404(path: std::path::PathBuf) -> Result<String, Response> {
+    tokio::fs::read_to_string(&path).await.map_err(|e| {
+        tracing::error!(error = %e, path = %path.display(), "static file missing");
+        shared::http::error_response(StatusCode::NOT_FOUND, shared::error::ErrorCode::NotFound, "page not found")
+    })
+}
+
+async fn page(State(state): State<AppState>, name: &str) -> Response {
+    match read_or_404(state.config.web_dir.join(format!("{name}.html"))).await {
+        Ok(body) => html(body, "no-cache"),
+        Err(res) => res,
+    }
+}
+
+/// The tracker: long-lived in caches (its URL is what customers paste, so it cannot carry a
+/// version; a day keeps updates reasonably quick).
+async fn snippet(State(state): State<AppState>) -> Response {
+    let dir = &state.config.tracker_dir;
+    let minified = dir.join("dist").join("convertpulse.min.js");
+    let path = if tokio::fs::try_exists(&minified).await.unwrap_or(false) { minified } else { dir.join("convertpulse.js") };
+    match read_or_404(path).await {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
+                (header::CACHE_CONTROL, "public, max-age=86400, stale-while-revalidate=604800"),
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(res) => res,
+    }
+}
+
+/// The demo landing page, wired to the demo account's first site.
+async fn demo(State(state): State<AppState>) -> Response {
+    let template = match read_or_404(state.config.tracker_dir.join("demo.html")).await {
+        Ok(t) => t,
+        Err(res) => return res,
+    };
+    let key = demo_key(&state).await.unwrap_or_default();
+    let endpoint = format!("{}/api/events/batch", state.config.ingest_public_url.trim_end_matches('/'));
+    let body = template.replace("__CP_KEY__", &html_attr(&key)).replace("__CP_ENDPOINT__", &html_attr(&endpoint));
+    let csp = format!("{CSP}; connect-src 'self' {}", origin_of(&state.config.ingest_public_url)).replace("connect-src 'self'; ", "");
+    let mut res = html(body, "no-cache");
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
+async fn demo_key(state: &AppState) -> Option<String> {
+    let user = state.users.find_one(doc! {"email": &state.config.demo_email}).await.ok()??;
+    let site = state.sites.find_one(doc! {"owner_id": &user.id}).sort(doc! {"created_at": 1}).await.ok()??;
+    Some(site.api_key)
+}
+
+fn origin_of(url: &str) -> String {
+    url::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
+}
+
+fn html_attr(s: &str) -> String {
+    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+}

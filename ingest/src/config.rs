@@ -1,0 +1,49 @@
+//! Ingest settings, from environment variables.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use shared::{bus::StreamLimits, config as env, config::Backends};
+
+use shared::client_ip::TrustedProxies;
+
+/// Everything ingest can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `CP_INGEST_ADDR`: listen address, default `127.0.0.1:8081`.
+    pub addr: SocketAddr,
+    /// `NATS_URL` (MongoDB settings are not used by ingest).
+    pub backends: Backends,
+    /// `CP_RATE_LIMIT_KEY_PER_SEC`: sustained batches per second per site key, default 1000.
+    pub key_rate: f64,
+    /// `CP_RATE_LIMIT_KEY_BURST`: burst per site key, default 2000.
+    pub key_burst: f64,
+    /// `CP_RATE_LIMIT_IP_PER_SEC`: sustained batches per second per client IP, default 20.
+    pub ip_rate: f64,
+    /// `CP_RATE_LIMIT_IP_BURST`: burst per client IP, default 60.
+    pub ip_burst: f64,
+    /// `CP_TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// `CP_PUBLISH_TIMEOUT_MS`: how long to wait for the stream's ack before answering 503,
+    /// default 1500.
+    pub publish_timeout: Duration,
+    /// `CP_STREAM_MAX_BYTES`, `CP_STREAM_MAX_AGE_HOURS`: event stream limits.
+    pub stream: StreamLimits,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let proxies = env::string("CP_TRUSTED_PROXIES", "");
+        Ok(Self {
+            addr: env::addr("CP_INGEST_ADDR", "127.0.0.1:8081")?,
+            backends: Backends::from_env(),
+            key_rate: env::parse("CP_RATE_LIMIT_KEY_PER_SEC", 1000.0)?,
+            key_burst: env::parse("CP_RATE_LIMIT_KEY_BURST", 2000.0)?,
+            ip_rate: env::parse("CP_RATE_LIMIT_IP_PER_SEC", 20.0)?,
+            ip_burst: env::parse("CP_RATE_LIMIT_IP_BURST", 60.0)?,
+            trusted_proxies: TrustedProxies::parse(&proxies).context("CP_TRUSTED_PROXIES")?,
+            publish_timeout: env::millis("CP_PUBLISH_TIMEOUT_MS", 1500)?,
+            stream: StreamLimits::from_env()?,
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! ConvertPulse ingest: takes tracker batches from the public internet and puts them, validated
+//! and enriched, on the JetStream event stream. It answers 202 only once the stream has a batch,
+//! and never touches MongoDB.
+//!
+//! # Layout
+//! - [`config`]: settings from the environment.
+//! - [`startup`]: connects to NATS, starts the background tasks, serves.
+//! - [`router`] and [`routes`]: the HTTP surface.
+//! - [`error`]: every way a request can fail, and its status.
+//! - [`sites`]: the in-memory API key → site map, kept current by watching the sites bucket.
+//! - [`salt`]: the daily visitor-hash salt shared through NATS.
+//! - [`limiter`]: per-key and per-IP token buckets.
+//! - [`publisher`]: publishing a batch and waiting for the stream's ack.
+//! - [`metrics`]: Prometheus figures.
+
+pub mod config;
+pub mod error;
+pub mod limiter;
+pub mod metrics;
+pub mod publisher;
+pub mod router;
+pub mod routes;
+pub mod salt;
+pub mod sites;
+pub mod startup;

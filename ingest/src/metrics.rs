@@ -1,0 +1,49 @@
+//! Ingest's Prometheus figures.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use shared::metrics::{HttpMetrics, LATENCY_BUCKETS};
+
+/// Every figure ingest exports.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub http: HttpMetrics,
+    /// Events in accepted batches, by event type.
+    pub events_accepted: IntCounterVec,
+    /// Accepted batches.
+    pub batches_accepted: IntCounter,
+    /// Refused batches, by reason (the error code).
+    pub batches_rejected: IntCounterVec,
+    /// Publishes that failed or timed out.
+    pub publish_failures: IntCounter,
+    /// Time from publish to the stream's ack.
+    pub publish_latency: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let http = HttpMetrics::register(&registry)?;
+        let events_accepted = IntCounterVec::new(
+            Opts::new("convertpulse_ingest_events_accepted_total", "Events in accepted batches, by type"),
+            &["type"],
+        )?;
+        let batches_accepted =
+            IntCounter::new("convertpulse_ingest_batches_accepted_total", "Batches acked by the event stream")?;
+        let batches_rejected = IntCounterVec::new(
+            Opts::new("convertpulse_ingest_batches_rejected_total", "Refused batches, by reason"),
+            &["reason"],
+        )?;
+        let publish_failures =
+            IntCounter::new("convertpulse_ingest_publish_failures_total", "Publishes not acked by the stream")?;
+        let publish_latency = Histogram::with_opts(
+            HistogramOpts::new("convertpulse_ingest_publish_seconds", "Publish to stream ack").buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(events_accepted.clone()))?;
+        registry.register(Box::new(batches_accepted.clone()))?;
+        registry.register(Box::new(batches_rejected.clone()))?;
+        registry.register(Box::new(publish_failures.clone()))?;
+        registry.register(Box::new(publish_latency.clone()))?;
+        Ok(Self { registry, http, events_accepted, batches_accepted, batches_rejected, publish_failures, publish_latency })
+    }
+}

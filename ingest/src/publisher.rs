@@ -1,0 +1,60 @@
+//! Publishing an enriched batch to the event stream, and waiting for the stream's ack.
+
+use std::time::Duration;
+
+use async_nats::{
+    HeaderMap,
+    header::NATS_MESSAGE_ID,
+    jetstream::{self, context::PublishErrorKind},
+};
+use bytes::Bytes;
+use shared::{message::BatchMessage, names};
+
+/// Why a batch did not make it into the stream.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishFailure {
+    #[error("no ack from the stream within {0:?}")]
+    Timeout(Duration),
+    #[error("stream refused the batch: {0}")]
+    Refused(String),
+    #[error("encoding the batch: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Publishes batches with a deadline on the ack.
+#[derive(Clone)]
+pub struct Publisher {
+    js: jetstream::Context,
+    timeout: Duration,
+}
+
+impl Publisher {
+    pub fn new(js: jetstream::Context, timeout: Duration) -> Self {
+        Self { js, timeout }
+    }
+
+    /// Publishes `msg` and returns once the stream acked it. The `Nats-Msg-Id` is derived from
+    /// (site, batch id), so a retried batch is stored once; a duplicate ack is still a success.
+    pub async fn publish(&self, msg: &BatchMessage) -> Result<(), PublishFailure> {
+        let payload = Bytes::from(serde_json::to_vec(msg)?);
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_MESSAGE_ID, msg.msg_id().as_str());
+        let subject = names::event_subject(&msg.site_id);
+        let attempt = async {
+            let ack = self
+                .js
+                .publish_with_headers(subject, headers, payload)
+                .await
+                .map_err(|e| PublishFailure::Refused(e.to_string()))?;
+            ack.await.map_err(|e| match e.kind() {
+                PublishErrorKind::TimedOut => PublishFailure::Timeout(self.timeout),
+                _ => PublishFailure::Refused(e.to_string()),
+            })
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(_ack)) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(PublishFailure::Timeout(self.timeout)),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Ingest's routes and the state they share.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    http::{HeaderValue, header},
+    middleware,
+    routing::{get, post},
+};
+use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
+
+use shared::client_ip::TrustedProxies;
+
+use crate::{
+    limiter::RateLimiter, metrics::Metrics, publisher::Publisher, routes, salt::SaltCache,
+    sites::SiteDirectory,
+};
+
+/// Cheap handles shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub sites: SiteDirectory,
+    pub salts: SaltCache,
+    pub publisher: Publisher,
+    pub key_limiter: Arc<RateLimiter<String>>,
+    pub ip_limiter: Arc<RateLimiter<IpAddr>>,
+    pub trusted: Arc<TrustedProxies>,
+    pub metrics: Metrics,
+    pub nats: async_nats::Client,
+}
+
+/// The whole HTTP surface of ingest.
+pub fn router(state: AppState) -> Router {
+    let http_metrics = state.metrics.http.clone();
+    Router::new()
+        .route("/api/events/batch", post(routes::batch::post_batch).options(routes::batch::preflight))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
+        .fallback(shared::http::not_found)
+        .layer(middleware::from_fn(shared::http::envelope_405))
+        // Tracker pages live on other origins; no credentials are ever involved.
+        .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)))
+        .layer(middleware::from_fn_with_state(http_metrics, shared::http::track_metrics))
+        .with_state(state)
+}

@@ -1,0 +1,27 @@
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use axum::{extract::State, response::Response};
+
+use crate::router::AppState;
+
+/// 200 while the process runs.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// 200 when NATS is connected and the site keys are loaded; 503 naming what is not.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let mut failing = Vec::new();
+    if state.nats.connection_state() != async_nats::connection::State::Connected {
+        failing.push("nats");
+    }
+    if !state.sites.is_synced() {
+        failing.push("site_keys");
+    }
+    shared::http::readiness(&failing)
+}
+
+/// Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    shared::http::metrics_text(&state.metrics.registry)
+}

@@ -1,0 +1,4 @@
+//! Ingest's HTTP handlers, one module per resource.
+
+pub mod batch;
+pub mod health;

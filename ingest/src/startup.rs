@@ -1,0 +1,58 @@
+//! Wiring: connect to NATS, prepare the stream and buckets, start the key watcher, serve.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use async_nats::jetstream;
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{
+    config::Config,
+    limiter::RateLimiter,
+    metrics::Metrics,
+    publisher::Publisher,
+    router::{AppState, router},
+    salt::SaltCache,
+    sites::SiteDirectory,
+};
+
+/// Runs ingest until `shutdown` resolves; in-flight requests finish first.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let nats = shared::bus::connect(&config.backends.nats_url, "convertpulse-ingest", Duration::from_secs(30)).await?;
+    let js = jetstream::new(nats.clone());
+    shared::bus::ensure_stream(&js, &config.stream).await?;
+    let sites_store = shared::bus::sites_bucket(&js).await?;
+    let salts_store = shared::bus::salts_bucket(&js).await?;
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let sites = SiteDirectory::default();
+    let follower = tokio::spawn(sites.clone().follow(sites_store, async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+
+    let state = AppState {
+        sites,
+        salts: SaltCache::new(salts_store),
+        publisher: Publisher::new(js, config.publish_timeout),
+        key_limiter: Arc::new(RateLimiter::new(config.key_rate, config.key_burst)),
+        ip_limiter: Arc::new(RateLimiter::new(config.ip_rate, config.ip_burst)),
+        trusted: Arc::new(config.trusted_proxies.clone()),
+        metrics: Metrics::new().context("registering metrics")?,
+        nats: nats.clone(),
+    };
+
+    let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "ingest listening");
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving")?;
+
+    let _ = stop_tx.send(true);
+    let _ = follower.await;
+    if let Err(e) = nats.drain().await {
+        tracing::warn!(error = %e, "draining nats");
+    }
+    tracing::info!("ingest stopped");
+    Ok(())
+}

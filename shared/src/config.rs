@@ -1,0 +1,74 @@
+//! Reading typed settings from environment variables, with defaults and clear failures.
+//!
+//! Each binary declares its own `Config` struct and fills it with these helpers, so that a
+//! bad value stops the process at start with a message naming the variable.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use anyhow::{Context, bail};
+
+/// The value of `name`, or `default` when unset or empty.
+pub fn string(name: &str, default: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+        _ => default.to_string(),
+    }
+}
+
+/// The value of `name` parsed as `T`, or `default` when unset or empty.
+pub fn parse<T>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<T>()
+            .map_err(|e| anyhow::anyhow!("{name}={v:?} is not valid: {e}")),
+        _ => Ok(default),
+    }
+}
+
+/// A listen address from `name`.
+pub fn addr(name: &str, default: &str) -> anyhow::Result<SocketAddr> {
+    let raw = string(name, default);
+    raw.parse().with_context(|| format!("{name}={raw:?} is not a host:port socket address"))
+}
+
+/// A duration given in milliseconds by `name`.
+pub fn millis(name: &str, default_ms: u64) -> anyhow::Result<Duration> {
+    Ok(Duration::from_millis(parse(name, default_ms)?))
+}
+
+/// A secret that must be present; `min_len` bytes at least.
+pub fn secret(name: &str, min_len: usize) -> anyhow::Result<String> {
+    let Ok(v) = std::env::var(name) else {
+        bail!("{name} is required (at least {min_len} bytes); set it in the environment")
+    };
+    if v.len() < min_len {
+        bail!("{name} must be at least {min_len} bytes long (it has {})", v.len());
+    }
+    Ok(v)
+}
+
+/// Settings every service shares: where NATS and MongoDB are.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// `NATS_URL`, default `nats://127.0.0.1:4222`.
+    pub nats_url: String,
+    /// `MONGODB_URI`, default `mongodb://127.0.0.1:27017`.
+    pub mongodb_uri: String,
+    /// `MONGODB_DB`, default `convertpulse`.
+    pub mongodb_db: String,
+}
+
+impl Backends {
+    pub fn from_env() -> Self {
+        Self {
+            nats_url: string("NATS_URL", "nats://127.0.0.1:4222"),
+            mongodb_uri: string("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+            mongodb_db: string("MONGODB_DB", "convertpulse"),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! HTTP plumbing every service shares: the request-metrics middleware, the JSON error
+//! envelope as a response, fallbacks for unknown routes and methods, and the shutdown signal.
+
+use std::time::Instant;
+
+use axum::{
+    Json,
+    extract::{MatchedPath, Request, State},
+    http::{StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    error::{ErrorBody, ErrorCode},
+    metrics::HttpMetrics,
+};
+
+/// An error envelope response.
+pub fn error_response(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+    (status, Json(ErrorBody::new(code, message))).into_response()
+}
+
+/// Fallback for unknown routes: 404 with the envelope.
+pub async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
+}
+
+/// Turns axum's bare 405 (a known route, another method) into the envelope.
+pub async fn envelope_405(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() == StatusCode::METHOD_NOT_ALLOWED && !res.headers().contains_key(header::CONTENT_TYPE) {
+        let allow = res.headers().get(header::ALLOW).cloned();
+        let mut out = error_response(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "method not allowed on this route");
+        if let Some(allow) = allow {
+            out.headers_mut().insert(header::ALLOW, allow);
+        }
+        return out;
+    }
+    res
+}
+
+/// Counts every request by route template, method and status. Unmatched paths share the
+/// label `unmatched`, so a scanner cannot blow up the label set.
+pub async fn track_metrics(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().as_str().to_string();
+    let res = next.run(req).await;
+    metrics.observe(&route, &method, res.status().as_u16(), started.elapsed().as_secs_f64());
+    res
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "listening for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "listening for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// `/readyz` answer: 200 `{"status":"ready"}`, or 503 naming the dependencies that fail.
+pub fn readiness(failing: &[&str]) -> Response {
+    if failing.is_empty() {
+        (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))).into_response()
+    } else {
+        let body = serde_json::json!({
+            "status": "unavailable",
+            "error": ErrorCode::Unavailable.as_str(),
+            "failing": failing,
+            "message": format!("not ready: {} unreachable", failing.join(", ")),
+        });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+/// `/metrics` answer in the Prometheus text format.
+pub fn metrics_text(registry: &prometheus::Registry) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::metrics::render(registry),
+    )
+        .into_response()
+}

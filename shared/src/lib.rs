@@ -1,0 +1,33 @@
+//! Everything two or more ConvertPulse services must agree on.
+//!
+//! # Layout
+//! - [`event`]: the tracker batch as it arrives on the wire, and its validation.
+//! - [`message`]: the enriched batch that ingest publishes and the aggregator consumes.
+//! - [`names`]: stream, subject, key-value bucket and collection names.
+//! - [`error`]: the closed set of error codes and the JSON error envelope.
+//! - [`config`]: reading typed settings from the environment.
+//! - [`telemetry`] and [`metrics`]: logging and Prometheus helpers.
+//! - [`time`]: day and hour buckets in a site's time zone.
+//! - [`urls`]: paths, hosts and referrer sources out of tracked URLs.
+//! - [`visitor`]: the cookie-free visitor hash.
+//! - [`site`]: the site entry ingest keeps per API key, and domain / time-zone rules.
+//! - [`http`]: what every HTTP service shares: metrics middleware, error envelope, shutdown.
+//! - [`client_ip`]: the client address behind trusted proxies.
+//! - [`bus`]: JetStream stream and key-value bucket setup.
+//! - [`store`]: MongoDB document types and index setup.
+
+pub mod bus;
+pub mod client_ip;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod http;
+pub mod message;
+pub mod metrics;
+pub mod names;
+pub mod site;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+pub mod urls;
+pub mod visitor;

@@ -1,0 +1,121 @@
+//! Paths, hosts and referrer sources out of the URLs the tracker reports.
+
+use url::Url;
+
+/// Label for traffic without a referrer from another site.
+pub const DIRECT: &str = "(direct)";
+
+/// True for an absolute `http` or `https` URL with a host.
+pub fn is_http_url(raw: &str) -> bool {
+    Url::parse(raw).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+}
+
+/// The path of a page URL, without query string or fragment; `/` when it has none.
+pub fn page_path(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(u) if !u.path().is_empty() => u.path().to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// True when `host` is `domain` itself or one of its subdomains (never `notexample.com` for
+/// `example.com`). Both are compared case-insensitively, a trailing dot ignored.
+pub fn host_matches_domain(host: &str, domain: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    if domain.is_empty() {
+        return false;
+    }
+    host == domain || host.strip_suffix(&domain).is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// The host of an `Origin` header value (`scheme://host[:port]`), lower-cased.
+pub fn origin_host(origin: &str) -> Option<String> {
+    let u = Url::parse(origin).ok()?;
+    u.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+}
+
+/// Where a session came from: the page URL's `utm_source` when present, else the referrer's host
+/// without a leading `www.`; an empty referrer or one from the site's own domain is direct.
+pub fn referrer_source(page_url: &str, referrer: &str, site_domain: &str) -> String {
+    if let Ok(page) = Url::parse(page_url)
+        && let Some((_, source)) = page.query_pairs().find(|(k, _)| k == "utm_source")
+    {
+        let source = source.trim();
+        if !source.is_empty() {
+            return source.to_string();
+        }
+    }
+    let referrer = referrer.trim();
+    if referrer.is_empty() {
+        return DIRECT.to_string();
+    }
+    let host = match Url::parse(referrer) {
+        Ok(u) => u.host_str().map(str::to_ascii_lowercase),
+        Err(_) => None,
+    };
+    match host {
+        Some(host) if host_matches_domain(&host, site_domain) => DIRECT.to_string(),
+        Some(host) => host.strip_prefix("www.").unwrap_or(&host).to_string(),
+        // Not a URL (an app scheme, a bare word): count it as given rather than lose it.
+        None => referrer.chars().take(128).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_path_drops_query_and_fragment() {
+        let cases = [
+            ("https://example.com/pricing?plan=pro#faq", "/pricing"),
+            ("https://example.com", "/"),
+            ("http://example.com/a/b/", "/a/b/"),
+            ("https://example.com/%3Cimg%3E", "/%3Cimg%3E"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(page_path(url), want, "case {url}");
+        }
+    }
+
+    #[test]
+    fn domain_match_allows_subdomains_only() {
+        let cases = [
+            ("example.com", "example.com", true),
+            ("www.example.com", "example.com", true),
+            ("a.b.example.com", "example.com", true),
+            ("EXAMPLE.com", "example.com", true),
+            ("notexample.com", "example.com", false),
+            ("example.com.evil.io", "example.com", false),
+            ("example.co", "example.com", false),
+        ];
+        for (host, domain, want) in cases {
+            assert_eq!(host_matches_domain(host, domain), want, "case {host} vs {domain}");
+        }
+    }
+
+    #[test]
+    fn origin_host_parses_scheme_host_port() {
+        assert_eq!(origin_host("https://www.Example.com:8443").as_deref(), Some("www.example.com"));
+        assert_eq!(origin_host("null"), None);
+    }
+
+    #[test]
+    fn referrer_classification() {
+        let site = "example.com";
+        let cases = [
+            ("https://example.com/?utm_source=newsletter", "https://www.google.com/", "newsletter"),
+            ("https://example.com/", "https://www.google.com/search?q=x", "google.com"),
+            ("https://example.com/", "https://news.ycombinator.com/item", "news.ycombinator.com"),
+            ("https://example.com/", "", DIRECT),
+            ("https://example.com/", "https://example.com/other", DIRECT),
+            ("https://example.com/", "https://blog.example.com/post", DIRECT),
+            ("https://example.com/", "https://notexample.com/", "notexample.com"),
+            ("https://example.com/?utm_source=", "https://t.co/x", "t.co"),
+        ];
+        for (page, referrer, want) in cases {
+            assert_eq!(referrer_source(page, referrer, site), want, "case {page} / {referrer}");
+        }
+    }
+}
