@@ -29,27 +29,29 @@ fn backoff(delivered: i64) -> Duration {
     Duration::from_millis(250 * 2_u64.pow(exp)).min(Duration::from_secs(30))
 }
 
+/// How long one pull request stays open. Short, so that after NATS restarts a fresh request
+/// goes out within seconds, whatever the client library noticed.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
 /// Consumes until `cancel` fires; the chunk in hand is finished and acked first.
+///
+/// Each pull request asks for two chunks' worth, so the next chunk is already arriving while
+/// the current one is written.
 pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, settings: ChunkSettings, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
-        let stream = consumer
-            .stream()
-            .max_messages_per_batch(settings.max_batches)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await;
-        let mut messages = match stream {
+        let pull = consumer.batch().max_messages(settings.max_batches * 2).expires(PULL_EXPIRES).messages().await;
+        let mut messages = match pull {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot pull from the stream, retrying");
                 tokio::select! {
-                    () = cancel.cancelled() => break,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
                 }
             }
         };
-        loop {
+        let mut pull_done = false;
+        while !pull_done {
             let first = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return,
@@ -58,8 +60,8 @@ pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, set
             let first = match first {
                 Some(Ok(m)) => m,
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "pull error");
-                    continue;
+                    tracing::debug!(error = %e, "pull ended");
+                    break;
                 }
                 None => break,
             };
@@ -68,8 +70,11 @@ pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, set
             while chunk.len() < settings.max_batches {
                 match timeout_at(deadline, messages.next()).await {
                     Ok(Some(Ok(m))) => chunk.push(m),
-                    Ok(Some(Err(e))) => tracing::warn!(error = %e, "pull error"),
-                    Ok(None) | Err(_) => break,
+                    Ok(Some(Err(_)) | None) => {
+                        pull_done = true;
+                        break;
+                    }
+                    Err(_) => break,
                 }
             }
             process(chunk, &flusher, &metrics).await;

@@ -24,18 +24,24 @@ pub enum PublishFailure {
 /// Publishes batches with a deadline on the ack.
 #[derive(Clone)]
 pub struct Publisher {
+    client: async_nats::Client,
     js: jetstream::Context,
     timeout: Duration,
 }
 
 impl Publisher {
-    pub fn new(js: jetstream::Context, timeout: Duration) -> Self {
-        Self { js, timeout }
+    pub fn new(client: async_nats::Client, timeout: Duration) -> Self {
+        Self { js: jetstream::new(client.clone()), client, timeout }
     }
 
     /// Publishes `msg` and returns once the stream acked it. The `Nats-Msg-Id` is derived from
     /// (site, batch id), so a retried batch is stored once; a duplicate ack is still a success.
     pub async fn publish(&self, msg: &BatchMessage) -> Result<(), PublishFailure> {
+        // While disconnected the client would buffer the publish and send it after reconnecting:
+        // answer 503 now instead, and let the tracker retry the same batch.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(PublishFailure::Refused("not connected to NATS".to_string()));
+        }
         let payload = Bytes::from(serde_json::to_vec(msg)?);
         let mut headers = HeaderMap::new();
         headers.insert(NATS_MESSAGE_ID, msg.msg_id().as_str());

@@ -33,7 +33,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let state = AppState {
         sites,
         salts: SaltCache::new(salts_store),
-        publisher: Publisher::new(js, config.publish_timeout),
+        publisher: Publisher::new(nats.clone(), config.publish_timeout),
         key_limiter: Arc::new(RateLimiter::new(config.key_rate, config.key_burst)),
         ip_limiter: Arc::new(RateLimiter::new(config.ip_rate, config.ip_burst)),
         trusted: Arc::new(config.trusted_proxies.clone()),

@@ -1,0 +1,13 @@
+//! Cross-process test harness: starts a private nats-server, MongoDB-wire server and the three
+//! real binaries on free ports with temporary data, and speaks HTTP to them.
+//!
+//! # Layout
+//! - [`stack`]: the processes and their lifecycle (start, stop, SIGKILL, restart).
+//! - [`client`]: typed HTTP helpers for the api and ingest.
+//! - [`batch`]: building tracker batches.
+//! - [`wait`]: polling with a deadline.
+
+pub mod batch;
+pub mod client;
+pub mod stack;
+pub mod wait;

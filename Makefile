@@ -1,0 +1,39 @@
+# ConvertPulse: `make run` starts the whole stack locally, `make test` runs every test.
+# Both install what is missing first (see deploy/local/deps.sh).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help deps run build test test-unit bench clean
+
+help:
+	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
+	@echo "make test   install what is missing, build once, run every test"
+	@echo "make bench  run the load generator against a fresh release stack (see docs/benchmarks.md)"
+
+deps:
+	@deploy/local/deps.sh --browser
+
+build:
+	cargo build --release --bins
+
+run: deps build
+	@deploy/local/run.sh
+
+# One build of every target, then every test: unit tests, cross-process tests, browser tests.
+test: deps
+	cargo build --workspace --all-targets
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --no-fail-fast; \
+	else \
+		cargo test --workspace --no-fail-fast; \
+	fi
+
+test-unit:
+	cargo test --workspace --lib --bins
+
+bench: deps build
+	@deploy/local/bench.sh
+
+clean:
+	rm -rf .run target/cp-artifacts

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what running and testing ConvertPulse needs and is missing:
+#   nats-server            Debian package (JetStream via -js)
+#   nx-27017               MongoDB-wire server, in ./.venv (skipped when MONGODB_URI is set)
+#   chromium, chromedriver Debian packages (only with --browser)
+#   front-end packages     npm ci in ./web (only with --browser)
+# Safe to run again: each step checks first.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+want_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    *) echo "usage: $0 [--browser]" >&2; exit 2 ;;
+  esac
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+apt_packages=()
+command -v nats-server >/dev/null 2>&1 || apt_packages+=(nats-server)
+if [ "$want_browser" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+  command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  echo "==> installing ${apt_packages[*]} (apt)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+if [ -z "${MONGODB_URI:-}" ] && [ ! -x .venv/bin/nx-27017 ]; then
+  echo "==> installing nx-27017 (MongoDB-wire server) into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "nx-27017==0.8.1"
+fi
+
+if [ "$want_browser" = 1 ] && [ -f web/package-lock.json ] && [ ! -d web/node_modules ]; then
+  echo "==> installing front-end packages (npm ci)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+exit 0

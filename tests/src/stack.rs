@@ -1,0 +1,266 @@
+//! The processes of one isolated ConvertPulse stack.
+//!
+//! Binaries are taken from `CP_BIN_DIR` (default: the workspace's `target/debug`), the
+//! MongoDB-wire server from `CP_NX_BIN` (default: `.venv/bin/nx-27017`). When `MONGODB_URI` is
+//! set, that server is used instead, with a database name of the stack's own.
+
+use std::{
+    collections::HashMap,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use crate::wait;
+
+static STACK_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A process of the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proc {
+    Nats,
+    Mongo,
+    Ingest,
+    Aggregator,
+    Api,
+}
+
+impl Proc {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Nats => "nats",
+            Self::Mongo => "mongo",
+            Self::Ingest => "ingest",
+            Self::Aggregator => "aggregator",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// Free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::var_os("CP_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target").join("debug"))
+}
+
+/// One isolated stack. Everything it started is killed when it is dropped.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub nats_port: u16,
+    pub mongo_uri: String,
+    pub mongo_db: String,
+    pub api_port: u16,
+    pub ingest_port: u16,
+    pub aggregator_port: u16,
+    extra_env: Vec<(String, String)>,
+    children: HashMap<Proc, Child>,
+    external_mongo: bool,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    /// Starts everything with the default test settings.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts everything; `env` overrides or adds service settings.
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let seq = STACK_SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("cp-test-{}-{seq}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("nx")).expect("temp dir");
+        let (mongo_uri, external_mongo) = match std::env::var("MONGODB_URI") {
+            Ok(uri) if !uri.is_empty() => (uri, true),
+            _ => (String::new(), false),
+        };
+        let mut stack = Self {
+            nats_port: free_port(),
+            mongo_uri,
+            mongo_db: format!("cp_test_{}_{seq}", std::process::id()),
+            api_port: free_port(),
+            ingest_port: free_port(),
+            aggregator_port: free_port(),
+            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            children: HashMap::new(),
+            external_mongo,
+            dir,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
+        };
+        if !stack.external_mongo {
+            let port = free_port();
+            stack.mongo_uri = format!("mongodb://127.0.0.1:{port}");
+        }
+        stack.start_proc(Proc::Nats);
+        stack.start_proc(Proc::Mongo);
+        stack.wait_port(stack.nats_port).await;
+        if !stack.external_mongo {
+            let port = stack.mongo_uri.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+            stack.wait_port(port).await;
+        }
+        for p in [Proc::Api, Proc::Ingest, Proc::Aggregator] {
+            stack.start_proc(p);
+        }
+        for p in [Proc::Api, Proc::Ingest, Proc::Aggregator] {
+            stack.wait_ready(p).await;
+        }
+        stack
+    }
+
+    fn port_of(&self, p: Proc) -> u16 {
+        match p {
+            Proc::Api => self.api_port,
+            Proc::Ingest => self.ingest_port,
+            Proc::Aggregator => self.aggregator_port,
+            Proc::Nats => self.nats_port,
+            Proc::Mongo => 0,
+        }
+    }
+
+    /// Base URL of an HTTP service.
+    pub fn url(&self, p: Proc) -> String {
+        format!("http://127.0.0.1:{}", self.port_of(p))
+    }
+
+    fn log_file(&self, p: Proc) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{}.log", p.name())))
+            .expect("log file")
+    }
+
+    /// Starts (or restarts) one process.
+    pub fn start_proc(&mut self, p: Proc) {
+        let mut cmd = match p {
+            Proc::Nats => {
+                let mut c = Command::new("nats-server");
+                c.args(["-js", "-a", "127.0.0.1", "-p", &self.nats_port.to_string(), "-sd"])
+                    .arg(self.dir.join("js"));
+                c
+            }
+            Proc::Mongo => {
+                if self.external_mongo {
+                    return;
+                }
+                let nx = std::env::var_os("CP_NX_BIN")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| workspace_root().join(".venv").join("bin").join("nx-27017"));
+                let port = self.mongo_uri.rsplit(':').next().unwrap_or_default().to_string();
+                let mut c = Command::new(nx);
+                c.args(["--host", "127.0.0.1", "-p", &port, "--data-dir"])
+                    .arg(self.dir.join("nx"))
+                    .arg("--log-file")
+                    .arg(self.dir.join("nx-internal.log"))
+                    .arg("--pid-file")
+                    .arg(self.dir.join("nx.pid"));
+                c
+            }
+            svc => {
+                let bin = bin_dir().join(svc.name());
+                assert!(bin.exists(), "{} is missing: build the binaries first (`cargo build --bins`, which `make test` does)", bin.display());
+                let mut c = Command::new(bin);
+                c.env("NATS_URL", format!("nats://127.0.0.1:{}", self.nats_port))
+                    .env("MONGODB_URI", &self.mongo_uri)
+                    .env("MONGODB_DB", &self.mongo_db)
+                    .env("CP_JWT_SECRET", "test-secret-that-is-at-least-32-bytes-long")
+                    .env("CP_BCRYPT_COST", "4")
+                    .env("CP_API_ADDR", format!("127.0.0.1:{}", self.api_port))
+                    .env("CP_INGEST_ADDR", format!("127.0.0.1:{}", self.ingest_port))
+                    .env("CP_AGGREGATOR_ADDR", format!("127.0.0.1:{}", self.aggregator_port))
+                    .env("CP_INGEST_PUBLIC_URL", format!("http://127.0.0.1:{}", self.ingest_port))
+                    .env("CP_WEB_DIR", workspace_root().join("web"))
+                    .env("CP_TRACKER_DIR", workspace_root().join("tracker"))
+                    .env("CP_RATE_LIMIT_IP_PER_SEC", "10000")
+                    .env("CP_RATE_LIMIT_IP_BURST", "10000")
+                    .env("CP_ACK_WAIT_SECS", "3")
+                    .env("CP_FLUSH_INTERVAL_MS", "20")
+                    .env("RUST_LOG", "info")
+                    .env("NO_COLOR", "1");
+                for (k, v) in &self.extra_env {
+                    c.env(k, v);
+                }
+                c
+            }
+        };
+        let log = self.log_file(p);
+        let err = log.try_clone().expect("log file");
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(err));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", p.name()));
+        self.children.insert(p, child);
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self, p: Proc) {
+        if let Some(mut child) = self.children.remove(&p) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit; returns how long the process took to stop.
+    pub fn terminate(&mut self, p: Proc) -> Duration {
+        let started = std::time::Instant::now();
+        if let Some(mut child) = self.children.remove(&p) {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = started + Duration::from_secs(15);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return started.elapsed();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        started.elapsed()
+    }
+
+    async fn wait_port(&self, port: u16) {
+        wait::until(&format!("port {port} to accept connections"), Duration::from_secs(20), || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+        })
+        .await;
+    }
+
+    /// Waits until the service answers 200 on `/readyz`.
+    pub async fn wait_ready(&self, p: Proc) {
+        let url = format!("{}/readyz", self.url(p));
+        let http = self.http.clone();
+        wait::until(&format!("{} to be ready", p.name()), Duration::from_secs(30), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(&url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+    }
+
+    /// The last lines of a process's log, for failure messages.
+    pub fn log_tail(&self, p: Proc) -> String {
+        let text = std::fs::read_to_string(self.dir.join(format!("{}.log", p.name()))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let procs: Vec<Proc> = self.children.keys().copied().collect();
+        for p in procs {
+            self.kill(p);
+        }
+        if !std::thread::panicking() && std::env::var_os("CP_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("test stack files kept in {}", self.dir.display());
+        }
+    }
+}

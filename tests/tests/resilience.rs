@@ -1,0 +1,123 @@
+//! Failures of the moving parts: the aggregator killed mid-stream, NATS stopped, graceful
+//! shutdown.
+
+use std::time::{Duration, Instant};
+
+use cp_tests::{
+    batch::{batch as make_batch, click, id, pageview},
+    client::Api,
+    stack::{Proc, Stack},
+    wait,
+};
+use futures::StreamExt;
+use reqwest::StatusCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregator_killed_mid_stream_counts_every_accepted_event_exactly_once() {
+    // Small chunks, so the kill lands between the writes of a flush more often than not.
+    let mut stack = Stack::start_with(&[("CP_FLUSH_MAX_BATCHES", "10"), ("CP_FLUSH_INTERVAL_MS", "5")]).await;
+    let api = Api::new(&stack);
+    let t = api.tenant("example.com", "UTC").await;
+
+    let send = |n: usize| {
+        let api = api.clone();
+        let key = t.key.clone();
+        async move {
+            futures::stream::iter(0..n)
+                .map(|_| {
+                    let api = api.clone();
+                    let key = key.clone();
+                    async move {
+                        let page = id("page");
+                        let b = make_batch(&key, &id("session"), vec![
+                            pageview(&page, "https://example.com/", "", true),
+                            click(&page, "https://example.com/", "button#buy", "Buy"),
+                        ]);
+                        api.post_batch(&b).await.0
+                    }
+                })
+                .buffer_unordered(8)
+                .filter(|s| futures::future::ready(*s == StatusCode::ACCEPTED))
+                .count()
+                .await
+        }
+    };
+
+    let first = send(150).await;
+    // Kill while the aggregator is still working through the backlog.
+    stack.kill(Proc::Aggregator);
+    let second = send(150).await;
+    stack.start_proc(Proc::Aggregator);
+    stack.wait_ready(Proc::Aggregator).await;
+    let third = send(100).await;
+    let accepted = (first + second + third) as i64;
+    assert_eq!(accepted, 400, "every batch was accepted");
+
+    let s = api
+        .stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"].as_i64() >= Some(accepted))
+        .await;
+    assert_eq!(s["summary"]["pageviews"], accepted, "pageviews counted once each: {}", s["summary"]);
+    assert_eq!(s["summary"]["clicks"], accepted, "clicks counted once each: {}", s["summary"]);
+    assert_eq!(s["summary"]["sessions"], accepted);
+    assert_eq!(s["top_clicks"][0]["clicks"], accepted);
+
+    // Nothing is left in flight that could still change the numbers.
+    let metrics_url = format!("{}/metrics", stack.url(Proc::Aggregator));
+    let http = api.http.clone();
+    wait::until("the consumer to drain", Duration::from_secs(10), || {
+        let (http, url) = (http.clone(), metrics_url.clone());
+        async move {
+            let text = http.get(&url).send().await.ok()?.text().await.ok()?;
+            text.lines().any(|l| l == "convertpulse_aggregator_consumer_pending 0").then_some(())
+        }
+    })
+    .await;
+    let again = api.stats(&t.token, &t.site_id, "").await;
+    assert_eq!(again["summary"], s["summary"], "numbers are stable after the drain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_means_503_within_two_seconds_and_ingest_recovers_by_itself() {
+    let mut stack = Stack::start().await;
+    let api = Api::new(&stack);
+    let t = api.tenant("example.com", "UTC").await;
+    let first = make_batch(&t.key, "session_nats", vec![pageview(&id("page"), "https://example.com/", "", true)]);
+    assert_eq!(api.post_batch(&first).await.0, StatusCode::ACCEPTED);
+
+    stack.kill(Proc::Nats);
+    // The tracker keeps a refused batch and retries it with the same batch_id.
+    let kept = make_batch(&t.key, "session_nats", vec![pageview(&id("page"), "https://example.com/", "", false)]);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, body, headers) = api.post_batch_raw(serde_json::to_vec(&kept).expect("json"), "application/json", None).await;
+        let took = started.elapsed();
+        assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{body}");
+        assert!(took < Duration::from_secs(2), "answered in {took:?}");
+        assert!(headers.get("retry-after").is_some(), "Retry-After present");
+    }
+    let (status, ready) = Api::json(api.http.get(format!("{}/readyz", api.ingest)).send().await.expect("readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.to_string().contains("nats"), "readyz names nats: {ready}");
+
+    stack.start_proc(Proc::Nats);
+    let api2 = api.clone();
+    let kept2 = kept.clone();
+    wait::until("ingest to accept again after NATS returned", Duration::from_secs(30), || {
+        let (api, kept) = (api2.clone(), kept2.clone());
+        async move { (api.post_batch(&kept).await.0 == StatusCode::ACCEPTED).then_some(()) }
+    })
+    .await;
+    // The kept batch counts once, however many of its attempts reached the stream.
+    let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"].as_i64() >= Some(2)).await;
+    assert_eq!(s["summary"]["pageviews"], 2, "{}", s["summary"]);
+    assert_eq!(s["summary"]["sessions"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_stop_within_ten_seconds_on_sigterm() {
+    let mut stack = Stack::start().await;
+    for p in [Proc::Aggregator, Proc::Ingest, Proc::Api] {
+        let took = stack.terminate(p);
+        assert!(took < Duration::from_secs(10), "{p:?} took {took:?} to stop");
+    }
+}
