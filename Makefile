@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps run build test test-unit bench clean
+.PHONY: help deps frontend run build test test-unit bench clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
@@ -14,14 +14,18 @@ help:
 deps:
 	@deploy/local/deps.sh --browser
 
-build:
+# The minified tracker the api serves at /convertpulse.js.
+frontend:
+	npm run -s build:tracker
+
+build: frontend
 	cargo build --release --bins
 
 run: deps build
 	@deploy/local/run.sh
 
 # One build of every target, then every test: unit tests, cross-process tests, browser tests.
-test: deps
+test: deps frontend
 	cargo build --workspace --all-targets
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
@@ -36,4 +40,4 @@ bench: deps build
 	@deploy/local/bench.sh
 
 clean:
-	rm -rf .run target/cp-artifacts
+	rm -rf .run target/cp-artifacts tracker/dist

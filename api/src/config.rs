@@ -24,6 +24,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// `CP_WEB_DIR`: the static web app, default `web`.
     pub web_dir: PathBuf,
+    /// `CP_NODE_MODULES_DIR`: npm packages (the charting library), default `node_modules`.
+    pub node_modules_dir: PathBuf,
     /// `CP_TRACKER_DIR`: the tracker snippet and demo page, default `tracker`.
     pub tracker_dir: PathBuf,
     /// `CP_INGEST_PUBLIC_URL`: ingest as browsers reach it, for the snippet and the demo page;
@@ -57,6 +59,7 @@ impl Config {
             login_max_failures: env::parse("CP_LOGIN_MAX_FAILURES", 5)?,
             trusted_proxies: TrustedProxies::parse(&env::string("CP_TRUSTED_PROXIES", "")).context("CP_TRUSTED_PROXIES")?,
             web_dir: PathBuf::from(env::string("CP_WEB_DIR", "web")),
+            node_modules_dir: PathBuf::from(env::string("CP_NODE_MODULES_DIR", "node_modules")),
             tracker_dir: PathBuf::from(env::string("CP_TRACKER_DIR", "tracker")),
             ingest_public_url: env::string("CP_INGEST_PUBLIC_URL", "http://127.0.0.1:8081"),
             demo_email: env::string("CP_DEMO_EMAIL", "demo@convertpulse.dev"),

@@ -3,7 +3,7 @@
 #   nats-server            Debian package (JetStream via -js)
 #   nx-27017               MongoDB-wire server, in ./.venv (skipped when MONGODB_URI is set)
 #   chromium, chromedriver Debian packages (only with --browser)
-#   front-end packages     npm ci in ./web (only with --browser)
+#   front-end packages     npm ci at the root: tracker minifier, Chart.js, browser driver
 # Safe to run again: each step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,9 +21,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 apt_packages=()
 command -v nats-server >/dev/null 2>&1 || apt_packages+=(nats-server)
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 if [ "$want_browser" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
-  command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "==> installing ${apt_packages[*]} (apt)"
@@ -37,8 +37,8 @@ if [ -z "${MONGODB_URI:-}" ] && [ ! -x .venv/bin/nx-27017 ]; then
   .venv/bin/pip install -q --disable-pip-version-check "nx-27017==0.8.1"
 fi
 
-if [ "$want_browser" = 1 ] && [ -f web/package-lock.json ] && [ ! -d web/node_modules ]; then
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   echo "==> installing front-end packages (npm ci)"
-  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 exit 0

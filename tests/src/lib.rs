@@ -5,9 +5,11 @@
 //! - [`stack`]: the processes and their lifecycle (start, stop, SIGKILL, restart).
 //! - [`client`]: typed HTTP helpers for the api and ingest.
 //! - [`batch`]: building tracker batches.
+//! - [`browser`]: the headless-Chromium driver and test pages.
 //! - [`wait`]: polling with a deadline.
 
 pub mod batch;
+pub mod browser;
 pub mod client;
 pub mod stack;
 pub mod wait;

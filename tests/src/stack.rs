@@ -180,6 +180,7 @@ impl Stack {
                     .env("CP_INGEST_PUBLIC_URL", format!("http://127.0.0.1:{}", self.ingest_port))
                     .env("CP_WEB_DIR", workspace_root().join("web"))
                     .env("CP_TRACKER_DIR", workspace_root().join("tracker"))
+                    .env("CP_NODE_MODULES_DIR", workspace_root().join("node_modules"))
                     .env("CP_RATE_LIMIT_IP_PER_SEC", "10000")
                     .env("CP_RATE_LIMIT_IP_BURST", "10000")
                     .env("CP_ACK_WAIT_SECS", "3")

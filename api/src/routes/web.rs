@@ -10,7 +10,10 @@ use axum::{
     routing::get,
 };
 use mongodb::bson::doc;
-use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer};
+use tower_http::{
+    services::{ServeDir, ServeFile},
+    set_header::SetResponseHeaderLayer,
+};
 
 use crate::router::AppState;
 
@@ -20,7 +23,8 @@ font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-ac
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let assets = ServeDir::new(state.config.web_dir.join("assets"));
-    let vendor = ServeDir::new(state.config.web_dir.join("vendor"));
+    // The charting library comes from npm (package-lock.json), never from a CDN.
+    let chart_js = ServeFile::new(state.config.node_modules_dir.join("chart.js/dist/chart.umd.min.js"));
     Router::new()
         .route("/", get(|s: State<AppState>| page(s, "index")))
         .route("/login", get(|s: State<AppState>| page(s, "login")))
@@ -29,7 +33,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/demo", get(demo))
         .route("/convertpulse.js", get(snippet))
         .nest_service("/assets", assets)
-        .nest_service("/vendor", vendor)
+        .route_service("/vendor/chart.umd.min.js", chart_js)
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
@@ -49,7 +53,7 @@ async fn read_or_404(path: std::path::PathBuf) -> Result<String, Response> {
 
 async fn page(State(state): State<AppState>, name: &str) -> Response {
     match read_or_404(state.config.web_dir.join(format!("{name}.html"))).await {
-        Ok(body) => html(body, "no-cache"),
+        Ok(body) => html(body.replace("__CP_INGEST__", &html_attr(state.config.ingest_public_url.trim_end_matches('/'))), "no-cache"),
         Err(res) => res,
     }
 }

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Starts the whole ConvertPulse stack on this machine (what `make run` does after building):
+# NATS with JetStream, the MongoDB-wire server (unless MONGODB_URI is set), ingest, aggregator
+# and api; seeds a demo account and site; prints the URLs. Ctrl-C stops everything.
+# Data lives in ./.run, logs in ./.run/logs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RUN_DIR=.run
+BIN_DIR=${CP_BIN_DIR:-target/release}
+mkdir -p "$RUN_DIR/logs" "$RUN_DIR/nats" "$RUN_DIR/nx"
+
+export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
+export MONGODB_DB=${MONGODB_DB:-convertpulse}
+export CP_API_ADDR=${CP_API_ADDR:-127.0.0.1:8080}
+export CP_INGEST_ADDR=${CP_INGEST_ADDR:-127.0.0.1:8081}
+export CP_AGGREGATOR_ADDR=${CP_AGGREGATOR_ADDR:-127.0.0.1:8082}
+export CP_INGEST_PUBLIC_URL=${CP_INGEST_PUBLIC_URL:-http://localhost:${CP_INGEST_ADDR##*:}}
+export CP_WEB_DIR=${CP_WEB_DIR:-web}
+export CP_TRACKER_DIR=${CP_TRACKER_DIR:-tracker}
+export CP_DEMO_EMAIL=${CP_DEMO_EMAIL:-demo@convertpulse.dev}
+export RUST_LOG=${RUST_LOG:-info}
+DEMO_PASSWORD=${CP_DEMO_PASSWORD:-convertpulse-demo}
+
+# The api refuses to start without a signing secret: make one per checkout, kept in .run.
+if [ -z "${CP_JWT_SECRET:-}" ]; then
+  [ -s "$RUN_DIR/jwt_secret" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(48))' > "$RUN_DIR/jwt_secret"
+  CP_JWT_SECRET=$(cat "$RUN_DIR/jwt_secret")
+  export CP_JWT_SECRET
+fi
+
+pids=()
+names=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo
+  echo "==> stopping"
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop_all INT TERM EXIT
+
+port_of() { local hostport=${1##*//}; hostport=${hostport%%/*}; echo "${hostport##*:}"; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+start() { # name, command...
+  local name=$1; shift
+  "$@" >"$RUN_DIR/logs/$name.log" 2>&1 &
+  pids+=($!); names+=("$name")
+}
+wait_for() { # what, command; polls for up to 60 s
+  local what=$1; shift
+  for _ in $(seq 1 240); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  echo "!! $what did not come up; see $RUN_DIR/logs" >&2
+  exit 1
+}
+
+nats_port=$(port_of "$NATS_URL")
+if port_busy "$nats_port"; then echo "!! port $nats_port is taken: is NATS (or another 'make run') already running?" >&2; exit 1; fi
+start nats nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$RUN_DIR/nats"
+
+if [ -z "${MONGODB_URI:-}" ]; then
+  export MONGODB_URI=mongodb://127.0.0.1:27017
+  if port_busy 27017; then echo "!! port 27017 is taken: set MONGODB_URI to use that server, or stop it" >&2; exit 1; fi
+  start mongo .venv/bin/nx-27017 --host 127.0.0.1 -p 27017 --data-dir "$RUN_DIR/nx" \
+    --log-file "$RUN_DIR/logs/nx-internal.log" --pid-file "$RUN_DIR/nx.pid"
+  wait_for "the MongoDB-wire server" port_busy 27017
+fi
+wait_for "NATS" port_busy "$nats_port"
+
+for svc in api ingest aggregator; do
+  [ -x "$BIN_DIR/$svc" ] || { echo "!! $BIN_DIR/$svc is missing: run 'make run' (it builds first)" >&2; exit 1; }
+  start "$svc" "$BIN_DIR/$svc"
+done
+api="http://$CP_API_ADDR"
+wait_for "api" curl -fsS "$api/readyz"
+wait_for "ingest" curl -fsS "http://$CP_INGEST_ADDR/readyz"
+wait_for "aggregator" curl -fsS "http://$CP_AGGREGATOR_ADDR/readyz"
+
+# Seed: the demo account (created once) and its site on localhost, which /demo reports to.
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+body=$(printf '{"email":"%s","password":"%s","name":"Demo"}' "$CP_DEMO_EMAIL" "$DEMO_PASSWORD")
+curl -sS -o /dev/null -H 'content-type: application/json' -d "$body" "$api/api/auth/register"
+token=$(curl -fsS -H 'content-type: application/json' -d "$body" "$api/api/auth/login" | json "['token']")
+sites=$(curl -fsS -H "authorization: Bearer $token" "$api/api/sites")
+if [ "$(echo "$sites" | json '.__len__()')" = 0 ]; then
+  curl -fsS -o /dev/null -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d '{"name":"Demo landing page","domain":"localhost","timezone":"UTC"}' "$api/api/sites"
+fi
+
+api_port=${CP_API_ADDR##*:}
+cat <<MSG
+
+  ConvertPulse is running.
+
+    Landing page   http://localhost:$api_port/
+    Dashboard      http://localhost:$api_port/dashboard
+    Demo site      http://localhost:$api_port/demo     (its clicks show on the dashboard)
+    Ingest         $CP_INGEST_PUBLIC_URL/api/events/batch
+    Metrics        http://$CP_API_ADDR/metrics  http://$CP_INGEST_ADDR/metrics  http://$CP_AGGREGATOR_ADDR/metrics
+
+    Demo login     $CP_DEMO_EMAIL / $DEMO_PASSWORD
+
+  Logs in $RUN_DIR/logs. Ctrl-C stops everything.
+
+MSG
+
+# Exit (and stop the rest) as soon as any process ends.
+set +e
+wait -n "${pids[@]}"
+status=$?
+for i in "${!pids[@]}"; do
+  if ! kill -0 "${pids[$i]}" 2>/dev/null; then echo "!! ${names[$i]} exited (status $status); see $RUN_DIR/logs/${names[$i]}.log" >&2; fi
+done
+exit "$status"

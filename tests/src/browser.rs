@@ -1,0 +1,111 @@
+//! Running the headless-Chromium driver (`tests/browser/*.mjs`, playwright-core with Debian's
+//! chromium) and serving test pages from the test process.
+
+use std::{path::PathBuf, process::Stdio};
+
+use axum::{Router, response::Html, routing::get};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, Command},
+};
+
+fn script(name: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser").join(name)
+}
+
+/// Serves `html` on every path of a fresh port (a single-page app's fallback); returns the
+/// base URL. The server lives as long as the test's runtime.
+pub async fn serve_page(html: String) -> String {
+    let app = Router::new().fallback(get(move || {
+        let html = html.clone();
+        async move { Html(html) }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind page server");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://127.0.0.1:{}", addr.port())
+}
+
+/// A landing page with the snippet wired to `key`, loaded from the stack's api.
+pub fn landing_page(api: &str, ingest: &str, key: &str) -> String {
+    let tall = "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit.</p>".repeat(200);
+    format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Test landing</title>
+<script defer src="{api}/convertpulse.js" data-key="{key}" data-endpoint="{ingest}/api/events/batch"></script></head>
+<body><header><button id="cta" class="btn primary">Start free trial</button></header>
+<main>{tall}<section id="pricing"><article class="plan featured"><button class="btn primary" data-plan="pro">Choose Pro</button></article></section>
+<form><input type="password" name="pw" value="hunter2"><input type="submit" value="secret-value"></form></main></body></html>"#
+    )
+}
+
+/// A running driver process.
+pub struct Driver {
+    child: Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Driver {
+    pub fn start(scenario: &str, url: &str) -> Self {
+        let mut child = Command::new("node")
+            .arg(script("tracker.mjs"))
+            .arg(scenario)
+            .arg(url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node is installed (make test installs it)");
+        let stdout = child.stdout.take().expect("stdout");
+        Self { child, lines: BufReader::new(stdout).lines() }
+    }
+
+    /// Waits for a line equal to `want`.
+    pub async fn expect_line(&mut self, want: &str) {
+        while let Some(line) = self.lines.next_line().await.expect("driver output") {
+            if line.trim() == want {
+                return;
+            }
+        }
+        panic!("driver ended before printing {want}");
+    }
+
+    pub async fn send_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(format!("{line}\n").as_bytes()).await.expect("write to driver");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// Waits for the driver to finish and returns its JSON report.
+    pub async fn finish(mut self) -> Value {
+        drop(self.child.stdin.take());
+        let mut last = String::new();
+        while let Some(line) = self.lines.next_line().await.expect("driver output") {
+            last = line;
+        }
+        let _ = self.child.wait().await;
+        let report: Value = serde_json::from_str(&last).unwrap_or_else(|_| panic!("driver report is JSON: {last}"));
+        assert!(report["driverError"].is_null(), "driver failed: {}", report["driverError"]);
+        report
+    }
+}
+
+/// Runs a scenario to the end.
+pub async fn run(scenario: &str, url: &str) -> Value {
+    Driver::start(scenario, url).finish().await
+}
+
+/// Gzipped size (level 9, via the system `gzip`): the snippet's size as a CDN would serve it.
+pub fn gzip_len(bytes: &[u8]) -> usize {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-9c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip is installed");
+    child.stdin.take().expect("stdin").write_all(bytes).expect("write to gzip");
+    child.wait_with_output().expect("gzip output").stdout.len()
+}
