@@ -2,11 +2,13 @@
 # Starts the whole ConvertPulse stack on this machine (what `make run` does after building):
 # NATS with JetStream, the MongoDB-wire server (unless MONGODB_URI is set), ingest, aggregator
 # and api; seeds a demo account and site; prints the URLs. Ctrl-C stops everything.
-# Data lives in ./.run, logs in ./.run/logs.
+# Data lives in ./.run (CP_RUN_DIR), logs in its logs/ folder.
+# With CP_AFTER_START set, that command runs once everything is up, then the stack stops
+# (this is how deploy/local/bench.sh drives the load generator).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-RUN_DIR=.run
+RUN_DIR=${CP_RUN_DIR:-.run}
 BIN_DIR=${CP_BIN_DIR:-target/release}
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/nats" "$RUN_DIR/nx"
 
@@ -62,22 +64,26 @@ if port_busy "$nats_port"; then echo "!! port $nats_port is taken: is NATS (or a
 start nats nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$RUN_DIR/nats"
 
 if [ -z "${MONGODB_URI:-}" ]; then
-  export MONGODB_URI=mongodb://127.0.0.1:27017
-  if port_busy 27017; then echo "!! port 27017 is taken: set MONGODB_URI to use that server, or stop it" >&2; exit 1; fi
-  start mongo .venv/bin/nx-27017 --host 127.0.0.1 -p 27017 --data-dir "$RUN_DIR/nx" \
+  nx_port=${CP_BENCH_NX_PORT:-27017}
+  export MONGODB_URI=mongodb://127.0.0.1:$nx_port
+  if port_busy "$nx_port"; then echo "!! port $nx_port is taken: set MONGODB_URI to use that server, or stop it" >&2; exit 1; fi
+  start mongo .venv/bin/nx-27017 --host 127.0.0.1 -p "$nx_port" --data-dir "$RUN_DIR/nx" \
     --log-file "$RUN_DIR/logs/nx-internal.log" --pid-file "$RUN_DIR/nx.pid"
-  wait_for "the MongoDB-wire server" port_busy 27017
+  wait_for "the MongoDB-wire server" port_busy "$nx_port"
 fi
 wait_for "NATS" port_busy "$nats_port"
 
-for svc in api ingest aggregator; do
+services="api ingest aggregator"
+# The benchmark starts the aggregator itself, after measuring ingest alone.
+[ -n "${CP_SKIP_AGGREGATOR:-}" ] && services="api ingest"
+for svc in $services; do
   [ -x "$BIN_DIR/$svc" ] || { echo "!! $BIN_DIR/$svc is missing: run 'make run' (it builds first)" >&2; exit 1; }
   start "$svc" "$BIN_DIR/$svc"
 done
 api="http://$CP_API_ADDR"
 wait_for "api" curl -fsS "$api/readyz"
 wait_for "ingest" curl -fsS "http://$CP_INGEST_ADDR/readyz"
-wait_for "aggregator" curl -fsS "http://$CP_AGGREGATOR_ADDR/readyz"
+[ -n "${CP_SKIP_AGGREGATOR:-}" ] || wait_for "aggregator" curl -fsS "http://$CP_AGGREGATOR_ADDR/readyz"
 
 # Seed: the demo account (created once) and its site on localhost, which /demo reports to.
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
@@ -106,6 +112,12 @@ cat <<MSG
   Logs in $RUN_DIR/logs. Ctrl-C stops everything.
 
 MSG
+
+if [ -n "${CP_AFTER_START:-}" ]; then
+  set +e
+  bash -c "$CP_AFTER_START"
+  exit $?
+fi
 
 # Exit (and stop the rest) as soon as any process ends.
 set +e
