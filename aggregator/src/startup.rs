@@ -36,7 +36,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
     // MongoDB may come up after us: keep trying the indexes rather than exiting.
     loop {
-        match shared::store::ensure_indexes(&db, config.raw_retention).await {
+        match shared::store::ensure_indexes(&db, Some(config.raw_retention)).await {
             Ok(()) => break,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "mongodb not ready, retrying");

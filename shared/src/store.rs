@@ -69,19 +69,16 @@ fn ttl(after: Duration) -> Option<IndexOptions> {
 }
 
 /// Creates every index the services rely on. Idempotent.
-pub async fn ensure_indexes(db: &Database, raw_retention: Duration) -> anyhow::Result<()> {
+///
+/// `raw_retention` is the aggregator's (`CP_RAW_RETENTION_DAYS`); other services pass `None`
+/// and leave the raw-batch indexes to it, so two services never ask for one TTL index with
+/// different options (which MongoDB refuses). Changing the retention of an existing deployment
+/// needs a `collMod` of that index.
+pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> anyhow::Result<()> {
     type Doc = mongodb::bson::Document;
-    let plan: Vec<(&str, Vec<IndexModel>)> = vec![
+    let mut plan: Vec<(&str, Vec<IndexModel>)> = vec![
         (c::USERS, vec![index(doc! {"email": 1}, unique())]),
         (c::SITES, vec![index(doc! {"api_key": 1}, unique()), index(doc! {"owner_id": 1}, None)]),
-        (
-            c::RAW_BATCHES,
-            vec![
-                index(doc! {"flush": 1}, None),
-                index(doc! {"applied": 1, "claimed_at": 1}, None),
-                index(doc! {"received_at": 1}, ttl(raw_retention)),
-            ],
-        ),
         (
             c::VISITOR_MARKS,
             vec![index(doc! {"site_id": 1, "hour": 1}, None), index(doc! {"expire_at": 1}, ttl(Duration::ZERO))],
@@ -104,6 +101,16 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Duration) -> anyhow::R
         ),
         (c::RECOVERIES, vec![index(doc! {"until": 1}, ttl(Duration::from_secs(24 * 3600)))]),
     ];
+    if let Some(retention) = raw_retention {
+        plan.push((
+            c::RAW_BATCHES,
+            vec![
+                index(doc! {"flush": 1}, None),
+                index(doc! {"applied": 1, "claimed_at": 1}, None),
+                index(doc! {"received": 1}, ttl(retention)),
+            ],
+        ));
+    }
     for (name, models) in plan {
         db.collection::<Doc>(name)
             .create_indexes(models)
