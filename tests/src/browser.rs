@@ -48,11 +48,11 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn start(scenario: &str, url: &str) -> Self {
+    /// Starts `tests/browser/<script>` with `args`.
+    pub fn start(script_name: &str, args: &[&str]) -> Self {
         let mut child = Command::new("node")
-            .arg(script("tracker.mjs"))
-            .arg(scenario)
-            .arg(url)
+            .arg(script(script_name))
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -62,14 +62,14 @@ impl Driver {
         Self { child, lines: BufReader::new(stdout).lines() }
     }
 
-    /// Waits for a line equal to `want`.
-    pub async fn expect_line(&mut self, want: &str) {
+    /// Waits for a line starting with `prefix`; returns the rest of it.
+    pub async fn expect_line(&mut self, prefix: &str) -> String {
         while let Some(line) = self.lines.next_line().await.expect("driver output") {
-            if line.trim() == want {
-                return;
+            if let Some(rest) = line.trim().strip_prefix(prefix) {
+                return rest.trim().to_string();
             }
         }
-        panic!("driver ended before printing {want}");
+        panic!("driver ended before printing {prefix}");
     }
 
     pub async fn send_line(&mut self, line: &str) {
@@ -92,9 +92,9 @@ impl Driver {
     }
 }
 
-/// Runs a scenario to the end.
+/// Runs a tracker scenario to the end.
 pub async fn run(scenario: &str, url: &str) -> Value {
-    Driver::start(scenario, url).finish().await
+    Driver::start("tracker.mjs", &[scenario, url]).finish().await
 }
 
 /// Gzipped size (level 9, via the system `gzip`): the snippet's size as a CDN would serve it.

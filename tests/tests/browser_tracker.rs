@@ -95,7 +95,7 @@ async fn with_ingest_down_nothing_breaks_and_the_kept_batch_arrives_once() {
     let (api, t, page) = setup(&stack).await;
     stack.terminate(Proc::Ingest);
 
-    let mut driver = Driver::start("offline", &format!("{page}/offline"));
+    let mut driver = Driver::start("tracker.mjs", &["offline", &format!("{page}/offline")]);
     driver.expect_line("KEPT").await;
     stack.start_proc(Proc::Ingest);
     stack.wait_ready(Proc::Ingest).await;
