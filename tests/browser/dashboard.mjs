@@ -4,7 +4,7 @@
 //   prints  SITE {"id":..., "token":...}    after the site exists
 //   reads   SENT <pageviews> <expired-token> once batches are in
 //   node tests/browser/dashboard.mjs <api-url> <screenshot-dir>
-import { chromium } from 'playwright-core';
+import { launch, isPageError } from './launch.mjs';
 import readline from 'node:readline';
 import fs from 'node:fs';
 
@@ -12,22 +12,14 @@ const [api, shots] = process.argv.slice(2);
 fs.mkdirSync(shots, { recursive: true });
 const rl = readline.createInterface({ input: process.stdin });
 const lines = rl[Symbol.asyncIterator]();
-const browser = await chromium.launch({
-  executablePath: process.env.CP_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const out = { pageErrors: [], consoleErrors: [], dialogs: [], statsRequests: [] };
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: api });
   const page = await context.newPage();
   page.on('pageerror', (e) => out.pageErrors.push(String(e)));
-  // "Failed to load resource" is Chromium's network log (the expired-token step answers 401 on
-  // purpose), not something the page logged.
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) out.consoleErrors.push(m.text());
-  });
+  page.on('console', (m) => { if (isPageError(m)) out.consoleErrors.push(m.text()); });
   page.on('dialog', async (d) => {
     // The app's own confirmations are expected; anything else is a payload firing.
     out.dialogs.push(d.type() + ': ' + d.message());

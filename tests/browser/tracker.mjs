@@ -2,24 +2,16 @@
 // on the last line of stdout. The Rust test that runs it owns the stack and checks the stats.
 //   node tests/browser/tracker.mjs <scenario> <page-url>
 // Scenarios: main, spa, dnt, gpc, offline (waits for "RESUMED" on stdin after printing "KEPT").
-import { chromium } from 'playwright-core';
+import { launch, isPageError } from './launch.mjs';
 import readline from 'node:readline';
 
 const [scenario, pageUrl] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CP_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const out = { consoleErrors: [], pageErrors: [], windowErrors: [], batchRequests: 0, accepted: 0 };
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
-  page.on('console', (m) => {
-    // Chromium itself reports refused connections as "Failed to load resource"; that is the
-    // browser's network log, not something the page or the snippet logged.
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) out.consoleErrors.push(m.text());
-  });
+  page.on('console', (m) => { if (isPageError(m)) out.consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => out.pageErrors.push(String(e)));
   page.on('request', (r) => { if (r.url().includes('/api/events/batch')) out.batchRequests++; });
   page.on('response', (r) => { if (r.url().includes('/api/events/batch') && r.status() === 202) out.accepted++; });

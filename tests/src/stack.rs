@@ -74,16 +74,35 @@ impl Stack {
     }
 
     /// Starts everything; `env` overrides or adds service settings.
+    ///
+    /// Ports are picked free and then released before the servers bind them, so another
+    /// process can take one in between; an attempt whose processes do not all come up is torn
+    /// down and retried on fresh ports.
     pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            let mut stack = Self::new(env);
+            match stack.boot().await {
+                Ok(()) => return stack,
+                Err(e) => {
+                    last_error = e;
+                    eprintln!("stack start failed ({last_error}); retrying on fresh ports");
+                }
+            }
+        }
+        panic!("the test stack did not start: {last_error}");
+    }
+
+    fn new(env: &[(&str, &str)]) -> Self {
         let seq = STACK_SEQ.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("cp-test-{}-{seq}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("nx")).expect("temp dir");
         let (mongo_uri, external_mongo) = match std::env::var("MONGODB_URI") {
             Ok(uri) if !uri.is_empty() => (uri, true),
-            _ => (String::new(), false),
+            _ => (format!("mongodb://127.0.0.1:{}", free_port()), false),
         };
-        let mut stack = Self {
+        Self {
             nats_port: free_port(),
             mongo_uri,
             mongo_db: format!("cp_test_{}_{seq}", std::process::id()),
@@ -95,25 +114,36 @@ impl Stack {
             external_mongo,
             dir,
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
-        };
-        if !stack.external_mongo {
-            let port = free_port();
-            stack.mongo_uri = format!("mongodb://127.0.0.1:{port}");
         }
-        stack.start_proc(Proc::Nats);
-        stack.start_proc(Proc::Mongo);
-        stack.wait_port(stack.nats_port).await;
-        if !stack.external_mongo {
-            let port = stack.mongo_uri.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-            stack.wait_port(port).await;
+    }
+
+    async fn boot(&mut self) -> Result<(), String> {
+        self.start_proc(Proc::Nats);
+        self.start_proc(Proc::Mongo);
+        for p in [Proc::Api, Proc::Ingest, Proc::Aggregator] {
+            self.start_proc(p);
         }
         for p in [Proc::Api, Proc::Ingest, Proc::Aggregator] {
-            stack.start_proc(p);
+            let url = format!("{}/readyz", self.url(p));
+            let http = self.http.clone();
+            let ready = wait::poll(Duration::from_secs(20), || {
+                let (http, url) = (http.clone(), url.clone());
+                async move { http.get(&url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+            })
+            .await;
+            if let Some(dead) = self.exited() {
+                return Err(format!("{} exited", dead.name()));
+            }
+            if ready.is_none() {
+                return Err(format!("{} not ready within 20 s", p.name()));
+            }
         }
-        for p in [Proc::Api, Proc::Ingest, Proc::Aggregator] {
-            stack.wait_ready(p).await;
-        }
-        stack
+        Ok(())
+    }
+
+    /// A process of the stack that has already exited, if any.
+    fn exited(&mut self) -> Option<Proc> {
+        self.children.iter_mut().find_map(|(p, child)| matches!(child.try_wait(), Ok(Some(_))).then_some(*p))
     }
 
     fn port_of(&self, p: Proc) -> u16 {
@@ -226,13 +256,6 @@ impl Stack {
         started.elapsed()
     }
 
-    async fn wait_port(&self, port: u16) {
-        wait::until(&format!("port {port} to accept connections"), Duration::from_secs(20), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
-        })
-        .await;
-    }
-
     /// Waits until the service answers 200 on `/readyz`.
     pub async fn wait_ready(&self, p: Proc) {
         let url = format!("{}/readyz", self.url(p));
@@ -240,6 +263,21 @@ impl Stack {
         wait::until(&format!("{} to be ready", p.name()), Duration::from_secs(30), || {
             let (http, url) = (http.clone(), url.clone());
             async move { http.get(&url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+    }
+
+    /// Waits until the aggregators have acked everything in the stream (consumer lag 0 on
+    /// `/metrics`), so no accepted batch can still change the numbers.
+    pub async fn wait_drained(&self) {
+        let url = format!("{}/metrics", self.url(Proc::Aggregator));
+        let http = self.http.clone();
+        wait::until("the consumer to drain", Duration::from_secs(15), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let text = http.get(&url).send().await.ok()?.text().await.ok()?;
+                text.lines().any(|l| l == "convertpulse_aggregator_consumer_pending 0").then_some(())
+            }
         })
         .await;
     }

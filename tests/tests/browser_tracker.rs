@@ -1,7 +1,5 @@
 //! The tracker snippet in real headless Chromium against the real stack.
 
-use std::time::Duration;
-
 use cp_tests::{
     browser::{self, Driver, gzip_len},
     client::Api,
@@ -107,16 +105,7 @@ async fn with_ingest_down_nothing_breaks_and_the_kept_batch_arrives_once() {
     let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"] == 1 && s["summary"]["clicks"] == 1).await;
     assert_eq!(s["summary"]["sessions"], 1);
     // Counted once, even if a retry and the final beacon both carried it.
-    let metrics_url = format!("{}/metrics", stack.url(Proc::Aggregator));
-    let http = api.http.clone();
-    cp_tests::wait::until("the consumer to drain", Duration::from_secs(10), || {
-        let (http, url) = (http.clone(), metrics_url.clone());
-        async move {
-            let text = http.get(&url).send().await.ok()?.text().await.ok()?;
-            text.lines().any(|l| l == "convertpulse_aggregator_consumer_pending 0").then_some(())
-        }
-    })
-    .await;
+    stack.wait_drained().await;
     let again = api.stats(&t.token, &t.site_id, "").await;
     assert_eq!((again["summary"]["pageviews"].as_i64(), again["summary"]["clicks"].as_i64()), (Some(1), Some(1)));
 }

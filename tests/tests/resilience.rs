@@ -62,16 +62,7 @@ async fn aggregator_killed_mid_stream_counts_every_accepted_event_exactly_once()
     assert_eq!(s["top_clicks"][0]["clicks"], accepted);
 
     // Nothing is left in flight that could still change the numbers.
-    let metrics_url = format!("{}/metrics", stack.url(Proc::Aggregator));
-    let http = api.http.clone();
-    wait::until("the consumer to drain", Duration::from_secs(10), || {
-        let (http, url) = (http.clone(), metrics_url.clone());
-        async move {
-            let text = http.get(&url).send().await.ok()?.text().await.ok()?;
-            text.lines().any(|l| l == "convertpulse_aggregator_consumer_pending 0").then_some(())
-        }
-    })
-    .await;
+    stack.wait_drained().await;
     let again = api.stats(&t.token, &t.site_id, "").await;
     assert_eq!(again["summary"], s["summary"], "numbers are stable after the drain");
 }
