@@ -141,6 +141,11 @@ impl Stack {
         Ok(())
     }
 
+    /// True when the stack uses a MongoDB it did not start (`MONGODB_URI`), which it cannot stop.
+    pub fn external_mongo(&self) -> bool {
+        self.external_mongo
+    }
+
     /// A process of the stack that has already exited, if any.
     fn exited(&mut self) -> Option<Proc> {
         self.children.iter_mut().find_map(|(p, child)| matches!(child.try_wait(), Ok(Some(_))).then_some(*p))

@@ -105,6 +105,50 @@ async fn nats_down_means_503_within_two_seconds_and_ingest_recovers_by_itself() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_down_loses_nothing_and_the_aggregator_catches_up() {
+    let mut stack = Stack::start().await;
+    assert!(!stack.external_mongo(), "this test stops the MongoDB-wire server it started; run it without MONGODB_URI");
+    let api = Api::new(&stack);
+    let t = api.tenant("example.com", "UTC").await;
+    let send = |n: usize| {
+        let (api, key) = (api.clone(), t.key.clone());
+        async move {
+            let mut accepted = 0;
+            for _ in 0..n {
+                let page = id("page");
+                let b = make_batch(&key, &id("session"), vec![pageview(&page, "https://example.com/", "", true)]);
+                if api.post_batch(&b).await.0 == StatusCode::ACCEPTED {
+                    accepted += 1;
+                }
+            }
+            accepted
+        }
+    };
+    assert_eq!(send(1).await, 1);
+    api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"] == 1).await;
+
+    stack.kill(Proc::Mongo);
+    assert_eq!(send(20).await, 20, "ingest does not need MongoDB");
+    // The aggregator is failing its flushes now; give it at least one failed attempt.
+    wait::until("a failed flush", Duration::from_secs(15), || {
+        let url = format!("{}/metrics", stack.url(Proc::Aggregator));
+        let http = api.http.clone();
+        async move {
+            let text = http.get(&url).send().await.ok()?.text().await.ok()?;
+            text.lines().any(|l| l.starts_with("convertpulse_aggregator_mongo_write_errors_total ") && !l.ends_with(" 0")).then_some(())
+        }
+    })
+    .await;
+    stack.start_proc(Proc::Mongo);
+
+    let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"].as_i64() >= Some(21)).await;
+    stack.wait_drained().await;
+    let again = api.stats(&t.token, &t.site_id, "").await;
+    assert_eq!(again["summary"]["pageviews"], 21, "every accepted batch counted once: {}", s["summary"]);
+    assert_eq!(again["summary"]["sessions"], 21);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_stop_within_ten_seconds_on_sigterm() {
     let mut stack = Stack::start().await;
     for p in [Proc::Aggregator, Proc::Ingest, Proc::Api] {
