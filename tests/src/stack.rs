@@ -106,9 +106,11 @@ impl Stack {
             nats_port: free_port(),
             mongo_uri,
             mongo_db: format!("cp_test_{}_{seq}", std::process::id()),
-            api_port: free_port(),
-            ingest_port: free_port(),
-            aggregator_port: free_port(),
+            // Learned from each service's "listening addr=" log line: they bind port 0, so no
+            // other process can take their port between picking and binding.
+            api_port: 0,
+            ingest_port: 0,
+            aggregator_port: 0,
             extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             children: HashMap::new(),
             external_mongo,
@@ -120,8 +122,15 @@ impl Stack {
     async fn boot(&mut self) -> Result<(), String> {
         self.start_proc(Proc::Nats);
         self.start_proc(Proc::Mongo);
-        for p in [Proc::Api, Proc::Ingest, Proc::Aggregator] {
+        // Ingest first: the api is told ingest's public URL.
+        for p in [Proc::Ingest, Proc::Api, Proc::Aggregator] {
             self.start_proc(p);
+            let port = self.learn_port(p).await?;
+            match p {
+                Proc::Ingest => self.ingest_port = port,
+                Proc::Api => self.api_port = port,
+                _ => self.aggregator_port = port,
+            }
         }
         for p in [Proc::Api, Proc::Ingest, Proc::Aggregator] {
             let url = format!("{}/readyz", self.url(p));
@@ -139,6 +148,24 @@ impl Stack {
             }
         }
         Ok(())
+    }
+
+    /// The port a service reports in its `listening addr=127.0.0.1:PORT` log line.
+    async fn learn_port(&mut self, p: Proc) -> Result<u16, String> {
+        let path = self.dir.join(format!("{}.log", p.name()));
+        let port = wait::poll(Duration::from_secs(40), || {
+            let path = path.clone();
+            async move {
+                let text = std::fs::read_to_string(&path).ok()?;
+                let line = text.lines().find(|l| l.contains(" listening addr="))?;
+                line.rsplit(':').next()?.trim().parse::<u16>().ok()
+            }
+        })
+        .await;
+        if let Some(dead) = self.exited() {
+            return Err(format!("{} exited", dead.name()));
+        }
+        port.ok_or_else(|| format!("{} did not report its port", p.name()))
     }
 
     /// True when the stack uses a MongoDB it did not start (`MONGODB_URI`), which it cannot stop.
