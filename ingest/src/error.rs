@@ -64,7 +64,12 @@ impl IntoResponse for IngestError {
             Self::RateLimited { retry_after } | Self::Unavailable { retry_after } => Some(*retry_after),
             _ => None,
         };
+        let too_large = matches!(self, Self::PayloadTooLarge);
         let mut res = error_response(self.status(), self.code(), self.to_string());
+        if too_large {
+            // The rest of an oversized body may still be on its way: do not reuse the connection.
+            res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(secs) = retry_after {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -25,6 +25,9 @@ use crate::{error::IngestError, router::AppState};
 
 /// Largest accepted body.
 pub const MAX_BODY: usize = 64 * 1024;
+/// An oversized body up to this size is read and dropped before the 413, so the client is done
+/// sending and sees the answer; a larger one is refused at once and the connection closed.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 /// `Retry-After` for a 503: long enough for NATS to come back, short enough to lose no visitor.
 const UNAVAILABLE_RETRY_SECS: u64 = 2;
 
@@ -50,7 +53,7 @@ async fn accept(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: B
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(IngestError::PayloadTooLarge);
     }
 
@@ -120,17 +123,25 @@ fn shared_now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// Reads the body, refusing it as soon as it passes [`MAX_BODY`] (a chunked body has no
-/// Content-Length to check up front).
+/// Reads the body, keeping at most [`MAX_BODY`]; past that it reads on without keeping
+/// (up to [`DRAIN_LIMIT`]) and refuses the batch (a chunked body has no Content-Length to
+/// check up front).
 async fn read_limited(body: Body) -> Result<Vec<u8>, IngestError> {
     let mut out = Vec::new();
+    let mut total = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| IngestError::InvalidBatch("body: could not be read".to_string()))?;
-        if out.len() + chunk.len() > MAX_BODY {
-            return Err(IngestError::PayloadTooLarge);
+        total += chunk.len();
+        if total > DRAIN_LIMIT {
+            break;
         }
-        out.extend_from_slice(&chunk);
+        if total <= MAX_BODY {
+            out.extend_from_slice(&chunk);
+        }
+    }
+    if total > MAX_BODY {
+        return Err(IngestError::PayloadTooLarge);
     }
     Ok(out)
 }
