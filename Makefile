@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps frontend run build test test-unit bench clean
+.PHONY: help deps deps-test frontend run build test test-unit bench clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
@@ -12,6 +12,10 @@ help:
 	@echo "make bench  run the load generator against a fresh release stack (see docs/benchmarks.md)"
 
 deps:
+	@deploy/local/deps.sh
+
+# Tests also drive Chromium.
+deps-test:
 	@deploy/local/deps.sh --browser
 
 # The minified tracker the api serves at /convertpulse.js.
@@ -25,7 +29,7 @@ run: deps build
 	@deploy/local/run.sh
 
 # One build of every target, then every test: unit tests, cross-process tests, browser tests.
-test: deps frontend
+test: deps-test frontend
 	cargo build --workspace --all-targets
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \

@@ -14,7 +14,7 @@
   w.__cp = 1;
 
   var FLUSH_MS = 5000, MAX_EVENTS = 10, MAX_OUTBOX = 20, SESSION_MS = 18e5;
-  var queue = [], outbox = [], sending = 0, retryMs = 0, retryTimer = 0, timer = 0;
+  var queue = [], outbox = [], sending = 0, retryMs = 0, retryTimer = 0, timer = 0, flushing = 0;
   var pid, path, maxDepth, sentDepth, scrollTimer, visibleAt, visibleMs = 0;
   var sid, mem, newSession = false, curUrl;
 
@@ -50,7 +50,7 @@
     var e = { type: type, ts: now(), page_id: pid, url: cut(location.href, 2048) };
     for (var k in extra) e[k] = extra[k];
     queue.push(e);
-    if (queue.length >= MAX_EVENTS) flush();
+    if (queue.length >= MAX_EVENTS && !flushing) flush();
   }
 
   function measure() {
@@ -69,20 +69,26 @@
   function settle() {
     if (scrollTimer) { clearTimeout(scrollTimer); measure(); }
     if (maxDepth > sentDepth) {
-      push('scroll', { depth: maxDepth, prev: sentDepth });
+      var prev = sentDepth;
       sentDepth = maxDepth;
+      push('scroll', { depth: maxDepth, prev: prev });
     }
     if (visibleAt) { visibleMs += now() - visibleAt; visibleAt = visible() ? now() : 0; }
     while (visibleMs >= 10) {
       var ms = Math.min(visibleMs, 18e5);
-      push('time', { seconds: Math.round(ms) / 1000 });
       visibleMs -= ms;
+      push('time', { seconds: Math.round(ms) / 1000 });
     }
   }
 
   function flush(beacon) {
-    if (pid) settle();
-    if (queue.length) {
+    flushing = 1;
+    try {
+      if (pid) settle();
+    } finally {
+      flushing = 0;
+    }
+    while (queue.length) {
       outbox.push({ batch_id: rid(), session_id: sid, events: queue.splice(0, 50) });
       if (outbox.length > MAX_OUTBOX) outbox.shift();
     }

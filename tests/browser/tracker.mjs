@@ -1,7 +1,7 @@
 // Drives real headless Chromium through one tracker scenario and prints what it saw as JSON
 // on the last line of stdout. The Rust test that runs it owns the stack and checks the stats.
 //   node tests/browser/tracker.mjs <scenario> <page-url>
-// Scenarios: main, spa, dnt, gpc, offline (waits for "RESUMED" on stdin after printing "KEPT").
+// Scenarios: main, spa, burst, dnt, gpc, offline (waits for "RESUMED" on stdin after printing "KEPT").
 import { launch, isPageError } from './launch.mjs';
 import readline from 'node:readline';
 
@@ -49,6 +49,14 @@ try {
     await page.evaluate(() => history.pushState({}, '', '/spa/second?tab=1'));
     await page.waitForTimeout(300);
     await page.click('#cta');
+  } else if (scenario === 'burst') {
+    // More than 10 events at once, with scrolling in between: the 10-event flush must not
+    // recurse or lose anything.
+    for (let i = 0; i < 25; i++) {
+      await page.click('#cta');
+      if (i % 5 === 0) await page.evaluate(() => window.scrollBy(0, 700));
+    }
+    await page.waitForTimeout(300);
   } else if (scenario === 'dnt' || scenario === 'gpc') {
     await page.click('#cta');
     await page.waitForTimeout(300);

@@ -77,6 +77,20 @@ async fn a_single_page_app_navigation_is_a_second_pageview_in_the_same_session()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_events_is_batched_by_ten_and_counted_exactly() {
+    let stack = Stack::start().await;
+    let (api, t, page) = setup(&stack).await;
+    let report = browser::run("burst", &format!("{page}/burst")).await;
+    assert_clean(&report);
+    let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["clicks"].as_i64() >= Some(25)).await;
+    stack.wait_drained().await;
+    let s2 = api.stats(&t.token, &t.site_id, "").await;
+    assert_eq!((s2["summary"]["clicks"].as_i64(), s2["summary"]["pageviews"].as_i64()), (Some(25), Some(1)), "{}", s["summary"]);
+    let reached = s2["scroll_distribution"].as_array().expect("dist");
+    assert_eq!(reached.iter().map(|b| b["pageviews"].as_i64().unwrap_or(0)).sum::<i64>(), 1, "one pageview in the distribution");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn do_not_track_and_global_privacy_control_send_nothing() {
     let stack = Stack::start().await;
     let (_api, _t, page) = setup(&stack).await;
