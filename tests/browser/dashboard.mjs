@@ -108,7 +108,10 @@ try {
   await page.waitForURL('**/login**');
   out.afterLogout = page.url();
   await page.screenshot({ path: `${shots}/login-375.png` });
+  await page.goto(`${api}/`);
+  await page.screenshot({ path: `${shots}/landing-375.png`, fullPage: true });
   await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(`${api}/login`);
   await page.screenshot({ path: `${shots}/login-1280.png` });
 
   await page.evaluate((t) => localStorage.setItem('cp_token', t), expiredToken);

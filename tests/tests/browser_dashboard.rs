@@ -126,7 +126,7 @@ async fn dashboard_shows_the_apis_numbers_as_inert_text_and_handles_sessions() {
     assert!(r["afterLogout"].as_str().is_some_and(|u| u.contains("/login")), "{r}");
     assert!(r["afterExpired"].as_str().is_some_and(|u| u.contains("/login?reason=expired")), "{r}");
     assert!(r["expiredNotice"].as_str().is_some_and(|n| n.contains("expired")), "{r}");
-    for shot in ["landing-1280", "register-1280", "dashboard-1280", "dashboard-375", "login-1280", "login-375"] {
+    for shot in ["landing-1280", "landing-375", "register-1280", "dashboard-1280", "dashboard-375", "login-1280", "login-375"] {
         assert!(std::path::Path::new(&format!("{shots}/{shot}.png")).exists(), "screenshot {shot}");
     }
 }
