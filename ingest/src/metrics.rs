@@ -8,8 +8,8 @@ use shared::metrics::{HttpMetrics, LATENCY_BUCKETS};
 pub struct Metrics {
     pub registry: Registry,
     pub http: HttpMetrics,
-    /// Events in accepted batches, by event type.
-    pub events_accepted: IntCounterVec,
+    /// Events in accepted batches, by event type: pageview, scroll, click, time.
+    pub events_accepted: [IntCounter; 4],
     /// Accepted batches.
     pub batches_accepted: IntCounter,
     /// Refused batches, by reason (the error code).
@@ -40,10 +40,11 @@ impl Metrics {
             HistogramOpts::new("convertpulse_ingest_publish_seconds", "Publish to stream ack").buckets(LATENCY_BUCKETS.to_vec()),
         )?;
         registry.register(Box::new(events_accepted.clone()))?;
+        let by_type = ["pageview", "scroll", "click", "time"].map(|t| events_accepted.with_label_values(&[t]));
         registry.register(Box::new(batches_accepted.clone()))?;
         registry.register(Box::new(batches_rejected.clone()))?;
         registry.register(Box::new(publish_failures.clone()))?;
         registry.register(Box::new(publish_latency.clone()))?;
-        Ok(Self { registry, http, events_accepted, batches_accepted, batches_rejected, publish_failures, publish_latency })
+        Ok(Self { registry, http, events_accepted: by_type, batches_accepted, batches_rejected, publish_failures, publish_latency })
     }
 }

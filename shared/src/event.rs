@@ -113,16 +113,18 @@ impl Batch {
         if events.is_empty() || events.len() > MAX_EVENTS {
             return Err(BatchError::new("events", format!("must hold 1 to {MAX_EVENTS} events")));
         }
+        // The events of one page share its URL: check each distinct URL once.
+        let mut last_valid_url: Option<&str> = None;
         let events = events
             .iter()
             .enumerate()
-            .map(|(i, ev)| parse_event(ev, &format!("events[{i}]")))
+            .map(|(i, ev)| parse_event(ev, &format!("events[{i}]"), &mut last_valid_url))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { key: key.to_string(), batch_id, session_id, events })
     }
 }
 
-fn parse_event(value: &Value, path: &str) -> Result<Event, BatchError> {
+fn parse_event<'v>(value: &'v Value, path: &str, last_valid_url: &mut Option<&'v str>) -> Result<Event, BatchError> {
     let Value::Object(obj) = value else {
         return Err(BatchError::new(path, "must be an object"));
     };
@@ -139,8 +141,11 @@ fn parse_event(value: &Value, path: &str) -> Result<Event, BatchError> {
     let page_id = req_id(obj, "page_id", &field("page_id"))?;
     let url = req_str(obj, "url", &field("url"))?;
     check_len(url, MAX_URL_CHARS, &field("url"))?;
-    if !crate::urls::is_http_url(url) {
-        return Err(BatchError::new(field("url"), "must be an absolute http or https URL"));
+    if *last_valid_url != Some(url) {
+        if !crate::urls::is_http_url(url) {
+            return Err(BatchError::new(field("url"), "must be an absolute http or https URL"));
+        }
+        *last_valid_url = Some(url);
     }
     let kind = match kind_name {
         "pageview" => {
