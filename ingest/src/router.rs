@@ -17,9 +17,20 @@ use crate::{
     sites::SiteDirectory,
 };
 
-/// Cheap handles shared by every request.
+/// What every request shares, behind one `Arc` so that handing it to a request is one
+/// reference-count increment rather than a clone of each handle.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(pub Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The handles inside [`AppState`].
+pub struct Shared {
     pub sites: SiteDirectory,
     pub salts: SaltCache,
     pub publisher: Publisher,

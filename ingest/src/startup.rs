@@ -11,7 +11,7 @@ use crate::{
     limiter::RateLimiter,
     metrics::Metrics,
     publisher::Publisher,
-    router::{AppState, router},
+    router::{AppState, Shared, router},
     salt::SaltCache,
     sites::SiteDirectory,
 };
@@ -30,7 +30,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
 
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         sites,
         salts: SaltCache::new(salts_store),
         publisher: Publisher::new(nats.clone(), config.publish_timeout),
@@ -39,7 +39,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         trusted: Arc::new(config.trusted_proxies.clone()),
         metrics: Metrics::new().context("registering metrics")?,
         nats: nats.clone(),
-    };
+    }));
 
     let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "ingest listening");
