@@ -73,11 +73,31 @@ impl Api {
         body["token"].as_str().expect("token").to_string()
     }
 
-    /// Creates a site and returns `(id, key)`.
+    /// Creates a site and returns `(id, key)` once ingest knows the key.
     pub async fn create_site(&self, token: &str, domain: &str, timezone: &str) -> (String, String) {
         let (status, body) = self.post("/api/sites", Some(token), &json!({"name": "Landing", "domain": domain, "timezone": timezone})).await;
         assert_eq!(status, StatusCode::CREATED, "create site: {body}");
-        (body["id"].as_str().expect("id").to_string(), body["api_key"].as_str().expect("key").to_string())
+        let key = body["api_key"].as_str().expect("key").to_string();
+        self.wait_key_live(&key).await;
+        (body["id"].as_str().expect("id").to_string(), key)
+    }
+
+    /// Waits until ingest knows `key`: a new key travels through the key-value watch, which
+    /// takes a few milliseconds. The probe is a batch from a foreign origin: ingest checks the
+    /// origin after the key, so 403 means the key is live (401 means not yet), and neither
+    /// answer counts anything.
+    pub async fn wait_key_live(&self, key: &str) {
+        let probe = crate::batch::batch(key, "session_probe", vec![crate::batch::pageview(&crate::batch::id("page"), "https://example.com/", "", false)]);
+        let body = serde_json::to_vec(&probe).expect("json");
+        let this = self.clone();
+        crate::wait::until("ingest to know the new key", Duration::from_secs(5), || {
+            let (this, body) = (this.clone(), body.clone());
+            async move {
+                let (status, _, _) = this.post_batch_raw(body, "application/json", Some("https://key-probe.invalid")).await;
+                (status == StatusCode::FORBIDDEN).then_some(())
+            }
+        })
+        .await;
     }
 
     /// A new user with one site on `domain`.

@@ -40,6 +40,7 @@ async fn dashboard_shows_the_apis_numbers_as_inert_text_and_handles_sessions() {
     let (status, created) = api.get(&format!("/api/sites/{site_id}"), Some(token)).await;
     assert_eq!(status, StatusCode::OK, "the site was created through the UI: {created}");
     let key = created["api_key"].as_str().expect("key");
+    api.wait_key_live(key).await;
 
     // Batches whose every tracked string is hostile.
     let (p1, p2) = (id("page"), id("page"));

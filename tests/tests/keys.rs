@@ -41,6 +41,7 @@ async fn rotated_key_is_refused_within_five_seconds_and_the_new_one_works() {
 
     let took = refused_within_five_seconds(&api, &t.key).await;
     eprintln!("old key refused after {took:?}");
+    api.wait_key_live(&new_key).await;
     assert_eq!(status_for(&api, &new_key).await, StatusCode::ACCEPTED, "the new key works");
 }
 

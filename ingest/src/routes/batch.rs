@@ -79,7 +79,7 @@ async fn accept(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: B
         .check(&site.site_id, now)
         .map_err(|retry_after| IngestError::RateLimited { retry_after })?;
 
-    let received_at = shared_now_ms();
+    let received_at = now_ms();
     let salt = state.salts.salt_for(&shared::time::utc_day(received_at)).await.map_err(|e| {
         tracing::warn!(error = %e, "visitor salt unavailable");
         IngestError::Unavailable { retry_after: UNAVAILABLE_RETRY_SECS }
@@ -119,7 +119,7 @@ async fn accept(state: &AppState, peer: SocketAddr, headers: &HeaderMap, body: B
     Ok(msg.events.len())
 }
 
-fn shared_now_ms() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
