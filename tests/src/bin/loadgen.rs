@@ -33,11 +33,15 @@ struct Args {
 }
 
 fn parse_args() -> anyhow::Result<Option<Args>> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let argv: Vec<String> = std::env::args().collect();
     let mut map: BTreeMap<String, String> = BTreeMap::new();
-    let mut it = argv.iter();
+    let mut it = argv.get(1..).unwrap_or_default().iter();
     while let Some(k) = it.next() {
-        let Some(name) = k.strip_prefix("--") else { bail!("unexpected argument {k:?}") };
+        const KNOWN: [&str; 10] =
+            ["api", "ingest", "concurrency", "duration", "sites", "baseline", "probes", "stats-queries", "start-aggregator", "serve-baseline"];
+        let Some(name) = k.strip_prefix("--").filter(|n| KNOWN.contains(n)) else {
+            bail!("unknown argument {k:?}; options: --{}", KNOWN.join(", --"))
+        };
         let v = it.next().with_context(|| format!("{k} needs a value"))?;
         map.insert(name.to_string(), v.clone());
     }
