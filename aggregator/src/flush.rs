@@ -251,11 +251,10 @@ impl Flusher {
                 top_stmts.push(top_statement(site, key, delta, &guard, now_ms));
             }
         }
-        // The two collections are independent: one round trip of latency, not two.
-        let (series_ids, top_ids) = tokio::try_join!(
-            self.apply_guarded(c::ROLLUPS, series_stmts, &guard),
-            self.apply_guarded(c::TOP_ROLLUPS, top_stmts, &guard),
-        )?;
+        // Top lists first, then the series: a reader who sees a batch in the summary (what the
+        // dashboard and freshness checks look at) also sees it in the top lists.
+        let top_ids = self.apply_guarded(c::TOP_ROLLUPS, top_stmts, &guard).await?;
+        let series_ids = self.apply_guarded(c::ROLLUPS, series_stmts, &guard).await?;
         self.db
             .collection::<Document>(c::RAW_BATCHES)
             .update_many(doc! {"flush": flush_id, "applied": false}, doc! {"$set": {"applied": true}})
