@@ -19,6 +19,14 @@ pub struct Config {
     pub ack_wait: Duration,
     /// `CP_RAW_RETENTION_DAYS`: how long raw batches are kept, default 90.
     pub raw_retention: Duration,
+    /// `CP_ROLLUP_RETENTION_DAYS`: how long daily rollups are kept after their day, default
+    /// 400 (a year-long custom range and then some). Hourly rollups are kept 49 h.
+    pub rollup_retention: Duration,
+    /// `CP_TOP_KEYS_PER_DAY`: keys kept with exact counts per top list and day, default 1000
+    /// (at least 100); the rest is folded into `(other)`.
+    pub top_keys_per_day: usize,
+    /// `CP_TOP_KEYS_PER_HOUR`: the same per hour, default 1000 (at least 100).
+    pub top_keys_per_hour: usize,
     /// `CP_STREAM_MAX_BYTES`, `CP_STREAM_MAX_AGE_HOURS`: event stream limits.
     pub stream: StreamLimits,
 }
@@ -29,6 +37,12 @@ impl Config {
         let ack_wait: u64 = env::parse("CP_ACK_WAIT_SECS", 30)?;
         anyhow::ensure!(max_batches >= 1, "CP_FLUSH_MAX_BATCHES must be at least 1");
         anyhow::ensure!(ack_wait >= 2, "CP_ACK_WAIT_SECS must be at least 2");
+        let top_keys_per_day: usize = env::parse("CP_TOP_KEYS_PER_DAY", 1000)?;
+        let top_keys_per_hour: usize = env::parse("CP_TOP_KEYS_PER_HOUR", 1000)?;
+        anyhow::ensure!(top_keys_per_day >= 100, "CP_TOP_KEYS_PER_DAY must be at least 100");
+        anyhow::ensure!(top_keys_per_hour >= 100, "CP_TOP_KEYS_PER_HOUR must be at least 100");
+        let rollup_days: u64 = env::parse("CP_ROLLUP_RETENTION_DAYS", 400)?;
+        anyhow::ensure!(rollup_days >= 1, "CP_ROLLUP_RETENTION_DAYS must be at least 1");
         Ok(Self {
             addr: env::addr("CP_AGGREGATOR_ADDR", "127.0.0.1:8082")?,
             backends: Backends::from_env(),
@@ -36,6 +50,9 @@ impl Config {
             flush_interval: env::millis("CP_FLUSH_INTERVAL_MS", 50)?,
             ack_wait: Duration::from_secs(ack_wait),
             raw_retention: Duration::from_secs(24 * 3600 * env::parse::<u64>("CP_RAW_RETENTION_DAYS", 90)?),
+            rollup_retention: Duration::from_secs(24 * 3600 * rollup_days),
+            top_keys_per_day,
+            top_keys_per_hour,
             stream: StreamLimits::from_env()?,
         })
     }

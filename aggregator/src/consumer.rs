@@ -10,7 +10,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    flush::{Flusher, Verdict},
+    flush::{FlushError, Flusher, Verdict},
     metrics::Metrics,
 };
 
@@ -77,13 +77,13 @@ pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, set
                     Err(_) => break,
                 }
             }
-            process(chunk, &flusher, &metrics).await;
+            process(chunk, &flusher, &metrics, &cancel).await;
         }
     }
 }
 
 /// Flushes one chunk and acks, naks or terminates each of its messages.
-async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics) {
+async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics, cancel: &CancellationToken) {
     let started = std::time::Instant::now();
     let mut batches: Vec<BatchMessage> = Vec::new();
     // Message index → index into `batches` (the same batch twice in a chunk is written once).
@@ -114,6 +114,10 @@ async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics) {
             metrics.messages.with_label_values(&["new"]).inc_by(report.new_batches as u64);
             metrics.messages.with_label_values(&["duplicate"]).inc_by(report.duplicates as u64);
             metrics.recoveries.inc_by(report.recovered_flushes as u64);
+            metrics.events.inc_by(report.events);
+            metrics.round_trips.inc_by(report.cost.round_trips);
+            metrics.docs_written.inc_by(report.cost.docs_written);
+            metrics.conflicts.inc_by(report.conflicts);
             for (msg, slot) in chunk.iter().zip(&slot_of) {
                 let kind = match slot.map(|s| verdicts[s]) {
                     None => AckKind::Term,
@@ -127,21 +131,44 @@ async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics) {
                     tracing::warn!(error = %e, "ack failed; the message will be redelivered");
                 }
             }
-            if let Some(cleanup) = report.cleanup
-                && let Err(e) = flusher.cleanup(cleanup).await
-            {
-                tracing::warn!(error = %e, "removing flush guards");
-            }
         }
         Err(e) => {
             metrics.mongo_write_errors.inc();
             tracing::error!(error = %e, batches = batches.len(), "flush failed; nothing acked");
+            let mut delay = None;
+            if let FlushError::Claimed { flush, .. } = &e {
+                // This instance starts no other flush before this one is done (see flush.rs).
+                finish(flusher, flush, metrics, cancel).await;
+                // Redelivered now, each message finds its batch counted or not stored.
+                delay = Some(Duration::ZERO);
+            }
             for (msg, slot) in chunk.iter().zip(&slot_of) {
                 let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-                let kind = if slot.is_some() { AckKind::Nak(Some(backoff(delivered))) } else { AckKind::Term };
+                let kind = if slot.is_some() { AckKind::Nak(Some(delay.unwrap_or_else(|| backoff(delivered)))) } else { AckKind::Term };
                 let _ = msg.ack_with(kind).await;
             }
         }
+    }
+}
+
+/// Finishes a failed flush of this instance, retrying with backoff until it is done or the
+/// process stops (then another aggregator finishes it once the lease has passed).
+async fn finish(flusher: &Flusher, flush: &crate::flush::FlushId, metrics: &Metrics, cancel: &CancellationToken) {
+    let mut attempt = 1;
+    loop {
+        match flusher.recover(flush).await {
+            Ok(true) => return,
+            Ok(false) => tracing::info!(%flush, "another aggregator is finishing this flush"),
+            Err(e) => {
+                metrics.mongo_write_errors.inc();
+                tracing::warn!(%flush, error = %e, "finishing the failed flush, will retry");
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(backoff(attempt)) => {}
+        }
+        attempt += 1;
     }
 }
 

@@ -19,6 +19,14 @@ pub struct Metrics {
     pub recoveries: IntCounter,
     /// Messages in the stream not yet acked by the aggregators (consumer lag).
     pub pending: IntGauge,
+    /// Events in the batches counted.
+    pub events: IntCounter,
+    /// MongoDB commands sent by flushes.
+    pub round_trips: IntCounter,
+    /// Documents inserted or replaced by flushes.
+    pub docs_written: IntCounter,
+    /// Rollup writes that lost a race with another aggregator and were merged again.
+    pub conflicts: IntCounter,
 }
 
 impl Metrics {
@@ -46,7 +54,30 @@ impl Metrics {
         registry.register(Box::new(flush_batches.clone()))?;
         registry.register(Box::new(mongo_write_errors.clone()))?;
         registry.register(Box::new(recoveries.clone()))?;
+        let events = IntCounter::new("convertpulse_aggregator_events_total", "Events in the batches counted")?;
+        let round_trips = IntCounter::new("convertpulse_aggregator_mongo_round_trips_total", "MongoDB commands sent by flushes")?;
+        let docs_written =
+            IntCounter::new("convertpulse_aggregator_documents_written_total", "Documents inserted or replaced by flushes")?;
+        let conflicts =
+            IntCounter::new("convertpulse_aggregator_rollup_conflicts_total", "Rollup writes that lost a race and were merged again")?;
         registry.register(Box::new(pending.clone()))?;
-        Ok(Self { registry, http, messages, flush_seconds, flush_batches, mongo_write_errors, recoveries, pending })
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(round_trips.clone()))?;
+        registry.register(Box::new(docs_written.clone()))?;
+        registry.register(Box::new(conflicts.clone()))?;
+        Ok(Self {
+            registry,
+            http,
+            messages,
+            flush_seconds,
+            flush_batches,
+            mongo_write_errors,
+            recoveries,
+            pending,
+            events,
+            round_trips,
+            docs_written,
+            conflicts,
+        })
     }
 }

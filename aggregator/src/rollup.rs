@@ -1,184 +1,153 @@
-//! What one batch adds to the rollups: pure functions from a [`BatchMessage`] to counter
-//! increments, so the arithmetic is unit-tested apart from MongoDB.
+//! What batches add to the rollups: pure functions from [`BatchMessage`]s to the increments of
+//! each rollup document, so the arithmetic is unit-tested apart from MongoDB.
 //!
-//! Every batch is bucketed by its server receive time in the site's time zone, into a day and an
-//! hour. Series counters go to one document per (site, day) and per (site, hour); top-list
-//! counters to one per (site, day or hour, dimension, key).
+//! Every batch is bucketed by its server receive time in the site's time zone, into a local
+//! day and a local hour, and adds to the series document and the top-list documents of both.
 
 use std::collections::BTreeMap;
 
 use chrono_tz::Tz;
-use shared::{event::EventKind, message::BatchMessage, time, urls};
+use shared::{
+    event::EventKind,
+    message::BatchMessage,
+    rollup::{Body, Bucket, Capacity, Counts, Dim, Part, RollupKey, Series, TopDelta, sketch},
+    time, urls,
+};
 
 /// Scroll depths whose reach is counted for the scroll distribution.
 pub const MILESTONES: [u8; 4] = [25, 50, 75, 100];
 
-/// Which bucket a rollup document covers.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Bucket {
-    /// Local calendar day, `YYYY-MM-DD`.
-    Day(String),
-    /// Epoch seconds at which the local hour starts.
-    Hour(i64),
+/// How much a top list may hold, for day and for hour buckets.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacities {
+    pub day: Capacity,
+    pub hour: Capacity,
 }
 
-impl Bucket {
-    /// `d|2026-11-25` or `h|1764064800`: part of a document id.
-    pub fn id_part(&self) -> String {
-        match self {
-            Self::Day(d) => format!("d|{d}"),
-            Self::Hour(h) => format!("h|{h}"),
+impl Capacities {
+    /// `keys` per list; 512 KiB of keys and texts; fold filters of 16 KiB a day, 4 KiB an hour.
+    pub fn with_keys(day_keys: usize, hour_keys: usize) -> Self {
+        Self {
+            day: Capacity { keys: day_keys, bytes: 512 * 1024, filter_bits_log2: 17 },
+            hour: Capacity { keys: hour_keys, bytes: 512 * 1024, filter_bits_log2: 15 },
+        }
+    }
+
+    pub fn of(&self, bucket: &Bucket) -> &Capacity {
+        if bucket.is_day() { &self.day } else { &self.hour }
+    }
+}
+
+/// What a flush adds to one document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocDelta {
+    /// Counters, and (hours) the visitors seen.
+    Series { counters: Series, visitors: Vec<u64> },
+    Top(BTreeMap<String, TopDelta>),
+}
+
+impl DocDelta {
+    fn empty(part: Part) -> Self {
+        match part {
+            Part::Series => Self::Series { counters: Series::default(), visitors: Vec::new() },
+            Part::Top(_) => Self::Top(BTreeMap::new()),
+        }
+    }
+
+    /// Adds this delta to a document's body (of the same part).
+    pub fn apply(&self, body: &mut Body, cap: &Capacity) {
+        match (self, body) {
+            (Self::Series { counters, visitors }, Body::Series { counters: into, visitors: sketch }) => {
+                into.add(counters);
+                if let Some(sketch) = sketch {
+                    visitors.iter().for_each(|&h| sketch.insert(h));
+                }
+            }
+            (Self::Top(deltas), Body::Top(list)) => list.apply(deltas, cap),
+            // Keys carry the part, so a delta never meets the body of another part.
+            _ => debug_assert!(false, "delta and body of different parts"),
         }
     }
 }
 
-/// Top-list dimensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Dim {
-    Click,
-    Page,
-    Referrer,
+/// Everything a flush adds, by document.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FlushDeltas {
+    pub docs: BTreeMap<RollupKey, DocDelta>,
 }
 
-impl Dim {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Click => "click",
-            Self::Page => "page",
-            Self::Referrer => "referrer",
-        }
+impl FlushDeltas {
+    fn entry(&mut self, site: &str, bucket: Bucket, part: Part) -> &mut DocDelta {
+        self.docs.entry(RollupKey { site_id: site.to_string(), bucket, part }).or_insert_with(|| DocDelta::empty(part))
     }
-}
 
-/// Series counters of one bucket. `visitors` is filled in by the writer, which alone knows
-/// whether a visitor is new in the bucket.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Counters {
-    pub pageviews: i64,
-    pub sessions: i64,
-    pub clicks: i64,
-    pub visitors: i64,
-    pub scroll_sum: i64,
-    pub time_sum: f64,
-    pub reached: [i64; 4],
-}
-
-impl Counters {
-    pub fn add(&mut self, other: &Counters) {
-        self.pageviews += other.pageviews;
-        self.sessions += other.sessions;
-        self.clicks += other.clicks;
-        self.visitors += other.visitors;
-        self.scroll_sum += other.scroll_sum;
-        self.time_sum += other.time_sum;
-        for (a, b) in self.reached.iter_mut().zip(other.reached) {
-            *a += b;
+    fn series(&mut self, site: &str, bucket: Bucket) -> (&mut Series, &mut Vec<u64>) {
+        match self.entry(site, bucket, Part::Series) {
+            DocDelta::Series { counters, visitors } => (counters, visitors),
+            DocDelta::Top(_) => unreachable!("series key holds a series delta"),
         }
     }
 
-    /// Field name → increment, for the non-zero counters only.
-    pub fn increments(&self) -> Vec<(&'static str, IncValue)> {
-        let mut out = Vec::new();
-        let ints = [
-            ("pageviews", self.pageviews),
-            ("sessions", self.sessions),
-            ("clicks", self.clicks),
-            ("visitors", self.visitors),
-            ("scroll_sum", self.scroll_sum),
-            ("r25", self.reached[0]),
-            ("r50", self.reached[1]),
-            ("r75", self.reached[2]),
-            ("r100", self.reached[3]),
-        ];
-        out.extend(ints.into_iter().filter(|(_, v)| *v != 0).map(|(k, v)| (k, IncValue::Int(v))));
-        if self.time_sum != 0.0 {
-            out.push(("time_sum", IncValue::Float(self.time_sum)));
+    fn top(&mut self, site: &str, bucket: Bucket, dim: Dim) -> &mut BTreeMap<String, TopDelta> {
+        match self.entry(site, bucket, Part::Top(dim)) {
+            DocDelta::Top(t) => t,
+            DocDelta::Series { .. } => unreachable!("top key holds a top delta"),
         }
-        out
     }
-}
 
-/// An `$inc` amount.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum IncValue {
-    Int(i64),
-    Float(f64),
-}
+    /// Adds the contribution of `msg` (its day's new visitor excluded: see [`Self::add_new_visitor`]).
+    pub fn add_batch(&mut self, msg: &BatchMessage) {
+        let (day, hour) = buckets_of(msg);
+        let mut counters = Series::default();
+        let mut tops: Vec<(Dim, String, Option<&str>)> = Vec::new();
+        for ev in &msg.events {
+            match &ev.kind {
+                EventKind::Pageview { referrer, new_session, .. } => {
+                    counters.pageviews += 1;
+                    tops.push((Dim::Page, urls::page_path(&ev.url), None));
+                    if *new_session {
+                        counters.sessions += 1;
+                        tops.push((Dim::Source, urls::referrer_source(&ev.url, referrer, &msg.domain), None));
+                    }
+                }
+                EventKind::Scroll { depth, prev } => {
+                    counters.scroll_sum += i64::from(depth - prev);
+                    for (slot, m) in MILESTONES.iter().enumerate() {
+                        if prev < m && m <= depth {
+                            counters.reached[slot] += 1;
+                        }
+                    }
+                }
+                EventKind::Click { selector, text, .. } => {
+                    counters.clicks += 1;
+                    tops.push((Dim::Click, selector.clone(), Some(text.trim())));
+                }
+                EventKind::Time { seconds } => counters.time_sum += seconds,
+            }
+        }
+        let visitor = sketch::visitor_hash64(&msg.visitor);
+        for bucket in [day, hour] {
+            let (series, visitors) = self.series(&msg.site_id, bucket);
+            series.add(&counters);
+            if !bucket.is_day() {
+                visitors.push(visitor);
+            }
+            for (dim, key, text) in &tops {
+                self.top(&msg.site_id, bucket, *dim).entry(key.clone()).or_default().add(Counts { n: 1, conv: 0 }, *text);
+            }
+        }
+    }
 
-/// A top-list key within a bucket.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopKey {
-    pub bucket: Bucket,
-    pub dim: Dim,
-    pub key: String,
-}
-
-/// A top-list increment; `text` is a click text seen for the selector.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TopDelta {
-    pub count: i64,
-    pub text: Option<String>,
-}
-
-/// Everything one or more batches of one site add, keyed by document.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SiteDeltas {
-    pub series: BTreeMap<Bucket, Counters>,
-    pub tops: BTreeMap<TopKey, TopDelta>,
+    /// Counts one new distinct visitor of `site` on `day`.
+    pub fn add_new_visitor(&mut self, site: &str, day: Bucket) {
+        self.series(site, day).0.visitors += 1;
+    }
 }
 
 /// The day and hour buckets a batch belongs to.
 pub fn buckets_of(msg: &BatchMessage) -> (Bucket, Bucket) {
     let tz: Tz = time::parse_tz(&msg.timezone).unwrap_or(Tz::UTC);
-    (
-        Bucket::Day(time::day_string(time::local_day(msg.received_at, tz))),
-        Bucket::Hour(time::hour_start(msg.received_at, tz)),
-    )
-}
-
-/// Adds the contribution of `msg` to `deltas` (visitors excluded).
-pub fn add_batch(deltas: &mut SiteDeltas, msg: &BatchMessage) {
-    let (day, hour) = buckets_of(msg);
-    let mut counters = Counters::default();
-    let mut tops: Vec<(Dim, String, Option<String>)> = Vec::new();
-    for ev in &msg.events {
-        match &ev.kind {
-            EventKind::Pageview { referrer, new_session, .. } => {
-                counters.pageviews += 1;
-                tops.push((Dim::Page, urls::page_path(&ev.url), None));
-                if *new_session {
-                    counters.sessions += 1;
-                    tops.push((Dim::Referrer, urls::referrer_source(&ev.url, referrer, &msg.domain), None));
-                }
-            }
-            EventKind::Scroll { depth, prev } => {
-                counters.scroll_sum += i64::from(depth - prev);
-                for (slot, m) in MILESTONES.iter().enumerate() {
-                    if prev < m && m <= depth {
-                        counters.reached[slot] += 1;
-                    }
-                }
-            }
-            EventKind::Click { selector, text, .. } => {
-                counters.clicks += 1;
-                tops.push((Dim::Click, selector.clone(), Some(text.trim().to_string())));
-            }
-            EventKind::Time { seconds } => counters.time_sum += seconds,
-        }
-    }
-    for bucket in [day, hour] {
-        deltas.series.entry(bucket.clone()).or_default().add(&counters);
-        for (dim, key, text) in &tops {
-            let top = deltas.tops.entry(TopKey { bucket: bucket.clone(), dim: *dim, key: key.clone() }).or_default();
-            top.count += 1;
-            // Prefer a non-empty text; among several, the greatest, so redelivery cannot flip it.
-            if let Some(t) = text
-                && top.text.as_ref().is_none_or(|cur| t > cur)
-            {
-                top.text = Some(t.clone());
-            }
-        }
-    }
+    (Bucket::Day(time::local_day(msg.received_at, tz)), Bucket::Hour(time::hour_start(msg.received_at, tz)))
 }
 
 #[cfg(test)]
@@ -196,11 +165,19 @@ mod tests {
             batch_id: "b1234567".into(),
             session_id: "sess1234".into(),
             received_at,
-            visitor: "v".into(),
+            visitor: "00000000000000ff".into(),
             timezone: tz.into(),
             domain: "example.com".into(),
             events,
         }
+    }
+
+    fn key(bucket: Bucket, part: Part) -> RollupKey {
+        RollupKey { site_id: "s1".into(), bucket, part }
+    }
+
+    fn day(s: &str) -> Bucket {
+        Bucket::Day(time::parse_day(s).expect("day"))
     }
 
     #[test]
@@ -220,21 +197,26 @@ mod tests {
             "UTC",
             1_764_064_800_000, // 2025-11-25T10:00:00Z
         );
-        let mut d = SiteDeltas::default();
-        add_batch(&mut d, &m);
-        let day = d.series.get(&Bucket::Day("2025-11-25".into())).expect("day bucket");
+        let mut d = FlushDeltas::default();
+        d.add_batch(&m);
+        let want = Series { pageviews: 2, sessions: 1, clicks: 2, visitors: 0, scroll_sum: 100, time_sum: 3.5, reached: [1, 1, 1, 1] };
+        assert_eq!(d.docs.get(&key(day("2025-11-25"), Part::Series)), Some(&DocDelta::Series { counters: want.clone(), visitors: vec![] }));
         assert_eq!(
-            *day,
-            Counters { pageviews: 2, sessions: 1, clicks: 2, visitors: 0, scroll_sum: 100, time_sum: 3.5, reached: [1, 1, 1, 1] }
+            d.docs.get(&key(Bucket::Hour(1_764_064_800), Part::Series)),
+            Some(&DocDelta::Series { counters: want, visitors: vec![255] }),
+            "hours carry the visitor for their sketch"
         );
-        assert_eq!(d.series.len(), 2, "one day and one hour bucket");
-        let click = d.tops.get(&TopKey { bucket: Bucket::Day("2025-11-25".into()), dim: Dim::Click, key: "button#cta".into() });
-        assert_eq!(click, Some(&TopDelta { count: 2, text: Some("Buy".into()) }));
-        let pricing = d.tops.get(&TopKey { bucket: Bucket::Day("2025-11-25".into()), dim: Dim::Page, key: "/pricing".into() });
-        assert_eq!(pricing.map(|t| t.count), Some(1));
-        let google = d.tops.get(&TopKey { bucket: Bucket::Day("2025-11-25".into()), dim: Dim::Referrer, key: "google.com".into() });
-        assert_eq!(google.map(|t| t.count), Some(1), "only new-session pageviews count as referrals");
-        assert_eq!(d.tops.keys().filter(|k| k.dim == Dim::Referrer).count(), 2, "day and hour, google only");
+        let top = |bucket, dim| match d.docs.get(&key(bucket, Part::Top(dim))) {
+            Some(DocDelta::Top(t)) => t.clone(),
+            other => panic!("no top delta: {other:?}"),
+        };
+        let clicks = top(day("2025-11-25"), Dim::Click);
+        assert_eq!(clicks.get("button#cta"), Some(&TopDelta { counts: Counts { n: 2, conv: 0 }, text: Some("Buy".into()) }));
+        let pages = top(day("2025-11-25"), Dim::Page);
+        assert_eq!((pages["/pricing"].counts.n, pages["/"].counts.n), (1, 1));
+        let sources = top(Bucket::Hour(1_764_064_800), Dim::Source);
+        assert_eq!(sources.keys().collect::<Vec<_>>(), vec!["google.com"], "only session starts count as visits");
+        assert_eq!(d.docs.len(), 8, "series and three top lists, for a day and an hour");
     }
 
     #[test]
@@ -248,11 +230,11 @@ mod tests {
             (100, 0, [1, 1, 1, 1]),
         ];
         for (depth, prev, want) in cases {
-            let mut d = SiteDeltas::default();
-            add_batch(&mut d, &msg(vec![ev(EventKind::Scroll { depth, prev }, "https://example.com/")], "UTC", 0));
-            let day = d.series.values().next().expect("bucket");
-            assert_eq!(day.reached, want, "case depth {depth} prev {prev}");
-            assert_eq!(day.scroll_sum, i64::from(depth - prev), "case depth {depth} prev {prev}");
+            let mut d = FlushDeltas::default();
+            d.add_batch(&msg(vec![ev(EventKind::Scroll { depth, prev }, "https://example.com/")], "UTC", 0));
+            let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("1970-01-01"), Part::Series)) else { panic!("series") };
+            assert_eq!(counters.reached, want, "case depth {depth} prev {prev}");
+            assert_eq!(counters.scroll_sum, i64::from(depth - prev), "case depth {depth} prev {prev}");
         }
     }
 
@@ -260,8 +242,15 @@ mod tests {
     fn buckets_use_the_site_time_zone() {
         // 2025-11-25T03:00Z is 2025-11-24 22:00 in New York.
         let m = msg(vec![], "America/New_York", 1_764_039_600_000);
-        let (day, hour) = buckets_of(&m);
-        assert_eq!(day, Bucket::Day("2025-11-24".into()));
-        assert_eq!(hour, Bucket::Hour(1_764_039_600));
+        assert_eq!(buckets_of(&m), (day("2025-11-24"), Bucket::Hour(1_764_039_600)));
+    }
+
+    #[test]
+    fn new_visitors_count_on_the_day_series() {
+        let mut d = FlushDeltas::default();
+        d.add_new_visitor("s1", day("2025-11-24"));
+        d.add_new_visitor("s1", day("2025-11-24"));
+        let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-24"), Part::Series)) else { panic!("series") };
+        assert_eq!(counters.visitors, 2);
     }
 }

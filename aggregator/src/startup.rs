@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::Config,
     consumer::{self, ChunkSettings},
-    flush::Flusher,
+    flush::{self, Flusher},
     jobs,
     metrics::Metrics,
+    rollup::Capacities,
     router::{AppState, router},
 };
 
@@ -60,7 +61,13 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .await
         .context("creating the aggregator consumer")?;
 
-    let flusher = Flusher::new(db, config.ack_wait);
+    let settings = flush::Settings {
+        lease: config.ack_wait,
+        caps: Capacities::with_keys(config.top_keys_per_day, config.top_keys_per_hour),
+        day_retention: config.rollup_retention,
+    };
+    let flusher = Flusher::new(db, settings, shared::clock::system());
+    tracing::info!(instance = flusher.instance(), "aggregator instance");
     let mut scheduler = jobs::start(flusher.clone()).await?;
     let settings = ChunkSettings { max_batches: config.max_batches, max_wait: config.flush_interval };
     let lag = tokio::spawn(consumer::watch_lag(consumer.clone(), metrics.clone(), cancel.clone()));

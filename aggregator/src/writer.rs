@@ -1,7 +1,7 @@
-//! Bulk writes as single MongoDB commands: `insert` and `update` with many statements each,
-//! unordered, so a flush costs a few round trips whatever its size. Duplicate-key errors are
-//! reported back by statement index (they are how idempotency is detected); any other write
-//! error fails the call.
+//! Bulk writes as single MongoDB commands: `insert` and `update` with many statements each, so
+//! a flush costs a few round trips whatever its size. Duplicate-key errors are reported back by
+//! statement index (they are how idempotency and lost races are detected); any other write
+//! error fails the call. Every command sent is counted, for the round-trip figures.
 
 use mongodb::{
     Database,
@@ -21,51 +21,86 @@ pub enum WriteError {
     Mongo(#[from] mongodb::error::Error),
     #[error("write error {code} on {collection}: {message}")]
     Statement { collection: String, code: i32, message: String },
-    #[error("flush took {0:?}, past half its lease")]
-    TooSlow(std::time::Duration),
     #[error("encoding a document: {0}")]
     Encode(#[from] mongodb::bson::ser::Error),
+    #[error("a stored document does not read: {0}")]
+    Decode(String),
+    #[error("stopped after step {0:?} (injected fault)")]
+    Injected(crate::flush::Step),
+}
+
+/// Counts what a flush costs MongoDB.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Cost {
+    /// Commands sent.
+    pub round_trips: u64,
+    /// Documents inserted, replaced or updated.
+    pub docs_written: u64,
+    /// Documents read.
+    pub docs_read: u64,
+}
+
+impl Cost {
+    pub fn add(&mut self, o: Cost) {
+        self.round_trips += o.round_trips;
+        self.docs_written += o.docs_written;
+        self.docs_read += o.docs_read;
+    }
 }
 
 /// Inserts `docs` unordered; returns the indexes (into `docs`) that already existed.
-pub async fn insert_unordered(db: &Database, collection: &str, docs: Vec<Document>) -> Result<Vec<usize>, WriteError> {
-    run_chunked(db, collection, "insert", "documents", docs).await
-}
-
-/// Runs update statements (`{q, u, upsert, multi}`) unordered; returns the indexes of the
-/// statements that failed with a duplicate key.
-pub async fn update_unordered(db: &Database, collection: &str, statements: Vec<Document>) -> Result<Vec<usize>, WriteError> {
-    run_chunked(db, collection, "update", "updates", statements).await
-}
-
-async fn run_chunked(
-    db: &Database,
-    collection: &str,
-    verb: &str,
-    field: &str,
-    items: Vec<Document>,
-) -> Result<Vec<usize>, WriteError> {
+pub async fn insert_unordered(db: &Database, collection: &str, docs: Vec<Document>, cost: &mut Cost) -> Result<Vec<usize>, WriteError> {
     let mut duplicates = Vec::new();
-    let mut chunk: Vec<Bson> = Vec::new();
-    let mut chunk_bytes = 0;
     let mut offset = 0;
-    let total = items.len();
-    for (i, item) in items.into_iter().enumerate() {
-        chunk_bytes += mongodb::bson::to_vec(&item)?.len();
-        chunk.push(Bson::Document(item));
-        if chunk.len() >= MAX_STATEMENTS || chunk_bytes >= MAX_COMMAND_BYTES || i + 1 == total {
-            let sent = std::mem::take(&mut chunk);
-            let count = sent.len();
-            let command = doc! { verb: collection, field: sent, "ordered": false };
-            let reply = db.run_command(command).await?;
-            for dup in duplicate_indexes(collection, &reply)? {
-                duplicates.push(offset + dup);
-            }
-            offset += count;
-            chunk_bytes = 0;
-        }
+    for chunk in chunks(docs)? {
+        let count = chunk.len();
+        let reply = db.run_command(doc! {"insert": collection, "documents": chunk, "ordered": false}).await?;
+        cost.round_trips += 1;
+        let dups = duplicate_indexes(collection, &reply)?;
+        cost.docs_written += (count - dups.len()) as u64;
+        duplicates.extend(dups.into_iter().map(|d| offset + d));
+        offset += count;
     }
     Ok(duplicates)
+}
+
+/// Runs update statements (`{q, u, upsert}`) in order, stopping at the first that fails with a
+/// duplicate key (a lost race on a conditional upsert). Returns its index, or `None` when all
+/// ran; the statements after it did not run.
+pub async fn update_ordered(db: &Database, collection: &str, statements: Vec<Document>, cost: &mut Cost) -> Result<Option<usize>, WriteError> {
+    let mut offset = 0;
+    for chunk in chunks(statements)? {
+        let count = chunk.len();
+        let reply = db.run_command(doc! {"update": collection, "updates": chunk, "ordered": true}).await?;
+        cost.round_trips += 1;
+        if let Some(&first) = duplicate_indexes(collection, &reply)?.first() {
+            cost.docs_written += first as u64;
+            return Ok(Some(offset + first));
+        }
+        cost.docs_written += count as u64;
+        offset += count;
+    }
+    Ok(None)
+}
+
+/// Splits statements into commands under MongoDB's size and count limits.
+fn chunks(items: Vec<Document>) -> Result<Vec<Vec<Bson>>, WriteError> {
+    let mut out = Vec::new();
+    let mut chunk: Vec<Bson> = Vec::new();
+    let mut chunk_bytes = 0;
+    for item in items {
+        let size = mongodb::bson::to_vec(&item)?.len();
+        if !chunk.is_empty() && (chunk.len() >= MAX_STATEMENTS || chunk_bytes + size >= MAX_COMMAND_BYTES) {
+            out.push(std::mem::take(&mut chunk));
+            chunk_bytes = 0;
+        }
+        chunk_bytes += size;
+        chunk.push(Bson::Document(item));
+    }
+    if !chunk.is_empty() {
+        out.push(chunk);
+    }
+    Ok(out)
 }
 
 fn duplicate_indexes(collection: &str, reply: &Document) -> Result<Vec<usize>, WriteError> {

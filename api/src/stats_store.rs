@@ -1,5 +1,8 @@
-//! Reading stats from the rollup collections. Each request reads a bounded number of rollup
-//! documents (one per day or hour of the range, plus the top-list keys), never raw events.
+//! Reading stats from the rollup documents (see [`shared::rollup`]).
+//!
+//! One query per request, for the documents of the range's buckets: at most
+//! `buckets × (1 + dimensions)` of them (a 90-day range: 90 × 4 = 360; 24 hours: 25 × 4 = 100),
+//! whatever the traffic, the distinct keys or the visitors. Never raw events.
 
 use std::collections::HashMap;
 
@@ -7,9 +10,13 @@ use chrono_tz::Tz;
 use futures::TryStreamExt;
 use mongodb::{
     Database,
-    bson::{Bson, Document, doc},
+    bson::{self, Document},
 };
-use shared::{names::collections as c, time};
+use shared::{
+    names::collections as c,
+    rollup::{self, Body, Bucket, Dim, Part, Rollup, RollupDoc, Series, TopList, VisitorSketch, toplist},
+    time,
+};
 
 use crate::{
     error::ApiError,
@@ -18,114 +25,96 @@ use crate::{
 };
 
 /// Most entries in a top list.
-pub const TOP_N: i64 = 10;
+pub const TOP_N: usize = 10;
 
-fn num(d: &Document, key: &str) -> f64 {
-    match d.get(key) {
-        Some(Bson::Int32(v)) => f64::from(*v),
-        Some(Bson::Int64(v)) => *v as f64,
-        Some(Bson::Double(v)) => *v,
-        _ => 0.0,
-    }
+/// What a request read, and how many documents that took.
+pub struct Loaded {
+    pub inputs: Inputs,
+    pub docs_read: usize,
 }
 
-fn int(d: &Document, key: &str) -> i64 {
-    num(d, key).round() as i64
-}
-
-fn row(d: &Document) -> RollupRow {
-    RollupRow {
-        pageviews: int(d, "pageviews"),
-        sessions: int(d, "sessions"),
-        clicks: int(d, "clicks"),
-        visitors: int(d, "visitors"),
-        scroll_sum: int(d, "scroll_sum"),
-        time_sum: num(d, "time_sum"),
-        reached: [int(d, "r25"), int(d, "r50"), int(d, "r75"), int(d, "r100")],
-    }
+/// The most documents a request for `range` may read: the bound the read path keeps.
+pub fn read_bound(range: &Range) -> usize {
+    let buckets = match range {
+        Range::Days { from, to, .. } => Range::days(*from, *to).len(),
+        Range::Hours { hours, .. } => hours.len(),
+    };
+    buckets * Part::all().len()
 }
 
 /// Reads everything a stats response needs for `range`.
-pub async fn load(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Result<Inputs, ApiError> {
-    let rollups = db.collection::<Document>(c::ROLLUPS);
-    match range {
-        Range::Days { from, to, .. } => {
-            let (from_s, to_s) = (time::day_string(*from), time::day_string(*to));
-            let span = doc! {"$gte": &from_s, "$lte": &to_s};
-            let mut by_day: HashMap<String, RollupRow> = HashMap::new();
-            let mut cursor = rollups.find(doc! {"site_id": site_id, "day": span.clone()}).await?;
-            while let Some(d) = cursor.try_next().await? {
-                if let Ok(day) = d.get_str("day") {
-                    by_day.insert(day.to_string(), row(&d));
-                }
-            }
-            let points = Range::days(*from, *to)
-                .into_iter()
-                .map(|day| {
-                    let r = by_day.remove(&day).unwrap_or_default();
-                    (day, r)
-                })
-                .collect();
-            let by_bucket = doc! {"day": span};
-            Ok(Inputs {
-                points,
-                distinct_visitors: None,
-                clicks: top(db, site_id, "click", by_bucket.clone()).await?,
-                pages: top(db, site_id, "page", by_bucket.clone()).await?,
-                referrers: top(db, site_id, "referrer", by_bucket).await?,
-            })
-        }
+pub async fn load(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Result<Loaded, ApiError> {
+    let parts = Part::all();
+    let filter = match range {
+        Range::Days { from, to, .. } => rollup::days_filter(site_id, *from, *to, &parts),
         Range::Hours { hours, .. } => {
             let (first, last) = (hours.first().copied().unwrap_or_default(), hours.last().copied().unwrap_or_default());
-            let span = doc! {"$gte": first, "$lte": last};
-            let mut by_hour: HashMap<i64, RollupRow> = HashMap::new();
-            let mut cursor = rollups.find(doc! {"site_id": site_id, "hour": span.clone()}).await?;
-            while let Some(d) = cursor.try_next().await? {
-                by_hour.insert(int(&d, "hour"), row(&d));
+            rollup::hours_filter(site_id, first, last, &parts)
+        }
+    };
+    let mut series: HashMap<Bucket, (Series, Option<VisitorSketch>)> = HashMap::new();
+    let mut tops: HashMap<Dim, Vec<TopList>> = HashMap::new();
+    let mut docs_read = 0;
+    let mut cursor = db.collection::<Document>(c::ROLLUPS).find(filter).await?;
+    while let Some(raw) = cursor.try_next().await? {
+        docs_read += 1;
+        let doc: RollupDoc = bson::from_document(raw).map_err(|e| ApiError::Internal(anyhow::anyhow!("a rollup document does not read: {e}")))?;
+        let r = Rollup::from_doc(doc).map_err(|e| ApiError::Internal(e.into()))?;
+        match (r.key.part, r.body) {
+            (Part::Series, Body::Series { counters, visitors }) => {
+                series.insert(r.key.bucket, (counters, visitors));
             }
-            let points = hours.iter().map(|h| (time::hour_label(*h, tz), by_hour.remove(h).unwrap_or_default())).collect();
-            let by_bucket = doc! {"hour": span.clone()};
-            Ok(Inputs {
-                points,
-                distinct_visitors: Some(distinct_visitors(db, site_id, span).await?),
-                clicks: top(db, site_id, "click", by_bucket.clone()).await?,
-                pages: top(db, site_id, "page", by_bucket.clone()).await?,
-                referrers: top(db, site_id, "referrer", by_bucket).await?,
-            })
+            (Part::Top(dim), Body::Top(list)) => tops.entry(dim).or_default().push(list),
+            (part, _) => return Err(ApiError::Internal(anyhow::anyhow!("rollup {} holds the body of another part than {part:?}", r.key.id()))),
         }
     }
+    let mut top = |dim: Dim| -> Vec<TopRow> {
+        let lists = tops.remove(&dim).unwrap_or_default();
+        toplist::merge(lists.iter(), TOP_N)
+            .into_iter()
+            .map(|r| TopRow { key: r.key, count: r.counts.n as i64, text: r.text })
+            .collect()
+    };
+    let (points, distinct_visitors) = match range {
+        Range::Days { from, to, .. } => {
+            let points = from
+                .iter_days()
+                .take_while(|d| d <= to)
+                .map(|day| {
+                    let counters = series.remove(&Bucket::Day(day)).map(|(s, _)| s).unwrap_or_default();
+                    (time::day_string(day), row(&counters, counters.visitors))
+                })
+                .collect();
+            (points, None)
+        }
+        Range::Hours { hours, .. } => {
+            let mut all = VisitorSketch::default();
+            let points = hours
+                .iter()
+                .map(|h| {
+                    let (counters, sketch) = series.remove(&Bucket::Hour(*h)).unwrap_or_default();
+                    let visitors = sketch.as_ref().map_or(0, |s| s.count() as i64);
+                    if let Some(s) = &sketch {
+                        all.merge(s);
+                    }
+                    (time::hour_label(*h, tz), row(&counters, visitors))
+                })
+                .collect();
+            (points, Some(all.count() as i64))
+        }
+    };
+    let inputs = Inputs { points, distinct_visitors, clicks: top(Dim::Click), pages: top(Dim::Page), referrers: top(Dim::Source) };
+    Ok(Loaded { inputs, docs_read })
 }
 
-/// Distinct visitors over a span of hours. Hashes are salted per day, so this equals the sum
-/// over the days of each day's distinct visitors within the span.
-async fn distinct_visitors(db: &Database, site_id: &str, hour_span: Document) -> Result<i64, ApiError> {
-    let pipeline = vec![
-        doc! {"$match": {"site_id": site_id, "hour": hour_span}},
-        doc! {"$group": {"_id": "$v"}},
-        doc! {"$group": {"_id": Bson::Null, "n": {"$sum": 1}}},
-    ];
-    let mut cursor = db.collection::<Document>(c::VISITOR_MARKS).aggregate(pipeline).await?;
-    Ok(cursor.try_next().await?.map(|d| int(&d, "n")).unwrap_or(0))
-}
-
-/// The top `TOP_N` keys of a dimension, most counted first, ties by key ascending.
-async fn top(db: &Database, site_id: &str, dim: &str, bucket_filter: Document) -> Result<Vec<TopRow>, ApiError> {
-    let mut filter = doc! {"site_id": site_id, "dim": dim};
-    filter.extend(bucket_filter);
-    let pipeline = vec![
-        doc! {"$match": filter},
-        doc! {"$group": {"_id": "$key", "count": {"$sum": "$count"}, "text": {"$max": "$text"}}},
-        doc! {"$sort": {"count": -1, "_id": 1}},
-        doc! {"$limit": TOP_N},
-    ];
-    let mut cursor = db.collection::<Document>(c::TOP_ROLLUPS).aggregate(pipeline).await?;
-    let mut out = Vec::new();
-    while let Some(d) = cursor.try_next().await? {
-        out.push(TopRow {
-            key: d.get_str("_id").unwrap_or_default().to_string(),
-            count: int(&d, "count"),
-            text: d.get_str("text").ok().map(str::to_string),
-        });
+fn row(s: &Series, visitors: i64) -> RollupRow {
+    RollupRow {
+        pageviews: s.pageviews,
+        sessions: s.sessions,
+        clicks: s.clicks,
+        visitors,
+        scroll_sum: s.scroll_sum,
+        time_sum: s.time_sum,
+        reached: s.reached,
     }
-    Ok(out)
 }

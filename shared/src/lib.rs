@@ -15,8 +15,11 @@
 //! - [`client_ip`]: the client address behind trusted proxies.
 //! - [`bus`]: JetStream stream and key-value bucket setup.
 //! - [`store`]: MongoDB document types and index setup.
+//! - [`rollup`]: the rollup documents stats are read from: keys, counters, top lists, sketches.
+//! - [`clock`]: time as a dependency, for code that tests must control.
 
 pub mod bus;
+pub mod clock;
 pub mod client_ip;
 pub mod config;
 pub mod error;
@@ -25,6 +28,7 @@ pub mod http;
 pub mod message;
 pub mod metrics;
 pub mod names;
+pub mod rollup;
 pub mod site;
 pub mod store;
 pub mod telemetry;

@@ -26,12 +26,18 @@ pub mod collections {
     pub const SITES: &str = "sites";
     /// One document per accepted tracker batch (the bucket pattern).
     pub const RAW_BATCHES: &str = "raw_batches";
-    /// One document per (site, day, visitor) and (site, hour, visitor): exact unique counts.
+    /// One record per aggregator flush: the unit of the exactly-once protocol.
+    pub const FLUSHES: &str = "flushes";
+    /// One document per (site, day, visitor): exact daily unique counts.
     pub const VISITOR_MARKS: &str = "visitor_marks";
-    /// Counters per (site, day) and per (site, hour).
-    pub const ROLLUPS: &str = "rollups";
-    /// Counters per (site, day or hour, dimension, key) for the top lists.
-    pub const TOP_ROLLUPS: &str = "top_rollups";
+    /// The rollup documents stats are read from (see [`crate::rollup`]).
+    pub const ROLLUPS: &str = "rollups_v2";
     /// Leases taken while an aggregator recovers a flush that another process left half done.
     pub const RECOVERIES: &str = "recoveries";
+    /// One-off data migrations done, and the lease of one under way.
+    pub const MIGRATIONS: &str = "migrations";
+    /// Before `rollups_v2`: counters per (site, day) and (site, hour); migrated, then dropped.
+    pub const LEGACY_ROLLUPS: &str = "rollups";
+    /// Before `rollups_v2`: one document per (site, bucket, dimension, key); migrated, then dropped.
+    pub const LEGACY_TOP_ROLLUPS: &str = "top_rollups";
 }

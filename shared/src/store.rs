@@ -14,7 +14,7 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::names::collections as c;
+use crate::{message::BatchMessage, names::collections as c};
 
 /// An account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +38,90 @@ pub struct SiteDoc {
     pub timezone: String,
     pub api_key: String,
     pub created_at: DateTime,
+}
+
+/// The raw document of one accepted batch, `_id` = `site:batch_id` (a batch is stored once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RawBatchDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(flatten)]
+    pub msg: BatchMessage,
+    /// Receive time as a date, for the retention TTL index.
+    pub received: DateTime,
+    /// The flush that claimed the batch (see [`FlushRecord`]).
+    pub flush: String,
+}
+
+/// One visitor seen on one local day of a site: inserting it tells whether the visitor is new
+/// that day. `_id` = `site|d|YYYY-MM-DD|visitor`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VisitorMarkDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub site_id: String,
+    pub day: String,
+    pub v: String,
+    /// The flush that inserted it.
+    pub f: String,
+    /// Marks are needed only while their day can still receive batches.
+    pub expire_at: DateTime,
+}
+
+impl VisitorMarkDoc {
+    pub fn id_of(site_id: &str, day: &str, visitor: &str) -> String {
+        format!("{site_id}|d|{day}|{visitor}")
+    }
+}
+
+/// Field names of [`VisitorMarkDoc`] used in filters.
+pub mod mark_fields {
+    pub const FLUSH: &str = "f";
+}
+
+/// Where a flush stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlushState {
+    /// Claimed batches; its rollup writes may be partly done.
+    Applying,
+    /// Every rollup write done; its batches' messages may be acked.
+    Done,
+}
+
+/// One flush of the aggregator: the unit of its exactly-once protocol.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlushRecord {
+    /// `<instance>:<sequence>`.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// The aggregator instance that ran it.
+    pub inst: String,
+    pub seq: i64,
+    pub state: FlushState,
+    pub claimed_at: DateTime,
+    /// Set (by the server's clock) when done: the record is then kept [`DONE_FLUSH_KEEP`],
+    /// well past any redelivery of its messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<DateTime>,
+}
+
+/// How long a done flush record is kept.
+pub const DONE_FLUSH_KEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// Field names of [`FlushRecord`] used in filters.
+pub mod flush_fields {
+    pub const INST: &str = "inst";
+    pub const STATE: &str = "state";
+    pub const CLAIMED_AT: &str = "claimed_at";
+    pub const DONE_AT: &str = "done_at";
+    pub const APPLYING: &str = "applying";
+    pub const DONE: &str = "done";
+}
+
+/// Field names of [`RawBatchDoc`] used in filters.
+pub mod raw_fields {
+    pub const FLUSH: &str = "flush";
 }
 
 /// Connects to MongoDB with short timeouts: a dead database must surface as an error the
@@ -75,41 +159,25 @@ fn ttl(after: Duration) -> Option<IndexOptions> {
 /// different options (which MongoDB refuses). Changing the retention of an existing deployment
 /// needs a `collMod` of that index.
 pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> anyhow::Result<()> {
+    use flush_fields as f;
     type Doc = mongodb::bson::Document;
     let mut plan: Vec<(&str, Vec<IndexModel>)> = vec![
         (c::USERS, vec![index(doc! {"email": 1}, unique())]),
         (c::SITES, vec![index(doc! {"api_key": 1}, unique()), index(doc! {"owner_id": 1}, None)]),
+        (c::VISITOR_MARKS, vec![index(doc! {"expire_at": 1}, ttl(Duration::ZERO))]),
+        (c::ROLLUPS, crate::rollup::indexes()),
         (
-            c::VISITOR_MARKS,
-            vec![index(doc! {"site_id": 1, "hour": 1}, None), index(doc! {"expire_at": 1}, ttl(Duration::ZERO))],
-        ),
-        (
-            c::ROLLUPS,
+            c::FLUSHES,
             vec![
-                index(doc! {"site_id": 1, "day": 1}, None),
-                index(doc! {"site_id": 1, "hour": 1}, None),
-                index(doc! {"expire_at": 1}, ttl(Duration::ZERO)),
-            ],
-        ),
-        (
-            c::TOP_ROLLUPS,
-            vec![
-                index(doc! {"site_id": 1, "dim": 1, "day": 1}, None),
-                index(doc! {"site_id": 1, "dim": 1, "hour": 1}, None),
-                index(doc! {"expire_at": 1}, ttl(Duration::ZERO)),
+                index(doc! {f::STATE: 1, f::CLAIMED_AT: 1}, None),
+                index(doc! {f::INST: 1, f::STATE: 1}, None),
+                index(doc! {f::DONE_AT: 1}, ttl(DONE_FLUSH_KEEP)),
             ],
         ),
         (c::RECOVERIES, vec![index(doc! {"until": 1}, ttl(Duration::from_secs(24 * 3600)))]),
     ];
     if let Some(retention) = raw_retention {
-        plan.push((
-            c::RAW_BATCHES,
-            vec![
-                index(doc! {"flush": 1}, None),
-                index(doc! {"applied": 1, "claimed_at": 1}, None),
-                index(doc! {"received": 1}, ttl(retention)),
-            ],
-        ));
+        plan.push((c::RAW_BATCHES, vec![index(doc! {raw_fields::FLUSH: 1}, None), index(doc! {"received": 1}, ttl(retention))]));
     }
     for (name, models) in plan {
         db.collection::<Doc>(name)

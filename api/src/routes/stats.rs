@@ -40,7 +40,9 @@ async fn read(
         tz,
         now_ms,
     )?;
-    let inputs = stats_store::load(&state.db, &site.id, &range, tz).await?;
+    let loaded = stats_store::load(&state.db, &site.id, &range, tz).await?;
+    state.metrics.stats_documents_read.observe(loaded.docs_read as f64);
+    let inputs = loaded.inputs;
     let (label, from, to, hourly) = match &range {
         Range::Days { label, from, to } => (label.clone(), time::day_string(*from), time::day_string(*to), false),
         Range::Hours { label, hours } => {

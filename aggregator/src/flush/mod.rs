@@ -1,0 +1,501 @@
+//! Writing a chunk of batches to MongoDB so that every accepted event is counted exactly once,
+//! even when an aggregator dies halfway, several aggregators share the stream, and messages
+//! come back.
+//!
+//! Each aggregator process is an *instance* with a random id. Its flushes are numbered 1, 2,
+//! 3, … and run one at a time: flush `s + 1` starts only once flush `s` is done. Every rollup
+//! document records, per instance, the highest flush sequence counted in it (its watermark,
+//! see [`shared::rollup::Watermark`]) and a revision bumped by every write.
+//!
+//! A flush F = (instance I, sequence s):
+//! 1. **Claim**: insert F's record ([`FlushRecord`]), state `applying`.
+//! 2. **Raw batches**: insert one raw document per batch, `_id` = `site:batch_id`, `flush` = F.
+//!    A batch whose raw document exists already is not new; see "Duplicates".
+//! 3. **Visitor marks**: insert a mark per (site, day, visitor) with `f` = F. A mark inserted
+//!    now, or found with `f` = F (inserted by an earlier attempt at F), is a new visitor of that
+//!    day; any other existing mark is not.
+//! 4. **Rollups**: read the documents F touches; to each whose watermark for I is below s, add
+//!    F's increments and set the watermark to s; write each back only if its revision is
+//!    unchanged since the read. Top lists go before the series, so a reader never sees a batch
+//!    in the summary before the top lists. A write that lost a race is read and merged again.
+//! 5. **Done**: mark F's record `done`. Only then are the messages acked.
+//!
+//! **Duplicates.** A batch found stored belongs to a flush G. G done (or its record expired, a
+//! day after it was done: records are inserted before their raw documents, so a missing record
+//! is an expired one) means counted: ack. G applying and claimed less than a lease ago: G may
+//! still be running, retry later. G older than the lease: its process died or stalled; recover
+//! G — steps 3 to 5 for G's raw documents, under G's own id ([`recovery`]) — then ack.
+//!
+//! **Why each batch counts once.** Steps 1 to 3 are idempotent inserts. In step 4 a document
+//! either has F's increments and a watermark ≥ s or has neither — one conditional write — so
+//! whoever finishes F (its own process retrying, a recoverer, even both at once) skips a
+//! document that already counts F. Watermarks only grow and an instance starts s + 1 only
+//! after s is done, so a watermark ≥ s on a document F touches means F is counted there.
+//! Step 3's answers do not depend on who asks: a mark belongs to F or it does not.
+//!
+//! The module is split by concern: this file runs the steps, [`merge`] computes what one
+//! document becomes, [`recovery`] finishes the flushes of others. Tests stop a flush after any
+//! step ([`Step`]) and check that recovery counts every event exactly once.
+
+pub mod merge;
+pub mod recovery;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::TryStreamExt;
+use mongodb::{
+    Database,
+    bson::{self, DateTime, Document, doc},
+};
+use shared::{
+    clock::Clock,
+    message::BatchMessage,
+    names::collections as c,
+    rollup::{self, Bucket, Part, Rollup, RollupDoc, RollupKey},
+    store::{FlushRecord, FlushState, RawBatchDoc, VisitorMarkDoc, flush_fields, mark_fields, raw_fields},
+    time,
+};
+
+use crate::{
+    rollup::{Capacities, DocDelta, FlushDeltas},
+    writer::{self, Cost, WriteError},
+};
+
+/// How long visitor marks are kept: a local day lasts at most 26 h, plus redelivery time.
+const MARK_KEEP: Duration = Duration::from_secs(3 * 24 * 3600);
+/// A watermark of another instance untouched this long is dropped once none of that
+/// instance's flushes is still applying.
+const PRUNE_AFTER: Duration = Duration::from_secs(3600);
+/// Lost races on one flush's documents before it gives up (and is retried as a whole).
+const MAX_WRITE_ROUNDS: usize = 20;
+
+/// The identity of a flush: `<instance>:<sequence>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FlushId {
+    pub inst: String,
+    pub seq: i64,
+}
+
+impl FlushId {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (inst, seq) = raw.rsplit_once(':')?;
+        Some(Self { inst: inst.to_string(), seq: seq.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for FlushId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.inst, self.seq)
+    }
+}
+
+/// The steps of the protocol, named so that tests can stop a flush right after one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Claim,
+    RawBatches,
+    VisitorMarks,
+    /// After writing this many rollup documents of the flush.
+    RollupDocs(usize),
+    Done,
+}
+
+/// What to do with one message after a flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its effects are in MongoDB.
+    Ack,
+    /// Not yet: deliver again after this long.
+    Retry(Duration),
+}
+
+/// What a flush did, for metrics.
+#[derive(Debug, Default)]
+pub struct FlushReport {
+    pub new_batches: usize,
+    /// Events in the new batches.
+    pub events: u64,
+    pub duplicates: usize,
+    pub recovered_flushes: usize,
+    /// Rollup writes that lost a race and were merged again.
+    pub conflicts: u64,
+    pub cost: Cost,
+}
+
+/// Why a flush failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlushError {
+    /// Nothing was claimed: the messages may simply be redelivered.
+    #[error("claiming a flush: {0}")]
+    NotClaimed(WriteError),
+    /// Flush `flush` is claimed and maybe partly applied: it must be finished ([`Flusher::recover`])
+    /// before this instance starts another.
+    #[error("flush {flush}: {error}")]
+    Claimed { flush: FlushId, error: WriteError },
+}
+
+/// Settings of the protocol.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A flush claimed longer ago than this and not done belongs to a dead or stalled process.
+    pub lease: Duration,
+    pub caps: Capacities,
+    /// How long daily rollups are kept.
+    pub day_retention: Duration,
+}
+
+/// Writes chunks of batches; one per aggregator process (clones share the instance).
+#[derive(Clone)]
+pub struct Flusher {
+    db: Database,
+    inst: Arc<str>,
+    next_seq: Arc<AtomicI64>,
+    settings: Arc<Settings>,
+    clock: Arc<dyn Clock>,
+    fault: Option<Step>,
+}
+
+impl Flusher {
+    pub fn new(db: Database, settings: Settings, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
+            inst: Arc::from(new_instance_id()),
+            next_seq: Arc::new(AtomicI64::new(1)),
+            settings: Arc::new(settings),
+            clock,
+            fault: None,
+        }
+    }
+
+    /// A flusher that stops with [`WriteError::Injected`] right after `step`: for tests of
+    /// the protocol's crash points.
+    pub fn failing_after(mut self, step: Step) -> Self {
+        self.fault = Some(step);
+        self
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.inst
+    }
+
+    fn now(&self) -> DateTime {
+        DateTime::from_millis(self.clock.now_ms())
+    }
+
+    fn stop_if(&self, step: Step) -> Result<(), WriteError> {
+        if self.fault == Some(step) { Err(WriteError::Injected(step)) } else { Ok(()) }
+    }
+
+    /// Writes `msgs` (distinct batches) and says, per message, whether it may be acked.
+    pub async fn flush(&self, msgs: &[BatchMessage]) -> Result<(Vec<Verdict>, FlushReport), FlushError> {
+        let id = FlushId { inst: self.inst.to_string(), seq: self.next_seq.fetch_add(1, Ordering::SeqCst) };
+        let mut report = FlushReport::default();
+        self.claim(&id, &mut report.cost).await.map_err(FlushError::NotClaimed)?;
+        let claimed = |error| FlushError::Claimed { flush: id.clone(), error };
+        self.stop_if(Step::Claim).map_err(claimed)?;
+
+        let raw_docs = msgs
+            .iter()
+            .map(|m| {
+                bson::to_document(&RawBatchDoc {
+                    id: m.msg_id(),
+                    msg: m.clone(),
+                    received: DateTime::from_millis(m.received_at),
+                    flush: id.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| claimed(e.into()))?;
+        let dups: HashSet<usize> =
+            writer::insert_unordered(&self.db, c::RAW_BATCHES, raw_docs, &mut report.cost).await.map_err(claimed)?.into_iter().collect();
+        self.stop_if(Step::RawBatches).map_err(claimed)?;
+
+        let fresh: Vec<&BatchMessage> = msgs.iter().enumerate().filter(|(i, _)| !dups.contains(i)).map(|(_, m)| m).collect();
+        report.new_batches = fresh.len();
+        report.events = fresh.iter().map(|m| m.events.len() as u64).sum();
+        self.apply(&id, &fresh, &mut report).await.map_err(claimed)?;
+
+        let mut verdicts = vec![Verdict::Ack; msgs.len()];
+        if !dups.is_empty() {
+            // F is done: whatever settling the duplicates costs no longer holds it up.
+            self.settle_duplicates(msgs, &dups, &mut verdicts, &mut report).await.map_err(claimed)?;
+        }
+        Ok((verdicts, report))
+    }
+
+    /// Step 1.
+    async fn claim(&self, id: &FlushId, cost: &mut Cost) -> Result<(), WriteError> {
+        let record = FlushRecord {
+            id: id.to_string(),
+            inst: id.inst.clone(),
+            seq: id.seq,
+            state: FlushState::Applying,
+            claimed_at: self.now(),
+            done_at: None,
+        };
+        let dups = writer::insert_unordered(&self.db, c::FLUSHES, vec![bson::to_document(&record)?], cost).await?;
+        if dups.is_empty() {
+            Ok(())
+        } else {
+            Err(WriteError::Statement { collection: c::FLUSHES.into(), code: 11000, message: format!("flush {id} claimed twice") })
+        }
+    }
+
+    /// Steps 3 to 5 for the batches of flush `id`.
+    async fn apply(&self, id: &FlushId, msgs: &[&BatchMessage], report: &mut FlushReport) -> Result<(), WriteError> {
+        let mut deltas = FlushDeltas::default();
+        for m in msgs {
+            deltas.add_batch(m);
+        }
+        for (site, day) in self.new_visitors(id, msgs, &mut report.cost).await? {
+            deltas.add_new_visitor(site, day);
+        }
+        self.stop_if(Step::VisitorMarks)?;
+        self.write_rollups(id, deltas, report).await?;
+        // The server's date: a client-set date would be stored as a string by the stand-in.
+        let done = doc! {"$set": {flush_fields::STATE: flush_fields::DONE}, "$currentDate": {flush_fields::DONE_AT: true}};
+        self.db.collection::<Document>(c::FLUSHES).update_one(doc! {"_id": id.to_string()}, done).await?;
+        report.cost.round_trips += 1;
+        report.cost.docs_written += 1;
+        self.stop_if(Step::Done)
+    }
+
+    fn expire_in(&self, keep: Duration) -> DateTime {
+        DateTime::from_millis(self.clock.now_ms() + keep.as_millis() as i64)
+    }
+
+    /// Step 3: inserts the day marks of `msgs`; returns (site, day) once per new visitor.
+    async fn new_visitors<'m>(&self, id: &FlushId, msgs: &[&'m BatchMessage], cost: &mut Cost) -> Result<Vec<(&'m str, Bucket)>, WriteError> {
+        let flush = id.to_string();
+        let expire_at = self.expire_in(MARK_KEEP);
+        let mut seen = HashSet::new();
+        let mut marks: Vec<(String, &'m str, Bucket)> = Vec::new();
+        let mut docs = Vec::new();
+        for m in msgs {
+            let (day, _) = crate::rollup::buckets_of(m);
+            let Bucket::Day(date) = day else { continue };
+            let day_str = time::day_string(date);
+            let mark_id = VisitorMarkDoc::id_of(&m.site_id, &day_str, &m.visitor);
+            if !seen.insert(mark_id.clone()) {
+                continue;
+            }
+            docs.push(bson::to_document(&VisitorMarkDoc {
+                id: mark_id.clone(),
+                site_id: m.site_id.clone(),
+                day: day_str,
+                v: m.visitor.clone(),
+                f: flush.clone(),
+                expire_at,
+            })?);
+            marks.push((mark_id, m.site_id.as_str(), day));
+        }
+        let dups: HashSet<usize> = writer::insert_unordered(&self.db, c::VISITOR_MARKS, docs, cost).await?.into_iter().collect();
+        let mut ours: HashSet<String> = HashSet::new();
+        if !dups.is_empty() {
+            // A mark left by an earlier attempt at this same flush is still new for it.
+            let ids: Vec<&str> = dups.iter().map(|i| marks[*i].0.as_str()).collect();
+            let mut cursor = self
+                .db
+                .collection::<Document>(c::VISITOR_MARKS)
+                .find(doc! {"_id": {"$in": ids}, mark_fields::FLUSH: &flush})
+                .projection(doc! {"_id": 1})
+                .await?;
+            cost.round_trips += 1;
+            while let Some(d) = cursor.try_next().await? {
+                ours.insert(d.get_str("_id").map_err(|e| WriteError::Decode(e.to_string()))?.to_string());
+            }
+        }
+        Ok(marks
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (mark_id, _, _))| !dups.contains(i) || ours.contains(mark_id))
+            .map(|(_, (_, site, day))| (site, day))
+            .collect())
+    }
+
+    /// Step 4: merges the deltas into their documents with revision-checked writes.
+    async fn write_rollups(&self, id: &FlushId, deltas: FlushDeltas, report: &mut FlushReport) -> Result<(), WriteError> {
+        // Top lists first, then the series.
+        let mut pending: Vec<(RollupKey, DocDelta)> = deltas.docs.into_iter().collect();
+        pending.sort_by_key(|(k, _)| k.part == Part::Series);
+        let mut written = 0_usize;
+        for _round in 0..MAX_WRITE_ROUNDS {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let current = self.read_rollups(pending.iter().map(|(k, _)| k.id()).collect(), &mut report.cost).await?;
+            let prunable = self.prunable_instances(current.values(), &mut report.cost).await?;
+            let now = self.now();
+            let mut statements = Vec::new();
+            let mut statement_keys = Vec::new();
+            for (key, delta) in &pending {
+                let read = current.get(&key.id());
+                let read_rev = read.map_or(0, |r| r.rev);
+                let merged = merge::merge(read.cloned(), key, delta, id, now, &self.settings.caps, &prunable);
+                if let Some(doc) = merged {
+                    statements.push(rollup::replace_statement(&doc.to_doc(self.settings.day_retention), read_rev)?);
+                    statement_keys.push(key.clone());
+                }
+            }
+            if let Some(Step::RollupDocs(n)) = self.fault {
+                let keep = n.saturating_sub(written).min(statements.len());
+                statements.truncate(keep);
+                writer::update_ordered(&self.db, c::ROLLUPS, statements, &mut report.cost).await?;
+                return Err(WriteError::Injected(Step::RollupDocs(n)));
+            }
+            let total = statements.len();
+            match writer::update_ordered(&self.db, c::ROLLUPS, statements, &mut report.cost).await? {
+                None => {
+                    return Ok(());
+                }
+                Some(lost) => {
+                    report.conflicts += 1;
+                    written += lost;
+                    tracing::debug!(flush = %id, lost, total, "a rollup write lost a race; merging again");
+                    let retry: HashSet<&RollupKey> = statement_keys[lost..].iter().collect();
+                    pending.retain(|(k, _)| retry.contains(k));
+                }
+            }
+        }
+        Err(WriteError::Statement { collection: c::ROLLUPS.into(), code: 11000, message: format!("flush {id}: rollup writes kept losing races") })
+    }
+
+    async fn read_rollups(&self, ids: Vec<String>, cost: &mut Cost) -> Result<HashMap<String, Rollup>, WriteError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let mut cursor = self.db.collection::<RollupDoc>(c::ROLLUPS).find(rollup::ids_filter(chunk)).await?;
+            cost.round_trips += 1;
+            while let Some(doc) = cursor.try_next().await? {
+                let r = Rollup::from_doc(doc).map_err(|e| WriteError::Decode(e.to_string()))?;
+                out.insert(r.key.id(), r);
+                cost.docs_read += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Instances whose watermarks may be dropped from documents: silent for [`PRUNE_AFTER`]
+    /// and with no flush still applying.
+    async fn prunable_instances(&self, docs: impl Iterator<Item = &Rollup>, cost: &mut Cost) -> Result<HashSet<String>, WriteError> {
+        let cutoff = self.clock.now_ms() - PRUNE_AFTER.as_millis() as i64;
+        let mut stale: HashSet<String> = HashSet::new();
+        for d in docs {
+            for (inst, w) in &d.applied {
+                if inst.as_str() != &*self.inst && w.at.timestamp_millis() < cutoff {
+                    stale.insert(inst.clone());
+                }
+            }
+        }
+        if stale.is_empty() {
+            return Ok(stale);
+        }
+        let insts: Vec<&String> = stale.iter().collect();
+        let mut cursor = self
+            .db
+            .collection::<FlushRecord>(c::FLUSHES)
+            .find(doc! {flush_fields::INST: {"$in": insts}, flush_fields::STATE: flush_fields::APPLYING})
+            .await?;
+        cost.round_trips += 1;
+        while let Some(r) = cursor.try_next().await? {
+            stale.remove(&r.inst);
+        }
+        Ok(stale)
+    }
+
+    /// Decides what to do with batches whose raw document already existed.
+    async fn settle_duplicates(
+        &self,
+        msgs: &[BatchMessage],
+        dups: &HashSet<usize>,
+        verdicts: &mut [Verdict],
+        report: &mut FlushReport,
+    ) -> Result<(), WriteError> {
+        let ids: Vec<String> = dups.iter().map(|i| msgs[*i].msg_id()).collect();
+        let mut owner: HashMap<String, String> = HashMap::new();
+        let mut cursor = self
+            .db
+            .collection::<Document>(c::RAW_BATCHES)
+            .find(doc! {"_id": {"$in": &ids}})
+            .projection(doc! {raw_fields::FLUSH: 1})
+            .await?;
+        report.cost.round_trips += 1;
+        while let Some(d) = cursor.try_next().await? {
+            let get = |k: &str| d.get_str(k).map(str::to_string).map_err(|e| WriteError::Decode(format!("raw batch {k}: {e}")));
+            owner.insert(get("_id")?, get(raw_fields::FLUSH)?);
+        }
+        let flush_ids: Vec<&String> = owner.values().collect::<HashSet<_>>().into_iter().collect();
+        let mut records: HashMap<String, FlushRecord> = HashMap::new();
+        let mut cursor = self.db.collection::<FlushRecord>(c::FLUSHES).find(doc! {"_id": {"$in": flush_ids}}).await?;
+        report.cost.round_trips += 1;
+        while let Some(r) = cursor.try_next().await? {
+            records.insert(r.id.clone(), r);
+        }
+        let mut recovered: HashMap<String, bool> = HashMap::new();
+        let lease_ms = self.settings.lease.as_millis() as i64;
+        for &i in dups {
+            let record = owner.get(&msgs[i].msg_id()).and_then(|f| records.get(f));
+            verdicts[i] = match record {
+                // Expired: done a day ago at least. (A raw document gone too: past retention.)
+                None => {
+                    report.duplicates += 1;
+                    Verdict::Ack
+                }
+                Some(r) if r.state == FlushState::Done => {
+                    report.duplicates += 1;
+                    Verdict::Ack
+                }
+                Some(r) => {
+                    let age = self.clock.now_ms() - r.claimed_at.timestamp_millis();
+                    if age < lease_ms {
+                        // Its flush may still be running elsewhere.
+                        Verdict::Retry(Duration::from_millis((lease_ms - age) as u64 + 100))
+                    } else {
+                        let done = match recovered.get(&r.id) {
+                            Some(done) => *done,
+                            None => {
+                                let flush = FlushId::parse(&r.id)
+                                    .ok_or_else(|| WriteError::Decode(format!("flush id {:?}", r.id)))?;
+                                let done = self.recover(&flush).await?;
+                                if done {
+                                    report.recovered_flushes += 1;
+                                }
+                                recovered.insert(r.id.clone(), done);
+                                done
+                            }
+                        };
+                        if done { Verdict::Ack } else { Verdict::Retry(Duration::from_secs(1)) }
+                    }
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+fn new_instance_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = (chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64).to_be_bytes();
+    }
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_ids_round_trip() {
+        let id = FlushId { inst: "a1b2c3d4e5f60718".into(), seq: 42 };
+        assert_eq!(FlushId::parse(&id.to_string()), Some(id));
+        assert_eq!(FlushId::parse("no-sequence"), None);
+        assert_eq!(FlushId::parse("x:notanumber"), None);
+    }
+}

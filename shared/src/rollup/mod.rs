@@ -1,0 +1,402 @@
+//! The rollup model: what the aggregator writes, the api reads and the index setup indexes.
+//!
+//! Stats are served from one collection, [`crate::names::collections::ROLLUPS`], holding a
+//! small, fixed set of documents per site and bucket (a local day, or a local hour kept
+//! [`HOURLY_KEEP`]): one [`Part::Series`] document with the counters of the bucket, and one
+//! [`Part::Top`] document per top-list dimension holding a bounded [`TopList`]. A stats query
+//! therefore reads at most `buckets × (1 + dimensions)` documents, whatever the traffic, the
+//! number of distinct keys or of visitors (see docs/rollups.md).
+//!
+//! Top lists and visitor sketches are stored as compact binary (see [`codec`]): they are read
+//! and written whole, and a binary field costs MongoDB (and the MongoDB-wire stand-in our tests
+//! use) far less than a document with a thousand sub-documents.
+//!
+//! Every document carries `rev`, bumped by each write (writers replace a document only if its
+//! `rev` is unchanged), and `applied`, the highest flush sequence of each aggregator instance
+//! already counted in it: the exactly-once protocol in `aggregator/src/flush` rests on both.
+
+pub mod codec;
+pub mod sketch;
+pub mod toplist;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::NaiveDate;
+use mongodb::{
+    IndexModel,
+    bson::{Binary, DateTime, Document, doc, spec::BinarySubtype},
+    options::IndexOptions,
+};
+use serde::{Deserialize, Serialize};
+
+pub use codec::DecodeError;
+pub use sketch::VisitorSketch;
+pub use toplist::{Capacity, Counts, TopDelta, TopList};
+
+use crate::time;
+
+/// How long hourly documents are kept: the 24-hour view needs the last 25 local hours.
+pub const HOURLY_KEEP: Duration = Duration::from_secs(49 * 3600);
+
+/// Which bucket a document covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bucket {
+    /// A local calendar day.
+    Day(NaiveDate),
+    /// The local hour starting at these epoch seconds.
+    Hour(i64),
+}
+
+impl Bucket {
+    pub fn is_day(&self) -> bool {
+        matches!(self, Self::Day(_))
+    }
+
+    /// When a document of this bucket may be deleted: hours after [`HOURLY_KEEP`], days
+    /// `day_retention` after the day ended.
+    pub fn expire_at(&self, day_retention: Duration) -> DateTime {
+        let ms = match self {
+            Self::Day(day) => {
+                let end = day.succ_opt().unwrap_or(*day).and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0);
+                end + day_retention.as_millis() as i64
+            }
+            Self::Hour(start) => start * 1000 + HOURLY_KEEP.as_millis() as i64,
+        };
+        DateTime::from_millis(ms)
+    }
+}
+
+/// Top-list dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dim {
+    /// Pageviews by URL path.
+    Page,
+    /// Clicks by selector, with a text seen.
+    Click,
+    /// Visits (sessions started) by source.
+    Source,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 3] = [Dim::Page, Dim::Click, Dim::Source];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Page => "page",
+            Self::Click => "click",
+            Self::Source => "source",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == raw)
+    }
+}
+
+/// What a document holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    Series,
+    Top(Dim),
+}
+
+impl Part {
+    /// Every part of a bucket: what a full stats query reads.
+    pub fn all() -> Vec<Part> {
+        std::iter::once(Part::Series).chain(Dim::ALL.into_iter().map(Part::Top)).collect()
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Self::Series => "series".to_string(),
+            Self::Top(d) => format!("top:{}", d.as_str()),
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "series" => Some(Self::Series),
+            _ => raw.strip_prefix("top:").and_then(Dim::parse).map(Self::Top),
+        }
+    }
+}
+
+/// Identifies one rollup document.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RollupKey {
+    pub site_id: String,
+    pub bucket: Bucket,
+    pub part: Part,
+}
+
+impl RollupKey {
+    /// `site|d|2026-11-26|series`, `site|h|1764115200|top:page`.
+    pub fn id(&self) -> String {
+        match self.bucket {
+            Bucket::Day(day) => format!("{}|d|{}|{}", self.site_id, time::day_string(day), self.part.name()),
+            Bucket::Hour(h) => format!("{}|h|{h}|{}", self.site_id, self.part.name()),
+        }
+    }
+}
+
+/// Counters of one bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// Pageview events.
+    pub pageviews: i64,
+    /// Pageviews that started a session.
+    pub sessions: i64,
+    /// Click events.
+    pub clicks: i64,
+    /// Distinct visitors of the day (day documents; hours count theirs in a sketch).
+    pub visitors: i64,
+    /// Sum of `depth - prev` over scroll events.
+    pub scroll_sum: i64,
+    /// Sum of engaged seconds over time events.
+    pub time_sum: f64,
+    /// Scroll events that reached 25, 50, 75 and 100 percent.
+    pub reached: [i64; 4],
+}
+
+impl Series {
+    pub fn add(&mut self, o: &Series) {
+        self.pageviews += o.pageviews;
+        self.sessions += o.sessions;
+        self.clicks += o.clicks;
+        self.visitors += o.visitors;
+        self.scroll_sum += o.scroll_sum;
+        self.time_sum += o.time_sum;
+        for (a, b) in self.reached.iter_mut().zip(o.reached) {
+            *a += b;
+        }
+    }
+}
+
+/// The highest flush of one aggregator instance counted in a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    pub seq: i64,
+    /// When that instance last wrote the document.
+    pub at: DateTime,
+}
+
+/// A rollup document as stored. Read it through [`Rollup::from_doc`], which checks that the
+/// body matches the part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub site_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hour: Option<i64>,
+    pub part: String,
+    pub rev: i64,
+    pub applied: BTreeMap<String, Watermark>,
+    pub expire_at: DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<Series>,
+    /// Hourly series: the [`VisitorSketch`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitors: Option<Binary>,
+    /// Top documents: the [`TopList`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top: Option<Binary>,
+}
+
+/// What a document counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Series { counters: Series, visitors: Option<VisitorSketch> },
+    Top(TopList),
+}
+
+/// A rollup document, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollup {
+    pub key: RollupKey,
+    /// 0 for a document not stored yet.
+    pub rev: i64,
+    pub applied: BTreeMap<String, Watermark>,
+    pub body: Body,
+}
+
+impl Rollup {
+    /// An empty document, not stored yet.
+    pub fn empty(key: RollupKey) -> Self {
+        let body = match (key.part, key.bucket) {
+            (Part::Series, Bucket::Day(_)) => Body::Series { counters: Series::default(), visitors: None },
+            (Part::Series, Bucket::Hour(_)) => Body::Series { counters: Series::default(), visitors: Some(VisitorSketch::default()) },
+            (Part::Top(_), _) => Body::Top(TopList::default()),
+        };
+        Self { key, rev: 0, applied: BTreeMap::new(), body }
+    }
+
+    pub fn from_doc(doc: RollupDoc) -> Result<Self, DecodeError> {
+        let bad = |reason: String| DecodeError::new("fields", format!("{}: {reason}", doc.id));
+        let bucket = match (&doc.day, doc.hour) {
+            (Some(day), None) => Bucket::Day(time::parse_day(day).ok_or_else(|| bad(format!("day {day:?} is not a date")))?),
+            (None, Some(hour)) => Bucket::Hour(hour),
+            _ => return Err(bad("needs exactly one of day and hour".into())),
+        };
+        let part = Part::parse(&doc.part).ok_or_else(|| bad(format!("unknown part {:?}", doc.part)))?;
+        let key = RollupKey { site_id: doc.site_id.clone(), bucket, part };
+        if key.id() != doc.id {
+            return Err(bad(format!("_id does not match its fields ({})", key.id())));
+        }
+        let body = match (part, doc.series, doc.visitors, doc.top) {
+            (Part::Series, Some(counters), visitors, None) => {
+                let visitors = visitors.map(|b| VisitorSketch::decode(&b.bytes)).transpose()?;
+                if visitors.is_some() == bucket.is_day() {
+                    return Err(bad("hourly series carry a visitor sketch, daily ones do not".into()));
+                }
+                Body::Series { counters, visitors }
+            }
+            (Part::Top(_), None, None, Some(top)) => Body::Top(TopList::decode(&top.bytes)?),
+            _ => return Err(bad(format!("body does not match part {:?}", doc.part))),
+        };
+        Ok(Self { key, rev: doc.rev, applied: doc.applied, body })
+    }
+
+    pub fn to_doc(&self, day_retention: Duration) -> RollupDoc {
+        let binary = |bytes: Vec<u8>| Binary { subtype: BinarySubtype::Generic, bytes };
+        let (series, visitors, top) = match &self.body {
+            Body::Series { counters, visitors } => (Some(counters.clone()), visitors.as_ref().map(|v| binary(v.encode())), None),
+            Body::Top(list) => (None, None, Some(binary(list.encode()))),
+        };
+        let (day, hour) = match self.key.bucket {
+            Bucket::Day(d) => (Some(time::day_string(d)), None),
+            Bucket::Hour(h) => (None, Some(h)),
+        };
+        RollupDoc {
+            id: self.key.id(),
+            site_id: self.key.site_id.clone(),
+            day,
+            hour,
+            part: self.key.part.name(),
+            rev: self.rev,
+            applied: self.applied.clone(),
+            expire_at: self.key.bucket.expire_at(day_retention),
+            series,
+            visitors,
+            top,
+        }
+    }
+}
+
+fn part_names(parts: &[Part]) -> Vec<String> {
+    parts.iter().map(|p| p.name()).collect()
+}
+
+/// The documents of `parts` for the local days `from..=to`.
+pub fn days_filter(site_id: &str, from: NaiveDate, to: NaiveDate, parts: &[Part]) -> Document {
+    doc! {
+        "site_id": site_id,
+        "day": {"$gte": time::day_string(from), "$lte": time::day_string(to)},
+        "part": {"$in": part_names(parts)},
+    }
+}
+
+/// The documents of `parts` for the hours starting `first..=last` (epoch seconds).
+pub fn hours_filter(site_id: &str, first: i64, last: i64, parts: &[Part]) -> Document {
+    doc! {"site_id": site_id, "hour": {"$gte": first, "$lte": last}, "part": {"$in": part_names(parts)}}
+}
+
+/// The documents with these ids.
+pub fn ids_filter(ids: &[String]) -> Document {
+    doc! {"_id": {"$in": ids}}
+}
+
+/// A write that replaces the document only if nobody wrote it since it was read (`rev`
+/// unchanged; a document not stored yet is inserted). A concurrent write makes it fail with a
+/// duplicate-key error: the upsert finds no match and the insert collides with the `_id`.
+///
+/// Written as `$set` of every field rather than as a replacement document: the same effect
+/// (a document's set of fields never changes), and the MongoDB-wire stand-in our tests run on
+/// cannot replace a document holding binary fields. `expire_at` never changes either and goes
+/// in `$setOnInsert`: the stand-in turns a date set on an existing document into a string.
+pub fn replace_statement(doc: &RollupDoc, read_rev: i64) -> Result<Document, mongodb::bson::ser::Error> {
+    let mut fields = mongodb::bson::to_document(doc)?;
+    fields.remove("_id");
+    let expire_at = fields.remove("expire_at").unwrap_or(mongodb::bson::Bson::Null);
+    Ok(doc! {"q": {"_id": &doc.id, "rev": read_rev}, "u": {"$set": fields, "$setOnInsert": {"expire_at": expire_at}}, "upsert": true})
+}
+
+/// Indexes of the rollup collection.
+pub fn indexes() -> Vec<IndexModel> {
+    let model = |keys: Document, options: Option<IndexOptions>| IndexModel::builder().keys(keys).options(options).build();
+    vec![
+        model(doc! {"site_id": 1, "day": 1}, None),
+        model(doc! {"site_id": 1, "hour": 1}, None),
+        model(doc! {"expire_at": 1}, Some(IndexOptions::builder().expire_after(Duration::ZERO).build())),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        time::parse_day(s).expect("day")
+    }
+
+    fn round_trip(r: &Rollup) -> Rollup {
+        let doc = r.to_doc(Duration::from_secs(86_400));
+        let bson = mongodb::bson::to_document(&doc).expect("serializes");
+        let back: RollupDoc = mongodb::bson::from_document(bson).expect("deserializes");
+        Rollup::from_doc(back).expect("decodes")
+    }
+
+    #[test]
+    fn every_part_round_trips_through_bson() {
+        let mut top = Rollup::empty(RollupKey { site_id: "s1".into(), bucket: Bucket::Day(day("2026-11-26")), part: Part::Top(Dim::Click) });
+        if let Body::Top(list) = &mut top.body {
+            let mut d = BTreeMap::new();
+            d.insert("button#cta".to_string(), TopDelta { counts: Counts { n: 2, conv: 0 }, text: Some("Go".into()) });
+            list.apply(&d, &Capacity { keys: 10, bytes: 1000, filter_bits_log2: 10 });
+        }
+        top.rev = 3;
+        top.applied.insert("a1b2".into(), Watermark { seq: 7, at: DateTime::from_millis(1) });
+        assert_eq!(round_trip(&top), top);
+        let mut hour = Rollup::empty(RollupKey { site_id: "s1".into(), bucket: Bucket::Hour(1_764_115_200), part: Part::Series });
+        if let Body::Series { counters, visitors: Some(v) } = &mut hour.body {
+            counters.pageviews = 4;
+            counters.time_sum = 2.5;
+            v.insert(42);
+        }
+        assert_eq!(round_trip(&hour), hour);
+        assert_eq!(hour.key.id(), "s1|h|1764115200|series");
+    }
+
+    #[test]
+    fn a_field_that_does_not_read_is_an_error_not_a_zero() {
+        let good = Rollup::empty(RollupKey { site_id: "s".into(), bucket: Bucket::Day(day("2026-11-26")), part: Part::Series })
+            .to_doc(Duration::ZERO);
+        let good = mongodb::bson::to_document(&good).expect("bson");
+        let cases: Vec<(&str, Box<dyn Fn(&mut Document)>)> = vec![
+            ("missing counter", Box::new(|d| { d.get_document_mut("series").expect("series").remove("clicks"); })),
+            ("counter of the wrong type", Box::new(|d| { d.get_document_mut("series").expect("series").insert("pageviews", "7"); })),
+            ("unknown part", Box::new(|d| { d.insert("part", "top:weather"); })),
+            ("unknown field", Box::new(|d| { d.insert("pageviews", 3); })),
+            ("day and hour", Box::new(|d| { d.insert("hour", 5_i64); })),
+            ("id from another bucket", Box::new(|d| { d.insert("day", "2026-11-25"); })),
+            ("series without counters", Box::new(|d| { d.remove("series"); })),
+            ("top body on a series", Box::new(|d| { d.insert("top", Binary { subtype: BinarySubtype::Generic, bytes: vec![1] }); })),
+        ];
+        for (case, mutate) in cases {
+            let mut d = good.clone();
+            mutate(&mut d);
+            let decoded = mongodb::bson::from_document::<RollupDoc>(d).map_err(|e| e.to_string()).and_then(|doc| Rollup::from_doc(doc).map_err(|e| e.to_string()));
+            assert!(decoded.is_err(), "case {case}: read as {decoded:?}");
+        }
+    }
+
+    #[test]
+    fn documents_expire_after_their_retention() {
+        let d = Bucket::Day(day("2025-11-26"));
+        assert_eq!(d.expire_at(Duration::from_secs(86_400)).timestamp_millis(), 1_764_201_600_000 + 86_400_000);
+        assert_eq!(Bucket::Hour(1_000).expire_at(Duration::ZERO).timestamp_millis(), 1_000_000 + 49 * 3_600_000);
+    }
+}

@@ -1,0 +1,481 @@
+//! A bounded top list: the keys of one dimension (pages, click selectors, sources, …) in one
+//! bucket, with exact counts, and everything else folded into one `(other)` entry.
+//!
+//! Anyone holding a site's public key can mint new keys, so the list must not grow with them.
+//! It keeps at most [`Capacity::keys`] entries and [`Capacity::bytes`] of key and text. The
+//! rules, which keep every stored count exact:
+//!
+//! 1. A key already in the list adds to its own entry.
+//! 2. A key the list has ever folded (kept in a Bloom filter) adds to `(other)`, for good: its
+//!    earlier occurrences are in `(other)`, so an entry for it would undercount.
+//! 3. A new key takes a free slot. When the list is full it evicts the lowest entry — fewest
+//!    occurrences, then least recently counted — provided that entry has no more occurrences
+//!    than the newcomer brings; the evicted entry's counts move to `(other)` and its key into
+//!    the filter. Otherwise the newcomer itself is folded.
+//!
+//! So the entries plus `(other)` always add up to the bucket's total, each entry's count is
+//! exact (a key is only ever admitted on its first occurrence in the bucket), and a key that
+//! becomes popular late still gets in as long as it arrives before the filter saturates: a
+//! full filter answers "folded" for everything, which freezes the list rather than making a
+//! count wrong.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sha2::{Digest, Sha256};
+
+use super::codec::{DecodeError, Reader, put_bytes, put_varint};
+
+/// The label of the folded entry.
+pub const OTHER: &str = "(other)";
+
+const FORMAT: u8 = 1;
+/// Longest key or text stored, in bytes: the tracker's own bounds are well below.
+const MAX_STORED: usize = 16 * 1024;
+const MAX_ENTRIES: usize = 1 << 20;
+/// Bloom filter probes per key.
+const PROBES: u64 = 4;
+
+/// Occurrences of a key: `n` is what the list ranks by (pageviews, clicks, visits, …);
+/// `conv` is conversions, for the dimensions that have them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub n: u64,
+    pub conv: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: Counts) {
+        self.n += o.n;
+        self.conv += o.conv;
+    }
+}
+
+/// What one flush adds to one key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopDelta {
+    pub counts: Counts,
+    /// A text seen with the key (click texts); among several, the greatest is kept so that
+    /// replaying a flush cannot change it.
+    pub text: Option<String>,
+}
+
+impl TopDelta {
+    pub fn add(&mut self, counts: Counts, text: Option<&str>) {
+        self.counts.add(counts);
+        keep_text(&mut self.text, text);
+    }
+}
+
+fn keep_text(current: &mut Option<String>, seen: Option<&str>) {
+    if let Some(t) = seen.filter(|t| !t.is_empty())
+        && current.as_deref().is_none_or(|cur| t > cur)
+    {
+        *current = Some(t.to_string());
+    }
+}
+
+/// One stored key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopEntry {
+    pub key: String,
+    pub counts: Counts,
+    pub text: Option<String>,
+    /// The list's apply sequence when this entry last counted something (eviction order).
+    last: u64,
+}
+
+impl TopEntry {
+    fn bytes(&self) -> usize {
+        self.key.len() + self.text.as_ref().map_or(0, String::len)
+    }
+}
+
+/// How much one list may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Most entries.
+    pub keys: usize,
+    /// Most bytes of keys and texts.
+    pub bytes: usize,
+    /// Size of the fold filter, as log2 of its bits; allocated at the first fold.
+    pub filter_bits_log2: u8,
+}
+
+/// A bounded top list; see the module documentation for its rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopList {
+    entries: Vec<TopEntry>,
+    other: Counts,
+    folded: Bloom,
+    seq: u64,
+}
+
+impl TopList {
+    pub fn entries(&self) -> &[TopEntry] {
+        &self.entries
+    }
+
+    /// The folded counts.
+    pub fn other(&self) -> Counts {
+        self.other
+    }
+
+    /// Entries plus `(other)`: the bucket's total for this dimension.
+    pub fn total(&self) -> Counts {
+        let mut t = self.other;
+        for e in &self.entries {
+            t.add(e.counts);
+        }
+        t
+    }
+
+    /// Adds one flush's increments.
+    pub fn apply(&mut self, deltas: &BTreeMap<String, TopDelta>, cap: &Capacity) {
+        self.seq += 1;
+        let seq = self.seq;
+        let index: HashMap<&str, usize> = self.entries.iter().enumerate().map(|(i, e)| (e.key.as_str(), i)).collect();
+        let mut hits: Vec<(usize, &TopDelta)> = Vec::new();
+        let mut newcomers: Vec<(&String, &TopDelta)> = Vec::new();
+        for (key, delta) in deltas {
+            if let Some(&i) = index.get(key.as_str()) {
+                hits.push((i, delta));
+            } else if self.folded.contains(key) {
+                self.other.add(delta.counts);
+            } else {
+                newcomers.push((key, delta));
+            }
+        }
+        drop(index);
+        for (i, delta) in hits {
+            let e = &mut self.entries[i];
+            e.counts.add(delta.counts);
+            keep_text(&mut e.text, delta.text.as_deref());
+            e.last = seq;
+        }
+        if newcomers.is_empty() {
+            return;
+        }
+        // Biggest newcomers first, so a burst of one-offs cannot crowd out a key that arrived
+        // with many occurrences in the same flush.
+        newcomers.sort_by(|a, b| b.1.counts.n.cmp(&a.1.counts.n).then_with(|| a.0.cmp(b.0)));
+
+        // Candidates for eviction, lowest first: untouched in this flush, fewest occurrences,
+        // least recently counted, then by key for determinism.
+        let mut victims: Vec<usize> = (0..self.entries.len()).filter(|&i| self.entries[i].last < seq).collect();
+        victims.sort_by(|&a, &b| {
+            let (x, y) = (&self.entries[a], &self.entries[b]);
+            x.counts.n.cmp(&y.counts.n).then(x.last.cmp(&y.last)).then_with(|| y.key.cmp(&x.key))
+        });
+        let mut slots: Vec<Option<TopEntry>> = std::mem::take(&mut self.entries).into_iter().map(Some).collect();
+        let mut live = slots.len();
+        let mut bytes: usize = slots.iter().flatten().map(TopEntry::bytes).sum();
+        let mut next_victim = 0;
+        for (key, delta) in newcomers {
+            let entry = TopEntry { key: key.clone(), counts: delta.counts, text: delta.text.clone(), last: seq };
+            let need = entry.bytes();
+            // How many of the next victims must go to make room, if they may.
+            let (mut free_keys, mut free_bytes, mut take) = (cap.keys.saturating_sub(live), cap.bytes.saturating_sub(bytes), 0);
+            while free_keys == 0 || free_bytes < need {
+                let Some(v) = victims.get(next_victim + take).and_then(|&v| slots[v].as_ref()) else { break };
+                if v.counts.n > delta.counts.n {
+                    break;
+                }
+                free_keys += 1;
+                free_bytes += v.bytes();
+                take += 1;
+            }
+            if free_keys == 0 || free_bytes < need {
+                self.other.add(delta.counts);
+                self.folded.insert(key, cap.filter_bits_log2);
+                continue;
+            }
+            for &v in &victims[next_victim..next_victim + take] {
+                if let Some(gone) = slots[v].take() {
+                    self.other.add(gone.counts);
+                    self.folded.insert(&gone.key, cap.filter_bits_log2);
+                    bytes -= gone.bytes();
+                    live -= 1;
+                }
+            }
+            next_victim += take;
+            bytes += need;
+            live += 1;
+            slots.push(Some(entry));
+        }
+        self.entries = slots.into_iter().flatten().collect();
+    }
+
+    /// The binary form stored in MongoDB: entries most counted first.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut sorted: Vec<&TopEntry> = self.entries.iter().collect();
+        sorted.sort_by(|a, b| b.counts.n.cmp(&a.counts.n).then_with(|| a.key.cmp(&b.key)));
+        let mut out = Vec::with_capacity(64 + self.entries.len() * 32 + self.folded.bits.len());
+        out.push(FORMAT);
+        put_varint(&mut out, self.seq);
+        put_varint(&mut out, self.other.n);
+        put_varint(&mut out, self.other.conv);
+        put_varint(&mut out, sorted.len() as u64);
+        for e in sorted {
+            put_bytes(&mut out, e.key.as_bytes());
+            put_varint(&mut out, e.counts.n);
+            put_varint(&mut out, e.counts.conv);
+            put_varint(&mut out, e.last);
+            put_bytes(&mut out, e.text.as_deref().unwrap_or("").as_bytes());
+        }
+        put_bytes(&mut out, &self.folded.bits);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes, "top list");
+        let format = r.u8()?;
+        if format != FORMAT {
+            return Err(DecodeError::new("top list", format!("unknown format {format}")));
+        }
+        let seq = r.varint()?;
+        let other = Counts { n: r.varint()?, conv: r.varint()? };
+        let count = r.len(MAX_ENTRIES)?;
+        let mut entries = Vec::with_capacity(count.min(4096));
+        for _ in 0..count {
+            let key = r.string(MAX_STORED)?;
+            let counts = Counts { n: r.varint()?, conv: r.varint()? };
+            let last = r.varint()?;
+            let text = r.string(MAX_STORED)?;
+            entries.push(TopEntry { key, counts, text: Some(text).filter(|t| !t.is_empty()), last });
+        }
+        let bits_len = r.len(1 << 24)?;
+        let bits = r.bytes(bits_len)?.to_vec();
+        if !(bits.is_empty() || bits.len().is_power_of_two()) {
+            return Err(DecodeError::new("top list", "filter size is not a power of two"));
+        }
+        r.finish()?;
+        Ok(Self { entries, other, folded: Bloom { bits }, seq })
+    }
+}
+
+/// A Bloom filter of folded keys. Empty until the first fold, so small sites store nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Bloom {
+    bits: Vec<u8>,
+}
+
+impl Bloom {
+    fn probes(key: &str, nbits: u64) -> impl Iterator<Item = u64> {
+        // SHA-256 rather than std's hasher: the filter is stored, so its hash must never change.
+        let h = Sha256::digest(key.as_bytes());
+        let h1 = u64::from_le_bytes(h[0..8].try_into().unwrap_or_default());
+        let h2 = u64::from_le_bytes(h[8..16].try_into().unwrap_or_default()) | 1;
+        (0..PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) & (nbits - 1))
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        if self.bits.is_empty() {
+            return false;
+        }
+        let nbits = self.bits.len() as u64 * 8;
+        Self::probes(key, nbits).all(|bit| self.bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+    }
+
+    fn insert(&mut self, key: &str, bits_log2: u8) {
+        if self.bits.is_empty() {
+            self.bits = vec![0; (1_usize << bits_log2.clamp(6, 24)) / 8];
+        }
+        let nbits = self.bits.len() as u64 * 8;
+        for bit in Self::probes(key, nbits) {
+            self.bits[(bit / 8) as usize] |= 1 << (bit % 8);
+        }
+    }
+}
+
+/// One row of a merged list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked {
+    pub key: String,
+    pub counts: Counts,
+    pub text: Option<String>,
+}
+
+/// Merges the lists of several buckets into the `limit` highest rows, most counted first,
+/// ties by key ascending. The buckets' `(other)` counts add up into one `(other)` row, listed
+/// only when it ranks within the limit.
+pub fn merge<'a>(lists: impl IntoIterator<Item = &'a TopList>, limit: usize) -> Vec<Ranked> {
+    let mut by_key: HashMap<&'a str, (Counts, Option<String>)> = HashMap::new();
+    let mut other = Counts::default();
+    for list in lists {
+        other.add(list.other);
+        for e in &list.entries {
+            let slot = by_key.entry(e.key.as_str()).or_default();
+            slot.0.add(e.counts);
+            keep_text(&mut slot.1, e.text.as_deref());
+        }
+    }
+    let mut rows: Vec<Ranked> =
+        by_key.into_iter().map(|(key, (counts, text))| Ranked { key: key.to_string(), counts, text }).collect();
+    if other.n > 0 {
+        rows.push(Ranked { key: OTHER.to_string(), counts: other, text: None });
+    }
+    let rank = |a: &Ranked, b: &Ranked| b.counts.n.cmp(&a.counts.n).then_with(|| a.key.cmp(&b.key));
+    if rows.len() > limit {
+        rows.select_nth_unstable_by(limit, rank);
+        rows.truncate(limit);
+    }
+    rows.sort_by(rank);
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAP: Capacity = Capacity { keys: 3, bytes: 1 << 20, filter_bits_log2: 12 };
+
+    fn deltas(items: &[(&str, u64)]) -> BTreeMap<String, TopDelta> {
+        items.iter().map(|(k, n)| (k.to_string(), TopDelta { counts: Counts { n: *n, conv: 0 }, text: None })).collect()
+    }
+
+    fn counts(list: &TopList) -> BTreeMap<String, u64> {
+        list.entries().iter().map(|e| (e.key.clone(), e.counts.n)).collect()
+    }
+
+    fn map(items: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        items.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn entries_plus_other_always_add_up_to_the_total() {
+        let mut list = TopList::default();
+        let mut total = 0;
+        for round in 0..50_u64 {
+            let keys: Vec<(String, u64)> = (0..7).map(|i| (format!("/p{}", (round * 7 + i * i) % 23), 1 + (round + i) % 3)).collect();
+            let d: BTreeMap<String, TopDelta> =
+                keys.iter().map(|(k, n)| (k.clone(), TopDelta { counts: Counts { n: *n, conv: 1 }, text: None })).collect();
+            total += d.values().map(|x| x.counts.n).sum::<u64>();
+            list.apply(&d, &CAP);
+            assert!(list.entries().len() <= 3, "round {round}: capped");
+            assert_eq!(list.total().n, total, "round {round}: entries + (other) = total");
+        }
+    }
+
+    #[test]
+    fn a_full_list_folds_one_offs_and_keeps_counting_its_keys_exactly() {
+        let mut list = TopList::default();
+        list.apply(&deltas(&[("/a", 5), ("/b", 3), ("/c", 2)]), &CAP);
+        // A newcomer with one occurrence cannot evict entries with more.
+        list.apply(&deltas(&[("/d", 1)]), &CAP);
+        assert_eq!(counts(&list), map(&[("/a", 5), ("/b", 3), ("/c", 2)]));
+        assert_eq!(list.other().n, 1);
+        // Once folded, always folded: /d's later occurrences go to (other) too, even when it
+        // now brings more than the lowest entry.
+        list.apply(&deltas(&[("/d", 9), ("/a", 1)]), &CAP);
+        assert_eq!(counts(&list), map(&[("/a", 6), ("/b", 3), ("/c", 2)]));
+        assert_eq!(list.other().n, 10);
+    }
+
+    #[test]
+    fn a_late_popular_key_evicts_the_lowest_entry_which_moves_to_other() {
+        let mut list = TopList::default();
+        list.apply(&deltas(&[("/x1", 1), ("/x2", 1), ("/x3", 1)]), &CAP);
+        list.apply(&deltas(&[("/x1", 1), ("/x3", 1)]), &CAP);
+        // /x2 is lowest (1 occurrence, least recent); /pricing brings 2.
+        list.apply(&deltas(&[("/pricing", 2)]), &CAP);
+        assert_eq!(counts(&list), map(&[("/x1", 2), ("/x3", 2), ("/pricing", 2)]));
+        assert_eq!(list.other().n, 1, "/x2's occurrence");
+        // /x2 comes back: folded, its count would be wrong as an entry.
+        list.apply(&deltas(&[("/x2", 5)]), &CAP);
+        assert_eq!(list.other().n, 6);
+        assert_eq!(list.total().n, 12);
+    }
+
+    #[test]
+    fn among_equal_one_offs_the_least_recent_makes_room() {
+        let mut list = TopList::default();
+        list.apply(&deltas(&[("/a", 1)]), &CAP);
+        list.apply(&deltas(&[("/b", 1)]), &CAP);
+        list.apply(&deltas(&[("/c", 1)]), &CAP);
+        list.apply(&deltas(&[("/d", 1)]), &CAP);
+        assert_eq!(counts(&list), map(&[("/b", 1), ("/c", 1), ("/d", 1)]));
+        list.apply(&deltas(&[("/d", 1), ("/e", 1)]), &CAP);
+        assert_eq!(counts(&list), map(&[("/c", 1), ("/d", 2), ("/e", 1)]));
+        assert_eq!(list.other().n, 2);
+    }
+
+    #[test]
+    fn the_byte_budget_bounds_long_keys() {
+        let cap = Capacity { keys: 100, bytes: 25, filter_bits_log2: 12 };
+        let mut list = TopList::default();
+        let long = "/".to_string() + &"x".repeat(19);
+        list.apply(&deltas(&[(long.as_str(), 1), ("/short", 1)]), &cap);
+        assert_eq!(list.entries().len(), 1, "20 + 6 bytes do not fit in 25");
+        assert_eq!(list.total().n, 2);
+    }
+
+    #[test]
+    fn click_text_keeps_the_greatest_non_empty_one() {
+        let mut list = TopList::default();
+        let mut d = BTreeMap::new();
+        d.entry("button#cta".to_string()).or_insert_with(TopDelta::default).add(Counts { n: 1, conv: 0 }, Some(""));
+        list.apply(&d, &CAP);
+        assert_eq!(list.entries()[0].text, None);
+        let mut d = BTreeMap::new();
+        let slot = d.entry("button#cta".to_string()).or_insert_with(TopDelta::default);
+        slot.add(Counts { n: 1, conv: 0 }, Some("Buy"));
+        slot.add(Counts { n: 1, conv: 0 }, Some("Anmelden"));
+        list.apply(&d, &CAP);
+        assert_eq!((list.entries()[0].counts.n, list.entries()[0].text.as_deref()), (3, Some("Buy")));
+    }
+
+    #[test]
+    fn encoding_round_trips_and_damage_is_an_error() {
+        let mut list = TopList::default();
+        list.apply(&deltas(&[("/a", 5), ("/b", 3), ("/c", 2), ("/d", 1)]), &CAP);
+        list.apply(&deltas(&[("/é", 9)]), &CAP);
+        let bytes = list.encode();
+        let back = TopList::decode(&bytes).expect("decodes");
+        assert_eq!(back.total(), list.total());
+        assert_eq!(counts(&back), counts(&list));
+        assert_eq!(back.entries()[0].key, "/é", "stored most counted first");
+        assert!(back.folded.contains("/d") && back.folded.contains("/c"));
+        for cut in [0, 1, 5, bytes.len() - 1] {
+            assert!(TopList::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = bytes.clone();
+        bad[0] = 9;
+        assert!(TopList::decode(&bad).is_err(), "unknown format");
+    }
+
+    #[test]
+    fn merge_sums_buckets_folds_other_and_breaks_ties_by_name() {
+        let mut day1 = TopList::default();
+        day1.apply(&deltas(&[("/a", 4), ("/b", 2), ("/c", 2)]), &CAP);
+        day1.apply(&deltas(&[("/d", 1)]), &CAP); // folded: (other) 1
+        let mut day2 = TopList::default();
+        day2.apply(&deltas(&[("/b", 2), ("/e", 3)]), &CAP);
+        let rows = merge([&day1, &day2], 10);
+        let got: Vec<(&str, u64)> = rows.iter().map(|r| (r.key.as_str(), r.counts.n)).collect();
+        assert_eq!(got, vec![("/a", 4), ("/b", 4), ("/e", 3), ("/c", 2), (OTHER, 1)]);
+        let top2: Vec<String> = merge([&day1, &day2], 2).into_iter().map(|r| r.key).collect();
+        assert_eq!(top2, vec!["/a", "/b"], "(other) is listed only when it ranks");
+        assert_eq!(merge(std::iter::empty(), 10), vec![]);
+    }
+
+    #[test]
+    fn many_distinct_keys_stay_within_the_capacity_and_the_filter_keeps_counts_exact() {
+        let cap = Capacity { keys: 1000, bytes: 1 << 20, filter_bits_log2: 17 };
+        let mut list = TopList::default();
+        // 20,000 one-off paths, then a popular page arriving late, a few at a time.
+        for chunk in 0..40 {
+            let d: BTreeMap<String, TopDelta> = (0..500)
+                .map(|i| (format!("/junk/{}", chunk * 500 + i), TopDelta { counts: Counts { n: 1, conv: 0 }, text: None }))
+                .collect();
+            list.apply(&d, &cap);
+        }
+        for _ in 0..50 {
+            list.apply(&deltas(&[("/pricing", 2)]), &cap);
+        }
+        assert_eq!(list.entries().len(), 1000);
+        assert_eq!(list.total().n, 20_100);
+        let pricing = list.entries().iter().find(|e| e.key == "/pricing").expect("admitted late");
+        assert_eq!(pricing.counts.n, 100, "exact");
+        assert!(list.encode().len() < 64 * 1024, "bounded document: {} bytes", list.encode().len());
+    }
+}
