@@ -146,10 +146,10 @@
     measure();
   }
 
-  // tag#id when the id is unique on the page; else tag.class1.class2, up to four levels.
-  // Attributes, not properties: a form's .id is its field named "id".
+  // tag#id when the id is unique on the page; else tag.class1.class2, up to four levels below
+  // <body>. Attributes, not properties: a form's .id is its field named "id".
   function selector(el) {
-    for (var parts = [], id, c; el && parts.length < 4; el = el.parentElement) {
+    for (var parts = [], id, c; el && el != d.body && parts.length < 4; el = el.parentElement) {
       id = el.getAttribute('id');
       if (id && d.querySelectorAll('#' + CSS.escape(id)).length < 2) { parts.unshift(el.localName + '#' + id); break; }
       c = [...el.classList].slice(0, 2).join('.');
