@@ -3,10 +3,14 @@
 //   of the background networking that a closed network refuses, and a normal desktop Chrome
 //   User-Agent: ingest drops batches from `HeadlessChrome` as bots.
 // - Firefox: Debian's firefox-esr, driven headless over WebDriver BiDi by puppeteer-core.
+// - WebKit: WebKitGTK's MiniBrowser (Debian's webkit2gtk-driver) in a private Xvfb, driven over
+//   classic WebDriver by the few HTTP calls below. Classic WebDriver has neither init scripts
+//   nor error events: pages that need them collect errors themselves (/__errors.js of the
+//   capture site), and scenarios that need an init script do not run there.
 // `openPage(engine)` hides the difference behind the few page operations the drivers use.
 import { chromium } from 'playwright-core';
-
-export const ENGINES = ['chromium', 'firefox'];
+import { spawn } from 'node:child_process';
+import net from 'node:net';
 
 export function launch() {
   return chromium.launch({
@@ -93,5 +97,85 @@ export async function openPage(engine) {
       close: () => browser.close(),
     };
   }
+  if (engine === 'webkit') return openWebKit();
   throw new Error(`unknown engine ${engine}`);
+}
+
+const MINIBROWSER = process.env.CP_MINIBROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+async function openWebKit() {
+  // Xvfb picks a free display itself and reports it on fd 3: parallel tests cannot collide.
+  const xvfb = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x1024x24', '-nolisten', 'tcp'],
+    { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const display = await new Promise((resolve, reject) => {
+    let buf = '';
+    xvfb.stdio[3].on('data', (d) => { buf += d; if (buf.includes('\n')) resolve(buf.trim()); });
+    xvfb.on('error', reject);
+    xvfb.on('exit', (code) => reject(new Error(`Xvfb exited with ${code}`)));
+  });
+  const port = await freePort();
+  const driver = spawn('WebKitWebDriver', [`--port=${port}`], { env: { ...process.env, DISPLAY: `:${display}` }, stdio: 'ignore' });
+  const stop = () => { driver.kill(); xvfb.kill(); };
+  const base = `http://127.0.0.1:${port}`;
+  const wd = async (method, path, body) => {
+    const res = await fetch(base + path, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+    const json = await res.json();
+    if (json.value && json.value.error) throw new Error(`${method} ${path}: ${json.value.error}: ${json.value.message}`);
+    return json.value;
+  };
+  try {
+    for (let i = 0; ; i++) {
+      try { if ((await wd('GET', '/status')).ready) break; } catch (e) { if (i > 100) throw e; }
+      await sleep(100);
+    }
+    const session = await wd('POST', '/session', {
+      capabilities: { alwaysMatch: { 'webkitgtk:browserOptions': { binary: MINIBROWSER, args: ['--automation'] } } },
+    });
+    const sid = `/session/${session.sessionId}`;
+    await wd('POST', `${sid}/window/rect`, { width: 1280, height: 800 });
+    const exec = (fn, arg) => wd('POST', `${sid}/execute/sync`, { script: `return (${fn}).apply(null, arguments)`, args: arg === undefined ? [] : [arg] });
+    const find = async (sel) => Object.values(await wd('POST', `${sid}/element`, { using: 'css selector', value: sel }))[0];
+    const waitFor = async (fn, arg) => {
+      const deadline = Date.now() + 15000;
+      for (;;) {
+        try { if (await exec(fn, arg)) return; } catch (e) { /* mid-navigation */ }
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${fn}`);
+        await sleep(50);
+      }
+    };
+    const click = async (sel) => { await wd('POST', `${sid}/element/${await find(sel)}/click`, {}); };
+    return {
+      engine: 'webkit',
+      goto: (url) => wd('POST', `${sid}/url`, { url }),
+      click,
+      clickAndWait: async (sel) => {
+        await exec(() => { window.__leaving = 1; });
+        await click(sel);
+        await waitFor(() => !window.__leaving && document.readyState === 'complete');
+      },
+      type: async (sel, text) => { await wd('POST', `${sid}/element/${await find(sel)}/value`, { text }); },
+      evaluate: exec,
+      waitFor,
+      sleep,
+      // A tab opened by a link does not take WebDriver's focus: nothing to do.
+      front: async () => {},
+      initScript: async () => {},
+      onError: () => {},
+      onConsoleError: () => {},
+      onRequest: () => {},
+      onResponse: () => {},
+      close: async () => { try { await wd('DELETE', sid); } finally { stop(); } },
+    };
+  } catch (e) {
+    stop();
+    throw e;
+  }
 }

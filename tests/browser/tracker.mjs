@@ -1,11 +1,12 @@
 // Drives a real headless browser through one tracker scenario and prints what it saw as JSON
 // on the last line of stdout. The Rust test that runs it owns the servers and checks what
 // arrived (the stats of a real stack, or the exact request bodies a capture endpoint kept).
-//   node tests/browser/tracker.mjs <scenario> <page-url> [chromium|firefox]
+//   node tests/browser/tracker.mjs <scenario> <page-url> [chromium|firefox|webkit]
 // Full-stack scenarios: main, spa, burst, offline (waits for "RESUMED" on stdin after printing
 // "KEPT"). Privacy: dnt, gpc, dnt-window, dnt-ms (legacy window.doNotTrack and
 // navigator.msDoNotTrack). Conversions, against the test's capture site (<page-url> is its
-// base): conversions, loading, hostile, retry.
+// base): conversions, loading, hostile, retry. WebKit (classic WebDriver) runs these four; it
+// has no init scripts, so the privacy scenarios need Chromium or Firefox.
 import { openPage } from './launch.mjs';
 import readline from 'node:readline';
 

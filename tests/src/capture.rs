@@ -7,6 +7,9 @@
 //! ("another host": the ingest endpoint and the outbound links), so cross-origin requests and
 //! outbound clicks are real while nothing leaves the machine.
 //!
+//! Pages load `/__errors.js` first: it collects what reaches their error handlers where the
+//! driver has no error events of its own (WebKit over classic WebDriver).
+//!
 //! [`batch_violation`] checks a body against the contract's bounds (v1 plus the v2 `event`
 //! type and `variant`), so a test proves the server would never refuse what the snippet sent.
 
@@ -79,6 +82,7 @@ impl CaptureSite {
         let port = listener.local_addr().expect("addr").port();
         let app = Router::new()
             .route("/convertpulse.js", get(snippet))
+            .route("/__errors.js", get(error_collector))
             .route("/api/events/batch", post(collect).options(preflight))
             .route("/__captured", get(counts))
             .fallback(page)
@@ -146,6 +150,16 @@ fn workspace_root() -> PathBuf {
 
 async fn snippet() -> Response {
     ([(header::CONTENT_TYPE, "application/javascript; charset=utf-8")], minified_snippet()).into_response()
+}
+
+/// Collects what reaches the page's error handlers into `window.__errors`, for drivers without
+/// error events or init scripts (WebKit over classic WebDriver); where an init script already
+/// did, it does nothing.
+async fn error_collector() -> Response {
+    const JS: &str = "if (!window.__errors) { window.__errors = [];\n\
+        addEventListener('error', function (e) { __errors.push(String(e.message || e)); });\n\
+        addEventListener('unhandledrejection', function (e) { __errors.push('rejection: ' + String(e.reason)); }); }\n";
+    ([(header::CONTENT_TYPE, "application/javascript; charset=utf-8")], JS).into_response()
 }
 
 const CORS: (header::HeaderName, &str) = (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");

@@ -131,18 +131,16 @@ async fn with_ingest_down_nothing_breaks_and_the_kept_batch_arrives_once() {
 // Conversions (contract v2): the exact request bodies the snippet sends, kept by a capture site
 // that stands in for ingest, in Chromium and in Firefox.
 
-/// Runs `$body(engine)` as one test per engine: `<name>::chromium`, `<name>::firefox`.
-macro_rules! in_both_engines {
-    ($name:ident, $body:ident) => {
+/// Runs `$body(engine)` as one test per engine: `<name>::chromium`, `<name>::firefox`, ...
+macro_rules! in_engines {
+    ($name:ident, $body:ident, $($engine:ident),+) => {
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn chromium() {
-                super::$body("chromium").await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn firefox() {
-                super::$body("firefox").await;
-            }
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $engine() {
+                    super::$body(stringify!($engine)).await;
+                }
+            )+
         }
     };
 }
@@ -219,7 +217,7 @@ async fn landing_visit(engine: &str) {
         }
     }
 }
-in_both_engines!(a_landing_visit_sends_exact_conversion_events_and_no_field_value, landing_visit);
+in_engines!(a_landing_visit_sends_exact_conversion_events_and_no_field_value, landing_visit, chromium, firefox, webkit);
 
 async fn late_and_async(engine: &str) {
     let site = CaptureSite::start().await;
@@ -243,7 +241,7 @@ async fn late_and_async(engine: &str) {
         "{engine}"
     );
 }
-in_both_engines!(a_late_or_async_snippet_replays_queued_calls_once_after_its_pageview, late_and_async);
+in_engines!(a_late_or_async_snippet_replays_queued_calls_once_after_its_pageview, late_and_async, chromium, firefox, webkit);
 
 async fn hostile(engine: &str) {
     let site = CaptureSite::start().await;
@@ -304,7 +302,7 @@ async fn hostile(engine: &str) {
         }
     }
 }
-in_both_engines!(hostile_page_code_and_markup_get_bounded_events_and_nothing_thrown, hostile);
+in_engines!(hostile_page_code_and_markup_get_bounded_events_and_nothing_thrown, hostile, chromium, firefox, webkit);
 
 async fn retried(engine: &str) {
     let site = CaptureSite::start_failing(&[429, 503]).await;
@@ -322,7 +320,7 @@ async fn retried(engine: &str) {
     // Once accepted, that batch is never sent again.
     assert!(!requests[3..].iter().any(|r| r.body == requests[0].body), "{engine}: the accepted batch was sent again");
 }
-in_both_engines!(a_refused_batch_is_retried_with_the_same_batch_id_until_accepted, retried);
+in_engines!(a_refused_batch_is_retried_with_the_same_batch_id_until_accepted, retried, chromium, firefox, webkit);
 
 async fn privacy_signals(engine: &str) {
     for scenario in ["dnt", "gpc", "dnt-window", "dnt-ms"] {
@@ -333,7 +331,8 @@ async fn privacy_signals(engine: &str) {
         assert!(site.requests().is_empty(), "{engine} {scenario}: {:?}", site.requests());
     }
 }
-in_both_engines!(standard_and_legacy_do_not_track_and_gpc_send_nothing, privacy_signals);
+// The signals are set by an init script, which classic WebDriver (WebKit) does not have.
+in_engines!(standard_and_legacy_do_not_track_and_gpc_send_nothing, privacy_signals, chromium, firefox);
 
 #[test]
 fn the_current_source_minifies_to_at_most_2048_bytes_gzipped() {
