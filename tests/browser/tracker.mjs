@@ -197,6 +197,7 @@ try {
   const started = (await scenarios[scenario]()) || null;
   if (!['conversions', 'loading', 'hostile', 'retry'].includes(scenario)) await collectWindowErrors();
   if (started) out.visibleMs = Date.now() - started;
+  out.userAgent = await page.evaluate(() => navigator.userAgent);
   // Hiding the page: navigating away fires visibilitychange and pagehide, and the snippet
   // hands what is left to sendBeacon.
   await page.goto('about:blank');

@@ -98,7 +98,7 @@ pub async fn run(scenario: &str, url: &str) -> Value {
     run_in("chromium", scenario, url).await
 }
 
-/// Runs a tracker scenario to the end in `engine` (`chromium` or `firefox`).
+/// Runs a tracker scenario to the end in `engine` (`chromium`, `firefox` or `webkit`).
 pub async fn run_in(engine: &str, scenario: &str, url: &str) -> Value {
     Driver::start("tracker.mjs", &[scenario, url, engine]).finish().await
 }
