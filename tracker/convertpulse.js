@@ -1,196 +1,207 @@
 /*! ConvertPulse tracker — cookie-free landing-page analytics. MIT. */
-// Configured by its own script tag: data-key (site API key), data-endpoint (ingest URL).
+// Configured by its own script tag: data-key (site API key), data-endpoint (ingest URL),
+// data-variant (optional A/B variant; else <meta name="cp-variant">).
 // Sends pageview, scroll (coalesced maximum depth), click and time (visible seconds) events,
-// batched every 5 s or 10 events, flushed with sendBeacon when the page is hidden. Never throws
-// into the host page; sends nothing under Do Not Track or Global Privacy Control.
+// and `event`s: page code's window.convertpulse(name, props) (calls queued by the stub before
+// this loads are replayed once, after the pageview), clicks on [data-cp-event] with
+// data-cp-prop-* as props, and its own form_submit and outbound. Batched every 5 s or 10 events,
+// flushed with sendBeacon when the page is hidden. Page URLs leave without their #fragment.
+// Never throws into the host page; sends nothing under Do Not Track (standard or legacy) or
+// Global Privacy Control. Kept small: the default snippet must stay within 2,048 bytes gzipped.
 (function (w, d) {
-  'use strict';
   var n = w.navigator;
   var s = d.currentScript;
-  if (!s || w.__cp || n.doNotTrack == '1' || n.globalPrivacyControl) return;
-  var key = s.getAttribute('data-key');
-  var ep = s.getAttribute('data-endpoint');
+  var loc = location;
+  // Page code may call convertpulse() without the stub; under DNT too, that must not throw.
+  w.convertpulse = w.convertpulse || (() => {});
+  if (!s || w.__cp || /1|yes/.test([n.doNotTrack, w.doNotTrack, n.msDoNotTrack]) || n.globalPrivacyControl) return;
+  var data = s.dataset, key = data.key, ep = data.endpoint;
   if (!key || !ep) return;
   w.__cp = 1;
 
-  var FLUSH_MS = 5000, MAX_EVENTS = 10, MAX_OUTBOX = 20, SESSION_MS = 18e5;
-  var queue = [], outbox = [], sending = 0, retryMs = 0, retryTimer = 0, timer = 0, flushing = 0;
-  var pid, path, maxDepth, sentDepth, scrollTimer, visibleAt, visibleMs = 0;
-  var sid, mem, newSession = false, curUrl;
+  var queue = [], outbox = [], sending = 0, retryMs = 0, retryTimer = 0;
+  var pid, path, maxDepth, sentDepth, scrollTimer, visibleAt;
+  var sid, mem, newSession, curUrl, store;
+  // sessionStorage throws where storage is blocked; a plain object then keeps the session
+  // for this page only.
+  try { store = w.sessionStorage || {}; } catch (e) { store = {}; }
 
-  function now() { return Date.now(); }
-  function rid() {
-    var a = new Uint8Array(12), out = '';
-    crypto.getRandomValues(a);
-    for (var i = 0; i < a.length; i++) out += (a[i] % 36).toString(36);
-    return out + now().toString(36);
-  }
-  function safe(fn) {
-    return function () { try { fn.apply(this, arguments); } catch (e) { /* never break the host page */ } };
-  }
-  function cut(v, max) { return String(v == null ? '' : v).slice(0, max); }
+  var now = () => Date.now();
+  var rid = () => now().toString(36) + crypto.getRandomValues(new Uint32Array(2)).join('');
+  // Never break the host page.
+  var safe = (fn) => (...a) => { try { fn(...a); } catch (e) { /* swallowed */ } };
+  var on = (target, type, fn, opt) => target.addEventListener(type, safe(fn), opt);
+  // At most `max` UTF-16 units, never ending in half a surrogate pair: the server refuses a
+  // batch whose JSON holds a lone surrogate.
+  var cut = (v, max) => String(v == null ? '' : v).slice(0, max).replace(/[\ud800-\udbff]$/, '');
+  // Fragments carry reset and OAuth tokens: they never leave the page.
+  var here = () => cut(loc.href.split('#')[0], 2048);
+  var visible = () => d.visibilityState == 'visible';
 
-  // Session: an id in sessionStorage, renewed after 30 minutes without activity.
+  // Session: "<id> <last activity ms>" in sessionStorage, renewed after 30 minutes without
+  // activity.
   function touch() {
-    var t = now(), st = null;
-    try { st = JSON.parse(sessionStorage.getItem('cp_s')); } catch (e) { /* storage off */ }
-    st = st || mem;
-    if (st && st.i && t - st.t < SESSION_MS) {
-      sid = st.i;
-    } else {
-      sid = rid();
-      newSession = true;
-    }
-    mem = { i: sid, t: t };
-    try { sessionStorage.setItem('cp_s', JSON.stringify(mem)); } catch (e) { /* storage off */ }
+    var t = now(), st = (mem || store.cp_s || '').split(' ');
+    if (t - st[1] < 18e5) sid = st[0]; else { sid = rid(); newSession = true; }
+    mem = sid + ' ' + t;
+    try { store.cp_s = mem; } catch (e) { /* storage full: memory still keeps this page's session */ }
   }
 
-  function push(type, extra) {
+  function push(type, e) {
     touch();
-    var e = { type: type, ts: now(), page_id: pid, url: cut(location.href, 2048) };
-    for (var k in extra) e[k] = extra[k];
+    e.type = type;
+    e.ts = now();
+    e.page_id = pid;
+    e.url = here();
     queue.push(e);
-    if (queue.length >= MAX_EVENTS && !flushing) flush();
+    // Not flushed right here: a flush's own scroll and time events must not start another.
+    if (queue.length == 10) setTimeout(safe(flush));
+  }
+
+  // An `event`, bounded as ingest requires so page code can never get a batch refused: name
+  // cut to 64, at most 10 props with keys of 1-40 [A-Za-z0-9_.-], strings cut to 200, finite
+  // numbers and booleans; anything else is dropped.
+  function track(name, props) {
+    var e = { name: cut(name, 64) }, o = {}, c = 0, k, v, t;
+    for (k in typeof props == 'object' ? props : 0) {
+      v = props[k];
+      t = typeof v;
+      if (c < 10 && /^[\w.-]{1,40}$/.test(k) && (t == 'string' || t == 'boolean' || t == 'number' && isFinite(v))) {
+        o[k] = t == 'string' ? cut(v, 200) : v;
+        e.props = o;
+        c++;
+      }
+    }
+    if (e.name) push('event', e);
   }
 
   function measure() {
     scrollTimer = 0;
-    var de = d.documentElement, b = d.body;
-    var height = Math.max(de.scrollHeight, b ? b.scrollHeight : 0);
-    var view = w.innerHeight;
-    var bottom = (w.pageYOffset || de.scrollTop || 0) + view;
-    var pct = height <= view ? 100 : Math.min(100, Math.max(1, Math.round(bottom / height * 100)));
+    var de = d.documentElement;
+    // A page no taller than the window is read to the bottom: 100.
+    var pct = Math.min(100, Math.ceil((w.pageYOffset + w.innerHeight) / Math.max(de.scrollHeight, (d.body || de).scrollHeight) * 100));
     if (pct > maxDepth) maxDepth = pct;
   }
-
-  function visible() { return d.visibilityState == 'visible'; }
 
   // Pending scroll and time of the current page become events.
   function settle() {
     if (scrollTimer) { clearTimeout(scrollTimer); measure(); }
     if (maxDepth > sentDepth) {
-      var prev = sentDepth;
+      push('scroll', { depth: maxDepth, prev: sentDepth });
       sentDepth = maxDepth;
-      push('scroll', { depth: maxDepth, prev: prev });
     }
-    if (visibleAt) { visibleMs += now() - visibleAt; visibleAt = visible() ? now() : 0; }
-    while (visibleMs >= 10) {
-      var ms = Math.min(visibleMs, 18e5);
-      visibleMs -= ms;
-      push('time', { seconds: Math.round(ms) / 1000 });
+    if (visibleAt) {
+      var ms = now() - visibleAt;
+      visibleAt = visible() ? now() : 0;
+      // Capped: a laptop asleep with the tab in front is not 3 hours of reading.
+      if (ms >= 10) push('time', { seconds: Math.min(ms, 18e5) / 1000 });
     }
   }
 
   function flush(beacon) {
-    flushing = 1;
-    try {
-      if (pid) settle();
-    } finally {
-      flushing = 0;
-    }
+    if (pid) settle();
     while (queue.length) {
-      outbox.push({ batch_id: rid(), session_id: sid, events: queue.splice(0, 50) });
-      if (outbox.length > MAX_OUTBOX) outbox.shift();
+      outbox.push({ key: key, batch_id: rid(), session_id: sid, events: queue.splice(0, 50) });
+      if (outbox.length > 20) outbox.shift();
     }
     send(beacon);
-  }
-
-  function body(b) {
-    return JSON.stringify({ key: key, batch_id: b.batch_id, session_id: b.session_id, events: b.events });
   }
 
   function send(beacon) {
     if (beacon) {
       // The page may be going away: hand everything to the browser, oldest first.
-      while (outbox.length && n.sendBeacon && n.sendBeacon(ep, body(outbox[0]))) outbox.shift();
-      return;
-    }
-    if (sending || retryTimer || !outbox.length) return;
-    var b = outbox[0];
-    sending = 1;
-    fetch(ep, { method: 'POST', body: body(b), keepalive: true, credentials: 'omit', headers: { 'Content-Type': 'text/plain' } })
-      .then(function (r) { done(b, r.status != 429 && r.status < 500); }, function () { done(b, false); })
-      .catch(function () { /* never surface */ });
-  }
-
-  // 2xx and 4xx other than 429 end a batch; a network error, 429 or 5xx keeps it (same
-  // batch_id) for a retry with backoff.
-  function done(b, ok) {
-    sending = 0;
-    if (ok) {
-      retryMs = 0;
-      if (outbox[0] === b) outbox.shift();
-      send();
-    } else {
-      retryMs = Math.min(retryMs ? retryMs * 2 : 1000, 6e4);
-      retryTimer = setTimeout(safe(function () { retryTimer = 0; send(); }), retryMs);
+      while (outbox.length && n.sendBeacon(ep, JSON.stringify(outbox[0]))) outbox.shift();
+    } else if (!sending && !retryTimer && outbox.length) {
+      var b = outbox[0];
+      sending = 1;
+      // 2xx and 4xx other than 429 end a batch; a network error, 429 or 5xx keeps it (same
+      // batch_id) for a retry with backoff.
+      fetch(ep, { method: 'POST', body: JSON.stringify(b), keepalive: true })
+        .then((r) => {
+          if (r.status == 429 || r.status > 499) throw 0;
+          sending = retryMs = 0;
+          if (outbox[0] == b) outbox.shift();
+          send();
+        })
+        .catch(() => {
+          sending = 0;
+          retryMs = Math.min(retryMs * 2 || 1000, 6e4);
+          retryTimer = setTimeout(() => { retryTimer = 0; safe(send)(); }, retryMs);
+        });
     }
   }
 
   function pageview(referrer) {
     if (pid) flush();
     pid = rid();
-    path = location.pathname + location.search;
-    maxDepth = 0;
-    sentDepth = 0;
+    path = loc.pathname;
+    maxDepth = sentDepth = 0;
     touch();
-    var first = newSession;
-    newSession = false;
-    push('pageview', { referrer: cut(referrer, 2048), title: cut(d.title, 512), new_session: first });
-    curUrl = location.href;
+    var e = { referrer: cut(referrer, 2048), title: cut(d.title, 512), new_session: !!newSession };
+    var v = cut(data.variant || (d.querySelector('meta[name=cp-variant]') || 0).content, 64);
+    if (/^[\w .-]+$/.test(v)) e.variant = v;
+    newSession = 0;
+    push('pageview', e);
+    curUrl = here();
     measure();
   }
 
+  // tag#id when the id is unique on the page; else tag.class1.class2, up to four levels below
+  // <body>. Attributes, not properties: a form's .id is its field named "id".
   function selector(el) {
-    var parts = [];
-    while (el && el.nodeType == 1 && parts.length < 4) {
-      var tag = el.tagName.toLowerCase();
-      if (el.id) { parts.unshift(tag + '#' + el.id); break; }
-      var cls = typeof el.className == 'string' ? el.className.trim().split(/\s+/).slice(0, 2) : [];
-      parts.unshift(tag + (cls[0] ? '.' + cls.join('.') : ''));
-      el = el.parentElement;
+    for (var parts = [], id, c; el && el != d.body && parts.length < 4; el = el.parentElement) {
+      id = el.getAttribute('id');
+      if (id && d.querySelectorAll('#' + CSS.escape(id)).length < 2) { parts.unshift(el.localName + '#' + id); break; }
+      c = [...el.classList].slice(0, 2).join('.');
+      parts.unshift(el.localName + (c ? '.' + c : ''));
     }
     return cut(parts.join(' > '), 256);
   }
 
-  d.addEventListener('click', safe(function (e) {
-    var el = e.target && e.target.closest && e.target.closest('a,button,input[type=submit],[data-cp-track]');
-    if (!el) return;
-    // Never an input's value, never anything from a password field.
-    var text = el.tagName == 'INPUT' ? '' : (el.textContent || '').replace(/\s+/g, ' ').trim();
-    var ev = { selector: selector(el), text: cut(text, 128) };
-    if (el.tagName == 'A' && el.href) ev.href = cut(el.href, 2048);
-    push('click', ev);
-  }), true);
+  // Capturing, so a page that stops propagation still counts; a click on an icon inside a
+  // link or button counts for the link or button.
+  on(d, 'click', (e) => {
+    var t = e.target, el = t.closest('a,button,input[type=submit],[data-cp-track]'), p = {}, a, m;
+    if (el) {
+      // Text only: an input's text is empty, its value is never read.
+      a = { selector: selector(el), text: cut(el.textContent.replace(/\s+/g, ' ').trim(), 128) };
+      if (el.tagName == 'A' && el.href) a.href = cut(el.href, 2048);
+      push('click', a);
+    }
+    if (el = t.closest('[data-cp-event]')) {
+      for (a of el.attributes) if (m = /^data-cp-prop-(.+)/.exec(a.name)) p[m[1]] = a.value;
+      track(el.getAttribute('data-cp-event'), p);
+    }
+    if ((el = t.closest('a[href]')) && /^http/.test(el.protocol) && el.hostname != loc.hostname) {
+      track('outbound', { url: el.origin + el.pathname });
+    }
+  }, true);
 
-  w.addEventListener('scroll', safe(function () {
-    if (!scrollTimer) scrollTimer = setTimeout(safe(measure), 150);
-  }), { passive: true });
+  // The form's selector only: never a field's name or value.
+  on(d, 'submit', (e) => track('form_submit', { form: selector(e.target) }), true);
 
-  d.addEventListener('visibilitychange', safe(function () {
-    if (visible()) { visibleAt = now(); touch(); } else { flush(true); }
-  }));
-  w.addEventListener('pagehide', safe(function () { flush(true); }));
+  on(w, 'scroll', () => { scrollTimer = scrollTimer || setTimeout(safe(measure), 150); });
+  on(d, 'visibilitychange', () => {
+    if (visible()) { visibleAt = now(); touch(); } else flush(1);
+  });
+  on(w, 'pagehide', () => flush(1));
 
-  // Single-page apps: a new pageview when the path changes.
-  function routed(replace) {
-    var p = location.pathname + (replace ? '' : location.search);
-    if (p != (replace ? path.split('?')[0] : path)) pageview(curUrl);
-  }
-  ['pushState', 'replaceState'].forEach(function (m) {
+  // Single-page apps: a new pageview when the path changes (not on a query or hash change).
+  var routed = safe(() => { if (loc.pathname != path) pageview(curUrl); });
+  ['pushState', 'replaceState'].forEach((m) => {
     var orig = history[m];
     history[m] = function () {
-      var r = orig.apply(this, arguments);
-      safe(routed)(m == 'replaceState');
-      return r;
+      try { return orig.apply(this, arguments); } finally { routed(); }
     };
   });
-  w.addEventListener('popstate', safe(function () { routed(false); }));
-
-  function tick() { flush(); timer = setTimeout(safe(tick), FLUSH_MS); }
-  safe(function () {
+  on(w, 'popstate', routed);
+  safe(() => {
     visibleAt = visible() ? now() : 0;
     pageview(d.referrer);
-    timer = setTimeout(safe(tick), FLUSH_MS);
+    // Calls the stub queued before this loaded, after the pageview they belong to.
+    var q = w.convertpulse.q || [], i = 0;
+    w.convertpulse = safe(track);
+    while (i < q.length) w.convertpulse.apply(0, q[i++]);
+    setInterval(safe(flush), 5000);
   })();
 })(window, document);

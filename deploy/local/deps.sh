@@ -2,7 +2,9 @@
 # Installs what running and testing ConvertPulse needs and is missing:
 #   nats-server            Debian package (JetStream via -js)
 #   nx-27017               MongoDB-wire server, in ./.venv (skipped when MONGODB_URI is set)
-#   chromium, chromedriver Debian packages (only with --browser)
+#   chromium, firefox-esr, Debian packages (only with --browser): the browser tests drive
+#   webkit2gtk-driver,     Chromium with playwright-core, Firefox with puppeteer-core, and
+#   xvfb                   WebKitGTK's MiniBrowser over WebDriver in a private Xvfb
 #   front-end packages     npm ci at the root: tracker minifier, Chart.js, browser driver
 # Safe to run again: each step checks first.
 set -euo pipefail
@@ -24,6 +26,9 @@ command -v nats-server >/dev/null 2>&1 || apt_packages+=(nats-server)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 if [ "$want_browser" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+  command -v firefox-esr >/dev/null 2>&1 || apt_packages+=(firefox-esr)
+  command -v WebKitWebDriver >/dev/null 2>&1 || apt_packages+=(webkit2gtk-driver)
+  command -v Xvfb >/dev/null 2>&1 || apt_packages+=(xvfb)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "==> installing ${apt_packages[*]} (apt)"

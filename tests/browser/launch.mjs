@@ -1,6 +1,16 @@
-// Launching Debian's Chromium for the browser tests: headless, no sandbox (CI runs as root),
-// and none of the background networking that a closed network refuses.
+// Launching browsers for the browser tests.
+// - Chromium: Debian's, driven by playwright-core; headless, no sandbox (CI runs as root), none
+//   of the background networking that a closed network refuses, and a normal desktop Chrome
+//   User-Agent: ingest drops batches from `HeadlessChrome` as bots.
+// - Firefox: Debian's firefox-esr, driven headless over WebDriver BiDi by puppeteer-core.
+// - WebKit: WebKitGTK's MiniBrowser (Debian's webkit2gtk-driver) in a private Xvfb, driven over
+//   classic WebDriver by the few HTTP calls below. Classic WebDriver has neither init scripts
+//   nor error events: pages that need them collect errors themselves (/__errors.js of the
+//   capture site), and scenarios that need an init script do not run there.
+// `openPage(engine)` hides the difference behind the few page operations the drivers use.
 import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
 
 export function launch() {
   return chromium.launch({
@@ -10,8 +20,162 @@ export function launch() {
   });
 }
 
-// Chromium reports refused or failed requests as "Failed to load resource"; that is the
-// browser's network log, not something the page logged.
+/// The User-Agent of a desktop Chrome of the same version as `browser` (a playwright Browser).
+export function desktopUserAgent(browser) {
+  return `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${browser.version()} Safari/537.36`;
+}
+
+/// A playwright context with a desktop User-Agent; `options` as for `browser.newContext`.
+export function newContext(browser, options = {}) {
+  return browser.newContext({ userAgent: desktopUserAgent(browser), ...options });
+}
+
+// Chromium reports refused or failed requests as "Failed to load resource"; Firefox logs
+// network errors of its own too. Those are the browser's network log, not something the page
+// logged.
 export function isPageError(message) {
-  return message.type() === 'error' && !message.text().startsWith('Failed to load resource');
+  return message.type() === 'error' && !/^Failed to load resource|^NetworkError|Cross-Origin Request Blocked/.test(message.text());
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/// Opens one page of `engine` at 1280x800. Returns the page operations the drivers use:
+/// goto, click, type, evaluate, waitFor (a predicate in the page), sleep, initScript (runs
+/// before any page script), onError/onConsoleError/onRequest/onResponse, close.
+export async function openPage(engine) {
+  if (engine === 'chromium') {
+    const browser = await launch();
+    const context = await newContext(browser, { viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    return {
+      engine,
+      raw: page,
+      goto: (url) => page.goto(url, { waitUntil: 'load' }),
+      click: (sel) => page.click(sel),
+      clickAndWait: async (sel) => { await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(sel)]); },
+      type: (sel, text) => page.fill(sel, text),
+      evaluate: (fn, arg) => page.evaluate(fn, arg),
+      waitFor: (fn, arg) => page.waitForFunction(fn, arg, { timeout: 15000 }),
+      sleep: (ms) => page.waitForTimeout(ms),
+      front: () => page.bringToFront(),
+      initScript: (fn, arg) => page.addInitScript(fn, arg),
+      onError: (cb) => page.on('pageerror', (e) => cb(String(e))),
+      onConsoleError: (cb) => page.on('console', (m) => { if (isPageError(m)) cb(m.text()); }),
+      onRequest: (cb) => page.on('request', (r) => cb(r.url())),
+      onResponse: (cb) => page.on('response', (r) => cb(r.url(), r.status())),
+      close: async () => { await context.close(); await browser.close(); },
+    };
+  }
+  if (engine === 'firefox') {
+    const { default: puppeteer } = await import('puppeteer-core');
+    const browser = await puppeteer.launch({
+      browser: 'firefox',
+      executablePath: process.env.CP_FIREFOX || '/usr/bin/firefox-esr',
+      protocol: 'webDriverBiDi',
+      headless: true,
+      // A closed network: no update, telemetry or remote-settings traffic.
+      extraPrefsFirefox: { 'app.update.enabled': false, 'network.captive-portal-service.enabled': false },
+    });
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 800 });
+    return {
+      engine,
+      raw: page,
+      goto: (url) => page.goto(url, { waitUntil: 'load' }),
+      click: (sel) => page.click(sel),
+      clickAndWait: async (sel) => { await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(sel)]); },
+      type: (sel, text) => page.type(sel, text),
+      evaluate: (fn, arg) => page.evaluate(fn, arg),
+      waitFor: (fn, arg) => page.waitForFunction(fn, { timeout: 15000 }, arg),
+      sleep,
+      front: () => page.bringToFront(),
+      initScript: (fn, arg) => page.evaluateOnNewDocument(fn, arg),
+      onError: (cb) => page.on('pageerror', (e) => cb(String(e))),
+      onConsoleError: (cb) => page.on('console', (m) => { if (isPageError(m)) cb(m.text()); }),
+      onRequest: (cb) => page.on('request', (r) => cb(r.url())),
+      onResponse: (cb) => page.on('response', (r) => cb(r.url(), r.status())),
+      close: () => browser.close(),
+    };
+  }
+  if (engine === 'webkit') return openWebKit();
+  throw new Error(`unknown engine ${engine}`);
+}
+
+const MINIBROWSER = process.env.CP_MINIBROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+async function openWebKit() {
+  // Xvfb picks a free display itself and reports it on fd 3: parallel tests cannot collide.
+  const xvfb = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x1024x24', '-nolisten', 'tcp'],
+    { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const display = await new Promise((resolve, reject) => {
+    let buf = '';
+    xvfb.stdio[3].on('data', (d) => { buf += d; if (buf.includes('\n')) resolve(buf.trim()); });
+    xvfb.on('error', reject);
+    xvfb.on('exit', (code) => reject(new Error(`Xvfb exited with ${code}`)));
+  });
+  const port = await freePort();
+  const driver = spawn('WebKitWebDriver', [`--port=${port}`], { env: { ...process.env, DISPLAY: `:${display}` }, stdio: 'ignore' });
+  const stop = () => { driver.kill(); xvfb.kill(); };
+  const base = `http://127.0.0.1:${port}`;
+  const wd = async (method, path, body) => {
+    const res = await fetch(base + path, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+    const json = await res.json();
+    if (json.value && json.value.error) throw new Error(`${method} ${path}: ${json.value.error}: ${json.value.message}`);
+    return json.value;
+  };
+  try {
+    for (let i = 0; ; i++) {
+      try { if ((await wd('GET', '/status')).ready) break; } catch (e) { if (i > 100) throw e; }
+      await sleep(100);
+    }
+    const session = await wd('POST', '/session', {
+      capabilities: { alwaysMatch: { 'webkitgtk:browserOptions': { binary: MINIBROWSER, args: ['--automation'] } } },
+    });
+    const sid = `/session/${session.sessionId}`;
+    await wd('POST', `${sid}/window/rect`, { width: 1280, height: 800 });
+    const exec = (fn, arg) => wd('POST', `${sid}/execute/sync`, { script: `return (${fn}).apply(null, arguments)`, args: arg === undefined ? [] : [arg] });
+    const find = async (sel) => Object.values(await wd('POST', `${sid}/element`, { using: 'css selector', value: sel }))[0];
+    const waitFor = async (fn, arg) => {
+      const deadline = Date.now() + 15000;
+      for (;;) {
+        try { if (await exec(fn, arg)) return; } catch (e) { /* mid-navigation */ }
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${fn}`);
+        await sleep(50);
+      }
+    };
+    const click = async (sel) => { await wd('POST', `${sid}/element/${await find(sel)}/click`, {}); };
+    return {
+      engine: 'webkit',
+      goto: (url) => wd('POST', `${sid}/url`, { url }),
+      click,
+      clickAndWait: async (sel) => {
+        await exec(() => { window.__leaving = 1; });
+        await click(sel);
+        await waitFor(() => !window.__leaving && document.readyState === 'complete');
+      },
+      type: async (sel, text) => { await wd('POST', `${sid}/element/${await find(sel)}/value`, { text }); },
+      evaluate: exec,
+      waitFor,
+      sleep,
+      // A tab opened by a link does not take WebDriver's focus: nothing to do.
+      front: async () => {},
+      initScript: async () => {},
+      onError: () => {},
+      onConsoleError: () => {},
+      onRequest: () => {},
+      onResponse: () => {},
+      close: async () => { try { await wd('DELETE', sid); } finally { stop(); } },
+    };
+  } catch (e) {
+    stop();
+    throw e;
+  }
 }

@@ -1,90 +1,211 @@
-// Drives real headless Chromium through one tracker scenario and prints what it saw as JSON
-// on the last line of stdout. The Rust test that runs it owns the stack and checks the stats.
-//   node tests/browser/tracker.mjs <scenario> <page-url>
-// Scenarios: main, spa, burst, dnt, gpc, offline (waits for "RESUMED" on stdin after printing "KEPT").
-import { launch, isPageError } from './launch.mjs';
+// Drives a real headless browser through one tracker scenario and prints what it saw as JSON
+// on the last line of stdout. The Rust test that runs it owns the servers and checks what
+// arrived (the stats of a real stack, or the exact request bodies a capture endpoint kept).
+//   node tests/browser/tracker.mjs <scenario> <page-url> [chromium|firefox|webkit]
+// Full-stack scenarios: main, spa, burst, offline (waits for "RESUMED" on stdin after printing
+// "KEPT"). Privacy: dnt, gpc, dnt-window, dnt-ms (legacy window.doNotTrack and
+// navigator.msDoNotTrack). Conversions, against the test's capture site (<page-url> is its
+// base): conversions, loading, hostile, retry. WebKit (classic WebDriver) runs these four; it
+// has no init scripts, so the privacy scenarios need Chromium or Firefox.
+import { openPage } from './launch.mjs';
 import readline from 'node:readline';
 
-const [scenario, pageUrl] = process.argv.slice(2);
-const browser = await launch();
-const out = { consoleErrors: [], pageErrors: [], windowErrors: [], batchRequests: 0, accepted: 0 };
-try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.on('console', (m) => { if (isPageError(m)) out.consoleErrors.push(m.text()); });
-  page.on('pageerror', (e) => out.pageErrors.push(String(e)));
-  page.on('request', (r) => { if (r.url().includes('/api/events/batch')) out.batchRequests++; });
-  page.on('response', (r) => { if (r.url().includes('/api/events/batch') && r.status() === 202) out.accepted++; });
-  await page.addInitScript((s) => {
-    window.__errors = [];
-    window.addEventListener('error', (e) => window.__errors.push(String(e.message || e)));
-    window.addEventListener('unhandledrejection', (e) => window.__errors.push('rejection: ' + String(e.reason)));
-    if (s === 'dnt') Object.defineProperty(Navigator.prototype, 'doNotTrack', { get: () => '1' });
-    if (s === 'gpc') Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true });
-  }, scenario);
+const [scenario, pageUrl, engine = 'chromium'] = process.argv.slice(2);
+const out = { engine, consoleErrors: [], pageErrors: [], windowErrors: [], batchRequests: 0, accepted: 0 };
+let page;
+const isBatch = (url) => url.includes('/api/events/batch');
+const log = (msg) => console.error(`driver[${engine}]: ${msg}`);
 
-  const started = Date.now();
-  console.error(`driver: ${scenario} loading ${pageUrl}`);
-  await page.goto(pageUrl, { waitUntil: 'load' });
-  console.error('driver: loaded');
-  const collectWindowErrors = async () => { out.windowErrors = await page.evaluate(() => window.__errors); };
+// Waits until the snippet has started on the current page.
+const snippetStarted = () => page.waitFor(() => window.__cp === 1);
 
-  if (scenario === 'main') {
+const scenarios = {
+  async main() {
+    const started = Date.now();
+    await page.goto(pageUrl);
     // Scroll to the bottom in steps, as a reader would.
     for (let i = 0; i < 40; i++) {
       const atBottom = await page.evaluate(() => {
         window.scrollBy(0, 500);
         return window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1;
       });
-      await page.waitForTimeout(120);
+      await page.sleep(120);
       if (atBottom) break;
     }
     await page.click('#cta');
     await page.click('#cta');
     await page.click('[data-plan="pro"]');
     const left = 3000 - (Date.now() - started);
-    if (left > 0) await page.waitForTimeout(left);
-  } else if (scenario === 'spa') {
-    await page.waitForTimeout(300);
+    if (left > 0) await page.sleep(left);
+    return started;
+  },
+  async spa() {
+    await page.goto(pageUrl);
+    await page.sleep(300);
     await page.evaluate(() => history.pushState({}, '', '/spa/second?tab=1'));
-    await page.waitForTimeout(300);
+    await page.sleep(300);
     await page.click('#cta');
-  } else if (scenario === 'burst') {
+  },
+  async burst() {
     // More than 10 events at once, with scrolling in between: the 10-event flush must not
     // recurse or lose anything.
+    await page.goto(pageUrl);
     for (let i = 0; i < 25; i++) {
       await page.click('#cta');
       if (i % 5 === 0) await page.evaluate(() => window.scrollBy(0, 700));
     }
-    await page.waitForTimeout(300);
-  } else if (scenario === 'dnt' || scenario === 'gpc') {
-    await page.click('#cta');
-    await page.waitForTimeout(300);
-  } else if (scenario === 'offline') {
+    await page.sleep(300);
+  },
+  async offline() {
+    await page.goto(pageUrl);
     await page.click('#cta');
     // The 5 s flush fails against the stopped ingest; the batch is kept for a retry.
-    await page.waitForTimeout(6500);
-    console.error('driver: kept');
+    await page.sleep(6500);
+    log('kept');
     console.log('KEPT');
     const rl = readline.createInterface({ input: process.stdin });
     for await (const line of rl) if (line.trim() === 'RESUMED') break;
     const deadline = Date.now() + 30000;
-    while (out.accepted === 0 && Date.now() < deadline) await page.waitForTimeout(100);
-    console.error(`driver: accepted ${out.accepted} after resume`);
-  } else {
-    throw new Error(`unknown scenario ${scenario}`);
-  }
-  await collectWindowErrors();
-  out.visibleMs = Date.now() - started;
+    while (out.accepted === 0 && Date.now() < deadline) await page.sleep(100);
+    log(`accepted ${out.accepted} after resume`);
+  },
+
+  // A visitor of a landing page: a queued stub call, a data-cp-event button clicked on its
+  // icon, an outbound link (new tab) clicked on its icon, a page-code event after a hash
+  // change, then the signup form filled with values that must never leave the page, and the
+  // thank-you page with its own queued Signup event.
+  async conversions() {
+    await page.goto(`${pageUrl}/landing?utm_source=newsletter#access_token=FRAGMENT-SECRET`);
+    await snippetStarted();
+    await page.click('#hero-cta .icon');
+    await page.click('a.docs svg');
+    // The link opened a tab; the visitor comes back to this one.
+    await page.front();
+    await page.evaluate(() => {
+      location.hash = 'pricing';
+      window.convertpulse('Pricing viewed', { plan: 'pro', annual: true, seats: 3 });
+    });
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await page.type('#signup [name=email]', 'jane.secret@example.com');
+    await page.type('#signup [name=full_name]', 'Jane Secretname');
+    await page.type('#signup [name=password]', 'Hunter2-Secret!');
+    await page.clickAndWait('#signup button[type=submit]');
+    await snippetStarted();
+    await collectWindowErrors();
+  },
+  // The snippet injected after the load event (stub calls queued before it, data-variant on
+  // the injected tag beating the meta tag), then an async snippet on the next page.
+  async loading() {
+    await page.goto(`${pageUrl}/late`);
+    await snippetStarted();
+    await page.click('#after');
+    await collectWindowErrors();
+    await page.goto(`${pageUrl}/async`);
+    await snippetStarted();
+  },
+  // Page code and markup at their worst: bad names and props, duplicate ids, no ids, forms
+  // whose fields shadow DOM properties, mailto and same-host links, SPA navigation with
+  // fragments.
+  async hostile() {
+    await page.goto(`${pageUrl}/hostile#start`);
+    await snippetStarted();
+    await page.click('header.top #cta');
+    await page.click('footer.bottom #cta');
+    await page.click('a.deep svg');
+    await page.click('a.mail');
+    await page.click('a.same');
+    await page.click('#clobber button');
+    await page.click('form.newsletter button');
+    await page.evaluate(() => {
+      const cp = window.convertpulse;
+      cp(null);
+      cp('');
+      cp();
+      cp('N'.repeat(100));
+      cp('Props', {
+        ok: 'yes', n: 1.5, b: false, nan: NaN, inf: Infinity, obj: {}, arr: [1], nul: null, undef: undefined,
+        'bad key': 1, ['k'.repeat(41)]: 1, 'dotted.key-1': 'x', long: 'x'.repeat(300), emoji: 'e'.repeat(199) + '\u{1F600}',
+        big: 10n, fn() {},
+      });
+      const many = {};
+      for (let i = 1; i <= 12; i++) many[`k${i}`] = i;
+      cp('Many', many);
+      cp('String props', 'not-an-object');
+      const evil = {};
+      Object.defineProperty(evil, 'boom', { enumerable: true, get() { throw new Error('boom'); } });
+      cp('Throws', evil);
+      cp({ toString() { throw new Error('name'); } });
+    });
+    await page.evaluate(() => {
+      history.pushState({}, '', '/hostile/next#frag');
+      history.replaceState({}, '', '/hostile/next?tab=2');
+      location.hash = 'again';
+    });
+    await page.evaluate(() => window.convertpulse('After navigation'));
+    await collectWindowErrors();
+  },
+  // The capture endpoint answers 429, then 503, then 202: ten events make a batch at once,
+  // retried with the same batch_id until accepted.
+  async retry() {
+    await page.goto(`${pageUrl}/plain`);
+    await snippetStarted();
+    for (let i = 0; i < 9; i++) await page.click('#cta');
+    const deadline = Date.now() + 20000;
+    while (Date.now() < deadline) {
+      const res = await fetch(`${pageUrl}/__captured`).then((r) => r.json());
+      if (res.accepted > 0) break;
+      await page.sleep(100);
+    }
+    await collectWindowErrors();
+  },
+};
+
+// The same page and calls under each privacy signal: nothing may be sent, nothing thrown,
+// and page code calling convertpulse() without the stub must not break.
+for (const s of ['dnt', 'gpc', 'dnt-window', 'dnt-ms']) {
+  scenarios[s] = async () => {
+    await page.goto(pageUrl);
+    await page.click('#cta');
+    await page.evaluate(() => window.convertpulse('Blocked', { a: 1 }));
+    await page.sleep(300);
+  };
+}
+
+async function collectWindowErrors() {
+  out.windowErrors.push(...await page.evaluate(() => window.__errors || []));
+}
+
+try {
+  if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);
+  page = await openPage(engine);
+  page.onError((e) => out.pageErrors.push(e));
+  page.onConsoleError((t) => out.consoleErrors.push(t));
+  page.onRequest((url) => { if (isBatch(url)) out.batchRequests++; });
+  page.onResponse((url, status) => { if (isBatch(url) && status === 202) out.accepted++; });
+  await page.initScript((s) => {
+    window.__errors = [];
+    window.addEventListener('error', (e) => window.__errors.push(String(e.message || e)));
+    window.addEventListener('unhandledrejection', (e) => window.__errors.push('rejection: ' + String(e.reason)));
+    if (s === 'dnt') Object.defineProperty(Navigator.prototype, 'doNotTrack', { get: () => '1' });
+    if (s === 'gpc') Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true });
+    // The legacy signals: IE 11 and old Safari (window.doNotTrack), IE 9-10 (msDoNotTrack).
+    if (s === 'dnt-window') Object.defineProperty(window, 'doNotTrack', { get: () => '1' });
+    if (s === 'dnt-ms') Object.defineProperty(Navigator.prototype, 'msDoNotTrack', { get: () => '1' });
+  }, scenario);
+
+  log(`${scenario} on ${pageUrl}`);
+  const started = (await scenarios[scenario]()) || null;
+  if (!['conversions', 'loading', 'hostile', 'retry'].includes(scenario)) await collectWindowErrors();
+  if (started) out.visibleMs = Date.now() - started;
+  out.userAgent = await page.evaluate(() => navigator.userAgent);
   // Hiding the page: navigating away fires visibilitychange and pagehide, and the snippet
   // hands what is left to sendBeacon.
   await page.goto('about:blank');
-  await page.waitForTimeout(300);
-  await context.close();
+  await page.sleep(300);
 } catch (e) {
   out.driverError = String(e && e.stack || e);
 } finally {
-  await browser.close();
+  if (page) await page.close().catch(() => {});
 }
 console.log(JSON.stringify(out));
 process.exit(0);

@@ -1,5 +1,6 @@
-//! Running the headless-Chromium driver (`tests/browser/*.mjs`, playwright-core with Debian's
-//! chromium) and serving test pages from the test process.
+//! Running the headless-browser drivers (`tests/browser/*.mjs`: Debian's chromium through
+//! playwright-core, Debian's firefox-esr over WebDriver BiDi through puppeteer-core) and serving
+//! test pages from the test process.
 
 use std::{path::PathBuf, process::Stdio};
 
@@ -92,9 +93,14 @@ impl Driver {
     }
 }
 
-/// Runs a tracker scenario to the end.
+/// Runs a tracker scenario to the end in Chromium.
 pub async fn run(scenario: &str, url: &str) -> Value {
-    Driver::start("tracker.mjs", &[scenario, url]).finish().await
+    run_in("chromium", scenario, url).await
+}
+
+/// Runs a tracker scenario to the end in `engine` (`chromium`, `firefox` or `webkit`).
+pub async fn run_in(engine: &str, scenario: &str, url: &str) -> Value {
+    Driver::start("tracker.mjs", &[scenario, url, engine]).finish().await
 }
 
 /// Gzipped size (level 9, via the system `gzip`): the snippet's size as a CDN would serve it.

@@ -5,11 +5,14 @@
 //! - [`stack`]: the processes and their lifecycle (start, stop, SIGKILL, restart).
 //! - [`client`]: typed HTTP helpers for the api and ingest.
 //! - [`batch`]: building tracker batches.
-//! - [`browser`]: the headless-Chromium driver and test pages.
+//! - [`browser`]: the headless-browser drivers (Chromium, Firefox) and test pages.
+//! - [`capture`]: a capture site: landing pages, the current snippet and a stand-in ingest
+//!   endpoint that keeps the exact request bodies.
 //! - [`wait`]: polling with a deadline.
 
 pub mod batch;
 pub mod browser;
+pub mod capture;
 pub mod client;
 pub mod stack;
 pub mod wait;

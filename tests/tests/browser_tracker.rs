@@ -1,7 +1,10 @@
-//! The tracker snippet in real headless Chromium against the real stack.
+//! The tracker snippet in real headless browsers: Chromium against the real stack (stats), and
+//! Chromium and Firefox against a capture site (the exact request bodies of the v2 conversion
+//! features, which ingest validates separately).
 
 use cp_tests::{
     browser::{self, Driver, gzip_len},
+    capture::{self, CaptureSite, batch_violation},
     client::Api,
     stack::{Proc, Stack},
 };
@@ -9,6 +12,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 fn assert_clean(report: &Value) {
+    // Ingest drops batches from headless browsers as bots: the tests present a desktop browser.
+    let ua = report["userAgent"].as_str().unwrap_or_default();
+    assert!(ua.starts_with("Mozilla/5.0") && !ua.contains("Headless"), "User-Agent {ua:?}: {report}");
     assert_eq!(report["pageErrors"], json!([]), "exceptions reached the page: {report}");
     assert_eq!(report["windowErrors"], json!([]), "window.onerror saw something: {report}");
     assert_eq!(report["consoleErrors"], json!([]), "the page logged errors: {report}");
@@ -122,4 +128,219 @@ async fn with_ingest_down_nothing_breaks_and_the_kept_batch_arrives_once() {
     stack.wait_drained().await;
     let again = api.stats(&t.token, &t.site_id, "").await;
     assert_eq!((again["summary"]["pageviews"].as_i64(), again["summary"]["clicks"].as_i64()), (Some(1), Some(1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions (contract v2): the exact request bodies the snippet sends, kept by a capture site
+// that stands in for ingest, in Chromium and in Firefox.
+
+/// Runs `$body(engine)` as one test per engine: `<name>::chromium`, `<name>::firefox`, ...
+macro_rules! in_engines {
+    ($name:ident, $body:ident, $($engine:ident),+) => {
+        mod $name {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $engine() {
+                    super::$body(stringify!($engine)).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Every body is `text/plain` JSON within the contract's bounds, all of one session.
+fn assert_bodies_valid(site: &CaptureSite) {
+    let requests = site.requests();
+    let sessions: std::collections::BTreeSet<String> = requests
+        .iter()
+        .map(|r| {
+            assert!(r.content_type.starts_with("text/plain"), "content type {}", r.content_type);
+            let batch: Value = serde_json::from_str(&r.body).expect("JSON body");
+            assert_eq!(batch_violation(&batch), None, "a batch ingest would refuse: {}", r.body);
+            batch["session_id"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert!(sessions.len() <= 1, "one visitor, one session: {sessions:?}");
+}
+
+/// The events a visitor's actions made, in order, without `ts` and with `page_id` replaced by
+/// the page's number (1 for the first pageview). Scroll and time events depend on timing: they
+/// are left out here and checked for bounds by [`assert_bodies_valid`].
+fn story(events: &[Value]) -> Vec<Value> {
+    let mut pages: Vec<String> = Vec::new();
+    events
+        .iter()
+        .filter(|e| !matches!(e["type"].as_str(), Some("scroll" | "time")))
+        .map(|e| {
+            let mut e = e.clone();
+            let obj = e.as_object_mut().expect("event object");
+            obj.remove("ts");
+            let pid = obj.remove("page_id").and_then(|p| p.as_str().map(str::to_string)).unwrap_or_default();
+            let n = pages.iter().position(|p| *p == pid).unwrap_or_else(|| {
+                pages.push(pid);
+                pages.len() - 1
+            });
+            obj.insert("page".into(), json!(n + 1));
+            e
+        })
+        .collect()
+}
+
+async fn landing_visit(engine: &str) {
+    let site = CaptureSite::start().await;
+    let report = browser::run_in(engine, "conversions", &site.base).await;
+    assert_clean(&report);
+    let events = site.events_when("the thank-you page's Signup", |ev| ev.iter().any(|e| e["name"] == "Signup")).await;
+    assert_bodies_valid(&site);
+    let (b, o) = (&site.base, &site.other);
+    let landing = format!("{b}/landing?utm_source=newsletter");
+    assert_eq!(
+        story(&events),
+        vec![
+            json!({"type": "pageview", "page": 1, "url": landing, "referrer": "", "title": "Rocketry — landing pages that launch", "new_session": true, "variant": "B"}),
+            json!({"type": "event", "page": 1, "url": landing, "name": "Experiment viewed", "props": {"experiment": "hero-copy"}}),
+            json!({"type": "click", "page": 1, "url": landing, "selector": "button#hero-cta", "text": "★ Start free trial"}),
+            json!({"type": "event", "page": 1, "url": landing, "name": "Signup intent", "props": {"plan": "pro", "position": "hero"}}),
+            json!({"type": "click", "page": 1, "url": landing, "selector": "header.nav > nav > a.docs", "text": "Docs", "href": format!("{o}/docs?ref=landing#install")}),
+            json!({"type": "event", "page": 1, "url": landing, "name": "outbound", "props": {"url": format!("{o}/docs")}}),
+            json!({"type": "event", "page": 1, "url": landing, "name": "Pricing viewed", "props": {"plan": "pro", "annual": true, "seats": 3}}),
+            json!({"type": "click", "page": 1, "url": landing, "selector": "form#signup > button.btn.primary", "text": "Create account"}),
+            json!({"type": "event", "page": 1, "url": landing, "name": "form_submit", "props": {"form": "form#signup"}}),
+            json!({"type": "pageview", "page": 2, "url": format!("{b}/thank-you"), "referrer": landing, "title": "Welcome aboard — Rocketry", "new_session": false}),
+            json!({"type": "event", "page": 2, "url": format!("{b}/thank-you"), "name": "Signup", "props": {"plan": "pro"}}),
+        ],
+        "{engine}"
+    );
+    // Scrolled to the bottom of the landing page before the form.
+    assert!(events.iter().any(|e| e["type"] == "scroll" && e["depth"] == 100), "{engine}: no full scroll: {events:?}");
+    // Field values and names, and the fragment's token, never leave the page.
+    for r in site.requests() {
+        for secret in ["jane.secret", "Secretname", "Hunter2", "HIDDEN-COUPON", "FRAGMENT-SECRET", "access_token", "coupon_code", "full_name", "password"] {
+            assert!(!r.body.contains(secret), "{engine}: {secret:?} was sent: {}", r.body);
+        }
+    }
+}
+in_engines!(a_landing_visit_sends_exact_conversion_events_and_no_field_value, landing_visit, chromium, firefox, webkit);
+
+async fn late_and_async(engine: &str) {
+    let site = CaptureSite::start().await;
+    let report = browser::run_in(engine, "loading", &site.base).await;
+    assert_clean(&report);
+    let events = site.events_when("the async page's queued event", |ev| ev.iter().any(|e| e["name"] == "Queued async")).await;
+    assert_bodies_valid(&site);
+    let (late, asy) = (format!("{}/late", site.base), format!("{}/async", site.base));
+    assert_eq!(
+        story(&events),
+        vec![
+            // data-variant on the injected tag wins over the meta tag.
+            json!({"type": "pageview", "page": 1, "url": late, "referrer": "", "title": "Late snippet", "new_session": true, "variant": "A"}),
+            json!({"type": "event", "page": 1, "url": late, "name": "Queued one", "props": {"n": 1}}),
+            json!({"type": "event", "page": 1, "url": late, "name": "Queued two"}),
+            json!({"type": "click", "page": 1, "url": late, "selector": "button#after", "text": "Go"}),
+            json!({"type": "event", "page": 1, "url": late, "name": "After load", "props": {"ok": true}}),
+            json!({"type": "pageview", "page": 2, "url": asy, "referrer": "", "title": "Async snippet", "new_session": false, "variant": "control"}),
+            json!({"type": "event", "page": 2, "url": asy, "name": "Queued async"}),
+        ],
+        "{engine}"
+    );
+}
+in_engines!(a_late_or_async_snippet_replays_queued_calls_once_after_its_pageview, late_and_async, chromium, firefox, webkit);
+
+async fn hostile(engine: &str) {
+    let site = CaptureSite::start().await;
+    let report = browser::run_in(engine, "hostile", &site.base).await;
+    assert_clean(&report);
+    let events = site.events_when("the event after navigation", |ev| ev.iter().any(|e| e["name"] == "After navigation")).await;
+    assert_bodies_valid(&site);
+    let b = &site.base;
+    let (page, next) = (format!("{b}/hostile"), format!("{b}/hostile/next"));
+    // The title is cut to 512 UTF-16 units without leaving half an emoji behind.
+    let title = "T".repeat(511);
+    let click = |selector: &str, text: &str| json!({"type": "click", "page": 1, "url": page, "selector": selector, "text": text});
+    let link = |selector: &str, text: &str, href: String| {
+        json!({"type": "click", "page": 1, "url": page, "selector": selector, "text": text, "href": href})
+    };
+    let event = |name: &str, props: Option<Value>| {
+        let mut e = json!({"type": "event", "page": 1, "url": page, "name": name});
+        if let Some(p) = props {
+            e["props"] = p;
+        }
+        e
+    };
+    let many: serde_json::Map<String, Value> = (1..=10).map(|i| (format!("k{i}"), json!(i))).collect();
+    assert_eq!(
+        story(&events),
+        vec![
+            // An invalid data-variant is left out, not sent for ingest to refuse.
+            json!({"type": "pageview", "page": 1, "url": page, "referrer": "", "title": title, "new_session": true}),
+            // Two buttons share id="cta": neither is reported by that id.
+            click("header.top > button.btn", "Top CTA"),
+            click("footer.bottom > button.btn.big", "Bottom CTA"),
+            link("div > div > span > a.deep", "Deep link", format!("{b}/pricing-no-id")),
+            // mailto: and same-host links are not outbound.
+            link("main > a.mail", "Mail us", "mailto:hello@example.com".into()),
+            link("main > a.same", "Same host", format!("{b}/hostile/other?x=1")),
+            // Fields named id, action, className and tagName do not leak into the selector.
+            click("form#clobber > button", "Send"),
+            event("form_submit", Some(json!({"form": "form#clobber"}))),
+            click("footer.bottom > form.newsletter.inline > button", "Subscribe"),
+            event("form_submit", Some(json!({"form": "footer.bottom > form.newsletter.inline"}))),
+            // No name: nothing. A long name: cut to 64.
+            event(&"N".repeat(64), None),
+            event(
+                "Props",
+                Some(json!({"ok": "yes", "n": 1.5, "b": false, "dotted.key-1": "x", "long": "x".repeat(200), "emoji": "e".repeat(199)}))
+            ),
+            event("Many", Some(Value::Object(many))),
+            event("String props", None),
+            // pushState to a new path: a pageview; replaceState with a query and a hash change: none.
+            json!({"type": "pageview", "page": 2, "url": next, "referrer": page, "title": title, "new_session": false}),
+            json!({"type": "event", "page": 2, "url": format!("{next}?tab=2"), "name": "After navigation"}),
+        ],
+        "{engine}"
+    );
+    for r in site.requests() {
+        for secret in ["FIELD-", "NEWS-VALUE", "newsletter_email", "#start", "#frag", "#again", "boom"] {
+            assert!(!r.body.contains(secret), "{engine}: {secret:?} was sent: {}", r.body);
+        }
+    }
+}
+in_engines!(hostile_page_code_and_markup_get_bounded_events_and_nothing_thrown, hostile, chromium, firefox, webkit);
+
+async fn retried(engine: &str) {
+    let site = CaptureSite::start_failing(&[429, 503]).await;
+    let report = browser::run_in(engine, "retry", &site.base).await;
+    assert_clean(&report);
+    assert_bodies_valid(&site);
+    let requests = site.requests();
+    assert!(requests.len() >= 3, "{engine}: {requests:?}");
+    let statuses: Vec<u16> = requests[..3].iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![429, 503, 202], "{engine}");
+    assert!(requests[..3].iter().all(|r| r.body == requests[0].body), "{engine}: the retries resend the same batch: {requests:?}");
+    let first: Value = serde_json::from_str(&requests[0].body).expect("JSON");
+    let kinds: Vec<&str> = first["events"].as_array().expect("events").iter().filter_map(|e| e["type"].as_str()).filter(|t| matches!(*t, "pageview" | "click")).collect();
+    assert_eq!(kinds, [vec!["pageview"], vec!["click"; 9]].concat(), "{engine}: {first}");
+    // Once accepted, that batch is never sent again.
+    assert!(!requests[3..].iter().any(|r| r.body == requests[0].body), "{engine}: the accepted batch was sent again");
+}
+in_engines!(a_refused_batch_is_retried_with_the_same_batch_id_until_accepted, retried, chromium, firefox, webkit);
+
+async fn privacy_signals(engine: &str) {
+    for scenario in ["dnt", "gpc", "dnt-window", "dnt-ms"] {
+        let site = CaptureSite::start().await;
+        let report = browser::run_in(engine, scenario, &format!("{}/plain", site.base)).await;
+        assert_clean(&report);
+        assert_eq!(report["batchRequests"], 0, "{engine} {scenario}: {report}");
+        assert!(site.requests().is_empty(), "{engine} {scenario}: {:?}", site.requests());
+    }
+}
+// The signals are set by an init script, which classic WebDriver (WebKit) does not have.
+in_engines!(standard_and_legacy_do_not_track_and_gpc_send_nothing, privacy_signals, chromium, firefox);
+
+#[test]
+fn the_current_source_minifies_to_at_most_2048_bytes_gzipped() {
+    let min = capture::minified_snippet();
+    let gz = gzip_len(min);
+    eprintln!("convertpulse.js from the current source: {} bytes, {gz} gzipped", min.len());
+    assert!(gz <= 2048, "snippet is {gz} bytes gzipped, over 2048");
 }
