@@ -55,7 +55,7 @@ pub async fn load(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Result
     let mut series: HashMap<Bucket, (Series, Option<VisitorSketch>)> = HashMap::new();
     let mut tops: HashMap<Dim, Vec<TopList>> = HashMap::new();
     let mut docs_read = 0;
-    let mut cursor = db.collection::<Document>(c::ROLLUPS).find(filter).await?;
+    let mut cursor = db.collection::<Document>(c::ROLLUPS).find(filter).projection(rollup::read_projection()).await?;
     while let Some(raw) = cursor.try_next().await? {
         docs_read += 1;
         let doc: RollupDoc = bson::from_document(raw).map_err(|e| ApiError::Internal(anyhow::anyhow!("a rollup document does not read: {e}")))?;

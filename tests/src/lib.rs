@@ -8,11 +8,13 @@
 //! - [`browser`]: the headless-browser drivers (Chromium, Firefox) and test pages.
 //! - [`capture`]: a capture site: landing pages, the current snippet and a stand-in ingest
 //!   endpoint that keeps the exact request bodies.
+//! - [`mongo`]: a MongoDB of its own for library-level tests (no NATS, no services).
 //! - [`wait`]: polling with a deadline.
 
 pub mod batch;
 pub mod browser;
 pub mod capture;
 pub mod client;
+pub mod mongo;
 pub mod stack;
 pub mod wait;

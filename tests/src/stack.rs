@@ -44,6 +44,20 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// The MongoDB-wire server (`CP_NX_BIN`, default `.venv/bin/nx-27017`) on `port`, with its
+/// data and logs under `dir`.
+pub fn nx_command(dir: &Path, port: &str) -> Command {
+    let nx = std::env::var_os("CP_NX_BIN").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".venv").join("bin").join("nx-27017"));
+    let mut c = Command::new(nx);
+    c.args(["--host", "127.0.0.1", "-p", port, "--data-dir"])
+        .arg(dir.join("nx"))
+        .arg("--log-file")
+        .arg(dir.join("nx-internal.log"))
+        .arg("--pid-file")
+        .arg(dir.join("nx.pid"));
+    c
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
@@ -214,18 +228,8 @@ impl Stack {
                 if self.external_mongo {
                     return;
                 }
-                let nx = std::env::var_os("CP_NX_BIN")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| workspace_root().join(".venv").join("bin").join("nx-27017"));
                 let port = self.mongo_uri.rsplit(':').next().unwrap_or_default().to_string();
-                let mut c = Command::new(nx);
-                c.args(["--host", "127.0.0.1", "-p", &port, "--data-dir"])
-                    .arg(self.dir.join("nx"))
-                    .arg("--log-file")
-                    .arg(self.dir.join("nx-internal.log"))
-                    .arg("--pid-file")
-                    .arg(self.dir.join("nx.pid"));
-                c
+                nx_command(&self.dir, &port)
             }
             svc => {
                 let bin = bin_dir().join(svc.name());

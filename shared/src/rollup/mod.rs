@@ -204,6 +204,15 @@ pub struct RollupDoc {
     /// Top documents: the [`TopList`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top: Option<Binary>,
+    /// Top documents: the list's fold filter, once it has folded a key. Readers skip it
+    /// ([`read_projection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded: Option<Binary>,
+}
+
+/// What a reader of stats fetches: everything but the fold filters, which only writers need.
+pub fn read_projection() -> Document {
+    doc! {"folded": 0}
 }
 
 /// What a document counts.
@@ -247,6 +256,7 @@ impl Rollup {
             return Err(bad(format!("_id does not match its fields ({})", key.id())));
         }
         let body = match (part, doc.series, doc.visitors, doc.top) {
+            (Part::Series, _, _, _) if doc.folded.is_some() => return Err(bad("a series has no fold filter".into())),
             (Part::Series, Some(counters), visitors, None) => {
                 let visitors = visitors.map(|b| VisitorSketch::decode(&b.bytes)).transpose()?;
                 if visitors.is_some() == bucket.is_day() {
@@ -254,7 +264,7 @@ impl Rollup {
                 }
                 Body::Series { counters, visitors }
             }
-            (Part::Top(_), None, None, Some(top)) => Body::Top(TopList::decode(&top.bytes)?),
+            (Part::Top(_), None, None, Some(top)) => Body::Top(TopList::decode(&top.bytes, doc.folded.as_ref().map(|b| b.bytes.as_slice()))?),
             _ => return Err(bad(format!("body does not match part {:?}", doc.part))),
         };
         Ok(Self { key, rev: doc.rev, applied: doc.applied, body })
@@ -262,9 +272,9 @@ impl Rollup {
 
     pub fn to_doc(&self, day_retention: Duration) -> RollupDoc {
         let binary = |bytes: Vec<u8>| Binary { subtype: BinarySubtype::Generic, bytes };
-        let (series, visitors, top) = match &self.body {
-            Body::Series { counters, visitors } => (Some(counters.clone()), visitors.as_ref().map(|v| binary(v.encode())), None),
-            Body::Top(list) => (None, None, Some(binary(list.encode()))),
+        let (series, visitors, top, folded) = match &self.body {
+            Body::Series { counters, visitors } => (Some(counters.clone()), visitors.as_ref().map(|v| binary(v.encode())), None, None),
+            Body::Top(list) => (None, None, Some(binary(list.encode())), list.filter_bits().map(|b| binary(b.to_vec()))),
         };
         let (day, hour) = match self.key.bucket {
             Bucket::Day(d) => (Some(time::day_string(d)), None),
@@ -282,6 +292,7 @@ impl Rollup {
             series,
             visitors,
             top,
+            folded,
         }
     }
 }

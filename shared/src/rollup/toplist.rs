@@ -205,11 +205,12 @@ impl TopList {
         self.entries = slots.into_iter().flatten().collect();
     }
 
-    /// The binary form stored in MongoDB: entries most counted first.
+    /// The binary form of the entries and `(other)`, stored in MongoDB: entries most counted
+    /// first.
     pub fn encode(&self) -> Vec<u8> {
         let mut sorted: Vec<&TopEntry> = self.entries.iter().collect();
         sorted.sort_by(|a, b| b.counts.n.cmp(&a.counts.n).then_with(|| a.key.cmp(&b.key)));
-        let mut out = Vec::with_capacity(64 + self.entries.len() * 32 + self.folded.bits.len());
+        let mut out = Vec::with_capacity(64 + self.entries.len() * 32);
         out.push(FORMAT);
         put_varint(&mut out, self.seq);
         put_varint(&mut out, self.other.n);
@@ -222,11 +223,17 @@ impl TopList {
             put_varint(&mut out, e.last);
             put_bytes(&mut out, e.text.as_deref().unwrap_or("").as_bytes());
         }
-        put_bytes(&mut out, &self.folded.bits);
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    /// The fold filter's bits, stored apart from the entries so that readers, who do not need
+    /// it, can leave it out of what they fetch. `None` while nothing has been folded.
+    pub fn filter_bits(&self) -> Option<&[u8]> {
+        (!self.folded.bits.is_empty()).then_some(self.folded.bits.as_slice())
+    }
+
+    /// Decodes a list; `filter` is `None` when it was not fetched (or nothing was folded).
+    pub fn decode(bytes: &[u8], filter: Option<&[u8]>) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes, "top list");
         let format = r.u8()?;
         if format != FORMAT {
@@ -243,12 +250,11 @@ impl TopList {
             let text = r.string(MAX_STORED)?;
             entries.push(TopEntry { key, counts, text: Some(text).filter(|t| !t.is_empty()), last });
         }
-        let bits_len = r.len(1 << 24)?;
-        let bits = r.bytes(bits_len)?.to_vec();
-        if !(bits.is_empty() || bits.len().is_power_of_two()) {
-            return Err(DecodeError::new("top list", "filter size is not a power of two"));
-        }
         r.finish()?;
+        let bits = filter.unwrap_or_default().to_vec();
+        if !(bits.is_empty() || (bits.len().is_power_of_two() && bits.len() >= 8 && bits.len() <= 1 << 21)) {
+            return Err(DecodeError::new("fold filter", "size is not a power of two from 8 bytes to 2 MiB"));
+        }
         Ok(Self { entries, other, folded: Bloom { bits }, seq })
     }
 }
@@ -430,17 +436,20 @@ mod tests {
         list.apply(&deltas(&[("/a", 5), ("/b", 3), ("/c", 2), ("/d", 1)]), &CAP);
         list.apply(&deltas(&[("/é", 9)]), &CAP);
         let bytes = list.encode();
-        let back = TopList::decode(&bytes).expect("decodes");
+        let back = TopList::decode(&bytes, list.filter_bits()).expect("decodes");
         assert_eq!(back.total(), list.total());
         assert_eq!(counts(&back), counts(&list));
         assert_eq!(back.entries()[0].key, "/é", "stored most counted first");
         assert!(back.folded.contains("/d") && back.folded.contains("/c"));
         for cut in [0, 1, 5, bytes.len() - 1] {
-            assert!(TopList::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(TopList::decode(&bytes[..cut], None).is_err(), "cut at {cut}");
         }
         let mut bad = bytes.clone();
         bad[0] = 9;
-        assert!(TopList::decode(&bad).is_err(), "unknown format");
+        assert!(TopList::decode(&bad, None).is_err(), "unknown format");
+        assert!(TopList::decode(&bytes, Some(&[0; 12])).is_err(), "filter of a bad size");
+        let unfiltered = TopList::decode(&bytes, None).expect("readers may skip the filter");
+        assert_eq!(unfiltered.total(), list.total());
     }
 
     #[test]

@@ -1,0 +1,309 @@
+//! The aggregator's flush protocol, step by step, against a real MongoDB-wire server and a
+//! clock the test moves: a flush stopped right after each step is finished by recovery and
+//! every event counts exactly once; and a stats read stays within its document bound however
+//! many distinct keys a day has.
+
+use std::{sync::Arc, time::Duration};
+
+use aggregator::{
+    flush::{FlushError, FlushId, Flusher, Settings, Step, Verdict},
+    rollup::Capacities,
+};
+use api::{
+    stats::{self, Meta},
+    stats_store,
+    timeframe::Range,
+};
+use chrono_tz::Tz;
+use cp_tests::mongo::Mongo;
+use mongodb::{Database, bson::doc};
+use serde_json::{Value, json};
+use shared::{
+    clock::ManualClock,
+    event::{ClientId, Event, EventKind},
+    message::BatchMessage,
+    names::collections as c,
+    time,
+};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+/// 2026-11-26T10:00:00Z.
+const T0: i64 = 1_795_687_200_000;
+const LEASE: Duration = Duration::from_secs(30);
+
+fn flusher(db: &Database, clock: &ManualClock) -> Flusher {
+    let settings = Settings { lease: LEASE, caps: Capacities::with_keys(1000, 1000), day_retention: Duration::from_secs(400 * 86_400) };
+    Flusher::new(db.clone(), settings, Arc::new(clock.clone()))
+}
+
+fn event(kind: EventKind, path: &str) -> Event {
+    Event { ts: 0, page_id: ClientId::parse("page_0001").expect("id"), url: format!("https://example.com{path}"), kind }
+}
+
+fn visitor(n: u64) -> String {
+    format!("{:032x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// 80 batches over two sites and two days: repeated pages, selectors, sources and visitors.
+fn fixture() -> Vec<BatchMessage> {
+    let sources = ["", "https://www.google.com/", "https://news.ycombinator.com/", "https://example.com/x"];
+    (0..80_u64)
+        .map(|i| {
+            let site = if i % 4 == 3 { "site-b" } else { "site-a" };
+            let path = format!("/p{}", i % 7);
+            let received_at = T0 + (i as i64) * 60_000 + if i >= 60 { DAY } else { 0 };
+            BatchMessage {
+                site_id: site.into(),
+                batch_id: format!("batch_{i:04}"),
+                session_id: format!("sess_{:04}", i / 3),
+                received_at,
+                visitor: visitor(i % 17),
+                timezone: if site == "site-b" { "Europe/Berlin".into() } else { "UTC".into() },
+                domain: "example.com".into(),
+                events: vec![
+                    event(
+                        EventKind::Pageview { referrer: sources[(i % 4) as usize].into(), title: "T".into(), new_session: i % 3 == 0 },
+                        &path,
+                    ),
+                    event(EventKind::Click { selector: format!("button.s{}", i % 5), text: format!("Go {}", i % 5), href: None }, &path),
+                    event(EventKind::Scroll { depth: (i % 100) as u8 + 1, prev: 0 }, &path),
+                    event(EventKind::Time { seconds: 1.5 }, &path),
+                ],
+            }
+        })
+        .collect()
+}
+
+/// Stats of both sites over both days and over the 24 hours up to the first day's end, as
+/// the api would answer them.
+async fn snapshot(db: &Database) -> Value {
+    let mut out = serde_json::Map::new();
+    for (site, tz) in [("site-a", Tz::UTC), ("site-b", Tz::Europe__Berlin)] {
+        let day = |ms: i64| time::local_day(ms, tz);
+        let ranges = [
+            Range::Days { label: "custom".into(), from: day(T0), to: day(T0 + DAY) },
+            Range::Hours { label: "24h".into(), hours: time::last_24_hours(T0 + 3 * HOUR, tz) },
+        ];
+        for range in ranges {
+            let loaded = stats_store::load(db, site, &range, tz).await.expect("stats load");
+            assert!(loaded.docs_read <= stats_store::read_bound(&range), "read bound");
+            let hourly = matches!(range, Range::Hours { .. });
+            let meta = Meta { site_id: site.into(), timeframe: "t".into(), timezone: tz.name().into(), from: String::new(), to: String::new(), hourly };
+            let s = serde_json::to_value(stats::assemble(meta, loaded.inputs)).expect("json");
+            out.insert(format!("{site} {}", if hourly { "24h" } else { "days" }), s);
+        }
+    }
+    Value::Object(out)
+}
+
+fn split(batches: &[BatchMessage]) -> (&[BatchMessage], &[BatchMessage]) {
+    batches.split_at(50)
+}
+
+/// The figures of a run without faults, checked against the fixture by hand.
+async fn reference(mongo: &Mongo) -> Value {
+    let db = mongo.database().await;
+    let clock = ManualClock::at(T0 + 2 * DAY);
+    let f = flusher(&db, &clock);
+    let all = fixture();
+    let (first, second) = split(&all);
+    for chunk in [first, second] {
+        let (verdicts, _) = f.flush(chunk).await.expect("clean flush");
+        assert!(verdicts.iter().all(|v| *v == Verdict::Ack));
+    }
+    let snap = snapshot(&db).await;
+    // site-a holds batches with i % 4 != 3: 60 of 80; 45 of them on the first day (i < 60).
+    let a = &snap["site-a days"]["summary"];
+    assert_eq!((a["pageviews"].as_i64(), a["clicks"].as_i64()), (Some(60), Some(60)), "{a}");
+    let sessions_a = (0..80).filter(|i| i % 4 != 3 && i % 3 == 0).count() as i64;
+    assert_eq!(a["sessions"].as_i64(), Some(sessions_a));
+    assert_eq!(snap["site-a days"]["series"][0]["pageviews"], 45);
+    // Visitors: i % 17 over site-a's batches of each day, summed over the days.
+    let distinct = |lo: u64, hi: u64| {
+        (lo..hi).filter(|i| i % 4 != 3).map(|i| i % 17).collect::<std::collections::HashSet<_>>().len() as i64
+    };
+    assert_eq!(a["visitors"].as_i64(), Some(distinct(0, 60) + distinct(60, 80)));
+    let pages: i64 = snap["site-a days"]["top_pages"].as_array().expect("pages").iter().map(|p| p["pageviews"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(pages, 60, "seven paths, all within the list");
+    assert_eq!(snap["site-b days"]["summary"]["pageviews"], 20);
+    snap
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_stopped_after_any_step_is_finished_by_redelivery_and_counts_once() {
+    let mongo = Mongo::start().await;
+    let want = reference(&mongo).await;
+    let all = fixture();
+    let (first, second) = split(&all);
+    // 50 batches touch 2 sites × 2 buckets × 4 parts (16 documents) on the first day.
+    let steps = [
+        Step::Claim,
+        Step::RawBatches,
+        Step::VisitorMarks,
+        Step::RollupDocs(0),
+        Step::RollupDocs(1),
+        Step::RollupDocs(7),
+        Step::RollupDocs(15),
+        Step::RollupDocs(16),
+        Step::Done,
+    ];
+    for step in steps {
+        let db = mongo.database().await;
+        let clock = ManualClock::at(T0 + 2 * DAY);
+        let dying = flusher(&db, &clock).failing_after(step);
+        let err = dying.flush(first).await.expect_err("stops after the step");
+        assert!(matches!(err, FlushError::Claimed { .. }), "case {step:?}: {err}");
+        if let Step::RollupDocs(n) = step {
+            let stored = db.collection::<mongodb::bson::Document>(c::ROLLUPS).count_documents(doc! {}).await.expect("count");
+            assert_eq!(stored, n as u64, "case {step:?}: the flush stopped with {n} documents written");
+        }
+
+        // The messages come back after the lease, to another aggregator.
+        clock.advance(LEASE.as_millis() as i64 + 1000);
+        let other = flusher(&db, &clock);
+        let (verdicts, report) = other.flush(first).await.unwrap_or_else(|e| panic!("case {step:?}: redelivery: {e}"));
+        assert!(verdicts.iter().all(|v| *v == Verdict::Ack), "case {step:?}: {verdicts:?}");
+        let expect_recovered = usize::from(!matches!(step, Step::Claim | Step::Done));
+        assert_eq!(report.recovered_flushes, expect_recovered, "case {step:?}");
+        other.flush(second).await.unwrap_or_else(|e| panic!("case {step:?}: later flush: {e}"));
+        assert_eq!(snapshot(&db).await, want, "case {step:?}: every event counted once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_flush_is_finished_by_its_own_instance_by_the_sweep_or_by_recoverers_in_turn() {
+    let mongo = Mongo::start().await;
+    let want = reference(&mongo).await;
+    let all = fixture();
+    let (first, second) = split(&all);
+    let failed_id = |e: FlushError| match e {
+        FlushError::Claimed { flush, .. } => flush,
+        other => panic!("expected a claimed flush: {other}"),
+    };
+
+    // Its own instance finishes it right away (what the consumer does), then flushes on.
+    let db = mongo.database().await;
+    let clock = ManualClock::at(T0 + 2 * DAY);
+    let healthy = flusher(&db, &clock);
+    let id: FlushId = failed_id(healthy.clone().failing_after(Step::RollupDocs(5)).flush(first).await.expect_err("stops"));
+    assert!(healthy.recover(&id).await.expect("recovers"), "no one else holds the lease");
+    let (verdicts, report) = healthy.flush(first).await.expect("redelivered now");
+    assert!(verdicts.iter().all(|v| *v == Verdict::Ack));
+    assert_eq!((report.duplicates, report.new_batches), (50, 0));
+    healthy.flush(second).await.expect("next flush");
+    assert_eq!(snapshot(&db).await, want, "own recovery");
+
+    // Nobody redelivers: the sweep finishes it once two leases have passed, not before.
+    let db = mongo.database().await;
+    let clock = ManualClock::at(T0 + 2 * DAY);
+    flusher(&db, &clock).failing_after(Step::RollupDocs(3)).flush(first).await.expect_err("stops");
+    let sweeper = flusher(&db, &clock);
+    clock.advance(LEASE.as_millis() as i64);
+    assert_eq!(sweeper.sweep().await.expect("sweep"), 0, "one lease: maybe still running");
+    clock.advance(LEASE.as_millis() as i64 + 1000);
+    assert_eq!(sweeper.sweep().await.expect("sweep"), 1);
+    let (_, report) = sweeper.flush(first).await.expect("late redelivery");
+    assert_eq!(report.duplicates, 50, "already counted");
+    sweeper.flush(second).await.expect("next flush");
+    assert_eq!(snapshot(&db).await, want, "sweep");
+
+    // Two recoverers in turn, the first stopping halfway too: each skips the documents that
+    // already count the flush (their watermark), whoever wrote them.
+    let db = mongo.database().await;
+    let clock = ManualClock::at(T0 + 2 * DAY);
+    let id = failed_id(flusher(&db, &clock).failing_after(Step::RollupDocs(2)).flush(first).await.expect_err("stops"));
+    clock.advance(LEASE.as_millis() as i64 + 1000);
+    let stalled = flusher(&db, &clock).failing_after(Step::RollupDocs(3));
+    let err = stalled.recover(&id).await.expect_err("the first recoverer stops too");
+    assert!(err.to_string().contains("injected"), "{err}");
+    let stored = db.collection::<mongodb::bson::Document>(c::ROLLUPS).count_documents(doc! {}).await.expect("count");
+    assert_eq!(stored, 5, "2 documents from the flush, 3 from its first recoverer");
+    clock.advance(LEASE.as_millis() as i64 + 1000);
+    let last = flusher(&db, &clock);
+    assert!(last.recover(&id).await.expect("recovers"), "the first recoverer's lease has passed");
+    let (_, report) = last.flush(first).await.expect("settled");
+    assert_eq!(report.duplicates, 50);
+    last.flush(second).await.expect("next flush");
+    assert_eq!(snapshot(&db).await, want, "two recoverers in turn");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_keys() {
+    let mongo = Mongo::start().await;
+    let db = mongo.database().await;
+    let clock = ManualClock::at(T0 + 2 * HOUR);
+    let f = flusher(&db, &clock);
+    // 20,000 batches in one hour, each with its own page, selector, source and visitor, then
+    // a popular page arriving late, a few views at a time.
+    let distinct: Vec<BatchMessage> = (0..20_000_u64)
+        .map(|i| BatchMessage {
+            site_id: "big".into(),
+            batch_id: format!("batch_{i:06}"),
+            session_id: format!("sess_{i:06}"),
+            received_at: T0 + (i as i64) * 100,
+            visitor: visitor(i + 1),
+            timezone: "UTC".into(),
+            domain: "example.com".into(),
+            events: vec![
+                event(
+                    EventKind::Pageview { referrer: format!("https://ref{i}.example.org/"), title: "T".into(), new_session: true },
+                    &format!("/page/{i}"),
+                ),
+                event(EventKind::Click { selector: format!("a#link-{i}"), text: String::new(), href: None }, &format!("/page/{i}")),
+            ],
+        })
+        .collect();
+    for chunk in distinct.chunks(500) {
+        f.flush(chunk).await.expect("flush");
+    }
+    let popular: Vec<BatchMessage> = (0..300_u64)
+        .map(|i| BatchMessage {
+            site_id: "big".into(),
+            batch_id: format!("pop_{i:06}"),
+            session_id: format!("popsess_{i:06}"),
+            received_at: T0 + 2_000_000 + (i as i64),
+            visitor: visitor(1),
+            timezone: "UTC".into(),
+            domain: "example.com".into(),
+            events: vec![event(EventKind::Pageview { referrer: String::new(), title: "T".into(), new_session: false }, "/pricing")],
+        })
+        .collect();
+    for chunk in popular.chunks(3) {
+        f.flush(chunk).await.expect("flush");
+    }
+
+    let tz = Tz::UTC;
+    let today = time::local_day(T0, tz);
+    let ranges = [
+        Range::Hours { label: "24h".into(), hours: time::last_24_hours(T0 + HOUR, tz) },
+        Range::Days { label: "7d".into(), from: today - chrono::Duration::days(6), to: today },
+        Range::Days { label: "90d".into(), from: today - chrono::Duration::days(89), to: today },
+    ];
+    for range in ranges {
+        let loaded = stats_store::load(&db, "big", &range, tz).await.expect("load");
+        let bound = stats_store::read_bound(&range);
+        assert!(loaded.docs_read <= bound, "{range:?}: read {} documents, bound {bound}", loaded.docs_read);
+        let hourly = matches!(range, Range::Hours { .. });
+        assert_eq!(loaded.docs_read, 4, "{range:?}: one bucket of documents exists");
+        let meta = Meta { site_id: "big".into(), timeframe: "t".into(), timezone: "UTC".into(), from: String::new(), to: String::new(), hourly };
+        let s = serde_json::to_value(stats::assemble(meta, loaded.inputs)).expect("json");
+        let summary = &s["summary"];
+        assert_eq!((summary["pageviews"].as_i64(), summary["clicks"].as_i64()), (Some(20_300), Some(20_000)), "{range:?}");
+        let visitors = summary["visitors"].as_i64().expect("visitors");
+        if hourly {
+            assert!((visitors - 20_000).abs() <= 400, "24h visitors from the sketch within 2 %: {visitors}");
+        } else {
+            assert_eq!(visitors, 20_000, "{range:?}: daily visitors exact");
+        }
+        // The popular page is first with its exact count; (other) holds what the list folded.
+        let pages = s["top_pages"].as_array().expect("pages");
+        assert_eq!(pages[0], json!({"path": "(other)", "pageviews": pages[0]["pageviews"]}), "{range:?}");
+        assert_eq!(pages[1], json!({"path": "/pricing", "pageviews": 300}), "{range:?}");
+        assert!(pages.len() == 10, "{range:?}");
+        let clicks = &s["top_clicks"];
+        assert_eq!(clicks[0]["selector"], "(other)");
+        assert!(clicks[0]["clicks"].as_i64() >= Some(19_000 - 1), "{range:?}: {clicks}");
+        assert_eq!(s["top_referrers"][0]["source"], "(other)");
+    }
+}
