@@ -9,12 +9,14 @@
 //! - [`rollup`]: pure arithmetic from a batch to counter increments.
 //! - [`writer`]: bulk MongoDB commands.
 //! - [`jobs`]: scheduled maintenance.
+//! - [`migrate`]: the one-off move from the first rollup layout.
 
 pub mod config;
 pub mod consumer;
 pub mod flush;
 pub mod jobs;
 pub mod metrics;
+pub mod migrate;
 pub mod rollup;
 pub mod router;
 pub mod startup;

@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     consumer::{self, ChunkSettings},
     flush::{self, Flusher},
-    jobs,
+    jobs, migrate,
     metrics::Metrics,
     rollup::Capacities,
     router::{AppState, router},
@@ -46,6 +46,23 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         }
     }
 
+    let settings = flush::Settings {
+        lease: config.ack_wait,
+        caps: Capacities::with_keys(config.top_keys_per_day, config.top_keys_per_hour),
+        day_retention: config.rollup_retention,
+    };
+    let clock = shared::clock::system();
+    // Before consuming: stats must never mix the old layout and the new.
+    loop {
+        match migrate::run(&db, &settings, clock.as_ref()).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "rollup migration failed, retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+
     let consumer: jetstream::consumer::PullConsumer = stream
         .get_or_create_consumer(
             shared::names::CONSUMER,
@@ -61,12 +78,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .await
         .context("creating the aggregator consumer")?;
 
-    let settings = flush::Settings {
-        lease: config.ack_wait,
-        caps: Capacities::with_keys(config.top_keys_per_day, config.top_keys_per_hour),
-        day_retention: config.rollup_retention,
-    };
-    let flusher = Flusher::new(db, settings, shared::clock::system());
+    let flusher = Flusher::new(db, settings, clock);
     tracing::info!(instance = flusher.instance(), "aggregator instance");
     let mut scheduler = jobs::start(flusher.clone()).await?;
     let settings = ChunkSettings { max_batches: config.max_batches, max_wait: config.flush_interval };
