@@ -4,12 +4,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps deps-test frontend run build test test-unit bench clean
+.PHONY: help deps deps-test frontend run build test test-unit bench bench-rollups clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
 	@echo "make test   install what is missing, build once, run every test"
 	@echo "make bench  run the load generator against a fresh release stack (see docs/benchmarks.md)"
+	@echo "make bench-rollups  rollup cost with 10 vs 20,000 distinct keys a day (see docs/benchmarks.md)"
 
 deps:
 	@deploy/local/deps.sh
@@ -42,6 +43,9 @@ test-unit:
 
 bench: deps build
 	@deploy/local/bench.sh
+
+bench-rollups: deps build
+	@deploy/local/bench-rollups.sh
 
 clean:
 	rm -rf .run target/cp-artifacts tracker/dist

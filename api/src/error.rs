@@ -32,6 +32,9 @@ pub enum ApiError {
     /// 400 `invalid_timeframe`.
     #[error("{0}")]
     InvalidTimeframe(String),
+    /// 400 `invalid_goal`; the message names the field.
+    #[error("{0}")]
+    InvalidGoal(String),
     /// 400 `invalid_request`: a body that is not the JSON the route takes.
     #[error("{0}")]
     InvalidRequest(String),
@@ -63,6 +66,7 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             Self::InvalidSite(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSite),
             Self::InvalidTimeframe(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTimeframe),
+            Self::InvalidGoal(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidGoal),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),

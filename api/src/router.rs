@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, middleware};
 use mongodb::{Collection, Database};
-use shared::store::{SiteDoc, UserDoc};
+use shared::store::{GoalDoc, SiteDoc, UserDoc};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::{config::Config, keys::KeyRegistry, metrics::Metrics, routes, throttle::LoginThrottle, tokens::Tokens};
@@ -16,6 +16,7 @@ pub struct AppState {
     pub db: Database,
     pub users: Collection<UserDoc>,
     pub sites: Collection<SiteDoc>,
+    pub goals: Collection<GoalDoc>,
     pub tokens: Arc<Tokens>,
     pub keys: KeyRegistry,
     pub throttle: Arc<LoginThrottle>,
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::sites::router())
+        .merge(routes::goals::router())
         .merge(routes::stats::router())
         .merge(routes::health::router())
         .merge(routes::web::router(&state))

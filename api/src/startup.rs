@@ -45,6 +45,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         throttle: Arc::new(LoginThrottle::new(config.login_max_failures)),
         users: db.collection(c::USERS),
         sites,
+        goals: db.collection(c::GOALS),
         db,
         keys,
         dummy_hash: Arc::new(dummy_hash),

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`event`]: the tracker batch as it arrives on the wire, and its validation.
+//! - [`goal`]: goals (what converts) and how events match them.
 //! - [`message`]: the enriched batch that ingest publishes and the aggregator consumes.
 //! - [`names`]: stream, subject, key-value bucket and collection names.
 //! - [`error`]: the closed set of error codes and the JSON error envelope.
@@ -24,6 +25,7 @@ pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod goal;
 pub mod http;
 pub mod message;
 pub mod metrics;

@@ -24,6 +24,8 @@ pub mod collections {
     pub const USERS: &str = "users";
     /// Sites and their API keys.
     pub const SITES: &str = "sites";
+    /// Goals of the sites (deleted ones kept two days, for the aggregator's replays).
+    pub const GOALS: &str = "goals";
     /// One document per accepted tracker batch (the bucket pattern).
     pub const RAW_BATCHES: &str = "raw_batches";
     /// One record per aggregator flush: the unit of the exactly-once protocol.

@@ -40,6 +40,40 @@ pub struct SiteDoc {
     pub created_at: DateTime,
 }
 
+/// A goal of a site. Deleting one sets `deleted_at` (the database's clock): the aggregator
+/// keeps matching it against batches received before the deletion, so that replaying a flush
+/// counts what the first attempt counted; a TTL index purges it [`DELETED_GOAL_KEEP`] later.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GoalDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub site_id: String,
+    pub name: String,
+    pub kind: crate::goal::GoalKind,
+    #[serde(rename = "match")]
+    pub matcher: String,
+    pub created_at: DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime>,
+}
+
+impl GoalDoc {
+    /// True when the goal applies to a batch received at `received_ms`.
+    pub fn applies_at(&self, received_ms: i64) -> bool {
+        self.created_at.timestamp_millis() <= received_ms && self.deleted_at.is_none_or(|d| received_ms < d.timestamp_millis())
+    }
+}
+
+/// Field names of [`GoalDoc`] used in filters.
+pub mod goal_fields {
+    pub const SITE_ID: &str = "site_id";
+    pub const DELETED_AT: &str = "deleted_at";
+    pub const CREATED_AT: &str = "created_at";
+}
+
+/// How long a deleted goal is kept for the aggregator.
+pub const DELETED_GOAL_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
+
 /// The raw document of one accepted batch, `_id` = `site:batch_id` (a batch is stored once).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RawBatchDoc {
@@ -164,6 +198,10 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
     let mut plan: Vec<(&str, Vec<IndexModel>)> = vec![
         (c::USERS, vec![index(doc! {"email": 1}, unique())]),
         (c::SITES, vec![index(doc! {"api_key": 1}, unique()), index(doc! {"owner_id": 1}, None)]),
+        (
+            c::GOALS,
+            vec![index(doc! {goal_fields::SITE_ID: 1, goal_fields::CREATED_AT: 1}, None), index(doc! {goal_fields::DELETED_AT: 1}, ttl(DELETED_GOAL_KEEP))],
+        ),
         (c::VISITOR_MARKS, vec![index(doc! {"expire_at": 1}, ttl(Duration::ZERO))]),
         (c::ROLLUPS, crate::rollup::indexes()),
         (

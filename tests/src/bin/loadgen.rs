@@ -4,6 +4,8 @@
 //! loadgen --api URL --ingest URL [--concurrency 64] [--duration 10] [--sites 4]
 //!         [--baseline URL] [--probes 50] [--stats-queries 200] [--start-aggregator CMD]
 //! loadgen --serve-baseline ADDR      # the bare axum handler answering 202, for comparison
+//! loadgen --api URL --ingest URL --distinct-keys 20000 --start-aggregator CMD
+//!         --aggregator-metrics URL      # rollup cost: 10 keys against N distinct keys a day
 //! ```
 //! Reports accepted batches/s, latency percentiles, refusals by status, freshness (time from a
 //! 202 until the api's stats show the batch) and the latency of a 90-day stats query.
@@ -30,6 +32,8 @@ struct Args {
     probes: usize,
     stats_queries: usize,
     start_aggregator: Option<String>,
+    distinct_keys: Option<u64>,
+    aggregator_metrics: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Option<Args>> {
@@ -37,8 +41,20 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     let mut it = argv.get(1..).unwrap_or_default().iter();
     while let Some(k) = it.next() {
-        const KNOWN: [&str; 10] =
-            ["api", "ingest", "concurrency", "duration", "sites", "baseline", "probes", "stats-queries", "start-aggregator", "serve-baseline"];
+        const KNOWN: [&str; 12] = [
+            "api",
+            "ingest",
+            "concurrency",
+            "duration",
+            "sites",
+            "baseline",
+            "probes",
+            "stats-queries",
+            "start-aggregator",
+            "serve-baseline",
+            "distinct-keys",
+            "aggregator-metrics",
+        ];
         let Some(name) = k.strip_prefix("--").filter(|n| KNOWN.contains(n)) else {
             bail!("unknown argument {k:?}; options: --{}", KNOWN.join(", --"))
         };
@@ -60,6 +76,8 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         probes: num("probes", 50)? as usize,
         stats_queries: num("stats-queries", 200)? as usize,
         start_aggregator: map.get("start-aggregator").cloned(),
+        distinct_keys: map.get("distinct-keys").map(|v| v.parse()).transpose().context("--distinct-keys")?,
+        aggregator_metrics: map.get("aggregator-metrics").cloned(),
     }))
 }
 
@@ -229,7 +247,8 @@ async fn pageviews(http: &reqwest::Client, api: &str, token: &str, site: &str) -
 fn main() -> anyhow::Result<()> {
     // `--serve-baseline` runs its own server runtime; everything else runs here.
     let Some(args) = parse_args()? else { return Ok(()) };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(drive(args))
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if args.distinct_keys.is_some() { rt.block_on(rollups::drive(args)) } else { rt.block_on(drive(args)) }
 }
 
 async fn drive(args: Args) -> anyhow::Result<()> {
@@ -320,4 +339,167 @@ async fn drive(args: Args) -> anyhow::Result<()> {
         let _ = child.wait();
     }
     Ok(())
+}
+
+/// `--distinct-keys N`: what the rollups cost as cardinality grows. Two sites get N batches
+/// each (1 pageview + 1 click): one cycling through 10 pages, selectors, referrers and
+/// visitors, the other with a page, selector, referrer and visitor of its own per batch.
+/// For each, in turn: send with the aggregator stopped, start it, time the drain, and read
+/// its cost from its metrics; then time stats queries of both sites for 24h, 7d and 90d.
+mod rollups {
+    use super::*;
+
+    #[derive(Debug, Default, Clone, Copy)]
+    struct Counters {
+        events: f64,
+        docs_written: f64,
+        round_trips: f64,
+        flushes: f64,
+    }
+
+    async fn counters(http: &reqwest::Client, url: &str) -> Counters {
+        let text = match http.get(url).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let value = |name: &str| {
+            text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        };
+        Counters {
+            events: value("convertpulse_aggregator_events_total"),
+            docs_written: value("convertpulse_aggregator_documents_written_total"),
+            round_trips: value("convertpulse_aggregator_mongo_round_trips_total"),
+            flushes: value("convertpulse_aggregator_flush_seconds_count"),
+        }
+    }
+
+    /// CPU seconds a process has used (utime + stime).
+    fn cpu_seconds(pid: u32) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or_default();
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // Fields 14 and 15 of stat, counted after the ")" that ends the command name.
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    fn batch(key: &str, n: u64, distinct: bool) -> String {
+        let k = if distinct { n } else { n % 10 };
+        let page_id = format!("pg{n:x}x");
+        let url = format!("https://loadtest.example/page/{k}");
+        json!({"key": key, "batch_id": format!("rb{n:x}{}", if distinct { "d" } else { "f" }), "session_id": format!("rs{n:x}ses"),
+            "events": [
+                {"type": "pageview", "ts": 1, "page_id": page_id, "url": url, "referrer": format!("https://ref{k}.example.org/"), "title": "T", "new_session": true},
+                {"type": "click", "ts": 2, "page_id": page_id, "url": url, "selector": format!("a#link-{k}"), "text": format!("Link {k}")}
+            ]})
+        .to_string()
+    }
+
+    async fn send(http: &reqwest::Client, ingest: &str, key: &str, total: u64, distinct: bool, concurrency: usize) -> anyhow::Result<u64> {
+        let next = Arc::new(AtomicU64::new(0));
+        let ok = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (http, url, key, next, ok) = (http.clone(), format!("{ingest}/api/events/batch"), key.to_string(), next.clone(), ok.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= total {
+                        return;
+                    }
+                    let v = if distinct { n } else { n % 10 };
+                    // The visitor is the client address and User-Agent: one per key.
+                    let ip = format!("2001:db8::{:x}:{:x}", v >> 16, v & 0xffff);
+                    let ua = format!("Mozilla/5.0 (X11; Linux x86_64) LoadTest/{v}");
+                    let res = http.post(&url).header("x-forwarded-for", ip).header("user-agent", ua).body(batch(&key, n, distinct)).send().await;
+                    if res.is_ok_and(|r| r.status() == 202) {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await?;
+        }
+        Ok(ok.load(Ordering::Relaxed))
+    }
+
+    async fn query_times(http: &reqwest::Client, api: &str, token: &str, site: &str, timeframe: &str, n: usize) -> anyhow::Result<Vec<u64>> {
+        let mut q = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let res = http.get(format!("{api}/api/stats/{site}?timeframe={timeframe}")).bearer_auth(token).send().await?;
+            let status = res.status();
+            let _ = res.bytes().await?;
+            anyhow::ensure!(status.is_success(), "stats answered {status}");
+            q.push(t0.elapsed().as_micros() as u64);
+        }
+        q.sort_unstable();
+        Ok(q)
+    }
+
+    pub async fn drive(args: Args) -> anyhow::Result<()> {
+        let n = args.distinct_keys.unwrap_or(20_000);
+        let start_cmd = args.start_aggregator.clone().context("--distinct-keys needs --start-aggregator")?;
+        let metrics_url = args.aggregator_metrics.clone().context("--distinct-keys needs --aggregator-metrics")?;
+        let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).timeout(Duration::from_secs(30)).build()?;
+        let email = format!("rollups-{}@loadtest.example", std::process::id());
+        let reg = api_json(&http, reqwest::Method::POST, format!("{}/api/auth/register", args.api), None, Some(json!({"email": email, "password": "loadgen-password"}))).await?;
+        let token = reg["token"].as_str().context("token")?.to_string();
+        let mut sites = Vec::new();
+        for name in ["few", "distinct"] {
+            let s = api_json(&http, reqwest::Method::POST, format!("{}/api/sites", args.api), Some(&token), Some(json!({"name": name, "domain": "loadtest.example"}))).await?;
+            sites.push((s["id"].as_str().context("id")?.to_string(), s["api_key"].as_str().context("key")?.to_string()));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        println!("rollups: {n} batches (1 pageview + 1 click) per site, 10 keys vs {n} distinct pages, selectors, referrers and visitors");
+        println!("| keys | drain batches/s | docs written / 1,000 events | round trips / flush | batches / flush | aggregator CPU µs / batch |");
+        println!("|---|---|---|---|---|---|");
+        for (i, distinct) in [false, true].into_iter().enumerate() {
+            let (site, key) = &sites[i];
+            let accepted = send(&http, &args.ingest, key, n, distinct, args.concurrency).await?;
+            let mut child = std::process::Command::new("bash").arg("-c").arg(format!("exec {start_cmd}")).spawn().context("starting the aggregator")?;
+            let started = Instant::now();
+            // A fresh process: its counters start at zero.
+            let before = Counters::default();
+            let cpu0 = cpu_seconds(child.id());
+            let deadline = Instant::now() + Duration::from_secs(1800);
+            while pageviews(&http, &args.api, &token, site).await < accepted {
+                anyhow::ensure!(Instant::now() < deadline, "backlog not drained in 30 minutes");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let drain = started.elapsed().as_secs_f64();
+            let after = counters(&http, &metrics_url).await;
+            let cpu = cpu_seconds(child.id()) - cpu0;
+            let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+            let events = (after.events - before.events).max(1.0);
+            let flushes = (after.flushes - before.flushes).max(1.0);
+            println!(
+                "| {} | {:.0} | {:.0} | {:.1} | {:.0} | {:.0} |",
+                if distinct { n.to_string() } else { "10".to_string() },
+                accepted as f64 / drain,
+                (after.docs_written - before.docs_written) * 1000.0 / events,
+                (after.round_trips - before.round_trips) / flushes,
+                accepted as f64 / flushes,
+                cpu * 1e6 / accepted.max(1) as f64,
+            );
+        }
+        println!();
+        println!("| timeframe | 10 keys p50 / p99 ms | {n} keys p50 / p99 ms | ratio of p99 |");
+        println!("|---|---|---|---|");
+        for tf in ["24h", "7d", "90d"] {
+            let few = query_times(&http, &args.api, &token, &sites[0].0, tf, args.stats_queries).await?;
+            let many = query_times(&http, &args.api, &token, &sites[1].0, tf, args.stats_queries).await?;
+            println!(
+                "| {tf} | {:.1} / {:.1} | {:.1} / {:.1} | {:.2} |",
+                pct(&few, 0.5),
+                pct(&few, 0.99),
+                pct(&many, 0.5),
+                pct(&many, 0.99),
+                pct(&many, 0.99) / pct(&few, 0.99).max(0.001)
+            );
+        }
+        Ok(())
+    }
 }
