@@ -164,6 +164,8 @@ pub fn add_batch(deltas: &mut SiteDeltas, msg: &BatchMessage) {
                 tops.push((Dim::Click, selector.clone(), Some(text.trim().to_string())));
             }
             EventKind::Time { seconds } => counters.time_sum += seconds,
+            // Custom events (v2) are not rolled up yet.
+            EventKind::Event { .. } => {}
         }
     }
     for bucket in [day, hour] {
@@ -199,6 +201,10 @@ mod tests {
             visitor: "v".into(),
             timezone: tz.into(),
             domain: "example.com".into(),
+            device: Default::default(),
+            browser: Default::default(),
+            os: Default::default(),
+            country: Default::default(),
             events,
         }
     }
@@ -208,8 +214,8 @@ mod tests {
         let url = "https://example.com/pricing?x=1";
         let m = msg(
             vec![
-                ev(EventKind::Pageview { referrer: "https://www.google.com/".into(), title: "P".into(), new_session: true }, url),
-                ev(EventKind::Pageview { referrer: "".into(), title: "P".into(), new_session: false }, "https://example.com/"),
+                ev(EventKind::Pageview { referrer: "https://www.google.com/".into(), title: "P".into(), new_session: true, variant: None }, url),
+                ev(EventKind::Pageview { referrer: "".into(), title: "P".into(), new_session: false, variant: None }, "https://example.com/"),
                 ev(EventKind::Scroll { depth: 30, prev: 0 }, url),
                 ev(EventKind::Scroll { depth: 100, prev: 30 }, url),
                 ev(EventKind::Click { selector: "button#cta".into(), text: "Buy".into(), href: None }, url),

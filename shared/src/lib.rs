@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`event`]: the tracker batch as it arrives on the wire, and its validation.
+//! - [`audience`]: device, browser, OS and country, as ingest derives them.
 //! - [`message`]: the enriched batch that ingest publishes and the aggregator consumes.
 //! - [`names`]: stream, subject, key-value bucket and collection names.
 //! - [`error`]: the closed set of error codes and the JSON error envelope.
@@ -16,6 +17,7 @@
 //! - [`bus`]: JetStream stream and key-value bucket setup.
 //! - [`store`]: MongoDB document types and index setup.
 
+pub mod audience;
 pub mod bus;
 pub mod client_ip;
 pub mod config;
