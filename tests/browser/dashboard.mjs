@@ -4,7 +4,7 @@
 //   prints  SITE {"id":..., "token":...}    after the site exists
 //   reads   SENT <pageviews> <expired-token> once batches are in
 //   node tests/browser/dashboard.mjs <api-url> <screenshot-dir>
-import { launch, isPageError } from './launch.mjs';
+import { launch, isPageError, USER_AGENT } from './launch.mjs';
 import readline from 'node:readline';
 import fs from 'node:fs';
 
@@ -15,7 +15,7 @@ const lines = rl[Symbol.asyncIterator]();
 const browser = await launch();
 const out = { pageErrors: [], consoleErrors: [], dialogs: [], statsRequests: [] };
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, userAgent: USER_AGENT });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: api });
   const page = await context.newPage();
   page.on('pageerror', (e) => out.pageErrors.push(String(e)));

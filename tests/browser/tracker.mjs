@@ -2,14 +2,14 @@
 // on the last line of stdout. The Rust test that runs it owns the stack and checks the stats.
 //   node tests/browser/tracker.mjs <scenario> <page-url>
 // Scenarios: main, spa, burst, dnt, gpc, offline (waits for "RESUMED" on stdin after printing "KEPT").
-import { launch, isPageError } from './launch.mjs';
+import { launch, isPageError, USER_AGENT } from './launch.mjs';
 import readline from 'node:readline';
 
 const [scenario, pageUrl] = process.argv.slice(2);
 const browser = await launch();
 const out = { consoleErrors: [], pageErrors: [], windowErrors: [], batchRequests: 0, accepted: 0 };
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, userAgent: USER_AGENT });
   const page = await context.newPage();
   page.on('console', (m) => { if (isPageError(m)) out.consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => out.pageErrors.push(String(e)));
