@@ -4,12 +4,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps deps-test frontend run build test test-unit bench clean
+.PHONY: help deps deps-test deps-bench frontend run build test test-unit bench bench-wrk clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
 	@echo "make test   install what is missing, build once, run every test"
 	@echo "make bench  run the load generator against a fresh release stack (see docs/benchmarks.md)"
+	@echo "make bench-wrk  wrk with realistic batches against ingest and a bare handler, same run (docs/benchmarks.md)"
 
 deps:
 	@deploy/local/deps.sh
@@ -42,6 +43,13 @@ test-unit:
 
 bench: deps build
 	@deploy/local/bench.sh
+
+# wrk and perf come from Debian.
+deps-bench:
+	@deploy/local/deps.sh --bench
+
+bench-wrk: deps-bench build
+	@deploy/local/bench-wrk.sh
 
 clean:
 	rm -rf .run target/cp-artifacts tracker/dist
