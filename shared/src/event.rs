@@ -635,7 +635,8 @@ mod tests {
         let long = |n: usize| "x".repeat(n);
         let url_of = |n: usize| format!("https://example.com/{}", "p".repeat(n - 20));
         let props_of = |n: usize| Value::Object((0..n).map(|i| (format!("k{i}"), json!(i))).collect());
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Case = (&'static str, Box<dyn Fn(&mut Value)>, &'static str);
+        let cases: Vec<Case> = vec![
             ("missing key", Box::new(|v| { v.as_object_mut().expect("obj").remove("key"); }), "key"),
             ("empty key", Box::new(|v| v["key"] = json!("")), "key"),
             ("key too long", Box::new(move |v| v["key"] = json!(long(129))), "key"),
