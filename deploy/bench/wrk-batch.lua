@@ -9,7 +9,7 @@
 --   * a page path, selectors, link texts, a referrer and a campaign drawn from lists, with a
 --     numbered article or product, so URLs and selectors vary the way real traffic does;
 --   * a real browser User-Agent (desktop and mobile Chrome, Firefox, Safari, Edge, Samsung
---     Internet), with the major version varied: a few hundred distinct strings;
+--     Internet), with the version varied: about 200 distinct strings;
 --   * an X-Forwarded-For address drawn from the whole public IPv4 space (ingest trusts it only
 --     when the bench starts it with CP_TRUSTED_PROXIES=127.0.0.1), and the site's Origin.
 -- Nothing here is a bot: every batch is one ingest has to publish.
@@ -84,7 +84,8 @@ end
 
 local function agent()
   local template = agents[random(#agents)]
-  local version = tostring(random(110, 131))
+  -- Chrome, Edge and Firefox majors; Safari and iOS versions are 17.x.
+  local version = template:find("Version/17", 1, true) and tostring(random(0, 6)) or tostring(random(110, 131))
   return (template:gsub("%%d", version))
 end
 

@@ -10,8 +10,8 @@
 #
 # Tunables: WRK_THREADS (2), WRK_CONNECTIONS (64), WRK_DURATION seconds (10), WRK_ROUNDS (2),
 # BENCH_RUST_LOG (info, the level `make run` ships with),
-# WRK_PERF=1 records a perf profile of ingest during its last round (perf.data in the temp dir,
-# kept and reported).
+# WRK_PERF=1 records a perf profile of ingest during its last round (copied to
+# /tmp/cp-ingest-perf.data), WRK_PERF=syscalls counts its system calls per accepted batch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -46,13 +46,17 @@ if [ "${1:-}" = "--measure" ]; then
   tck=$(getconf CLK_TCK)
   cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-  # run_wrk URL SECONDS -> sets rps, ok (2xx requests), p50, p99, non2xx
+  # run_wrk URL SECONDS -> sets rps_ok, ok (2xx requests), p50_us, p99_us, non2xx, wrk_us (the
+  # load client's own CPU per request: `times` in the subshell reports its child, wrk)
   run_wrk() {
-    local line
-    line=$(wrk -t"$threads" -c"$conns" -d"$2"s --latency -s deploy/bench/wrk-batch.lua "$1" -- "$key" "$origin" | grep '^WRK_RESULT')
+    local out line
+    out=$(wrk -t"$threads" -c"$conns" -d"$2"s --latency -s deploy/bench/wrk-batch.lua "$1" -- "$key" "$origin"; times)
+    line=$(echo "$out" | grep '^WRK_RESULT')
     eval "$(echo "$line" | sed 's/^WRK_RESULT //')"
     ok=$((requests - non2xx))
     rps_ok=$(awk -v n="$ok" -v s="$seconds" 'BEGIN {printf "%.0f", n / s}')
+    wrk_us=$(echo "$out" | tail -1 | awk -v n="$requests" '{
+      split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.1f", n ? ((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * 1e6 / n : 0 }')
   }
 
   echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'): -t$threads -c$conns -d${secs}s, deploy/bench/wrk-batch.lua (5 events, ~1 KB, unique batch ids)"
@@ -64,11 +68,16 @@ if [ "${1:-}" = "--measure" ]; then
     b0=$(cpu_ticks "$base_pid")
     run_wrk "$baseline" "$secs"
     b1=$(cpu_ticks "$base_pid")
-    base_rps=$rps_ok base_p99=$p99_us base_ok=$ok
+    base_rps=$rps_ok base_p99=$p99_us base_ok=$ok base_wrk_us=$wrk_us
 
     i0=$(cpu_ticks "$ingest_pid"); n0=$(cpu_ticks "$nats_pid")
     if [ "${WRK_PERF:-0}" = 1 ] && [ "$round" = "$rounds" ]; then
       perf record -F 999 -g -o "$CP_RUN_DIR/perf.data" -p "$ingest_pid" -- sleep "$secs" >/dev/null 2>&1 &
+      perf_pid=$!
+    elif [ "${WRK_PERF:-0}" = syscalls ] && [ "$round" = "$rounds" ]; then
+      perf stat -x, -o "$CP_RUN_DIR/syscalls.csv" -p "$ingest_pid" \
+        -e 'syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_sendto' \
+        -- sleep "$secs" >/dev/null 2>&1 &
       perf_pid=$!
     fi
     run_wrk "$ingest" "$secs"
@@ -79,8 +88,8 @@ if [ "${1:-}" = "--measure" ]; then
     nats_us=$(awk -v t=$((n1 - n0)) -v k="$tck" -v n="$ok" 'BEGIN {printf "%.1f", n ? t * 1e6 / k / n : 0}')
     base_us=$(awk -v t=$((b1 - b0)) -v k="$tck" -v n="$base_ok" 'BEGIN {printf "%.1f", n ? t * 1e6 / k / n : 0}')
     ratio=$(awk -v a="$rps_ok" -v b="$base_rps" 'BEGIN {printf "%.2f", a / b}')
-    printf 'round %d: baseline %6d/s (p99 %d µs, CPU %s µs/req) | ingest %6d accepted/s (p99 %d µs, %d refused) | ratio %s | ingest CPU %s µs/batch, nats-server %s µs/batch\n' \
-      "$round" "$base_rps" "$base_p99" "$base_us" "$rps_ok" "$p99_us" "$non2xx" "$ratio" "$ingest_us" "$nats_us"
+    printf 'round %d: baseline %6d/s (p99 %d µs, CPU %s µs/req) | ingest %6d accepted/s (p99 %d µs, %d refused) | ratio %s | ingest CPU %s µs/batch, nats-server %s µs/batch | wrk CPU %s / %s µs/req\n' \
+      "$round" "$base_rps" "$base_p99" "$base_us" "$rps_ok" "$p99_us" "$non2xx" "$ratio" "$ingest_us" "$nats_us" "$base_wrk_us" "$wrk_us"
     total_base=$((total_base + base_rps)) total_ingest=$((total_ingest + rps_ok)) total_ok=$((total_ok + ok))
     total_base_ok=$((total_base_ok + base_ok))
     total_ingest_ticks=$((total_ingest_ticks + i1 - i0)) total_nats_ticks=$((total_nats_ticks + n1 - n0))
@@ -91,6 +100,10 @@ if [ "${1:-}" = "--measure" ]; then
     printf "TOTAL baseline %.0f/s | ingest %.0f accepted/s | ratio %.2f | ingest CPU %.1f µs/batch | nats-server CPU %.1f µs/batch | baseline CPU %.1f µs/req\n",
       b / r, i / r, i / b, it * 1e6 / k / n, nt * 1e6 / k / n, bt * 1e6 / k / bn }'
   echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ "${WRK_PERF:-0}" = syscalls ]; then
+    echo "ingest system calls per accepted batch (last round):"
+    awk -F, -v n="$ok" '/syscalls:/ {sub("syscalls:sys_enter_", "", $3); printf "  %-12s %.2f\n", $3, $1 / n}' "$CP_RUN_DIR/syscalls.csv"
+  fi
   if [ "${WRK_PERF:-0}" = 1 ]; then
     cp "$CP_RUN_DIR/perf.data" /tmp/cp-ingest-perf.data
     echo "perf profile of ingest: /tmp/cp-ingest-perf.data (perf report -i /tmp/cp-ingest-perf.data --no-children)"
