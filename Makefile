@@ -4,13 +4,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps deps-test frontend run build test test-unit bench bench-rollups clean
+.PHONY: help deps deps-test deps-bench frontend run build test test-unit bench bench-rollups bench-wrk clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
 	@echo "make test   install what is missing, build once, run every test"
 	@echo "make bench  run the load generator against a fresh release stack (see docs/benchmarks.md)"
 	@echo "make bench-rollups  rollup cost with 10 vs 20,000 distinct keys a day (see docs/benchmarks.md)"
+	@echo "make bench-wrk  wrk with realistic batches against ingest and a bare handler, same run (docs/benchmarks.md)"
 
 deps:
 	@deploy/local/deps.sh
@@ -46,6 +47,12 @@ bench: deps build
 
 bench-rollups: deps build
 	@deploy/local/bench-rollups.sh
+# wrk and perf come from Debian.
+deps-bench:
+	@deploy/local/deps.sh --bench
+
+bench-wrk: deps-bench build
+	@deploy/local/bench-wrk.sh
 
 clean:
 	rm -rf .run target/cp-artifacts tracker/dist

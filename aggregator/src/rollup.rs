@@ -125,6 +125,7 @@ impl FlushDeltas {
                     tops.push((Dim::Click, selector.clone(), Some(text.trim())));
                 }
                 EventKind::Time { seconds } => counters.time_sum += seconds,
+                EventKind::Event { .. } => {}
             }
         }
         let visitor = sketch::visitor_hash64(&msg.visitor);
@@ -170,6 +171,10 @@ mod tests {
             visitor: "00000000000000ff".into(),
             timezone: tz.into(),
             domain: "example.com".into(),
+            device: Default::default(),
+            browser: Default::default(),
+            os: Default::default(),
+            country: Default::default(),
             events,
         }
     }
@@ -187,8 +192,8 @@ mod tests {
         let url = "https://example.com/pricing?x=1";
         let m = msg(
             vec![
-                ev(EventKind::Pageview { referrer: "https://www.google.com/".into(), title: "P".into(), new_session: true }, url),
-                ev(EventKind::Pageview { referrer: "".into(), title: "P".into(), new_session: false }, "https://example.com/"),
+                ev(EventKind::Pageview { referrer: "https://www.google.com/".into(), title: "P".into(), new_session: true, variant: None }, url),
+                ev(EventKind::Pageview { referrer: "".into(), title: "P".into(), new_session: false, variant: None }, "https://example.com/"),
                 ev(EventKind::Scroll { depth: 30, prev: 0 }, url),
                 ev(EventKind::Scroll { depth: 100, prev: 30 }, url),
                 ev(EventKind::Click { selector: "button#cta".into(), text: "Buy".into(), href: None }, url),

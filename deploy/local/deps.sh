@@ -5,16 +5,21 @@
 #   chromium, firefox-esr, Debian packages (only with --browser): the browser tests drive
 #   webkit2gtk-driver,     Chromium with playwright-core, Firefox with puppeteer-core, and
 #   xvfb                   WebKitGTK's MiniBrowser over WebDriver in a private Xvfb
+#   wrk, linux-perf        Debian packages (only with --bench: the load client and profiler)
 #   front-end packages     npm ci at the root: tracker minifier, Chart.js, browser driver
+#   IP-to-country database npm ci in deploy/geoip (@ip-location-db/geo-whois-asn-country-mmdb,
+#                          CC0-1.0 with NRO data under CC BY 4.0; ingest reads it via CP_GEOIP_DB)
 # Safe to run again: each step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 want_browser=0
+want_bench=0
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=1 ;;
-    *) echo "usage: $0 [--browser]" >&2; exit 2 ;;
+    --bench) want_bench=1 ;;
+    *) echo "usage: $0 [--browser] [--bench]" >&2; exit 2 ;;
   esac
 done
 
@@ -29,6 +34,10 @@ if [ "$want_browser" = 1 ]; then
   command -v firefox-esr >/dev/null 2>&1 || apt_packages+=(firefox-esr)
   command -v WebKitWebDriver >/dev/null 2>&1 || apt_packages+=(webkit2gtk-driver)
   command -v Xvfb >/dev/null 2>&1 || apt_packages+=(xvfb)
+fi
+if [ "$want_bench" = 1 ]; then
+  command -v wrk >/dev/null 2>&1 || apt_packages+=(wrk)
+  command -v perf >/dev/null 2>&1 || apt_packages+=(linux-perf)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "==> installing ${apt_packages[*]} (apt)"
@@ -45,5 +54,11 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   echo "==> installing front-end packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Kept apart from the front-end packages: a data package updated on its own schedule.
+if [ ! -d deploy/geoip/node_modules ] || [ deploy/geoip/package-lock.json -nt deploy/geoip/node_modules ]; then
+  echo "==> installing the IP-to-country database (npm ci in deploy/geoip)"
+  npm ci --prefix deploy/geoip --no-audit --no-fund --loglevel=error
 fi
 exit 0

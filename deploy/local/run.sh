@@ -22,6 +22,8 @@ export CP_WEB_DIR=${CP_WEB_DIR:-web}
 export CP_TRACKER_DIR=${CP_TRACKER_DIR:-tracker}
 export CP_DEMO_EMAIL=${CP_DEMO_EMAIL:-demo@convertpulse.dev}
 export RUST_LOG=${RUST_LOG:-info}
+# Installed by deploy/local/deps.sh; without it ingest still runs and counts countries as (unknown).
+export CP_GEOIP_DB=${CP_GEOIP_DB:-deploy/geoip/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb}
 DEMO_PASSWORD=${CP_DEMO_PASSWORD:-convertpulse-demo}
 
 # The api refuses to start without a signing secret: make one per checkout, kept in .run.

@@ -1,6 +1,6 @@
 //! Ingest settings, from environment variables.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use shared::{bus::StreamLimits, config as env, config::Backends};
@@ -29,6 +29,10 @@ pub struct Config {
     pub publish_timeout: Duration,
     /// `CP_STREAM_MAX_BYTES`, `CP_STREAM_MAX_AGE_HOURS`: event stream limits.
     pub stream: StreamLimits,
+    /// `CP_GEOIP_DB`: path of the IP-to-country database (MaxMind DB format); unset, missing
+    /// or unreadable means every country is `(unknown)`. `make run` points it at the package
+    /// `deploy/local/deps.sh` installs.
+    pub geoip_db: Option<PathBuf>,
 }
 
 impl Config {
@@ -44,6 +48,7 @@ impl Config {
             trusted_proxies: TrustedProxies::parse(&proxies).context("CP_TRUSTED_PROXIES")?,
             publish_timeout: env::millis("CP_PUBLISH_TIMEOUT_MS", 1500)?,
             stream: StreamLimits::from_env()?,
+            geoip_db: Some(env::string("CP_GEOIP_DB", "")).filter(|p| !p.trim().is_empty()).map(PathBuf::from),
         })
     }
 }

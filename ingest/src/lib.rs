@@ -10,13 +10,19 @@
 //! - [`sites`]: the in-memory API key → site map, kept current by watching the sites bucket.
 //! - [`salt`]: the daily visitor-hash salt shared through NATS.
 //! - [`limiter`]: per-key and per-IP token buckets.
+//! - [`audience`]: device, browser, OS and bot verdicts from the User-Agent.
+//! - [`geo`]: the country of a client IP.
+//! - [`origin`]: whether a request's `Origin` belongs to the site.
 //! - [`publisher`]: publishing a batch and waiting for the stream's ack.
 //! - [`metrics`]: Prometheus figures.
 
+pub mod audience;
 pub mod config;
 pub mod error;
+pub mod geo;
 pub mod limiter;
 pub mod metrics;
+pub mod origin;
 pub mod publisher;
 pub mod router;
 pub mod routes;

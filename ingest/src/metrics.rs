@@ -1,15 +1,22 @@
 //! Ingest's Prometheus figures.
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
-use shared::metrics::{HttpMetrics, LATENCY_BUCKETS};
+use shared::{
+    event::EVENT_TYPES,
+    metrics::{HttpMetrics, LATENCY_BUCKETS},
+};
+
+use crate::audience::BotReason;
 
 /// Every figure ingest exports.
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
     pub http: HttpMetrics,
-    /// Events in accepted batches, by event type: pageview, scroll, click, time.
-    pub events_accepted: [IntCounter; 4],
+    /// Events in accepted batches, by event type, in the order of [`EVENT_TYPES`].
+    pub events_accepted: [IntCounter; EVENT_TYPES.len()],
+    /// Batches from bots, answered 202 and published nowhere, by [`BotReason`] in its order.
+    pub bot_batches: [IntCounter; BotReason::ALL.len()],
     /// Accepted batches.
     pub batches_accepted: IntCounter,
     /// Refused batches, by reason (the error code).
@@ -39,12 +46,18 @@ impl Metrics {
         let publish_latency = Histogram::with_opts(
             HistogramOpts::new("convertpulse_ingest_publish_seconds", "Publish to stream ack").buckets(LATENCY_BUCKETS.to_vec()),
         )?;
+        let bot_batches = IntCounterVec::new(
+            Opts::new("convertpulse_ingest_bot_batches_total", "Batches from bots, answered 202 and not counted, by reason"),
+            &["reason"],
+        )?;
         registry.register(Box::new(events_accepted.clone()))?;
-        let by_type = ["pageview", "scroll", "click", "time"].map(|t| events_accepted.with_label_values(&[t]));
+        let by_type = EVENT_TYPES.map(|t| events_accepted.with_label_values(&[t]));
+        registry.register(Box::new(bot_batches.clone()))?;
+        let bot_batches = BotReason::ALL.map(|r| bot_batches.with_label_values(&[r.as_str()]));
         registry.register(Box::new(batches_accepted.clone()))?;
         registry.register(Box::new(batches_rejected.clone()))?;
         registry.register(Box::new(publish_failures.clone()))?;
         registry.register(Box::new(publish_latency.clone()))?;
-        Ok(Self { registry, http, events_accepted: by_type, batches_accepted, batches_rejected, publish_failures, publish_latency })
+        Ok(Self { registry, http, events_accepted: by_type, bot_batches, batches_accepted, batches_rejected, publish_failures, publish_latency })
     }
 }

@@ -3,12 +3,11 @@
 use std::time::Duration;
 
 use async_nats::{
-    HeaderMap,
+    HeaderMap, Subject,
     header::NATS_MESSAGE_ID,
     jetstream::{self, context::PublishErrorKind},
 };
 use bytes::Bytes;
-use shared::{message::BatchMessage, names};
 
 /// Why a batch did not make it into the stream.
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +16,6 @@ pub enum PublishFailure {
     Timeout(Duration),
     #[error("stream refused the batch: {0}")]
     Refused(String),
-    #[error("encoding the batch: {0}")]
-    Encode(#[from] serde_json::Error),
 }
 
 /// Publishes batches with a deadline on the ack.
@@ -34,18 +31,17 @@ impl Publisher {
         Self { js: jetstream::new(client.clone()), client, timeout }
     }
 
-    /// Publishes `msg` and returns once the stream acked it. The `Nats-Msg-Id` is derived from
-    /// (site, batch id), so a retried batch is stored once; a duplicate ack is still a success.
-    pub async fn publish(&self, msg: &BatchMessage) -> Result<(), PublishFailure> {
+    /// Publishes an encoded [`shared::message::BatchMessage`] on `subject` and returns once the
+    /// stream acked it. `msg_id` (the `Nats-Msg-Id`) is derived from (site, batch id), so a
+    /// retried batch is stored once; a duplicate ack is still a success.
+    pub async fn publish(&self, subject: Subject, msg_id: &str, payload: Bytes) -> Result<(), PublishFailure> {
         // While disconnected the client would buffer the publish and send it after reconnecting:
         // answer 503 now instead, and let the tracker retry the same batch.
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(PublishFailure::Refused("not connected to NATS".to_string()));
         }
-        let payload = Bytes::from(serde_json::to_vec(msg)?);
         let mut headers = HeaderMap::new();
-        headers.insert(NATS_MESSAGE_ID, msg.msg_id().as_str());
-        let subject = names::event_subject(&msg.site_id);
+        headers.insert(NATS_MESSAGE_ID, msg_id);
         let attempt = async {
             let ack = self
                 .js

@@ -13,8 +13,8 @@ use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 use shared::client_ip::TrustedProxies;
 
 use crate::{
-    limiter::RateLimiter, metrics::Metrics, publisher::Publisher, routes, salt::SaltCache,
-    sites::SiteDirectory,
+    audience::UserAgents, geo::Countries, limiter::RateLimiter, metrics::Metrics, publisher::Publisher, routes,
+    salt::SaltCache, sites::SiteDirectory,
 };
 
 /// What every request shares, behind one `Arc` so that handing it to a request is one
@@ -37,6 +37,10 @@ pub struct Shared {
     pub key_limiter: Arc<RateLimiter<String>>,
     pub ip_limiter: Arc<RateLimiter<IpAddr>>,
     pub trusted: Arc<TrustedProxies>,
+    /// Device, browser, OS and bot verdicts per User-Agent.
+    pub user_agents: UserAgents,
+    /// Client IP to country.
+    pub countries: Countries,
     pub metrics: Metrics,
     pub nats: async_nats::Client,
 }

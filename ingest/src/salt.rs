@@ -10,11 +10,16 @@ use std::sync::{Arc, RwLock};
 use async_nats::jetstream::kv::{self, CreateErrorKind};
 use bytes::Bytes;
 
+/// Milliseconds in a UTC day.
+const DAY_MS: i64 = 86_400_000;
+
 /// Cached access to the day's salt.
 #[derive(Clone)]
 pub struct SaltCache {
     store: kv::Store,
-    current: Arc<RwLock<Option<(String, Bytes)>>>,
+    /// The cached salt and its UTC day, as days since the epoch (compared on every request, so
+    /// no date is formatted unless the day changed).
+    current: Arc<RwLock<Option<(i64, Bytes)>>>,
 }
 
 impl SaltCache {
@@ -22,15 +27,16 @@ impl SaltCache {
         Self { store, current: Arc::new(RwLock::new(None)) }
     }
 
-    /// The salt of UTC day `day` (`YYYY-MM-DD`), from the cache or the bucket.
-    pub async fn salt_for(&self, day: &str) -> anyhow::Result<Bytes> {
+    /// The salt of the UTC day holding `ts_ms`, from the cache or the bucket.
+    pub async fn salt_at(&self, ts_ms: i64) -> anyhow::Result<Bytes> {
+        let day = ts_ms.div_euclid(DAY_MS);
         if let Some((d, salt)) = self.current.read().unwrap_or_else(|p| p.into_inner()).as_ref()
-            && d == day
+            && *d == day
         {
             return Ok(salt.clone());
         }
-        let salt = self.fetch_or_create(day).await?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((day.to_string(), salt.clone()));
+        let salt = self.fetch_or_create(&shared::time::utc_day(ts_ms)).await?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((day, salt.clone()));
         Ok(salt)
     }
 

@@ -14,20 +14,37 @@ use std::{
     time::Duration,
 };
 
-use async_nats::jetstream::kv::{self, Operation};
+use async_nats::{
+    Subject,
+    jetstream::kv::{self, Operation},
+};
 use futures::StreamExt;
-use shared::site::SiteEntry;
+use shared::{names, site::SiteEntry};
+
+/// A live site, with what publishing its batches needs worked out once.
+#[derive(Debug)]
+pub struct Site {
+    pub entry: SiteEntry,
+    /// The stream subject its batches go to.
+    pub subject: Subject,
+}
+
+impl Site {
+    pub fn new(entry: SiteEntry) -> Self {
+        Self { subject: Subject::from(names::event_subject(&entry.site_id)), entry }
+    }
+}
 
 /// Shared handle to the key map.
 #[derive(Clone, Default)]
 pub struct SiteDirectory {
-    entries: Arc<RwLock<HashMap<String, Arc<SiteEntry>>>>,
+    entries: Arc<RwLock<HashMap<String, Arc<Site>>>>,
     synced: Arc<AtomicBool>,
 }
 
 impl SiteDirectory {
     /// The site for `key`, if the key is live.
-    pub fn lookup(&self, key: &str) -> Option<Arc<SiteEntry>> {
+    pub fn lookup(&self, key: &str) -> Option<Arc<Site>> {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
@@ -41,7 +58,7 @@ impl SiteDirectory {
         match entry.operation {
             Operation::Put => match serde_json::from_slice::<SiteEntry>(&entry.value) {
                 Ok(site) => {
-                    map.insert(entry.key, Arc::new(site));
+                    map.insert(entry.key, Arc::new(Site::new(site)));
                 }
                 Err(e) => {
                     // A bad value must not leave a stale, possibly revoked, entry behind.

@@ -37,6 +37,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         key_limiter: Arc::new(RateLimiter::new(config.key_rate, config.key_burst)),
         ip_limiter: Arc::new(RateLimiter::new(config.ip_rate, config.ip_burst)),
         trusted: Arc::new(config.trusted_proxies.clone()),
+        user_agents: crate::audience::UserAgents::new(),
+        countries: crate::geo::Countries::open(config.geoip_db.as_deref()),
         metrics: Metrics::new().context("registering metrics")?,
         nats: nats.clone(),
     }));

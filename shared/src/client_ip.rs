@@ -1,8 +1,15 @@
 //! The client's IP: the socket peer, or — only when the peer is a trusted proxy — the nearest
 //! untrusted address in `X-Forwarded-For`. Anyone can send that header, so believing it from
 //! untrusted peers would let a client pick its own rate-limit bucket and visitor id.
+//!
+//! A request may carry several `X-Forwarded-For` lines (a proxy may add its own line instead of
+//! appending to the client's); together they are one list, the lines in order. It is read from
+//! the right, and only as far as the hops are our own proxies: the first address that is not
+//! one of them is the client, whatever the client wrote further left.
 
 use std::net::IpAddr;
+
+use axum::http::HeaderMap;
 
 /// A list of proxy addresses and networks.
 #[derive(Debug, Clone, Default)]
@@ -55,23 +62,43 @@ fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     }
 }
 
-/// The client address for a request from `peer` with the given `X-Forwarded-For` value.
+/// The client address for a request from `peer` with the given `X-Forwarded-For` value (one
+/// header line; see [`client_ip_from_headers`] for all of them).
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &TrustedProxies) -> IpAddr {
+    client_ip_from_lines(peer, forwarded_for.into_iter().map(Some), trusted)
+}
+
+/// The client address for a request from `peer`, reading every `X-Forwarded-For` line.
+pub fn client_ip_from_headers(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    let lines = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().ok());
+    client_ip_from_lines(peer, lines, trusted)
+}
+
+/// `lines` in the order received; `None` for a line that is not text.
+fn client_ip_from_lines<'h>(
+    peer: IpAddr,
+    lines: impl DoubleEndedIterator<Item = Option<&'h str>>,
+    trusted: &TrustedProxies,
+) -> IpAddr {
     let peer = canonical(peer);
     if !trusted.contains(peer) {
         return peer;
     }
-    let Some(xff) = forwarded_for else { return peer };
     // Walk from the right: each hop appended the address it saw; the first one that is not
-    // one of our proxies is the client.
-    for hop in xff.rsplit(',').map(str::trim) {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(ip) => continue,
-            Ok(ip) => return canonical(ip),
-            Err(_) => break,
+    // one of our proxies is the client. Anything unreadable on the way means we cannot tell
+    // who is behind it, so the last proxy we know of stands for the client.
+    let mut nearest = peer;
+    for line in lines.rev() {
+        let Some(line) = line else { return nearest };
+        for hop in line.rsplit(',').map(str::trim) {
+            match hop.parse::<IpAddr>().map(canonical) {
+                Ok(ip) if trusted.contains(ip) => nearest = ip,
+                Ok(ip) => return ip,
+                Err(_) => return nearest,
+            }
         }
     }
-    peer
+    nearest
 }
 
 #[cfg(test)]
@@ -97,6 +124,32 @@ mod tests {
         for (peer, xff, want) in cases {
             assert_eq!(client_ip(ip(peer), xff, &trusted), ip(want), "case {peer} {xff:?}");
         }
+    }
+
+    #[test]
+    fn every_forwarded_for_line_is_read_right_to_left() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").expect("parses");
+        let cases: [(&str, &[&str], &str); 7] = [
+            ("client line then proxy line", &["6.6.6.6", "198.51.100.1"], "198.51.100.1"),
+            ("forged line before a trusted proxy's line", &["1.1.1.1, 6.6.6.6", "198.51.100.2, 10.0.0.5"], "198.51.100.2"),
+            ("all hops trusted: the leftmost proxy stands", &["10.0.0.9", "10.0.0.5"], "10.0.0.9"),
+            ("garbage right of the client: the nearest proxy stands", &["198.51.100.3", "bogus, 10.0.0.5"], "10.0.0.5"),
+            ("empty last line: no one to believe, the peer stands", &["198.51.100.4", ""], "127.0.0.1"),
+            ("single line", &["198.51.100.5"], "198.51.100.5"),
+            ("no line", &[], "127.0.0.1"),
+        ];
+        for (case, lines, want) in cases {
+            let mut headers = HeaderMap::new();
+            for line in lines {
+                headers.append("x-forwarded-for", line.parse().expect("header value"));
+            }
+            assert_eq!(client_ip_from_headers(ip("127.0.0.1"), &headers, &trusted), ip(want), "case {case}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "198.51.100.1".parse().expect("value"));
+        assert_eq!(client_ip_from_headers(ip("203.0.113.5"), &headers, &trusted), ip("203.0.113.5"), "untrusted peer");
+        headers.append("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"\xff").expect("opaque value"));
+        assert_eq!(client_ip_from_headers(ip("127.0.0.1"), &headers, &trusted), ip("127.0.0.1"), "unreadable line");
     }
 
     #[test]

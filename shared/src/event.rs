@@ -1,10 +1,33 @@
-//! The tracker batch as it arrives on `POST /api/events/batch`, and its validation.
+//! The tracker batch as it arrives on `POST /api/events/batch`, its validation, and the owned
+//! event types the event stream carries to the aggregator.
 //!
-//! Parsing walks the JSON by hand rather than through serde derive so that a rejection can name
-//! the first offending field exactly (`events[3].depth`), which is what tracker authors debug by.
+//! Parsing is typed and borrowing, in two passes:
+//! 1. serde reads the body into the structs of [`raw`], whose fields take any JSON type and
+//!    borrow their strings from the body (no `serde_json::Value`, no copy of a string without
+//!    escapes);
+//! 2. validation turns those into a [`Batch`] of [`EventRef`]s, still borrowing the body, or
+//!    refuses the batch naming the first offending field exactly (`events[3].depth`,
+//!    `events[2].props.plan`), which is what tracker authors debug by.
+//!
+//! A field's path is only formatted when the batch is refused, so an accepted batch costs no
+//! string building. Ingest serializes the borrowed events straight into the stream message
+//! ([`crate::message::BatchMessageRef`]); the aggregator reads them back as [`Event`]s.
+//!
+//! Page URLs are stored without their `#fragment` (reset and sign-in tokens live there), and so
+//! are referrers.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+mod raw;
+
+use std::{borrow::Cow, collections::BTreeMap, fmt};
+
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{self, Visitor},
+    ser::SerializeMap,
+};
+use serde_json::Number;
+
+use raw::{Any, ListOr, ObjectOr, PairsOr, RawBatch, RawEvent};
 
 /// Most events in one batch.
 pub const MAX_EVENTS: usize = 50;
@@ -18,6 +41,21 @@ pub const MAX_SELECTOR_CHARS: usize = 256;
 pub const MAX_TEXT_CHARS: usize = 128;
 /// Most engaged seconds one `time` event may carry.
 pub const MAX_TIME_SECONDS: f64 = 1800.0;
+/// Longest custom event name, in characters.
+pub const MAX_EVENT_NAME_CHARS: usize = 64;
+/// Most properties on one custom event.
+pub const MAX_PROPS: usize = 10;
+/// Longest property name, in characters (of `[A-Za-z0-9_.-]`).
+pub const MAX_PROP_KEY_CHARS: usize = 40;
+/// Longest string property value, in characters.
+pub const MAX_PROP_VALUE_CHARS: usize = 200;
+/// Longest pageview variant, in characters (of `[A-Za-z0-9 _.-]`).
+pub const MAX_VARIANT_CHARS: usize = 64;
+/// Longest site key.
+const MAX_KEY_BYTES: usize = 128;
+
+/// The event types, in the order of [`EventKindRef::index`].
+pub const EVENT_TYPES: [&str; 5] = ["pageview", "scroll", "click", "time", "event"];
 
 /// A client-generated id (`batch_id`, `session_id`, `page_id`): 8 to 64 chars of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -25,14 +63,15 @@ pub const MAX_TIME_SECONDS: f64 = 1800.0;
 pub struct ClientId(String);
 
 impl ClientId {
+    const RULE: &'static str = "must be 8 to 64 characters of A-Z, a-z, 0-9, '_' or '-'";
+
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let ok_len = (8..=64).contains(&raw.len());
-        let ok_chars = raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok_len && ok_chars {
-            Ok(Self(raw.to_string()))
-        } else {
-            Err("must be 8 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")
-        }
+        if Self::is_valid(raw) { Ok(Self(raw.to_string())) } else { Err(Self::RULE) }
+    }
+
+    /// True when `raw` follows the id rule.
+    pub fn is_valid(raw: &str) -> bool {
+        (8..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     }
 
     pub fn as_str(&self) -> &str {
@@ -47,34 +86,219 @@ pub struct ScrollDepth {
     pub prev: u8,
 }
 
-/// What an event says, by type.
+/// A custom event property value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum PropValue {
+    String(String),
+    Number(Number),
+    Bool(bool),
+}
+
+impl<'de> Deserialize<'de> for PropValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PropVisitor;
+        impl Visitor<'_> for PropVisitor {
+            type Value = PropValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, a number or a boolean")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<PropValue, E> {
+                Ok(PropValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<PropValue, E> {
+                Ok(PropValue::Number(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<PropValue, E> {
+                Ok(PropValue::Number(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<PropValue, E> {
+                Number::from_f64(v).map(PropValue::Number).ok_or_else(|| E::custom("not a finite number"))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<PropValue, E> {
+                Ok(PropValue::String(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<PropValue, E> {
+                Ok(PropValue::String(v))
+            }
+        }
+        d.deserialize_any(PropVisitor)
+    }
+}
+
+/// What an event says, by type, as the event stream carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum EventKind {
-    Pageview { referrer: String, title: String, new_session: bool },
-    Scroll { depth: u8, prev: u8 },
-    Click { selector: String, text: String, #[serde(default, skip_serializing_if = "Option::is_none")] href: Option<String> },
-    Time { seconds: f64 },
+    Pageview {
+        referrer: String,
+        title: String,
+        new_session: bool,
+        /// The A/B variant the page was marked with (v2), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variant: Option<String>,
+    },
+    Scroll {
+        depth: u8,
+        prev: u8,
+    },
+    Click {
+        selector: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        href: Option<String>,
+    },
+    Time {
+        seconds: f64,
+    },
+    /// A custom event (v2): page code, a `data-cp-event` click, `form_submit` or `outbound`.
+    Event {
+        name: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        props: BTreeMap<String, PropValue>,
+    },
 }
 
-/// One validated tracker event.
+/// One validated tracker event, as the event stream carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Client time, ms since the epoch.
     pub ts: i64,
     pub page_id: ClientId,
+    /// The page URL, without its fragment.
     pub url: String,
     #[serde(flatten)]
     pub kind: EventKind,
 }
 
-/// A validated batch, still carrying the site key it must be checked against.
+/// A validated batch, borrowing the request body, still carrying the site key it must be
+/// checked against.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    pub key: String,
-    pub batch_id: ClientId,
-    pub session_id: ClientId,
-    pub events: Vec<Event>,
+pub struct Batch<'a> {
+    pub key: Cow<'a, str>,
+    pub batch_id: Cow<'a, str>,
+    pub session_id: Cow<'a, str>,
+    pub events: Vec<EventRef<'a>>,
+}
+
+/// One validated event, borrowing the request body. Serializes exactly as [`Event`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRef<'a> {
+    pub ts: i64,
+    pub page_id: Cow<'a, str>,
+    /// The page URL, without its fragment.
+    pub url: Cow<'a, str>,
+    #[serde(flatten)]
+    pub kind: EventKindRef<'a>,
+}
+
+/// What a validated event says, borrowing the request body. Serializes exactly as [`EventKind`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum EventKindRef<'a> {
+    Pageview {
+        referrer: Cow<'a, str>,
+        title: Cow<'a, str>,
+        new_session: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        variant: Option<Cow<'a, str>>,
+    },
+    Scroll {
+        depth: u8,
+        prev: u8,
+    },
+    Click {
+        selector: Cow<'a, str>,
+        text: Cow<'a, str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        href: Option<Cow<'a, str>>,
+    },
+    Time {
+        seconds: f64,
+    },
+    Event {
+        name: Cow<'a, str>,
+        #[serde(skip_serializing_if = "PropsRef::is_empty")]
+        props: PropsRef<'a>,
+    },
+}
+
+impl EventKindRef<'_> {
+    /// This event's position in [`EVENT_TYPES`].
+    pub fn index(&self) -> usize {
+        match self {
+            Self::Pageview { .. } => 0,
+            Self::Scroll { .. } => 1,
+            Self::Click { .. } => 2,
+            Self::Time { .. } => 3,
+            Self::Event { .. } => 4,
+        }
+    }
+}
+
+/// A custom event's properties, distinct names, in the order sent; serialized as an object.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PropsRef<'a>(pub Vec<(Cow<'a, str>, PropValueRef<'a>)>);
+
+impl PropsRef<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for PropsRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// A property value, borrowing the request body. Serializes exactly as [`PropValue`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum PropValueRef<'a> {
+    String(Cow<'a, str>),
+    Number(Number),
+    Bool(bool),
+}
+
+impl EventRef<'_> {
+    /// The owned form, as the aggregator reads it back.
+    pub fn to_owned_event(&self) -> Event {
+        let s = |c: &Cow<'_, str>| c.to_string();
+        let kind = match &self.kind {
+            EventKindRef::Pageview { referrer, title, new_session, variant } => EventKind::Pageview {
+                referrer: s(referrer),
+                title: s(title),
+                new_session: *new_session,
+                variant: variant.as_ref().map(s),
+            },
+            EventKindRef::Scroll { depth, prev } => EventKind::Scroll { depth: *depth, prev: *prev },
+            EventKindRef::Click { selector, text, href } => {
+                EventKind::Click { selector: s(selector), text: s(text), href: href.as_ref().map(s) }
+            }
+            EventKindRef::Time { seconds } => EventKind::Time { seconds: *seconds },
+            EventKindRef::Event { name, props } => EventKind::Event {
+                name: s(name),
+                props: props
+                    .0
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            PropValueRef::String(t) => PropValue::String(s(t)),
+                            PropValueRef::Number(n) => PropValue::Number(n.clone()),
+                            PropValueRef::Bool(b) => PropValue::Bool(*b),
+                        };
+                        (s(k), v)
+                    })
+                    .collect(),
+            },
+        };
+        Event { ts: self.ts, page_id: ClientId(s(&self.page_id)), url: s(&self.url), kind }
+    }
 }
 
 /// Why a batch was refused: the first offending field and what is wrong with it.
@@ -91,153 +315,245 @@ impl BatchError {
     }
 }
 
-impl Batch {
+/// What is wrong with one value; its field path is added by the caller, on refusal only.
+type Reason = Cow<'static, str>;
+
+impl<'a> Batch<'a> {
     /// Parses and validates a request body. The whole batch is accepted or refused.
-    pub fn parse(body: &[u8]) -> Result<Self, BatchError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| BatchError::new("body", format!("malformed JSON ({e})")))?;
-        let Value::Object(obj) = value else {
+    pub fn parse(body: &'a [u8]) -> Result<Self, BatchError> {
+        let raw: ObjectOr<RawBatch<'a>> =
+            serde_json::from_slice(body).map_err(|e| BatchError::new("body", format!("malformed JSON ({e})")))?;
+        let ObjectOr::Object(raw) = raw else {
             return Err(BatchError::new("body", "must be a JSON object"));
         };
-        let key = req_str(&obj, "key", "key")?;
-        if key.is_empty() || key.len() > 128 {
+        let key = req_str(raw.key).map_err(|r| BatchError::new("key", r))?;
+        if key.is_empty() || key.len() > MAX_KEY_BYTES {
             return Err(BatchError::new("key", "must be a site API key"));
         }
-        let batch_id = req_id(&obj, "batch_id", "batch_id")?;
-        let session_id = req_id(&obj, "session_id", "session_id")?;
-        let events = match obj.get("events") {
-            None | Some(Value::Null) => return Err(BatchError::new("events", "is required")),
-            Some(Value::Array(items)) => items,
-            Some(_) => return Err(BatchError::new("events", "must be an array")),
+        let batch_id = client_id(raw.batch_id).map_err(|r| BatchError::new("batch_id", r))?;
+        let session_id = client_id(raw.session_id).map_err(|r| BatchError::new("session_id", r))?;
+        let (items, total) = match raw.events {
+            None => return Err(BatchError::new("events", "is required")),
+            Some(ListOr::NotList) => return Err(BatchError::new("events", "must be an array")),
+            Some(ListOr::List { items, total }) => (items, total),
         };
-        if events.is_empty() || events.len() > MAX_EVENTS {
+        if total == 0 || total > MAX_EVENTS {
             return Err(BatchError::new("events", format!("must hold 1 to {MAX_EVENTS} events")));
         }
+        let mut events = Vec::with_capacity(items.len());
         // The events of one page share its URL: check each distinct URL once.
-        let mut last_valid_url: Option<&str> = None;
-        let events = events
-            .iter()
-            .enumerate()
-            .map(|(i, ev)| parse_event(ev, &format!("events[{i}]"), &mut last_valid_url))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { key: key.to_string(), batch_id, session_id, events })
+        let mut last_valid_url: Option<Cow<'a, str>> = None;
+        for (i, item) in items.into_iter().enumerate() {
+            let ObjectOr::Object(ev) = item else {
+                return Err(BatchError::new(format!("events[{i}]"), "must be an object"));
+            };
+            events.push(parse_event(ev, &mut last_valid_url).map_err(|(field, reason)| field.error(i, reason))?);
+        }
+        Ok(Self { key, batch_id, session_id, events })
     }
 }
 
-fn parse_event<'v>(value: &'v Value, path: &str, last_valid_url: &mut Option<&'v str>) -> Result<Event, BatchError> {
-    let Value::Object(obj) = value else {
-        return Err(BatchError::new(path, "must be an object"));
-    };
-    let field = |name: &str| format!("{path}.{name}");
-    let kind_name = req_str(obj, "type", &field("type"))?;
-    let ts = match obj.get("ts") {
-        None | Some(Value::Null) => return Err(BatchError::new(field("ts"), "is required")),
-        Some(v) => v
-            .as_i64()
-            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .filter(|t| *t >= 0)
-            .ok_or_else(|| BatchError::new(field("ts"), "must be a non-negative number of ms since the epoch"))?,
-    };
-    let page_id = req_id(obj, "page_id", &field("page_id"))?;
-    let url = req_str(obj, "url", &field("url"))?;
-    check_len(url, MAX_URL_CHARS, &field("url"))?;
-    if *last_valid_url != Some(url) {
-        if !crate::urls::is_http_url(url) {
-            return Err(BatchError::new(field("url"), "must be an absolute http or https URL"));
+/// The field of an event a refusal is about: a name, or a property of `props`.
+enum EventField<'a> {
+    Name(&'static str),
+    Prop(Cow<'a, str>),
+}
+
+impl EventField<'_> {
+    fn error(self, i: usize, reason: Reason) -> BatchError {
+        match self {
+            Self::Name(name) => BatchError::new(format!("events[{i}].{name}"), reason),
+            Self::Prop(key) => BatchError::new(format!("events[{i}].props.{key}"), reason),
         }
-        *last_valid_url = Some(url);
     }
-    let kind = match kind_name {
+}
+
+type EventResult<'a, T> = Result<T, (EventField<'a>, Reason)>;
+
+/// Tags a value's refusal with the field it is about.
+fn at<'a, T>(name: &'static str, r: Result<T, Reason>) -> EventResult<'a, T> {
+    r.map_err(|reason| (EventField::Name(name), reason))
+}
+
+fn parse_event<'a>(ev: RawEvent<'a>, last_valid_url: &mut Option<Cow<'a, str>>) -> EventResult<'a, EventRef<'a>> {
+    let kind_name = at("type", req_str(ev.kind))?;
+    let ts = at("ts", timestamp(ev.ts))?;
+    let page_id = at("page_id", client_id(ev.page_id))?;
+    let url = at("url", req_str(ev.url))?;
+    at("url", max_chars(&url, MAX_URL_CHARS))?;
+    let url = without_fragment(url);
+    if last_valid_url.as_deref() != Some(&*url) {
+        if !crate::urls::is_http_url(&url) {
+            return at("url", Err("must be an absolute http or https URL".into()));
+        }
+        *last_valid_url = Some(url.clone());
+    }
+    let kind = match &*kind_name {
         "pageview" => {
-            let referrer = opt_str(obj, "referrer", &field("referrer"))?.unwrap_or("");
-            check_len(referrer, MAX_URL_CHARS, &field("referrer"))?;
-            let title = opt_str(obj, "title", &field("title"))?.unwrap_or("");
-            check_len(title, MAX_TITLE_CHARS, &field("title"))?;
-            let new_session = match obj.get("new_session") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(b)) => *b,
-                Some(_) => return Err(BatchError::new(field("new_session"), "must be true or false")),
+            let referrer = at("referrer", opt_str(ev.referrer))?.unwrap_or_default();
+            at("referrer", max_chars(&referrer, MAX_URL_CHARS))?;
+            let title = at("title", opt_str(ev.title))?.unwrap_or_default();
+            at("title", max_chars(&title, MAX_TITLE_CHARS))?;
+            let new_session = match ev.new_session {
+                None => false,
+                Some(Any::Bool(b)) => b,
+                Some(_) => return at("new_session", Err("must be true or false".into())),
             };
-            EventKind::Pageview { referrer: referrer.to_string(), title: title.to_string(), new_session }
+            let variant = at("variant", opt_str(ev.variant))?;
+            if let Some(v) = &variant {
+                at("variant", variant_rule(v))?;
+            }
+            EventKindRef::Pageview { referrer: without_fragment(referrer), title, new_session, variant }
         }
         "scroll" => {
-            let depth = req_int(obj, "depth", &field("depth"), 1, 100)?;
-            let prev = match obj.get("prev") {
-                None | Some(Value::Null) => 0,
-                Some(_) => req_int(obj, "prev", &field("prev"), 0, 99)?,
+            let depth = at("depth", int_in(ev.depth, 1, 100))?;
+            let prev = match ev.prev {
+                None => 0,
+                some => at("prev", int_in(some, 0, 99))?,
             };
             if prev >= depth {
-                return Err(BatchError::new(field("prev"), "must be below depth"));
+                return at("prev", Err("must be below depth".into()));
             }
-            EventKind::Scroll { depth, prev }
+            EventKindRef::Scroll { depth, prev }
         }
         "click" => {
-            let selector = req_str(obj, "selector", &field("selector"))?;
-            check_len(selector, MAX_SELECTOR_CHARS, &field("selector"))?;
-            let text = opt_str(obj, "text", &field("text"))?.unwrap_or("");
-            check_len(text, MAX_TEXT_CHARS, &field("text"))?;
-            let href = opt_str(obj, "href", &field("href"))?;
-            if let Some(href) = href {
-                check_len(href, MAX_URL_CHARS, &field("href"))?;
+            let selector = at("selector", req_str(ev.selector))?;
+            at("selector", max_chars(&selector, MAX_SELECTOR_CHARS))?;
+            let text = at("text", opt_str(ev.text))?.unwrap_or_default();
+            at("text", max_chars(&text, MAX_TEXT_CHARS))?;
+            let href = at("href", opt_str(ev.href))?;
+            if let Some(href) = &href {
+                at("href", max_chars(href, MAX_URL_CHARS))?;
             }
-            EventKind::Click {
-                selector: selector.to_string(),
-                text: text.to_string(),
-                href: href.map(str::to_string),
-            }
+            EventKindRef::Click { selector, text, href }
         }
         "time" => {
-            let seconds = match obj.get("seconds") {
-                None | Some(Value::Null) => return Err(BatchError::new(field("seconds"), "is required")),
-                Some(v) => v.as_f64().ok_or_else(|| BatchError::new(field("seconds"), "must be a number"))?,
+            let seconds = match ev.seconds {
+                None => return at("seconds", Err("is required".into())),
+                Some(Any::Num(n)) => n.as_f64().unwrap_or(f64::NAN),
+                Some(_) => return at("seconds", Err("must be a number".into())),
             };
             if !(seconds > 0.0 && seconds <= MAX_TIME_SECONDS) {
-                return Err(BatchError::new(field("seconds"), "must be above 0 and at most 1800"));
+                return at("seconds", Err("must be above 0 and at most 1800".into()));
             }
-            EventKind::Time { seconds }
+            EventKindRef::Time { seconds }
         }
-        _ => return Err(BatchError::new(field("type"), "must be one of pageview, scroll, click, time")),
+        "event" => {
+            let name = at("name", req_str(ev.name))?;
+            if name.is_empty() || name.len() > MAX_EVENT_NAME_CHARS && name.chars().count() > MAX_EVENT_NAME_CHARS {
+                return at("name", Err("must be 1 to 64 characters".into()));
+            }
+            EventKindRef::Event { name, props: props(ev.props)? }
+        }
+        _ => return at("type", Err("must be one of pageview, scroll, click, time, event".into())),
     };
-    Ok(Event { ts, page_id, url: url.to_string(), kind })
+    Ok(EventRef { ts, page_id, url, kind })
 }
 
-fn req_str<'a>(obj: &'a Map<String, Value>, name: &str, path: &str) -> Result<&'a str, BatchError> {
-    opt_str(obj, name, path)?.ok_or_else(|| BatchError::new(path, "is required"))
+fn props<'a>(raw: Option<PairsOr<'a, MAX_PROPS>>) -> EventResult<'a, PropsRef<'a>> {
+    let (pairs, total) = match raw {
+        None => return Ok(PropsRef::default()),
+        Some(PairsOr::NotObject) => return at("props", Err("must be an object".into())),
+        Some(PairsOr::Pairs { pairs, total }) => (pairs, total),
+    };
+    if total > MAX_PROPS {
+        return at("props", Err(format!("must have at most {MAX_PROPS} keys").into()));
+    }
+    let mut out: Vec<(Cow<'a, str>, PropValueRef<'a>)> = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        let key_ok = (1..=MAX_PROP_KEY_CHARS).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !key_ok {
+            return at("props", Err("keys must be 1 to 40 characters of A-Z, a-z, 0-9, '_', '.' or '-'".into()));
+        }
+        if out.iter().any(|(k, _)| *k == key) {
+            return Err((EventField::Prop(key), "is repeated".into()));
+        }
+        let value = match value {
+            Some(Any::Str(s)) => match max_chars(&s, MAX_PROP_VALUE_CHARS) {
+                Ok(()) => PropValueRef::String(s),
+                Err(reason) => return Err((EventField::Prop(key), reason)),
+            },
+            Some(Any::Num(n)) => PropValueRef::Number(n),
+            Some(Any::Bool(b)) => PropValueRef::Bool(b),
+            None | Some(Any::Compound) => {
+                return Err((EventField::Prop(key), "must be a string, a number or a boolean".into()));
+            }
+        };
+        out.push((key, value));
+    }
+    Ok(PropsRef(out))
 }
 
-fn opt_str<'a>(obj: &'a Map<String, Value>, name: &str, path: &str) -> Result<Option<&'a str>, BatchError> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(BatchError::new(path, "must be a string")),
+fn opt_str(v: Option<Any<'_>>) -> Result<Option<Cow<'_, str>>, Reason> {
+    match v {
+        None => Ok(None),
+        Some(Any::Str(s)) => Ok(Some(s)),
+        Some(_) => Err("must be a string".into()),
     }
 }
 
-fn req_id(obj: &Map<String, Value>, name: &str, path: &str) -> Result<ClientId, BatchError> {
-    ClientId::parse(req_str(obj, name, path)?).map_err(|reason| BatchError::new(path, reason))
+fn req_str(v: Option<Any<'_>>) -> Result<Cow<'_, str>, Reason> {
+    opt_str(v)?.ok_or(Cow::Borrowed("is required"))
 }
 
-fn req_int(obj: &Map<String, Value>, name: &str, path: &str, min: u8, max: u8) -> Result<u8, BatchError> {
-    let value = obj.get(name).filter(|v| !v.is_null()).ok_or_else(|| BatchError::new(path, "is required"))?;
-    value
-        .as_u64()
-        .filter(|n| (u64::from(min)..=u64::from(max)).contains(n))
+fn client_id(v: Option<Any<'_>>) -> Result<Cow<'_, str>, Reason> {
+    let id = req_str(v)?;
+    if ClientId::is_valid(&id) { Ok(id) } else { Err(ClientId::RULE.into()) }
+}
+
+fn timestamp(v: Option<Any<'_>>) -> Result<i64, Reason> {
+    let n = match v {
+        None => return Err("is required".into()),
+        Some(Any::Num(n)) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
+        Some(_) => None,
+    };
+    n.filter(|t| *t >= 0).ok_or(Cow::Borrowed("must be a non-negative number of ms since the epoch"))
+}
+
+fn int_in(v: Option<Any<'_>>, min: u8, max: u8) -> Result<u8, Reason> {
+    let n = match v {
+        None => return Err("is required".into()),
+        Some(Any::Num(n)) => n.as_u64(),
+        Some(_) => None,
+    };
+    n.filter(|n| (u64::from(min)..=u64::from(max)).contains(n))
         .and_then(|n| u8::try_from(n).ok())
-        .ok_or_else(|| BatchError::new(path, format!("must be an integer from {min} to {max}")))
+        .ok_or_else(|| format!("must be an integer from {min} to {max}").into())
 }
 
-fn check_len(value: &str, max: usize, path: &str) -> Result<(), BatchError> {
+fn variant_rule(v: &str) -> Result<(), Reason> {
+    let ok = (1..=MAX_VARIANT_CHARS).contains(&v.len())
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b'.' | b'-'));
+    if ok { Ok(()) } else { Err("must be 1 to 64 characters of A-Z, a-z, 0-9, ' ', '_', '.' or '-'".into()) }
+}
+
+fn max_chars(value: &str, max: usize) -> Result<(), Reason> {
     // Cheap byte check first: a string of at most `max` bytes has at most `max` chars.
     if value.len() > max && value.chars().count() > max {
-        return Err(BatchError::new(path, format!("must be at most {max} characters")));
+        return Err(format!("must be at most {max} characters").into());
     }
     Ok(())
+}
+
+/// `value` up to its first `#`, borrowing when it borrowed.
+fn without_fragment(value: Cow<'_, str>) -> Cow<'_, str> {
+    match value.find('#') {
+        None => value,
+        Some(at) => match value {
+            Cow::Borrowed(s) => Cow::Borrowed(&s[..at]),
+            Cow::Owned(mut s) => {
+                s.truncate(at);
+                Cow::Owned(s)
+            }
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn valid() -> Value {
         json!({
@@ -249,56 +565,111 @@ mod tests {
                  "referrer": "", "title": "A", "new_session": true},
                 {"type": "scroll", "ts": 2, "page_id": "page_0001", "url": "https://example.com/a", "depth": 40, "prev": 0},
                 {"type": "click", "ts": 3, "page_id": "page_0001", "url": "https://example.com/a", "selector": "a#x", "text": "Go", "href": "/b"},
-                {"type": "time", "ts": 4, "page_id": "page_0001", "url": "https://example.com/a", "seconds": 2.5}
+                {"type": "time", "ts": 4, "page_id": "page_0001", "url": "https://example.com/a", "seconds": 2.5},
+                {"type": "event", "ts": 5, "page_id": "page_0001", "url": "https://example.com/a", "name": "Signup",
+                 "props": {"plan": "pro", "seats": 3, "trial": true}}
             ]
         })
     }
 
-    fn parse(v: &Value) -> Result<Batch, BatchError> {
-        Batch::parse(serde_json::to_vec(v).expect("serializes").as_slice())
+    fn parse_owned(v: &Value) -> Result<Vec<Event>, BatchError> {
+        let body = serde_json::to_vec(v).expect("serializes");
+        Batch::parse(&body).map(|b| b.events.iter().map(EventRef::to_owned_event).collect())
+    }
+
+    fn refusal(v: &Value) -> Option<BatchError> {
+        let body = serde_json::to_vec(v).expect("serializes");
+        Batch::parse(&body).err()
     }
 
     #[test]
     fn valid_batch_parses_every_event_kind() {
-        let batch = parse(&valid()).expect("valid batch");
-        assert_eq!(batch.events.len(), 4);
-        assert_eq!(batch.events[1].kind, EventKind::Scroll { depth: 40, prev: 0 });
-        assert_eq!(batch.events[3].kind, EventKind::Time { seconds: 2.5 });
+        let events = parse_owned(&valid()).expect("valid batch");
+        assert_eq!(events.len(), 5);
+        assert_eq!(events[1].kind, EventKind::Scroll { depth: 40, prev: 0 });
+        assert_eq!(events[3].kind, EventKind::Time { seconds: 2.5 });
+        let EventKind::Event { name, props } = &events[4].kind else { panic!("custom event: {:?}", events[4]) };
+        assert_eq!(name, "Signup");
+        assert_eq!(props.get("plan"), Some(&PropValue::String("pro".into())));
+        assert_eq!(props.get("seats"), Some(&PropValue::Number(3.into())));
+        assert_eq!(props.get("trial"), Some(&PropValue::Bool(true)));
+    }
+
+    #[test]
+    fn strings_borrow_from_the_body_unless_escaped() {
+        let body = br#"{"key":"k_abcdefgh","batch_id":"batch_0001","session_id":"sess_0001","events":[
+            {"type":"click","ts":1,"page_id":"page_0001","url":"https://example.com/a","selector":"a#x","text":"say \"hi\""}]}"#;
+        let batch = Batch::parse(body).expect("valid");
+        assert!(matches!(batch.key, Cow::Borrowed(_)));
+        let EventKindRef::Click { selector, text, .. } = &batch.events[0].kind else { panic!("click") };
+        assert!(matches!(selector, Cow::Borrowed("a#x")));
+        assert_eq!(text, "say \"hi\"");
     }
 
     #[test]
     fn unknown_fields_are_ignored() {
         let mut v = valid();
-        v["extra"] = json!(1);
+        v["extra"] = json!({"nested": [1, 2, {"deep": null}]});
         v["events"][0]["whatever"] = json!("x");
-        assert!(parse(&v).is_ok());
+        v["events"][1]["selector"] = json!(["not", "a", "click"]);
+        assert!(parse_owned(&v).is_ok(), "{:?}", parse_owned(&v));
+    }
+
+    #[test]
+    fn null_reads_as_absent() {
+        let mut v = valid();
+        v["events"][0]["referrer"] = Value::Null;
+        v["events"][0]["new_session"] = Value::Null;
+        v["events"][1]["prev"] = Value::Null;
+        v["events"][2]["href"] = Value::Null;
+        v["events"][4]["props"] = Value::Null;
+        let events = parse_owned(&v).expect("nulls are absent values");
+        assert_eq!(events[1].kind, EventKind::Scroll { depth: 40, prev: 0 });
+        assert!(matches!(&events[4].kind, EventKind::Event { props, .. } if props.is_empty()));
+        v["key"] = Value::Null;
+        assert_eq!(refusal(&v).expect("key is required").field, "key");
     }
 
     #[test]
     fn each_bound_names_the_offending_field() {
         let long = |n: usize| "x".repeat(n);
         let url_of = |n: usize| format!("https://example.com/{}", "p".repeat(n - 20));
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+        let props_of = |n: usize| Value::Object((0..n).map(|i| (format!("k{i}"), json!(i))).collect());
+        type Case = (&'static str, Box<dyn Fn(&mut Value)>, &'static str);
+        let cases: Vec<Case> = vec![
             ("missing key", Box::new(|v| { v.as_object_mut().expect("obj").remove("key"); }), "key"),
             ("empty key", Box::new(|v| v["key"] = json!("")), "key"),
+            ("key too long", Box::new(move |v| v["key"] = json!(long(129))), "key"),
+            ("key not a string", Box::new(|v| v["key"] = json!({"k": 1})), "key"),
             ("short batch id", Box::new(|v| v["batch_id"] = json!("short")), "batch_id"),
             ("long batch id", Box::new(move |v| v["batch_id"] = json!(long(65))), "batch_id"),
             ("bad batch id char", Box::new(|v| v["batch_id"] = json!("batch.0001")), "batch_id"),
             ("session id type", Box::new(|v| v["session_id"] = json!(12345678)), "session_id"),
             ("events missing", Box::new(|v| { v.as_object_mut().expect("obj").remove("events"); }), "events"),
+            ("events not array", Box::new(|v| v["events"] = json!({"0": {}})), "events"),
             ("events empty", Box::new(|v| v["events"] = json!([])), "events"),
             ("events over 50", Box::new(|v| { let e = v["events"][0].clone(); v["events"] = json!(vec![e; 51]); }), "events"),
             ("event not object", Box::new(|v| v["events"][2] = json!(3)), "events[2]"),
+            ("event null", Box::new(|v| v["events"][1] = Value::Null), "events[1]"),
             ("unknown type", Box::new(|v| v["events"][0]["type"] = json!("hover")), "events[0].type"),
+            ("type not a string", Box::new(|v| v["events"][0]["type"] = json!(1)), "events[0].type"),
             ("ts missing", Box::new(|v| { v["events"][1].as_object_mut().expect("obj").remove("ts"); }), "events[1].ts"),
             ("ts negative", Box::new(|v| v["events"][1]["ts"] = json!(-1)), "events[1].ts"),
+            ("ts string", Box::new(|v| v["events"][1]["ts"] = json!("1")), "events[1].ts"),
             ("page id short", Box::new(|v| v["events"][3]["page_id"] = json!("p")), "events[3].page_id"),
             ("url not http", Box::new(|v| v["events"][0]["url"] = json!("ftp://example.com/")), "events[0].url"),
             ("url relative", Box::new(|v| v["events"][0]["url"] = json!("/a")), "events[0].url"),
+            ("url only a fragment", Box::new(|v| v["events"][0]["url"] = json!("#https://example.com/")), "events[0].url"),
             ("url too long", Box::new(move |v| v["events"][0]["url"] = json!(url_of(2049))), "events[0].url"),
+            ("later url bad", Box::new(|v| v["events"][3]["url"] = json!("javascript:alert(1)")), "events[3].url"),
             ("referrer too long", Box::new(move |v| v["events"][0]["referrer"] = json!(long(2049))), "events[0].referrer"),
+            ("referrer number", Box::new(|v| v["events"][0]["referrer"] = json!(5)), "events[0].referrer"),
             ("title too long", Box::new(move |v| v["events"][0]["title"] = json!(long(513))), "events[0].title"),
             ("new_session not bool", Box::new(|v| v["events"][0]["new_session"] = json!("yes")), "events[0].new_session"),
+            ("variant empty", Box::new(|v| v["events"][0]["variant"] = json!("")), "events[0].variant"),
+            ("variant too long", Box::new(move |v| v["events"][0]["variant"] = json!(long(65))), "events[0].variant"),
+            ("variant markup", Box::new(|v| v["events"][0]["variant"] = json!("<b>B</b>")), "events[0].variant"),
+            ("variant number", Box::new(|v| v["events"][0]["variant"] = json!(2)), "events[0].variant"),
             ("depth zero", Box::new(|v| v["events"][1]["depth"] = json!(0)), "events[1].depth"),
             ("depth over 100", Box::new(|v| v["events"][1]["depth"] = json!(101)), "events[1].depth"),
             ("depth fractional", Box::new(|v| v["events"][1]["depth"] = json!(40.5)), "events[1].depth"),
@@ -312,13 +683,35 @@ mod tests {
             ("seconds zero", Box::new(|v| v["events"][3]["seconds"] = json!(0)), "events[3].seconds"),
             ("seconds over 1800", Box::new(|v| v["events"][3]["seconds"] = json!(1800.5)), "events[3].seconds"),
             ("seconds string", Box::new(|v| v["events"][3]["seconds"] = json!("3")), "events[3].seconds"),
+            ("seconds missing", Box::new(|v| { v["events"][3].as_object_mut().expect("obj").remove("seconds"); }), "events[3].seconds"),
+            ("event name missing", Box::new(|v| { v["events"][4].as_object_mut().expect("obj").remove("name"); }), "events[4].name"),
+            ("event name empty", Box::new(|v| v["events"][4]["name"] = json!("")), "events[4].name"),
+            ("event name too long", Box::new(move |v| v["events"][4]["name"] = json!(long(65))), "events[4].name"),
+            ("event name not a string", Box::new(|v| v["events"][4]["name"] = json!(true)), "events[4].name"),
+            ("props not an object", Box::new(|v| v["events"][4]["props"] = json!(["plan"])), "events[4].props"),
+            ("props a string", Box::new(|v| v["events"][4]["props"] = json!("plan=pro")), "events[4].props"),
+            ("props over 10 keys", Box::new(move |v| v["events"][4]["props"] = props_of(11)), "events[4].props"),
+            ("prop key empty", Box::new(|v| v["events"][4]["props"] = json!({"": 1})), "events[4].props"),
+            ("prop key too long", Box::new(move |v| v["events"][4]["props"] = json!({long(41): 1})), "events[4].props"),
+            ("prop key bad char", Box::new(|v| v["events"][4]["props"] = json!({"pl an": 1})), "events[4].props"),
+            ("prop value too long", Box::new(move |v| v["events"][4]["props"]["plan"] = json!(long(201))), "events[4].props.plan"),
+            ("prop value null", Box::new(|v| v["events"][4]["props"]["plan"] = Value::Null), "events[4].props.plan"),
+            ("prop value object", Box::new(|v| v["events"][4]["props"]["plan"] = json!({"tier": 1})), "events[4].props.plan"),
+            ("prop value array", Box::new(|v| v["events"][4]["props"]["seats"] = json!([1])), "events[4].props.seats"),
         ];
         for (case, mutate, field) in cases {
             let mut v = valid();
             mutate(&mut v);
-            let err = parse(&v).expect_err(case);
+            let err = refusal(&v).unwrap_or_else(|| panic!("case {case}: accepted"));
             assert_eq!(err.field, field, "case {case}: {err}");
         }
+    }
+
+    #[test]
+    fn repeated_prop_names_are_refused() {
+        let body = br#"{"key":"k_abcdefgh","batch_id":"batch_0001","session_id":"sess_0001","events":[
+            {"type":"event","ts":1,"page_id":"page_0001","url":"https://example.com/","name":"Signup","props":{"plan":"a","plan":"b"}}]}"#;
+        assert_eq!(Batch::parse(body).expect_err("repeated").field, "events[0].props.plan");
     }
 
     #[test]
@@ -326,28 +719,75 @@ mod tests {
         let mut v = valid();
         v["batch_id"] = json!("b".repeat(64));
         v["events"][0]["title"] = json!("é".repeat(512));
+        v["events"][0]["variant"] = json!(format!("Variant B.2_{}", "x".repeat(52)));
         v["events"][1]["depth"] = json!(100);
         v["events"][1]["prev"] = json!(99);
         v["events"][2]["selector"] = json!("s".repeat(256));
         v["events"][2]["text"] = json!("");
         v["events"][3]["seconds"] = json!(1800);
-        assert!(parse(&v).is_ok(), "{:?}", parse(&v));
+        v["events"][4]["name"] = json!("é".repeat(64));
+        v["events"][4]["props"] =
+            Value::Object((0..10).map(|i| (format!("{i}{}", "k".repeat(39)), json!("v".repeat(200)))).collect());
+        assert!(parse_owned(&v).is_ok(), "{:?}", parse_owned(&v));
         let one = v["events"][0].clone();
         v["events"] = json!(vec![one; 50]);
-        assert!(parse(&v).is_ok());
+        assert!(parse_owned(&v).is_ok());
+    }
+
+    #[test]
+    fn fragments_are_dropped_from_urls_and_referrers() {
+        let cases = [
+            ("https://example.com/reset#token=secret", "https://example.com/reset"),
+            ("https://example.com/a?x=1#", "https://example.com/a?x=1"),
+            ("https://example.com/plain", "https://example.com/plain"),
+        ];
+        for (url, want) in cases {
+            let mut v = valid();
+            for ev in v["events"].as_array_mut().expect("events") {
+                ev["url"] = json!(url);
+            }
+            v["events"][0]["referrer"] = json!(format!("{url}"));
+            let events = parse_owned(&v).unwrap_or_else(|e| panic!("case {url}: {e}"));
+            assert!(events.iter().all(|e| e.url == want), "case {url}: {events:?}");
+            let EventKind::Pageview { referrer, .. } = &events[0].kind else { panic!("pageview") };
+            assert_eq!(referrer, want, "case {url}: referrer");
+        }
     }
 
     #[test]
     fn malformed_json_and_non_objects_name_the_body() {
-        assert_eq!(Batch::parse(b"{not json").expect_err("malformed").field, "body");
-        assert_eq!(Batch::parse(b"[1,2]").expect_err("array").field, "body");
+        for (case, body) in [
+            ("malformed", &b"{not json"[..]),
+            ("array", b"[1,2]"),
+            ("string", b"\"batch\""),
+            ("null", b"null"),
+            ("trailing", b"{\"key\":\"k\"} x"),
+            ("empty", b""),
+        ] {
+            assert_eq!(Batch::parse(body).expect_err(case).field, "body", "case {case}");
+        }
     }
 
     #[test]
-    fn event_round_trips_through_json() {
-        let batch = parse(&valid()).expect("valid");
+    fn borrowed_events_serialize_as_the_owned_events() {
+        let mut v = valid();
+        v["events"][0]["variant"] = json!("B");
+        let body = serde_json::to_vec(&v).expect("serializes");
+        let batch = Batch::parse(&body).expect("valid");
         let json = serde_json::to_string(&batch.events).expect("serializes");
-        let back: Vec<Event> = serde_json::from_str(&json).expect("deserializes");
-        assert_eq!(back, batch.events);
+        let back: Vec<Event> = serde_json::from_str(&json).expect("deserializes as owned events");
+        let owned: Vec<Event> = batch.events.iter().map(EventRef::to_owned_event).collect();
+        assert_eq!(back, owned);
+        assert_eq!(serde_json::to_string(&owned).expect("serializes"), json, "same JSON both ways");
+    }
+
+    #[test]
+    fn v1_events_without_v2_fields_still_read() {
+        let old = r#"{"ts":1,"page_id":"page_0001","url":"https://example.com/","type":"pageview","referrer":"","title":"","new_session":true}"#;
+        let ev: Event = serde_json::from_str(old).expect("v1 pageview");
+        assert_eq!(ev.kind, EventKind::Pageview { referrer: String::new(), title: String::new(), new_session: true, variant: None });
+        let custom = r#"{"ts":1,"page_id":"page_0001","url":"https://example.com/","type":"event","name":"Signup"}"#;
+        let ev: Event = serde_json::from_str(custom).expect("event without props");
+        assert_eq!(ev.kind, EventKind::Event { name: "Signup".into(), props: BTreeMap::new() });
     }
 }

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`event`]: the tracker batch as it arrives on the wire, and its validation.
 //! - [`goal`]: goals (what converts) and how events match them.
+//! - [`audience`]: device, browser, OS and country, as ingest derives them.
 //! - [`message`]: the enriched batch that ingest publishes and the aggregator consumes.
 //! - [`names`]: stream, subject, key-value bucket and collection names.
 //! - [`error`]: the closed set of error codes and the JSON error envelope.
@@ -19,6 +20,7 @@
 //! - [`rollup`]: the rollup documents stats are read from: keys, counters, top lists, sketches.
 //! - [`clock`]: time as a dependency, for code that tests must control.
 
+pub mod audience;
 pub mod bus;
 pub mod clock;
 pub mod client_ip;

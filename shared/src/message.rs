@@ -1,8 +1,15 @@
 //! The enriched batch ingest publishes on the event stream and the aggregator consumes.
+//!
+//! The aggregator reads [`BatchMessage`] (owned). Ingest writes [`BatchMessageRef`], which
+//! borrows the request body and serializes to the same JSON, so publishing copies no string
+//! into an intermediate value.
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::{
+    audience::{Browser, Country, Device, Os},
+    event::{Event, EventRef},
+};
 
 /// One accepted tracker batch plus what ingest knows and the client does not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +25,18 @@ pub struct BatchMessage {
     pub timezone: String,
     /// The site's domain at receive time, for telling direct traffic from referrals.
     pub domain: String,
+    /// Device class from the User-Agent (v2; `desktop` in messages written before it).
+    #[serde(default)]
+    pub device: Device,
+    /// Browser family from the User-Agent (v2; `Other` before).
+    #[serde(default)]
+    pub browser: Browser,
+    /// Operating system family from the User-Agent (v2; `Other` before).
+    #[serde(default)]
+    pub os: Os,
+    /// Country of the client IP (v2; `(unknown)` before, or when the database does not know).
+    #[serde(default)]
+    pub country: Country,
     pub events: Vec<Event>,
 }
 
@@ -28,7 +47,80 @@ impl BatchMessage {
     }
 }
 
+/// What ingest publishes: a [`BatchMessage`] borrowing the request body and the site entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchMessageRef<'a> {
+    pub site_id: &'a str,
+    pub batch_id: &'a str,
+    pub session_id: &'a str,
+    pub received_at: i64,
+    pub visitor: &'a str,
+    pub timezone: &'a str,
+    pub domain: &'a str,
+    pub device: Device,
+    pub browser: Browser,
+    pub os: Os,
+    pub country: Country,
+    pub events: &'a [EventRef<'a>],
+}
+
+impl BatchMessageRef<'_> {
+    /// The JetStream message id: a retry of the same batch is stored once.
+    pub fn msg_id(&self) -> String {
+        raw_batch_id(self.site_id, self.batch_id)
+    }
+}
+
 /// The id shared by the stream's `Nats-Msg-Id` and the raw batch document's `_id`.
 pub fn raw_batch_id(site_id: &str, batch_id: &str) -> String {
-    format!("{site_id}:{batch_id}")
+    let mut id = String::with_capacity(site_id.len() + 1 + batch_id.len());
+    id.push_str(site_id);
+    id.push(':');
+    id.push_str(batch_id);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Batch;
+
+    #[test]
+    fn published_json_reads_back_as_the_owned_message() {
+        let body = br#"{"key":"k_abcdefgh","batch_id":"batch_0001","session_id":"sess_0001","events":[
+            {"type":"pageview","ts":1,"page_id":"page_0001","url":"https://example.com/a#top","referrer":"https://t.co/x",
+             "title":"A","new_session":true,"variant":"B"},
+            {"type":"event","ts":2,"page_id":"page_0001","url":"https://example.com/a","name":"Signup","props":{"plan":"pro","n":2.5}}]}"#;
+        let batch = Batch::parse(body).expect("valid");
+        let msg = BatchMessageRef {
+            site_id: "site1",
+            batch_id: &batch.batch_id,
+            session_id: &batch.session_id,
+            received_at: 42,
+            visitor: "v",
+            timezone: "UTC",
+            domain: "example.com",
+            device: Device::Mobile,
+            browser: Browser::Safari,
+            os: Os::Ios,
+            country: Country::parse("DE"),
+            events: &batch.events,
+        };
+        let json = serde_json::to_vec(&msg).expect("serializes");
+        let back: BatchMessage = serde_json::from_slice(&json).expect("reads as the owned message");
+        assert_eq!(back.msg_id(), msg.msg_id());
+        assert_eq!(back.msg_id(), "site1:batch_0001");
+        assert_eq!((back.device, back.browser, back.os, back.country.as_str()), (Device::Mobile, Browser::Safari, Os::Ios, "DE"));
+        assert_eq!(back.events, batch.events.iter().map(|e| e.to_owned_event()).collect::<Vec<_>>());
+        assert_eq!(back.events[0].url, "https://example.com/a");
+    }
+
+    #[test]
+    fn messages_without_audience_fields_still_read() {
+        let v1 = r#"{"site_id":"s","batch_id":"batch_0001","session_id":"sess_0001","received_at":1,"visitor":"v",
+                     "timezone":"UTC","domain":"example.com","events":[]}"#;
+        let msg: BatchMessage = serde_json::from_str(v1).expect("v1 message");
+        assert_eq!((msg.device, msg.browser, msg.os, msg.country), (Device::Desktop, Browser::Other, Os::Other, Country::UNKNOWN));
+        assert_eq!(serde_json::to_value(&msg).expect("ser")["country"], "(unknown)");
+    }
 }

@@ -17,6 +17,9 @@ use crate::wait;
 
 static STACK_SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// The IP-to-country database `deploy/local/deps.sh` installs, relative to the workspace.
+pub const GEOIP_DB: &str = "deploy/geoip/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb";
+
 /// A process of the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Proc {
@@ -247,6 +250,7 @@ impl Stack {
                     .env("CP_WEB_DIR", workspace_root().join("web"))
                     .env("CP_TRACKER_DIR", workspace_root().join("tracker"))
                     .env("CP_NODE_MODULES_DIR", workspace_root().join("node_modules"))
+                    .env("CP_GEOIP_DB", workspace_root().join(GEOIP_DB))
                     .env("CP_RATE_LIMIT_IP_PER_SEC", "10000")
                     .env("CP_RATE_LIMIT_IP_BURST", "10000")
                     .env("CP_ACK_WAIT_SECS", "3")

@@ -61,9 +61,13 @@ fn fixture() -> Vec<BatchMessage> {
                 visitor: visitor(i % 17),
                 timezone: if site == "site-b" { "Europe/Berlin".into() } else { "UTC".into() },
                 domain: "example.com".into(),
+            device: Default::default(),
+            browser: Default::default(),
+            os: Default::default(),
+            country: Default::default(),
                 events: vec![
                     event(
-                        EventKind::Pageview { referrer: sources[(i % 4) as usize].into(), title: "T".into(), new_session: i % 3 == 0 },
+                        EventKind::Pageview { referrer: sources[(i % 4) as usize].into(), title: "T".into(), new_session: i % 3 == 0, variant: None },
                         &path,
                     ),
                     event(EventKind::Click { selector: format!("button.s{}", i % 5), text: format!("Go {}", i % 5), href: None }, &path),
@@ -245,9 +249,13 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
             visitor: visitor(i + 1),
             timezone: "UTC".into(),
             domain: "example.com".into(),
+            device: Default::default(),
+            browser: Default::default(),
+            os: Default::default(),
+            country: Default::default(),
             events: vec![
                 event(
-                    EventKind::Pageview { referrer: format!("https://ref{i}.example.org/"), title: "T".into(), new_session: true },
+                    EventKind::Pageview { referrer: format!("https://ref{i}.example.org/"), title: "T".into(), new_session: true, variant: None },
                     &format!("/page/{i}"),
                 ),
                 event(EventKind::Click { selector: format!("a#link-{i}"), text: String::new(), href: None }, &format!("/page/{i}")),
@@ -266,7 +274,11 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
             visitor: visitor(1),
             timezone: "UTC".into(),
             domain: "example.com".into(),
-            events: vec![event(EventKind::Pageview { referrer: String::new(), title: "T".into(), new_session: false }, "/pricing")],
+            device: Default::default(),
+            browser: Default::default(),
+            os: Default::default(),
+            country: Default::default(),
+            events: vec![event(EventKind::Pageview { referrer: String::new(), title: "T".into(), new_session: false, variant: None }, "/pricing")],
         })
         .collect();
     for chunk in popular.chunks(3) {

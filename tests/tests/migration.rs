@@ -49,12 +49,16 @@ fn half_done_batches() -> Vec<BatchMessage> {
             visitor: "vF".into(),
             timezone: "UTC".into(),
             domain: "example.com".into(),
+            device: Default::default(),
+            browser: Default::default(),
+            os: Default::default(),
+            country: Default::default(),
             events: vec![
                 Event {
                     ts: 0,
                     page_id: ClientId::parse("page_0001").expect("id"),
                     url: "https://example.com/pricing".into(),
-                    kind: EventKind::Pageview { referrer: String::new(), title: "P".into(), new_session: false },
+                    kind: EventKind::Pageview { referrer: String::new(), title: "P".into(), new_session: false, variant: None },
                 },
                 Event {
                     ts: 0,
