@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull};
-use tokio::net::TcpListener;
+use shared::serve;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -25,13 +25,19 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let db = shared::store::connect(&config.backends.mongodb_uri, &config.backends.mongodb_db, "convertpulse-aggregator").await?;
     let metrics = Metrics::new().context("registering metrics")?;
 
-    let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "aggregator listening");
+    let public = serve::bind(config.addr, "aggregator").await?;
+    let internal = serve::bind(config.metrics_addr, "aggregator metrics").await?;
     let cancel = CancellationToken::new();
-    let server_cancel = cancel.clone();
     let app = router(AppState { nats: nats.clone(), db: db.clone(), metrics: metrics.clone() });
+    let (limits, internal_limits) = (config.http.clone(), config.http.internal());
+    let (public_stop, internal_stop) = (cancel.clone(), cancel.clone());
+    let http_metrics = metrics.http.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { server_cancel.cancelled().await }).await
+        serve::serve(public, app, &limits, Some(&http_metrics), public_stop.cancelled_owned()).await
+    });
+    let registry = metrics.registry.clone();
+    let metrics_server = tokio::spawn(async move {
+        serve::serve(internal, shared::http::metrics_router(registry), &internal_limits, None, internal_stop.cancelled_owned()).await
     });
 
     // MongoDB may come up after us: keep trying the indexes rather than exiting.
@@ -80,7 +86,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     let _ = scheduler.shutdown().await;
     let _ = lag.await;
-    let _ = server.await;
+    let _ = tokio::join!(server, metrics_server);
     tracing::info!("aggregator stopped");
     result
 }

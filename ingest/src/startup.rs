@@ -1,10 +1,13 @@
-//! Wiring: connect to NATS, prepare the stream and buckets, start the key watcher, serve.
+//! Wiring: connect to NATS, prepare the stream and buckets, start the key watcher, serve the
+//! public and the internal (metrics) listener.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use async_nats::jetstream;
-use tokio::{net::TcpListener, sync::watch};
+use shared::serve;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,
@@ -41,12 +44,27 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         nats: nats.clone(),
     }));
 
-    let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "ingest listening");
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving")?;
+    let public = serve::bind(config.addr, "ingest").await?;
+    let internal = serve::bind(config.metrics_addr, "ingest metrics").await?;
+    let stop = CancellationToken::new();
+    let (limits, internal_limits) = (config.http.clone(), config.http.internal());
+    let registry = state.metrics.registry.clone();
+    let http_metrics = state.metrics.http.clone();
+    let app = router(state);
+    let (public_stop, internal_stop) = (stop.clone(), stop.clone());
+    let mut public = tokio::spawn(async move {
+        serve::serve(public, app, &limits, Some(&http_metrics), public_stop.cancelled_owned()).await
+    });
+    let mut internal = tokio::spawn(async move {
+        serve::serve(internal, shared::http::metrics_router(registry), &internal_limits, None, internal_stop.cancelled_owned()).await
+    });
+    let result = tokio::select! {
+        () = shutdown => Ok(()),
+        r = &mut public => Err(anyhow::anyhow!("public listener ended: {r:?}")),
+        r = &mut internal => Err(anyhow::anyhow!("metrics listener ended: {r:?}")),
+    };
+    stop.cancel();
+    let _ = tokio::join!(public, internal);
 
     let _ = stop_tx.send(true);
     let _ = follower.await;
@@ -54,5 +72,5 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         tracing::warn!(error = %e, "draining nats");
     }
     tracing::info!("ingest stopped");
-    Ok(())
+    result
 }
