@@ -61,10 +61,11 @@ impl From<&SiteDoc> for SiteView {
 /// Longest site name, in characters.
 pub const MAX_SITE_NAME_CHARS: usize = 100;
 
-/// 1 to 100 characters as sent, not only white space, no control characters; stored trimmed.
+/// 1 to 100 characters as sent, not only white space, no control characters once trimmed;
+/// stored trimmed. (docs/openapi.yaml's `SiteName` pattern says the same.)
 fn parse_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
-    if name.is_empty() || raw.chars().count() > MAX_SITE_NAME_CHARS || raw.chars().any(char::is_control) {
+    if name.is_empty() || raw.chars().count() > MAX_SITE_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(ApiError::InvalidSite("name: must be 1 to 100 characters, not only spaces, without control characters".into()));
     }
     Ok(name.to_string())
@@ -195,4 +196,58 @@ async fn rotate(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
     }
     state.keys.revoke(&site.api_key).await?;
     Ok(Json(SiteView::from(&current)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_bound_their_characters_not_their_trimmed_form() {
+        let ok = [("Landing", "Landing"), ("  Pricing page ", "Pricing page"), ("\u{a0}Ünïcode\u{3000}", "Ünïcode"), ("x\n", "x")];
+        for (raw, want) in ok {
+            assert_eq!(parse_name(raw).expect(raw), want, "case {raw:?}");
+        }
+        let too_long = "n".repeat(101);
+        let long_with_spaces = format!(" {} ", "n".repeat(99));
+        for bad in ["", "   ", "\t\n", "a\u{7}b", "tab\tinside", "\u{1c}x", too_long.as_str(), long_with_spaces.as_str()] {
+            assert!(parse_name(bad).is_err(), "case {bad:?}");
+        }
+        assert!(parse_name(&"n".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn time_zones_are_exact_iana_names() {
+        assert_eq!(parse_timezone("Europe/Berlin").expect("valid"), "Europe/Berlin");
+        for bad in ["europe/berlin", " UTC", "Mars/Olympus", ""] {
+            assert!(parse_timezone(bad).is_err(), "case {bad:?}");
+        }
+    }
+
+    /// The OpenAPI document lists every time zone the server accepts, so a client (and
+    /// schemathesis) can know them. On a chrono-tz upgrade this prints the new list.
+    #[test]
+    fn openapi_lists_exactly_the_accepted_time_zones() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.yaml");
+        let doc = std::fs::read_to_string(&path).expect("docs/openapi.yaml");
+        let listed: Vec<&str> = doc
+            .split_once("    Timezone:")
+            .and_then(|(_, rest)| rest.split_once("enum: [")?.1.split_once(']'))
+            .map(|(list, _)| list.split(',').map(|n| n.trim().trim_matches('"')).filter(|n| !n.is_empty()).collect())
+            .unwrap_or_default();
+        let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+        if listed != names {
+            let mut lines = vec![String::new()];
+            for name in &names {
+                let item = format!("\"{name}\", ");
+                if lines.last().is_some_and(|l| l.len() + item.len() > 100) {
+                    lines.push(String::new());
+                }
+                if let Some(line) = lines.last_mut() {
+                    line.push_str(&item);
+                }
+            }
+            panic!("the Timezone enum of docs/openapi.yaml should list:\n{}", lines.join("\n"));
+        }
+    }
 }
