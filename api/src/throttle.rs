@@ -230,7 +230,9 @@ mod tests {
 
     #[test]
     fn outcomes_settle_the_count() {
-        let cases: [(&str, fn(Attempt), bool, bool); 3] = [
+        // (case, how the attempt is settled, email locked after, ip locked after)
+        type Case = (&'static str, fn(Attempt), bool, bool);
+        let cases: [Case; 3] = [
             ("failure stays counted", Attempt::keep, true, true),
             ("success clears the email and refunds the ip", Attempt::succeeded, false, false),
             ("no verdict is refunded", drop, false, false),

@@ -80,7 +80,9 @@ async fn every_answer_carries_security_headers_and_tokens_and_keys_are_never_cac
         ("register 201".into(), register_headers, true),
         ("create site 201".into(), site_headers, true),
     ];
-    let more: [(Method, String, Option<String>, Option<serde_json::Value>, bool); 8] = [
+    // (method, path, token, body, must not be stored)
+    type Call = (Method, String, Option<String>, Option<serde_json::Value>, bool);
+    let more: [Call; 8] = [
         (Method::POST, "/api/auth/login".into(), None, Some(json!({"email": email, "password": "long enough 1"})), true),
         (Method::POST, "/api/auth/login".into(), None, Some(json!({"email": email, "password": "wrong password"})), true),
         (Method::GET, "/api/auth/me".into(), Some(token.clone()), None, true),
