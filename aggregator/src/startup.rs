@@ -29,16 +29,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let internal = serve::bind(config.metrics_addr, "aggregator metrics").await?;
     let cancel = CancellationToken::new();
     let app = router(AppState { nats: nats.clone(), db: db.clone(), metrics: metrics.clone() });
-    let (limits, internal_limits) = (config.http.clone(), config.http.internal());
-    let (public_stop, internal_stop) = (cancel.clone(), cancel.clone());
-    let http_metrics = metrics.http.clone();
-    let server = tokio::spawn(async move {
-        serve::serve(public, app, &limits, Some(&http_metrics), public_stop.cancelled_owned()).await
-    });
-    let registry = metrics.registry.clone();
-    let metrics_server = tokio::spawn(async move {
-        serve::serve(internal, shared::http::metrics_router(registry), &internal_limits, None, internal_stop.cancelled_owned()).await
-    });
+    let mut servers = serve::Servers::spawn(public, app, internal, metrics.registry.clone(), &config.http, metrics.http.clone());
 
     // MongoDB may come up after us: keep trying the indexes rather than exiting.
     loop {
@@ -76,6 +67,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let result = tokio::select! {
         () = &mut shutdown => Ok(()),
         r = &mut work => Err(anyhow::anyhow!("consumer loop ended unexpectedly: {r:?}")),
+        e = servers.failed() => Err(e),
     };
     cancel.cancel();
     if result.is_ok() {
@@ -86,7 +78,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     let _ = scheduler.shutdown().await;
     let _ = lag.await;
-    let _ = tokio::join!(server, metrics_server);
+    servers.stop().await;
     tracing::info!("aggregator stopped");
     result
 }

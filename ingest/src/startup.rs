@@ -7,7 +7,6 @@ use anyhow::Context;
 use async_nats::jetstream;
 use shared::serve;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,
@@ -46,25 +45,13 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
     let public = serve::bind(config.addr, "ingest").await?;
     let internal = serve::bind(config.metrics_addr, "ingest metrics").await?;
-    let stop = CancellationToken::new();
-    let (limits, internal_limits) = (config.http.clone(), config.http.internal());
-    let registry = state.metrics.registry.clone();
-    let http_metrics = state.metrics.http.clone();
-    let app = router(state);
-    let (public_stop, internal_stop) = (stop.clone(), stop.clone());
-    let mut public = tokio::spawn(async move {
-        serve::serve(public, app, &limits, Some(&http_metrics), public_stop.cancelled_owned()).await
-    });
-    let mut internal = tokio::spawn(async move {
-        serve::serve(internal, shared::http::metrics_router(registry), &internal_limits, None, internal_stop.cancelled_owned()).await
-    });
+    let (registry, http_metrics) = (state.metrics.registry.clone(), state.metrics.http.clone());
+    let mut servers = serve::Servers::spawn(public, router(state), internal, registry, &config.http, http_metrics);
     let result = tokio::select! {
         () = shutdown => Ok(()),
-        r = &mut public => Err(anyhow::anyhow!("public listener ended: {r:?}")),
-        r = &mut internal => Err(anyhow::anyhow!("metrics listener ended: {r:?}")),
+        e = servers.failed() => Err(e),
     };
-    stop.cancel();
-    let _ = tokio::join!(public, internal);
+    servers.stop().await;
 
     let _ = stop_tx.send(true);
     let _ = follower.await;

@@ -16,6 +16,8 @@
 //!    idle between requests. The body is bounded by each router's request timeout layer.
 //! 4. On shutdown: stop accepting, ask every connection to finish its request in flight and
 //!    close, and wait for them up to [`DRAIN_LIMIT`].
+//!
+//! A service runs its public and its internal (metrics) listener as one [`Servers`].
 
 use std::{
     future::Future,
@@ -34,6 +36,7 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpListener,
     sync::Semaphore,
+    task::JoinHandle,
     time::{Instant, Sleep},
 };
 use tokio_util::sync::CancellationToken;
@@ -155,6 +158,51 @@ pub async fn serve(
         tracing::warn!("connections still open after the drain limit; closing them");
     }
     Ok(())
+}
+
+/// A service's two listeners, served in the background: the public router, and the internal
+/// one that answers `/metrics` (`CP_METRICS_ADDR`).
+pub struct Servers {
+    public: JoinHandle<io::Result<()>>,
+    internal: JoinHandle<io::Result<()>>,
+    stop: CancellationToken,
+}
+
+impl Servers {
+    /// Serves `app` on `public` with `limits`, counting connections in `metrics`, and the
+    /// metrics of `registry` on `internal` with [`ServeLimits::internal`].
+    pub fn spawn(
+        public: TcpListener,
+        app: Router,
+        internal: TcpListener,
+        registry: prometheus::Registry,
+        limits: &ServeLimits,
+        metrics: HttpMetrics,
+    ) -> Self {
+        let stop = CancellationToken::new();
+        let (public_limits, internal_limits) = (limits.clone(), limits.internal());
+        let public_stop = stop.clone().cancelled_owned();
+        let public = tokio::spawn(async move { serve(public, app, &public_limits, Some(&metrics), public_stop).await });
+        let internal_stop = stop.clone().cancelled_owned();
+        let internal = tokio::spawn(async move {
+            serve(internal, crate::http::metrics_router(registry), &internal_limits, None, internal_stop).await
+        });
+        Self { public, internal, stop }
+    }
+
+    /// Resolves only if a listener stops by itself, with why: the process should exit then.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        tokio::select! {
+            r = &mut self.public => anyhow::anyhow!("public listener ended: {r:?}"),
+            r = &mut self.internal => anyhow::anyhow!("metrics listener ended: {r:?}"),
+        }
+    }
+
+    /// Stops accepting, lets connections finish (at most [`DRAIN_LIMIT`]), and waits.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::join!(self.public, self.internal);
+    }
 }
 
 /// Accept errors are per connection (reset before accept) or a lack of resources such as file
