@@ -5,9 +5,11 @@
 //! connections without bound: a few thousand sockets that each send one header byte now and
 //! then hold a service (slowloris). Here:
 //!
-//! 1. Accept. Over [`ServeLimits::max_connections`] open connections, the new one is closed at
-//!    once (and counted): refusing costs nothing, while a queue of waiting sockets would only
-//!    time out later.
+//! 1. Accept. Over [`ServeLimits::max_connections`] open connections, or over
+//!    [`ServeLimits::max_connections_per_ip`] from one client address (IPv6 by /64; trusted
+//!    proxies exempt), the new one is closed at once and counted: refusing costs nothing,
+//!    while a queue of waiting sockets would only time out later. The per-address bound keeps
+//!    one host from taking every slot.
 //! 2. Each connection's socket is wrapped in [`IdleTimeout`]: when neither a read nor a write
 //!    makes progress for [`ServeLimits::idle_timeout`], the connection fails. This bounds a
 //!    client that stops reading a response.
@@ -20,11 +22,12 @@
 //! A service runs its public and its internal (metrics) listener as one [`Servers`].
 
 use std::{
+    collections::HashMap,
     future::Future,
     io,
-    net::SocketAddr,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Duration,
 };
@@ -42,7 +45,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use crate::{config as env, metrics::HttpMetrics};
+use crate::{client_ip::TrustedProxies, config as env, metrics::HttpMetrics};
 
 /// Longest wait, at shutdown, for open connections to finish.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(12);
@@ -62,6 +65,12 @@ pub struct ServeLimits {
     /// `CP_HTTP_MAX_CONNECTIONS`: open connections on a public listener; more are closed at
     /// once; default 4096 (keep the process's open-file limit above it).
     pub max_connections: usize,
+    /// `CP_HTTP_MAX_CONNECTIONS_PER_IP`: open connections from one client address (IPv6 by
+    /// /64); default 512; 0 turns the bound off.
+    pub max_connections_per_ip: usize,
+    /// `CP_TRUSTED_PROXIES`: peers exempt from the per-address bound (a balancer in front
+    /// connects for everyone).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl ServeLimits {
@@ -71,6 +80,8 @@ impl ServeLimits {
             header_read_timeout: env::millis("CP_HTTP_HEADER_TIMEOUT_MS", 10_000)?,
             idle_timeout: env::millis("CP_HTTP_IDLE_TIMEOUT_MS", 30_000)?,
             max_connections: env::parse("CP_HTTP_MAX_CONNECTIONS", 4096)?,
+            max_connections_per_ip: env::parse("CP_HTTP_MAX_CONNECTIONS_PER_IP", 512)?,
+            trusted_proxies: TrustedProxies::parse(&env::string("CP_TRUSTED_PROXIES", ""))?,
         };
         anyhow::ensure!(limits.max_connections >= 1, "CP_HTTP_MAX_CONNECTIONS must be at least 1");
         anyhow::ensure!(!limits.header_read_timeout.is_zero(), "CP_HTTP_HEADER_TIMEOUT_MS must be above 0");
@@ -80,7 +91,7 @@ impl ServeLimits {
 
     /// The internal (metrics) listener's limits: the same timeouts, few connections.
     pub fn internal(&self) -> Self {
-        Self { max_connections: 64, ..self.clone() }
+        Self { max_connections: 64, max_connections_per_ip: 0, ..self.clone() }
     }
 }
 
@@ -95,6 +106,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = Arc::new(PerAddress::new(limits.max_connections_per_ip, limits.trusted_proxies.clone()));
     let stop = CancellationToken::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -113,7 +125,8 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let slots = permits.clone().try_acquire_owned().ok().zip(PerAddress::take(&per_ip, peer.ip()));
+        let Some((permit, address_slot)) = slots else {
             if let Some(m) = metrics {
                 m.connections_refused.inc();
             }
@@ -148,7 +161,7 @@ pub async fn serve(
             if let Some(open) = &open {
                 open.dec();
             }
-            drop(permit);
+            drop((permit, address_slot));
         });
     }
     stop.cancel();
@@ -202,6 +215,65 @@ impl Servers {
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = tokio::join!(self.public, self.internal);
+    }
+}
+
+/// Open connections per client address. The map only holds addresses with a connection open,
+/// so it is bounded by the listener's connection cap.
+struct PerAddress {
+    max: usize,
+    exempt: TrustedProxies,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in [`PerAddress`], given back when dropped.
+struct AddressSlot {
+    owner: Arc<PerAddress>,
+    key: Option<IpAddr>,
+}
+
+impl PerAddress {
+    fn new(max: usize, exempt: TrustedProxies) -> Self {
+        Self { max, exempt, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// IPv4 as is; IPv6 by its /64, which one client usually holds whole.
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+            },
+            v4 => v4,
+        }
+    }
+
+    /// A slot for a connection from `ip`, or `None` when that address is at its bound.
+    fn take(this: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        if this.max == 0 || this.exempt.contains(ip) {
+            return Some(AddressSlot { owner: Arc::clone(this), key: None });
+        }
+        let key = Self::key(ip);
+        let mut open = this.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= this.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot { owner: Arc::clone(this), key: Some(key) })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        let mut open = self.owner.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&key);
+            }
+        }
     }
 }
 
@@ -320,6 +392,35 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_share_and_gets_it_back() {
+        let per = Arc::new(PerAddress::new(2, TrustedProxies::default()));
+        let held: Vec<_> = (0..2).map(|_| PerAddress::take(&per, ip("198.51.100.7")).expect("slot")).collect();
+        assert!(PerAddress::take(&per, ip("198.51.100.7")).is_none(), "a third is refused");
+        assert!(PerAddress::take(&per, ip("::ffff:198.51.100.7")).is_none(), "the mapped form is the same address");
+        assert!(PerAddress::take(&per, ip("198.51.100.8")).is_some(), "another address is not");
+        drop(held);
+        assert!(PerAddress::take(&per, ip("198.51.100.7")).is_some(), "closing gives the slots back");
+        assert!(per.open.lock().expect("lock").is_empty(), "no entry outlives its connections");
+    }
+
+    #[test]
+    fn ipv6_shares_a_bound_per_64_and_trusted_proxies_and_zero_are_unbounded() {
+        let per = Arc::new(PerAddress::new(1, TrustedProxies::parse("10.0.0.0/8").expect("proxies")));
+        let _a = PerAddress::take(&per, ip("2001:db8:1:2::1")).expect("slot");
+        assert!(PerAddress::take(&per, ip("2001:db8:1:2:ffff::9")).is_none(), "same /64");
+        assert!(PerAddress::take(&per, ip("2001:db8:1:3::1")).is_some(), "another /64");
+        let proxy: Vec<_> = (0..5).map(|_| PerAddress::take(&per, ip("10.1.2.3"))).collect();
+        assert!(proxy.iter().all(Option::is_some), "a trusted proxy is exempt");
+        let off = Arc::new(PerAddress::new(0, TrustedProxies::default()));
+        let many: Vec<_> = (0..5).map(|_| PerAddress::take(&off, ip("192.0.2.1"))).collect();
+        assert!(many.iter().all(Option::is_some), "0 turns the bound off");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_reader_that_never_reads_fails_the_writer_after_the_limit() {

@@ -260,6 +260,7 @@ impl Stack {
                     .env("CP_AGGREGATOR_ADDR", format!("127.0.0.1:{}", self.aggregator_port))
                     .env("CP_METRICS_ADDR", format!("127.0.0.1:{}", self.metrics_ports.get(&svc).copied().unwrap_or(0)))
                     .env("CP_REGISTER_MAX_PER_IP", "100000")
+                    .env("CP_HTTP_MAX_CONNECTIONS_PER_IP", "100000")
                     .env("CP_INGEST_PUBLIC_URL", format!("http://127.0.0.1:{}", self.ingest_port))
                     .env("CP_WEB_DIR", workspace_root().join("web"))
                     .env("CP_TRACKER_DIR", workspace_root().join("tracker"))

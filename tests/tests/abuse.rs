@@ -223,3 +223,38 @@ async fn connections_over_the_cap_are_closed_at_once_and_service_resumes() {
         .and_then(|v| v.parse::<u64>().ok());
     assert!(refused.is_some_and(|n| n >= 8), "refusals are counted: {refused:?}");
 }
+
+/// `GET /healthz` on a fresh connection from `local`; the status line's code.
+async fn healthz_from(local: &str, port: u16) -> Option<u16> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind(format!("{local}:0").parse().ok()?).ok()?;
+    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.ok()?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await.ok()?.ok()?;
+    String::from_utf8_lossy(&answer).split(' ').nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_cannot_take_every_connection() {
+    let stack = Stack::start_with(&[("CP_HTTP_MAX_CONNECTIONS_PER_IP", "4")]).await;
+    for p in [Proc::Api, Proc::Ingest] {
+        let port: u16 = stack.url(p).rsplit(':').next().and_then(|s| s.parse().ok()).expect("port");
+        let mut sockets = Vec::new();
+        for _ in 0..8 {
+            sockets.push(TcpStream::connect(("127.0.0.1", port)).await.expect("connect"));
+        }
+        let closed_at_once = join_all(sockets.iter_mut().map(|s| async move {
+            let mut buf = [0u8; 16];
+            matches!(tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+        }))
+        .await
+        .into_iter()
+        .filter(|closed| *closed)
+        .count();
+        assert!(closed_at_once >= 4, "{p:?}: {closed_at_once} of 8 from one address were refused");
+        // Another address is served while the first one's sockets are still held.
+        assert_eq!(healthz_from("127.0.0.2", port).await, Some(200), "{p:?}: another client");
+        drop(sockets);
+    }
+}
