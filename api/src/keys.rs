@@ -180,7 +180,14 @@ impl KeyRegistry {
             let stale = match &before {
                 None => true,
                 Some(e) if e.operation == Operation::Put => e.value.as_ref() != entry_of(site)?.as_slice(),
-                Some(_) => false,
+                Some(_) => {
+                    // Revoked after the listing was read, as a rotate or delete does. A site
+                    // that still holds a revoked key now would be a bug: say so, never revive it.
+                    if let Some(holder) = self.sites.find_one(doc! {"api_key": &site.api_key}).await? {
+                        tracing::error!(site_id = %holder.id, "site holds a revoked key; rotating it fixes the site");
+                    }
+                    false
+                }
             };
             if stale && self.refresh(&site.api_key).await? == KeyState::Live {
                 repairs.published += 1;
