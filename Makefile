@@ -16,9 +16,9 @@ help:
 deps:
 	@deploy/local/deps.sh
 
-# Tests also drive Chromium.
+# Tests also drive Chromium and run schemathesis against docs/openapi.yaml.
 deps-test:
-	@deploy/local/deps.sh --browser
+	@deploy/local/deps.sh --test
 
 # The minified tracker the api serves at /convertpulse.js.
 frontend:

@@ -2,12 +2,17 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use shared::{bus::StreamLimits, config as env, config::Backends};
+use shared::{bus::StreamLimits, config as env, config::Backends, serve::ServeLimits};
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `CP_AGGREGATOR_ADDR`: listen address of health and metrics, default `127.0.0.1:8082`.
+    /// `CP_AGGREGATOR_ADDR`: listen address of `/healthz` and `/readyz`, default
+    /// `127.0.0.1:8082`.
     pub addr: SocketAddr,
+    /// `CP_METRICS_ADDR`: internal listen address of `/metrics`, default `127.0.0.1:9182`.
+    pub metrics_addr: SocketAddr,
+    /// `CP_HTTP_HEADER_TIMEOUT_MS`, `CP_HTTP_IDLE_TIMEOUT_MS`, `CP_HTTP_MAX_CONNECTIONS`.
+    pub http: ServeLimits,
     /// `NATS_URL`, `MONGODB_URI`, `MONGODB_DB`.
     pub backends: Backends,
     /// `CP_FLUSH_MAX_BATCHES`: most batches per flush, default 500.
@@ -45,6 +50,8 @@ impl Config {
         anyhow::ensure!(rollup_days >= 1, "CP_ROLLUP_RETENTION_DAYS must be at least 1");
         Ok(Self {
             addr: env::addr("CP_AGGREGATOR_ADDR", "127.0.0.1:8082")?,
+            metrics_addr: env::addr("CP_METRICS_ADDR", "127.0.0.1:9182")?,
+            http: ServeLimits::from_env()?,
             backends: Backends::from_env(),
             max_batches,
             flush_interval: env::millis("CP_FLUSH_INTERVAL_MS", 50)?,

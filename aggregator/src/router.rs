@@ -1,4 +1,5 @@
-//! The aggregator's HTTP surface: health, readiness and metrics only.
+//! The aggregator's HTTP surface: health and readiness only (`/metrics` is on the internal
+//! listener).
 
 use axum::{Router, extract::State, middleware, response::Response, routing::get};
 use mongodb::Database;
@@ -17,7 +18,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|State(s): State<AppState>| async move { shared::http::metrics_text(&s.metrics.registry) }))
         .fallback(shared::http::not_found)
         .layer(middleware::from_fn(shared::http::envelope_405))
         .layer(middleware::from_fn_with_state(http_metrics, shared::http::track_metrics))

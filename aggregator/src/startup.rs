@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull};
-use tokio::net::TcpListener;
+use shared::serve;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -26,14 +26,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let db = shared::store::connect(&config.backends.mongodb_uri, &config.backends.mongodb_db, "convertpulse-aggregator").await?;
     let metrics = Metrics::new().context("registering metrics")?;
 
-    let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "aggregator listening");
+    let public = serve::bind(config.addr, "aggregator").await?;
+    let internal = serve::bind(config.metrics_addr, "aggregator metrics").await?;
     let cancel = CancellationToken::new();
-    let server_cancel = cancel.clone();
     let app = router(AppState { nats: nats.clone(), db: db.clone(), metrics: metrics.clone() });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { server_cancel.cancelled().await }).await
-    });
+    let mut servers = serve::Servers::spawn(public, app, internal, metrics.registry.clone(), &config.http, metrics.http.clone());
 
     // MongoDB may come up after us: keep trying the indexes rather than exiting.
     loop {
@@ -89,6 +86,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let result = tokio::select! {
         () = &mut shutdown => Ok(()),
         r = &mut work => Err(anyhow::anyhow!("consumer loop ended unexpectedly: {r:?}")),
+        e = servers.failed() => Err(e),
     };
     cancel.cancel();
     if result.is_ok() {
@@ -99,7 +97,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     let _ = scheduler.shutdown().await;
     let _ = lag.await;
-    let _ = server.await;
+    servers.stop().await;
     tracing::info!("aggregator stopped");
     result
 }

@@ -3,13 +3,17 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use shared::{client_ip::TrustedProxies, config as env, config::Backends};
+use shared::{client_ip::TrustedProxies, config as env, config::Backends, serve::ServeLimits};
 
 /// Everything the api can be told. `Debug` leaves the JWT secret out.
 #[derive(Clone)]
 pub struct Config {
     /// `CP_API_ADDR`: listen address, default `127.0.0.1:8080`.
     pub addr: SocketAddr,
+    /// `CP_METRICS_ADDR`: internal listen address of `/metrics`, default `127.0.0.1:9180`.
+    pub metrics_addr: SocketAddr,
+    /// `CP_HTTP_HEADER_TIMEOUT_MS`, `CP_HTTP_IDLE_TIMEOUT_MS`, `CP_HTTP_MAX_CONNECTIONS`.
+    pub http: ServeLimits,
     /// `NATS_URL`, `MONGODB_URI`, `MONGODB_DB`.
     pub backends: Backends,
     /// `CP_JWT_SECRET`: HS256 signing secret, required, at least 32 bytes.
@@ -20,6 +24,11 @@ pub struct Config {
     pub bcrypt_cost: u32,
     /// `CP_LOGIN_MAX_FAILURES`: failed logins per email or IP before 429, default 5 per 15 min.
     pub login_max_failures: u32,
+    /// `CP_REGISTER_MAX_PER_IP`: accounts one client IP may register per hour, default 10.
+    pub register_max_per_ip: u32,
+    /// `CP_BCRYPT_CONCURRENCY`: bcrypt computations for logins at once, default the number of
+    /// CPUs; registrations get half of it (at least 1) on top. Past that, 503 with Retry-After.
+    pub bcrypt_concurrency: usize,
     /// `CP_TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
     /// `CP_WEB_DIR`: the static web app, default `web`.
@@ -31,14 +40,17 @@ pub struct Config {
     /// `CP_INGEST_PUBLIC_URL`: ingest as browsers reach it, for the snippet and the demo page;
     /// default `http://127.0.0.1:8081`.
     pub ingest_public_url: String,
-    /// `CP_DEMO_EMAIL`: the account whose first site the `/demo` page reports to.
-    pub demo_email: String,
+    /// `CP_DEMO_EMAIL`: the account whose first site the `/demo` page reports to. Unset (the
+    /// default), `/demo` is off: where nobody seeded that account, anyone could register it and
+    /// receive the demo's events. `make run` sets it and seeds the account.
+    pub demo_email: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("addr", &self.addr)
+            .field("metrics_addr", &self.metrics_addr)
             .field("backends", &self.backends)
             .field("jwt_secret", &"<redacted>")
             .field("bcrypt_cost", &self.bcrypt_cost)
@@ -50,19 +62,27 @@ impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         let cost: u32 = env::parse("CP_BCRYPT_COST", 12)?;
         anyhow::ensure!((4..=31).contains(&cost), "CP_BCRYPT_COST must be from 4 to 31");
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let bcrypt_concurrency: usize = env::parse("CP_BCRYPT_CONCURRENCY", cpus)?;
+        anyhow::ensure!(bcrypt_concurrency >= 1, "CP_BCRYPT_CONCURRENCY must be at least 1");
+        let demo_email = env::string("CP_DEMO_EMAIL", "");
         Ok(Self {
             addr: env::addr("CP_API_ADDR", "127.0.0.1:8080")?,
+            metrics_addr: env::addr("CP_METRICS_ADDR", "127.0.0.1:9180")?,
+            http: ServeLimits::from_env()?,
             backends: Backends::from_env(),
             jwt_secret: env::secret("CP_JWT_SECRET", 32)?,
             jwt_ttl: Duration::from_secs(3600 * env::parse::<u64>("CP_JWT_TTL_HOURS", 24)?),
             bcrypt_cost: cost,
             login_max_failures: env::parse("CP_LOGIN_MAX_FAILURES", 5)?,
+            register_max_per_ip: env::parse("CP_REGISTER_MAX_PER_IP", 10)?,
+            bcrypt_concurrency,
             trusted_proxies: TrustedProxies::parse(&env::string("CP_TRUSTED_PROXIES", "")).context("CP_TRUSTED_PROXIES")?,
             web_dir: PathBuf::from(env::string("CP_WEB_DIR", "web")),
             node_modules_dir: PathBuf::from(env::string("CP_NODE_MODULES_DIR", "node_modules")),
             tracker_dir: PathBuf::from(env::string("CP_TRACKER_DIR", "tracker")),
             ingest_public_url: env::string("CP_INGEST_PUBLIC_URL", "http://127.0.0.1:8081"),
-            demo_email: env::string("CP_DEMO_EMAIL", "demo@convertpulse.dev"),
+            demo_email: (!demo_email.is_empty()).then(|| demo_email.to_ascii_lowercase()),
         })
     }
 }

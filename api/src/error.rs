@@ -21,7 +21,7 @@ pub enum ApiError {
     #[error("email or password is wrong")]
     InvalidCredentials,
     /// 429 `rate_limited` with `Retry-After`.
-    #[error("too many failed attempts; try again later")]
+    #[error("too many attempts; try again later")]
     RateLimited { retry_after: u64 },
     /// 401 `unauthorized`: missing, malformed, expired or forged token.
     #[error("{0}")]
@@ -38,9 +38,16 @@ pub enum ApiError {
     /// 400 `invalid_request`: a body that is not the JSON the route takes.
     #[error("{0}")]
     InvalidRequest(String),
+    /// 413 `payload_too_large`: a body over the api's limit (16 KiB).
+    #[error("body is larger than 16 KiB")]
+    PayloadTooLarge,
     /// 404 `not_found`: absent or someone else's.
     #[error("not found")]
     NotFound,
+    /// 503 `unavailable` with `Retry-After`: every bcrypt slot is taken. Not logged: it is
+    /// what a flood looks like, and the flood must not fill the log too.
+    #[error("the server is busy; retry shortly")]
+    Busy,
     /// 503 `unavailable`: a dependency did not answer.
     #[error("a dependency is unavailable; retry shortly")]
     Unavailable(#[source] anyhow::Error),
@@ -68,8 +75,9 @@ impl ApiError {
             Self::InvalidTimeframe(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTimeframe),
             Self::InvalidGoal(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidGoal),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            Self::Busy | Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
@@ -86,8 +94,15 @@ impl IntoResponse for ApiError {
             Self::RateLimited { retry_after } => {
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
+            Self::Busy => {
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             Self::Unavailable(_) => {
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            Self::PayloadTooLarge => {
+                // The rest of the body is still unread: do not reuse the connection.
+                res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -1,13 +1,25 @@
-//! The api's routes and the state they share.
+//! The api's routes, the state they share, and the headers every answer carries.
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, middleware};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, header},
+    middleware,
+};
 use mongodb::{Collection, Database};
 use shared::store::{GoalDoc, SiteDoc, UserDoc};
-use tower_http::timeout::TimeoutLayer;
+use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
-use crate::{config::Config, keys::KeyRegistry, metrics::Metrics, routes, throttle::LoginThrottle, tokens::Tokens};
+use crate::{config::Config, keys::KeyRegistry, metrics::Metrics, passwords::Hasher, routes, throttle::Throttle, tokens::Tokens};
+
+/// Largest request body: the api takes small JSON documents only.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The policy of answers that are not pages (JSON, errors): load nothing, be framed nowhere.
+/// Pages set their own (`routes::web::CSP`).
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Cheap handles shared by every request.
 #[derive(Clone)]
@@ -19,16 +31,22 @@ pub struct AppState {
     pub goals: Collection<GoalDoc>,
     pub tokens: Arc<Tokens>,
     pub keys: KeyRegistry,
-    pub throttle: Arc<LoginThrottle>,
+    /// Login attempts per email and per client IP.
+    pub login_throttle: Arc<Throttle>,
+    /// Registrations per client IP.
+    pub register_throttle: Arc<Throttle>,
+    /// bcrypt with bounded concurrency.
+    pub hasher: Hasher,
     /// A bcrypt hash of nothing anyone knows, verified against when the email is unknown.
     pub dummy_hash: Arc<String>,
     pub metrics: Metrics,
     pub nats: async_nats::Client,
 }
 
-/// The whole HTTP surface of the api.
+/// The whole public HTTP surface of the api (`/metrics` is on the internal listener).
 pub fn router(state: AppState) -> Router {
     let http_metrics = state.metrics.http.clone();
+    let default_header = |name: HeaderName, value: &'static str| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::sites::router())
@@ -37,8 +55,17 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::web::router(&state))
         .fallback(shared::http::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(shared::http::envelope_405))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)))
+        // Security headers on every answer, errors included; routes that need another value
+        // (pages, the snippet, token and key answers) set their own first.
+        .layer(default_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(default_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(default_header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(default_header(header::CONTENT_SECURITY_POLICY, API_CSP))
+        .layer(default_header(HeaderName::from_static("cross-origin-opener-policy"), "same-origin"))
+        .layer(default_header(header::CACHE_CONTROL, "no-store"))
         .layer(middleware::from_fn_with_state(http_metrics, shared::http::track_metrics))
         .with_state(state)
 }

@@ -1,20 +1,20 @@
-//! Wiring: connect to MongoDB and NATS, prepare indexes and the sites bucket, serve.
+//! Wiring: connect to MongoDB and NATS, prepare indexes and the sites bucket, serve the public
+//! and the internal (metrics) listener.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use async_nats::jetstream;
-use shared::names::collections as c;
-use tokio::net::TcpListener;
+use shared::{names::collections as c, serve};
 
 use crate::{
     config::Config,
     jobs,
     keys::KeyRegistry,
     metrics::Metrics,
-    passwords,
+    passwords::{self, Hasher},
     router::{AppState, router},
-    throttle::LoginThrottle,
+    throttle::{self, Throttle},
     tokens::Tokens,
 };
 
@@ -34,15 +34,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let nats = shared::bus::connect(&config.backends.nats_url, "convertpulse-api", Duration::from_secs(30)).await?;
     let js = jetstream::new(nats.clone());
-    let keys = KeyRegistry::new(shared::bus::sites_bucket(&js).await?);
     let sites = db.collection(c::SITES);
-    keys.reconcile(&sites).await.context("publishing site keys")?;
+    let keys = KeyRegistry::new(shared::bus::sites_bucket(&js).await?, sites.clone());
+    keys.reconcile().await.context("publishing site keys")?;
     let dummy_hash = passwords::hash("not a password anyone has".into(), config.bcrypt_cost)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(AppState {
         tokens: Arc::new(Tokens::new(&config.jwt_secret, config.jwt_ttl)),
-        throttle: Arc::new(LoginThrottle::new(config.login_max_failures)),
+        login_throttle: Arc::new(Throttle::new(config.login_max_failures, throttle::LOGIN_WINDOW, throttle::CAPACITY)),
+        register_throttle: Arc::new(Throttle::new(config.register_max_per_ip, throttle::REGISTER_WINDOW, throttle::CAPACITY)),
+        hasher: Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency),
         users: db.collection(c::USERS),
         sites,
         goals: db.collection(c::GOALS),
@@ -55,18 +57,23 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-/// Runs the api until `shutdown` resolves; in-flight requests finish first.
+/// Runs the api until `shutdown` resolves; in-flight requests finish first. If either
+/// listener fails, the other stops too and the error is returned.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let addr = config.addr;
+    let (addr, metrics_addr, limits) = (config.addr, config.metrics_addr, config.http.clone());
     let state = build_state(config).await?;
-    let mut scheduler = jobs::start(state.keys.clone(), state.sites.clone()).await?;
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "api listening");
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving")?;
+    let mut scheduler = jobs::start(state.keys.clone()).await?;
+    let public = serve::bind(addr, "api").await?;
+    let internal = serve::bind(metrics_addr, "api metrics").await?;
+
+    let (registry, http_metrics) = (state.metrics.registry.clone(), state.metrics.http.clone());
+    let mut servers = serve::Servers::spawn(public, router(state), internal, registry, &limits, http_metrics);
+    let result = tokio::select! {
+        () = shutdown => Ok(()),
+        e = servers.failed() => Err(e),
+    };
+    servers.stop().await;
     let _ = scheduler.shutdown().await;
     tracing::info!("api stopped");
-    Ok(())
+    result
 }

@@ -2,10 +2,12 @@
 # Installs what running and testing ConvertPulse needs and is missing:
 #   nats-server            Debian package (JetStream via -js)
 #   nx-27017               MongoDB-wire server, in ./.venv (skipped when MONGODB_URI is set)
-#   chromium, firefox-esr, Debian packages (only with --browser): the browser tests drive
+#   chromium, firefox-esr, Debian packages (only with --browser or --test): the browser tests drive
 #   webkit2gtk-driver,     Chromium with playwright-core, Firefox with puppeteer-core, and
 #   xvfb                   WebKitGTK's MiniBrowser over WebDriver in a private Xvfb
 #   wrk, linux-perf        Debian packages (only with --bench: the load client and profiler)
+#   schemathesis           PyPI, in ./.venv-schemathesis (only with --test): checks
+#                          docs/openapi.yaml against a running stack
 #   front-end packages     npm ci at the root: tracker minifier, Chart.js, browser driver
 #   IP-to-country database npm ci in deploy/geoip (@ip-location-db/geo-whois-asn-country-mmdb,
 #                          CC0-1.0 with NRO data under CC BY 4.0; ingest reads it via CP_GEOIP_DB)
@@ -15,11 +17,13 @@ cd "$(dirname "$0")/../.."
 
 want_browser=0
 want_bench=0
+want_schemathesis=0
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=1 ;;
+    --test) want_browser=1; want_schemathesis=1 ;;
     --bench) want_bench=1 ;;
-    *) echo "usage: $0 [--browser] [--bench]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--browser | --test] [--bench]" >&2; exit 2 ;;
   esac
 done
 
@@ -49,6 +53,13 @@ if [ -z "${MONGODB_URI:-}" ] && [ ! -x .venv/bin/nx-27017 ]; then
   echo "==> installing nx-27017 (MongoDB-wire server) into .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "nx-27017==0.8.1"
+fi
+
+SCHEMATHESIS_VERSION=4.32.5
+if [ "$want_schemathesis" = 1 ] && ! .venv-schemathesis/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "==> installing schemathesis $SCHEMATHESIS_VERSION into .venv-schemathesis"
+  python3 -m venv .venv-schemathesis
+  .venv-schemathesis/bin/pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then

@@ -20,7 +20,12 @@ export CP_AGGREGATOR_ADDR=${CP_AGGREGATOR_ADDR:-127.0.0.1:8082}
 export CP_INGEST_PUBLIC_URL=${CP_INGEST_PUBLIC_URL:-http://localhost:${CP_INGEST_ADDR##*:}}
 export CP_WEB_DIR=${CP_WEB_DIR:-web}
 export CP_TRACKER_DIR=${CP_TRACKER_DIR:-tracker}
+# /demo is off unless CP_DEMO_EMAIL names an account with a site: this script seeds both.
 export CP_DEMO_EMAIL=${CP_DEMO_EMAIL:-demo@convertpulse.dev}
+# Each service's internal /metrics listener (CP_METRICS_ADDR of that process).
+API_METRICS_ADDR=${CP_API_METRICS_ADDR:-127.0.0.1:9180}
+INGEST_METRICS_ADDR=${CP_INGEST_METRICS_ADDR:-127.0.0.1:9181}
+AGGREGATOR_METRICS_ADDR=${CP_AGGREGATOR_METRICS_ADDR:-127.0.0.1:9182}
 export RUST_LOG=${RUST_LOG:-info}
 # Installed by deploy/local/deps.sh; without it ingest still runs and counts countries as (unknown).
 export CP_GEOIP_DB=${CP_GEOIP_DB:-deploy/geoip/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb}
@@ -80,7 +85,12 @@ services="api ingest aggregator"
 [ -n "${CP_SKIP_AGGREGATOR:-}" ] && services="api ingest"
 for svc in $services; do
   [ -x "$BIN_DIR/$svc" ] || { echo "!! $BIN_DIR/$svc is missing: run 'make run' (it builds first)" >&2; exit 1; }
-  start "$svc" "$BIN_DIR/$svc"
+  case "$svc" in
+    api) metrics_addr=$API_METRICS_ADDR ;;
+    ingest) metrics_addr=$INGEST_METRICS_ADDR ;;
+    *) metrics_addr=$AGGREGATOR_METRICS_ADDR ;;
+  esac
+  start "$svc" env CP_METRICS_ADDR="$metrics_addr" "$BIN_DIR/$svc"
 done
 api="http://$CP_API_ADDR"
 wait_for "api" curl -fsS "$api/readyz"
@@ -107,7 +117,7 @@ cat <<MSG
     Dashboard      http://localhost:$api_port/dashboard
     Demo site      http://localhost:$api_port/demo     (its clicks show on the dashboard)
     Ingest         $CP_INGEST_PUBLIC_URL/api/events/batch
-    Metrics        http://$CP_API_ADDR/metrics  http://$CP_INGEST_ADDR/metrics  http://$CP_AGGREGATOR_ADDR/metrics
+    Metrics        http://$API_METRICS_ADDR/metrics  http://$INGEST_METRICS_ADDR/metrics  http://$AGGREGATOR_METRICS_ADDR/metrics
 
     Demo login     $CP_DEMO_EMAIL / $DEMO_PASSWORD
 

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use shared::{bus::StreamLimits, config as env, config::Backends};
+use shared::{bus::StreamLimits, config as env, config::Backends, serve::ServeLimits};
 
 use shared::client_ip::TrustedProxies;
 
@@ -12,6 +12,10 @@ use shared::client_ip::TrustedProxies;
 pub struct Config {
     /// `CP_INGEST_ADDR`: listen address, default `127.0.0.1:8081`.
     pub addr: SocketAddr,
+    /// `CP_METRICS_ADDR`: internal listen address of `/metrics`, default `127.0.0.1:9181`.
+    pub metrics_addr: SocketAddr,
+    /// `CP_HTTP_HEADER_TIMEOUT_MS`, `CP_HTTP_IDLE_TIMEOUT_MS`, `CP_HTTP_MAX_CONNECTIONS`.
+    pub http: ServeLimits,
     /// `NATS_URL` (MongoDB settings are not used by ingest).
     pub backends: Backends,
     /// `CP_RATE_LIMIT_KEY_PER_SEC`: sustained batches per second per site key, default 1000.
@@ -40,6 +44,8 @@ impl Config {
         let proxies = env::string("CP_TRUSTED_PROXIES", "");
         Ok(Self {
             addr: env::addr("CP_INGEST_ADDR", "127.0.0.1:8081")?,
+            metrics_addr: env::addr("CP_METRICS_ADDR", "127.0.0.1:9181")?,
+            http: ServeLimits::from_env()?,
             backends: Backends::from_env(),
             key_rate: env::parse("CP_RATE_LIMIT_KEY_PER_SEC", 1000.0)?,
             key_burst: env::parse("CP_RATE_LIMIT_KEY_BURST", 2000.0)?,

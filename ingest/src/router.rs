@@ -45,18 +45,18 @@ pub struct Shared {
     pub nats: async_nats::Client,
 }
 
-/// The whole HTTP surface of ingest.
+/// The whole public HTTP surface of ingest (`/metrics` is on the internal listener).
 pub fn router(state: AppState) -> Router {
     let http_metrics = state.metrics.http.clone();
     Router::new()
         .route("/api/events/batch", post(routes::batch::post_batch).options(routes::batch::preflight))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
         .fallback(shared::http::not_found)
         .layer(middleware::from_fn(shared::http::envelope_405))
         // Tracker pages live on other origins; no credentials are ever involved.
         .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)))
         .layer(middleware::from_fn_with_state(http_metrics, shared::http::track_metrics))
         .with_state(state)

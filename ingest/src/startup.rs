@@ -1,10 +1,12 @@
-//! Wiring: connect to NATS, prepare the stream and buckets, start the key watcher, serve.
+//! Wiring: connect to NATS, prepare the stream and buckets, start the key watcher, serve the
+//! public and the internal (metrics) listener.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use async_nats::jetstream;
-use tokio::{net::TcpListener, sync::watch};
+use shared::serve;
+use tokio::sync::watch;
 
 use crate::{
     config::Config,
@@ -43,12 +45,15 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         nats: nats.clone(),
     }));
 
-    let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "ingest listening");
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving")?;
+    let public = serve::bind(config.addr, "ingest").await?;
+    let internal = serve::bind(config.metrics_addr, "ingest metrics").await?;
+    let (registry, http_metrics) = (state.metrics.registry.clone(), state.metrics.http.clone());
+    let mut servers = serve::Servers::spawn(public, router(state), internal, registry, &config.http, http_metrics);
+    let result = tokio::select! {
+        () = shutdown => Ok(()),
+        e = servers.failed() => Err(e),
+    };
+    servers.stop().await;
 
     let _ = stop_tx.send(true);
     let _ = follower.await;
@@ -56,5 +61,5 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         tracing::warn!(error = %e, "draining nats");
     }
     tracing::info!("ingest stopped");
-    Ok(())
+    result
 }

@@ -1,19 +1,21 @@
 //! HTTP plumbing every service shares: the request-metrics middleware, the JSON error
-//! envelope as a response, fallbacks for unknown routes and methods, and the shutdown signal.
+//! envelope as a response, fallbacks for unknown routes and methods, the internal metrics
+//! router, and the shutdown signal. Listening and connection limits are in [`crate::serve`].
 
 use std::time::Instant;
 
 use axum::{
-    Json,
+    Json, Router,
     extract::{MatchedPath, Request, State},
     http::{StatusCode, header},
-    middleware::Next,
+    middleware::{self, Next},
     response::{IntoResponse, Response},
+    routing::get,
 };
 
 use crate::{
     error::{ErrorBody, ErrorCode},
-    metrics::HttpMetrics,
+    metrics::{HttpMetrics, method_label},
 };
 
 /// An error envelope response.
@@ -41,17 +43,15 @@ pub async fn envelope_405(req: Request, next: Next) -> Response {
 }
 
 /// Counts every request by route template, method and status. Unmatched paths share the
-/// label `unmatched`, so a scanner cannot blow up the label set.
+/// label `unmatched` and unknown methods the label `other`, so a scanner cannot blow up the
+/// label set.
 pub async fn track_metrics(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().as_str().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(req.method());
     let res = next.run(req).await;
-    metrics.observe(&route, &method, res.status().as_u16(), started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    metrics.observe(route, method, res.status().as_u16(), started.elapsed().as_secs_f64());
     res
 }
 
@@ -106,4 +106,13 @@ pub fn metrics_text(registry: &prometheus::Registry) -> Response {
         crate::metrics::render(registry),
     )
         .into_response()
+}
+
+/// The router of a service's internal metrics listener (`CP_METRICS_ADDR`): `GET /metrics`
+/// and nothing else. It has no CORS headers: no web page should read it.
+pub fn metrics_router(registry: prometheus::Registry) -> Router {
+    Router::new()
+        .route("/metrics", get(move || std::future::ready(metrics_text(&registry))))
+        .fallback(not_found)
+        .layer(middleware::from_fn(envelope_405))
 }

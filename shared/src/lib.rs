@@ -14,6 +14,7 @@
 //! - [`visitor`]: the cookie-free visitor hash.
 //! - [`site`]: the site entry ingest keeps per API key, and domain / time-zone rules.
 //! - [`http`]: what every HTTP service shares: metrics middleware, error envelope, shutdown.
+//! - [`serve`]: serving a router with header-read and idle timeouts and a connection cap.
 //! - [`client_ip`]: the client address behind trusted proxies.
 //! - [`bus`]: JetStream stream and key-value bucket setup.
 //! - [`store`]: MongoDB document types and index setup.
@@ -33,6 +34,7 @@ pub mod message;
 pub mod metrics;
 pub mod names;
 pub mod rollup;
+pub mod serve;
 pub mod site;
 pub mod store;
 pub mod telemetry;

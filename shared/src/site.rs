@@ -11,11 +11,17 @@ pub struct SiteEntry {
     pub timezone: String,
 }
 
-/// A bare host name (`example.com`, `localhost`): lower-cased labels of `a-z0-9-`, no scheme,
-/// port, path or wildcard. Returns the normalized form.
+/// A bare host name (`example.com`, `localhost`): labels of `a-z0-9-`, no scheme, port, path
+/// or wildcard; at most 253 bytes as sent. Surrounding ASCII white space and one trailing dot
+/// are dropped and the rest lower-cased: the normalized form is returned. (docs/openapi.yaml's
+/// `Domain` pattern says the same.)
 pub fn parse_domain(raw: &str) -> Option<String> {
-    let d = raw.trim().trim_end_matches('.').to_ascii_lowercase();
-    if d.is_empty() || d.len() > 253 {
+    if raw.len() > 253 {
+        return None;
+    }
+    let d = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    let d = d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase();
+    if d.is_empty() {
         return None;
     }
     let label_ok = |l: &str| {
@@ -34,11 +40,17 @@ mod tests {
 
     #[test]
     fn domains() {
-        let good = [("example.com", "example.com"), ("Sub.Example.COM.", "sub.example.com"), ("localhost", "localhost")];
+        let good = [
+            ("example.com", "example.com"),
+            ("Sub.Example.COM.", "sub.example.com"),
+            ("localhost", "localhost"),
+            (" \texample.com\n", "example.com"),
+        ];
         for (raw, want) in good {
             assert_eq!(parse_domain(raw).as_deref(), Some(want), "case {raw}");
         }
-        for bad in ["", "https://example.com", "example.com/path", "example.com:8080", "*.example.com", "exa mple.com", "-a.com", "a..com"] {
+        let too_long = format!("{}.com", "a".repeat(250));
+        for bad in ["", ".", "https://example.com", "example.com/path", "example.com:8080", "*.example.com", "exa mple.com", "-a.com", "a..com", "example.com..", "\u{a0}example.com", &too_long] {
             assert_eq!(parse_domain(bad), None, "case {bad}");
         }
     }

@@ -78,6 +78,8 @@ pub struct Stack {
     pub api_port: u16,
     pub ingest_port: u16,
     pub aggregator_port: u16,
+    /// Each service's internal metrics listener (`CP_METRICS_ADDR`), learned like the above.
+    metrics_ports: HashMap<Proc, u16>,
     extra_env: Vec<(String, String)>,
     children: HashMap<Proc, Child>,
     external_mongo: bool,
@@ -128,6 +130,7 @@ impl Stack {
             api_port: 0,
             ingest_port: 0,
             aggregator_port: 0,
+            metrics_ports: HashMap::new(),
             extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             children: HashMap::new(),
             external_mongo,
@@ -142,12 +145,14 @@ impl Stack {
         // Ingest first: the api is told ingest's public URL.
         for p in [Proc::Ingest, Proc::Api, Proc::Aggregator] {
             self.start_proc(p);
-            let port = self.learn_port(p).await?;
+            let port = self.learn_port(p, "listening").await?;
             match p {
                 Proc::Ingest => self.ingest_port = port,
                 Proc::Api => self.api_port = port,
                 _ => self.aggregator_port = port,
             }
+            let metrics_port = self.learn_port(p, "metrics listening").await?;
+            self.metrics_ports.insert(p, metrics_port);
         }
         for p in [Proc::Api, Proc::Ingest, Proc::Aggregator] {
             let url = format!("{}/readyz", self.url(p));
@@ -167,14 +172,16 @@ impl Stack {
         Ok(())
     }
 
-    /// The port a service reports in its `listening addr=127.0.0.1:PORT` log line.
-    async fn learn_port(&mut self, p: Proc) -> Result<u16, String> {
+    /// The port a service reports in its `<name> <what> addr=127.0.0.1:PORT` log line
+    /// (`api listening`, `api metrics listening`).
+    async fn learn_port(&mut self, p: Proc, what: &str) -> Result<u16, String> {
         let path = self.dir.join(format!("{}.log", p.name()));
+        let needle = format!(" {} {what} addr=", p.name());
         let port = wait::poll(Duration::from_secs(40), || {
-            let path = path.clone();
+            let (path, needle) = (path.clone(), needle.clone());
             async move {
                 let text = std::fs::read_to_string(&path).ok()?;
-                let line = text.lines().find(|l| l.contains(" listening addr="))?;
+                let line = text.lines().find(|l| l.contains(&needle))?;
                 line.rsplit(':').next()?.trim().parse::<u16>().ok()
             }
         })
@@ -182,7 +189,7 @@ impl Stack {
         if let Some(dead) = self.exited() {
             return Err(format!("{} exited", dead.name()));
         }
-        port.ok_or_else(|| format!("{} did not report its port", p.name()))
+        port.ok_or_else(|| format!("{} did not report its {what} port", p.name()))
     }
 
     /// True when the stack uses a MongoDB it did not start (`MONGODB_URI`), which it cannot stop.
@@ -208,6 +215,18 @@ impl Stack {
     /// Base URL of an HTTP service.
     pub fn url(&self, p: Proc) -> String {
         format!("http://127.0.0.1:{}", self.port_of(p))
+    }
+
+    /// `/metrics` of a service, on its internal listener.
+    pub fn metrics_url(&self, p: Proc) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_ports.get(&p).copied().unwrap_or_default())
+    }
+
+    /// A service's metrics in the Prometheus text format.
+    pub async fn metrics(&self, p: Proc) -> String {
+        let res = self.http.get(self.metrics_url(p)).send().await.expect("metrics listener reachable");
+        assert_eq!(res.status(), 200, "{} /metrics", p.name());
+        res.text().await.expect("metrics text")
     }
 
     fn log_file(&self, p: Proc) -> std::fs::File {
@@ -246,6 +265,9 @@ impl Stack {
                     .env("CP_API_ADDR", format!("127.0.0.1:{}", self.api_port))
                     .env("CP_INGEST_ADDR", format!("127.0.0.1:{}", self.ingest_port))
                     .env("CP_AGGREGATOR_ADDR", format!("127.0.0.1:{}", self.aggregator_port))
+                    .env("CP_METRICS_ADDR", format!("127.0.0.1:{}", self.metrics_ports.get(&svc).copied().unwrap_or(0)))
+                    .env("CP_REGISTER_MAX_PER_IP", "100000")
+                    .env("CP_HTTP_MAX_CONNECTIONS_PER_IP", "100000")
                     .env("CP_INGEST_PUBLIC_URL", format!("http://127.0.0.1:{}", self.ingest_port))
                     .env("CP_WEB_DIR", workspace_root().join("web"))
                     .env("CP_TRACKER_DIR", workspace_root().join("tracker"))
@@ -310,7 +332,7 @@ impl Stack {
     /// Waits until the aggregators have acked everything in the stream (consumer lag 0 on
     /// `/metrics`), so no accepted batch can still change the numbers.
     pub async fn wait_drained(&self) {
-        let url = format!("{}/metrics", self.url(Proc::Aggregator));
+        let url = self.metrics_url(Proc::Aggregator);
         let http = self.http.clone();
         wait::until("the consumer to drain", Duration::from_secs(15), || {
             let (http, url) = (http.clone(), url.clone());

@@ -134,8 +134,11 @@ async fn dashboard_shows_the_apis_numbers_as_inert_text_and_handles_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_has_a_strict_content_security_policy() {
-    let stack = Stack::start().await;
+    let stack = Stack::start_with(&[("CP_DEMO_EMAIL", "demo@convertpulse.dev")]).await;
     let api = Api::new(&stack);
+    // What `make run` seeds: the demo account and its site, which turn /demo on.
+    let token = api.register("demo@convertpulse.dev").await;
+    api.create_site(&token, "localhost", "UTC").await;
     for path in ["/", "/login", "/register", "/dashboard", "/demo", "/assets/app.css"] {
         let res = api.http.get(format!("{}{path}", api.api)).send().await.expect("page");
         assert_eq!(res.status(), StatusCode::OK, "{path}");

@@ -78,7 +78,7 @@ async fn ingest_refuses_bad_batches_with_the_contract_codes_and_counts_none() {
     // Only the two accepted batches count.
     let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"] == 2).await;
     assert_eq!(s["summary"]["clicks"], 0, "refused batches changed a number: {s}");
-    let metrics = api.http.get(format!("{}/metrics", api.ingest)).send().await.expect("metrics").text().await.expect("text");
+    let metrics = stack.metrics(Proc::Ingest).await;
     assert!(metrics.contains("convertpulse_ingest_batches_rejected_total{reason=\"invalid_batch\"} 5"), "{metrics}");
 
     // Unknown routes and methods get the envelope.

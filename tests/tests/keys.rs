@@ -1,4 +1,5 @@
-//! Key rotation and site deletion reach ingest within 5 s.
+//! Key rotation and site deletion reach ingest within 5 s, and stay race-free against each
+//! other and the reconcile job.
 
 use std::time::{Duration, Instant};
 
@@ -57,4 +58,96 @@ async fn deleted_sites_key_is_refused_within_five_seconds() {
     refused_within_five_seconds(&api, &t.key).await;
     let (status, _) = api.get(&format!("/api/sites/{}", t.site_id), Some(&t.token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The stack's sites bucket and collection, driven through the api's own key registry.
+async fn registry(stack: &Stack) -> (api::keys::KeyRegistry, async_nats::jetstream::kv::Store) {
+    let nats = async_nats::connect(format!("nats://127.0.0.1:{}", stack.nats_port)).await.expect("nats");
+    let bucket = shared::bus::sites_bucket(&async_nats::jetstream::new(nats)).await.expect("bucket");
+    let db = shared::store::connect(&stack.mongo_uri, &stack.mongo_db, "cp-tests").await.expect("mongodb");
+    (api::keys::KeyRegistry::new(bucket.clone(), db.collection(shared::names::collections::SITES)), bucket)
+}
+
+/// Keys the bucket holds live for `site_id`.
+async fn live_keys_of(bucket: &async_nats::jetstream::kv::Store, site_id: &str) -> Vec<String> {
+    use futures::StreamExt;
+    let mut live = Vec::new();
+    let mut keys = bucket.keys().await.expect("keys");
+    while let Some(key) = keys.next().await {
+        let key = key.expect("key");
+        let Some(value) = bucket.get(&key).await.expect("get") else { continue };
+        let entry: shared::site::SiteEntry = serde_json::from_slice(&value).expect("site entry");
+        if entry.site_id == site_id {
+            live.push(key);
+        }
+    }
+    live
+}
+
+async fn is_revoked(bucket: &async_nats::jetstream::kv::Store, key: &str) -> bool {
+    let entry = bucket.entry(key).await.expect("entry").expect("the key has history");
+    entry.operation == async_nats::jetstream::kv::Operation::Delete
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_rotates_leave_exactly_one_live_key() {
+    let stack = Stack::start().await;
+    let api = Api::new(&stack);
+    let t = api.tenant("example.com", "UTC").await;
+    let (registry, bucket) = registry(&stack).await;
+
+    let rotates = (0..20).map(|_| {
+        let api = api.clone();
+        let (path, token) = (format!("/api/sites/{}/rotate-key", t.site_id), t.token.clone());
+        async move { api.post(&path, Some(&token), &serde_json::json!({})).await }
+    });
+    let answers = futures::future::join_all(rotates).await;
+    assert!(answers.iter().all(|(s, _)| *s == StatusCode::OK), "{:?}", answers.iter().map(|(s, b)| (s, b["error"].clone())).collect::<Vec<_>>());
+    let (_, site) = api.get(&format!("/api/sites/{}", t.site_id), Some(&t.token)).await;
+    let current = site["api_key"].as_str().expect("key").to_string();
+
+    // Exactly one live key, and it is the one the site holds; a reconcile changes nothing.
+    assert_eq!(live_keys_of(&bucket, &t.site_id).await, vec![current.clone()]);
+    registry.reconcile().await.expect("reconcile");
+    assert_eq!(live_keys_of(&bucket, &t.site_id).await, vec![current.clone()]);
+
+    let mut others: Vec<String> = answers.iter().filter_map(|(_, b)| b["api_key"].as_str().map(str::to_string)).collect();
+    others.push(t.key.clone());
+    others.retain(|k| *k != current);
+    for key in &others {
+        refused_within_five_seconds(&api, key).await;
+    }
+    api.wait_key_live(&current).await;
+    assert_eq!(status_for(&api, &current).await, StatusCode::ACCEPTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_that_read_mongodb_before_a_rotate_or_delete_never_revives_the_old_key() {
+    let stack = Stack::start().await;
+    let api = Api::new(&stack);
+    let rotated = api.tenant("example.com", "UTC").await;
+    let deleted = api.tenant("example.org", "UTC").await;
+    let (registry, bucket) = registry(&stack).await;
+
+    // The reconcile job reads MongoDB ...
+    let listing = registry.list_sites().await.expect("listing");
+    assert!(listing.iter().any(|s| s.api_key == rotated.key) && listing.iter().any(|s| s.api_key == deleted.key));
+    // ... a rotate and a delete land ...
+    let (status, site) = api.post(&format!("/api/sites/{}/rotate-key", rotated.site_id), Some(&rotated.token), &serde_json::json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let new_key = site["api_key"].as_str().expect("key").to_string();
+    let (status, _) = api.send(Method::DELETE, &format!("/api/sites/{}", deleted.site_id), Some(&deleted.token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // ... then the job writes the bucket from what it read.
+    let repairs = registry.reconcile_from(&listing).await.expect("reconcile");
+    assert_eq!(repairs, api::keys::Repairs::default(), "nothing to repair");
+
+    for (what, key) in [("rotated", &rotated.key), ("deleted", &deleted.key)] {
+        assert!(is_revoked(&bucket, key).await, "the {what} key stays revoked in the bucket");
+        refused_within_five_seconds(&api, key).await;
+    }
+    assert_eq!(live_keys_of(&bucket, &rotated.site_id).await, vec![new_key.clone()]);
+    assert!(live_keys_of(&bucket, &deleted.site_id).await.is_empty());
+    api.wait_key_live(&new_key).await;
+    assert_eq!(status_for(&api, &new_key).await, StatusCode::ACCEPTED);
 }

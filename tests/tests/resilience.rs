@@ -131,7 +131,7 @@ async fn mongodb_down_loses_nothing_and_the_aggregator_catches_up() {
     assert_eq!(send(20).await, 20, "ingest does not need MongoDB");
     // The aggregator is failing its flushes now; give it at least one failed attempt.
     wait::until("a failed flush", Duration::from_secs(15), || {
-        let url = format!("{}/metrics", stack.url(Proc::Aggregator));
+        let url = stack.metrics_url(Proc::Aggregator);
         let http = api.http.clone();
         async move {
             let text = http.get(&url).send().await.ok()?.text().await.ok()?;

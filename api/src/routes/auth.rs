@@ -1,31 +1,35 @@
 //! `/api/auth/*`: register, log in, who am I.
 
-use std::{net::SocketAddr, time::Instant};
+use std::time::Instant;
 
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode},
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
     response::IntoResponse,
     routing::{get, post},
 };
 use chrono::{SecondsFormat, Utc};
 use mongodb::bson::{DateTime, doc};
 use serde::{Deserialize, Serialize};
-use shared::{client_ip::client_ip, store::UserDoc};
+use shared::store::UserDoc;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
     error::ApiError,
-    extractors::{ApiJson, AuthUser},
+    extractors::{ApiJson, AuthUser, ClientIp},
     keys, passwords,
     router::AppState,
+    throttle::ip_key,
 };
 
+/// Every answer here may carry a token: no cache may keep it.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/register", post(register))
         .route("/api/auth/login", post(login))
         .route("/api/auth/me", get(me))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
 }
 
 /// `user` as the API shows it.
@@ -62,16 +66,42 @@ struct RegisterBody {
     name: Option<String>,
 }
 
-async fn register(State(state): State<AppState>, ApiJson(body): ApiJson<RegisterBody>) -> Result<impl IntoResponse, ApiError> {
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+fn parse_user_name(raw: Option<&str>) -> Result<String, ApiError> {
+    let raw = raw.unwrap_or_default();
+    if raw.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::InvalidRequest("name: must be at most 100 characters".into()));
+    }
+    Ok(raw.trim().to_string())
+}
+
+/// Validation first (free), then the per-IP registration limit, then a bcrypt slot: a flood
+/// of sign-ups is refused before it costs a hash.
+async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> Result<impl IntoResponse, ApiError> {
     let email = passwords::parse_email(body.email.as_deref().unwrap_or_default())?;
     let password = body.password.unwrap_or_default();
     passwords::check_strength(&password)?;
-    let name: String = body.name.unwrap_or_default().trim().chars().take(100).collect();
-    let password_hash = passwords::hash(password, state.config.bcrypt_cost).await?;
+    let name = parse_user_name(body.name.as_deref())?;
+    let attempt = state
+        .register_throttle
+        .admit(vec![ip_key(ip)], Instant::now())
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let password_hash = state.hasher.hash_new(password).await?;
     let user = UserDoc { id: keys::new_id()?, email, name, password_hash, created_at: DateTime::now() };
-    match state.users.insert_one(&user).await {
-        Ok(_) => {}
-        Err(e) if is_duplicate(&e) => return Err(ApiError::EmailTaken),
+    let inserted = state.users.insert_one(&user).await;
+    // A taken email counts too: it answers whether an account exists.
+    match inserted {
+        Ok(_) => attempt.keep(),
+        Err(e) if is_duplicate(&e) => {
+            attempt.keep();
+            return Err(ApiError::EmailTaken);
+        }
         Err(e) => return Err(e.into()),
     }
     let token = state.tokens.issue(&user.id, Utc::now().timestamp())?;
@@ -84,31 +114,40 @@ struct LoginBody {
     password: Option<String>,
 }
 
+/// The attempt is counted against the email and the client IP before bcrypt runs (see
+/// `throttle`). A malformed email cannot belong to an account: it fails at once, counted
+/// against the IP only, so an oversized value never becomes a limiter key.
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let email = body.email.unwrap_or_default().trim().to_ascii_lowercase();
     let password = body.password.unwrap_or_default();
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let ip = client_ip(peer.ip(), forwarded, &state.config.trusted_proxies);
-    let throttle_keys = [format!("email:{email}"), format!("ip:{ip}")];
-    state.throttle.check(&throttle_keys, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let email = passwords::parse_email(body.email.as_deref().unwrap_or_default()).ok();
+    let mut keys = vec![ip_key(ip)];
+    if let Some(email) = &email {
+        keys.insert(0, format!("email:{email}"));
+    }
+    let attempt =
+        state.login_throttle.admit(keys, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let Some(email) = email else {
+        attempt.keep();
+        return Err(ApiError::InvalidCredentials);
+    };
 
     let user = state.users.find_one(doc! {"email": &email}).await?;
-    // Verify against a dummy hash for unknown emails so both failures take as long.
+    // Verify against a dummy hash for unknown emails so both failures take as long; a password
+    // bcrypt would truncate cannot be right and is not hashed at all.
     let hash = user.as_ref().map_or_else(|| state.dummy_hash.as_ref().clone(), |u| u.password_hash.clone());
-    let password_ok = password.len() <= passwords::MAX_PASSWORD_BYTES && passwords::verify(password, hash).await?;
+    let password_ok = password.len() <= passwords::MAX_PASSWORD_BYTES && state.hasher.verify(password, hash).await?;
     match user {
         Some(user) if password_ok => {
-            state.throttle.clear(&throttle_keys[0]);
+            attempt.succeeded();
             let token = state.tokens.issue(&user.id, Utc::now().timestamp())?;
             Ok(Json(Session { token, user: (&user).into() }))
         }
         _ => {
-            state.throttle.record_failure(&throttle_keys, Instant::now());
+            attempt.keep();
             Err(ApiError::InvalidCredentials)
         }
     }

@@ -1,14 +1,12 @@
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz` and `/readyz`, on the public port for load balancers. `/metrics` is served on
+//! the internal listener (`shared::http::metrics_router`).
 
 use axum::{Router, extract::State, response::Response, routing::get};
 
 use crate::router::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(|State(s): State<AppState>| async move { shared::http::metrics_text(&s.metrics.registry) }))
+    Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz))
 }
 
 /// 200 when MongoDB and NATS answer; 503 naming the ones that do not.

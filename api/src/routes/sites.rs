@@ -1,17 +1,21 @@
 //! `/api/sites*`: a user's sites and their keys. Another user's site is 404, never 403, so
-//! ids cannot be probed.
+//! ids cannot be probed. Key writes follow the rules in [`crate::keys`].
 
 use axum::{
     Json, Router,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::IntoResponse,
     routing::{get, post},
 };
 use futures::TryStreamExt;
-use mongodb::bson::{DateTime, doc};
+use mongodb::{
+    bson::{DateTime, doc},
+    options::ReturnDocument,
+};
 use serde::{Deserialize, Serialize};
 use shared::{site::parse_domain, store::SiteDoc, time::parse_tz};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
     error::ApiError,
@@ -21,11 +25,13 @@ use crate::{
     routes::auth::rfc3339,
 };
 
+/// Every answer here may carry a site key: no cache may keep it.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/sites", get(list).post(create))
         .route("/api/sites/{id}", get(read).patch(update).delete(remove))
         .route("/api/sites/{id}/rotate-key", post(rotate))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
 }
 
 /// `site` as the API shows it.
@@ -52,10 +58,15 @@ impl From<&SiteDoc> for SiteView {
     }
 }
 
+/// Longest site name, in characters.
+pub const MAX_SITE_NAME_CHARS: usize = 100;
+
+/// 1 to 100 characters as sent, not only white space, no control characters once trimmed;
+/// stored trimmed. (docs/openapi.yaml's `SiteName` pattern says the same.)
 fn parse_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::InvalidSite("name: must be 1 to 100 characters".into()));
+    if name.is_empty() || raw.chars().count() > MAX_SITE_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::InvalidSite("name: must be 1 to 100 characters, not only spaces, without control characters".into()));
     }
     Ok(name.to_string())
 }
@@ -64,8 +75,9 @@ fn parse_site_domain(raw: &str) -> Result<String, ApiError> {
     parse_domain(raw).ok_or_else(|| ApiError::InvalidSite("domain: must be a bare host name like example.com (no scheme, port or path)".into()))
 }
 
+/// An IANA name exactly as the database spells it (`Europe/Berlin`).
 fn parse_timezone(raw: &str) -> Result<String, ApiError> {
-    parse_tz(raw.trim())
+    parse_tz(raw)
         .map(|tz| tz.name().to_string())
         .ok_or_else(|| ApiError::InvalidSite("timezone: must be an IANA time zone such as Europe/Berlin".into()))
 }
@@ -98,9 +110,12 @@ async fn create(State(state): State<AppState>, auth: AuthUser, ApiJson(body): Ap
         created_at: DateTime::now(),
     };
     state.sites.insert_one(&site).await?;
-    if let Err(e) = state.keys.publish(&site).await {
-        // Keep MongoDB and the bucket consistent: no site without a live key.
+    if let Err(e) = state.keys.publish_new(&site).await {
+        // Keep MongoDB and the bucket consistent: no site without a live key. The publish may
+        // have landed although it failed here, so revoke too (best effort; the reconcile
+        // catches what is left).
         let _ = state.sites.delete_one(doc! {"_id": &site.id}).await;
+        let _ = state.keys.revoke(&site.api_key).await;
         return Err(e);
     }
     Ok((StatusCode::CREATED, Json(SiteView::from(&site))))
@@ -123,44 +138,116 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> Result<Json<SiteView>, ApiError> {
-    let mut site = owned_site(&state, &auth, &id).await?;
+    let mut set = mongodb::bson::Document::new();
     if let Some(name) = &body.name {
-        site.name = parse_name(name)?;
+        set.insert("name", parse_name(name)?);
     }
     if let Some(domain) = &body.domain {
-        site.domain = parse_site_domain(domain)?;
+        set.insert("domain", parse_site_domain(domain)?);
     }
     if let Some(tz) = &body.timezone {
-        site.timezone = parse_timezone(tz)?;
+        set.insert("timezone", parse_timezone(tz)?);
     }
-    state
-        .sites
-        .update_one(
-            doc! {"_id": &site.id, "owner_id": &site.owner_id},
-            doc! {"$set": {"name": &site.name, "domain": &site.domain, "timezone": &site.timezone}},
-        )
-        .await?;
+    let filter = doc! {"_id": &id, "owner_id": &auth.user_id};
+    let site = if set.is_empty() {
+        state.sites.find_one(filter).await?
+    } else {
+        state.sites.find_one_and_update(filter, doc! {"$set": set}).return_document(ReturnDocument::After).await?
+    }
+    .ok_or(ApiError::NotFound)?;
     if body.domain.is_some() || body.timezone.is_some() {
-        state.keys.publish(&site).await?;
+        // Publishes whatever key the site holds now, never a key a rotate revoked meanwhile.
+        state.keys.refresh(&site.api_key).await?;
     }
     Ok(Json(SiteView::from(&site)))
 }
 
+/// Revokes the key the deleted document held, so a rotate that swapped just before loses its
+/// new key too.
 async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
-    state.sites.delete_one(doc! {"_id": &site.id, "owner_id": &site.owner_id}).await?;
+    let site = state.sites.find_one_and_delete(doc! {"_id": &id, "owner_id": &auth.user_id}).await?.ok_or(ApiError::NotFound)?;
     state.keys.revoke(&site.api_key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Rotate, race-free (`keys` rule 4): publish the new key, swap it in only if the site still
+/// holds the key read here, then revoke the old one. A rotate or delete that won the swap
+/// keeps its result: this call revokes the key it published and answers with the site as it
+/// is now (404 when it is gone).
 async fn rotate(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<SiteView>, ApiError> {
-    let mut site = owned_site(&state, &auth, &id).await?;
-    let old_key = std::mem::replace(&mut site.api_key, keys::new_site_key()?);
-    state.sites.update_one(doc! {"_id": &site.id}, doc! {"$set": {"api_key": &site.api_key}}).await?;
-    if let Err(e) = state.keys.publish(&site).await {
-        let _ = state.sites.update_one(doc! {"_id": &site.id}, doc! {"$set": {"api_key": &old_key}}).await;
-        return Err(e);
+    let site = owned_site(&state, &auth, &id).await?;
+    let next = SiteDoc { api_key: keys::new_site_key()?, ..site.clone() };
+    state.keys.publish_new(&next).await?;
+    let swapped = state
+        .sites
+        .find_one_and_update(
+            doc! {"_id": &site.id, "owner_id": &site.owner_id, "api_key": &site.api_key},
+            doc! {"$set": {"api_key": &next.api_key}},
+        )
+        .return_document(ReturnDocument::After)
+        .await?;
+    let Some(current) = swapped else {
+        state.keys.revoke(&next.api_key).await?;
+        return Ok(Json(SiteView::from(&owned_site(&state, &auth, &id).await?)));
+    };
+    if current.domain != next.domain || current.timezone != next.timezone {
+        // A domain change landed between the read and the swap: publish what the site says now.
+        state.keys.refresh(&current.api_key).await?;
     }
-    state.keys.revoke(&old_key).await?;
-    Ok(Json(SiteView::from(&site)))
+    state.keys.revoke(&site.api_key).await?;
+    Ok(Json(SiteView::from(&current)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_bound_their_characters_not_their_trimmed_form() {
+        let ok = [("Landing", "Landing"), ("  Pricing page ", "Pricing page"), ("\u{a0}Ünïcode\u{3000}", "Ünïcode"), ("x\n", "x")];
+        for (raw, want) in ok {
+            assert_eq!(parse_name(raw).expect(raw), want, "case {raw:?}");
+        }
+        let too_long = "n".repeat(101);
+        let long_with_spaces = format!(" {} ", "n".repeat(99));
+        for bad in ["", "   ", "\t\n", "a\u{7}b", "tab\tinside", "\u{1c}x", too_long.as_str(), long_with_spaces.as_str()] {
+            assert!(parse_name(bad).is_err(), "case {bad:?}");
+        }
+        assert!(parse_name(&"n".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn time_zones_are_exact_iana_names() {
+        assert_eq!(parse_timezone("Europe/Berlin").expect("valid"), "Europe/Berlin");
+        for bad in ["europe/berlin", " UTC", "Mars/Olympus", ""] {
+            assert!(parse_timezone(bad).is_err(), "case {bad:?}");
+        }
+    }
+
+    /// The OpenAPI document lists every time zone the server accepts, so a client (and
+    /// schemathesis) can know them. On a chrono-tz upgrade this prints the new list.
+    #[test]
+    fn openapi_lists_exactly_the_accepted_time_zones() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.yaml");
+        let doc = std::fs::read_to_string(&path).expect("docs/openapi.yaml");
+        let listed: Vec<&str> = doc
+            .split_once("    Timezone:")
+            .and_then(|(_, rest)| rest.split_once("enum: [")?.1.split_once(']'))
+            .map(|(list, _)| list.split(',').map(|n| n.trim().trim_matches('"')).filter(|n| !n.is_empty()).collect())
+            .unwrap_or_default();
+        let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+        if listed != names {
+            let mut lines = vec![String::new()];
+            for name in &names {
+                let item = format!("\"{name}\", ");
+                if lines.last().is_some_and(|l| l.len() + item.len() > 100) {
+                    lines.push(String::new());
+                }
+                if let Some(line) = lines.last_mut() {
+                    line.push_str(&item);
+                }
+            }
+            panic!("the Timezone enum of docs/openapi.yaml should list:\n{}", lines.join("\n"));
+        }
+    }
 }

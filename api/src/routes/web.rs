@@ -78,13 +78,21 @@ async fn snippet(State(state): State<AppState>) -> Response {
     }
 }
 
-/// The demo landing page, wired to the demo account's first site.
+/// The demo landing page, wired to the demo account's first site. It is on only when
+/// `CP_DEMO_EMAIL` names an account that exists and has a site (what `make run` seeds);
+/// otherwise it answers 404, so the page never reports to an account anyone could register.
 async fn demo(State(state): State<AppState>) -> Response {
+    let Some(key) = demo_key(&state).await else {
+        let body = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Demo off · ConvertPulse</title>\
+<link rel=\"stylesheet\" href=\"/assets/app.css\"></head><body class=\"auth\"><main class=\"auth-card\"><h1>The demo is off</h1>\
+<p>This server has no demo site. <code>make run</code> seeds one and turns this page on.</p>\
+<p><a href=\"/\">ConvertPulse</a></p></main></body></html>";
+        return (StatusCode::NOT_FOUND, html(body.to_string(), "no-store")).into_response();
+    };
     let template = match read_or_404(state.config.tracker_dir.join("demo.html")).await {
         Ok(t) => t,
         Err(res) => return res,
     };
-    let key = demo_key(&state).await.unwrap_or_default();
     let endpoint = format!("{}/api/events/batch", state.config.ingest_public_url.trim_end_matches('/'));
     let body = template.replace("__CP_KEY__", &html_attr(&key)).replace("__CP_ENDPOINT__", &html_attr(&endpoint));
     let csp = format!("{CSP}; connect-src 'self' {}", origin_of(&state.config.ingest_public_url)).replace("connect-src 'self'; ", "");
@@ -96,7 +104,8 @@ async fn demo(State(state): State<AppState>) -> Response {
 }
 
 async fn demo_key(state: &AppState) -> Option<String> {
-    let user = state.users.find_one(doc! {"email": &state.config.demo_email}).await.ok()??;
+    let email = state.config.demo_email.as_deref()?;
+    let user = state.users.find_one(doc! {"email": email}).await.ok()??;
     let site = state.sites.find_one(doc! {"owner_id": &user.id}).sort(doc! {"created_at": 1}).await.ok()??;
     Some(site.api_key)
 }

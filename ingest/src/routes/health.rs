@@ -1,4 +1,5 @@
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz` and `/readyz`, on the public port for load balancers. `/metrics` is served on
+//! the internal listener (`shared::http::metrics_router`).
 
 use axum::{extract::State, response::Response};
 
@@ -19,9 +20,4 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         failing.push("site_keys");
     }
     shared::http::readiness(&failing)
-}
-
-/// Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    shared::http::metrics_text(&state.metrics.registry)
 }
