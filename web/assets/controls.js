@@ -39,6 +39,8 @@ export function createControls(onChange) {
     const v = Object.assign({}, current);
     delete v.page;
     onChange(v);
+    // The chip is gone: keep keyboard focus on the page rather than losing it to <body>.
+    $('site-title').focus();
   });
 
   function withPage(v) {

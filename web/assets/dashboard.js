@@ -41,7 +41,7 @@ function main() {
   const siteBase = () => encodeURIComponent(state.site.id);
 
   const controls = createControls((view) => go(view, 'push'));
-  const statsView = createStatsView($('stats'), { charts: state.charts, empty: $('empty') });
+  const statsView = createStatsView($('stats'), { charts: state.charts, empty: $('empty'), filterable: true });
   const loader = createLoader({
     view: statsView,
     interval: STATS_EVERY_MS,
@@ -193,7 +193,12 @@ function main() {
   $('delete-site').addEventListener('click', () => {
     if (!confirm('Delete "' + state.site.name + '"? Its key stops working and the site disappears from your dashboard.')) return;
     call('/api/sites/' + siteBase(), { method: 'DELETE' })
-      .then(() => { state.site = null; return loadSites(); })
+      .then(() => {
+        state.site = null;
+        state.view = Object.assign({}, state.view);
+        delete state.view.page;
+        return loadSites();
+      })
       .catch(siteActionError);
   });
   $('copy-snippet').addEventListener('click', () => copyText($('snippet').textContent, $('copy-status')));

@@ -75,7 +75,9 @@ export function createLoader(options) {
       updated.textContent = 'Updated ' + new Date().toLocaleTimeString();
     }, (e) => {
       if (mine !== seq) return;
-      o.view.failed();
+      const keep = shownKey === key;
+      if (!keep) shownKey = null;
+      o.view.failed(keep);
       if (!(o.onError && o.onError(e))) showError(e);
     }).then(() => { if (mine === seq) schedule(); });
   }

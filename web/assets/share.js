@@ -28,7 +28,7 @@ function main() {
   }
 
   const controls = createControls((view) => go(view, 'push'));
-  const statsView = createStatsView($('stats'), { charts: state.charts, empty: $('empty') });
+  const statsView = createStatsView($('stats'), { charts: state.charts, empty: $('empty'), filterable: true });
   const loader = createLoader({
     view: statsView,
     interval: STATS_EVERY_MS,

@@ -52,7 +52,7 @@ const conversionColumns = [
 ];
 const TABLES = [
   {
-    key: 'top_pages', id: 'pages', title: 'Top pages', measure: (r) => r.pageviews, hint: 'Choose a page to filter the dashboard by it.',
+    key: 'top_pages', id: 'pages', title: 'Top pages', measure: (r) => r.pageviews, hint: 'Select a page to see the whole dashboard for it alone.',
     columns: [{ head: 'Path', cell: pageCell }, { head: 'Pageviews', count: (r) => r.pageviews }],
   },
   {
@@ -80,7 +80,7 @@ const TABLES = [
     columns: [{ head: 'Event', text: (r) => r.name }, { head: 'Count', count: (r) => r.count }],
   },
   {
-    key: 'top_clicks', id: 'clicks', title: 'Top clicks', measure: (r) => r.clicks, wide: true,
+    key: 'top_clicks', id: 'clicks', title: 'Top clicks', measure: (r) => r.clicks,
     columns: [{ head: 'Element', text: (r) => r.selector, cls: 'mono' }, { head: 'Text', text: (r) => r.text }, { head: 'Clicks', count: (r) => r.clicks }],
   },
   {
@@ -175,9 +175,9 @@ function makeCell(col, r, ctx) {
 }
 
 /**
- * Builds the panels into `root`. Options: `onFilter(path)` makes top-page rows filter the
- * dashboard; `empty` is the element shown when nothing was tracked yet; `charts` the object
- * that keeps the Chart.js instances (read by the browser tests).
+ * Builds the panels into `root`. Options: `filterable` says that top-page rows filter the
+ * dashboard (render's `ctx.onFilter` does it); `empty` is the element shown when nothing was
+ * tracked yet; `charts` the object that keeps the Chart.js instances (read by the browser tests).
  */
 export function createStatsView(root, options) {
   const opts = options || {};
@@ -227,12 +227,12 @@ export function createStatsView(root, options) {
   // Tables
   const tablesBox = el('div', null, 'tables');
   const tables = TABLES.map((t) => {
-    const panel = el('section', null, 'panel table-panel' + (t.wide ? ' wide' : ''));
+    const panel = el('section', null, 'panel table-panel');
     panel.id = 'p-' + t.id;
     const h = el('h2', t.title);
     h.id = 'h-' + t.id;
     panel.appendChild(h);
-    if (t.hint && opts.onFilter) {
+    if (t.hint && opts.filterable) {
       const hint = el('p', t.hint, 'hint small-hint');
       panel.appendChild(hint);
     }
@@ -258,8 +258,8 @@ export function createStatsView(root, options) {
   function head(t, cols) {
     t.thead.textContent = '';
     const tr = el('tr');
-    cols.forEach((c, i) => {
-      const th = el('th', c.head, i > 0 ? 'num' : null);
+    cols.forEach((c) => {
+      const th = el('th', c.head, c.count || c.rate || c.num ? 'num' : null);
       th.scope = 'col';
       if (c.title) th.title = c.title;
       tr.appendChild(th);
@@ -416,14 +416,20 @@ export function createStatsView(root, options) {
       setChartStatus('Loading…');
     },
 
-    /** The figures could not be loaded (`message` is shown by the page's alert). */
-    failed() {
+    /**
+     * The figures could not be loaded (the page's alert says why). With `keep`, a refresh of
+     * the view on screen failed: its figures stay. Otherwise every panel says it failed, so
+     * figures of another view are never shown under this one's controls.
+     */
+    failed(keep) {
       root.removeAttribute('aria-busy');
       root.classList.remove('busy');
-      if (hasData) return;
-      tables.forEach((t) => messageRow(t.tbody, 'Could not load.', 'error-text', columnsOf(t, {}).length));
-      cards.forEach((c) => { c.value.textContent = '–'; c.delta.textContent = ''; });
+      if (keep && hasData) return;
+      hasData = false;
+      tables.forEach((t) => { head(t, columnsOf(t, {})); messageRow(t.tbody, 'Could not load.', 'error-text', columnsOf(t, {}).length); });
+      cards.forEach((c) => { c.value.textContent = '–'; c.value.removeAttribute('title'); c.delta.textContent = ''; });
       setChartStatus('Could not load');
+      if (opts.empty) opts.empty.hidden = true;
     },
 
     /** A new view is on its way: the current figures stay, dimmed. */
