@@ -16,6 +16,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IMG, SCRIPT } from './payloads.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const web = path.join(root, 'web');
@@ -24,9 +25,7 @@ const web = path.join(root, 'web');
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
   "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-export const TOKEN = 'fake-owner-token';
-export const IMG = '<img src=x onerror="window.__xss=1;alert(1)">';
-export const SCRIPT = '<script>window.__xss=2;alert(2)</script>';
+const TOKEN = 'fake-owner-token';
 
 const sites = [
   { id: 'site-v2', name: 'Acme landing', domain: 'acme.example', timezone: 'Europe/Berlin', api_key: 'cp_live_FAKEKEY0123456789abcdef', created_at: '2026-01-05T10:00:00Z' },
@@ -37,7 +36,7 @@ let goals = [
   { id: 'goal-2', name: 'Thank-you page', kind: 'pageview', match: '/thank-you*', created_at: '2026-02-02T09:00:00Z' },
 ];
 let goalSeq = 3;
-const GOAL_FIGURES = { 'goal-1': { conversions: 200, rate: 0.0475 }, 'goal-2': { conversions: 150, rate: 0.0356 } };
+const GOAL_FIGURES = { 'goal-1': { conversions: 200, rate: 0.0476 }, 'goal-2': { conversions: 150, rate: 0.0357 } };
 // token -> site id; a known token for tests that open the shared page directly.
 const shares = new Map([['share-initial-token-0123456789abcdef', 'site-v2']]);
 let shareSeq = 0;
