@@ -29,8 +29,9 @@ export function createLoader(options) {
     errorBox.textContent = '';
     if (!e) { errorBox.hidden = true; return; }
     const stale = shownKey === target.key;
-    errorBox.appendChild(el('span', (stale ? 'Could not refresh the figures: ' : 'Could not load the figures: ') + e.message +
-      (stale ? '. Showing the last figures loaded.' : '')));
+    const why = String(e.message || 'request failed').replace(/\.$/, '');
+    errorBox.appendChild(el('span', (stale ? 'Could not refresh the figures: ' : 'Could not load the figures: ') + why +
+      (stale ? '. Showing the last figures loaded.' : '.')));
     const retry = el('button', 'Retry', 'button small ghost');
     retry.type = 'button';
     retry.addEventListener('click', () => load(false));
