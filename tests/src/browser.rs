@@ -1,6 +1,6 @@
 //! Running the headless-browser drivers (`tests/browser/*.mjs`: Debian's chromium through
-//! playwright-core, Debian's firefox-esr over WebDriver BiDi through puppeteer-core) and serving
-//! test pages from the test process.
+//! playwright-core, Debian's firefox-esr over WebDriver BiDi through puppeteer-core), serving
+//! test pages from the test process, and the fake api the dashboard tests run against.
 
 use std::{path::PathBuf, process::Stdio};
 
@@ -40,6 +40,32 @@ pub fn landing_page(api: &str, ingest: &str, key: &str) -> String {
 <main>{tall}<section id="pricing"><article class="plan featured"><button class="btn primary" data-plan="pro">Choose Pro</button></article></section>
 <form><input type="password" name="pw" value="hunter2"><input type="submit" value="secret-value"></form></main></body></html>"#
     )
+}
+
+/// The fake api (`tests/browser/fake-api.mjs`: the real `web/` files and contract-shaped
+/// answers) on a free port, for dashboard tests that need no backend. Stopped when dropped.
+pub struct FakeApi {
+    pub url: String,
+    _child: Child,
+}
+
+impl FakeApi {
+    pub async fn start() -> Self {
+        let mut child = Command::new("node")
+            .arg(script("fake-api.mjs"))
+            // It exits when its stdin closes, so it never outlives the test process.
+            .arg("--stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node is installed (make test installs it)");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next_line().await.expect("fake api output").unwrap_or_default();
+        let url = first.strip_prefix("LISTENING ").unwrap_or_else(|| panic!("fake api did not start: {first}")).trim().to_string();
+        Self { url, _child: child }
+    }
 }
 
 /// A running driver process.

@@ -1,0 +1,474 @@
+// Drives the dashboard and the shared page in headless Chromium against the fake api
+// (fake-api.mjs), one scenario per run, and prints one JSON report as the last stdout line.
+// tests/tests/browser_dashboard_v2.rs starts the fake api, runs each scenario and asserts on
+// the report.
+//   node tests/browser/dashboard_v2.mjs <scenario> <fake-api-url> <screenshot-dir>
+// Scenarios: figures, goals, filter, range, export, share, live, states, screens.
+import { launch, newContext, isPageError } from './launch.mjs';
+import { IMG, SCRIPT } from './payloads.mjs';
+import fs from 'node:fs';
+
+const [scenario, api, shots] = process.argv.slice(2);
+const addDays = (d, n) => new Date(Date.parse(d + 'T00:00:00Z') + n * 86400000).toISOString().slice(0, 10);
+const previousRange = (from, to) => {
+  const n = Math.round((Date.parse(to) - Date.parse(from)) / 86400000) + 1;
+  return { from: addDays(from, -n), to: addDays(from, -1) };
+};
+const TOKEN = 'fake-owner-token';
+const SHARE = 'share-initial-token-0123456789abcdef';
+fs.mkdirSync(shots, { recursive: true });
+
+const out = { scenario, payloads: { IMG, SCRIPT }, pageErrors: [], consoleErrors: [], dialogs: [], requests: [] };
+const browser = await launch();
+const context = await newContext(browser, { viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: api });
+// A payload that ran would set window.__xss or open a dialog; a CSP refusal is logged here too.
+await context.addInitScript(() => {
+  document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));
+});
+
+// Records what `page` does; its API requests are tagged with `label`.
+function watch(page, label) {
+  page.on('pageerror', (e) => out.pageErrors.push(String(e)));
+  page.on('console', (m) => { if (isPageError(m)) out.consoleErrors.push(m.text()); });
+  page.on('dialog', async (d) => {
+    out.dialogs.push(d.message());
+    // The app's own confirmations are accepted; a payload's alert("1") is recorded above.
+    await d.accept();
+  });
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/api/')) {
+      out.requests.push({ page: label || 'owner', method: r.method(), path: u.pathname, query: u.search.slice(1), auth: !!r.headers().authorization, body: r.postData() || null });
+    }
+  });
+  return page;
+}
+
+async function ownerPage(path) {
+  const page = watch(await context.newPage());
+  await page.goto(`${api}/login`);
+  await page.evaluate((t) => localStorage.setItem('cp_token', t), TOKEN);
+  await page.goto(`${api}${path || '/dashboard'}`);
+  return page;
+}
+
+// Waits until the stats of `siteId` are rendered (and the previous-period line when `prev`).
+async function rendered(page, siteId, prev) {
+  await page.waitForFunction(([id, prev]) => {
+    const d = window.cpDashboard;
+    const c = d && d.charts['series-chart'];
+    return d.stats && d.stats.site_id === id && c && (!prev || c.data.datasets.length === 4) && !document.getElementById('stats').hasAttribute('aria-busy');
+  }, [siteId, prev]);
+}
+
+const statsCalls = () => out.requests.filter((r) => /^\/api\/(stats\/[^/]+|public\/[^/]+\/stats)$/.test(r.path));
+
+function read(page) {
+  return page.evaluate(() => {
+    const text = (id) => { const e = document.getElementById(id); return e ? e.textContent : null; };
+    const shown = (id) => { const e = document.getElementById(id); return !!e && !e.closest('[hidden]') && e.getClientRects().length > 0; };
+    const rows = (id) => [...document.querySelectorAll(`#${id} tr`)].map((tr) => [...tr.children].map((td) => td.textContent));
+    const heads = (id) => [...document.getElementById(id).closest('table').querySelectorAll('thead th')].map((th) => th.textContent);
+    const cards = {};
+    document.querySelectorAll('#cards .card').forEach((c) => {
+      const id = c.id.slice(5);
+      cards[id] = { value: text('c-' + id), delta: text('d-' + id), cls: document.getElementById('d-' + id).className, shown: !c.hidden };
+    });
+    const tables = {};
+    const headers = {};
+    const panels = {};
+    document.querySelectorAll('#stats .table-panel').forEach((p) => {
+      const id = p.id.slice(2);
+      tables[id] = rows('t-' + id);
+      headers[id] = heads('t-' + id);
+      panels[id] = !p.hidden;
+    });
+    const chart = (id) => {
+      const c = window.cpDashboard.charts[id];
+      return c ? { labels: c.data.labels, data: c.data.datasets.map((d) => d.data), names: c.data.datasets.map((d) => d.label), dashed: c.data.datasets.map((d) => !!d.borderDash) } : null;
+    };
+    return {
+      url: location.pathname + location.search,
+      cards, tables, headers, panels,
+      charts: { series: chart('series-chart'), scroll: chart('scroll-chart'), clicks: chart('clicks-chart'), live: chart('live-chart') },
+      stats: window.cpDashboard.stats && { from: window.cpDashboard.stats.from, to: window.cpDashboard.stats.to, site_id: window.cpDashboard.stats.site_id },
+      live: { shown: shown('live'), visitors: text('live-visitors'), pages: document.getElementById('t-live-pages') ? rows('t-live-pages') : null },
+      goalsManager: shown('goals-manager'),
+      chip: { shown: shown('filter-bar'), text: text('filter-value') },
+      error: shown('stats-error') ? text('stats-error') : null,
+      links: [...document.querySelectorAll('#stats a')].map((a) => a.getAttribute('href')),
+      xss: window.__xss || null,
+      injected: document.querySelectorAll('#main img, #main script, #main iframe, #main object, #main embed, #main svg').length,
+      handlers: [...document.querySelectorAll('*')].filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
+    };
+  });
+}
+
+const fake = (path, body) => fetch(`${api}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+const owner = (path, init) => fetch(`${api}${path}`, Object.assign({}, init, { headers: Object.assign({ Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' }, (init || {}).headers) }));
+
+const scenarios = {
+  // Every card, delta, table and chart of the fake's figures; then a server without v2 fields.
+  async figures() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', true);
+    await page.waitForFunction(() => document.getElementById('live-visitors').textContent !== '–');
+    out.v2 = await read(page);
+    const prev = previousRange(out.v2.stats.from, out.v2.stats.to);
+    out.previousRange = prev;
+    out.previousSeries = (await (await owner(`/api/stats/site-v2?from=${prev.from}&to=${prev.to}`)).json()).series.map((p) => p.pageviews);
+    out.expectedSeries = (await (await owner('/api/stats/site-v2?timeframe=7d')).json()).series.map((p) => p.pageviews);
+    // Hover the click bars: the tooltip draws the payload on the canvas.
+    const box = await page.locator('#clicks-chart').boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height * 0.6);
+
+    await page.selectOption('#site-select', 'site-v1');
+    await rendered(page, 'site-v1', false);
+    await page.waitForFunction(() => document.getElementById('live').hidden && document.getElementById('goals-manager').hidden);
+    out.v1 = await read(page);
+    await page.goBack();
+    await rendered(page, 'site-v2', true);
+    out.afterBack = await read(page);
+  },
+
+  async goals() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', false);
+    await page.waitForFunction(() => document.querySelectorAll('#goal-list tr').length === 2);
+    const list = () => page.evaluate(() => [...document.querySelectorAll('#goal-list tr')].map((tr) => [...tr.children].slice(0, 3).map((td) => td.textContent)));
+    const options = () => page.evaluate(() => [...document.querySelectorAll('#goal-pick option')].map((o) => [o.value, o.textContent]));
+    const errors = () => page.evaluate(() => Object.fromEntries(['name', 'kind', 'match', 'form'].map((f) => [f, document.getElementById(`goal-${f}-error`).textContent])));
+    out.initial = await list();
+    out.pagesOffered = await options();
+
+    // A page picked from the top pages.
+    await page.selectOption('#goal-pick', '/pricing');
+    out.filledFromPick = await page.inputValue('#goal-match');
+    await page.fill('#goal-name', 'Pricing visit');
+    await page.click('#goal-add');
+    await page.waitForFunction(() => document.querySelectorAll('#goal-list tr').length === 3);
+    // A click selector, then an event name typed.
+    await page.selectOption('#goal-kind', 'click');
+    out.clicksOffered = await options();
+    await page.selectOption('#goal-pick', 'button#cta');
+    await page.fill('#goal-name', 'CTA');
+    await page.click('#goal-add');
+    await page.waitForFunction(() => document.querySelectorAll('#goal-list tr').length === 4);
+    await page.selectOption('#goal-kind', 'event');
+    out.eventsOffered = await options();
+    await page.fill('#goal-name', 'Newsletter');
+    await page.fill('#goal-match', 'newsletter_signup');
+    await page.press('#goal-match', 'Enter');
+    await page.waitForFunction(() => document.querySelectorAll('#goal-list tr').length === 5);
+    out.afterCreate = await list();
+    out.posts = out.requests.filter((r) => r.method === 'POST' && r.path === '/api/sites/site-v2/goals').map((r) => JSON.parse(r.body));
+    // The stats were reloaded: the new goals are in the goals table.
+    await page.waitForFunction(() => document.querySelectorAll('#t-goals tr').length === 5);
+    out.goalsTable = (await read(page)).tables.goals;
+
+    // Refused by the api: the message sits next to the field it names.
+    await page.selectOption('#goal-kind', 'pageview');
+    await page.fill('#goal-name', 'Bad path');
+    await page.fill('#goal-match', 'pricing');
+    const before = out.requests.length;
+    await page.click('#goal-add');
+    await page.waitForFunction(() => document.getElementById('goal-match-error').textContent !== '');
+    out.invalid = { errors: await errors(), focused: await page.evaluate(() => document.activeElement.id), ariaInvalid: await page.getAttribute('#goal-match', 'aria-invalid') };
+    // Refused before any request: no name.
+    await page.fill('#goal-name', '');
+    await page.fill('#goal-match', '/x');
+    const posted = out.requests.length;
+    await page.click('#goal-add');
+    out.missingName = { errors: await errors(), requests: out.requests.length - posted, invalidRequests: posted - before };
+
+    // Delete, after the confirmation.
+    await page.click('#goal-list tr:nth-child(3) button');
+    await page.waitForFunction(() => document.querySelectorAll('#goal-list tr').length === 4);
+    out.afterDelete = await list();
+    out.deletes = out.requests.filter((r) => r.method === 'DELETE').map((r) => r.path);
+
+    // Twenty goals: the form is disabled and says why.
+    for (let i = (await list()).length; i < 20; i++) {
+      await owner('/api/sites/site-v2/goals', { method: 'POST', body: JSON.stringify({ name: `Goal ${i}`, kind: 'event', match: `e${i}` }) });
+    }
+    out.twentyFirst = await (await owner('/api/sites/site-v2/goals', { method: 'POST', body: JSON.stringify({ name: 'One more', kind: 'event', match: 'x' }) })).json();
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('#goal-list tr').length === 20);
+    out.full = await page.evaluate(() => ({
+      limitShown: !document.getElementById('goal-limit').hidden,
+      limit: document.getElementById('goal-limit').textContent,
+      disabled: ['goal-name', 'goal-kind', 'goal-match', 'goal-pick', 'goal-add'].filter((id) => document.getElementById(id).disabled),
+    }));
+    out.end = await read(page);
+  },
+
+  // Clicking a top page filters every call; the chip removes it; back/forward restore views.
+  async filter() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', true);
+    const mark = () => statsCalls().length;
+    const since = (n) => statsCalls().slice(n);
+    let n = mark();
+    await page.click('#t-pages button:text-is("/pricing")');
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '2.3k');
+    out.filtered = await read(page);
+    out.focusAfterFilter = await page.evaluate(() => document.activeElement.id);
+    await page.click('[data-tf="30d"]');
+    await rendered(page, 'site-v2', true);
+    await page.click('#export');
+    await page.waitForFunction(() => /Downloaded|Could not/.test(document.getElementById('export-status').textContent));
+    out.whileFiltered = since(n).map((r) => r.query);
+    out.exportWhileFiltered = out.requests.filter((r) => r.path.endsWith('/export.csv')).map((r) => r.query);
+    out.urlFiltered30d = (await read(page)).url;
+
+    await page.goBack();
+    await page.waitForFunction(() => document.querySelector('[data-tf="7d"]').getAttribute('aria-pressed') === 'true');
+    await rendered(page, 'site-v2', true);
+    out.back1 = await read(page);
+    n = mark();
+    await page.goBack();
+    await page.waitForFunction(() => document.getElementById('filter-bar').hidden && document.getElementById('c-pageviews').textContent === '12.3k');
+    out.back2 = await read(page);
+    out.afterBack2 = since(n).map((r) => r.query);
+    await page.goForward();
+    await page.waitForFunction(() => !document.getElementById('filter-bar').hidden && document.getElementById('c-pageviews').textContent === '2.3k');
+    out.forward = await read(page);
+
+    // The chip's remove button, from the keyboard.
+    n = mark();
+    await page.focus('#filter-clear');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.getElementById('filter-bar').hidden && document.getElementById('c-pageviews').textContent === '12.3k');
+    out.cleared = await read(page);
+    out.afterClear = since(n).map((r) => r.query);
+
+    // A hostile path, chosen with the keyboard: filtered, shown as text, nothing runs.
+    await page.focus(`#t-pages tr:nth-child(3) button`);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '1.2k');
+    out.hostile = await read(page);
+    out.hostileQuery = statsCalls().filter((r) => r.query.includes("compare")).slice(-1)[0].query;
+    // The URL is shareable: a fresh page on it shows the same view.
+    const again = watch(await context.newPage());
+    await again.goto(`${api}${out.hostile.url}`);
+    await rendered(again, 'site-v2', false);
+    await again.waitForFunction(() => document.getElementById('c-pageviews').textContent === '1.2k');
+    out.reopened = await read(again);
+  },
+
+  // The custom range cannot be applied while invalid.
+  async range() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', true);
+    const state = () => page.evaluate(() => ({
+      disabled: document.querySelector('#range-form button').disabled,
+      message: document.getElementById('range-msg').textContent,
+      max: document.querySelector('#range-form [name=to]').max,
+      from: document.querySelector('#range-form [name=from]').value,
+      to: document.querySelector('#range-form [name=to]').value,
+    }));
+    out.initial = await state();
+    const today = out.initial.max;
+    const day = (d, n) => new Date(Date.parse(d + 'T00:00:00Z') + n * 86400000).toISOString().slice(0, 10);
+    const set = async (from, to) => {
+      await page.fill('#range-form [name=from]', from);
+      await page.fill('#range-form [name=to]', to);
+      return state();
+    };
+    out.backwards = await set(day(today, -3), day(today, -5));
+    out.future = await set(day(today, -3), day(today, 1));
+    out.tooLong = await set(day(today, -366), today);
+    out.empty = await set('', today);
+    const n = statsCalls().length;
+    await page.press('#range-form [name=to]', 'Enter'); // a submit while invalid does nothing
+    out.requestsWhileInvalid = statsCalls().length - n;
+    out.longest = await set(day(today, -365), today);
+    out.valid = await set(day(today, -13), day(today, -7));
+    await page.click('#range-form button');
+    await page.waitForFunction(() => window.cpDashboard.stats.series.length === 7 && /from=/.test(location.search));
+    await rendered(page, 'site-v2', true);
+    out.applied = await read(page);
+    out.appliedQuery = statsCalls().filter((r) => r.query.includes('compare')).slice(-1)[0].query;
+    out.pressed = await page.evaluate(() => [...document.querySelectorAll('[data-tf]')].map((b) => b.getAttribute('aria-pressed')));
+    await page.reload();
+    await rendered(page, 'site-v2', true);
+    out.reloaded = { state: await state(), read: await read(page) };
+  },
+
+  async export() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', false);
+    const download = async () => {
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+      const file = await dl.path();
+      const call = out.requests.filter((r) => r.path.endsWith('/export.csv')).slice(-1)[0];
+      const served = await (await owner(`${call.path}?${call.query}`)).text();
+      await page.waitForFunction(() => /Downloaded/.test(document.getElementById('export-status').textContent));
+      return { name: dl.suggestedFilename(), content: fs.readFileSync(file, 'utf8'), served, query: call.query, auth: call.auth, status: await page.textContent('#export-status') };
+    };
+    out.week = await download();
+    await page.click('#t-pages button:text-is("/pricing")');
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '2.3k');
+    await page.click('[data-tf="24h"]');
+    await page.waitForFunction(() => window.cpDashboard.stats.granularity === 'hour');
+    out.filtered = await download();
+  },
+
+  // Create, copy, rotate and revoke the public link; the shared page is read-only.
+  async share() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', false);
+    await page.click('#share-create');
+    await page.waitForFunction(() => document.getElementById('share-url').value !== '');
+    const first = await page.inputValue('#share-url');
+    await page.click('#share-copy');
+    await page.waitForFunction(() => document.getElementById('share-copy-status').textContent === 'Copied');
+    out.clipboard = await page.evaluate(() => navigator.clipboard.readText());
+    out.createLabel = await page.textContent('#share-create');
+    await page.click('#share-create'); // rotate, after the confirmation
+    await page.waitForFunction((u) => document.getElementById('share-url').value !== u, first);
+    const second = await page.inputValue('#share-url');
+    out.links = [first, second];
+
+    // The old link is gone; the new one shows the dashboard, read-only.
+    const old = watch(await context.newPage(), 'old-link');
+    await old.goto(first);
+    await old.waitForFunction(() => !document.getElementById('invalid').hidden);
+    out.oldLink = await old.evaluate(() => ({ text: document.getElementById('invalid').textContent, statsShown: !document.getElementById('site-view').hidden }));
+    const shared = watch(await context.newPage(), 'shared');
+    await shared.goto(second);
+    await rendered(shared, 'site-v2', true);
+    out.shared = await read(shared);
+    out.sharedHtml = await shared.evaluate(() => document.documentElement.outerHTML);
+    out.ownerOnly = await shared.evaluate(() => ['#settings-form', '#snippet', '#copy-snippet', '#goals-manager', '#goal-form', '#export', '#rotate-key',
+      '#delete-site', '#share-panel', '#share-create', '#site-select', '#logout', '#live'].filter((s) => document.querySelector(s)));
+    out.sharedTokenInStorage = await shared.evaluate(() => localStorage.getItem('cp_token'));
+    // Filtering works there too, with the same query.
+    await shared.click('#t-pages button:text-is("/pricing")');
+    await shared.waitForFunction(() => document.getElementById('c-pageviews').textContent === '2.3k');
+    out.sharedFiltered = await read(shared);
+    await shared.goBack();
+    await shared.waitForFunction(() => document.getElementById('filter-bar').hidden && document.getElementById('c-pageviews').textContent === '12.3k');
+    out.sharedBack = await read(shared);
+    out.sharedRequests = out.requests.filter((q) => q.page === 'shared');
+
+    // Revoked: the open page says so at its next load.
+    await page.click('#share-revoke');
+    await page.waitForFunction(() => /revoked/.test(document.getElementById('share-status').textContent));
+    out.revokeStatus = await page.textContent('#share-status');
+    out.linkShownAfterRevoke = await page.isVisible('#share-current');
+    await shared.reload();
+    await shared.waitForFunction(() => !document.getElementById('invalid').hidden);
+    out.revoked = await shared.evaluate(() => ({ text: document.getElementById('invalid').textContent, statsShown: !document.getElementById('site-view').hidden, title: document.title }));
+    await shared.setViewportSize({ width: 375, height: 700 });
+    await shared.screenshot({ path: `${shots}/share-revoked-375.png` });
+  },
+
+  // The live counter follows the realtime figures without a reload.
+  async live() {
+    const page = await ownerPage();
+    await page.waitForFunction(() => document.getElementById('live-visitors').textContent === '7');
+    out.before = await read(page);
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await fake('/__fake/realtime', { visitors_5m: 1234 });
+    const t0 = Date.now();
+    await page.waitForFunction(() => document.getElementById('live-visitors').textContent === '1.2k', null, { timeout: 15000 });
+    out.waitedMs = Date.now() - t0;
+    out.after = await read(page);
+    out.sameDocument = await page.evaluate(() => window.__sameDocument === true);
+    out.realtimeCalls = out.requests.filter((r) => r.path.endsWith('/realtime')).length;
+  },
+
+  // Loading and error states, and recovery.
+  async states() {
+    await fake('/__fake/delay', { ms: 1500 });
+    const page = await ownerPage();
+    await page.waitForFunction(() => document.querySelectorAll('#t-pages tr').length === 1);
+    out.loading = await page.evaluate(() => ({
+      tables: [...document.querySelectorAll('#stats tbody')].map((b) => b.textContent),
+      charts: [...document.querySelectorAll('#stats .chart-box')].map((b) => b.getAttribute('data-status')),
+      busy: document.getElementById('stats').getAttribute('aria-busy'),
+    }));
+    await rendered(page, 'site-v2', false);
+    await fake('/__fake/delay', { ms: 0 });
+
+    await fake('/__fake/fail', { stats: 1 });
+    await page.click('[data-tf="30d"]');
+    await page.waitForFunction(() => !document.getElementById('stats-error').hidden);
+    out.failed = await page.evaluate(() => ({
+      alert: document.getElementById('stats-error').textContent,
+      tables: [...document.querySelectorAll('#stats .table-panel:not([hidden]) tbody')].map((b) => b.textContent),
+      charts: [...document.querySelectorAll('#stats .chart-box')].map((b) => b.getAttribute('data-status')),
+      cards: [...document.querySelectorAll('#cards .value')].map((v) => v.textContent),
+    }));
+    await page.click('#stats-error button');
+    await page.waitForFunction(() => document.getElementById('stats-error').hidden && window.cpDashboard.stats.timeframe === '30d');
+    out.recovered = await read(page);
+
+    // A failed refresh keeps the figures on screen and says so.
+    await fake('/__fake/fail', { stats: 1 });
+    await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+    await page.waitForFunction(() => !document.getElementById('stats-error').hidden);
+    out.staleAlert = await page.textContent('#stats-error');
+    out.stale = await read(page);
+  },
+
+  // Screenshots for review at 1280 and 375 px; no horizontal scroll; keyboard reachability.
+  async screens() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', true);
+    await page.waitForFunction(() => document.getElementById('live-visitors').textContent !== '–' && document.querySelectorAll('#goal-list tr').length > 0);
+    await page.screenshot({ path: `${shots}/dashboard-v2-1280.png`, fullPage: true });
+
+    // Tab through the page: every stop is a control, and the filter rows are among them.
+    const stops = [];
+    for (let i = 0; i < 80; i++) {
+      await page.keyboard.press('Tab');
+      stops.push(await page.evaluate(() => {
+        const e = document.activeElement;
+        const style = getComputedStyle(e);
+        return { tag: e.tagName.toLowerCase(), id: e.id, cls: e.className, text: (e.textContent || '').slice(0, 40), outline: style.outlineStyle !== 'none' && style.outlineWidth !== '0px' };
+      }));
+    }
+    out.tabStops = stops;
+
+    await page.click('#t-pages button:text-is("/pricing")');
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '2.3k');
+    await page.setViewportSize({ width: 375, height: 812 });
+    await page.waitForTimeout(300); // charts resize on the next frame
+    await page.screenshot({ path: `${shots}/dashboard-v2-375.png`, fullPage: true });
+    out.dashboard375 = await overflow(page);
+
+    const shared = watch(await context.newPage());
+    await shared.goto(`${api}/share/${SHARE}`);
+    await rendered(shared, 'site-v2', true);
+    await shared.screenshot({ path: `${shots}/share-1280.png`, fullPage: true });
+    await shared.setViewportSize({ width: 375, height: 812 });
+    await shared.waitForTimeout(300);
+    await shared.screenshot({ path: `${shots}/share-375.png`, fullPage: true });
+    out.share375 = await overflow(shared);
+  },
+};
+
+// Whether the page scrolls sideways, and what sticks out.
+function overflow(page) {
+  return page.evaluate(() => ({
+    scrolls: document.documentElement.scrollWidth > window.innerWidth + 1,
+    sticking: [...document.querySelectorAll('body *')]
+      .filter((e) => !e.closest('.table-wrap') && e.getBoundingClientRect().right > window.innerWidth + 1)
+      .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`),
+  }));
+}
+
+try {
+  if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);
+  await scenarios[scenario]();
+  out.xssAtEnd = await Promise.all(context.pages().map((p) => p.evaluate(() => window.__xss || null).catch(() => null)));
+} catch (e) {
+  out.driverError = String(e && e.stack || e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
+process.exit(0);

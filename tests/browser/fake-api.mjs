@@ -1,0 +1,343 @@
+// A stand-in for the api, for developing and testing the dashboard before (and apart from) the
+// backend: serves the real web/ files with the api's Content-Security-Policy, and answers every
+// call the dashboard and the shared page make with contract-shaped JSON (contract.md, v1 and
+// "v2 additions"): realistic figures, `(other)` rows, and hostile strings in every tracked field.
+//
+//   node tests/browser/fake-api.mjs [port] [--stdin]   prints "LISTENING http://127.0.0.1:<port>";
+//   with --stdin it exits when its stdin closes (so a test's server never outlives the test).
+//
+// Two sites: `site-v2` answers everything; `site-v1` answers like the api before v2 (no v2
+// stats fields; goals, realtime, export and share answer 404), to check that the dashboard
+// hides what a server does not send. The owner's token is `fake-owner-token`.
+//
+// Test controls (no auth): POST /__fake/realtime {visitors_5m}, POST /__fake/fail {stats: n}
+// (the next n stats calls answer 500), POST /__fake/delay {ms} (stats answer after ms).
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IMG, SCRIPT } from './payloads.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const web = path.join(root, 'web');
+
+// The api's policy (api/src/routes/web.rs).
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+  "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+const TOKEN = 'fake-owner-token';
+
+const sites = [
+  { id: 'site-v2', name: 'Acme landing', domain: 'acme.example', timezone: 'Europe/Berlin', api_key: 'cp_live_FAKEKEY0123456789abcdef', created_at: '2026-01-05T10:00:00Z' },
+  { id: 'site-v1', name: 'Legacy site', domain: 'legacy.example', timezone: 'UTC', api_key: 'cp_live_LEGACYKEY0123456789abcd', created_at: '2025-06-01T10:00:00Z' },
+];
+let goals = [
+  { id: 'goal-1', name: 'Signup ' + IMG, kind: 'event', match: 'Signup', created_at: '2026-02-01T09:00:00Z' },
+  { id: 'goal-2', name: 'Thank-you page', kind: 'pageview', match: '/thank-you*', created_at: '2026-02-02T09:00:00Z' },
+];
+let goalSeq = 3;
+const GOAL_FIGURES = { 'goal-1': { conversions: 200, rate: 0.0476 }, 'goal-2': { conversions: 150, rate: 0.0357 } };
+// token -> site id; a known token for tests that open the shared page directly.
+const shares = new Map([['share-initial-token-0123456789abcdef', 'site-v2']]);
+let shareSeq = 0;
+const control = { visitors_5m: 7, failStats: 0, delayMs: 0 };
+
+// Figures -------------------------------------------------------------------------------
+
+const SUMMARY = {
+  all: {
+    now: { pageviews: 12345, visitors: 3456, sessions: 4210, clicks: 987, avg_scroll_depth: 54.6, avg_time_seconds: 184.2, conversions: 321, conversion_rate: 0.0762, bounce_rate: 0.4123 },
+    before: { pageviews: 10000, visitors: 4000, sessions: 4210, clicks: 0, avg_scroll_depth: 52, avg_time_seconds: 200, conversions: 300, conversion_rate: 0.0712, bounce_rate: 0.4523 },
+  },
+  '/pricing': {
+    now: { pageviews: 2345, visitors: 812, sessions: 640, clicks: 150, avg_scroll_depth: 71.2, avg_time_seconds: 65, conversions: 48, conversion_rate: 0.075, bounce_rate: 0.3 },
+    before: { pageviews: 2000, visitors: 800, sessions: 600, clicks: 100, avg_scroll_depth: 70, avg_time_seconds: 60, conversions: 40, conversion_rate: 0.0667, bounce_rate: 0.35 },
+  },
+};
+SUMMARY['/' + IMG] = {
+  now: { pageviews: 1200, visitors: 400, sessions: 300, clicks: 40, avg_scroll_depth: 20, avg_time_seconds: 12, conversions: 3, conversion_rate: 0.01, bounce_rate: 0.8 },
+  before: { pageviews: 0, visitors: 0, sessions: 0, clicks: 0, avg_scroll_depth: 0, avg_time_seconds: 0, conversions: 0, conversion_rate: 0, bounce_rate: 0 },
+};
+const ZERO = { pageviews: 0, visitors: 0, sessions: 0, clicks: 0, avg_scroll_depth: 0, avg_time_seconds: 0, conversions: 0, conversion_rate: 0, bounce_rate: 0 };
+const V1_KEYS = ['pageviews', 'visitors', 'sessions', 'clicks', 'avg_scroll_depth', 'avg_time_seconds'];
+
+function lists(page) {
+  const all = {
+    top_pages: [{ path: '/', pageviews: 5123 }, { path: '/pricing', pageviews: 2345 }, { path: '/' + IMG, pageviews: 1200 }, { path: '/blog/launch', pageviews: 980 }, { path: '(other)', pageviews: 2697 }],
+    top_referrers: [{ source: 'google.com', visits: 1500, conversions: 120 }, { source: '(direct)', visits: 1200, conversions: 90 }, { source: IMG, visits: 300, conversions: 10 }, { source: 'javascript:alert(4)', visits: 20, conversions: 0 }, { source: '(other)', visits: 410, conversions: 11 }],
+    top_clicks: [{ selector: 'button#cta', text: 'Start free trial', clicks: 500 }, { selector: 'a.pricing-link', text: 'See pricing', clicks: 320 }, { selector: IMG, text: SCRIPT, clicks: 40 }, { selector: '(other)', text: '', clicks: 12 }],
+    top_campaigns: [{ name: 'spring_sale', visits: 900, conversions: 81 }, { name: 'launch_week', visits: 420, conversions: 12 }, { name: IMG, visits: 50, conversions: 2 }, { name: '(other)', visits: 30, conversions: 1 }],
+    top_mediums: [{ name: 'email', visits: 700, conversions: 70 }, { name: 'cpc', visits: 650, conversions: 30 }, { name: SCRIPT, visits: 5, conversions: 0 }],
+    variants: [{ variant: 'B', visits: 2050, conversions: 171, rate: 0.0834 }, { variant: 'A', visits: 2100, conversions: 150, rate: 0.0714 }, { variant: IMG, visits: 10, conversions: 0, rate: 0 }],
+    top_events: [{ name: 'Signup', count: 321 }, { name: 'form_submit', count: 280 }, { name: 'outbound', count: 95 }, { name: IMG, count: 3 }],
+    top_devices: [{ name: 'desktop', visits: 2500 }, { name: 'mobile', visits: 1500 }, { name: 'tablet', visits: 210 }],
+    top_browsers: [{ name: 'Chrome', visits: 2300 }, { name: 'Safari', visits: 1100 }, { name: 'Firefox', visits: 500 }, { name: 'Edge', visits: 200 }, { name: IMG, visits: 60 }, { name: 'Other', visits: 50 }],
+    top_os: [{ name: 'Windows', visits: 1400 }, { name: 'macOS', visits: 1000 }, { name: 'iOS', visits: 900 }, { name: 'Android', visits: 600 }, { name: 'Linux', visits: 300 }, { name: SCRIPT, visits: 10 }],
+    top_countries: [{ country: 'DE', visits: 1800 }, { country: 'US', visits: 1200 }, { country: 'GB', visits: 600 }, { country: '(unknown)', visits: 300 }, { country: '(other)', visits: 300 }, { country: IMG, visits: 10 }],
+  };
+  if (!page) return all;
+  const known = SUMMARY[page];
+  const pv = known ? known.now.pageviews : 0;
+  const filtered = {};
+  Object.keys(all).forEach((k) => {
+    filtered[k] = known ? all[k].filter((_, i) => i < 2).map((r) => scaleRow(r, 0.2)) : [];
+  });
+  filtered.top_pages = known ? [{ path: page, pageviews: pv }] : [];
+  return filtered;
+}
+function scaleRow(r, f) {
+  const out = {};
+  Object.keys(r).forEach((k) => { out[k] = typeof r[k] === 'number' && k !== 'rate' ? Math.round(r[k] * f) : r[k]; });
+  return out;
+}
+
+// Days in UTC strings; "today" in the site's zone.
+function todayIn(tz) {
+  return new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
+}
+const addDays = (d, n) => new Date(Date.parse(d + 'T00:00:00Z') + n * 86400000).toISOString().slice(0, 10);
+const daysIn = (a, b) => Math.round((Date.parse(b + 'T00:00:00Z') - Date.parse(a + 'T00:00:00Z')) / 86400000) + 1;
+const isDay = (s) => typeof s === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(s) && new Date(Date.parse(s + 'T00:00:00Z')).toISOString().slice(0, 10) === s;
+
+/** Deterministic figures of one series point (the same date always gives the same numbers). */
+function point(start, scale) {
+  let h = 2166136261;
+  for (const c of start) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  h = Math.imul(h ^ (h >>> 15), 2246822507) >>> 0;
+  const pv = Math.round((1300 + (h % 700)) * scale);
+  return { start, pageviews: pv, visitors: Math.round(pv / 3), sessions: Math.round(pv / 2.5), clicks: Math.round(pv / 12), conversions: Math.round(pv / 40) };
+}
+
+function range(q, tz) {
+  const today = todayIn(tz);
+  const from = q.get('from');
+  const to = q.get('to');
+  if (from != null || to != null) {
+    if (!isDay(from) || !isDay(to) || from > to || to > today || daysIn(from, to) > 366) return null;
+    return { timeframe: 'custom', from, to, hourly: false };
+  }
+  const tf = q.get('timeframe') || '7d';
+  const days = { '7d': 7, '30d': 30, '90d': 90 }[tf];
+  if (tf === '24h') return { timeframe: tf, from: addDays(today, -1), to: today, hourly: true };
+  if (!days) return null;
+  return { timeframe: tf, from: addDays(today, -(days - 1)), to: today, hourly: false };
+}
+
+function series(r, scale) {
+  if (r.hourly) {
+    const now = new Date();
+    const out = [];
+    for (let i = 23; i >= 0; i--) {
+      const t = new Date(now.getTime() - i * 3600000);
+      const local = new Intl.DateTimeFormat('sv-SE', { timeZone: 'Europe/Berlin', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', hourCycle: 'h23' }).format(t);
+      out.push(point(local.slice(0, 10) + 'T' + local.slice(11, 13) + ':00', scale / 20));
+    }
+    return out;
+  }
+  const out = [];
+  for (let d = r.from; d <= r.to; d = addDays(d, 1)) out.push(point(d, scale));
+  return out;
+}
+
+function stats(site, q) {
+  const r = range(q, site.timezone);
+  if (!r) return [400, { error: 'invalid_timeframe', message: 'timeframe must be 24h, 7d, 30d or 90d, or from/to a valid range of at most 366 days' }];
+  const page = q.get('page') || '';
+  const fig = page ? SUMMARY[page] || { now: ZERO, before: ZERO } : SUMMARY.all;
+  const scale = page ? fig.now.pageviews / SUMMARY.all.now.pageviews : 1;
+  const body = {
+    site_id: site.id, timeframe: r.timeframe, timezone: site.timezone, from: r.from, to: r.to, granularity: r.hourly ? 'hour' : 'day',
+    summary: Object.assign({}, fig.now),
+    series: series(r, scale),
+    scroll_distribution: [{ bucket: '0-25', pageviews: Math.round(3100 * scale) }, { bucket: '25-50', pageviews: Math.round(2900 * scale) }, { bucket: '50-75', pageviews: Math.round(2500 * scale) }, { bucket: '75-100', pageviews: Math.round(2100 * scale) }, { bucket: '100', pageviews: Math.round(1745 * scale) }],
+  };
+  Object.assign(body, lists(page));
+  body.goals = goals.map((g) => Object.assign({ id: g.id, name: g.name }, page ? { conversions: 0, rate: 0 } : GOAL_FIGURES[g.id] || { conversions: 0, rate: 0 }));
+  if (q.get('compare') === 'previous') body.previous = Object.assign({}, fig.before);
+  if (site.id === 'site-v1') {
+    // The api before v2: v1 fields only.
+    body.summary = Object.fromEntries(V1_KEYS.map((k) => [k, body.summary[k]]));
+    body.top_referrers = body.top_referrers.map((x) => ({ source: x.source, visits: x.visits }));
+    body.series = body.series.map((p) => ({ start: p.start, pageviews: p.pageviews, visitors: p.visitors, sessions: p.sessions, clicks: p.clicks }));
+    ['goals', 'top_campaigns', 'top_mediums', 'variants', 'top_events', 'top_devices', 'top_browsers', 'top_os', 'top_countries', 'previous'].forEach((k) => delete body[k]);
+  }
+  return [200, body];
+}
+
+function realtime(site) {
+  const now = Date.now();
+  const points = [];
+  for (let i = 29; i >= 0; i--) {
+    const t = new Date(now - i * 60000);
+    const minute = new Intl.DateTimeFormat('en-GB', { timeZone: site.timezone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(t);
+    points.push({ minute, pageviews: i === 0 ? control.visitors_5m : (i * 7) % 5 + (i % 3) });
+  }
+  return {
+    visitors_5m: control.visitors_5m,
+    pageviews_30m: points,
+    top_pages_5m: [{ path: '/pricing', visitors: Math.max(1, control.visitors_5m - 3) }, { path: '/' + IMG, visitors: 2 }, { path: '/', visitors: 1 }],
+  };
+}
+
+function csv(site, q) {
+  const [status, body] = stats(site, q);
+  if (status !== 200) return [status, body];
+  const lines = ['start,pageviews,visitors,sessions,clicks,conversions'];
+  body.series.forEach((p) => lines.push([p.start, p.pageviews, p.visitors, p.sessions, p.clicks, p.conversions].join(',')));
+  return [200, lines.join('\n') + '\n', `convertpulse-${site.domain}-${body.from}-${body.to}.csv`];
+}
+
+function validateGoal(b) {
+  if (!b || typeof b !== 'object') return 'name: the body must be a JSON object';
+  if (typeof b.name !== 'string' || !b.name.trim() || b.name.length > 100) return 'name must be 1 to 100 characters';
+  if (!['pageview', 'click', 'event'].includes(b.kind)) return 'kind must be pageview, click or event';
+  if (typeof b.match !== 'string' || !b.match || b.match.length > 256) return 'match must be 1 to 256 characters';
+  if (b.kind === 'pageview' && !b.match.startsWith('/')) return 'match must be a path starting with / for a pageview goal';
+  return null;
+}
+
+// HTTP -----------------------------------------------------------------------------------
+
+const TYPES = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.html': 'text/html; charset=utf-8' };
+
+function send(res, status, body, headers) {
+  const h = Object.assign({ 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' }, headers || {});
+  if (body !== null && typeof body === 'object' && !Buffer.isBuffer(body)) {
+    h['Content-Type'] = 'application/json';
+    body = JSON.stringify(body);
+  }
+  res.writeHead(status, h);
+  res.end(body == null ? '' : body);
+}
+const error = (res, status, code, message) => send(res, status, { error: code, message: message || code.replace(/_/g, ' ') });
+
+function file(res, p, status) {
+  fs.readFile(p, (err, data) => {
+    if (err) return error(res, 404, 'not_found', 'page not found');
+    let body = data;
+    if (p.endsWith('.html')) body = data.toString('utf8').replace(/__CP_INGEST__/g, 'http://127.0.0.1:9');
+    send(res, status || 200, body, { 'Content-Type': TYPES[path.extname(p)] || 'application/octet-stream' });
+  });
+}
+
+function readBody(req) {
+  return new Promise((resolve) => {
+    let s = '';
+    req.on('data', (c) => { s += c; });
+    req.on('end', () => { try { resolve(s ? JSON.parse(s) : null); } catch (e) { resolve(undefined); } });
+  });
+}
+
+const later = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function handle(req, res) {
+  const url = new URL(req.url, 'http://fake');
+  const p = url.pathname;
+  const q = url.searchParams;
+  const m = (re) => re.exec(p);
+  let g;
+
+  // Pages and assets.
+  const pages = { '/': 'index.html', '/login': 'login.html', '/register': 'register.html', '/dashboard': 'dashboard.html' };
+  if (req.method === 'GET' && pages[p]) return file(res, path.join(web, pages[p]));
+  if (req.method === 'GET' && (g = m(/^\/share\/([^/]+)$/))) return file(res, path.join(web, 'share.html'), shares.has(decodeURIComponent(g[1])) ? 200 : 404);
+  if (req.method === 'GET' && (g = m(/^\/assets\/([A-Za-z0-9._-]+)$/))) return file(res, path.join(web, 'assets', g[1]));
+  if (req.method === 'GET' && p === '/vendor/chart.umd.min.js') return file(res, path.join(root, 'node_modules/chart.js/dist/chart.umd.min.js'));
+
+  // Test controls.
+  if (req.method === 'POST' && p === '/__fake/realtime') { Object.assign(control, await readBody(req)); return send(res, 204, null); }
+  if (req.method === 'POST' && p === '/__fake/fail') { control.failStats = (await readBody(req)).stats; return send(res, 204, null); }
+  if (req.method === 'POST' && p === '/__fake/delay') { control.delayMs = (await readBody(req)).ms; return send(res, 204, null); }
+
+  // Public stats of a shared link: no token.
+  if (req.method === 'GET' && (g = m(/^\/api\/public\/([^/]+)\/stats$/))) {
+    const siteId = shares.get(decodeURIComponent(g[1]));
+    if (!siteId) return error(res, 404, 'not_found', 'not found');
+    if (control.delayMs) await later(control.delayMs);
+    const [status, body] = stats(sites.find((s) => s.id === siteId), q);
+    return send(res, status, body);
+  }
+
+  if (!p.startsWith('/api/')) return error(res, 404, 'not_found', 'not found');
+  if (req.headers.authorization !== 'Bearer ' + TOKEN) return error(res, 401, 'unauthorized', 'missing or invalid token');
+  if (req.method === 'GET' && p === '/api/auth/me') return send(res, 200, { id: 'user-1', email: 'owner@example.com', name: 'Owner', created_at: '2026-01-01T00:00:00Z' });
+  if (req.method === 'GET' && p === '/api/sites') return send(res, 200, sites);
+
+  const siteOf = (id) => sites.find((s) => s.id === decodeURIComponent(id));
+  const v2 = (site) => site && site.id === 'site-v2';
+
+  if ((g = m(/^\/api\/stats\/([^/]+)$/)) && req.method === 'GET') {
+    const site = siteOf(g[1]);
+    if (!site) return error(res, 404, 'not_found');
+    if (control.delayMs) await later(control.delayMs);
+    if (control.failStats > 0) { control.failStats--; return error(res, 500, 'internal', 'internal error'); }
+    const [status, body] = stats(site, q);
+    return send(res, status, body);
+  }
+  if ((g = m(/^\/api\/stats\/([^/]+)\/realtime$/)) && req.method === 'GET') {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    return send(res, 200, realtime(site));
+  }
+  if ((g = m(/^\/api\/stats\/([^/]+)\/export\.csv$/)) && req.method === 'GET') {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    const [status, body, name] = csv(site, q);
+    if (status !== 200) return send(res, status, body);
+    return send(res, 200, body, { 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="${name}"` });
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/goals$/))) {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    if (req.method === 'GET') return send(res, 200, goals);
+    if (req.method === 'POST') {
+      const b = await readBody(req);
+      const problem = validateGoal(b);
+      if (problem) return error(res, 400, 'invalid_goal', problem);
+      if (goals.length >= 20) return error(res, 400, 'invalid_goal', 'a site has at most 20 goals');
+      const goal = { id: 'goal-' + goalSeq++, name: b.name.trim(), kind: b.kind, match: b.match, created_at: new Date().toISOString() };
+      goals.push(goal);
+      return send(res, 201, goal);
+    }
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/goals\/([^/]+)$/)) && req.method === 'DELETE') {
+    const site = siteOf(g[1]);
+    const id = decodeURIComponent(g[2]);
+    if (!v2(site) || !goals.some((x) => x.id === id)) return error(res, 404, 'not_found');
+    goals = goals.filter((x) => x.id !== id);
+    return send(res, 204, null);
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/share$/))) {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    if (req.method === 'POST') {
+      for (const [t, s] of shares) if (s === site.id) shares.delete(t);
+      const token = `share-${++shareSeq}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+      shares.set(token, site.id);
+      return send(res, 200, { token, url: '/share/' + token });
+    }
+    if (req.method === 'DELETE') {
+      let had = false;
+      for (const [t, s] of shares) if (s === site.id) { shares.delete(t); had = true; }
+      return had ? send(res, 204, null) : error(res, 404, 'not_found');
+    }
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)$/))) {
+    const site = siteOf(g[1]);
+    if (!site) return error(res, 404, 'not_found');
+    if (req.method === 'GET') return send(res, 200, site);
+  }
+  return error(res, 404, 'not_found', 'not found');
+}
+
+const server = http.createServer((req, res) => {
+  handle(req, res).catch((e) => { console.error(e); error(res, 500, 'internal', 'internal error'); });
+});
+const args = process.argv.slice(2);
+server.listen(Number(args.find((a) => /^\d+$/.test(a)) || 0), '127.0.0.1', () => {
+  console.log(`LISTENING http://127.0.0.1:${server.address().port}`);
+});
+if (args.includes('--stdin')) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}

@@ -1,0 +1,364 @@
+//! The v2 dashboard and the shared page in headless Chromium against the fake api
+//! (`tests/browser/fake-api.mjs`), which answers every call with contract-shaped figures,
+//! `(other)` rows and hostile strings in every tracked field. Each test runs one scenario of
+//! `tests/browser/dashboard_v2.mjs` with a fake api of its own and asserts on its report:
+//! figures exactly as formatted, changes against the previous period, inert payloads, goals,
+//! the page filter and history, the date range, CSV export, sharing, the live counter, loading
+//! and error states, and screenshots at 1280 and 375 px in `target/cp-artifacts/screenshots/`.
+
+use cp_tests::browser::{Driver, FakeApi};
+use serde_json::{Value, json};
+
+const IMG: &str = "<img src=x onerror=\"window.__xss=1;alert(1)\">";
+const SCRIPT: &str = "<script>window.__xss=2;alert(2)</script>";
+
+/// The confirmations the app itself asks for; any other dialog is a payload that ran.
+const APP_DIALOGS: [&str; 3] = ["Delete the goal ", "Replace the public link?", "Revoke the public link?"];
+
+fn shots() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/cp-artifacts/screenshots").to_string_lossy().to_string()
+}
+
+/// Runs `scenario` against a fresh fake api; checks what every scenario must hold.
+async fn run(scenario: &str) -> Value {
+    let fake = FakeApi::start().await;
+    let r = Driver::start("dashboard_v2.mjs", &[scenario, &fake.url, &shots()]).finish().await;
+    assert_eq!(r["payloads"], json!({"IMG": IMG, "SCRIPT": SCRIPT}), "the fake api's payloads are the ones asserted here");
+    assert_eq!(r["pageErrors"], json!([]), "{scenario}: page errors");
+    assert_eq!(r["consoleErrors"], json!([]), "{scenario}: console errors (CSP refusals included)");
+    for d in r["dialogs"].as_array().expect("dialogs") {
+        let d = d.as_str().expect("dialog text");
+        assert!(APP_DIALOGS.iter().any(|own| d.starts_with(own)), "{scenario}: a dialog the app did not open: {d}");
+    }
+    assert!(r["xssAtEnd"].as_array().expect("pages").iter().all(Value::is_null), "{scenario}: a payload ran: {}", r["xssAtEnd"]);
+    r
+}
+
+/// A view read by the driver shows no trace of a payload running.
+fn assert_inert(view: &Value, what: &str) {
+    assert!(view["xss"].is_null(), "{what}: a payload ran");
+    assert_eq!(view["injected"], 0, "{what}: payload markup became elements");
+    assert_eq!(view["handlers"], 0, "{what}: an element has an on* attribute");
+    assert!(view["links"].as_array().expect("links").iter().all(|h| h.as_str().is_some_and(|h| h.starts_with("https://"))), "{what}: only http(s) links: {}", view["links"]);
+}
+
+fn rows(rows: &[&[&str]]) -> Value {
+    json!(rows)
+}
+
+fn card(view: &Value, id: &str) -> (String, String) {
+    let c = &view["cards"][id];
+    (c["value"].as_str().unwrap_or_default().to_string(), c["delta"].as_str().unwrap_or_default().to_string())
+}
+
+fn img_path() -> String {
+    format!("/{IMG}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_tables_and_charts_show_the_figures_formatted_and_compared_with_the_previous_period() {
+    let r = run("figures").await;
+    let v = &r["v2"];
+    assert_inert(v, "v2 dashboard");
+
+    // Cards: humane numbers, and the change against `previous` (percentage points for rates;
+    // "—" without an arrow when the previous value is 0).
+    let expected = [
+        ("pageviews", "12.3k", "↑ 23%", "up good"),
+        ("visitors", "3.5k", "↓ 14%", "down bad"),
+        ("sessions", "4.2k", "0%", "flat"),
+        ("bounce-rate", "41.2%", "↓ 4.0 pp", "down good"),
+        ("time", "3 m 4 s", "↓ 7.9%", "down bad"),
+        ("scroll", "55%", "↑ 5.0%", "up good"),
+        ("clicks", "987", "—", "none"),
+        ("conversions", "321", "↑ 7.0%", "up good"),
+        ("conversion-rate", "7.6%", "↑ 0.5 pp", "up good"),
+    ];
+    for (id, value, delta, cls) in expected {
+        assert_eq!(card(v, id), (value.to_string(), delta.to_string()), "card {id}");
+        assert_eq!(v["cards"][id]["cls"], format!("delta {cls}"), "card {id} direction");
+        assert_eq!(v["cards"][id]["shown"], true, "card {id}");
+    }
+
+    // Tables, exactly as formatted; payloads as text; (other) rows kept.
+    let t = &v["tables"];
+    let img = img_path();
+    assert_eq!(t["pages"], rows(&[&["/", "5.1k"], &["/pricing", "2.3k"], &[&img, "1.2k"], &["/blog/launch", "980"], &["(other)", "2.7k"]]));
+    assert_eq!(v["headers"]["referrers"], json!(["Source", "Visits", "Conv.", "CR"]));
+    assert_eq!(t["referrers"], rows(&[&["google.com", "1.5k", "120", "8.0%"], &["(direct)", "1.2k", "90", "7.5%"], &[IMG, "300", "10", "3.3%"], &["javascript:alert(4)", "20", "0", "0.0%"], &["(other)", "410", "11", "2.7%"]]));
+    assert_eq!(t["goals"], rows(&[&[&format!("Signup {IMG}"), "200", "4.8%"], &["Thank-you page", "150", "3.6%"]]));
+    assert_eq!(t["campaigns"], rows(&[&["spring_sale", "900", "81", "9.0%"], &["launch_week", "420", "12", "2.9%"], &[IMG, "50", "2", "4.0%"], &["(other)", "30", "1", "3.3%"]]));
+    assert_eq!(t["mediums"], rows(&[&["email", "700", "70", "10.0%"], &["cpc", "650", "30", "4.6%"], &[SCRIPT, "5", "0", "0.0%"]]));
+    assert_eq!(v["headers"]["variants"], json!(["Variant", "Visits", "Conv.", "Rate"]));
+    assert_eq!(t["variants"], rows(&[&["B", "2.1k", "171", "8.3%"], &["A", "2.1k", "150", "7.1%"], &[IMG, "10", "0", "0.0%"]]));
+    assert_eq!(t["events"], rows(&[&["Signup", "321"], &["form_submit", "280"], &["outbound", "95"], &[IMG, "3"]]));
+    assert_eq!(t["clicks"], rows(&[&["button#cta", "Start free trial", "500"], &["a.pricing-link", "See pricing", "320"], &[IMG, SCRIPT, "40"], &["(other)", "", "12"]]));
+    assert_eq!(t["devices"], rows(&[&["Desktop", "2.5k"], &["Mobile", "1.5k"], &["Tablet", "210"]]));
+    assert_eq!(t["browsers"], rows(&[&["Chrome", "2.3k"], &["Safari", "1.1k"], &["Firefox", "500"], &["Edge", "200"], &[IMG, "60"], &["Other", "50"]]));
+    assert_eq!(t["os"], rows(&[&["Windows", "1.4k"], &["macOS", "1k"], &["iOS", "900"], &["Android", "600"], &["Linux", "300"], &[SCRIPT, "10"]]));
+    assert_eq!(t["countries"], rows(&[&["Germany", "1.8k"], &["United States", "1.2k"], &["United Kingdom", "600"], &["(unknown)", "300"], &["(other)", "300"], &[IMG, "10"]]));
+
+    // The traffic chart: this period, and the previous one as a fourth, dashed line.
+    let series = &v["charts"]["series"];
+    assert_eq!(series["data"][0], r["expectedSeries"], "pageviews of the period");
+    assert_eq!(series["data"][3], r["previousSeries"], "pageviews of {} (the previous period)", r["previousRange"]);
+    assert_eq!(series["dashed"], json!([false, false, false, true]));
+    assert!(v["charts"]["clicks"]["labels"].as_array().expect("labels").contains(&json!(SCRIPT)), "payloads are chart labels as plain strings");
+
+    // The live view, and the URL of the view.
+    assert_eq!(v["live"]["shown"], true);
+    assert_eq!(v["live"]["visitors"], "7");
+    assert_eq!(v["live"]["pages"], rows(&[&["/pricing", "4"], &[&img, "2"], &["/", "1"]]));
+    assert_eq!(v["charts"]["live"]["data"][0].as_array().map(Vec::len), Some(30), "30 minutes");
+    assert_eq!(v["url"], "/dashboard?site=site-v2&timeframe=7d");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_v2_fields_gets_the_v1_dashboard_without_empty_cards_or_tables() {
+    let r = run("figures").await;
+    let v = &r["v1"];
+    assert_inert(v, "v1 dashboard");
+    for id in ["conversions", "conversion-rate", "bounce-rate"] {
+        assert_eq!(v["cards"][id]["shown"], false, "card {id} is hidden when the summary lacks it");
+    }
+    for id in ["pageviews", "visitors", "sessions", "clicks", "scroll", "time"] {
+        assert_eq!(v["cards"][id]["shown"], true, "card {id}");
+        assert_eq!(v["cards"][id]["delta"], "", "no change shown without `previous`: {id}");
+    }
+    assert_eq!(card(v, "pageviews").0, "12.3k");
+    for id in ["goals", "campaigns", "mediums", "variants", "events", "devices", "browsers", "os", "countries"] {
+        assert_eq!(v["panels"][id], false, "table {id} is hidden when the field is absent");
+    }
+    for id in ["pages", "referrers", "clicks"] {
+        assert_eq!(v["panels"][id], true, "table {id}");
+    }
+    assert_eq!(v["headers"]["referrers"], json!(["Source", "Visits"]), "no conversion columns without conversions");
+    assert_eq!(v["live"]["shown"], false, "no realtime route: no live panel");
+    assert_eq!(v["goalsManager"], false, "no goals routes: no goals panel");
+    assert_eq!(v["charts"]["series"]["data"].as_array().map(Vec::len), Some(4), "the previous line comes from a from/to call");
+    assert_eq!(v["url"], "/dashboard?site=site-v1&timeframe=7d");
+    // Back returns to the other site and its view.
+    assert_eq!(r["afterBack"]["url"], "/dashboard?site=site-v2&timeframe=7d");
+    assert_eq!(card(&r["afterBack"], "conversions").0, "321");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goals_are_created_from_picked_or_typed_matches_deleted_and_refused_next_to_the_field() {
+    let r = run("goals").await;
+    assert_eq!(r["initial"], rows(&[&[&format!("Signup {IMG}"), "Custom event", "Signup"], &["Thank-you page", "Page visited", "/thank-you*"]]));
+    // The picker offers the current top lists (never "(other)"), and the snippet's events.
+    let img = img_path();
+    assert_eq!(r["pagesOffered"], rows(&[&["", "Pick one of the top pages…"], &["/", "/"], &["/pricing", "/pricing"], &[&img, &img], &["/blog/launch", "/blog/launch"]]));
+    assert_eq!(r["clicksOffered"][1], json!(["button#cta", "button#cta — Start free trial"]));
+    assert_eq!(r["clicksOffered"].as_array().map(Vec::len), Some(4), "{}", r["clicksOffered"]);
+    let events: Vec<&str> = r["eventsOffered"].as_array().expect("events").iter().map(|o| o[0].as_str().unwrap_or_default()).collect();
+    assert_eq!(events, ["", "form_submit", "outbound", "Signup", IMG]);
+    assert_eq!(r["filledFromPick"], "/pricing");
+
+    assert_eq!(r["posts"], json!([
+        {"name": "Pricing visit", "kind": "pageview", "match": "/pricing"},
+        {"name": "CTA", "kind": "click", "match": "button#cta"},
+        {"name": "Newsletter", "kind": "event", "match": "newsletter_signup"},
+    ]));
+    assert_eq!(r["afterCreate"].as_array().map(Vec::len), Some(5));
+    assert_eq!(r["afterCreate"][4], json!(["Newsletter", "Custom event", "newsletter_signup"]));
+    assert_eq!(r["goalsTable"][2], json!(["Pricing visit", "0", "0.0%"]), "stats reloaded after a goal was added");
+
+    // invalid_goal: the api's message next to the field it names, focused and marked invalid.
+    assert_eq!(r["invalid"]["errors"], json!({"name": "", "kind": "", "match": "match must be a path starting with / for a pageview goal", "form": ""}));
+    assert_eq!(r["invalid"]["focused"], "goal-match");
+    assert_eq!(r["invalid"]["ariaInvalid"], "true");
+    assert_eq!(r["missingName"]["invalidRequests"], 1, "the refused goal was sent once");
+    assert_eq!(r["missingName"]["requests"], 0, "an empty name is refused before any request");
+    assert_eq!(r["missingName"]["errors"]["name"], "Give the goal a name.");
+
+    assert_eq!(r["deletes"], json!(["/api/sites/site-v2/goals/goal-3"]));
+    assert!(r["dialogs"].as_array().expect("dialogs").iter().any(|d| d.as_str().is_some_and(|d| d.contains("\"Pricing visit\""))), "delete asks first");
+    assert!(!r["afterDelete"].as_array().expect("rows").iter().any(|row| row[0] == "Pricing visit"), "{}", r["afterDelete"]);
+
+    // At 20 goals the form is disabled and says why (the api refuses a 21st).
+    assert_eq!(r["twentyFirst"]["error"], "invalid_goal");
+    assert_eq!(r["full"]["limitShown"], true);
+    assert_eq!(r["full"]["disabled"], json!(["goal-name", "goal-kind", "goal-match", "goal-pick", "goal-add"]));
+    assert_inert(&r["end"], "goals");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicking_a_top_page_filters_every_call_and_the_url_chip_and_history_follow() {
+    let r = run("filter").await;
+    let f = &r["filtered"];
+    assert_eq!(f["chip"], json!({"shown": true, "text": "/pricing"}));
+    assert_eq!(f["url"], "/dashboard?site=site-v2&timeframe=7d&page=%2Fpricing");
+    assert_eq!(card(f, "pageviews"), ("2.3k".to_string(), "↑ 17%".to_string()));
+    assert_eq!(f["tables"]["pages"], rows(&[&["/pricing", "2.3k"]]));
+    assert_eq!(r["focusAfterFilter"], "filter-clear", "keyboard focus moves to the chip");
+    // Every stats call made while filtered carries the page; so does the export.
+    let calls = r["whileFiltered"].as_array().expect("calls");
+    assert!(calls.len() >= 3, "{calls:?}");
+    assert!(calls.iter().all(|q| q.as_str().is_some_and(|q| q.starts_with("page=%2Fpricing&"))), "{calls:?}");
+    assert!(calls.contains(&json!("page=%2Fpricing&compare=previous&timeframe=30d")), "{calls:?}");
+    assert_eq!(r["exportWhileFiltered"], json!(["page=%2Fpricing&timeframe=30d"]));
+    assert_eq!(r["urlFiltered30d"], "/dashboard?site=site-v2&timeframe=30d&page=%2Fpricing");
+
+    // Back: 7 days, still filtered; back again: unfiltered, and the calls say so.
+    assert_eq!(r["back1"]["url"], "/dashboard?site=site-v2&timeframe=7d&page=%2Fpricing");
+    assert_eq!(r["back1"]["chip"]["shown"], true);
+    assert_eq!(r["back2"]["url"], "/dashboard?site=site-v2&timeframe=7d");
+    assert_eq!(r["back2"]["chip"]["shown"], false);
+    assert_eq!(card(&r["back2"], "pageviews").0, "12.3k");
+    assert!(r["afterBack2"].as_array().expect("calls").iter().all(|q| q.as_str().is_some_and(|q| !q.contains("page="))), "{}", r["afterBack2"]);
+    assert_eq!(r["forward"]["url"], "/dashboard?site=site-v2&timeframe=7d&page=%2Fpricing");
+    assert_eq!(card(&r["forward"], "pageviews").0, "2.3k");
+
+    // The chip's button (from the keyboard) removes the filter.
+    assert_eq!(r["cleared"]["url"], "/dashboard?site=site-v2&timeframe=7d");
+    assert!(r["afterClear"].as_array().expect("calls").iter().all(|q| q.as_str().is_some_and(|q| !q.contains("page="))), "{}", r["afterClear"]);
+
+    // A hostile path, chosen with the keyboard: filtered, encoded, shown as text, inert; the
+    // URL opens the same view in a new tab.
+    let h = &r["hostile"];
+    assert_eq!(h["chip"]["text"], img_path());
+    assert_eq!(card(h, "pageviews").0, "1.2k");
+    assert_eq!(r["hostileQuery"], "page=%2F%3Cimg+src%3Dx+onerror%3D%22window.__xss%3D1%3Balert%281%29%22%3E&compare=previous&timeframe=7d");
+    assert_eq!(r["reopened"]["url"], h["url"]);
+    assert_eq!(r["reopened"]["chip"]["text"], img_path());
+    assert_inert(h, "hostile filter");
+    assert_inert(&r["reopened"], "reopened hostile filter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_date_range_cannot_be_applied_while_invalid_and_a_valid_one_is_in_the_url() {
+    let r = run("range").await;
+    let today = r["initial"]["max"].as_str().expect("today").to_string();
+    assert_eq!(r["initial"]["to"], today, "the inputs show the 7-day range");
+    assert_eq!(r["initial"]["disabled"], false);
+    for (case, message) in [
+        ("backwards", "The start date must be on or before the end date."),
+        ("future", "The end date cannot be in the future."),
+        ("tooLong", "A range can span at most 366 days."),
+        ("empty", "Choose a start and an end date."),
+    ] {
+        assert_eq!(r[case]["disabled"], true, "{case}: Apply disabled");
+        assert_eq!(r[case]["message"], message, "{case}");
+    }
+    assert_eq!(r["requestsWhileInvalid"], 0, "Enter in an invalid range sends nothing");
+    assert_eq!(r["longest"]["disabled"], false, "366 days is allowed");
+    assert_eq!(r["valid"]["disabled"], false);
+    let (from, to) = (r["valid"]["from"].as_str().expect("from"), r["valid"]["to"].as_str().expect("to"));
+    assert_eq!(r["applied"]["url"], format!("/dashboard?site=site-v2&from={from}&to={to}"));
+    assert_eq!(r["appliedQuery"], format!("compare=previous&from={from}&to={to}"));
+    assert_eq!(r["applied"]["charts"]["series"]["labels"].as_array().map(Vec::len), Some(7));
+    assert_eq!(r["pressed"], json!(["false", "false", "false", "false"]), "no timeframe button is pressed for a custom range");
+    assert_eq!(r["reloaded"]["state"]["from"], from, "a reload keeps the range");
+    assert_eq!(r["reloaded"]["read"]["stats"]["from"], from);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_downloads_the_csv_of_the_current_view_as_served() {
+    let r = run("export").await;
+    for case in ["week", "filtered"] {
+        let e = &r[case];
+        assert_eq!(e["auth"], true, "{case}: the export call carries the bearer token");
+        assert!(e["content"].as_str().is_some_and(|c| c.starts_with("start,pageviews,visitors,sessions,clicks,conversions\n")), "{case}: {}", e["content"]);
+        assert_eq!(e["content"], e["served"], "{case}: the file is what the api served");
+        assert!(e["name"].as_str().is_some_and(|n| n.starts_with("convertpulse-acme.example-") && n.ends_with(".csv")), "{case}: {}", e["name"]);
+        assert_eq!(e["status"], format!("Downloaded {}", e["name"].as_str().unwrap_or_default()));
+    }
+    assert_eq!(r["week"]["query"], "timeframe=7d");
+    assert_eq!(r["filtered"]["query"], "page=%2Fpricing&timeframe=24h");
+    assert_eq!(r["filtered"]["content"].as_str().map(|c| c.lines().count()), Some(25), "a header and 24 hours");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_link_is_created_copied_rotated_and_revoked_and_its_page_is_read_only() {
+    let r = run("share").await;
+    let (first, second) = (r["links"][0].as_str().expect("link"), r["links"][1].as_str().expect("link"));
+    assert!(first.contains("/share/") && first.starts_with("http://127.0.0.1:"), "the full URL: {first}");
+    assert_eq!(r["clipboard"], first, "the copy button copies the full URL");
+    assert_eq!(r["createLabel"], "Rotate link");
+    assert_ne!(first, second, "rotating makes a new link");
+    assert!(r["oldLink"]["text"].as_str().is_some_and(|t| t.contains("This link is no longer valid")), "{}", r["oldLink"]);
+    assert_eq!(r["oldLink"]["statsShown"], false);
+
+    // The shared page: the figures, nothing of the owner's, no token sent.
+    let s = &r["shared"];
+    assert_eq!(card(s, "pageviews"), ("12.3k".to_string(), "↑ 23%".to_string()));
+    assert_eq!(s["charts"]["series"]["dashed"], json!([false, false, false, true]));
+    assert_eq!(s["tables"]["countries"][0], json!(["Germany", "1.8k"]));
+    assert_eq!(r["ownerOnly"], json!([]), "no settings, key, snippet, goal editing, export or live view");
+    let html = r["sharedHtml"].as_str().expect("html");
+    assert!(!html.contains("cp_live_FAKEKEY"), "the site's key is nowhere on the shared page");
+    assert_inert(s, "shared page");
+    let requests = r["sharedRequests"].as_array().expect("requests");
+    assert!(!requests.is_empty());
+    for q in requests {
+        assert!(q["path"].as_str().is_some_and(|p| p.starts_with("/api/public/") && p.ends_with("/stats")), "only public stats: {q}");
+        assert_eq!(q["auth"], false, "the owner's token (in this browser's storage) is never sent: {q}");
+        assert_eq!(q["method"], "GET");
+    }
+    assert!(requests.iter().any(|q| q["query"] == "page=%2Fpricing&compare=previous&timeframe=7d"), "filtering works there too: {requests:?}");
+    assert_eq!(r["sharedFiltered"]["chip"]["text"], "/pricing");
+    assert!(r["sharedFiltered"]["url"].as_str().is_some_and(|u| u.ends_with("?timeframe=7d&page=%2Fpricing")));
+    assert_eq!(r["sharedBack"]["chip"]["shown"], false);
+
+    // Revoked.
+    assert_eq!(r["revokeStatus"], "The public link is revoked.");
+    assert_eq!(r["linkShownAfterRevoke"], false);
+    assert!(r["revoked"]["text"].as_str().is_some_and(|t| t.contains("This link is no longer valid")), "{}", r["revoked"]);
+    assert_eq!(r["revoked"]["statsShown"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_counter_follows_the_realtime_figures_without_a_reload() {
+    let r = run("live").await;
+    assert_eq!(r["before"]["live"]["visitors"], "7");
+    assert_eq!(r["after"]["live"]["visitors"], "1.2k");
+    assert_eq!(r["after"]["live"]["pages"][0], json!(["/pricing", "1.2k"]));
+    assert_eq!(r["after"]["charts"]["live"]["data"][0][29], 1234, "the last minute of the chart");
+    assert_eq!(r["sameDocument"], true, "no reload");
+    assert!(r["waitedMs"].as_u64().is_some_and(|ms| ms < 10_000), "polled every few seconds: {}", r["waitedMs"]);
+    assert_inert(&r["after"], "live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_panel_shows_loading_and_error_states_and_recovers() {
+    let r = run("states").await;
+    let loading = &r["loading"];
+    assert_eq!(loading["busy"], "true");
+    assert!(loading["tables"].as_array().expect("tables").iter().all(|t| t == "Loading…"), "{loading}");
+    assert!(loading["charts"].as_array().expect("charts").iter().all(|c| c == "Loading…"), "{loading}");
+
+    let failed = &r["failed"];
+    assert!(failed["alert"].as_str().is_some_and(|a| a.starts_with("Could not load the figures: internal error")), "{failed}");
+    assert!(failed["tables"].as_array().expect("tables").iter().all(|t| t == "Could not load."), "{failed}");
+    assert!(failed["charts"].as_array().expect("charts").iter().all(|c| c == "Could not load"), "{failed}");
+    assert!(failed["cards"].as_array().expect("cards").iter().all(|c| c == "–"), "no figures of another view: {failed}");
+    assert_eq!(r["recovered"]["error"], Value::Null, "Retry loads the view");
+    assert_eq!(card(&r["recovered"], "pageviews").0, "12.3k");
+
+    assert!(r["staleAlert"].as_str().is_some_and(|a| a.contains("Showing the last figures loaded")), "{}", r["staleAlert"]);
+    assert_eq!(card(&r["stale"], "pageviews").0, "12.3k", "a failed refresh keeps the figures");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_and_shared_page_work_at_375_px_and_from_the_keyboard() {
+    let r = run("screens").await;
+    assert_eq!(r["dashboard375"]["scrolls"], false, "no horizontal scroll at 375 px: {}", r["dashboard375"]);
+    assert_eq!(r["share375"]["scrolls"], false, "no horizontal scroll at 375 px: {}", r["share375"]);
+    let stops = r["tabStops"].as_array().expect("tab stops");
+    for s in stops {
+        let tag = s["tag"].as_str().unwrap_or_default();
+        // A scrolling table holds nothing focusable of its own; Chromium lets the keyboard
+        // scroll it. <body> is where Tab wraps around.
+        let control = ["a", "button", "input", "select"].contains(&tag) || s["cls"] == "table-wrap" || tag == "body";
+        assert!(control, "every tab stop is a control: {s}");
+    }
+    for wanted in ["/pricing", "Export CSV", "Add goal", "Create public link", "24h", "Apply"] {
+        assert!(stops.iter().any(|s| s["text"] == wanted), "{wanted} is reachable with Tab");
+    }
+    let buttons = stops.iter().filter(|s| s["tag"] == "button" || s["tag"] == "a");
+    assert!(buttons.clone().all(|s| s["outline"] == true), "focus is visible on buttons and links: {stops:?}");
+    for shot in ["dashboard-v2-1280", "dashboard-v2-375", "share-1280", "share-375"] {
+        assert!(std::path::Path::new(&format!("{}/{shot}.png", shots())).exists(), "screenshot {shot}");
+    }
+}

@@ -1,0 +1,472 @@
+// The stats part of a dashboard, shared by the owner's dashboard and the read-only shared page:
+// stat cards with their change against the previous period, the traffic chart (with the
+// previous period as a dashed line), scroll and click charts, and the tables. Built from the
+// specs below into an empty container; a figure or table the server does not send (an older
+// api without the v2 fields) is hidden rather than shown as zero.
+//
+// Every string that came from tracking (paths, selectors, texts, sources, campaigns, mediums,
+// variants, event names, countries, goal names) is set with textContent or handed to the
+// charts as a plain label; links are built only for http(s) URLs.
+
+import { el, messageRow } from './dom.js';
+import { compact, full, duration, percent, ratio, change, countryName } from './format.js';
+
+const BRAND = '#4f46e5';
+
+/** The summary of the previous period: `previous` itself, or `previous.summary`. */
+export function previousSummary(stats) {
+  const p = stats && stats.previous;
+  if (!p || typeof p !== 'object') return null;
+  return p.summary && typeof p.summary === 'object' ? p.summary : p;
+}
+
+const CARDS = [
+  { key: 'pageviews', id: 'pageviews', label: 'Pageviews' },
+  { key: 'visitors', id: 'visitors', label: 'Visitors' },
+  { key: 'sessions', id: 'sessions', label: 'Sessions' },
+  { key: 'bounce_rate', id: 'bounce-rate', label: 'Bounce rate', kind: 'rate', lowerIsBetter: true },
+  { key: 'avg_time_seconds', id: 'time', label: 'Avg time', title: 'Average engaged time per pageview', show: duration, exact: (v) => (Math.round(v * 10) / 10) + ' s' },
+  { key: 'avg_scroll_depth', id: 'scroll', label: 'Avg scroll', title: 'Average maximum scroll depth per pageview', show: (v) => Math.round(v) + '%', exact: (v) => (Math.round(v * 10) / 10) + '%' },
+  { key: 'clicks', id: 'clicks', label: 'Clicks' },
+  { key: 'conversions', id: 'conversions', label: 'Conversions' },
+  { key: 'conversion_rate', id: 'conversion-rate', label: 'Conv. rate', title: 'Conversion rate: sessions that completed a goal / sessions', kind: 'rate' },
+];
+
+function showCard(card, v) {
+  if (card.show) return card.show(v);
+  return card.kind === 'rate' ? percent(v) : compact(v);
+}
+function exactCard(card, v) {
+  if (card.exact) return card.exact(v);
+  return card.kind === 'rate' ? percent(v) : full(v);
+}
+
+const DEVICE_NAMES = { desktop: 'Desktop', mobile: 'Mobile', tablet: 'Tablet' };
+
+// Columns: {head, title?, text: row -> string, cls?} | {head, count: row -> number} |
+// {head, rate: row -> fraction} | {head, cell: (row, ctx) -> td}; `conv: true` only when the
+// server sends conversions.
+const conversionColumns = [
+  { head: 'Conv.', title: 'Conversions: sessions that completed a goal', count: (r) => r.conversions, conv: true },
+  { head: 'CR', title: 'Conversion rate: conversions / visits', text: (r) => ratio(r.conversions, r.visits), num: true, conv: true },
+];
+const TABLES = [
+  {
+    key: 'top_pages', id: 'pages', title: 'Top pages', measure: (r) => r.pageviews, hint: 'Select a page to see the whole dashboard for it alone.',
+    columns: [{ head: 'Path', cell: pageCell }, { head: 'Pageviews', count: (r) => r.pageviews }],
+  },
+  {
+    key: 'top_referrers', id: 'referrers', title: 'Sources', measure: (r) => r.visits,
+    columns: [{ head: 'Source', cell: sourceCell }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns),
+  },
+  {
+    key: 'goals', id: 'goals', title: 'Goals', measure: (r) => r.conversions, empty: 'No goals yet.', optional: true,
+    columns: [{ head: 'Goal', text: (r) => r.name }, { head: 'Conv.', title: 'Conversions: sessions that completed the goal', count: (r) => r.conversions }, { head: 'Rate', title: 'Share of sessions that completed the goal', rate: (r) => r.rate }],
+  },
+  {
+    key: 'top_campaigns', id: 'campaigns', title: 'Campaigns', measure: (r) => r.visits, empty: 'No visits with utm_campaign yet.', optional: true,
+    columns: [{ head: 'Campaign', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns),
+  },
+  {
+    key: 'top_mediums', id: 'mediums', title: 'Mediums', measure: (r) => r.visits, empty: 'No visits with utm_medium yet.', optional: true,
+    columns: [{ head: 'Medium', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns),
+  },
+  {
+    key: 'variants', id: 'variants', title: 'A/B variants', measure: (r) => r.visits, empty: 'No visits with a variant yet.', optional: true,
+    columns: [{ head: 'Variant', text: (r) => r.variant }, { head: 'Visits', count: (r) => r.visits }, { head: 'Conv.', title: 'Conversions', count: (r) => r.conversions }, { head: 'Rate', title: 'Conversion rate: conversions / visits', rate: (r) => r.rate }],
+  },
+  {
+    key: 'top_events', id: 'events', title: 'Custom events', measure: (r) => r.count, empty: 'No custom events yet.', optional: true,
+    columns: [{ head: 'Event', text: (r) => r.name }, { head: 'Count', count: (r) => r.count }],
+  },
+  {
+    key: 'top_clicks', id: 'clicks', title: 'Top clicks', measure: (r) => r.clicks,
+    columns: [{ head: 'Element', text: (r) => r.selector, cls: 'mono' }, { head: 'Text', text: (r) => r.text }, { head: 'Clicks', count: (r) => r.clicks }],
+  },
+  {
+    key: 'top_devices', id: 'devices', title: 'Devices', measure: (r) => r.visits, optional: true,
+    columns: [{ head: 'Device', text: (r) => DEVICE_NAMES[r.name] || r.name }, { head: 'Visits', count: (r) => r.visits }],
+  },
+  {
+    key: 'top_browsers', id: 'browsers', title: 'Browsers', measure: (r) => r.visits, optional: true,
+    columns: [{ head: 'Browser', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }],
+  },
+  {
+    key: 'top_os', id: 'os', title: 'Operating systems', measure: (r) => r.visits, optional: true,
+    columns: [{ head: 'OS', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }],
+  },
+  {
+    key: 'top_countries', id: 'countries', title: 'Countries', measure: (r) => r.visits, optional: true,
+    columns: [{ head: 'Country', cell: countryCell }, { head: 'Visits', count: (r) => r.visits }],
+  },
+];
+
+function isOther(v) { return v === '(other)'; }
+
+function shorten(s, n) {
+  s = String(s == null ? '' : s);
+  return s.length > n ? s.slice(0, n - 1) + '…' : s;
+}
+
+function pageCell(r, ctx) {
+  const td = el('td');
+  if (isOther(r.path) || !ctx.onFilter) {
+    td.textContent = r.path;
+    if (isOther(r.path)) td.className = 'other';
+    return td;
+  }
+  // A real button: reachable with Tab, activated with Enter or Space. The row's own click
+  // handler (for a click anywhere on the row) receives this click as it bubbles.
+  const b = el('button', r.path, 'row-filter');
+  b.type = 'button';
+  b.title = 'Show only this page';
+  if (ctx.page === r.path) b.setAttribute('aria-current', 'true');
+  td.appendChild(b);
+  return td;
+}
+
+function sourceCell(r) {
+  const td = el('td');
+  const source = r.source == null ? '' : String(r.source);
+  const href = source.indexOf('.') > 0 && !isOther(source) ? safeUrl('https://' + source) : null;
+  if (href) {
+    const a = el('a', source);
+    a.href = href;
+    a.rel = 'noopener noreferrer nofollow';
+    a.target = '_blank';
+    td.appendChild(a);
+  } else {
+    td.textContent = source;
+    if (isOther(source)) td.className = 'other';
+  }
+  return td;
+}
+
+function countryCell(r) {
+  const td = el('td', countryName(r.country));
+  if (/^[A-Z]{2}$/.test(String(r.country))) td.title = r.country;
+  if (isOther(r.country)) td.className = 'other';
+  return td;
+}
+
+function safeUrl(u) {
+  try {
+    const p = new URL(u);
+    return p.protocol === 'http:' || p.protocol === 'https:' ? p.href : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+function numberCell(n) {
+  const td = el('td', compact(n || 0), 'num');
+  if (Math.abs(n) >= 1000) td.title = full(n);
+  return td;
+}
+
+function makeCell(col, r, ctx) {
+  if (col.cell) return col.cell(r, ctx);
+  if (col.count) return numberCell(col.count(r));
+  if (col.rate) return el('td', percent(col.rate(r)), 'num');
+  const value = col.text(r);
+  const td = el('td', value == null ? '' : value, col.num ? 'num' : col.cls);
+  if (isOther(value)) td.classList.add('other');
+  return td;
+}
+
+/**
+ * Builds the panels into `root`. Options: `filterable` says that top-page rows filter the
+ * dashboard (render's `ctx.onFilter` does it); `empty` is the element shown when nothing was
+ * tracked yet; `charts` the object that keeps the Chart.js instances (read by the browser tests).
+ */
+export function createStatsView(root, options) {
+  const opts = options || {};
+  const charts = opts.charts || {};
+  let hasData = false;
+
+  // Cards
+  const cardsBox = el('div', null, 'stat-cards');
+  cardsBox.id = 'cards';
+  const cards = CARDS.map((c) => {
+    const box = el('div', null, 'card');
+    box.id = 'card-' + c.id;
+    const label = el('p', c.label, 'label');
+    label.title = c.title || c.label;
+    box.appendChild(label);
+    const value = el('p', '–', 'value');
+    value.id = 'c-' + c.id;
+    const delta = el('p', '', 'delta');
+    delta.id = 'd-' + c.id;
+    box.appendChild(value);
+    box.appendChild(delta);
+    cardsBox.appendChild(box);
+    return { spec: c, box, value, delta };
+  });
+  root.appendChild(cardsBox);
+
+  // Charts
+  const chartsBox = el('div', null, 'charts');
+  const chartBoxes = {};
+  [['series-chart', 'Traffic', 'Pageviews, visitors and clicks over time, with the previous period dashed', true],
+    ['scroll-chart', 'Scroll depth', 'Pageviews by maximum scroll depth', false],
+    ['clicks-chart', 'Top clicks', 'Most clicked elements', false]].forEach(([id, caption, label, wide]) => {
+    const fig = el('figure', null, 'panel' + (wide ? ' wide' : ''));
+    fig.appendChild(el('figcaption', caption));
+    const box = el('div', null, 'chart-box');
+    const canvas = el('canvas');
+    canvas.id = id;
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', label);
+    box.appendChild(canvas);
+    fig.appendChild(box);
+    chartsBox.appendChild(fig);
+    chartBoxes[id] = box;
+  });
+  root.appendChild(chartsBox);
+
+  // Tables
+  const tablesBox = el('div', null, 'tables');
+  const tables = TABLES.map((t) => {
+    const panel = el('section', null, 'panel table-panel');
+    panel.id = 'p-' + t.id;
+    const h = el('h2', t.title);
+    h.id = 'h-' + t.id;
+    panel.appendChild(h);
+    if (t.hint && opts.filterable) {
+      const hint = el('p', t.hint, 'hint small-hint');
+      panel.appendChild(hint);
+    }
+    const wrap = el('div', null, 'table-wrap');
+    const table = el('table');
+    table.setAttribute('aria-labelledby', h.id);
+    const thead = el('thead');
+    const tbody = el('tbody');
+    tbody.id = 't-' + t.id;
+    table.appendChild(thead);
+    table.appendChild(tbody);
+    wrap.appendChild(table);
+    panel.appendChild(wrap);
+    tablesBox.appendChild(panel);
+    return { spec: t, panel, table, thead, tbody };
+  });
+  root.appendChild(tablesBox);
+
+  function columnsOf(t, ctx) {
+    return t.spec.columns.filter((c) => !c.conv || ctx.conversions);
+  }
+
+  function head(t, cols) {
+    t.thead.textContent = '';
+    const tr = el('tr');
+    cols.forEach((c) => {
+      const th = el('th', c.head, c.count || c.rate || c.num ? 'num' : null);
+      th.scope = 'col';
+      if (c.title) th.title = c.title;
+      tr.appendChild(th);
+    });
+    t.thead.appendChild(tr);
+    // Four columns or more need room: the table scrolls inside its panel on narrow screens.
+    t.table.classList.toggle('many', cols.length > 3);
+    t.table.classList.toggle('three', cols.length === 3);
+  }
+
+  function fill(t, rows, ctx) {
+    const cols = columnsOf(t, ctx);
+    head(t, cols);
+    if (!rows.length) {
+      messageRow(t.tbody, t.spec.empty || 'Nothing yet', 'muted', cols.length);
+      return;
+    }
+    t.tbody.textContent = '';
+    const max = Math.max.apply(null, rows.map((r) => Number(t.spec.measure(r)) || 0).concat([1]));
+    rows.forEach((r) => {
+      const tr = el('tr');
+      cols.forEach((c) => tr.appendChild(makeCell(c, r, ctx)));
+      // A bar behind the first cell, as long as the row's share of the largest row.
+      const first = tr.firstChild;
+      first.classList.add('bar');
+      first.style.setProperty('--share', Math.round((Number(t.spec.measure(r)) || 0) / max * 100) + '%');
+      if (t.spec.key === 'top_pages' && ctx.onFilter && !isOther(r.path)) {
+        tr.classList.add('filterable');
+        if (ctx.page === r.path) tr.classList.add('active');
+        tr.addEventListener('click', () => ctx.onFilter(r.path));
+      }
+      t.tbody.appendChild(tr);
+    });
+  }
+
+  function chart(id, config) {
+    if (!window.Chart) return;
+    const existing = charts[id];
+    if (existing) {
+      existing.data = config.data;
+      existing.options = config.options;
+      existing.update('none');
+      return;
+    }
+    charts[id] = new window.Chart(document.getElementById(id), config);
+  }
+
+  function setChartStatus(text) {
+    Object.keys(chartBoxes).forEach((id) => {
+      if (text) chartBoxes[id].setAttribute('data-status', text);
+      else chartBoxes[id].removeAttribute('data-status');
+    });
+  }
+
+  function seriesLabel(start, hourly) {
+    if (hourly) return String(start).slice(11, 16);
+    const d = new Date(String(start).slice(0, 10) + 'T00:00:00Z');
+    return isFinite(d) ? d.toLocaleDateString('en-US', { month: 'short', day: 'numeric', timeZone: 'UTC' }) : String(start);
+  }
+
+  function renderCharts(stats, previousSeries) {
+    const hourly = stats.granularity === 'hour';
+    const series = stats.series || [];
+    const datasets = [
+      { label: 'Pageviews', data: series.map((p) => p.pageviews), borderColor: BRAND, backgroundColor: 'rgba(79,70,229,.12)', fill: true, tension: 0.3 },
+      { label: 'Visitors', data: series.map((p) => p.visitors), borderColor: '#0ea5e9', tension: 0.3 },
+      { label: 'Clicks', data: series.map((p) => p.clicks), borderColor: '#f59e0b', tension: 0.3 },
+    ];
+    if (previousSeries && previousSeries.length) {
+      const prev = series.map((_, i) => (previousSeries[i] ? previousSeries[i].pageviews : null));
+      datasets.push({
+        label: 'Pageviews, previous period', data: prev, cpStarts: previousSeries.map((p) => p.start),
+        borderColor: 'rgba(79,70,229,.45)', borderDash: [6, 4], borderWidth: 1.5, pointRadius: 0, fill: false, tension: 0.3,
+      });
+    }
+    chart('series-chart', {
+      type: 'line',
+      data: { labels: series.map((p) => seriesLabel(p.start, hourly)), datasets },
+      options: {
+        maintainAspectRatio: false, animation: false, interaction: { mode: 'index', intersect: false },
+        scales: { y: { beginAtZero: true, ticks: { precision: 0 } } },
+        plugins: {
+          tooltip: {
+            callbacks: {
+              label: (item) => {
+                const starts = item.dataset.cpStarts;
+                const when = starts && starts[item.dataIndex] ? ' (' + seriesLabel(starts[item.dataIndex], hourly) + ')' : '';
+                return item.dataset.label + when + ': ' + full(item.parsed.y);
+              },
+            },
+          },
+        },
+      },
+    });
+    const dist = stats.scroll_distribution || [];
+    chart('scroll-chart', {
+      type: 'doughnut',
+      data: {
+        labels: dist.map((b) => b.bucket + '%'),
+        datasets: [{ data: dist.map((b) => b.pageviews), backgroundColor: ['#e0e7ff', '#a5b4fc', '#818cf8', '#6366f1', '#4338ca'] }],
+      },
+      options: { maintainAspectRatio: false, animation: false, plugins: { legend: { position: 'bottom' } } },
+    });
+    const clicks = stats.top_clicks || [];
+    chart('clicks-chart', {
+      type: 'bar',
+      data: {
+        labels: clicks.map((c) => (c.text ? c.text : c.selector)),
+        datasets: [{ label: 'Clicks', data: clicks.map((c) => c.clicks), backgroundColor: '#6366f1' }],
+      },
+      options: {
+        maintainAspectRatio: false, animation: false, indexAxis: 'y', plugins: { legend: { display: false } },
+        scales: {
+          x: { beginAtZero: true, ticks: { precision: 0 } },
+          // Long selectors and texts are shortened on the axis only; the tooltip has them whole.
+          y: { ticks: { callback(value) { return shorten(this.getLabelForValue(value), 22); } } },
+        },
+      },
+    });
+  }
+
+  function renderCards(summary, prev) {
+    cards.forEach((c) => {
+      const v = summary[c.spec.key];
+      c.box.hidden = v == null;
+      if (v == null) return;
+      c.value.textContent = showCard(c.spec, v);
+      c.value.title = exactCard(c.spec, v);
+      c.delta.className = 'delta';
+      if (!prev) {
+        c.delta.textContent = '';
+        c.delta.removeAttribute('title');
+        return;
+      }
+      const p = prev[c.spec.key];
+      const d = change(v, p, c.spec.kind);
+      c.delta.textContent = (d.arrow ? d.arrow + ' ' : '') + d.text;
+      c.delta.classList.add(d.direction);
+      if (d.direction === 'up' || d.direction === 'down') {
+        c.delta.classList.add((d.direction === 'down') === !!c.spec.lowerIsBetter ? 'good' : 'bad');
+      }
+      c.delta.title = 'Previous period: ' + (p == null ? 'none' : exactCard(c.spec, p));
+    });
+  }
+
+  return {
+    charts,
+
+    /** Before the first figures arrive. */
+    loading() {
+      if (hasData) return;
+      root.setAttribute('aria-busy', 'true');
+      tables.forEach((t) => { head(t, columnsOf(t, {})); messageRow(t.tbody, 'Loading…', 'muted', columnsOf(t, {}).length); });
+      setChartStatus('Loading…');
+    },
+
+    /**
+     * The figures could not be loaded (the page's alert says why). With `keep`, a refresh of
+     * the view on screen failed: its figures stay. Otherwise every panel says it failed, so
+     * figures of another view are never shown under this one's controls.
+     */
+    failed(keep) {
+      root.removeAttribute('aria-busy');
+      root.classList.remove('busy');
+      if (keep && hasData) return;
+      hasData = false;
+      tables.forEach((t) => { head(t, columnsOf(t, {})); messageRow(t.tbody, 'Could not load.', 'error-text', columnsOf(t, {}).length); });
+      cards.forEach((c) => { c.value.textContent = '–'; c.value.removeAttribute('title'); c.delta.textContent = ''; });
+      setChartStatus('Could not load');
+      if (opts.empty) opts.empty.hidden = true;
+    },
+
+    /** A new view is on its way: the current figures stay, dimmed. */
+    busy() {
+      if (!hasData) { this.loading(); return; }
+      root.setAttribute('aria-busy', 'true');
+      root.classList.add('busy');
+    },
+
+    /** Shows `stats`; `ctx`: {page, onFilter, previousSeries}. */
+    render(stats, ctx) {
+      hasData = true;
+      root.removeAttribute('aria-busy');
+      root.classList.remove('busy');
+      setChartStatus('');
+      const summary = stats.summary || {};
+      const prev = previousSummary(stats);
+      const c = { page: ctx.page, onFilter: ctx.onFilter, conversions: summary.conversions != null };
+      renderCards(summary, prev);
+      renderCharts(stats, ctx.previousSeries);
+      tables.forEach((t) => {
+        const rows = stats[t.spec.key];
+        t.panel.hidden = !Array.isArray(rows);
+        if (Array.isArray(rows)) fill(t, rows, c);
+      });
+      if (opts.empty) opts.empty.hidden = !(summary.pageviews === 0 && summary.clicks === 0) || !!ctx.page;
+    },
+  };
+}
+
+/** Current top pages, click selectors and event names of `stats` (for goal suggestions). */
+export function suggestions(stats) {
+  const s = stats || {};
+  const names = (rows, key) => (Array.isArray(rows) ? rows.map((r) => r[key]).filter((v) => typeof v === 'string' && v && !isOther(v)) : []);
+  return {
+    pages: names(s.top_pages, 'path'),
+    clicks: (Array.isArray(s.top_clicks) ? s.top_clicks : []).filter((c) => typeof c.selector === 'string' && c.selector && !isOther(c.selector)),
+    events: names(s.top_events, 'name'),
+  };
+}
