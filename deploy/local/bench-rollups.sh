@@ -16,13 +16,14 @@ echo "mongodb: ${MONGODB_URI:-nx-27017 (MongoDB-wire over SQLite)}; commit $(git
 
 export CP_RUN_DIR="$dir" NATS_URL=nats://127.0.0.1:14322 MONGODB_DB=convertpulse_bench_rollups \
   CP_API_ADDR=127.0.0.1:18180 CP_INGEST_ADDR=127.0.0.1:18181 CP_AGGREGATOR_ADDR=127.0.0.1:18182 \
+  CP_API_METRICS_ADDR=127.0.0.1:18190 CP_INGEST_METRICS_ADDR=127.0.0.1:18191 \
   CP_TRUSTED_PROXIES=127.0.0.1 CP_RATE_LIMIT_KEY_PER_SEC=1000000 CP_RATE_LIMIT_KEY_BURST=1000000 \
   CP_RATE_LIMIT_IP_PER_SEC=1000000 CP_RATE_LIMIT_IP_BURST=1000000 \
   RUST_LOG=warn CP_SKIP_AGGREGATOR=1
 [ -z "${MONGODB_URI:-}" ] && export CP_BENCH_NX_PORT=27217
-agg_metrics="http://127.0.0.1:18182/metrics"
+agg_metrics="http://127.0.0.1:18192/metrics"
 export CP_AFTER_START="target/release/loadgen --api http://127.0.0.1:18180 --ingest http://127.0.0.1:18181 \
   --distinct-keys ${BENCH_KEYS:-20000} --concurrency ${BENCH_CONCURRENCY:-32} --stats-queries ${BENCH_QUERIES:-200} \
   --aggregator-metrics $agg_metrics \
-  --start-aggregator 'target/release/aggregator >>$dir/logs/aggregator.log 2>&1'"
+  --start-aggregator 'env CP_METRICS_ADDR=127.0.0.1:18192 target/release/aggregator >>$dir/logs/aggregator.log 2>&1'"
 deploy/local/run.sh

@@ -19,6 +19,7 @@ echo "mongodb: ${MONGODB_URI:-nx-27017 (MongoDB-wire over SQLite)}"
 
 export CP_RUN_DIR="$dir" NATS_URL=nats://127.0.0.1:14222 MONGODB_DB=convertpulse_bench \
   CP_API_ADDR=127.0.0.1:18080 CP_INGEST_ADDR=127.0.0.1:18081 CP_AGGREGATOR_ADDR=127.0.0.1:18082 \
+  CP_API_METRICS_ADDR=127.0.0.1:18090 CP_INGEST_METRICS_ADDR=127.0.0.1:18091 \
   CP_TRUSTED_PROXIES=127.0.0.1 CP_RATE_LIMIT_KEY_PER_SEC=1000000 CP_RATE_LIMIT_KEY_BURST=1000000 \
   RUST_LOG=warn CP_SKIP_AGGREGATOR=1
 if [ -z "${MONGODB_URI:-}" ]; then
@@ -28,5 +29,5 @@ fi
 export CP_AFTER_START="target/release/loadgen --api http://127.0.0.1:18080 --ingest http://127.0.0.1:18081 \
   --baseline http://127.0.0.1:$base_port --concurrency ${BENCH_CONCURRENCY:-64} \
   --duration ${BENCH_DURATION:-10} --sites ${BENCH_SITES:-4} \
-  --start-aggregator 'target/release/aggregator >$dir/logs/aggregator.log 2>&1'"
+  --start-aggregator 'env CP_METRICS_ADDR=127.0.0.1:18092 target/release/aggregator >$dir/logs/aggregator.log 2>&1'"
 deploy/local/run.sh

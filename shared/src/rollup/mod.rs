@@ -201,18 +201,27 @@ pub struct RollupDoc {
     /// Hourly series: the [`VisitorSketch`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visitors: Option<Binary>,
-    /// Top documents: the [`TopList`].
+    /// Top documents: the head of the [`TopList`] (its top entries and `(other)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top: Option<Binary>,
+    /// Top documents: the rest of the list's entries, when it has more than its head holds.
+    /// Readers fetch it only when the heads cannot settle an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<Binary>,
     /// Top documents: the list's fold filter, once it has folded a key. Readers skip it
     /// ([`read_projection`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folded: Option<Binary>,
 }
 
-/// What a reader of stats fetches: everything but the fold filters, which only writers need.
+/// What a reader of stats fetches first: everything but the lists' tails and fold filters.
 pub fn read_projection() -> Document {
-    doc! {"folded": 0}
+    doc! {"tail": 0, "folded": 0}
+}
+
+/// What a reader fetches when it needs whole lists: their tails.
+pub fn tail_projection() -> Document {
+    doc! {"tail": 1}
 }
 
 /// What a document counts.
@@ -256,7 +265,7 @@ impl Rollup {
             return Err(bad(format!("_id does not match its fields ({})", key.id())));
         }
         let body = match (part, doc.series, doc.visitors, doc.top) {
-            (Part::Series, _, _, _) if doc.folded.is_some() => return Err(bad("a series has no fold filter".into())),
+            (Part::Series, _, _, _) if doc.folded.is_some() || doc.tail.is_some() => return Err(bad("a series has no list".into())),
             (Part::Series, Some(counters), visitors, None) => {
                 let visitors = visitors.map(|b| VisitorSketch::decode(&b.bytes)).transpose()?;
                 if visitors.is_some() == bucket.is_day() {
@@ -264,7 +273,11 @@ impl Rollup {
                 }
                 Body::Series { counters, visitors }
             }
-            (Part::Top(_), None, None, Some(top)) => Body::Top(TopList::decode(&top.bytes, doc.folded.as_ref().map(|b| b.bytes.as_slice()))?),
+            (Part::Top(_), None, None, Some(top)) => Body::Top(TopList::decode(
+                &top.bytes,
+                doc.tail.as_ref().map(|b| b.bytes.as_slice()),
+                doc.folded.as_ref().map(|b| b.bytes.as_slice()),
+            )?),
             _ => return Err(bad(format!("body does not match part {:?}", doc.part))),
         };
         Ok(Self { key, rev: doc.rev, applied: doc.applied, body })
@@ -272,9 +285,12 @@ impl Rollup {
 
     pub fn to_doc(&self, day_retention: Duration) -> RollupDoc {
         let binary = |bytes: Vec<u8>| Binary { subtype: BinarySubtype::Generic, bytes };
-        let (series, visitors, top, folded) = match &self.body {
-            Body::Series { counters, visitors } => (Some(counters.clone()), visitors.as_ref().map(|v| binary(v.encode())), None, None),
-            Body::Top(list) => (None, None, Some(binary(list.encode())), list.filter_bits().map(|b| binary(b.to_vec()))),
+        let (series, visitors, top, tail, folded) = match &self.body {
+            Body::Series { counters, visitors } => (Some(counters.clone()), visitors.as_ref().map(|v| binary(v.encode())), None, None, None),
+            Body::Top(list) => {
+                let (head, tail) = list.encode();
+                (None, None, Some(binary(head)), tail.map(binary), list.filter_bits().map(|b| binary(b.to_vec())))
+            }
         };
         let (day, hour) = match self.key.bucket {
             Bucket::Day(d) => (Some(time::day_string(d)), None),
@@ -292,6 +308,7 @@ impl Rollup {
             series,
             visitors,
             top,
+            tail,
             folded,
         }
     }

@@ -29,6 +29,8 @@ use super::codec::{DecodeError, Reader, put_bytes, put_varint};
 pub const OTHER: &str = "(other)";
 
 const FORMAT: u8 = 1;
+/// Entries stored in a list's head: what a reader fetches first (see [`merge_heads`]).
+pub const HEAD_ENTRIES: usize = 64;
 /// Longest key or text stored, in bytes: the tracker's own bounds are well below.
 const MAX_STORED: usize = 16 * 1024;
 const MAX_ENTRIES: usize = 1 << 20;
@@ -108,6 +110,8 @@ pub struct TopList {
     other: Counts,
     folded: Bloom,
     seq: u64,
+    /// How many entries the list holds; more than `entries.len()` when only its head was read.
+    stored: usize,
 }
 
 impl TopList {
@@ -120,8 +124,14 @@ impl TopList {
         self.other
     }
 
-    /// Entries plus `(other)`: the bucket's total for this dimension.
+    /// False when only the list's head was read: `entries` are then its highest ones.
+    pub fn is_complete(&self) -> bool {
+        self.entries.len() >= self.stored
+    }
+
+    /// Entries plus `(other)`: the bucket's total for this dimension (of a complete list).
     pub fn total(&self) -> Counts {
+        debug_assert!(self.is_complete(), "total of a list read without its tail");
         let mut t = self.other;
         for e in &self.entries {
             t.add(e.counts);
@@ -155,6 +165,7 @@ impl TopList {
         if newcomers.is_empty() {
             return;
         }
+        debug_assert!(self.is_complete(), "a list read without its tail is never written");
         // Biggest newcomers first, so a burst of one-offs cannot crowd out a key that arrived
         // with many occurrences in the same flush.
         newcomers.sort_by(|a, b| b.1.counts.n.cmp(&a.1.counts.n).then_with(|| a.0.cmp(b.0)));
@@ -203,27 +214,34 @@ impl TopList {
             slots.push(Some(entry));
         }
         self.entries = slots.into_iter().flatten().collect();
+        self.stored = self.entries.len();
     }
 
-    /// The binary form of the entries and `(other)`, stored in MongoDB: entries most counted
-    /// first.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The binary form stored in MongoDB, in two parts: the head (format, `(other)`, how many
+    /// entries, and the [`HEAD_ENTRIES`] highest entries) and the tail (the other entries,
+    /// `None` when there are none). Entries are sorted most counted first, ties by key, so the
+    /// head is exactly the list's top [`HEAD_ENTRIES`].
+    pub fn encode(&self) -> (Vec<u8>, Option<Vec<u8>>) {
         let mut sorted: Vec<&TopEntry> = self.entries.iter().collect();
-        sorted.sort_by(|a, b| b.counts.n.cmp(&a.counts.n).then_with(|| a.key.cmp(&b.key)));
-        let mut out = Vec::with_capacity(64 + self.entries.len() * 32);
-        out.push(FORMAT);
-        put_varint(&mut out, self.seq);
-        put_varint(&mut out, self.other.n);
-        put_varint(&mut out, self.other.conv);
-        put_varint(&mut out, sorted.len() as u64);
-        for e in sorted {
-            put_bytes(&mut out, e.key.as_bytes());
-            put_varint(&mut out, e.counts.n);
-            put_varint(&mut out, e.counts.conv);
-            put_varint(&mut out, e.last);
-            put_bytes(&mut out, e.text.as_deref().unwrap_or("").as_bytes());
+        sorted.sort_by(|a, b| rank(a.counts.n, &a.key, b.counts.n, &b.key));
+        let mut head = Vec::with_capacity(64 + HEAD_ENTRIES * 32);
+        head.push(FORMAT);
+        put_varint(&mut head, self.seq);
+        put_varint(&mut head, self.other.n);
+        put_varint(&mut head, self.other.conv);
+        put_varint(&mut head, sorted.len() as u64);
+        let split = sorted.len().min(HEAD_ENTRIES);
+        for e in &sorted[..split] {
+            put_entry(&mut head, e);
         }
-        out
+        if split == sorted.len() {
+            return (head, None);
+        }
+        let mut tail = Vec::with_capacity((sorted.len() - split) * 32);
+        for e in &sorted[split..] {
+            put_entry(&mut tail, e);
+        }
+        (head, Some(tail))
     }
 
     /// The fold filter's bits, stored apart from the entries so that readers, who do not need
@@ -232,31 +250,73 @@ impl TopList {
         (!self.folded.bits.is_empty()).then_some(self.folded.bits.as_slice())
     }
 
-    /// Decodes a list; `filter` is `None` when it was not fetched (or nothing was folded).
-    pub fn decode(bytes: &[u8], filter: Option<&[u8]>) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes, "top list");
+    /// Decodes a list from its head and, when fetched, its tail and filter. Without the tail
+    /// the list is incomplete ([`Self::is_complete`]): fine for [`merge_heads`], not for writing.
+    pub fn decode(head: &[u8], tail: Option<&[u8]>, filter: Option<&[u8]>) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(head, "top list");
         let format = r.u8()?;
         if format != FORMAT {
             return Err(DecodeError::new("top list", format!("unknown format {format}")));
         }
         let seq = r.varint()?;
         let other = Counts { n: r.varint()?, conv: r.varint()? };
-        let count = r.len(MAX_ENTRIES)?;
-        let mut entries = Vec::with_capacity(count.min(4096));
-        for _ in 0..count {
-            let key = r.string(MAX_STORED)?;
-            let counts = Counts { n: r.varint()?, conv: r.varint()? };
-            let last = r.varint()?;
-            let text = r.string(MAX_STORED)?;
-            entries.push(TopEntry { key, counts, text: Some(text).filter(|t| !t.is_empty()), last });
+        let stored = r.len(MAX_ENTRIES)?;
+        let in_head = stored.min(HEAD_ENTRIES);
+        let mut entries = Vec::with_capacity(if tail.is_some() { stored.min(4096) } else { in_head });
+        for _ in 0..in_head {
+            entries.push(read_entry(&mut r)?);
         }
         r.finish()?;
+        match tail {
+            Some(bytes) => {
+                let mut t = Reader::new(bytes, "top list tail");
+                for _ in in_head..stored {
+                    entries.push(read_entry(&mut t)?);
+                }
+                t.finish()?;
+            }
+            None => {}
+        }
         let bits = filter.unwrap_or_default().to_vec();
         if !(bits.is_empty() || (bits.len().is_power_of_two() && bits.len() >= 8 && bits.len() <= 1 << 21)) {
             return Err(DecodeError::new("fold filter", "size is not a power of two from 8 bytes to 2 MiB"));
         }
-        Ok(Self { entries, other, folded: Bloom { bits }, seq })
+        Ok(Self { entries, other, folded: Bloom { bits }, seq, stored })
     }
+}
+
+impl TopList {
+    /// This list (read by its head alone) completed with its tail.
+    pub fn with_tail(&self, tail: &[u8]) -> Result<Self, DecodeError> {
+        let mut t = Reader::new(tail, "top list tail");
+        let mut full = self.clone();
+        for _ in full.entries.len()..full.stored {
+            full.entries.push(read_entry(&mut t)?);
+        }
+        t.finish()?;
+        Ok(full)
+    }
+}
+
+/// Order of rows: most counted first, ties by key ascending.
+fn rank(an: u64, ak: &str, bn: u64, bk: &str) -> std::cmp::Ordering {
+    bn.cmp(&an).then_with(|| ak.cmp(bk))
+}
+
+fn put_entry(out: &mut Vec<u8>, e: &TopEntry) {
+    put_bytes(out, e.key.as_bytes());
+    put_varint(out, e.counts.n);
+    put_varint(out, e.counts.conv);
+    put_varint(out, e.last);
+    put_bytes(out, e.text.as_deref().unwrap_or("").as_bytes());
+}
+
+fn read_entry(r: &mut Reader<'_>) -> Result<TopEntry, DecodeError> {
+    let key = r.string(MAX_STORED)?;
+    let counts = Counts { n: r.varint()?, conv: r.varint()? };
+    let last = r.varint()?;
+    let text = r.string(MAX_STORED)?;
+    Ok(TopEntry { key, counts, text: Some(text).filter(|t| !t.is_empty()), last })
 }
 
 /// A Bloom filter of folded keys. Empty until the first fold, so small sites store nothing.
@@ -327,6 +387,67 @@ pub fn merge<'a>(lists: impl IntoIterator<Item = &'a TopList>, limit: usize) -> 
     }
     rows.sort_by(rank);
     rows
+}
+
+/// What [`merge_heads`] concluded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadMerge {
+    /// The rows, exactly as [`merge`] of the complete lists would give them.
+    Exact(Vec<Ranked>),
+    /// The heads cannot settle the rows: read the tails of these lists (indexes) and [`merge`].
+    NeedTails(Vec<usize>),
+}
+
+/// [`merge`] from lists of which only the heads may have been read, when their heads prove
+/// the answer: the rows' counts must be complete, and nothing outside the heads may rank
+/// among them. A key absent from a list's head has, in that list, at most the head's lowest
+/// count `m`; a key seen in no head at most the sum of the `m`s.
+pub fn merge_heads(lists: &[&TopList], limit: usize) -> HeadMerge {
+    let partial: Vec<usize> = (0..lists.len()).filter(|&i| !lists[i].is_complete()).collect();
+    if partial.is_empty() {
+        return HeadMerge::Exact(merge(lists.iter().copied(), limit));
+    }
+    // The lowest head entry of each partial list: what its tail entries stay at or below.
+    let floor = |i: usize| lists[i].entries.iter().map(|e| e.counts.n).min().unwrap_or(0);
+    let floors: Vec<(usize, u64)> = partial.iter().map(|&i| (i, floor(i))).collect();
+    let mut seen: HashMap<&str, (Counts, u64)> = HashMap::new();
+    for list in lists {
+        for e in &list.entries {
+            seen.entry(e.key.as_str()).or_default().0.add(e.counts);
+        }
+    }
+    // How much each seen key may still have in the tails of lists whose head lacks it.
+    let heads: Vec<(std::collections::HashSet<&str>, u64)> =
+        floors.iter().map(|&(i, f)| (lists[i].entries.iter().map(|e| e.key.as_str()).collect(), f)).collect();
+    for (key, (_, missing)) in seen.iter_mut() {
+        *missing = heads.iter().filter(|(keys, _)| !keys.contains(key)).map(|(_, f)| f).sum();
+    }
+    let unseen_bound: u64 = floors.iter().map(|(_, f)| f).sum();
+    let rows = merge(lists.iter().copied(), limit);
+    let need = || HeadMerge::NeedTails(partial.clone());
+    // Every listed row exact.
+    if rows.iter().any(|r| r.key != OTHER && seen.get(r.key.as_str()).is_some_and(|(_, missing)| *missing > 0)) {
+        return need();
+    }
+    // Nothing unlisted could rank among the rows (strictly above the last one's count, or
+    // level with it, since its key is unknown or its tail count is).
+    let threshold = if rows.len() == limit { rows.last().map_or(0, |r| r.counts.n) } else { 0 };
+    if rows.len() < limit && unseen_bound > 0 {
+        return need();
+    }
+    let listed: std::collections::HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let single = partial.len() == 1 && lists.len() == 1;
+    for (key, (counts, missing)) in &seen {
+        if *missing > 0 && !listed.contains(key) && counts.n + missing >= threshold {
+            return need();
+        }
+    }
+    // One list read alone: its head is exactly its top entries, so a tail key ranks below
+    // every head key. Otherwise the bound must be strict.
+    if !single && unseen_bound >= threshold && unseen_bound > 0 {
+        return need();
+    }
+    HeadMerge::Exact(rows)
 }
 
 #[cfg(test)]
@@ -435,20 +556,22 @@ mod tests {
         let mut list = TopList::default();
         list.apply(&deltas(&[("/a", 5), ("/b", 3), ("/c", 2), ("/d", 1)]), &CAP);
         list.apply(&deltas(&[("/é", 9)]), &CAP);
-        let bytes = list.encode();
-        let back = TopList::decode(&bytes, list.filter_bits()).expect("decodes");
+        let (head, tail) = list.encode();
+        assert!(tail.is_none(), "5 entries fit in the head");
+        let bytes = head;
+        let back = TopList::decode(&bytes, None, list.filter_bits()).expect("decodes");
         assert_eq!(back.total(), list.total());
         assert_eq!(counts(&back), counts(&list));
         assert_eq!(back.entries()[0].key, "/é", "stored most counted first");
         assert!(back.folded.contains("/d") && back.folded.contains("/c"));
         for cut in [0, 1, 5, bytes.len() - 1] {
-            assert!(TopList::decode(&bytes[..cut], None).is_err(), "cut at {cut}");
+            assert!(TopList::decode(&bytes[..cut], None, None).is_err(), "cut at {cut}");
         }
         let mut bad = bytes.clone();
         bad[0] = 9;
-        assert!(TopList::decode(&bad, None).is_err(), "unknown format");
-        assert!(TopList::decode(&bytes, Some(&[0; 12])).is_err(), "filter of a bad size");
-        let unfiltered = TopList::decode(&bytes, None).expect("readers may skip the filter");
+        assert!(TopList::decode(&bad, None, None).is_err(), "unknown format");
+        assert!(TopList::decode(&bytes, None, Some(&[0; 12])).is_err(), "filter of a bad size");
+        let unfiltered = TopList::decode(&bytes, None, None).expect("readers may skip the filter");
         assert_eq!(unfiltered.total(), list.total());
     }
 
@@ -485,6 +608,75 @@ mod tests {
         assert_eq!(list.total().n, 20_100);
         let pricing = list.entries().iter().find(|e| e.key == "/pricing").expect("admitted late");
         assert_eq!(pricing.counts.n, 100, "exact");
-        assert!(list.encode().len() < 64 * 1024, "bounded document: {} bytes", list.encode().len());
+        let (head, tail) = list.encode();
+        assert!(head.len() + tail.map_or(0, |t| t.len()) < 64 * 1024, "bounded document");
+    }
+
+    fn list_of(items: &[(&str, u64)]) -> TopList {
+        let mut l = TopList::default();
+        l.apply(&deltas(items), &Capacity { keys: 10_000, bytes: 1 << 22, filter_bits_log2: 12 });
+        l
+    }
+
+    fn head_only(l: &TopList) -> TopList {
+        let (head, _) = l.encode();
+        TopList::decode(&head, None, None).expect("head decodes")
+    }
+
+    #[test]
+    fn a_long_list_splits_into_a_head_of_its_top_entries_and_a_tail() {
+        let items: Vec<(String, u64)> = (0..200).map(|i| (format!("/p{i:03}"), 1 + (i % 7) as u64)).collect();
+        let refs: Vec<(&str, u64)> = items.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        let list = list_of(&refs);
+        let (head, tail) = list.encode();
+        let tail = tail.expect("a tail");
+        let full = TopList::decode(&head, Some(&tail), None).expect("decodes");
+        assert!(full.is_complete());
+        assert_eq!(full.total(), list.total());
+        let partial = TopList::decode(&head, None, None).expect("head alone");
+        assert!(!partial.is_complete());
+        assert_eq!(partial.entries().len(), HEAD_ENTRIES);
+        let head_min = partial.entries().iter().map(|e| e.counts.n).min().unwrap_or(0);
+        let tail_max = full.entries()[HEAD_ENTRIES..].iter().map(|e| e.counts.n).max().unwrap_or(0);
+        assert!(head_min >= tail_max, "the head holds the highest counts: {head_min} < {tail_max}");
+        assert!(TopList::decode(&head, Some(&tail[..tail.len() - 1]), None).is_err(), "cut tail");
+    }
+
+    #[test]
+    fn heads_settle_a_single_bucket_and_clear_leaders_but_not_close_calls() {
+        // One bucket of 1,000 one-off keys and a leader: its head is its top.
+        let mut items: Vec<(String, u64)> = (0..1000).map(|i| (format!("/junk/{i:04}"), 1)).collect();
+        items.push(("/pricing".into(), 300));
+        let refs: Vec<(&str, u64)> = items.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        let day = list_of(&refs);
+        let head = head_only(&day);
+        assert_eq!(merge_heads(&[&head], 10), HeadMerge::Exact(merge([&day], 10)));
+
+        // Seven days where the same pages lead every day: the heads settle it.
+        let week: Vec<TopList> = (0..7)
+            .map(|d| {
+                let mut items: Vec<(String, u64)> = (0..100).map(|i| (format!("/tail/{d}/{i}"), 1)).collect();
+                items.extend((0..12).map(|p| (format!("/page{p}"), 100 - p as u64)));
+                let refs: Vec<(&str, u64)> = items.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+                list_of(&refs)
+            })
+            .collect();
+        let heads: Vec<TopList> = week.iter().map(head_only).collect();
+        let head_refs: Vec<&TopList> = heads.iter().collect();
+        assert_eq!(merge_heads(&head_refs, 10), HeadMerge::Exact(merge(week.iter(), 10)));
+
+        // Two days of nothing but one-offs: a tail key could tie with the tenth row.
+        let a = list_of(&(0..100).map(|i| (format!("/a{i:03}"), 1)).collect::<Vec<_>>().iter().map(|(k, n): &(String, u64)| (k.as_str(), *n)).collect::<Vec<_>>());
+        let b = list_of(&(0..100).map(|i| (format!("/b{i:03}"), 1)).collect::<Vec<_>>().iter().map(|(k, n): &(String, u64)| (k.as_str(), *n)).collect::<Vec<_>>());
+        let (ha, hb) = (head_only(&a), head_only(&b));
+        assert_eq!(merge_heads(&[&ha, &hb], 10), HeadMerge::NeedTails(vec![0, 1]));
+        // A key high in one head and in the other's tail: its count is not known.
+        let mut items_b: Vec<(String, u64)> = (0..100).map(|i| (format!("/b{i:03}"), 5)).collect();
+        items_b.push(("/shared".into(), 2));
+        let refs_b: Vec<(&str, u64)> = items_b.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        let c = list_of(&[("/shared", 50)]);
+        let d = list_of(&refs_b);
+        let hd = head_only(&d);
+        assert_eq!(merge_heads(&[&c, &hd], 10), HeadMerge::NeedTails(vec![1]));
     }
 }

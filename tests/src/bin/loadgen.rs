@@ -385,9 +385,9 @@ mod rollups {
 
     fn batch(key: &str, n: u64, distinct: bool) -> String {
         let k = if distinct { n } else { n % 10 };
-        let page_id = format!("pg{n:x}x");
+        let page_id = format!("pg{n:08x}");
         let url = format!("https://loadtest.example/page/{k}");
-        json!({"key": key, "batch_id": format!("rb{n:x}{}", if distinct { "d" } else { "f" }), "session_id": format!("rs{n:x}ses"),
+        json!({"key": key, "batch_id": format!("rb{n:08x}{}", if distinct { "d" } else { "f" }), "session_id": format!("rs{n:08x}"),
             "events": [
                 {"type": "pageview", "ts": 1, "page_id": page_id, "url": url, "referrer": format!("https://ref{k}.example.org/"), "title": "T", "new_session": true},
                 {"type": "click", "ts": 2, "page_id": page_id, "url": url, "selector": format!("a#link-{k}"), "text": format!("Link {k}")}
@@ -412,8 +412,12 @@ mod rollups {
                     let ip = format!("2001:db8::{:x}:{:x}", v >> 16, v & 0xffff);
                     let ua = format!("Mozilla/5.0 (X11; Linux x86_64) LoadTest/{v}");
                     let res = http.post(&url).header("x-forwarded-for", ip).header("user-agent", ua).body(batch(&key, n, distinct)).send().await;
-                    if res.is_ok_and(|r| r.status() == 202) {
-                        ok.fetch_add(1, Ordering::Relaxed);
+                    match res {
+                        Ok(r) if r.status() == 202 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) if n < 3 => eprintln!("batch {n}: {} {}", r.status(), r.text().await.unwrap_or_default()),
+                        _ => {}
                     }
                 }
             }));
