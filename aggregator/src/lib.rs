@@ -7,6 +7,7 @@
 //! - [`consumer`]: pulling chunks from JetStream and acking after the write.
 //! - [`flush`]: the exactly-once write protocol and the recovery of half-done flushes.
 //! - [`rollup`]: pure arithmetic from a batch to counter increments.
+//! - [`sessions`]: what a session did across batches: conversions, attribution, bounces.
 //! - [`writer`]: bulk MongoDB commands.
 //! - [`jobs`]: scheduled maintenance.
 //! - [`migrate`]: the one-off move from the first rollup layout.
@@ -19,5 +20,6 @@ pub mod metrics;
 pub mod migrate;
 pub mod rollup;
 pub mod router;
+pub mod sessions;
 pub mod startup;
 pub mod writer;

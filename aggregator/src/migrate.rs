@@ -174,9 +174,12 @@ async fn migrate_series(db: &Database, settings: &Settings, clock: &dyn Clock, h
             scroll_sum: int(&d, "scroll_sum"),
             time_sum: num(&d, "time_sum"),
             reached: [int(&d, "r25"), int(&d, "r50"), int(&d, "r75"), int(&d, "r100")],
+            // The first layout counted neither.
+            conversions: 0,
+            engaged: 0,
         };
         let visitors = match bucket {
-            Bucket::Day(_) => None,
+            Bucket::Day(_) | Bucket::Minute(_) => None,
             Bucket::Hour(h) => Some(hour_sketch(db, &site_id, h).await?),
         };
         let mut rollup = Rollup::empty(RollupKey { site_id, bucket, part: Part::Series });
@@ -219,7 +222,10 @@ async fn migrate_tops(db: &Database, settings: &Settings, half_done: &HashMap<St
     let mut partial: HashMap<&str, FlushDeltas> = HashMap::new();
     for (id, f) in half_done {
         let mut d = FlushDeltas::default();
-        f.batches.iter().for_each(|m| d.add_batch(m));
+        for m in &f.batches {
+            // The first layout had no goals.
+            d.add_batch(m, &[]);
+        }
         partial.insert(id.as_str(), d);
     }
     let mut groups: BTreeMap<RollupKey, BTreeMap<String, TopDelta>> = BTreeMap::new();
@@ -239,10 +245,10 @@ async fn migrate_tops(db: &Database, settings: &Settings, half_done: &HashMap<St
             continue;
         }
         let text = d.get_str("text").ok().map(str::to_string);
-        groups.entry(key).or_default().insert(name, TopDelta { counts: Counts { n: count as u64, conv: 0 }, text });
+        groups.entry(key).or_default().insert(name, TopDelta { counts: Counts::of(count as u64), text });
     }
     for (key, deltas) in groups {
-        let cap = *settings.caps.of(&key.bucket);
+        let cap = settings.caps.of(&key.bucket, key.part);
         let mut rollup = Rollup::empty(key);
         if let Body::Top(list) = &mut rollup.body {
             list.apply(&deltas, &cap);

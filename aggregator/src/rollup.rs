@@ -1,21 +1,32 @@
-//! What batches add to the rollups: pure functions from [`BatchMessage`]s to the increments of
-//! each rollup document, so the arithmetic is unit-tested apart from MongoDB.
+//! What batches add to the rollups: pure functions from [`BatchMessage`]s (and the session
+//! effects of [`crate::sessions`]) to the increments of each rollup document, so the
+//! arithmetic is unit-tested apart from MongoDB.
 //!
 //! Every batch is bucketed by its server receive time in the site's time zone, into a local
-//! day and a local hour, and adds to the series document and the top-list documents of both.
+//! day and a local hour (and a minute, for the live view), and adds to the series document and
+//! the top-list documents of each.
 
 use std::collections::BTreeMap;
 
 use chrono_tz::Tz;
 use shared::{
-    event::EventKind,
+    event::{Event, EventKind},
+    goal::{GoalKind, path_matches},
     message::BatchMessage,
-    rollup::{Body, Bucket, Capacity, Counts, Dim, Part, RollupKey, Series, TopDelta, sketch},
+    rollup::{
+        Body, Bucket, Capacity, Counts, Dim, LiveMinute, Part, RollupKey, Series, TopDelta, page_attr_key, sketch,
+        toplist::page_ext,
+    },
+    store::GoalDoc,
     time, urls,
 };
 
+use crate::sessions::{Effect, SessionFacts, Start};
+
 /// Scroll depths whose reach is counted for the scroll distribution.
 pub const MILESTONES: [u8; 4] = [25, 50, 75, 100];
+/// A scroll past this depth makes a session not a bounce.
+pub const ENGAGING_DEPTH: u8 = 25;
 
 /// How much a top list may hold, for day and for hour buckets.
 #[derive(Debug, Clone, Copy)]
@@ -35,8 +46,11 @@ impl Capacities {
         }
     }
 
-    pub fn of(&self, bucket: &Bucket) -> &Capacity {
-        if bucket.is_day() { &self.day } else { &self.hour }
+    /// The capacity of one list. Page breakdowns hold several keys per page (its sources,
+    /// clicks, events, …), so they get four times the keys and bytes.
+    pub fn of(&self, bucket: &Bucket, part: Part) -> Capacity {
+        let base = if bucket.is_day() { self.day } else { self.hour };
+        if part == Part::Top(Dim::PageAttr) { Capacity { keys: base.keys * 4, bytes: base.bytes * 4, ..base } } else { base }
     }
 }
 
@@ -46,6 +60,7 @@ pub enum DocDelta {
     /// Counters, and (hours) the visitors seen.
     Series { counters: Series, visitors: Vec<u64> },
     Top(BTreeMap<String, TopDelta>),
+    Live(LiveMinute),
 }
 
 impl DocDelta {
@@ -53,6 +68,7 @@ impl DocDelta {
         match part {
             Part::Series => Self::Series { counters: Series::default(), visitors: Vec::new() },
             Part::Top(_) => Self::Top(BTreeMap::new()),
+            Part::Live => Self::Live(LiveMinute::default()),
         }
     }
 
@@ -66,6 +82,7 @@ impl DocDelta {
                 }
             }
             (Self::Top(deltas), Body::Top(list)) => list.apply(deltas, cap),
+            (Self::Live(minute), Body::Live(into)) => into.merge(minute),
             // Keys carry the part, so a delta never meets the body of another part.
             _ => debug_assert!(false, "delta and body of different parts"),
         }
@@ -78,6 +95,40 @@ pub struct FlushDeltas {
     pub docs: BTreeMap<RollupKey, DocDelta>,
 }
 
+/// The buckets of one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    pub day: Bucket,
+    pub hour: Bucket,
+    pub minute: Bucket,
+}
+
+impl Buckets {
+    fn stats(&self) -> [Bucket; 2] {
+        [self.day, self.hour]
+    }
+}
+
+/// The buckets a batch belongs to.
+pub fn buckets_of(msg: &BatchMessage) -> Buckets {
+    let tz: Tz = time::parse_tz(&msg.timezone).unwrap_or(Tz::UTC);
+    Buckets {
+        day: Bucket::Day(time::local_day(msg.received_at, tz)),
+        hour: Bucket::Hour(time::hour_start(msg.received_at, tz)),
+        minute: Bucket::Minute(time::minute_start(msg.received_at)),
+    }
+}
+
+fn one(n: u64) -> Counts {
+    Counts::of(n)
+}
+
+fn ext(i: usize, v: u64) -> Counts {
+    let mut c = Counts::default();
+    c.ext[i] = v;
+    c
+}
+
 impl FlushDeltas {
     fn entry(&mut self, site: &str, bucket: Bucket, part: Part) -> &mut DocDelta {
         self.docs.entry(RollupKey { site_id: site.to_string(), bucket, part }).or_insert_with(|| DocDelta::empty(part))
@@ -86,80 +137,194 @@ impl FlushDeltas {
     fn series(&mut self, site: &str, bucket: Bucket) -> (&mut Series, &mut Vec<u64>) {
         match self.entry(site, bucket, Part::Series) {
             DocDelta::Series { counters, visitors } => (counters, visitors),
-            DocDelta::Top(_) => unreachable!("series key holds a series delta"),
+            _ => unreachable!("series key holds a series delta"),
         }
     }
 
-    fn top(&mut self, site: &str, bucket: Bucket, dim: Dim) -> &mut BTreeMap<String, TopDelta> {
-        match self.entry(site, bucket, Part::Top(dim)) {
-            DocDelta::Top(t) => t,
-            DocDelta::Series { .. } => unreachable!("top key holds a top delta"),
+    /// Adds `counts` (and a text) to `key` of a dimension's list, in both stats buckets.
+    fn top(&mut self, site: &str, buckets: [Bucket; 2], dim: Dim, key: &str, counts: Counts, text: Option<&str>) {
+        for bucket in buckets {
+            match self.entry(site, bucket, Part::Top(dim)) {
+                DocDelta::Top(t) => t.entry(key.to_string()).or_default().add(counts, text),
+                _ => unreachable!("top key holds a top delta"),
+            }
         }
     }
 
-    /// Adds the contribution of `msg` (its day's new visitor excluded: see [`Self::add_new_visitor`]).
-    pub fn add_batch(&mut self, msg: &BatchMessage) {
-        let (day, hour) = buckets_of(msg);
+    fn page_attr(&mut self, site: &str, buckets: [Bucket; 2], path: &str, kind: Dim, name: &str, counts: Counts, text: Option<&str>) {
+        self.top(site, buckets, Dim::PageAttr, &page_attr_key(path, kind, name), counts, text);
+    }
+
+    /// Adds what `msg` says by itself (its day's and pages' new visitors excluded: see
+    /// [`Self::add_new_visitor`], [`Self::add_page_visitor`]); returns what its session learns
+    /// from it, for [`crate::sessions`]. `goals` are the site's goals.
+    pub fn add_batch(&mut self, msg: &BatchMessage, goals: &[&GoalDoc]) -> SessionFacts {
+        let b = buckets_of(msg);
+        let site = msg.site_id.as_str();
+        let visitor = sketch::visitor_hash64(&msg.visitor);
         let mut counters = Series::default();
-        let mut tops: Vec<(Dim, String, Option<&str>)> = Vec::new();
+        let mut facts = SessionFacts::new(msg, b);
         for ev in &msg.events {
+            let path = urls::page_path(&ev.url);
             match &ev.kind {
-                EventKind::Pageview { referrer, new_session, .. } => {
+                EventKind::Pageview { referrer, new_session, variant, .. } => {
                     counters.pageviews += 1;
-                    tops.push((Dim::Page, urls::page_path(&ev.url), None));
+                    facts.pageviews += 1;
+                    self.top(site, b.stats(), Dim::Page, &path, one(1), None);
+                    if let Bucket::Minute(_) = b.minute
+                        && let DocDelta::Live(m) = self.entry(site, b.minute, Part::Live)
+                    {
+                        m.add_pageview(&path, visitor);
+                    }
                     if *new_session {
                         counters.sessions += 1;
-                        tops.push((Dim::Source, urls::referrer_source(&ev.url, referrer, &msg.domain), None));
+                        let start = self.add_session_start(msg, b, ev, &path, referrer, variant.as_deref());
+                        facts.start.get_or_insert(start);
                     }
                 }
                 EventKind::Scroll { depth, prev } => {
+                    let mut page = ext(page_ext::SCROLL_SUM, u64::from(depth - prev));
                     counters.scroll_sum += i64::from(depth - prev);
                     for (slot, m) in MILESTONES.iter().enumerate() {
                         if prev < m && m <= depth {
                             counters.reached[slot] += 1;
+                            page.ext[page_ext::REACHED + slot] += 1;
                         }
                     }
+                    self.top(site, b.stats(), Dim::Page, &path, page, None);
+                    facts.interacted |= *depth > ENGAGING_DEPTH;
                 }
                 EventKind::Click { selector, text, .. } => {
                     counters.clicks += 1;
-                    tops.push((Dim::Click, selector.clone(), Some(text.trim())));
+                    let text = Some(text.trim());
+                    self.top(site, b.stats(), Dim::Click, selector, one(1), text);
+                    self.top(site, b.stats(), Dim::Page, &path, ext(page_ext::CLICKS, 1), None);
+                    self.page_attr(site, b.stats(), &path, Dim::Click, selector, one(1), text);
+                    facts.interacted = true;
                 }
-                EventKind::Time { seconds } => counters.time_sum += seconds,
-                EventKind::Event { .. } => {}
+                EventKind::Time { seconds } => {
+                    counters.time_sum += seconds;
+                    self.top(site, b.stats(), Dim::Page, &path, ext(page_ext::TIME_MS, (seconds * 1000.0).round() as u64), None);
+                }
+                EventKind::Event { name, .. } => {
+                    self.top(site, b.stats(), Dim::Event, name, one(1), None);
+                    self.page_attr(site, b.stats(), &path, Dim::Event, name, one(1), None);
+                    facts.interacted = true;
+                }
+            }
+            for goal in goals.iter().filter(|g| g.applies_at(msg.received_at) && matches_goal(g, ev, &path)) {
+                if !facts.goals.contains(&goal.id) {
+                    facts.goals.push(goal.id.clone());
+                }
             }
         }
-        let visitor = sketch::visitor_hash64(&msg.visitor);
-        for bucket in [day, hour] {
-            let (series, visitors) = self.series(&msg.site_id, bucket);
+        for bucket in b.stats() {
+            let (series, visitors) = self.series(site, bucket);
             series.add(&counters);
             if !bucket.is_day() {
                 visitors.push(visitor);
             }
-            for (dim, key, text) in &tops {
-                self.top(&msg.site_id, bucket, *dim).entry(key.clone()).or_default().add(Counts { n: 1, conv: 0 }, *text);
-            }
         }
+        facts
+    }
+
+    /// A session starts: its source, campaign, medium, variant, device, browser, OS and
+    /// country each count a visit, for the site and for its entry page.
+    fn add_session_start(&mut self, msg: &BatchMessage, b: Buckets, ev: &Event, path: &str, referrer: &str, variant: Option<&str>) -> Start {
+        let site = msg.site_id.as_str();
+        let start = Start {
+            day: b.day,
+            hour: b.hour,
+            path: path.to_string(),
+            source: urls::referrer_source(&ev.url, referrer, &msg.domain),
+            campaign: urls::utm(&ev.url, "utm_campaign"),
+            medium: urls::utm(&ev.url, "utm_medium"),
+            variant: variant.map(str::to_string),
+        };
+        self.top(site, b.stats(), Dim::Page, path, ext(page_ext::ENTRIES, 1), None);
+        let audience = [
+            (Dim::Device, msg.device.as_str()),
+            (Dim::Browser, msg.browser.as_str()),
+            (Dim::Os, msg.os.as_str()),
+            (Dim::Country, msg.country.as_str()),
+        ];
+        for (dim, name) in start.attributes().into_iter().chain(audience) {
+            self.top(site, b.stats(), dim, name, one(1), None);
+            self.page_attr(site, b.stats(), path, dim, name, one(1), None);
+        }
+        start
     }
 
     /// Counts one new distinct visitor of `site` on `day`.
     pub fn add_new_visitor(&mut self, site: &str, day: Bucket) {
         self.series(site, day).0.visitors += 1;
     }
+
+    /// Counts one new distinct visitor of the page `path` in `bucket`.
+    pub fn add_page_visitor(&mut self, site: &str, bucket: Bucket, path: &str) {
+        match self.entry(site, bucket, Part::Top(Dim::Page)) {
+            DocDelta::Top(t) => t.entry(path.to_string()).or_default().add(ext(page_ext::VISITORS, 1), None),
+            _ => unreachable!("top key holds a top delta"),
+        }
+    }
+
+    /// Adds what a session's state change means for the rollups.
+    pub fn add_effect(&mut self, site: &str, effect: &Effect) {
+        match effect {
+            Effect::Engaged { start } => {
+                let buckets = [start.day, start.hour];
+                for bucket in buckets {
+                    self.series(site, bucket).0.engaged += 1;
+                }
+                self.top(site, buckets, Dim::Page, &start.path, ext(page_ext::ENGAGED, 1), None);
+            }
+            Effect::Converted { day, hour } => {
+                for bucket in [*day, *hour] {
+                    self.series(site, bucket).0.conversions += 1;
+                }
+            }
+            Effect::Attributed { day, hour, start } => {
+                let conv = Counts { conv: 1, ..Counts::default() };
+                let buckets = [*day, *hour];
+                self.top(site, buckets, Dim::Page, &start.path, conv, None);
+                for (dim, name) in start.attributes() {
+                    self.top(site, buckets, dim, name, conv, None);
+                    self.page_attr(site, buckets, &start.path, dim, name, conv, None);
+                }
+            }
+            Effect::Goal { day, hour, goal, entry } => {
+                let buckets = [*day, *hour];
+                self.top(site, buckets, Dim::Goal, goal, one(1), None);
+                if let Some(path) = entry {
+                    self.page_attr(site, buckets, path, Dim::Goal, goal, one(1), None);
+                }
+            }
+        }
+    }
 }
 
-/// The day and hour buckets a batch belongs to.
-pub fn buckets_of(msg: &BatchMessage) -> (Bucket, Bucket) {
-    let tz: Tz = time::parse_tz(&msg.timezone).unwrap_or(Tz::UTC);
-    (Bucket::Day(time::local_day(msg.received_at, tz)), Bucket::Hour(time::hour_start(msg.received_at, tz)))
+/// True when event `ev` (on page `path`) completes `goal`.
+pub fn matches_goal(goal: &GoalDoc, ev: &Event, path: &str) -> bool {
+    match (&goal.kind, &ev.kind) {
+        (GoalKind::Pageview, EventKind::Pageview { .. }) => path_matches(&goal.matcher, path),
+        (GoalKind::Click, EventKind::Click { selector, .. }) => *selector == goal.matcher,
+        (GoalKind::Event, EventKind::Event { name, .. }) => *name == goal.matcher,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::event::{ClientId, Event};
+    use mongodb::bson::DateTime;
+    use shared::event::ClientId;
 
     fn ev(kind: EventKind, url: &str) -> Event {
         Event { ts: 0, page_id: ClientId::parse("page_0001").expect("id"), url: url.to_string(), kind }
+    }
+
+    fn pv(referrer: &str, new_session: bool, variant: Option<&str>, url: &str) -> Event {
+        ev(EventKind::Pageview { referrer: referrer.into(), title: "P".into(), new_session, variant: variant.map(str::to_string) }, url)
     }
 
     fn msg(events: Vec<Event>, tz: &str, received_at: i64) -> BatchMessage {
@@ -187,43 +352,77 @@ mod tests {
         Bucket::Day(time::parse_day(s).expect("day"))
     }
 
+    fn top(d: &FlushDeltas, bucket: Bucket, dim: Dim) -> BTreeMap<String, TopDelta> {
+        match d.docs.get(&key(bucket, Part::Top(dim))) {
+            Some(DocDelta::Top(t)) => t.clone(),
+            other => panic!("no {dim:?} delta: {other:?}"),
+        }
+    }
+
+    fn goal(kind: GoalKind, matcher: &str, created_at: i64) -> GoalDoc {
+        GoalDoc {
+            id: format!("g-{matcher}"),
+            site_id: "s1".into(),
+            name: "G".into(),
+            kind,
+            matcher: matcher.into(),
+            created_at: DateTime::from_millis(created_at),
+            deleted_at: None,
+        }
+    }
+
+    const T: i64 = 1_764_064_800_000; // 2025-11-25T10:00:00Z
+
     #[test]
     fn counts_every_event_kind() {
-        let url = "https://example.com/pricing?x=1";
+        let url = "https://example.com/pricing?x=1&utm_campaign=spring&utm_medium=email";
         let m = msg(
             vec![
-                ev(EventKind::Pageview { referrer: "https://www.google.com/".into(), title: "P".into(), new_session: true, variant: None }, url),
-                ev(EventKind::Pageview { referrer: "".into(), title: "P".into(), new_session: false, variant: None }, "https://example.com/"),
+                pv("https://www.google.com/", true, Some("B"), url),
+                pv("", false, None, "https://example.com/"),
                 ev(EventKind::Scroll { depth: 30, prev: 0 }, url),
                 ev(EventKind::Scroll { depth: 100, prev: 30 }, url),
                 ev(EventKind::Click { selector: "button#cta".into(), text: "Buy".into(), href: None }, url),
                 ev(EventKind::Click { selector: "button#cta".into(), text: "".into(), href: None }, url),
                 ev(EventKind::Time { seconds: 2.5 }, url),
                 ev(EventKind::Time { seconds: 1.0 }, url),
+                ev(EventKind::Event { name: "Signup".into(), props: Default::default() }, url),
             ],
             "UTC",
-            1_764_064_800_000, // 2025-11-25T10:00:00Z
+            T,
         );
         let mut d = FlushDeltas::default();
-        d.add_batch(&m);
-        let want = Series { pageviews: 2, sessions: 1, clicks: 2, visitors: 0, scroll_sum: 100, time_sum: 3.5, reached: [1, 1, 1, 1] };
+        let facts = d.add_batch(&m, &[]);
+        let want = Series { pageviews: 2, sessions: 1, clicks: 2, scroll_sum: 100, time_sum: 3.5, reached: [1, 1, 1, 1], ..Default::default() };
         assert_eq!(d.docs.get(&key(day("2025-11-25"), Part::Series)), Some(&DocDelta::Series { counters: want.clone(), visitors: vec![] }));
         assert_eq!(
-            d.docs.get(&key(Bucket::Hour(1_764_064_800), Part::Series)),
+            d.docs.get(&key(Bucket::Hour(T / 1000), Part::Series)),
             Some(&DocDelta::Series { counters: want, visitors: vec![sketch::visitor_hash64("00000000000000ff")] }),
             "hours carry the visitor for their sketch"
         );
-        let top = |bucket, dim| match d.docs.get(&key(bucket, Part::Top(dim))) {
-            Some(DocDelta::Top(t)) => t.clone(),
-            other => panic!("no top delta: {other:?}"),
+        let clicks = top(&d, day("2025-11-25"), Dim::Click);
+        assert_eq!(clicks["button#cta"], TopDelta { counts: Counts::of(2), text: Some("Buy".into()) });
+        let pages = top(&d, day("2025-11-25"), Dim::Page);
+        let pricing = pages["/pricing"].counts;
+        assert_eq!((pricing.n, pages["/"].counts.n), (1, 1));
+        assert_eq!(pricing.ext[page_ext::SCROLL_SUM], 100);
+        assert_eq!(pricing.ext[page_ext::CLICKS], 2);
+        assert_eq!(pricing.ext[page_ext::TIME_MS], 3500);
+        assert_eq!(pricing.ext[page_ext::ENTRIES], 1);
+        assert_eq!(&pricing.ext[page_ext::REACHED..page_ext::REACHED + 4], &[1, 1, 1, 1]);
+        for (dim, name) in [(Dim::Source, "google.com"), (Dim::Campaign, "spring"), (Dim::Medium, "email"), (Dim::Variant, "B"), (Dim::Device, "desktop"), (Dim::Browser, "Other"), (Dim::Os, "Other"), (Dim::Country, "(unknown)")] {
+            let t = top(&d, Bucket::Hour(T / 1000), dim);
+            assert_eq!(t.keys().collect::<Vec<_>>(), vec![name], "{dim:?}: only the session start counts a visit");
+            let attrs = top(&d, day("2025-11-25"), Dim::PageAttr);
+            assert_eq!(attrs[&page_attr_key("/pricing", dim, name)].counts.n, 1, "{dim:?} of the entry page");
+        }
+        assert_eq!(top(&d, day("2025-11-25"), Dim::Event)["Signup"].counts.n, 1);
+        assert_eq!((facts.pageviews, facts.interacted, facts.start.as_ref().map(|s| s.path.as_str())), (2, true, Some("/pricing")));
+        let live = match d.docs.get(&key(Bucket::Minute(T / 1000), Part::Live)) {
+            Some(DocDelta::Live(m)) => m.clone(),
+            other => panic!("live: {other:?}"),
         };
-        let clicks = top(day("2025-11-25"), Dim::Click);
-        assert_eq!(clicks.get("button#cta"), Some(&TopDelta { counts: Counts { n: 2, conv: 0 }, text: Some("Buy".into()) }));
-        let pages = top(day("2025-11-25"), Dim::Page);
-        assert_eq!((pages["/pricing"].counts.n, pages["/"].counts.n), (1, 1));
-        let sources = top(Bucket::Hour(1_764_064_800), Dim::Source);
-        assert_eq!(sources.keys().collect::<Vec<_>>(), vec!["google.com"], "only session starts count as visits");
-        assert_eq!(d.docs.len(), 8, "series and three top lists, for a day and an hour");
+        assert_eq!((live.pageviews, live.pages.len()), (2, 2));
     }
 
     #[test]
@@ -238,26 +437,86 @@ mod tests {
         ];
         for (depth, prev, want) in cases {
             let mut d = FlushDeltas::default();
-            d.add_batch(&msg(vec![ev(EventKind::Scroll { depth, prev }, "https://example.com/")], "UTC", 0));
+            let facts = d.add_batch(&msg(vec![ev(EventKind::Scroll { depth, prev }, "https://example.com/")], "UTC", 0), &[]);
             let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("1970-01-01"), Part::Series)) else { panic!("series") };
             assert_eq!(counters.reached, want, "case depth {depth} prev {prev}");
             assert_eq!(counters.scroll_sum, i64::from(depth - prev), "case depth {depth} prev {prev}");
+            assert_eq!(facts.interacted, depth > 25, "case depth {depth}: a scroll past 25 % engages");
         }
     }
 
     #[test]
     fn buckets_use_the_site_time_zone() {
         // 2025-11-25T03:00Z is 2025-11-24 22:00 in New York.
-        let m = msg(vec![], "America/New_York", 1_764_039_600_000);
-        assert_eq!(buckets_of(&m), (day("2025-11-24"), Bucket::Hour(1_764_039_600)));
+        let b = buckets_of(&msg(vec![], "America/New_York", 1_764_039_600_000));
+        assert_eq!((b.day, b.hour, b.minute), (day("2025-11-24"), Bucket::Hour(1_764_039_600), Bucket::Minute(1_764_039_600)));
     }
 
     #[test]
-    fn new_visitors_count_on_the_day_series() {
+    fn goals_match_by_kind_from_their_creation_on() {
+        let goals = [
+            goal(GoalKind::Pageview, "/thank-you*", T - 1),
+            goal(GoalKind::Click, "button#cta", T - 1),
+            goal(GoalKind::Event, "Signup", T - 1),
+            goal(GoalKind::Event, "Later", T + 1),
+            goal(GoalKind::Click, "a#other", T - 1),
+        ];
+        let refs: Vec<&GoalDoc> = goals.iter().collect();
+        let m = msg(
+            vec![
+                pv("", false, None, "https://example.com/thank-you/pro"),
+                ev(EventKind::Click { selector: "button#cta".into(), text: "".into(), href: None }, "https://example.com/"),
+                ev(EventKind::Click { selector: "button#cta".into(), text: "".into(), href: None }, "https://example.com/"),
+                ev(EventKind::Event { name: "Signup".into(), props: Default::default() }, "https://example.com/"),
+                ev(EventKind::Event { name: "Later".into(), props: Default::default() }, "https://example.com/"),
+            ],
+            "UTC",
+            T,
+        );
+        let facts = FlushDeltas::default().add_batch(&m, &refs);
+        assert_eq!(facts.goals, vec!["g-/thank-you*", "g-button#cta", "g-Signup"], "each goal once; not the one created after");
+        let mut deleted = goal(GoalKind::Event, "Signup", T - 10);
+        deleted.deleted_at = Some(DateTime::from_millis(T - 5));
+        assert!(FlushDeltas::default().add_batch(&m, &[&deleted]).goals.is_empty(), "deleted before the batch arrived");
+    }
+
+    #[test]
+    fn session_effects_land_on_their_buckets_and_attributes() {
+        let start = Start {
+            day: day("2025-11-24"),
+            hour: Bucket::Hour(1),
+            path: "/landing".into(),
+            source: "google.com".into(),
+            campaign: Some("spring".into()),
+            medium: None,
+            variant: Some("B".into()),
+        };
+        let mut d = FlushDeltas::default();
+        d.add_effect("s1", &Effect::Engaged { start: start.clone() });
+        d.add_effect("s1", &Effect::Converted { day: day("2025-11-25"), hour: Bucket::Hour(2) });
+        d.add_effect("s1", &Effect::Attributed { day: day("2025-11-25"), hour: Bucket::Hour(2), start: start.clone() });
+        d.add_effect("s1", &Effect::Goal { day: day("2025-11-25"), hour: Bucket::Hour(2), goal: "g1".into(), entry: Some("/landing".into()) });
+        let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-24"), Part::Series)) else { panic!("start day") };
+        assert_eq!((counters.engaged, counters.conversions), (1, 0));
+        let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-25"), Part::Series)) else { panic!("conversion day") };
+        assert_eq!((counters.engaged, counters.conversions), (0, 1));
+        assert_eq!(top(&d, day("2025-11-25"), Dim::Source)["google.com"].counts, Counts { conv: 1, ..Counts::default() });
+        assert_eq!(top(&d, day("2025-11-25"), Dim::Variant)["B"].counts.conv, 1);
+        assert!(!d.docs.contains_key(&key(day("2025-11-25"), Part::Top(Dim::Medium))), "no medium, no row");
+        assert_eq!(top(&d, day("2025-11-25"), Dim::Goal)["g1"].counts.n, 1);
+        assert_eq!(top(&d, day("2025-11-25"), Dim::Page)["/landing"].counts.conv, 1);
+        assert_eq!(top(&d, day("2025-11-24"), Dim::Page)["/landing"].counts.ext[page_ext::ENGAGED], 1);
+        assert_eq!(top(&d, day("2025-11-25"), Dim::PageAttr)[&page_attr_key("/landing", Dim::Goal, "g1")].counts.n, 1);
+    }
+
+    #[test]
+    fn new_visitors_count_on_the_day_series_and_the_page() {
         let mut d = FlushDeltas::default();
         d.add_new_visitor("s1", day("2025-11-24"));
         d.add_new_visitor("s1", day("2025-11-24"));
+        d.add_page_visitor("s1", day("2025-11-24"), "/");
         let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-24"), Part::Series)) else { panic!("series") };
         assert_eq!(counters.visitors, 2);
+        assert_eq!(top(&d, day("2025-11-24"), Dim::Page)["/"].counts.ext[page_ext::VISITORS], 1);
     }
 }

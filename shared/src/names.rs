@@ -32,6 +32,8 @@ pub mod collections {
     pub const FLUSHES: &str = "flushes";
     /// One document per (site, day, visitor): exact daily unique counts.
     pub const VISITOR_MARKS: &str = "visitor_marks";
+    /// What each session is known to have done (aggregator only; see `aggregator/src/sessions.rs`).
+    pub const SESSIONS: &str = "sessions";
     /// The rollup documents stats are read from (see [`crate::rollup`]).
     pub const ROLLUPS: &str = "rollups_v2";
     /// Leases taken while an aggregator recovers a flush that another process left half done.

@@ -158,6 +158,21 @@ pub mod raw_fields {
     pub const FLUSH: &str = "flush";
 }
 
+/// A write of `doc` (whose `_id` is `id`) that succeeds only if the stored document still has
+/// revision `read_rev` (0: not stored yet, then it is inserted). A concurrent write makes it
+/// fail with a duplicate-key error: the upsert finds no match and the insert collides on `_id`.
+///
+/// Written as `$set` of every field rather than as a replacement document: the same effect
+/// (these documents' fields never change set), and the MongoDB-wire stand-in our tests run on
+/// cannot replace a document holding binary fields. `expire_at` never changes and goes in
+/// `$setOnInsert`: the stand-in turns a date set on an existing document into a string.
+pub fn revisioned_write(doc: &impl Serialize, id: &str, read_rev: i64) -> Result<mongodb::bson::Document, mongodb::bson::ser::Error> {
+    let mut fields = mongodb::bson::to_document(doc)?;
+    fields.remove("_id");
+    let expire_at = fields.remove("expire_at").unwrap_or(mongodb::bson::Bson::Null);
+    Ok(doc! {"q": {"_id": id, "rev": read_rev}, "u": {"$set": fields, "$setOnInsert": {"expire_at": expire_at}}, "upsert": true})
+}
+
 /// Connects to MongoDB with short timeouts: a dead database must surface as an error the
 /// caller handles (503, nak), never as a hang.
 pub async fn connect(uri: &str, db: &str, app: &str) -> anyhow::Result<Database> {
@@ -203,6 +218,7 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
             vec![index(doc! {goal_fields::SITE_ID: 1, goal_fields::CREATED_AT: 1}, None), index(doc! {goal_fields::DELETED_AT: 1}, ttl(DELETED_GOAL_KEEP))],
         ),
         (c::VISITOR_MARKS, vec![index(doc! {"expire_at": 1}, ttl(Duration::ZERO))]),
+        (c::SESSIONS, vec![index(doc! {"expire_at": 1}, ttl(Duration::ZERO))]),
         (c::ROLLUPS, crate::rollup::indexes()),
         (
             c::FLUSHES,

@@ -29,6 +29,16 @@ pub fn hour_start(ts_ms: i64, tz: Tz) -> i64 {
     (ts_ms - into_hour_ms).div_euclid(1000)
 }
 
+/// Epoch seconds at which the minute holding `ts_ms` began.
+pub fn minute_start(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(60_000) * 60
+}
+
+/// The local label of a minute: `HH:MM`.
+pub fn minute_label(start_secs: i64, tz: Tz) -> String {
+    local(start_secs * 1000, tz).format("%H:%M").to_string()
+}
+
 /// The local label of an hour bucket: `YYYY-MM-DDTHH:00`.
 pub fn hour_label(start_secs: i64, tz: Tz) -> String {
     local(start_secs * 1000, tz).format("%Y-%m-%dT%H:00").to_string()

@@ -62,6 +62,18 @@ pub fn referrer_source(page_url: &str, referrer: &str, site_domain: &str) -> Str
     }
 }
 
+/// Longest UTM value kept, in characters.
+pub const MAX_UTM_CHARS: usize = 200;
+
+/// The value of a `utm_*` parameter of a page URL (`utm_campaign`, `utm_medium`), trimmed and
+/// cut to [`MAX_UTM_CHARS`]; `None` when absent or empty.
+pub fn utm(page_url: &str, name: &str) -> Option<String> {
+    let page = Url::parse(page_url).ok()?;
+    let (_, value) = page.query_pairs().find(|(k, _)| k == name)?;
+    let value: String = value.trim().chars().take(MAX_UTM_CHARS).collect();
+    (!value.is_empty()).then_some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +111,17 @@ mod tests {
     fn origin_host_parses_scheme_host_port() {
         assert_eq!(origin_host("https://www.Example.com:8443").as_deref(), Some("www.example.com"));
         assert_eq!(origin_host("null"), None);
+    }
+
+    #[test]
+    fn utm_parameters_are_read_trimmed_and_bounded() {
+        let url = "https://example.com/?utm_campaign=spring%20sale&utm_medium=%20email%20&utm_source=x&utm_term=";
+        assert_eq!(utm(url, "utm_campaign").as_deref(), Some("spring sale"));
+        assert_eq!(utm(url, "utm_medium").as_deref(), Some("email"));
+        assert_eq!(utm(url, "utm_term"), None, "empty");
+        assert_eq!(utm("https://example.com/", "utm_campaign"), None, "absent");
+        let long = format!("https://example.com/?utm_campaign={}", "c".repeat(500));
+        assert_eq!(utm(&long, "utm_campaign").map(|c| c.len()), Some(MAX_UTM_CHARS));
     }
 
     #[test]

@@ -145,6 +145,8 @@ async fn a_flush_stopped_after_any_step_is_finished_by_redelivery_and_counts_onc
         Step::Claim,
         Step::RawBatches,
         Step::VisitorMarks,
+        Step::SessionDocs(0),
+        Step::SessionDocs(5),
         Step::RollupDocs(0),
         Step::RollupDocs(1),
         Step::RollupDocs(7),
@@ -297,7 +299,7 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
         let bound = stats_store::read_bound(&range);
         assert!(loaded.docs_read <= bound, "{range:?}: read {} documents, bound {bound}", loaded.docs_read);
         let hourly = matches!(range, Range::Hours { .. });
-        assert_eq!(loaded.docs_read, 4, "{range:?}: one bucket of documents exists");
+        assert!(loaded.docs_read <= shared::rollup::Part::all().len(), "{range:?}: one bucket's documents, no tails: {}", loaded.docs_read);
         let meta = Meta { site_id: "big".into(), timeframe: "t".into(), timezone: "UTC".into(), from: String::new(), to: String::new(), hourly };
         let s = serde_json::to_value(stats::assemble(meta, loaded.inputs)).expect("json");
         let summary = &s["summary"];

@@ -25,7 +25,7 @@ pub fn merge(
     if doc.applied.get(&flush.inst).is_some_and(|w| w.seq >= flush.seq) {
         return None;
     }
-    delta.apply(&mut doc.body, caps.of(&key.bucket));
+    delta.apply(&mut doc.body, &caps.of(&key.bucket, key.part));
     doc.applied.retain(|inst, _| !prunable.contains(inst));
     doc.applied.insert(flush.inst.clone(), Watermark { seq: flush.seq, at: now });
     doc.rev += 1;
@@ -52,7 +52,7 @@ mod tests {
     fn pageviews(r: &Rollup) -> i64 {
         match &r.body {
             Body::Series { counters, .. } => counters.pageviews,
-            Body::Top(_) => panic!("series"),
+            Body::Top(_) | Body::Live(_) => panic!("series"),
         }
     }
 

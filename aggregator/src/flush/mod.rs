@@ -41,7 +41,7 @@ pub mod merge;
 pub mod recovery;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicI64, Ordering},
@@ -54,22 +54,27 @@ use mongodb::{
     Database,
     bson::{self, DateTime, Document, doc},
 };
+use serde::de::DeserializeOwned;
 use shared::{
     clock::Clock,
+    event::EventKind,
     message::BatchMessage,
     names::collections as c,
-    rollup::{self, Bucket, Part, Rollup, RollupDoc, RollupKey},
-    store::{FlushRecord, FlushState, RawBatchDoc, VisitorMarkDoc, flush_fields, mark_fields, raw_fields},
+    rollup::{self, Bucket, Part, Rollup, RollupDoc, RollupKey, Watermark},
+    store::{FlushRecord, FlushState, GoalDoc, RawBatchDoc, VisitorMarkDoc, flush_fields, goal_fields, mark_fields, raw_fields},
     time,
 };
 
 use crate::{
     rollup::{Capacities, DocDelta, FlushDeltas},
+    sessions::{self, Effect, SessionDoc, SessionFacts, SessionState},
     writer::{self, Cost, WriteError},
 };
 
 /// How long visitor marks are kept: a local day lasts at most 26 h, plus redelivery time.
 const MARK_KEEP: Duration = Duration::from_secs(3 * 24 * 3600);
+/// How long a session document is kept after the session was first seen.
+const SESSION_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
 /// A watermark of another instance untouched this long is dropped once none of that
 /// instance's flushes is still applying.
 const PRUNE_AFTER: Duration = Duration::from_secs(3600);
@@ -102,6 +107,8 @@ pub enum Step {
     Claim,
     RawBatches,
     VisitorMarks,
+    /// After writing this many session documents of the flush.
+    SessionDocs(usize),
     /// After writing this many rollup documents of the flush.
     RollupDocs(usize),
     Done,
@@ -250,14 +257,29 @@ impl Flusher {
 
     /// Steps 3 to 5 for the batches of flush `id`.
     async fn apply(&self, id: &FlushId, msgs: &[&BatchMessage], report: &mut FlushReport) -> Result<(), WriteError> {
+        let goals = self.read_goals(msgs, &mut report.cost).await?;
+        // Oldest first, and in the same order however the batches were read (a recovery).
+        let mut ordered: Vec<&BatchMessage> = msgs.to_vec();
+        ordered.sort_by(|a, b| (a.received_at, &a.site_id, &a.batch_id).cmp(&(b.received_at, &b.site_id, &b.batch_id)));
         let mut deltas = FlushDeltas::default();
-        for m in msgs {
-            deltas.add_batch(m);
+        let mut facts = Vec::new();
+        for m in &ordered {
+            let site_goals: Vec<&GoalDoc> = goals.get(&m.site_id).map(|g| g.iter().collect()).unwrap_or_default();
+            let f = deltas.add_batch(m, &site_goals);
+            if !f.is_empty() {
+                facts.push(f);
+            }
         }
-        for (site, day) in self.new_visitors(id, msgs, &mut report.cost).await? {
-            deltas.add_new_visitor(site, day);
+        for mark in self.new_marks(id, &ordered, &mut report.cost).await? {
+            match mark {
+                NewMark::Visitor { site, day } => deltas.add_new_visitor(site, day),
+                NewMark::PageVisitor { site, bucket, path } => deltas.add_page_visitor(site, bucket, &path),
+            }
         }
         self.stop_if(Step::VisitorMarks)?;
+        for (site, effect) in self.write_sessions(id, facts, report).await? {
+            deltas.add_effect(&site, &effect);
+        }
         self.write_rollups(id, deltas, report).await?;
         // The server's date: a client-set date would be stored as a string by the stand-in.
         let done = doc! {"$set": {flush_fields::STATE: flush_fields::DONE}, "$currentDate": {flush_fields::DONE_AT: true}};
@@ -267,34 +289,64 @@ impl Flusher {
         self.stop_if(Step::Done)
     }
 
+    /// The goals of the sites of `msgs`, deleted ones included (they still apply to batches
+    /// received before their deletion).
+    async fn read_goals(&self, msgs: &[&BatchMessage], cost: &mut Cost) -> Result<HashMap<String, Vec<GoalDoc>>, WriteError> {
+        let sites: Vec<&str> = msgs.iter().map(|m| m.site_id.as_str()).collect::<HashSet<_>>().into_iter().collect();
+        let mut out: HashMap<String, Vec<GoalDoc>> = HashMap::new();
+        if sites.is_empty() {
+            return Ok(out);
+        }
+        let mut cursor = self.db.collection::<GoalDoc>(c::GOALS).find(doc! {goal_fields::SITE_ID: {"$in": sites}}).await?;
+        cost.round_trips += 1;
+        while let Some(g) = cursor.try_next().await? {
+            out.entry(g.site_id.clone()).or_default().push(g);
+        }
+        Ok(out)
+    }
+
     fn expire_in(&self, keep: Duration) -> DateTime {
         DateTime::from_millis(self.clock.now_ms() + keep.as_millis() as i64)
     }
 
-    /// Step 3: inserts the day marks of `msgs`; returns (site, day) once per new visitor.
-    async fn new_visitors<'m>(&self, id: &FlushId, msgs: &[&'m BatchMessage], cost: &mut Cost) -> Result<Vec<(&'m str, Bucket)>, WriteError> {
+    /// Step 3: inserts the visitor marks of `msgs` — one per visitor and day, and one per
+    /// visitor and page in each day and hour; returns the marks that are new.
+    async fn new_marks<'m>(&self, id: &FlushId, msgs: &[&'m BatchMessage], cost: &mut Cost) -> Result<Vec<NewMark<'m>>, WriteError> {
         let flush = id.to_string();
         let expire_at = self.expire_in(MARK_KEEP);
         let mut seen = HashSet::new();
-        let mut marks: Vec<(String, &'m str, Bucket)> = Vec::new();
+        let mut marks: Vec<(String, NewMark<'m>)> = Vec::new();
         let mut docs = Vec::new();
         for m in msgs {
-            let (day, _) = crate::rollup::buckets_of(m);
-            let Bucket::Day(date) = day else { continue };
-            let day_str = time::day_string(date);
-            let mark_id = VisitorMarkDoc::id_of(&m.site_id, &day_str, &m.visitor);
-            if !seen.insert(mark_id.clone()) {
-                continue;
+            let b = crate::rollup::buckets_of(m);
+            let Bucket::Day(date) = b.day else { continue };
+            let day = time::day_string(date);
+            let mut add = |mark_id: String, label: String, mark: NewMark<'m>| -> Result<(), WriteError> {
+                if seen.insert(mark_id.clone()) {
+                    docs.push(bson::to_document(&VisitorMarkDoc {
+                        id: mark_id.clone(),
+                        site_id: m.site_id.clone(),
+                        day: label,
+                        v: m.visitor.clone(),
+                        f: flush.clone(),
+                        expire_at,
+                    })?);
+                    marks.push((mark_id, mark));
+                }
+                Ok(())
+            };
+            add(VisitorMarkDoc::id_of(&m.site_id, &day, &m.visitor), day.clone(), NewMark::Visitor { site: &m.site_id, day: b.day })?;
+            for ev in &m.events {
+                if let EventKind::Pageview { .. } = ev.kind {
+                    let path = shared::urls::page_path(&ev.url);
+                    let tag = page_tag(&path);
+                    let Bucket::Hour(hour) = b.hour else { continue };
+                    for (bucket, label) in [(b.day, day.clone()), (b.hour, format!("h:{hour}"))] {
+                        let mark_id = VisitorMarkDoc::id_of(&m.site_id, &format!("{label}|p:{tag}"), &m.visitor);
+                        add(mark_id, label, NewMark::PageVisitor { site: &m.site_id, bucket, path: path.clone() })?;
+                    }
+                }
             }
-            docs.push(bson::to_document(&VisitorMarkDoc {
-                id: mark_id.clone(),
-                site_id: m.site_id.clone(),
-                day: day_str,
-                v: m.visitor.clone(),
-                f: flush.clone(),
-                expire_at,
-            })?);
-            marks.push((mark_id, m.site_id.as_str(), day));
         }
         let dups: HashSet<usize> = writer::insert_unordered(&self.db, c::VISITOR_MARKS, docs, cost).await?.into_iter().collect();
         let mut ours: HashSet<String> = HashSet::new();
@@ -315,66 +367,146 @@ impl Flusher {
         Ok(marks
             .into_iter()
             .enumerate()
-            .filter(|(i, (mark_id, _, _))| !dups.contains(i) || ours.contains(mark_id))
-            .map(|(_, (_, site, day))| (site, day))
+            .filter(|(i, (mark_id, _))| !dups.contains(i) || ours.contains(mark_id))
+            .map(|(_, (_, mark))| mark)
             .collect())
     }
 
-    /// Step 4: merges the deltas into their documents with revision-checked writes.
+    /// Step 4a: the sessions of the batches; returns the effects their changes have on the
+    /// rollups (see [`crate::sessions`]).
+    async fn write_sessions(&self, id: &FlushId, facts: Vec<SessionFacts>, report: &mut FlushReport) -> Result<Vec<(String, Effect)>, WriteError> {
+        let mut by_session: BTreeMap<String, Vec<&SessionFacts>> = BTreeMap::new();
+        for f in &facts {
+            by_session.entry(SessionDoc::id_of(&f.site_id, &f.session_id)).or_default().push(f);
+        }
+        let mut effects: BTreeMap<String, Vec<Effect>> = BTreeMap::new();
+        let now = self.now();
+        let expire_at = self.expire_in(SESSION_KEEP);
+        let ids: Vec<String> = by_session.keys().cloned().collect();
+        self.write_rounds::<SessionDoc>(c::SESSIONS, ids, Step::SessionDocs, report, |sid, current, prunable| {
+            let batches = &by_session[sid];
+            let site_id = batches[0].site_id.clone();
+            let mut doc = current.cloned().unwrap_or_else(|| SessionDoc {
+                id: sid.to_string(),
+                site_id,
+                rev: 0,
+                applied: BTreeMap::new(),
+                effects: BTreeMap::new(),
+                expire_at,
+                state: SessionState::default(),
+            });
+            if let Some(w) = doc.applied.get(&id.inst).filter(|w| w.seq >= id.seq) {
+                // An earlier attempt at this flush wrote the session: its effects are stored.
+                let stored = if w.seq == id.seq { doc.effects.get(&id.inst).cloned().unwrap_or_default() } else { Vec::new() };
+                effects.insert(sid.to_string(), stored);
+                return Ok(None);
+            }
+            let before = doc.state.clone();
+            let fx = sessions::transition(&mut doc.state, batches);
+            if fx.is_empty() && doc.state == before {
+                // Nothing changes: no write (a replay computes the same nothing).
+                effects.insert(sid.to_string(), fx);
+                return Ok(None);
+            }
+            let read_rev = doc.rev;
+            doc.applied.retain(|inst, _| !prunable.contains(inst));
+            doc.effects.retain(|inst, _| doc.applied.contains_key(inst));
+            doc.applied.insert(id.inst.clone(), Watermark { seq: id.seq, at: now });
+            doc.effects.insert(id.inst.clone(), fx.clone());
+            doc.rev += 1;
+            effects.insert(sid.to_string(), fx);
+            Ok(Some(revisioned_statement(&doc, &doc.id, read_rev)?))
+        })
+        .await?;
+        Ok(by_session
+            .iter()
+            .flat_map(|(sid, batches)| {
+                let site = batches[0].site_id.clone();
+                effects.remove(sid).unwrap_or_default().into_iter().map(move |e| (site.clone(), e))
+            })
+            .collect())
+    }
+
+    /// Step 4b: merges the deltas into their documents with revision-checked writes.
     async fn write_rollups(&self, id: &FlushId, deltas: FlushDeltas, report: &mut FlushReport) -> Result<(), WriteError> {
         // Top lists first, then the series.
         let mut pending: Vec<(RollupKey, DocDelta)> = deltas.docs.into_iter().collect();
         pending.sort_by_key(|(k, _)| k.part == Part::Series);
+        let ids: Vec<String> = pending.iter().map(|(k, _)| k.id()).collect();
+        let by_id: HashMap<String, &(RollupKey, DocDelta)> = ids.iter().cloned().zip(pending.iter()).collect();
+        let now = self.now();
+        let caps = self.settings.caps;
+        let retention = self.settings.day_retention;
+        self.write_rounds::<RollupDoc>(c::ROLLUPS, ids, Step::RollupDocs, report, |doc_id, current, prunable| {
+            let (key, delta) = by_id[doc_id];
+            let read = current.cloned().map(Rollup::from_doc).transpose().map_err(|e| WriteError::Decode(e.to_string()))?;
+            let read_rev = read.as_ref().map_or(0, |r| r.rev);
+            match merge::merge(read, key, delta, id, now, &caps, prunable) {
+                Some(doc) => Ok(Some(rollup::replace_statement(&doc.to_doc(retention), read_rev)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Read → merge → conditional write, in rounds, until each document is written or needs
+    /// no write: `plan` gets a document's id and its stored version and returns the statement
+    /// (or `None`); a statement that lost a race is planned again from a fresh read.
+    async fn write_rounds<T>(
+        &self,
+        collection: &str,
+        mut pending: Vec<String>,
+        fault: fn(usize) -> Step,
+        report: &mut FlushReport,
+        mut plan: impl FnMut(&str, Option<&T>, &HashSet<String>) -> Result<Option<Document>, WriteError>,
+    ) -> Result<(), WriteError>
+    where
+        T: DeserializeOwned + Stored,
+    {
         let mut written = 0_usize;
         for _round in 0..MAX_WRITE_ROUNDS {
             if pending.is_empty() {
                 return Ok(());
             }
-            let current = self.read_rollups(pending.iter().map(|(k, _)| k.id()).collect(), &mut report.cost).await?;
-            let prunable = self.prunable_instances(current.values(), &mut report.cost).await?;
-            let now = self.now();
+            let current: HashMap<String, T> = self.read_docs(collection, &pending, &mut report.cost).await?;
+            let prunable = self.prunable_instances(current.values().map(Stored::applied), &mut report.cost).await?;
             let mut statements = Vec::new();
-            let mut statement_keys = Vec::new();
-            for (key, delta) in &pending {
-                let read = current.get(&key.id());
-                let read_rev = read.map_or(0, |r| r.rev);
-                let merged = merge::merge(read.cloned(), key, delta, id, now, &self.settings.caps, &prunable);
-                if let Some(doc) = merged {
-                    statements.push(rollup::replace_statement(&doc.to_doc(self.settings.day_retention), read_rev)?);
-                    statement_keys.push(key.clone());
+            let mut statement_ids = Vec::new();
+            for doc_id in &pending {
+                if let Some(statement) = plan(doc_id, current.get(doc_id), &prunable)? {
+                    statements.push(statement);
+                    statement_ids.push(doc_id.clone());
                 }
             }
-            if let Some(Step::RollupDocs(n)) = self.fault {
-                let keep = n.saturating_sub(written).min(statements.len());
-                statements.truncate(keep);
-                writer::update_ordered(&self.db, c::ROLLUPS, statements, &mut report.cost).await?;
-                return Err(WriteError::Injected(Step::RollupDocs(n)));
+            if let Some(step) = self.fault
+                && let Some(n) = (0..=statements.len() + written).find(|n| fault(*n) == step)
+            {
+                statements.truncate(n.saturating_sub(written));
+                writer::update_ordered(&self.db, collection, statements, &mut report.cost).await?;
+                return Err(WriteError::Injected(step));
             }
-            let total = statements.len();
-            match writer::update_ordered(&self.db, c::ROLLUPS, statements, &mut report.cost).await? {
-                None => {
-                    return Ok(());
-                }
+            match writer::update_ordered(&self.db, collection, statements, &mut report.cost).await? {
+                None => return Ok(()),
                 Some(lost) => {
                     report.conflicts += 1;
                     written += lost;
-                    tracing::debug!(flush = %id, lost, total, "a rollup write lost a race; merging again");
-                    let retry: HashSet<&RollupKey> = statement_keys[lost..].iter().collect();
-                    pending.retain(|(k, _)| retry.contains(k));
+                    tracing::debug!(collection, lost, "a write lost a race; merging again");
+                    pending = statement_ids.split_off(lost);
                 }
             }
         }
-        Err(WriteError::Statement { collection: c::ROLLUPS.into(), code: 11000, message: format!("flush {id}: rollup writes kept losing races") })
+        Err(WriteError::Statement { collection: collection.into(), code: 11000, message: "writes kept losing races".into() })
     }
 
-    async fn read_rollups(&self, ids: Vec<String>, cost: &mut Cost) -> Result<HashMap<String, Rollup>, WriteError> {
+    async fn read_docs<T: DeserializeOwned + Stored>(&self, collection: &str, ids: &[String], cost: &mut Cost) -> Result<HashMap<String, T>, WriteError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
-            let mut cursor = self.db.collection::<RollupDoc>(c::ROLLUPS).find(rollup::ids_filter(chunk)).await?;
+            let mut cursor = self.db.collection::<Document>(collection).find(rollup::ids_filter(chunk)).await?;
             cost.round_trips += 1;
-            while let Some(doc) = cursor.try_next().await? {
-                let r = Rollup::from_doc(doc).map_err(|e| WriteError::Decode(e.to_string()))?;
-                out.insert(r.key.id(), r);
+            while let Some(raw) = cursor.try_next().await? {
+                let id = raw.get_str("_id").map_err(|e| WriteError::Decode(format!("{collection}: {e}")))?.to_string();
+                let doc: T = bson::from_document(raw).map_err(|e| WriteError::Decode(format!("{collection} {id}: {e}")))?;
+                out.insert(id, doc);
                 cost.docs_read += 1;
             }
         }
@@ -383,11 +515,15 @@ impl Flusher {
 
     /// Instances whose watermarks may be dropped from documents: silent for [`PRUNE_AFTER`]
     /// and with no flush still applying.
-    async fn prunable_instances(&self, docs: impl Iterator<Item = &Rollup>, cost: &mut Cost) -> Result<HashSet<String>, WriteError> {
+    async fn prunable_instances<'a>(
+        &self,
+        applied: impl Iterator<Item = &'a BTreeMap<String, Watermark>>,
+        cost: &mut Cost,
+    ) -> Result<HashSet<String>, WriteError> {
         let cutoff = self.clock.now_ms() - PRUNE_AFTER.as_millis() as i64;
         let mut stale: HashSet<String> = HashSet::new();
-        for d in docs {
-            for (inst, w) in &d.applied {
+        for map in applied {
+            for (inst, w) in map {
                 if inst.as_str() != &*self.inst && w.at.timestamp_millis() < cutoff {
                     stale.insert(inst.clone());
                 }
@@ -477,6 +613,41 @@ impl Flusher {
         }
         Ok(())
     }
+}
+
+/// A new distinct visitor, from a visitor mark that did not exist.
+enum NewMark<'m> {
+    /// Of a site on a day.
+    Visitor { site: &'m str, day: Bucket },
+    /// Of a page in a day or hour.
+    PageVisitor { site: &'m str, bucket: Bucket, path: String },
+}
+
+/// A short stable tag of a page path for mark ids (paths may be 2 KB long).
+fn page_tag(path: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(path.as_bytes())[..8])
+}
+
+/// What [`Flusher::write_rounds`] needs of a stored document.
+trait Stored {
+    fn applied(&self) -> &BTreeMap<String, Watermark>;
+}
+
+impl Stored for RollupDoc {
+    fn applied(&self) -> &BTreeMap<String, Watermark> {
+        &self.applied
+    }
+}
+
+impl Stored for SessionDoc {
+    fn applied(&self) -> &BTreeMap<String, Watermark> {
+        &self.applied
+    }
+}
+
+fn revisioned_statement(doc: &SessionDoc, id: &str, read_rev: i64) -> Result<Document, WriteError> {
+    Ok(shared::store::revisioned_write(doc, id, read_rev)?)
 }
 
 fn new_instance_id() -> String {

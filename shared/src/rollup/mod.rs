@@ -16,6 +16,7 @@
 //! already counted in it: the exactly-once protocol in `aggregator/src/flush` rests on both.
 
 pub mod codec;
+pub mod live;
 pub mod sketch;
 pub mod toplist;
 
@@ -30,6 +31,7 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 
 pub use codec::DecodeError;
+pub use live::LiveMinute;
 pub use sketch::VisitorSketch;
 pub use toplist::{Capacity, Counts, TopDelta, TopList};
 
@@ -37,6 +39,8 @@ use crate::time;
 
 /// How long hourly documents are kept: the 24-hour view needs the last 25 local hours.
 pub const HOURLY_KEEP: Duration = Duration::from_secs(49 * 3600);
+/// How long minute documents (the live view) are kept: it shows the last 30 minutes.
+pub const MINUTE_KEEP: Duration = Duration::from_secs(3600);
 
 /// Which bucket a document covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,6 +49,8 @@ pub enum Bucket {
     Day(NaiveDate),
     /// The local hour starting at these epoch seconds.
     Hour(i64),
+    /// The minute starting at these epoch seconds (the live view).
+    Minute(i64),
 }
 
 impl Bucket {
@@ -61,6 +67,7 @@ impl Bucket {
                 end + day_retention.as_millis() as i64
             }
             Self::Hour(start) => start * 1000 + HOURLY_KEEP.as_millis() as i64,
+            Self::Minute(start) => start * 1000 + MINUTE_KEEP.as_millis() as i64,
         };
         DateTime::from_millis(ms)
     }
@@ -69,22 +76,69 @@ impl Bucket {
 /// Top-list dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dim {
-    /// Pageviews by URL path.
+    /// Pageviews by URL path, with the page's own counters ([`toplist::page_ext`]) and the
+    /// conversions of sessions that entered on it.
     Page,
     /// Clicks by selector, with a text seen.
     Click,
-    /// Visits (sessions started) by source.
+    /// Visits (sessions started) by source, with their conversions.
     Source,
+    /// Visits by `utm_campaign`, with their conversions.
+    Campaign,
+    /// Visits by `utm_medium`, with their conversions.
+    Medium,
+    /// Visits by A/B variant, with their conversions.
+    Variant,
+    /// Custom events by name.
+    Event,
+    /// Sessions that completed a goal, by goal id.
+    Goal,
+    /// Visits by device class.
+    Device,
+    /// Visits by browser family.
+    Browser,
+    /// Visits by operating system family.
+    Os,
+    /// Visits by country.
+    Country,
+    /// Breakdowns of one page, keyed `path␟kind␟name` ([`page_attr_key`]): what a page filter
+    /// shows in its lists (sources, campaigns, … of the sessions that entered on it, clicks and
+    /// events on it, goals those sessions completed).
+    PageAttr,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 3] = [Dim::Page, Dim::Click, Dim::Source];
+    pub const ALL: [Dim; 13] = [
+        Dim::Page,
+        Dim::Click,
+        Dim::Source,
+        Dim::Campaign,
+        Dim::Medium,
+        Dim::Variant,
+        Dim::Event,
+        Dim::Goal,
+        Dim::Device,
+        Dim::Browser,
+        Dim::Os,
+        Dim::Country,
+        Dim::PageAttr,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Page => "page",
             Self::Click => "click",
             Self::Source => "source",
+            Self::Campaign => "campaign",
+            Self::Medium => "medium",
+            Self::Variant => "variant",
+            Self::Event => "event",
+            Self::Goal => "goal",
+            Self::Device => "device",
+            Self::Browser => "browser",
+            Self::Os => "os",
+            Self::Country => "country",
+            Self::PageAttr => "page_attr",
         }
     }
 
@@ -93,15 +147,40 @@ impl Dim {
     }
 }
 
+/// Separates the parts of a [`Dim::PageAttr`] key (the ASCII unit separator, which no page
+/// path holds: paths are percent-encoded).
+pub const PAGE_ATTR_SEP: char = '\u{1f}';
+
+/// The key of a page's breakdown entry: `path␟kind␟name`, `kind` being a [`Dim`] name.
+pub fn page_attr_key(path: &str, kind: Dim, name: &str) -> String {
+    let mut k = String::with_capacity(path.len() + name.len() + 12);
+    k.push_str(path);
+    k.push(PAGE_ATTR_SEP);
+    k.push_str(kind.as_str());
+    k.push(PAGE_ATTR_SEP);
+    k.push_str(name);
+    k
+}
+
+/// Splits a [`Dim::PageAttr`] key into path, kind and name.
+pub fn split_page_attr_key(key: &str) -> Option<(&str, Dim, &str)> {
+    let mut parts = key.splitn(3, PAGE_ATTR_SEP);
+    let path = parts.next()?;
+    let kind = Dim::parse(parts.next()?)?;
+    Some((path, kind, parts.next()?))
+}
+
 /// What a document holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Part {
     Series,
     Top(Dim),
+    /// A minute of the live view ([`LiveMinute`]); minute buckets only.
+    Live,
 }
 
 impl Part {
-    /// Every part of a bucket: what a full stats query reads.
+    /// Every part of a day or hour bucket: what a full stats query reads.
     pub fn all() -> Vec<Part> {
         std::iter::once(Part::Series).chain(Dim::ALL.into_iter().map(Part::Top)).collect()
     }
@@ -110,12 +189,14 @@ impl Part {
         match self {
             Self::Series => "series".to_string(),
             Self::Top(d) => format!("top:{}", d.as_str()),
+            Self::Live => "live".to_string(),
         }
     }
 
     fn parse(raw: &str) -> Option<Self> {
         match raw {
             "series" => Some(Self::Series),
+            "live" => Some(Self::Live),
             _ => raw.strip_prefix("top:").and_then(Dim::parse).map(Self::Top),
         }
     }
@@ -135,6 +216,7 @@ impl RollupKey {
         match self.bucket {
             Bucket::Day(day) => format!("{}|d|{}|{}", self.site_id, time::day_string(day), self.part.name()),
             Bucket::Hour(h) => format!("{}|h|{h}|{}", self.site_id, self.part.name()),
+            Bucket::Minute(m) => format!("{}|m|{m}|{}", self.site_id, self.part.name()),
         }
     }
 }
@@ -156,6 +238,14 @@ pub struct Series {
     pub time_sum: f64,
     /// Scroll events that reached 25, 50, 75 and 100 percent.
     pub reached: [i64; 4],
+    /// Sessions that completed at least one goal in the bucket. (v2: absent in older
+    /// documents, which counted no goals.)
+    #[serde(default)]
+    pub conversions: i64,
+    /// Sessions started in the bucket that did not bounce (a second pageview, a click, a
+    /// custom event or a scroll past 25 %). (v2, as `conversions`.)
+    #[serde(default)]
+    pub engaged: i64,
 }
 
 impl Series {
@@ -169,6 +259,8 @@ impl Series {
         for (a, b) in self.reached.iter_mut().zip(o.reached) {
             *a += b;
         }
+        self.conversions += o.conversions;
+        self.engaged += o.engaged;
     }
 }
 
@@ -192,6 +284,8 @@ pub struct RollupDoc {
     pub day: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hour: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minute: Option<i64>,
     pub part: String,
     pub rev: i64,
     pub applied: BTreeMap<String, Watermark>,
@@ -212,6 +306,9 @@ pub struct RollupDoc {
     /// ([`read_projection`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folded: Option<Binary>,
+    /// Live documents: the [`LiveMinute`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<Binary>,
 }
 
 /// What a reader of stats fetches first: everything but the lists' tails and fold filters.
@@ -229,6 +326,7 @@ pub fn tail_projection() -> Document {
 pub enum Body {
     Series { counters: Series, visitors: Option<VisitorSketch> },
     Top(TopList),
+    Live(LiveMinute),
 }
 
 /// A rollup document, decoded.
@@ -247,24 +345,31 @@ impl Rollup {
         let body = match (key.part, key.bucket) {
             (Part::Series, Bucket::Day(_)) => Body::Series { counters: Series::default(), visitors: None },
             (Part::Series, Bucket::Hour(_)) => Body::Series { counters: Series::default(), visitors: Some(VisitorSketch::default()) },
+            (Part::Series, Bucket::Minute(_)) => Body::Series { counters: Series::default(), visitors: None },
             (Part::Top(_), _) => Body::Top(TopList::default()),
+            (Part::Live, _) => Body::Live(LiveMinute::default()),
         };
         Self { key, rev: 0, applied: BTreeMap::new(), body }
     }
 
     pub fn from_doc(doc: RollupDoc) -> Result<Self, DecodeError> {
         let bad = |reason: String| DecodeError::new("fields", format!("{}: {reason}", doc.id));
-        let bucket = match (&doc.day, doc.hour) {
-            (Some(day), None) => Bucket::Day(time::parse_day(day).ok_or_else(|| bad(format!("day {day:?} is not a date")))?),
-            (None, Some(hour)) => Bucket::Hour(hour),
-            _ => return Err(bad("needs exactly one of day and hour".into())),
+        let bucket = match (&doc.day, doc.hour, doc.minute) {
+            (Some(day), None, None) => Bucket::Day(time::parse_day(day).ok_or_else(|| bad(format!("day {day:?} is not a date")))?),
+            (None, Some(hour), None) => Bucket::Hour(hour),
+            (None, None, Some(minute)) => Bucket::Minute(minute),
+            _ => return Err(bad("needs exactly one of day, hour and minute".into())),
         };
         let part = Part::parse(&doc.part).ok_or_else(|| bad(format!("unknown part {:?}", doc.part)))?;
         let key = RollupKey { site_id: doc.site_id.clone(), bucket, part };
         if key.id() != doc.id {
             return Err(bad(format!("_id does not match its fields ({})", key.id())));
         }
+        if (part == Part::Live) != doc.live.is_some() || (part == Part::Live) != matches!(bucket, Bucket::Minute(_)) {
+            return Err(bad("live documents, and only they, are minutes holding a live body".into()));
+        }
         let body = match (part, doc.series, doc.visitors, doc.top) {
+            (Part::Live, None, None, None) => Body::Live(LiveMinute::decode(doc.live.as_ref().map(|b| b.bytes.as_slice()).unwrap_or_default())?),
             (Part::Series, _, _, _) if doc.folded.is_some() || doc.tail.is_some() => return Err(bad("a series has no list".into())),
             (Part::Series, Some(counters), visitors, None) => {
                 let visitors = visitors.map(|b| VisitorSketch::decode(&b.bytes)).transpose()?;
@@ -285,22 +390,25 @@ impl Rollup {
 
     pub fn to_doc(&self, day_retention: Duration) -> RollupDoc {
         let binary = |bytes: Vec<u8>| Binary { subtype: BinarySubtype::Generic, bytes };
-        let (series, visitors, top, tail, folded) = match &self.body {
-            Body::Series { counters, visitors } => (Some(counters.clone()), visitors.as_ref().map(|v| binary(v.encode())), None, None, None),
+        let (series, visitors, top, tail, folded, live) = match &self.body {
+            Body::Series { counters, visitors } => (Some(counters.clone()), visitors.as_ref().map(|v| binary(v.encode())), None, None, None, None),
             Body::Top(list) => {
                 let (head, tail) = list.encode();
-                (None, None, Some(binary(head)), tail.map(binary), list.filter_bits().map(|b| binary(b.to_vec())))
+                (None, None, Some(binary(head)), tail.map(binary), list.filter_bits().map(|b| binary(b.to_vec())), None)
             }
+            Body::Live(minute) => (None, None, None, None, None, Some(binary(minute.encode()))),
         };
-        let (day, hour) = match self.key.bucket {
-            Bucket::Day(d) => (Some(time::day_string(d)), None),
-            Bucket::Hour(h) => (None, Some(h)),
+        let (day, hour, minute) = match self.key.bucket {
+            Bucket::Day(d) => (Some(time::day_string(d)), None, None),
+            Bucket::Hour(h) => (None, Some(h), None),
+            Bucket::Minute(m) => (None, None, Some(m)),
         };
         RollupDoc {
             id: self.key.id(),
             site_id: self.key.site_id.clone(),
             day,
             hour,
+            minute,
             part: self.key.part.name(),
             rev: self.rev,
             applied: self.applied.clone(),
@@ -310,6 +418,7 @@ impl Rollup {
             top,
             tail,
             folded,
+            live,
         }
     }
 }
@@ -332,24 +441,19 @@ pub fn hours_filter(site_id: &str, first: i64, last: i64, parts: &[Part]) -> Doc
     doc! {"site_id": site_id, "hour": {"$gte": first, "$lte": last}, "part": {"$in": part_names(parts)}}
 }
 
+/// The live documents of the minutes starting `first..=last` (epoch seconds).
+pub fn minutes_filter(site_id: &str, first: i64, last: i64) -> Document {
+    doc! {"site_id": site_id, "minute": {"$gte": first, "$lte": last}, "part": Part::Live.name()}
+}
+
 /// The documents with these ids.
 pub fn ids_filter(ids: &[String]) -> Document {
     doc! {"_id": {"$in": ids}}
 }
 
-/// A write that replaces the document only if nobody wrote it since it was read (`rev`
-/// unchanged; a document not stored yet is inserted). A concurrent write makes it fail with a
-/// duplicate-key error: the upsert finds no match and the insert collides with the `_id`.
-///
-/// Written as `$set` of every field rather than as a replacement document: the same effect
-/// (a document's set of fields never changes), and the MongoDB-wire stand-in our tests run on
-/// cannot replace a document holding binary fields. `expire_at` never changes either and goes
-/// in `$setOnInsert`: the stand-in turns a date set on an existing document into a string.
+/// A write of `doc` conditional on its revision (see [`crate::store::revisioned_write`]).
 pub fn replace_statement(doc: &RollupDoc, read_rev: i64) -> Result<Document, mongodb::bson::ser::Error> {
-    let mut fields = mongodb::bson::to_document(doc)?;
-    fields.remove("_id");
-    let expire_at = fields.remove("expire_at").unwrap_or(mongodb::bson::Bson::Null);
-    Ok(doc! {"q": {"_id": &doc.id, "rev": read_rev}, "u": {"$set": fields, "$setOnInsert": {"expire_at": expire_at}}, "upsert": true})
+    crate::store::revisioned_write(doc, &doc.id, read_rev)
 }
 
 /// Indexes of the rollup collection.
@@ -358,6 +462,7 @@ pub fn indexes() -> Vec<IndexModel> {
     vec![
         model(doc! {"site_id": 1, "day": 1}, None),
         model(doc! {"site_id": 1, "hour": 1}, None),
+        model(doc! {"site_id": 1, "minute": 1}, None),
         model(doc! {"expire_at": 1}, Some(IndexOptions::builder().expire_after(Duration::ZERO).build())),
     ]
 }
@@ -382,7 +487,7 @@ mod tests {
         let mut top = Rollup::empty(RollupKey { site_id: "s1".into(), bucket: Bucket::Day(day("2026-11-26")), part: Part::Top(Dim::Click) });
         if let Body::Top(list) = &mut top.body {
             let mut d = BTreeMap::new();
-            d.insert("button#cta".to_string(), TopDelta { counts: Counts { n: 2, conv: 0 }, text: Some("Go".into()) });
+            d.insert("button#cta".to_string(), TopDelta { counts: Counts::of(2), text: Some("Go".into()) });
             list.apply(&d, &Capacity { keys: 10, bytes: 1000, filter_bits_log2: 10 });
         }
         top.rev = 3;

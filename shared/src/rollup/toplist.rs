@@ -43,12 +43,67 @@ const PROBES: u64 = 4;
 pub struct Counts {
     pub n: u64,
     pub conv: u64,
+    /// Further counters of a key, for the dimensions that keep them (see [`page_ext`]).
+    pub ext: [u64; EXT],
+}
+
+/// How many further counters a key may carry.
+pub const EXT: usize = 10;
+
+/// The further counters of a page ([`super::Dim::Page`]): what a page filter reports.
+pub mod page_ext {
+    /// Sum of `depth - prev` of the page's scroll events.
+    pub const SCROLL_SUM: usize = 0;
+    /// Engaged milliseconds of the page's time events.
+    pub const TIME_MS: usize = 1;
+    /// The page's click events.
+    pub const CLICKS: usize = 2;
+    /// Scroll events that reached 25, 50, 75 and 100 percent: `REACHED + 0..4`.
+    pub const REACHED: usize = 3;
+    /// Sessions that entered on the page.
+    pub const ENTRIES: usize = 7;
+    /// Of those, sessions that did not bounce.
+    pub const ENGAGED: usize = 8;
+    /// Distinct visitors who viewed the page in the bucket.
+    pub const VISITORS: usize = 9;
 }
 
 impl Counts {
+    /// `n` occurrences and nothing else.
+    pub fn of(n: u64) -> Self {
+        Self { n, ..Self::default() }
+    }
+
     pub fn add(&mut self, o: Counts) {
         self.n += o.n;
         self.conv += o.conv;
+        for (a, b) in self.ext.iter_mut().zip(o.ext) {
+            *a += b;
+        }
+    }
+
+    fn put(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.n);
+        put_varint(out, self.conv);
+        let mask = self.ext.iter().enumerate().filter(|(_, v)| **v != 0).fold(0_u64, |m, (i, _)| m | 1 << i);
+        put_varint(out, mask);
+        for v in self.ext.iter().filter(|v| **v != 0) {
+            put_varint(out, *v);
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut c = Self { n: r.varint()?, conv: r.varint()?, ext: [0; EXT] };
+        let mask = r.varint()?;
+        if mask >> EXT != 0 {
+            return Err(DecodeError::new("top list", "unknown counter"));
+        }
+        for (i, slot) in c.ext.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                *slot = r.varint()?;
+            }
+        }
+        Ok(c)
     }
 }
 
@@ -227,8 +282,7 @@ impl TopList {
         let mut head = Vec::with_capacity(64 + HEAD_ENTRIES * 32);
         head.push(FORMAT);
         put_varint(&mut head, self.seq);
-        put_varint(&mut head, self.other.n);
-        put_varint(&mut head, self.other.conv);
+        self.other.put(&mut head);
         put_varint(&mut head, sorted.len() as u64);
         let split = sorted.len().min(HEAD_ENTRIES);
         for e in &sorted[..split] {
@@ -259,7 +313,7 @@ impl TopList {
             return Err(DecodeError::new("top list", format!("unknown format {format}")));
         }
         let seq = r.varint()?;
-        let other = Counts { n: r.varint()?, conv: r.varint()? };
+        let other = Counts::read(&mut r)?;
         let stored = r.len(MAX_ENTRIES)?;
         let in_head = stored.min(HEAD_ENTRIES);
         let mut entries = Vec::with_capacity(if tail.is_some() { stored.min(4096) } else { in_head });
@@ -305,15 +359,14 @@ fn rank(an: u64, ak: &str, bn: u64, bk: &str) -> std::cmp::Ordering {
 
 fn put_entry(out: &mut Vec<u8>, e: &TopEntry) {
     put_bytes(out, e.key.as_bytes());
-    put_varint(out, e.counts.n);
-    put_varint(out, e.counts.conv);
+    e.counts.put(out);
     put_varint(out, e.last);
     put_bytes(out, e.text.as_deref().unwrap_or("").as_bytes());
 }
 
 fn read_entry(r: &mut Reader<'_>) -> Result<TopEntry, DecodeError> {
     let key = r.string(MAX_STORED)?;
-    let counts = Counts { n: r.varint()?, conv: r.varint()? };
+    let counts = Counts::read(r)?;
     let last = r.varint()?;
     let text = r.string(MAX_STORED)?;
     Ok(TopEntry { key, counts, text: Some(text).filter(|t| !t.is_empty()), last })
@@ -457,7 +510,7 @@ mod tests {
     const CAP: Capacity = Capacity { keys: 3, bytes: 1 << 20, filter_bits_log2: 12 };
 
     fn deltas(items: &[(&str, u64)]) -> BTreeMap<String, TopDelta> {
-        items.iter().map(|(k, n)| (k.to_string(), TopDelta { counts: Counts { n: *n, conv: 0 }, text: None })).collect()
+        items.iter().map(|(k, n)| (k.to_string(), TopDelta { counts: Counts::of(*n), text: None })).collect()
     }
 
     fn counts(list: &TopList) -> BTreeMap<String, u64> {
@@ -475,7 +528,7 @@ mod tests {
         for round in 0..50_u64 {
             let keys: Vec<(String, u64)> = (0..7).map(|i| (format!("/p{}", (round * 7 + i * i) % 23), 1 + (round + i) % 3)).collect();
             let d: BTreeMap<String, TopDelta> =
-                keys.iter().map(|(k, n)| (k.clone(), TopDelta { counts: Counts { n: *n, conv: 1 }, text: None })).collect();
+                keys.iter().map(|(k, n)| (k.clone(), TopDelta { counts: Counts { n: *n, conv: 1, ..Counts::default() }, text: None })).collect();
             total += d.values().map(|x| x.counts.n).sum::<u64>();
             list.apply(&d, &CAP);
             assert!(list.entries().len() <= 3, "round {round}: capped");
@@ -540,13 +593,13 @@ mod tests {
     fn click_text_keeps_the_greatest_non_empty_one() {
         let mut list = TopList::default();
         let mut d = BTreeMap::new();
-        d.entry("button#cta".to_string()).or_insert_with(TopDelta::default).add(Counts { n: 1, conv: 0 }, Some(""));
+        d.entry("button#cta".to_string()).or_insert_with(TopDelta::default).add(Counts::of(1), Some(""));
         list.apply(&d, &CAP);
         assert_eq!(list.entries()[0].text, None);
         let mut d = BTreeMap::new();
         let slot = d.entry("button#cta".to_string()).or_insert_with(TopDelta::default);
-        slot.add(Counts { n: 1, conv: 0 }, Some("Buy"));
-        slot.add(Counts { n: 1, conv: 0 }, Some("Anmelden"));
+        slot.add(Counts::of(1), Some("Buy"));
+        slot.add(Counts::of(1), Some("Anmelden"));
         list.apply(&d, &CAP);
         assert_eq!((list.entries()[0].counts.n, list.entries()[0].text.as_deref()), (3, Some("Buy")));
     }
@@ -597,7 +650,7 @@ mod tests {
         // 20,000 one-off paths, then a popular page arriving late, a few at a time.
         for chunk in 0..40 {
             let d: BTreeMap<String, TopDelta> = (0..500)
-                .map(|i| (format!("/junk/{}", chunk * 500 + i), TopDelta { counts: Counts { n: 1, conv: 0 }, text: None }))
+                .map(|i| (format!("/junk/{}", chunk * 500 + i), TopDelta { counts: Counts::of(1), text: None }))
                 .collect();
             list.apply(&d, &cap);
         }

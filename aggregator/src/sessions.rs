@@ -1,0 +1,388 @@
+//! What a session is known to have done, across batches, flushes and aggregators: the state
+//! behind conversions, their attribution and bounces.
+//!
+//! The contract attributes a session to the source, campaign, medium and variant of its first
+//! pageview, counts a session's goal completions once per day, and calls a session a bounce
+//! when it has exactly one pageview and no click, custom event or scroll past 25 %. Those facts
+//! span batches, so each session has a document, `site|session_id`, holding its [`SessionState`].
+//! A flush turns the batches of each session into [`SessionFacts`], and [`transition`] turns the
+//! state and the facts into the next state and the [`Effect`]s on the rollups:
+//!
+//! - `Engaged`: the session is no bounce. Counted once, on its start day, once its start is
+//!   known (out of order, a start may arrive after the click that engaged it).
+//! - `Converted`: the session completed its first goal of a day.
+//! - `Attributed`: that conversion counted for the session's source, campaign, medium, variant
+//!   and entry page — when its start is known, else as soon as the start arrives.
+//! - `Goal`: the session completed this goal for the first time that day.
+//!
+//! Session documents follow the rollup documents' protocol (revision-checked writes, per-instance
+//! watermarks; see [`crate::flush`]) and also keep the effects of each instance's latest flush:
+//! a flush finished by recovery after its session documents were written takes their effects
+//! from there instead of computing them again from a state that already includes them.
+
+use std::collections::BTreeMap;
+
+use mongodb::bson::DateTime;
+use serde::{Deserialize, Serialize};
+use shared::{
+    message::BatchMessage,
+    rollup::{Bucket, Dim, Watermark},
+};
+
+use crate::rollup::Buckets;
+
+/// How many conversion days and goal completions a session remembers (a session rarely spans
+/// more than a day; these only bound a document that page code could try to grow).
+const MAX_DAYS: usize = 31;
+const MAX_GOALS: usize = 200;
+
+/// The first pageview of a session: what its visits and conversions are attributed to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Start {
+    #[serde(with = "bucket_serde::day")]
+    pub day: Bucket,
+    #[serde(with = "bucket_serde::hour")]
+    pub hour: Bucket,
+    /// The entry page.
+    pub path: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl Start {
+    /// The dimensions a session's conversions are attributed to, with its values (only those
+    /// it has: a session without a campaign is listed under no campaign).
+    pub fn attributes(&self) -> Vec<(Dim, &str)> {
+        let mut out = vec![(Dim::Source, self.source.as_str())];
+        let optional = [(Dim::Campaign, &self.campaign), (Dim::Medium, &self.medium), (Dim::Variant, &self.variant)];
+        out.extend(optional.into_iter().filter_map(|(dim, v)| v.as_deref().map(|v| (dim, v))));
+        out
+    }
+}
+
+/// What one batch tells about its session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionFacts {
+    pub site_id: String,
+    pub session_id: String,
+    pub received_at: i64,
+    pub buckets: Buckets,
+    /// From a pageview with `new_session` true.
+    pub start: Option<Start>,
+    pub pageviews: u32,
+    /// A click, a custom event or a scroll past 25 %.
+    pub interacted: bool,
+    /// Goals completed (ids), each once.
+    pub goals: Vec<String>,
+}
+
+impl SessionFacts {
+    pub fn new(msg: &BatchMessage, buckets: Buckets) -> Self {
+        Self {
+            site_id: msg.site_id.clone(),
+            session_id: msg.session_id.clone(),
+            received_at: msg.received_at,
+            buckets,
+            start: None,
+            pageviews: 0,
+            interacted: false,
+            goals: Vec::new(),
+        }
+    }
+
+    /// True when these facts cannot change any session (nothing to read or write).
+    pub fn is_empty(&self) -> bool {
+        self.start.is_none() && self.pageviews == 0 && !self.interacted && self.goals.is_empty()
+    }
+}
+
+/// A session's state change, as it counts in the rollups (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum Effect {
+    Engaged {
+        start: Start,
+    },
+    Converted {
+        #[serde(with = "bucket_serde::day")]
+        day: Bucket,
+        #[serde(with = "bucket_serde::hour")]
+        hour: Bucket,
+    },
+    Attributed {
+        #[serde(with = "bucket_serde::day")]
+        day: Bucket,
+        #[serde(with = "bucket_serde::hour")]
+        hour: Bucket,
+        start: Start,
+    },
+    Goal {
+        #[serde(with = "bucket_serde::day")]
+        day: Bucket,
+        #[serde(with = "bucket_serde::hour")]
+        hour: Bucket,
+        goal: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entry: Option<String>,
+    },
+}
+
+/// A day on which the session converted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversion {
+    #[serde(with = "bucket_serde::day")]
+    pub day: Bucket,
+    #[serde(with = "bucket_serde::hour")]
+    pub hour: Bucket,
+    /// Counted for the session's attributes yet (false while its start is unknown).
+    pub attributed: bool,
+}
+
+/// What is known of a session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Start>,
+    /// Pageviews seen, up to 2 (more change nothing).
+    pub pageviews: u32,
+    /// No bounce.
+    pub engaged: bool,
+    /// The engagement counted in the rollups (needs the start).
+    pub engaged_counted: bool,
+    pub conversions: Vec<Conversion>,
+    /// (day, goal id) completions counted.
+    pub goals: Vec<(String, String)>,
+}
+
+/// Applies the facts of a session's batches (oldest first) to its state; returns the effects.
+pub fn transition(state: &mut SessionState, facts: &[&SessionFacts]) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for f in facts {
+        if state.start.is_none()
+            && let Some(start) = &f.start
+        {
+            state.start = Some(start.clone());
+            for c in state.conversions.iter_mut().filter(|c| !c.attributed) {
+                c.attributed = true;
+                effects.push(Effect::Attributed { day: c.day, hour: c.hour, start: start.clone() });
+            }
+        }
+        state.pageviews = (state.pageviews + f.pageviews).min(2);
+        state.engaged |= f.interacted || state.pageviews >= 2;
+        if state.engaged
+            && !state.engaged_counted
+            && let Some(start) = &state.start
+        {
+            state.engaged_counted = true;
+            effects.push(Effect::Engaged { start: start.clone() });
+        }
+        let (day, hour) = (f.buckets.day, f.buckets.hour);
+        let day_name = match day {
+            Bucket::Day(d) => shared::time::day_string(d),
+            _ => continue,
+        };
+        for goal in &f.goals {
+            let done = (day_name.clone(), goal.clone());
+            if state.goals.contains(&done) || state.goals.len() >= MAX_GOALS {
+                continue;
+            }
+            state.goals.push(done);
+            let entry = state.start.as_ref().map(|s| s.path.clone());
+            effects.push(Effect::Goal { day, hour, goal: goal.clone(), entry });
+            if !state.conversions.iter().any(|c| c.day == day) && state.conversions.len() < MAX_DAYS {
+                let attributed = state.start.is_some();
+                state.conversions.push(Conversion { day, hour, attributed });
+                effects.push(Effect::Converted { day, hour });
+                if let Some(start) = &state.start {
+                    effects.push(Effect::Attributed { day, hour, start: start.clone() });
+                }
+            }
+        }
+    }
+    effects
+}
+
+/// A session's document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionDoc {
+    /// `site|session_id`.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub site_id: String,
+    pub rev: i64,
+    pub applied: BTreeMap<String, Watermark>,
+    /// The effects of each instance's latest flush here (the one its watermark names).
+    pub effects: BTreeMap<String, Vec<Effect>>,
+    /// Two days after the session was first seen.
+    pub expire_at: DateTime,
+    pub state: SessionState,
+}
+
+impl SessionDoc {
+    pub fn id_of(site_id: &str, session_id: &str) -> String {
+        format!("{site_id}|{session_id}")
+    }
+}
+
+/// Serde forms of day and hour buckets: `YYYY-MM-DD`, epoch seconds.
+mod bucket_serde {
+    pub mod day {
+        use serde::{Deserialize, Deserializer, Serializer, de::Error};
+        use shared::{rollup::Bucket, time};
+
+        pub fn serialize<S: Serializer>(b: &Bucket, s: S) -> Result<S::Ok, S::Error> {
+            match b {
+                Bucket::Day(d) => s.serialize_str(&time::day_string(*d)),
+                other => Err(serde::ser::Error::custom(format!("{other:?} is not a day"))),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bucket, D::Error> {
+            let raw = String::deserialize(d)?;
+            time::parse_day(&raw).map(Bucket::Day).ok_or_else(|| D::Error::custom(format!("{raw:?} is not a day")))
+        }
+    }
+
+    pub mod hour {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use shared::rollup::Bucket;
+
+        pub fn serialize<S: Serializer>(b: &Bucket, s: S) -> Result<S::Ok, S::Error> {
+            match b {
+                Bucket::Hour(h) => s.serialize_i64(*h),
+                other => Err(serde::ser::Error::custom(format!("{other:?} is not an hour"))),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bucket, D::Error> {
+            i64::deserialize(d).map(Bucket::Hour)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::time;
+
+    fn buckets(day: &str, hour: i64) -> Buckets {
+        Buckets { day: Bucket::Day(time::parse_day(day).expect("day")), hour: Bucket::Hour(hour), minute: Bucket::Minute(hour) }
+    }
+
+    fn start(day: &str) -> Start {
+        Start {
+            day: Bucket::Day(time::parse_day(day).expect("day")),
+            hour: Bucket::Hour(10),
+            path: "/".into(),
+            source: "google.com".into(),
+            campaign: Some("spring".into()),
+            medium: None,
+            variant: None,
+        }
+    }
+
+    fn facts(day: &str, start_: Option<Start>, pageviews: u32, interacted: bool, goals: &[&str]) -> SessionFacts {
+        SessionFacts {
+            site_id: "s".into(),
+            session_id: "sess".into(),
+            received_at: 0,
+            buckets: buckets(day, 10),
+            start: start_,
+            pageviews,
+            interacted,
+            goals: goals.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn kinds(effects: &[Effect]) -> Vec<&'static str> {
+        effects
+            .iter()
+            .map(|e| match e {
+                Effect::Engaged { .. } => "engaged",
+                Effect::Converted { .. } => "converted",
+                Effect::Attributed { .. } => "attributed",
+                Effect::Goal { .. } => "goal",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bounce_rule_one_pageview_and_nothing_else() {
+        let cases: [(&str, Vec<SessionFacts>, bool); 5] = [
+            ("one pageview", vec![facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])], false),
+            ("two pageviews in one batch", vec![facts("2026-11-25", Some(start("2026-11-25")), 2, false, &[])], true),
+            (
+                "a second pageview later",
+                vec![facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[]), facts("2026-11-25", None, 1, false, &[])],
+                true,
+            ),
+            ("a click", vec![facts("2026-11-25", Some(start("2026-11-25")), 1, true, &[])], true),
+            ("engaged before the start arrived", vec![facts("2026-11-25", None, 0, true, &[]), facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])], true),
+        ];
+        for (case, batches, engaged) in cases {
+            let mut state = SessionState::default();
+            let refs: Vec<&SessionFacts> = batches.iter().collect();
+            let effects = transition(&mut state, &refs);
+            assert_eq!(kinds(&effects).contains(&"engaged"), engaged, "case {case}");
+            if engaged {
+                // More batches never count the engagement twice.
+                let again = transition(&mut state, &refs);
+                assert!(!kinds(&again).contains(&"engaged"), "case {case}: once");
+            }
+        }
+    }
+
+    #[test]
+    fn a_goal_converts_once_per_day_attributed_to_the_first_pageview() {
+        let mut state = SessionState::default();
+        let first = facts("2026-11-25", Some(start("2026-11-25")), 1, false, &["g1"]);
+        let effects = transition(&mut state, &[&first]);
+        assert_eq!(kinds(&effects), vec!["goal", "converted", "attributed"]);
+        // The same goal again that day, and a later landing with another source: nothing new.
+        let mut other_source = start("2026-11-25");
+        other_source.source = "bing.com".into();
+        let again = facts("2026-11-25", Some(other_source), 1, false, &["g1"]);
+        assert_eq!(kinds(&transition(&mut state, &[&again])), vec!["engaged"]);
+        // A second goal the same day: a goal, no second conversion.
+        assert_eq!(kinds(&transition(&mut state, &[&facts("2026-11-25", None, 0, false, &["g2"])])), vec!["goal"]);
+        // The next day converts again, still for the first source.
+        let next = transition(&mut state, &[&facts("2026-11-26", None, 0, false, &["g1"])]);
+        assert_eq!(kinds(&next), vec!["goal", "converted", "attributed"]);
+        match &next[2] {
+            Effect::Attributed { start, .. } => assert_eq!(start.source, "google.com"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_conversion_before_the_start_is_attributed_when_the_start_arrives() {
+        let mut state = SessionState::default();
+        let early = transition(&mut state, &[&facts("2026-11-25", None, 0, true, &["g1"])]);
+        assert_eq!(kinds(&early), vec!["goal", "converted"], "no attribution yet, no engagement without a start");
+        let late = transition(&mut state, &[&facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])]);
+        assert_eq!(kinds(&late), vec!["attributed", "engaged"]);
+        assert!(transition(&mut state, &[&facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])]).is_empty());
+    }
+
+    #[test]
+    fn state_and_effects_round_trip_through_bson() {
+        let mut state = SessionState::default();
+        let effects = transition(&mut state, &[&facts("2026-11-25", Some(start("2026-11-25")), 2, false, &["g1"])]);
+        let doc = SessionDoc {
+            id: SessionDoc::id_of("s", "sess"),
+            site_id: "s".into(),
+            rev: 1,
+            applied: BTreeMap::new(),
+            effects: [("inst".to_string(), effects)].into(),
+            expire_at: DateTime::from_millis(0),
+            state,
+        };
+        let back: SessionDoc = mongodb::bson::from_document(mongodb::bson::to_document(&doc).expect("bson")).expect("reads");
+        assert_eq!(back, doc);
+    }
+}
