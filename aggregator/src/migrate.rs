@@ -174,9 +174,10 @@ async fn migrate_series(db: &Database, settings: &Settings, clock: &dyn Clock, h
             scroll_sum: int(&d, "scroll_sum"),
             time_sum: num(&d, "time_sum"),
             reached: [int(&d, "r25"), int(&d, "r50"), int(&d, "r75"), int(&d, "r100")],
-            // The first layout counted neither.
+            // The first layout counted none of these: its sessions stay out of bounce rates.
             conversions: 0,
             engaged: 0,
+            started: 0,
         };
         let visitors = match bucket {
             Bucket::Day(_) | Bucket::Minute(_) => None,

@@ -178,6 +178,7 @@ impl FlushDeltas {
                     }
                     if *new_session {
                         counters.sessions += 1;
+                        counters.started += 1;
                         let start = self.add_session_start(msg, b, ev, &path, referrer, variant.as_deref());
                         facts.start.get_or_insert(start);
                     }
@@ -393,7 +394,7 @@ mod tests {
         );
         let mut d = FlushDeltas::default();
         let facts = d.add_batch(&m, &[]);
-        let want = Series { pageviews: 2, sessions: 1, clicks: 2, scroll_sum: 100, time_sum: 3.5, reached: [1, 1, 1, 1], ..Default::default() };
+        let want = Series { pageviews: 2, sessions: 1, started: 1, clicks: 2, scroll_sum: 100, time_sum: 3.5, reached: [1, 1, 1, 1], ..Default::default() };
         assert_eq!(d.docs.get(&key(day("2025-11-25"), Part::Series)), Some(&DocDelta::Series { counters: want.clone(), visitors: vec![] }));
         assert_eq!(
             d.docs.get(&key(Bucket::Hour(T / 1000), Part::Series)),

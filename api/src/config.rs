@@ -26,6 +26,9 @@ pub struct Config {
     pub login_max_failures: u32,
     /// `CP_REGISTER_MAX_PER_IP`: accounts one client IP may register per hour, default 10.
     pub register_max_per_ip: u32,
+    /// `CP_PUBLIC_STATS_PER_MIN`: shared-link stats requests one client IP may make per
+    /// minute, default 120 (a shared dashboard refreshes every 30 s).
+    pub public_stats_per_min: u32,
     /// `CP_BCRYPT_CONCURRENCY`: bcrypt computations for logins at once, default the number of
     /// CPUs; registrations get half of it (at least 1) on top. Past that, 503 with Retry-After.
     pub bcrypt_concurrency: usize,
@@ -76,6 +79,7 @@ impl Config {
             bcrypt_cost: cost,
             login_max_failures: env::parse("CP_LOGIN_MAX_FAILURES", 5)?,
             register_max_per_ip: env::parse("CP_REGISTER_MAX_PER_IP", 10)?,
+            public_stats_per_min: env::parse("CP_PUBLIC_STATS_PER_MIN", 120)?,
             bcrypt_concurrency,
             trusted_proxies: TrustedProxies::parse(&env::string("CP_TRUSTED_PROXIES", "")).context("CP_TRUSTED_PROXIES")?,
             web_dir: PathBuf::from(env::string("CP_WEB_DIR", "web")),

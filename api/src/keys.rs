@@ -49,6 +49,13 @@ pub fn new_site_key() -> Result<String, ApiError> {
     Ok(format!("cp_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }
 
+/// A new share token: 256 random bits, URL-safe.
+pub fn new_share_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// A new opaque id (96 random bits, hex).
 pub fn new_id() -> Result<String, ApiError> {
     let mut bytes = [0u8; 12];

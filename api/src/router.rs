@@ -35,6 +35,8 @@ pub struct AppState {
     pub login_throttle: Arc<Throttle>,
     /// Registrations per client IP.
     pub register_throttle: Arc<Throttle>,
+    /// Shared-link stats requests per client IP.
+    pub public_throttle: Arc<Throttle>,
     /// bcrypt with bounded concurrency.
     pub hasher: Hasher,
     /// A bcrypt hash of nothing anyone knows, verified against when the email is unknown.
@@ -51,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::sites::router())
         .merge(routes::goals::router())
+        .merge(routes::share::router())
         .merge(routes::stats::router())
         .merge(routes::health::router())
         .merge(routes::web::router(&state))

@@ -44,6 +44,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         tokens: Arc::new(Tokens::new(&config.jwt_secret, config.jwt_ttl)),
         login_throttle: Arc::new(Throttle::new(config.login_max_failures, throttle::LOGIN_WINDOW, throttle::CAPACITY)),
         register_throttle: Arc::new(Throttle::new(config.register_max_per_ip, throttle::REGISTER_WINDOW, throttle::CAPACITY)),
+        public_throttle: Arc::new(Throttle::new(config.public_stats_per_min.max(1), std::time::Duration::from_secs(60), throttle::CAPACITY)),
         hasher: Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency),
         users: db.collection(c::USERS),
         sites,

@@ -1,9 +1,12 @@
 //! The stats response and its arithmetic, from rollup rows already read. Pure, so every
 //! definition of the contract is unit-tested here.
 
-use serde::Serialize;
+use std::collections::HashMap;
 
-/// Counters of one rollup document (a day or an hour).
+use serde::Serialize;
+use shared::rollup::Dim;
+
+/// Counters of one bucket (a day or an hour), of the site or, with a page filter, of a page.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RollupRow {
     pub pageviews: i64,
@@ -14,6 +17,12 @@ pub struct RollupRow {
     pub time_sum: f64,
     /// Scroll events that reached 25, 50, 75 and 100 percent.
     pub reached: [i64; 4],
+    /// Sessions that completed a goal.
+    pub conversions: i64,
+    /// Sessions (of those counted in `started`) that did not bounce.
+    pub engaged: i64,
+    /// Sessions whose bounce is tracked: the bounce rate's denominator.
+    pub started: i64,
 }
 
 impl RollupRow {
@@ -27,18 +36,29 @@ impl RollupRow {
         for (a, b) in self.reached.iter_mut().zip(o.reached) {
             *a += b;
         }
+        self.conversions += o.conversions;
+        self.engaged += o.engaged;
+        self.started += o.started;
     }
 }
 
-/// One entry of a top list as read: key, summed count, a text seen (clicks only).
+/// One row of a top list as read: key, count, conversions, a text seen (clicks only).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopRow {
     pub key: String,
     pub count: i64,
+    pub conversions: i64,
     pub text: Option<String>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// A goal of the site, as the response names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalName {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Summary {
     pub pageviews: i64,
     pub visitors: i64,
@@ -46,15 +66,21 @@ pub struct Summary {
     pub clicks: i64,
     pub avg_scroll_depth: f64,
     pub avg_time_seconds: f64,
+    pub conversions: i64,
+    pub conversion_rate: f64,
+    pub bounce_rate: f64,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Point {
     pub start: String,
     pub pageviews: i64,
     pub visitors: i64,
     pub sessions: i64,
     pub clicks: i64,
+    /// Not in the JSON series (the contract's point has no conversions); the CSV export has it.
+    #[serde(skip)]
+    pub conversions: i64,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -80,6 +106,48 @@ pub struct TopPage {
 pub struct TopReferrer {
     pub source: String,
     pub visits: i64,
+    pub conversions: i64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct GoalStats {
+    pub id: String,
+    pub name: String,
+    pub conversions: i64,
+    pub rate: f64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Campaign {
+    pub name: String,
+    pub visits: i64,
+    pub conversions: i64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Variant {
+    pub variant: String,
+    pub visits: i64,
+    pub conversions: i64,
+    pub rate: f64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CustomEvent {
+    pub name: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Audience {
+    pub name: String,
+    pub visits: i64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CountryVisits {
+    pub country: String,
+    pub visits: i64,
 }
 
 /// The body of `GET /api/stats/{id}`.
@@ -91,24 +159,43 @@ pub struct Stats {
     pub from: String,
     pub to: String,
     pub granularity: &'static str,
+    /// The page filter, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
     pub summary: Summary,
     pub series: Vec<Point>,
     pub scroll_distribution: Vec<ScrollBucket>,
     pub top_clicks: Vec<TopClick>,
     pub top_pages: Vec<TopPage>,
     pub top_referrers: Vec<TopReferrer>,
+    pub goals: Vec<GoalStats>,
+    pub top_campaigns: Vec<Campaign>,
+    pub top_mediums: Vec<Campaign>,
+    pub variants: Vec<Variant>,
+    pub top_events: Vec<CustomEvent>,
+    pub top_devices: Vec<Audience>,
+    pub top_browsers: Vec<Audience>,
+    pub top_os: Vec<Audience>,
+    pub top_countries: Vec<CountryVisits>,
+    /// `?compare=previous`: the summary of the range of the same length just before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Summary>,
+    /// `?compare=previous`: that range's series, for drawing it beside this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_series: Option<Vec<Point>>,
 }
 
 /// What [`assemble`] needs besides the identity of the request.
+#[derive(Debug, Default)]
 pub struct Inputs {
     /// (label, counters) per point of the series, oldest first, zeros included.
     pub points: Vec<(String, RollupRow)>,
     /// Distinct visitors over the whole range when the sum of points would over-count
     /// (hourly points); `None` to sum the points.
     pub distinct_visitors: Option<i64>,
-    pub clicks: Vec<TopRow>,
-    pub pages: Vec<TopRow>,
-    pub referrers: Vec<TopRow>,
+    /// The rows of each dimension's list, ranked, at most 10 (goals: every goal with
+    /// conversions).
+    pub lists: HashMap<Dim, Vec<TopRow>>,
 }
 
 /// Identity of the request, echoed back.
@@ -119,19 +206,52 @@ pub struct Meta {
     pub from: String,
     pub to: String,
     pub hourly: bool,
+    pub page: Option<String>,
 }
 
 fn ratio(sum: f64, pageviews: i64) -> f64 {
     if pageviews > 0 { sum / pageviews as f64 } else { 0.0 }
 }
 
-/// Builds the response from rollup rows.
-pub fn assemble(meta: Meta, inputs: Inputs) -> Stats {
+/// A fraction rounded to 4 decimals, 0 when there is no denominator.
+pub fn rate(part: i64, whole: i64) -> f64 {
+    if whole > 0 { (part.max(0) as f64 / whole as f64 * 10_000.0).round() / 10_000.0 } else { 0.0 }
+}
+
+/// The summary of points.
+pub fn summarize(points: &[(String, RollupRow)], distinct_visitors: Option<i64>) -> Summary {
+    let mut total = RollupRow::default();
+    for (_, row) in points {
+        total.add(row);
+    }
+    Summary {
+        pageviews: total.pageviews,
+        visitors: distinct_visitors.unwrap_or(total.visitors),
+        sessions: total.sessions,
+        clicks: total.clicks,
+        avg_scroll_depth: ratio(total.scroll_sum as f64, total.pageviews),
+        avg_time_seconds: ratio(total.time_sum, total.pageviews),
+        conversions: total.conversions,
+        conversion_rate: rate(total.conversions, total.sessions),
+        bounce_rate: rate(total.started - total.engaged, total.started),
+    }
+}
+
+/// The series of points, as the response shows it.
+pub fn series(points: Vec<(String, RollupRow)>) -> Vec<Point> {
+    points
+        .into_iter()
+        .map(|(start, r)| Point { start, pageviews: r.pageviews, visitors: r.visitors, sessions: r.sessions, clicks: r.clicks, conversions: r.conversions })
+        .collect()
+}
+
+/// Builds the response from rollup rows; `goals` are the site's live goals, oldest first.
+pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
+    let summary = summarize(&inputs.points, inputs.distinct_visitors);
     let mut total = RollupRow::default();
     for (_, row) in &inputs.points {
         total.add(row);
     }
-    let visitors = inputs.distinct_visitors.unwrap_or(total.visitors);
     let [r25, r50, r75, r100] = total.reached;
     // Clamped at zero: a scroll can arrive in a later bucket than its pageview.
     let dist = [
@@ -141,6 +261,10 @@ pub fn assemble(meta: Meta, inputs: Inputs) -> Stats {
         ("75-100", r75 - r100),
         ("100", r100),
     ];
+    let mut list = |dim: Dim| inputs.lists.remove(&dim).unwrap_or_default();
+    let goal_rows: HashMap<String, i64> = list(Dim::Goal).into_iter().map(|r| (r.key, r.count)).collect();
+    let visits = |rows: Vec<TopRow>| rows.into_iter().map(|t| Audience { name: t.key, visits: t.count }).collect();
+    let campaigns = |rows: Vec<TopRow>| rows.into_iter().map(|t| Campaign { name: t.key, visits: t.count, conversions: t.conversions }).collect();
     Stats {
         site_id: meta.site_id,
         timeframe: meta.timeframe,
@@ -148,27 +272,33 @@ pub fn assemble(meta: Meta, inputs: Inputs) -> Stats {
         from: meta.from,
         to: meta.to,
         granularity: if meta.hourly { "hour" } else { "day" },
-        summary: Summary {
-            pageviews: total.pageviews,
-            visitors,
-            sessions: total.sessions,
-            clicks: total.clicks,
-            avg_scroll_depth: ratio(total.scroll_sum as f64, total.pageviews),
-            avg_time_seconds: ratio(total.time_sum, total.pageviews),
-        },
-        series: inputs
-            .points
-            .into_iter()
-            .map(|(start, r)| Point { start, pageviews: r.pageviews, visitors: r.visitors, sessions: r.sessions, clicks: r.clicks })
+        page: meta.page,
+        goals: goals
+            .iter()
+            .map(|g| {
+                let conversions = goal_rows.get(&g.id).copied().unwrap_or(0);
+                GoalStats { id: g.id.clone(), name: g.name.clone(), conversions, rate: rate(conversions, summary.sessions) }
+            })
             .collect(),
+        series: series(inputs.points),
+        summary,
         scroll_distribution: dist.into_iter().map(|(bucket, n)| ScrollBucket { bucket, pageviews: n.max(0) }).collect(),
-        top_clicks: inputs
-            .clicks
+        top_clicks: list(Dim::Click).into_iter().map(|t| TopClick { selector: t.key, text: t.text.unwrap_or_default(), clicks: t.count }).collect(),
+        top_pages: list(Dim::Page).into_iter().map(|t| TopPage { path: t.key, pageviews: t.count }).collect(),
+        top_referrers: list(Dim::Source).into_iter().map(|t| TopReferrer { source: t.key, visits: t.count, conversions: t.conversions }).collect(),
+        top_campaigns: campaigns(list(Dim::Campaign)),
+        top_mediums: campaigns(list(Dim::Medium)),
+        variants: list(Dim::Variant)
             .into_iter()
-            .map(|t| TopClick { selector: t.key, text: t.text.unwrap_or_default(), clicks: t.count })
+            .map(|t| Variant { rate: rate(t.conversions, t.count), variant: t.key, visits: t.count, conversions: t.conversions })
             .collect(),
-        top_pages: inputs.pages.into_iter().map(|t| TopPage { path: t.key, pageviews: t.count }).collect(),
-        top_referrers: inputs.referrers.into_iter().map(|t| TopReferrer { source: t.key, visits: t.count }).collect(),
+        top_events: list(Dim::Event).into_iter().map(|t| CustomEvent { name: t.key, count: t.count }).collect(),
+        top_devices: visits(list(Dim::Device)),
+        top_browsers: visits(list(Dim::Browser)),
+        top_os: visits(list(Dim::Os)),
+        top_countries: list(Dim::Country).into_iter().map(|t| CountryVisits { country: t.key, visits: t.count }).collect(),
+        previous: None,
+        previous_series: None,
     }
 }
 
@@ -184,53 +314,97 @@ mod tests {
             from: "2026-11-19".into(),
             to: "2026-11-25".into(),
             hourly,
+            page: None,
         }
     }
 
+    fn row(key: &str, count: i64, conversions: i64) -> TopRow {
+        TopRow { key: key.into(), count, conversions, text: None }
+    }
+
     #[test]
-    fn summary_sums_points_and_divides_by_pageviews() {
-        let day1 = RollupRow { pageviews: 3, sessions: 2, clicks: 4, visitors: 2, scroll_sum: 150, time_sum: 9.0, reached: [2, 1, 1, 1] };
-        let day2 = RollupRow { pageviews: 1, sessions: 1, clicks: 0, visitors: 1, scroll_sum: 10, time_sum: 1.5, reached: [0, 0, 0, 0] };
-        let s = assemble(
-            meta(false),
-            Inputs {
-                points: vec![("2026-11-24".into(), day1), ("2026-11-25".into(), day2)],
-                distinct_visitors: None,
-                clicks: vec![],
-                pages: vec![],
-                referrers: vec![],
-            },
-        );
+    fn summary_sums_points_and_divides_by_pageviews_and_sessions() {
+        let day1 = RollupRow { pageviews: 3, sessions: 2, clicks: 4, visitors: 2, scroll_sum: 150, time_sum: 9.0, reached: [2, 1, 1, 1], conversions: 1, engaged: 1, started: 2 };
+        let day2 = RollupRow { pageviews: 1, sessions: 1, clicks: 0, visitors: 1, scroll_sum: 10, time_sum: 1.5, reached: [0, 0, 0, 0], conversions: 0, engaged: 0, started: 1 };
+        let s = assemble(meta(false), Inputs { points: vec![("2026-11-24".into(), day1), ("2026-11-25".into(), day2)], ..Default::default() }, &[]);
         assert_eq!(
             s.summary,
-            Summary { pageviews: 4, visitors: 3, sessions: 3, clicks: 4, avg_scroll_depth: 40.0, avg_time_seconds: 2.625 }
+            Summary {
+                pageviews: 4,
+                visitors: 3,
+                sessions: 3,
+                clicks: 4,
+                avg_scroll_depth: 40.0,
+                avg_time_seconds: 2.625,
+                conversions: 1,
+                conversion_rate: 0.3333,
+                bounce_rate: 0.6667
+            }
         );
         let dist: Vec<(&str, i64)> = s.scroll_distribution.iter().map(|b| (b.bucket, b.pageviews)).collect();
         assert_eq!(dist, vec![("0-25", 2), ("25-50", 1), ("50-75", 0), ("75-100", 0), ("100", 1)]);
         assert_eq!(s.series.len(), 2);
         assert_eq!(s.granularity, "day");
+        let json = serde_json::to_value(&s.series[0]).expect("json");
+        assert_eq!(json.as_object().map(|o| o.len()), Some(5), "series points keep the contract's fields: {json}");
     }
 
     #[test]
     fn empty_range_is_all_zeros() {
-        let s = assemble(
-            meta(true),
-            Inputs { points: vec![("2026-11-25T10:00".into(), RollupRow::default())], distinct_visitors: Some(0), clicks: vec![], pages: vec![], referrers: vec![] },
-        );
-        assert_eq!(s.summary.avg_scroll_depth, 0.0);
-        assert_eq!(s.summary.avg_time_seconds, 0.0);
+        let s = assemble(meta(true), Inputs { points: vec![("2026-11-25T10:00".into(), RollupRow::default())], distinct_visitors: Some(0), ..Default::default() }, &[]);
+        assert_eq!((s.summary.avg_scroll_depth, s.summary.avg_time_seconds, s.summary.conversion_rate, s.summary.bounce_rate), (0.0, 0.0, 0.0, 0.0));
         assert!(s.scroll_distribution.iter().all(|b| b.pageviews == 0));
         assert_eq!(s.granularity, "hour");
+        let json = serde_json::to_value(&s).expect("json");
+        for list in ["goals", "top_campaigns", "top_mediums", "variants", "top_events", "top_devices", "top_browsers", "top_os", "top_countries"] {
+            assert_eq!(json[list], serde_json::json!([]), "{list}");
+        }
+        assert!(json.get("previous").is_none() && json.get("page").is_none());
     }
 
     #[test]
     fn distinct_visitors_override_the_sum_of_hours() {
         let hour = RollupRow { visitors: 1, pageviews: 1, ..Default::default() };
-        let s = assemble(
-            meta(true),
-            Inputs { points: vec![("a".into(), hour.clone()), ("b".into(), hour)], distinct_visitors: Some(1), clicks: vec![], pages: vec![], referrers: vec![] },
-        );
+        let s = assemble(meta(true), Inputs { points: vec![("a".into(), hour.clone()), ("b".into(), hour)], distinct_visitors: Some(1), ..Default::default() }, &[]);
         assert_eq!(s.summary.visitors, 1);
         assert_eq!(s.series.iter().map(|p| p.visitors).sum::<i64>(), 2);
+    }
+
+    #[test]
+    fn conversion_lists_and_rates() {
+        let day = RollupRow { sessions: 8, started: 8, conversions: 3, engaged: 6, ..Default::default() };
+        let lists = HashMap::from([
+            (Dim::Goal, vec![row("g2", 2, 0), row("g1", 1, 0), row("deleted", 5, 0)]),
+            (Dim::Source, vec![row("google.com", 5, 2), row("(direct)", 3, 1)]),
+            (Dim::Campaign, vec![row("spring_sale", 4, 2)]),
+            (Dim::Variant, vec![row("B", 3, 2), row("A", 3, 0)]),
+            (Dim::Country, vec![row("DE", 5, 0), row("(unknown)", 3, 0)]),
+        ]);
+        let goals = [GoalName { id: "g1".into(), name: "Signup".into() }, GoalName { id: "g2".into(), name: "Thanks".into() }, GoalName { id: "g3".into(), name: "New".into() }];
+        let s = assemble(meta(false), Inputs { points: vec![("d".into(), day)], distinct_visitors: None, lists }, &goals);
+        assert_eq!((s.summary.conversion_rate, s.summary.bounce_rate), (0.375, 0.25));
+        let goals: Vec<(&str, i64, f64)> = s.goals.iter().map(|g| (g.name.as_str(), g.conversions, g.rate)).collect();
+        assert_eq!(goals, vec![("Signup", 1, 0.125), ("Thanks", 2, 0.25), ("New", 0, 0.0)], "every live goal, in their order; deleted ones hidden");
+        assert_eq!(s.top_referrers[0], TopReferrer { source: "google.com".into(), visits: 5, conversions: 2 });
+        assert_eq!(s.variants[0], Variant { variant: "B".into(), visits: 3, conversions: 2, rate: 0.6667 });
+        assert_eq!(s.top_campaigns[0], Campaign { name: "spring_sale".into(), visits: 4, conversions: 2 });
+        assert_eq!(s.top_countries[1], CountryVisits { country: "(unknown)".into(), visits: 3 });
+    }
+
+    #[test]
+    fn bounce_rate_divides_by_the_sessions_whose_bounce_is_tracked() {
+        // A day migrated from the first layout (5 sessions, no bounce data) and a day after.
+        let old = RollupRow { sessions: 5, ..Default::default() };
+        let new = RollupRow { sessions: 4, started: 4, engaged: 1, ..Default::default() };
+        let s = summarize(&[("a".into(), old), ("b".into(), new)], None);
+        assert_eq!((s.sessions, s.bounce_rate), (9, 0.75));
+    }
+
+    #[test]
+    fn rates_round_to_four_decimals() {
+        assert_eq!(rate(1, 3), 0.3333);
+        assert_eq!(rate(2, 3), 0.6667);
+        assert_eq!(rate(5, 0), 0.0);
+        assert_eq!(rate(-1, 4), 0.0, "never negative");
     }
 }

@@ -1,10 +1,13 @@
-//! Reading stats from the rollup documents (see [`shared::rollup`]).
+//! Reading stats from the rollup documents (see [`shared::rollup`] and docs/rollups.md).
 //!
-//! One query for the documents of the range's buckets — at most `buckets × parts` of them
-//! (a 90-day range: 90 × 4 = 360; 24 hours: 24 × 4 = 96) — whatever the traffic, the distinct
-//! keys or the visitors, and never raw events. Top lists are read by their heads (their 64
-//! highest entries); only when the heads cannot settle a list's top rows does a second query
-//! fetch the tails of that dimension's documents, so a request reads at most twice the bound.
+//! One query for the documents of the range's buckets — at most `buckets × parts` of them —
+//! whatever the traffic, the distinct keys or the visitors, and never raw events. Top lists
+//! are read by their heads (their 64 highest entries); only when the heads cannot settle a
+//! list's top rows does a second query fetch the tails of that dimension's documents, so a
+//! request reads at most `buckets × (parts + dimensions)` documents ([`read_bound`]).
+//!
+//! With a page filter the request reads the page list and the page breakdowns of each bucket
+//! instead (two parts, whole lists): the page's own counters and the breakdowns keyed by it.
 
 use std::collections::HashMap;
 
@@ -16,7 +19,10 @@ use mongodb::{
 };
 use shared::{
     names::collections as c,
-    rollup::{self, Body, Bucket, Dim, Part, Rollup, RollupDoc, Series, TopList, VisitorSketch, toplist},
+    rollup::{
+        self, Body, Bucket, Counts, Dim, LiveMinute, Part, Rollup, RollupDoc, Series, TopList, VisitorSketch, split_page_attr_key,
+        toplist::{self, page_ext},
+    },
     time,
 };
 
@@ -28,6 +34,8 @@ use crate::{
 
 /// Most entries in a top list.
 pub const TOP_N: usize = 10;
+/// Goals are listed whole (a site has at most 20 live ones).
+const ALL_GOALS: usize = 1000;
 
 /// What a request read, and how many documents that took.
 pub struct Loaded {
@@ -35,87 +43,196 @@ pub struct Loaded {
     pub docs_read: usize,
 }
 
+fn buckets_in(range: &Range) -> usize {
+    match range {
+        Range::Days { from, to, .. } => Range::days(*from, *to).len(),
+        Range::Hours { hours, .. } => hours.len(),
+    }
+}
+
 /// The most documents a request for `range` may read: every part of every bucket once, plus
 /// the top lists' tails once.
 pub fn read_bound(range: &Range) -> usize {
-    let buckets = match range {
-        Range::Days { from, to, .. } => Range::days(*from, *to).len(),
-        Range::Hours { hours, .. } => hours.len(),
-    };
-    buckets * Part::all().len() + buckets * Dim::ALL.len()
+    buckets_in(range) * (Part::all().len() + Dim::ALL.len())
 }
 
-/// Reads everything a stats response needs for `range`.
-pub async fn load(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Result<Loaded, ApiError> {
-    let parts = Part::all();
-    let filter = match range {
-        Range::Days { from, to, .. } => rollup::days_filter(site_id, *from, *to, &parts),
+/// The parts a site-wide request reads: page breakdowns only serve page filters.
+fn site_parts() -> Vec<Part> {
+    Part::all().into_iter().filter(|p| *p != Part::Top(Dim::PageAttr)).collect()
+}
+
+fn range_filter(site_id: &str, range: &Range, parts: &[Part]) -> Document {
+    match range {
+        Range::Days { from, to, .. } => rollup::days_filter(site_id, *from, *to, parts),
         Range::Hours { hours, .. } => {
             let (first, last) = (hours.first().copied().unwrap_or_default(), hours.last().copied().unwrap_or_default());
-            rollup::hours_filter(site_id, first, last, &parts)
+            rollup::hours_filter(site_id, first, last, parts)
         }
-    };
-    let mut series: HashMap<Bucket, (Series, Option<VisitorSketch>)> = HashMap::new();
-    let mut tops: HashMap<Dim, Vec<(String, TopList)>> = HashMap::new();
-    let mut docs_read = 0;
-    let mut cursor = db.collection::<Document>(c::ROLLUPS).find(filter).projection(rollup::read_projection()).await?;
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("a rollup document does not read: {e}"))
+}
+
+/// Runs `filter` on the rollups and decodes what it finds.
+async fn read(db: &Database, filter: Document, projection: Document) -> Result<Vec<Rollup>, ApiError> {
+    let mut out = Vec::new();
+    let mut cursor = db.collection::<Document>(c::ROLLUPS).find(filter).projection(projection).await?;
     while let Some(raw) = cursor.try_next().await? {
-        docs_read += 1;
-        let doc: RollupDoc = bson::from_document(raw).map_err(|e| ApiError::Internal(anyhow::anyhow!("a rollup document does not read: {e}")))?;
-        let r = Rollup::from_doc(doc).map_err(|e| ApiError::Internal(e.into()))?;
+        let doc: RollupDoc = bson::from_document(raw).map_err(internal)?;
+        out.push(Rollup::from_doc(doc).map_err(internal)?);
+    }
+    Ok(out)
+}
+
+/// The points of `range`, oldest first, from each bucket's row (zeros where none).
+fn points(range: &Range, tz: Tz, mut rows: HashMap<Bucket, RollupRow>) -> Vec<(String, RollupRow)> {
+    match range {
+        Range::Days { from, to, .. } => from
+            .iter_days()
+            .take_while(|d| d <= to)
+            .map(|day| (time::day_string(day), rows.remove(&Bucket::Day(day)).unwrap_or_default()))
+            .collect(),
+        Range::Hours { hours, .. } => hours.iter().map(|h| (time::hour_label(*h, tz), rows.remove(&Bucket::Hour(*h)).unwrap_or_default())).collect(),
+    }
+}
+
+/// Reads everything a stats response needs for `range`, for the site or (`page`) one page.
+pub async fn load(db: &Database, site_id: &str, range: &Range, tz: Tz, page: Option<&str>) -> Result<Loaded, ApiError> {
+    match page {
+        None => load_site(db, site_id, range, tz).await,
+        Some(path) => load_page(db, site_id, range, tz, path).await,
+    }
+}
+
+async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Result<Loaded, ApiError> {
+    let docs = read(db, range_filter(site_id, range, &site_parts()), rollup::read_projection()).await?;
+    let mut docs_read = docs.len();
+    let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
+    let mut sketches: Vec<VisitorSketch> = Vec::new();
+    let mut tops: HashMap<Dim, Vec<(String, TopList)>> = HashMap::new();
+    for r in docs {
         match (r.key.part, r.body) {
             (Part::Series, Body::Series { counters, visitors }) => {
-                series.insert(r.key.bucket, (counters, visitors));
+                let distinct = match &visitors {
+                    Some(sketch) => sketch.count() as i64,
+                    None => counters.visitors,
+                };
+                rows.insert(r.key.bucket, series_row(&counters, distinct));
+                sketches.extend(visitors);
             }
             (Part::Top(dim), Body::Top(list)) => tops.entry(dim).or_default().push((r.key.id(), list)),
-            (part, _) => return Err(ApiError::Internal(anyhow::anyhow!("rollup {} holds the body of another part than {part:?}", r.key.id()))),
+            (part, _) => return Err(internal(format!("{} holds the body of another part than {part:?}", r.key.id()))),
         }
     }
-    let mut top_rows = HashMap::new();
-    for dim in Dim::ALL {
-        let lists = tops.remove(&dim).unwrap_or_default();
-        let (rows, read) = top(db, lists).await?;
+    let mut lists = HashMap::new();
+    for dim in Dim::ALL.into_iter().filter(|d| *d != Dim::PageAttr) {
+        let limit = if dim == Dim::Goal { ALL_GOALS } else { TOP_N };
+        let (rows, read) = top(db, tops.remove(&dim).unwrap_or_default(), limit).await?;
         docs_read += read;
-        top_rows.insert(dim, rows.into_iter().map(|r| TopRow { key: r.key, count: r.counts.n as i64, text: r.text }).collect::<Vec<_>>());
+        lists.insert(dim, rows.into_iter().map(top_row).collect());
     }
-    let mut rows_of = |dim: Dim| top_rows.remove(&dim).unwrap_or_default();
-    let (points, distinct_visitors) = match range {
-        Range::Days { from, to, .. } => {
-            let points = from
-                .iter_days()
-                .take_while(|d| d <= to)
-                .map(|day| {
-                    let counters = series.remove(&Bucket::Day(day)).map(|(s, _)| s).unwrap_or_default();
-                    (time::day_string(day), row(&counters, counters.visitors))
-                })
-                .collect();
-            (points, None)
-        }
-        Range::Hours { hours, .. } => {
+    let distinct_visitors = match range {
+        Range::Hours { .. } => {
             let mut all = VisitorSketch::default();
-            let points = hours
-                .iter()
-                .map(|h| {
-                    let (counters, sketch) = series.remove(&Bucket::Hour(*h)).unwrap_or_default();
-                    let visitors = sketch.as_ref().map_or(0, |s| s.count() as i64);
-                    if let Some(s) = &sketch {
-                        all.merge(s);
-                    }
-                    (time::hour_label(*h, tz), row(&counters, visitors))
-                })
-                .collect();
-            (points, Some(all.count() as i64))
+            sketches.iter().for_each(|s| all.merge(s));
+            Some(all.count() as i64)
         }
+        Range::Days { .. } => None,
     };
-    let inputs = Inputs { points, distinct_visitors, clicks: rows_of(Dim::Click), pages: rows_of(Dim::Page), referrers: rows_of(Dim::Source) };
-    Ok(Loaded { inputs, docs_read })
+    Ok(Loaded { inputs: Inputs { points: points(range, tz, rows), distinct_visitors, lists }, docs_read })
+}
+
+async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &str) -> Result<Loaded, ApiError> {
+    let parts = [Part::Top(Dim::Page), Part::Top(Dim::PageAttr)];
+    let docs = read(db, range_filter(site_id, range, &parts), bson::doc! {"folded": 0}).await?;
+    let docs_read = docs.len();
+    let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
+    // Kind → name → counts, and a text seen (clicks).
+    let mut breakdowns: HashMap<Dim, HashMap<String, (Counts, Option<String>)>> = HashMap::new();
+    for r in docs {
+        let Body::Top(list) = r.body else { return Err(internal(format!("{} is not a list", r.key.id()))) };
+        match r.key.part {
+            Part::Top(Dim::Page) => {
+                if let Some(e) = list.entries().iter().find(|e| e.key == path) {
+                    rows.insert(r.key.bucket, page_row(&e.counts));
+                }
+            }
+            _ => {
+                for e in list.entries() {
+                    if let Some((p, kind, name)) = split_page_attr_key(&e.key)
+                        && p == path
+                    {
+                        let slot = breakdowns.entry(kind).or_default().entry(name.to_string()).or_default();
+                        slot.0.add(e.counts);
+                        if let Some(t) = e.text.as_ref().filter(|t| slot.1.as_ref().is_none_or(|cur| *t > cur)) {
+                            slot.1 = Some(t.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let points = points(range, tz, rows);
+    let pageviews: i64 = points.iter().map(|(_, r)| r.pageviews).sum();
+    let mut lists: HashMap<Dim, Vec<TopRow>> = HashMap::new();
+    if pageviews > 0 {
+        lists.insert(Dim::Page, vec![TopRow { key: path.to_string(), count: pageviews, conversions: 0, text: None }]);
+    }
+    for (kind, names) in breakdowns {
+        let mut ranked: Vec<TopRow> = names
+            .into_iter()
+            .map(|(key, (counts, text))| TopRow { key, count: counts.n as i64, conversions: counts.conv as i64, text })
+            .collect();
+        ranked.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        ranked.truncate(if kind == Dim::Goal { ALL_GOALS } else { TOP_N });
+        lists.insert(kind, ranked);
+    }
+    Ok(Loaded { inputs: Inputs { points, distinct_visitors: None, lists }, docs_read })
+}
+
+fn series_row(s: &Series, visitors: i64) -> RollupRow {
+    RollupRow {
+        pageviews: s.pageviews,
+        sessions: s.sessions,
+        clicks: s.clicks,
+        visitors,
+        scroll_sum: s.scroll_sum,
+        time_sum: s.time_sum,
+        reached: s.reached,
+        conversions: s.conversions,
+        engaged: s.engaged,
+        started: s.started,
+    }
+}
+
+/// A page's own counters, as a series row: its sessions are those that entered on it.
+fn page_row(c: &Counts) -> RollupRow {
+    let e = |i: usize| c.ext[i] as i64;
+    RollupRow {
+        pageviews: c.n as i64,
+        sessions: e(page_ext::ENTRIES),
+        clicks: e(page_ext::CLICKS),
+        visitors: e(page_ext::VISITORS),
+        scroll_sum: e(page_ext::SCROLL_SUM),
+        time_sum: e(page_ext::TIME_MS) as f64 / 1000.0,
+        reached: [e(page_ext::REACHED), e(page_ext::REACHED + 1), e(page_ext::REACHED + 2), e(page_ext::REACHED + 3)],
+        conversions: c.conv as i64,
+        engaged: e(page_ext::ENGAGED),
+        started: e(page_ext::ENTRIES),
+    }
+}
+
+fn top_row(r: toplist::Ranked) -> TopRow {
+    TopRow { key: r.key, count: r.counts.n as i64, conversions: r.counts.conv as i64, text: r.text }
 }
 
 /// The top rows of one dimension's lists (read by their heads), fetching the tails the heads
 /// cannot do without. Returns the rows and how many documents the tails took.
-async fn top(db: &Database, mut lists: Vec<(String, TopList)>) -> Result<(Vec<toplist::Ranked>, usize), ApiError> {
+async fn top(db: &Database, mut lists: Vec<(String, TopList)>, limit: usize) -> Result<(Vec<toplist::Ranked>, usize), ApiError> {
     let heads: Vec<&TopList> = lists.iter().map(|(_, l)| l).collect();
-    let need = match toplist::merge_heads(&heads, TOP_N) {
+    let need = match toplist::merge_heads(&heads, limit) {
         toplist::HeadMerge::Exact(rows) => return Ok((rows, 0)),
         toplist::HeadMerge::NeedTails(need) => need,
     };
@@ -125,7 +242,7 @@ async fn top(db: &Database, mut lists: Vec<(String, TopList)>) -> Result<(Vec<to
     let mut read = 0;
     while let Some(d) = cursor.try_next().await? {
         read += 1;
-        let id = d.get_str("_id").map_err(|e| ApiError::Internal(anyhow::anyhow!("rollup without _id: {e}")))?.to_string();
+        let id = d.get_str("_id").map_err(internal)?.to_string();
         if let Ok(tail) = d.get_binary_generic("tail") {
             tails.insert(id, tail.clone());
         }
@@ -133,19 +250,39 @@ async fn top(db: &Database, mut lists: Vec<(String, TopList)>) -> Result<(Vec<to
     for &i in &need {
         let (id, list) = &mut lists[i];
         let Some(tail) = tails.get(id.as_str()) else { continue };
-        *list = list.with_tail(tail).map_err(|e| ApiError::Internal(e.into()))?;
+        *list = list.with_tail(tail).map_err(internal)?;
     }
-    Ok((toplist::merge(lists.iter().map(|(_, l)| l), TOP_N), read))
+    Ok((toplist::merge(lists.iter().map(|(_, l)| l), limit), read))
 }
 
-fn row(s: &Series, visitors: i64) -> RollupRow {
-    RollupRow {
-        pageviews: s.pageviews,
-        sessions: s.sessions,
-        clicks: s.clicks,
-        visitors,
-        scroll_sum: s.scroll_sum,
-        time_sum: s.time_sum,
-        reached: s.reached,
+/// The live view: the last 30 minutes' documents (at most 31).
+pub struct Live {
+    /// Pageviews per minute, oldest first, 30 of them: (`HH:MM` in the site's zone, pageviews).
+    pub pageviews: Vec<(String, u64)>,
+    pub visitors_5m: u64,
+    /// (path, visitors) in the last 5 minutes, most first, ties by path, at most 10.
+    pub top_pages_5m: Vec<(String, u64)>,
+}
+
+/// Reads the live view of a site at `now_ms`.
+pub async fn load_live(db: &Database, site_id: &str, tz: Tz, now_ms: i64) -> Result<Live, ApiError> {
+    let last = time::minute_start(now_ms);
+    let first = last - 29 * 60;
+    let mut minutes: HashMap<i64, LiveMinute> = HashMap::new();
+    for r in read(db, rollup::minutes_filter(site_id, first, last), Document::new()).await? {
+        if let (Bucket::Minute(m), Body::Live(minute)) = (r.key.bucket, r.body) {
+            minutes.insert(m, minute);
+        }
     }
+    let pageviews = (0..30).map(|i| first + i * 60).map(|m| (time::minute_label(m, tz), minutes.get(&m).map_or(0, |x| x.pageviews))).collect();
+    let mut recent = LiveMinute::default();
+    for m in (0..5).map(|i| last - i * 60) {
+        if let Some(minute) = minutes.get(&m) {
+            recent.merge(minute);
+        }
+    }
+    let mut top: Vec<(String, u64)> = recent.pages.into_iter().map(|(path, v)| (path, v.len() as u64)).collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(TOP_N);
+    Ok(Live { pageviews, visitors_5m: recent.visitors.count(), top_pages_5m: top })
 }

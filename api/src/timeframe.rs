@@ -50,6 +50,20 @@ impl Range {
         Ok(Self::Days { label: format!("{days}d"), from: today - Days::days(days - 1), to: today })
     }
 
+    /// The range of the same length just before this one (`?compare=previous`).
+    pub fn previous(&self, tz: Tz) -> Self {
+        match self {
+            Self::Days { label, from, to } => {
+                let len = (*to - *from).num_days() + 1;
+                Self::Days { label: label.clone(), from: *from - Days::days(len), to: *from - Days::days(1) }
+            }
+            Self::Hours { label, hours } => {
+                let first = hours.first().copied().unwrap_or_default();
+                Self::Hours { label: label.clone(), hours: time::last_24_hours(first * 1000 - 1, tz) }
+            }
+        }
+    }
+
     /// Every day of a day range, oldest first.
     pub fn days(from: NaiveDate, to: NaiveDate) -> Vec<String> {
         from.iter_days().take_while(|d| *d <= to).map(time::day_string).collect()
@@ -92,6 +106,24 @@ mod tests {
         ];
         for (tf, from, to) in cases {
             assert!(Range::resolve(tf, from, to, Tz::UTC, now()).is_err(), "case {tf:?} {from:?} {to:?}");
+        }
+    }
+
+    #[test]
+    fn the_previous_range_has_the_same_length_and_ends_just_before() {
+        let from = time::parse_day("2026-11-19").expect("day");
+        let to = time::parse_day("2026-11-25").expect("day");
+        match (Range::Days { label: "7d".into(), from, to }).previous(Tz::UTC) {
+            Range::Days { from, to, .. } => assert_eq!((time::day_string(from), time::day_string(to)), ("2026-11-12".into(), "2026-11-18".into())),
+            other => panic!("{other:?}"),
+        }
+        let hours = time::last_24_hours(now(), Tz::UTC);
+        match (Range::Hours { label: "24h".into(), hours: hours.clone() }).previous(Tz::UTC) {
+            Range::Hours { hours: before, .. } => {
+                assert_eq!(before.len(), 24);
+                assert_eq!(before[23] + 3600, hours[0], "ends right before");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -4,9 +4,13 @@
 # selectors, referrers and visitors) sends N batches with the aggregator stopped, starts it,
 # times the drain and reads its cost from its metrics, then times stats queries of both sites.
 # The 10-key site is the baseline of the same run. Tunables: BENCH_KEYS (20000),
-# BENCH_CONCURRENCY (32), BENCH_QUERIES (200). docs/benchmarks.md records the results.
+# BENCH_CONCURRENCY (32), BENCH_QUERIES (200), BENCH_BIN_DIR (target/release: the services
+# measured; point it at another build, e.g. of an older commit, to compare — its aggregator
+# may not export the cost counters, which then read 0). docs/benchmarks.md records the results.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+bin=${BENCH_BIN_DIR:-target/release}
+export CP_BIN_DIR="$bin"
 
 dir=$(mktemp -d /tmp/cp-bench-rollups.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
@@ -21,9 +25,9 @@ export CP_RUN_DIR="$dir" NATS_URL=nats://127.0.0.1:14322 MONGODB_DB=convertpulse
   CP_RATE_LIMIT_IP_PER_SEC=1000000 CP_RATE_LIMIT_IP_BURST=1000000 \
   RUST_LOG=warn CP_SKIP_AGGREGATOR=1
 [ -z "${MONGODB_URI:-}" ] && export CP_BENCH_NX_PORT=27217
-agg_metrics="http://127.0.0.1:18192/metrics"
+agg_metrics=${BENCH_AGG_METRICS:-http://127.0.0.1:18192/metrics}
 export CP_AFTER_START="target/release/loadgen --api http://127.0.0.1:18180 --ingest http://127.0.0.1:18181 \
   --distinct-keys ${BENCH_KEYS:-20000} --concurrency ${BENCH_CONCURRENCY:-32} --stats-queries ${BENCH_QUERIES:-200} \
   --aggregator-metrics $agg_metrics \
-  --start-aggregator 'env CP_METRICS_ADDR=127.0.0.1:18192 target/release/aggregator >>$dir/logs/aggregator.log 2>&1'"
+  --start-aggregator 'env CP_METRICS_ADDR=127.0.0.1:18192 $bin/aggregator >>$dir/logs/aggregator.log 2>&1'"
 deploy/local/run.sh

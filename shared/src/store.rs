@@ -38,6 +38,10 @@ pub struct SiteDoc {
     pub timezone: String,
     pub api_key: String,
     pub created_at: DateTime,
+    /// SHA-256 (hex) of the site's public share token, while a share link exists. The token
+    /// itself is shown once, when created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_hash: Option<String>,
 }
 
 /// A goal of a site. Deleting one sets `deleted_at` (the database's clock): the aggregator
@@ -212,7 +216,7 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
     type Doc = mongodb::bson::Document;
     let mut plan: Vec<(&str, Vec<IndexModel>)> = vec![
         (c::USERS, vec![index(doc! {"email": 1}, unique())]),
-        (c::SITES, vec![index(doc! {"api_key": 1}, unique()), index(doc! {"owner_id": 1}, None)]),
+        (c::SITES, vec![index(doc! {"api_key": 1}, unique()), index(doc! {"owner_id": 1}, None), index(doc! {"share_hash": 1}, None)]),
         (
             c::GOALS,
             vec![index(doc! {goal_fields::SITE_ID: 1, goal_fields::CREATED_AT: 1}, None), index(doc! {goal_fields::DELETED_AT: 1}, ttl(DELETED_GOAL_KEEP))],

@@ -68,7 +68,7 @@ async fn a_visit_reports_one_pageview_three_clicks_full_scroll_and_visible_time(
         ])
     );
     assert_eq!(s["top_pages"], json!([{"path": "/landing", "pageviews": 1}]));
-    assert_eq!(s["top_referrers"], json!([{"source": "(direct)", "visits": 1}]));
+    assert_eq!(s["top_referrers"], json!([{"source": "(direct)", "visits": 1, "conversions": 0}]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

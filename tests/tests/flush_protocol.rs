@@ -90,11 +90,11 @@ async fn snapshot(db: &Database) -> Value {
             Range::Hours { label: "24h".into(), hours: time::last_24_hours(T0 + 3 * HOUR, tz) },
         ];
         for range in ranges {
-            let loaded = stats_store::load(db, site, &range, tz).await.expect("stats load");
+            let loaded = stats_store::load(db, site, &range, tz, None).await.expect("stats load");
             assert!(loaded.docs_read <= stats_store::read_bound(&range), "read bound");
             let hourly = matches!(range, Range::Hours { .. });
-            let meta = Meta { site_id: site.into(), timeframe: "t".into(), timezone: tz.name().into(), from: String::new(), to: String::new(), hourly };
-            let s = serde_json::to_value(stats::assemble(meta, loaded.inputs)).expect("json");
+            let meta = Meta { site_id: site.into(), timeframe: "t".into(), timezone: tz.name().into(), from: String::new(), to: String::new(), hourly, page: None };
+            let s = serde_json::to_value(stats::assemble(meta, loaded.inputs, &[])).expect("json");
             out.insert(format!("{site} {}", if hourly { "24h" } else { "days" }), s);
         }
     }
@@ -295,13 +295,13 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
         Range::Days { label: "90d".into(), from: today - chrono::Duration::days(89), to: today },
     ];
     for range in ranges {
-        let loaded = stats_store::load(&db, "big", &range, tz).await.expect("load");
+        let loaded = stats_store::load(&db, "big", &range, tz, None).await.expect("load");
         let bound = stats_store::read_bound(&range);
         assert!(loaded.docs_read <= bound, "{range:?}: read {} documents, bound {bound}", loaded.docs_read);
         let hourly = matches!(range, Range::Hours { .. });
         assert!(loaded.docs_read <= shared::rollup::Part::all().len(), "{range:?}: one bucket's documents, no tails: {}", loaded.docs_read);
-        let meta = Meta { site_id: "big".into(), timeframe: "t".into(), timezone: "UTC".into(), from: String::new(), to: String::new(), hourly };
-        let s = serde_json::to_value(stats::assemble(meta, loaded.inputs)).expect("json");
+        let meta = Meta { site_id: "big".into(), timeframe: "t".into(), timezone: "UTC".into(), from: String::new(), to: String::new(), hourly, page: None };
+        let s = serde_json::to_value(stats::assemble(meta, loaded.inputs, &[])).expect("json");
         let summary = &s["summary"];
         assert_eq!((summary["pageviews"].as_i64(), summary["clicks"].as_i64()), (Some(20_300), Some(20_000)), "{range:?}");
         let visitors = summary["visitors"].as_i64().expect("visitors");

@@ -148,10 +148,10 @@ async fn stats_of(db: &Database) -> (Value, Value) {
         Range::Days { label: "custom".into(), from: day, to: day },
         Range::Hours { label: "24h".into(), hours: time::last_24_hours(T0 + 3_600_000, tz) },
     ] {
-        let loaded = stats_store::load(db, "s1", &range, tz).await.expect("load");
+        let loaded = stats_store::load(db, "s1", &range, tz, None).await.expect("load");
         let hourly = matches!(range, Range::Hours { .. });
-        let meta = Meta { site_id: "s1".into(), timeframe: "t".into(), timezone: "UTC".into(), from: String::new(), to: String::new(), hourly };
-        out.push(serde_json::to_value(stats::assemble(meta, loaded.inputs)).expect("json"));
+        let meta = Meta { site_id: "s1".into(), timeframe: "t".into(), timezone: "UTC".into(), from: String::new(), to: String::new(), hourly, page: None };
+        out.push(serde_json::to_value(stats::assemble(meta, loaded.inputs, &[])).expect("json"));
     }
     let hours = out.pop().expect("24h");
     (out.pop().expect("days"), hours)
@@ -174,13 +174,14 @@ async fn old_rollups_are_migrated_once_and_a_half_done_old_flush_is_finished_exa
     // The old flush's 2 pageviews and 2 clicks count once, in the day (where they were) and
     // in the hour (where they were not yet).
     let want_summary = json!({"pageviews": 7, "visitors": 3, "sessions": 2, "clicks": 5,
-        "avg_scroll_depth": 100.0 / 7.0, "avg_time_seconds": 7.5 / 7.0});
+        "avg_scroll_depth": 100.0 / 7.0, "avg_time_seconds": 7.5 / 7.0,
+        "conversions": 0, "conversion_rate": 0.0, "bounce_rate": 0.0});
     assert_eq!(days["summary"], want_summary, "{days}");
     assert_eq!(hours["summary"], want_summary, "{hours}");
     for s in [&days, &hours] {
         assert_eq!(s["top_pages"], json!([{"path": "/pricing", "pageviews": 4}, {"path": "/", "pageviews": 3}]));
         assert_eq!(s["top_clicks"], json!([{"selector": "button#cta", "text": "Go", "clicks": 5}]));
-        assert_eq!(s["top_referrers"], json!([{"source": "(direct)", "visits": 1}, {"source": "google.com", "visits": 1}]));
+        assert_eq!(s["top_referrers"], json!([{"source": "(direct)", "visits": 1, "conversions": 0}, {"source": "google.com", "visits": 1, "conversions": 0}]));
     }
     let hour_points: i64 = hours["series"].as_array().expect("series").iter().map(|p| p["visitors"].as_i64().unwrap_or(0)).sum();
     assert_eq!(hour_points, 3, "hour sketch from the old hourly marks");

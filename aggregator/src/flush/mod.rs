@@ -273,7 +273,7 @@ impl Flusher {
         for mark in self.new_marks(id, &ordered, &mut report.cost).await? {
             match mark {
                 NewMark::Visitor { site, day } => deltas.add_new_visitor(site, day),
-                NewMark::PageVisitor { site, bucket, path } => deltas.add_page_visitor(site, bucket, &path),
+                NewMark::PageVisitor { site, buckets, path } => buckets.into_iter().for_each(|b| deltas.add_page_visitor(site, b, &path)),
             }
         }
         self.stop_if(Step::VisitorMarks)?;
@@ -310,7 +310,7 @@ impl Flusher {
     }
 
     /// Step 3: inserts the visitor marks of `msgs` — one per visitor and day, and one per
-    /// visitor and page in each day and hour; returns the marks that are new.
+    /// visitor, page and day; returns the marks that are new.
     async fn new_marks<'m>(&self, id: &FlushId, msgs: &[&'m BatchMessage], cost: &mut Cost) -> Result<Vec<NewMark<'m>>, WriteError> {
         let flush = id.to_string();
         let expire_at = self.expire_in(MARK_KEEP);
@@ -338,13 +338,11 @@ impl Flusher {
             add(VisitorMarkDoc::id_of(&m.site_id, &day, &m.visitor), day.clone(), NewMark::Visitor { site: &m.site_id, day: b.day })?;
             for ev in &m.events {
                 if let EventKind::Pageview { .. } = ev.kind {
+                    // One mark per page, visitor and day; a new one counts the visitor in the
+                    // day and in the hour of that first view (see docs/rollups.md).
                     let path = shared::urls::page_path(&ev.url);
-                    let tag = page_tag(&path);
-                    let Bucket::Hour(hour) = b.hour else { continue };
-                    for (bucket, label) in [(b.day, day.clone()), (b.hour, format!("h:{hour}"))] {
-                        let mark_id = VisitorMarkDoc::id_of(&m.site_id, &format!("{label}|p:{tag}"), &m.visitor);
-                        add(mark_id, label, NewMark::PageVisitor { site: &m.site_id, bucket, path: path.clone() })?;
-                    }
+                    let mark_id = VisitorMarkDoc::id_of(&m.site_id, &format!("{day}|p:{}", page_tag(&path)), &m.visitor);
+                    add(mark_id, day.clone(), NewMark::PageVisitor { site: &m.site_id, buckets: [b.day, b.hour], path })?;
                 }
             }
         }
@@ -619,8 +617,8 @@ impl Flusher {
 enum NewMark<'m> {
     /// Of a site on a day.
     Visitor { site: &'m str, day: Bucket },
-    /// Of a page in a day or hour.
-    PageVisitor { site: &'m str, bucket: Bucket, path: String },
+    /// Of a page on a day, first seen in that hour.
+    PageVisitor { site: &'m str, buckets: [Bucket; 2], path: String },
 }
 
 /// A short stable tag of a page path for mark ids (paths may be 2 KB long).

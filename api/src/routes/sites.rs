@@ -108,6 +108,7 @@ async fn create(State(state): State<AppState>, auth: AuthUser, ApiJson(body): Ap
         timezone: parse_timezone(body.timezone.as_deref().unwrap_or("UTC"))?,
         api_key: keys::new_site_key()?,
         created_at: DateTime::now(),
+        share_hash: None,
     };
     state.sites.insert_one(&site).await?;
     if let Err(e) = state.keys.publish_new(&site).await {

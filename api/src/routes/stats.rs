@@ -1,27 +1,90 @@
-//! `GET /api/stats/{id}`: precomputed stats of one of the caller's sites.
+//! `GET /api/stats/{id}`, `/api/stats/{id}/export.csv` and `/api/stats/{id}/realtime`:
+//! precomputed stats of one of the caller's sites. [`compute`] also serves shared links.
 
 use std::collections::HashMap;
 
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
+    http::header,
+    response::{IntoResponse, Response},
     routing::get,
 };
 use chrono_tz::Tz;
-use shared::time;
+use serde::Serialize;
+use shared::{store::SiteDoc, time};
 
 use crate::{
     error::ApiError,
     extractors::AuthUser,
     router::AppState,
-    routes::sites::owned_site,
-    stats::{self, Meta, Stats},
+    routes::{goals::live_goals, sites::owned_site},
+    stats::{self, GoalName, Meta, Stats},
     stats_store,
     timeframe::Range,
 };
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/stats/{id}", get(read))
+    Router::new()
+        .route("/api/stats/{id}", get(read))
+        .route("/api/stats/{id}/export.csv", get(export))
+        .route("/api/stats/{id}/realtime", get(realtime))
+}
+
+/// Longest page filter, in bytes: a longer one names no page.
+const MAX_PAGE_FILTER: usize = 2048;
+
+/// The query of a stats view: range, comparison, page filter.
+pub struct StatsQuery {
+    pub range: Range,
+    pub compare: bool,
+    pub page: Option<String>,
+}
+
+impl StatsQuery {
+    /// Parses `timeframe`, `from`/`to`, `compare` and `page` in the site's zone at `now_ms`.
+    pub fn parse(params: &HashMap<String, String>, tz: Tz, now_ms: i64) -> Result<Self, ApiError> {
+        let get = |k: &str| params.get(k).map(String::as_str);
+        let range = Range::resolve(get("timeframe"), get("from"), get("to"), tz, now_ms)?;
+        let compare = match get("compare") {
+            None | Some("") => false,
+            Some("previous") => true,
+            Some(other) => {
+                let shown: String = other.chars().take(20).collect();
+                return Err(ApiError::InvalidTimeframe(format!("compare: {shown:?} is not 'previous'")));
+            }
+        };
+        // Any other value is simply a page nobody viewed: zeros, as for an unknown path.
+        let page = get("page").filter(|p| !p.is_empty()).map(|p| if p.len() > MAX_PAGE_FILTER { "\u{0}".to_string() } else { p.to_string() });
+        Ok(Self { range, compare, page })
+    }
+}
+
+/// The stats of `site` for `query`: what the owner and a shared link see.
+pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Result<Stats, ApiError> {
+    let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let page = query.page.as_deref();
+    let loaded = stats_store::load(&state.db, &site.id, &query.range, tz, page).await?;
+    state.metrics.stats_documents_read.observe(loaded.docs_read as f64);
+    let goals: Vec<GoalName> = live_goals(state, &site.id).await?.into_iter().map(|g| GoalName { id: g.id, name: g.name }).collect();
+    let (label, from, to, hourly) = match &query.range {
+        Range::Days { label, from, to } => (label.clone(), time::day_string(*from), time::day_string(*to), false),
+        Range::Hours { label, hours } => {
+            let first = hours.first().copied().unwrap_or_default();
+            (label.clone(), time::day_string(time::local_day(first * 1000, tz)), time::day_string(time::local_day(now_ms, tz)), true)
+        }
+    };
+    let meta = Meta { site_id: site.id.clone(), timeframe: label, timezone: site.timezone.clone(), from, to, hourly, page: query.page.clone() };
+    let mut out = stats::assemble(meta, loaded.inputs, &goals);
+    if query.compare {
+        let previous = query.range.previous(tz);
+        let before = stats_store::load(&state.db, &site.id, &previous, tz, page).await?;
+        state.metrics.stats_documents_read.observe(before.docs_read as f64);
+        out.previous = Some(stats::summarize(&before.inputs.points, before.inputs.distinct_visitors));
+        out.previous_series = Some(stats::series(before.inputs.points));
+    }
+    Ok(out)
 }
 
 async fn read(
@@ -32,24 +95,69 @@ async fn read(
 ) -> Result<Json<Stats>, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let range = Range::resolve(
-        params.get("timeframe").map(String::as_str),
-        params.get("from").map(String::as_str),
-        params.get("to").map(String::as_str),
-        tz,
-        now_ms,
-    )?;
-    let loaded = stats_store::load(&state.db, &site.id, &range, tz).await?;
-    state.metrics.stats_documents_read.observe(loaded.docs_read as f64);
-    let inputs = loaded.inputs;
-    let (label, from, to, hourly) = match &range {
-        Range::Days { label, from, to } => (label.clone(), time::day_string(*from), time::day_string(*to), false),
-        Range::Hours { label, hours } => {
-            let first = hours.first().copied().unwrap_or_default();
-            (label.clone(), time::day_string(time::local_day(first * 1000, tz)), time::day_string(time::local_day(now_ms, tz)), true)
-        }
-    };
-    let meta = Meta { site_id: site.id.clone(), timeframe: label, timezone: site.timezone.clone(), from, to, hourly };
-    Ok(Json(stats::assemble(meta, inputs)))
+    let query = StatsQuery::parse(&params, tz, chrono::Utc::now().timestamp_millis())?;
+    Ok(Json(compute(&state, &site, &query).await?))
+}
+
+/// The series of a view as CSV: a header, then one row per point.
+pub fn csv(stats: &Stats) -> String {
+    let mut out = String::from("start,pageviews,visitors,sessions,clicks,conversions\n");
+    for p in &stats.series {
+        // Every field is a date or a number: nothing to quote, nothing a spreadsheet evaluates.
+        out.push_str(&format!("{},{},{},{},{},{}\n", p.start, p.pageviews, p.visitors, p.sessions, p.clicks, p.conversions));
+    }
+    out
+}
+
+async fn export(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let site = owned_site(&state, &auth, &id).await?;
+    let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
+    let mut query = StatsQuery::parse(&params, tz, chrono::Utc::now().timestamp_millis())?;
+    query.compare = false;
+    let stats = compute(&state, &site, &query).await?;
+    let filename = format!("convertpulse-{}-{}-{}.csv", site.id, stats.from, stats.to);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        csv(&stats),
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+struct Minute {
+    minute: String,
+    pageviews: u64,
+}
+
+#[derive(Serialize)]
+struct PageNow {
+    path: String,
+    visitors: u64,
+}
+
+#[derive(Serialize)]
+struct Realtime {
+    visitors_5m: u64,
+    pageviews_30m: Vec<Minute>,
+    top_pages_5m: Vec<PageNow>,
+}
+
+async fn realtime(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<Realtime>, ApiError> {
+    let site = owned_site(&state, &auth, &id).await?;
+    let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
+    let live = stats_store::load_live(&state.db, &site.id, tz, chrono::Utc::now().timestamp_millis()).await?;
+    Ok(Json(Realtime {
+        visitors_5m: live.visitors_5m,
+        pageviews_30m: live.pageviews.into_iter().map(|(minute, pageviews)| Minute { minute, pageviews }).collect(),
+        top_pages_5m: live.top_pages_5m.into_iter().map(|(path, visitors)| PageNow { path, visitors }).collect(),
+    }))
 }

@@ -30,6 +30,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/login", get(|s: State<AppState>| page(s, "login")))
         .route("/register", get(|s: State<AppState>| page(s, "register")))
         .route("/dashboard", get(|s: State<AppState>| page(s, "dashboard")))
+        .route("/share/{token}", get(shared_page))
         .route("/demo", get(demo))
         .route("/convertpulse.js", get(snippet))
         .nest_service("/assets", assets)
@@ -56,6 +57,23 @@ async fn page(State(state): State<AppState>, name: &str) -> Response {
         Ok(body) => html(body.replace("__CP_INGEST__", &html_attr(state.config.ingest_public_url.trim_end_matches('/'))), "no-cache"),
         Err(res) => res,
     }
+}
+
+/// A shared dashboard: the read-only page, answered 404 (same page, which then says the link
+/// is no longer valid) when the token opens nothing. The token never leaves in a Referer.
+async fn shared_page(State(state): State<AppState>, axum::extract::Path(token): axum::extract::Path<String>) -> Response {
+    let status = match crate::routes::share::site_by_token(&state, &token).await {
+        Ok(Some(_)) => StatusCode::OK,
+        Ok(None) => StatusCode::NOT_FOUND,
+        Err(e) => return e.into_response(),
+    };
+    let mut res = page(State(state), "share").await;
+    if res.status() == StatusCode::OK {
+        *res.status_mut() = status;
+        res.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
 }
 
 /// The tracker: long-lived in caches (its URL is what customers paste, so it cannot carry a

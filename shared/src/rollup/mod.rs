@@ -246,6 +246,10 @@ pub struct Series {
     /// custom event or a scroll past 25 %). (v2, as `conversions`.)
     #[serde(default)]
     pub engaged: i64,
+    /// Sessions started in the bucket since bounces are tracked: what the bounce rate divides
+    /// by (`sessions` of documents migrated from the first layout are not among them). (v2.)
+    #[serde(default)]
+    pub started: i64,
 }
 
 impl Series {
@@ -261,6 +265,7 @@ impl Series {
         }
         self.conversions += o.conversions;
         self.engaged += o.engaged;
+        self.started += o.started;
     }
 }
 
