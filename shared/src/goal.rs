@@ -60,20 +60,21 @@ pub struct GoalSpec {
 impl GoalSpec {
     /// Validates a goal as the api receives it.
     pub fn parse(name: Option<&str>, kind: Option<&str>, matcher: Option<&str>) -> Result<Self, GoalError> {
-        let name = name.map(str::trim).unwrap_or_default();
-        let chars = name.chars().count();
-        if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        // Bounded as sent, stored trimmed.
+        let raw_name = name.unwrap_or_default();
+        let name = raw_name.trim();
+        if name.is_empty() || raw_name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
             return Err(err("name", format!("must be 1 to {MAX_NAME_CHARS} characters, without control characters")));
         }
         let kind = kind.and_then(GoalKind::parse).ok_or_else(|| err("kind", "must be one of pageview, click, event"))?;
-        let matcher = matcher.map(str::trim).unwrap_or_default();
+        let raw_matcher = matcher.unwrap_or_default();
+        let matcher = raw_matcher.trim();
         let (max, what) = match kind {
             GoalKind::Pageview => (MAX_PATH_CHARS, "a path starting with '/', '*' matching any run of characters"),
             GoalKind::Click => (MAX_SELECTOR_CHARS, "a selector as the snippet reports it"),
             GoalKind::Event => (MAX_EVENT_CHARS, "an event name"),
         };
-        let len = matcher.chars().count();
-        if len == 0 || len > max || matcher.chars().any(char::is_control) {
+        if matcher.is_empty() || raw_matcher.chars().count() > max || matcher.chars().any(char::is_control) {
             return Err(err("match", format!("must be {what}, 1 to {max} characters")));
         }
         if kind == GoalKind::Pageview && !matcher.starts_with('/') && !matcher.starts_with('*') {
