@@ -31,7 +31,7 @@ impl Config {
         anyhow::ensure!(ack_wait >= 2, "CP_ACK_WAIT_SECS must be at least 2");
         Ok(Self {
             addr: env::addr("CP_AGGREGATOR_ADDR", "127.0.0.1:8082")?,
-            backends: Backends::from_env(),
+            backends: Backends::from_env()?,
             max_batches,
             flush_interval: env::millis("CP_FLUSH_INTERVAL_MS", 50)?,
             ack_wait: Duration::from_secs(ack_wait),

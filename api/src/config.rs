@@ -52,7 +52,7 @@ impl Config {
         anyhow::ensure!((4..=31).contains(&cost), "CP_BCRYPT_COST must be from 4 to 31");
         Ok(Self {
             addr: env::addr("CP_API_ADDR", "127.0.0.1:8080")?,
-            backends: Backends::from_env(),
+            backends: Backends::from_env()?,
             jwt_secret: env::secret("CP_JWT_SECRET", 32)?,
             jwt_ttl: Duration::from_secs(3600 * env::parse::<u64>("CP_JWT_TTL_HOURS", 24)?),
             bcrypt_cost: cost,

@@ -32,9 +32,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             Err(e) => return Err(e),
         }
     }
-    let nats = shared::bus::connect(&config.backends.nats_url, "convertpulse-api", Duration::from_secs(30)).await?;
+    let nats = shared::bus::connect(&config.backends.nats, "convertpulse-api", Duration::from_secs(30)).await?;
     let js = jetstream::new(nats.clone());
-    let keys = KeyRegistry::new(shared::bus::sites_bucket(&js).await?);
+    let keys = KeyRegistry::new(shared::bus::sites_bucket(&js, config.backends.nats.replicas).await?);
     let sites = db.collection(c::SITES);
     keys.reconcile(&sites).await.context("publishing site keys")?;
     let dummy_hash = passwords::hash("not a password anyone has".into(), config.bcrypt_cost)

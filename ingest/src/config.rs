@@ -36,7 +36,7 @@ impl Config {
         let proxies = env::string("CP_TRUSTED_PROXIES", "");
         Ok(Self {
             addr: env::addr("CP_INGEST_ADDR", "127.0.0.1:8081")?,
-            backends: Backends::from_env(),
+            backends: Backends::from_env()?,
             key_rate: env::parse("CP_RATE_LIMIT_KEY_PER_SEC", 1000.0)?,
             key_burst: env::parse("CP_RATE_LIMIT_KEY_BURST", 2000.0)?,
             ip_rate: env::parse("CP_RATE_LIMIT_IP_PER_SEC", 20.0)?,

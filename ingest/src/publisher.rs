@@ -10,6 +10,9 @@ use async_nats::{
 use bytes::Bytes;
 use shared::{message::BatchMessage, names};
 
+/// Pause between two attempts at the same batch.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 /// Why a batch did not make it into the stream.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishFailure {
@@ -36,31 +39,45 @@ impl Publisher {
 
     /// Publishes `msg` and returns once the stream acked it. The `Nats-Msg-Id` is derived from
     /// (site, batch id), so a retried batch is stored once; a duplicate ack is still a success.
+    ///
+    /// Within the deadline, a failed attempt is tried again: in a cluster the client reconnects
+    /// to another node within milliseconds of losing one, and a stream whose leader died has a
+    /// new one within a few seconds. Sending the same `Nats-Msg-Id` again is what makes that
+    /// safe: an attempt whose ack was lost is stored once, and the retry gets the duplicate ack.
     pub async fn publish(&self, msg: &BatchMessage) -> Result<(), PublishFailure> {
-        // While disconnected the client would buffer the publish and send it after reconnecting:
-        // answer 503 now instead, and let the tracker retry the same batch.
-        if self.client.connection_state() != async_nats::connection::State::Connected {
-            return Err(PublishFailure::Refused("not connected to NATS".to_string()));
-        }
         let payload = Bytes::from(serde_json::to_vec(msg)?);
         let mut headers = HeaderMap::new();
         headers.insert(NATS_MESSAGE_ID, msg.msg_id().as_str());
         let subject = names::event_subject(&msg.site_id);
-        let attempt = async {
-            let ack = self
-                .js
-                .publish_with_headers(subject, headers, payload)
-                .await
-                .map_err(|e| PublishFailure::Refused(e.to_string()))?;
-            ack.await.map_err(|e| match e.kind() {
-                PublishErrorKind::TimedOut => PublishFailure::Timeout(self.timeout),
-                _ => PublishFailure::Refused(e.to_string()),
-            })
-        };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(Ok(_ack)) => Ok(()),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(PublishFailure::Timeout(self.timeout)),
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            // While disconnected the client would buffer the publish and send it after
+            // reconnecting, whenever that is: wait for the connection instead, and answer 503
+            // at the deadline so the tracker retries the same batch.
+            let last = if self.client.connection_state() == async_nats::connection::State::Connected {
+                let attempt = async {
+                    let ack = self
+                        .js
+                        .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                        .await
+                        .map_err(|e| PublishFailure::Refused(e.to_string()))?;
+                    ack.await.map_err(|e| match e.kind() {
+                        PublishErrorKind::TimedOut => PublishFailure::Timeout(self.timeout),
+                        _ => PublishFailure::Refused(e.to_string()),
+                    })
+                };
+                match tokio::time::timeout_at(deadline, attempt).await {
+                    Ok(Ok(_ack)) => return Ok(()),
+                    Ok(Err(e)) => e,
+                    Err(_) => return Err(PublishFailure::Timeout(self.timeout)),
+                }
+            } else {
+                PublishFailure::Refused("not connected to NATS".to_string())
+            };
+            if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
 }
