@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`stack`]: the processes and their lifecycle (start, stop, SIGKILL, restart).
+//! - [`cluster`]: the scaled-out stack of `make cluster` (three NATS nodes, two ingest, two
+//!   aggregators, HAProxy), started through its script, killed through its pid files.
 //! - [`client`]: typed HTTP helpers for the api and ingest.
 //! - [`batch`]: building tracker batches.
 //! - [`browser`]: the headless-Chromium driver and test pages.
@@ -11,5 +13,6 @@
 pub mod batch;
 pub mod browser;
 pub mod client;
+pub mod cluster;
 pub mod stack;
 pub mod wait;
