@@ -3,6 +3,7 @@
 //! ```text
 //! loadgen --api URL --ingest URL [--concurrency 64] [--duration 10] [--sites 4]
 //!         [--baseline URL] [--probes 50] [--stats-queries 200] [--start-aggregator CMD]
+//!         [--drain-wait 600]   # 0: report the burst only, leave the backlog (cluster bench)
 //! loadgen --serve-baseline ADDR      # the bare axum handler answering 202, for comparison
 //! ```
 //! Reports accepted batches/s, latency percentiles, refusals by status, freshness (time from a
@@ -30,6 +31,7 @@ struct Args {
     probes: usize,
     stats_queries: usize,
     start_aggregator: Option<String>,
+    drain_wait: Duration,
 }
 
 fn parse_args() -> anyhow::Result<Option<Args>> {
@@ -37,8 +39,10 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     let mut it = argv.get(1..).unwrap_or_default().iter();
     while let Some(k) = it.next() {
-        const KNOWN: [&str; 10] =
-            ["api", "ingest", "concurrency", "duration", "sites", "baseline", "probes", "stats-queries", "start-aggregator", "serve-baseline"];
+        const KNOWN: [&str; 11] = [
+            "api", "ingest", "concurrency", "duration", "sites", "baseline", "probes", "stats-queries", "start-aggregator", "serve-baseline",
+            "drain-wait",
+        ];
         let Some(name) = k.strip_prefix("--").filter(|n| KNOWN.contains(n)) else {
             bail!("unknown argument {k:?}; options: --{}", KNOWN.join(", --"))
         };
@@ -60,6 +64,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         probes: num("probes", 50)? as usize,
         stats_queries: num("stats-queries", 200)? as usize,
         start_aggregator: map.get("start-aggregator").cloned(),
+        drain_wait: Duration::from_secs(num("drain-wait", 600)?),
     }))
 }
 
@@ -262,8 +267,12 @@ async fn drive(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
+    if args.drain_wait.is_zero() {
+        println!("  backlog left in the stream (--drain-wait 0)");
+        return Ok(());
+    }
     // Freshness after the burst: until every accepted pageview shows in the stats.
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + args.drain_wait;
     loop {
         let mut all = true;
         for (i, (site, _)) in sites.iter().enumerate() {
@@ -277,7 +286,7 @@ async fn drive(args: Args) -> anyhow::Result<()> {
             break;
         }
         if Instant::now() > deadline {
-            println!("  backlog NOT drained within 600 s");
+            println!("  backlog NOT drained within {:?}", args.drain_wait);
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
