@@ -9,8 +9,9 @@
 #   aggregator-1, -2  sharing the durable consumer
 #   balancer      HAProxy: ingest at 127.0.0.1:8081, api at 127.0.0.1:8080
 #
-# Each process is supervised: killed (even with SIGKILL), it is started again after
-# CP_CLUSTER_RESTART_DELAY seconds (default 5; `off` leaves it dead). Its current pid is always in
+# Each process is supervised: when it dies (SIGKILL, a crash) it is started again after
+# CP_CLUSTER_RESTART_DELAY seconds (default 5; `off` leaves it dead); one that exits because it
+# was asked to (status 0, SIGTERM, SIGINT) stays stopped. Its current pid is always in
 # $CP_RUN_DIR/pids/<name>.pid (default .run/cluster/pids). Ctrl-C stops everything.
 #
 # Settings (environment):
@@ -181,6 +182,9 @@ supervise() { # name, command...: runs it, writes its pid file, starts it again 
       status=$?
       echo "$(date +%T) $name (pid $child) exited with status $status" >>"$LOGS/cluster.log"
       child=""
+      # 0, or killed by SIGINT/SIGTERM: it was asked to stop (Ctrl-C reaches every process of
+      # the terminal's group), so it stays stopped. A crash or a SIGKILL is restarted.
+      case "$status" in 0|130|143) rm -f "$PIDS/$name.pid"; exit 0 ;; esac
       if [ "$RESTART_DELAY" = off ]; then rm -f "$PIDS/$name.pid"; exit 0; fi
       sleep "$RESTART_DELAY" & wait $!
       echo "$(date +%T) restarting $name" >>"$LOGS/cluster.log"
@@ -287,6 +291,7 @@ BALANCER_STATS=http://127.0.0.1:$STATS_PORT/stats
 NATS_MONITOR=http://127.0.0.1:${MON_PORTS[0]}
 ENV
 
+if [ "$RESTART_DELAY" = off ]; then restart_note="leaves it dead (CP_CLUSTER_RESTART_DELAY=off)"; else restart_note="starts it again after $RESTART_DELAY s"; fi
 cat <<MSG
 
   ConvertPulse cluster is running: 3 NATS nodes (R3), 2 ingest, 2 aggregators, api, HAProxy.
@@ -298,7 +303,7 @@ cat <<MSG
     Demo login     $CP_DEMO_EMAIL / $DEMO_PASSWORD
 
   Pids in $PIDS: kill -9 \$(cat $PIDS/ingest-1.pid) and the supervisor
-  $([ "$RESTART_DELAY" = off ] && echo "leaves it dead (CP_CLUSTER_RESTART_DELAY=off)" || echo "starts it again after ${RESTART_DELAY} s") (log: $LOGS/cluster.log).
+  $restart_note (log: $LOGS/cluster.log).
   Ctrl-C stops everything.
 
 MSG
