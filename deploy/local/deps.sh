@@ -33,6 +33,7 @@ if [ "$want_browser" = 1 ]; then
 fi
 if [ "$want_cluster" = 1 ]; then
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_packages+=(haproxy)
+  command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 fi
 if [ "$want_checks" = 1 ]; then
   command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)

@@ -1,7 +1,8 @@
 //! Least privilege on the bus: the NATS users of `deploy/nats/accounts.conf`, on a real
 //! nats-server, with the services' own connect code. Security found that anything reaching
 //! NATS could rewrite `$KV.cp_sites.*` and point a key at another tenant's site: now only the
-//! api's user can, and a connection without a user gets nowhere.
+//! api's user can, and a connection without a user gets nowhere. And `NATS_TLS_CA` makes the
+//! services speak TLS (certificates made with openssl for the test).
 
 use std::{
     process::{Child, Command, Stdio},
@@ -28,13 +29,19 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(|_| String::new())
+    }
+
+    /// `extra` gets the server's folder and returns more config lines.
+    fn start_with(extra: impl FnOnce(&std::path::Path) -> String) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("cp-nats-perm-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
+        let extra = extra(&dir);
         let accounts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/accounts.conf");
         std::fs::copy(accounts, dir.join("accounts.conf")).expect("accounts.conf");
         let conf = format!(
-            "host: 127.0.0.1\nport: {port}\njetstream {{ store_dir: \"{}\" }}\ninclude ./accounts.conf\n",
+            "host: 127.0.0.1\nport: {port}\njetstream {{ store_dir: \"{}\" }}\ninclude ./accounts.conf\n{extra}",
             dir.join("js").display()
         );
         std::fs::write(dir.join("nats.conf"), conf).expect("nats.conf");
@@ -128,4 +135,43 @@ async fn a_connection_without_valid_credentials_is_refused() {
         let result = bus::connect(&server.settings(user), "test-intruder", Duration::from_secs(1)).await;
         assert!(result.is_err(), "case {case}: connected");
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (Debian package openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=cp-test-ca"]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost").expect("ext.cnf");
+    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nats_tls_ca_the_services_speak_tls_and_refuse_a_plain_server() {
+    let mut ca = std::path::PathBuf::new();
+    let server = Server::start_with(|dir| {
+        make_certificates(dir);
+        ca = dir.join("ca.crt");
+        format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\" }}\n",
+            dir.join("server.crt").display(),
+            dir.join("server.key").display()
+        )
+    });
+    let password = PASSWORDS.iter().find(|(k, _)| k.contains("API")).expect("api").1;
+    let mut settings = NatsSettings::plain(&format!("tls://127.0.0.1:{}", server.port));
+    settings.user = Some(("api".to_string(), password.to_string()));
+    settings.tls_ca = Some(ca.clone());
+    let client = bus::connect(&settings, "test-tls", Duration::from_secs(10)).await.expect("connects over TLS");
+    bus::sites_bucket(&jetstream::new(client), 1).await.expect("JetStream over TLS");
+
+    // The CA is required: a server without TLS is refused.
+    let plain = Server::start();
+    let _ = plain.connect("api").await;
+    let mut settings = plain.settings(Some(("api", password)));
+    settings.tls_ca = Some(ca);
+    assert!(bus::connect(&settings, "test-tls", Duration::from_secs(1)).await.is_err(), "connected to a server without TLS");
 }
