@@ -55,7 +55,7 @@ pub struct NatsSettings {
 impl std::fmt::Debug for NatsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsSettings")
-            .field("urls", &self.urls)
+            .field("urls", &self.urls.iter().map(|u| crate::config::redact_userinfo(u)).collect::<Vec<_>>())
             .field("user", &self.user.as_ref().map(|(u, _)| u.as_str()))
             .field("tls_ca", &self.tls_ca)
             .field("replicas", &self.replicas)
@@ -66,23 +66,32 @@ impl std::fmt::Debug for NatsSettings {
 impl NatsSettings {
     pub fn from_env() -> anyhow::Result<Self> {
         use crate::config::{parse, string};
-        let urls: Vec<String> = string("NATS_URL", "nats://127.0.0.1:4222")
-            .split(',')
-            .map(|u| u.trim().to_string())
-            .filter(|u| !u.is_empty())
-            .collect();
+        Self::new(
+            &string("NATS_URL", "nats://127.0.0.1:4222"),
+            &string("NATS_USER", ""),
+            &std::env::var("NATS_PASSWORD").unwrap_or_default(),
+            &string("NATS_TLS_CA", ""),
+            parse("CP_NATS_REPLICAS", 1)?,
+        )
+    }
+
+    /// Checks and builds the settings from the variables' values (empty = unset).
+    pub fn new(url: &str, user: &str, password: &str, tls_ca: &str, replicas: usize) -> anyhow::Result<Self> {
+        let urls: Vec<String> = url.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
+        anyhow::ensure!(!urls.is_empty(), "NATS_URL names no server");
         for url in &urls {
-            url.parse::<async_nats::ServerAddr>().with_context(|| format!("NATS_URL: {url:?} is not a NATS server URL"))?;
+            url.parse::<async_nats::ServerAddr>()
+                .with_context(|| format!("NATS_URL: {:?} is not a NATS server URL", crate::config::redact_userinfo(url)))?;
         }
-        let user = string("NATS_USER", "");
-        let password = std::env::var("NATS_PASSWORD").unwrap_or_default();
         anyhow::ensure!(user.is_empty() == password.is_empty(), "NATS_USER and NATS_PASSWORD go together: set both or neither");
-        let replicas: usize = parse("CP_NATS_REPLICAS", 1)?;
+        anyhow::ensure!(
+            user.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "NATS_USER may hold letters, digits, - and _ only (it names the reply inbox subject)"
+        );
         anyhow::ensure!((1..=5).contains(&replicas), "CP_NATS_REPLICAS must be from 1 to 5");
-        let tls_ca = string("NATS_TLS_CA", "");
         Ok(Self {
             urls,
-            user: (!user.is_empty()).then(|| (user, password)),
+            user: (!user.is_empty()).then(|| (user.to_string(), password.to_string())),
             tls_ca: (!tls_ca.is_empty()).then(|| PathBuf::from(tls_ca)),
             replicas,
         })
@@ -125,7 +134,7 @@ pub async fn connect(settings: &NatsSettings, service: &str, patience: Duration)
     let deadline = tokio::time::Instant::now() + patience;
     let addrs: Vec<async_nats::ServerAddr> =
         settings.urls.iter().map(|u| u.parse()).collect::<Result<_, _>>().context("NATS_URL")?;
-    let shown = settings.urls.join(",");
+    let shown = settings.urls.iter().map(|u| crate::config::redact_userinfo(u)).collect::<Vec<_>>().join(",");
     loop {
         let attempt = settings.options(service).connect(addrs.clone()).await;
         match attempt {
@@ -233,4 +242,38 @@ pub async fn sites_bucket(js: &Context, replicas: usize) -> anyhow::Result<kv::S
 /// The bucket of daily visitor-hash salts. A salt is gone 48 h after it was written.
 pub async fn salts_bucket(js: &Context, replicas: usize) -> anyhow::Result<kv::Store> {
     ensure_kv(js, names::KV_SALTS, "UTC day -> visitor hash salt", Duration::from_secs(48 * 3600), replicas).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_settings_take_a_seed_list_and_refuse_what_cannot_work() {
+        let s = NatsSettings::new(" nats://a:4222, nats://b:4222 ,,nats://c:4222", "ingest", "pw", "", 3).expect("valid");
+        assert_eq!(s.urls, ["nats://a:4222", "nats://b:4222", "nats://c:4222"]);
+        assert_eq!(s.inbox_prefix(), "_INBOX_ingest");
+        assert_eq!(NatsSettings::new("nats://a:4222", "", "", "", 1).expect("valid").inbox_prefix(), "_INBOX");
+        assert!(NatsSettings::new("tls://a:4222", "", "", "/ca.pem", 1).expect("valid").tls_ca.is_some());
+
+        let invalid = [
+            ("no server", ",", "", "", 1),
+            ("user without password", "nats://a:4222", "ingest", "", 1),
+            ("password without user", "nats://a:4222", "", "pw", 1),
+            ("user that is no subject token", "nats://a:4222", "in.gest", "pw", 1),
+            ("zero replicas", "nats://a:4222", "", "", 0),
+            ("six replicas", "nats://a:4222", "", "", 6),
+        ];
+        for (case, url, user, password, replicas) in invalid {
+            assert!(NatsSettings::new(url, user, password, "", replicas).is_err(), "case {case}: accepted");
+        }
+    }
+
+    #[test]
+    fn nats_settings_debug_shows_no_password() {
+        let s = NatsSettings::new("nats://u:urlsecret@a:4222", "api", "s3cret", "", 1).expect("valid");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("urlsecret"), "{shown}");
+        assert!(shown.contains("api"), "{shown}");
+    }
 }
