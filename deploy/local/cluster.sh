@@ -20,6 +20,8 @@
 #   CP_CLUSTER_PORT_OFFSET     added to every port below, to run a second cluster [0]
 #   CP_CLUSTER_RESTART_DELAY   seconds before a dead process is restarted, or `off` [5]
 #   CP_AFTER_START             a command to run once everything is up; then the cluster stops
+#   CP_RATE_LIMIT_IP_PER_SEC / _BURST, CP_RATE_LIMIT_KEY_PER_SEC / _BURST  [5000 / 10000 here:
+#                              the load comes from this machine's one address]
 #   any service setting (CP_RATE_LIMIT_IP_PER_SEC, RUST_LOG, ...) is passed on to the services.
 #
 # Ports (before the offset): balancer 8080 (api), 8081 (ingest), 8404 (HAProxy stats and
@@ -28,7 +30,6 @@
 # routes 6222-6224, monitoring 8222-8224; MongoDB-wire 27017.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$(pwd)
 
 RUN_DIR=${CP_RUN_DIR:-.run/cluster}
 mkdir -p "$RUN_DIR"
@@ -240,6 +241,11 @@ wait_for "the JetStream cluster" js_has_leader "${MON_PORTS[0]}"
 export NATS_URL=$NATS_SEEDS CP_NATS_REPLICAS=3
 export MONGODB_DB=${MONGODB_DB:-convertpulse}
 export CP_TRUSTED_PROXIES=${CP_TRUSTED_PROXIES:-$BALANCER_SOURCE}
+# Load for this cluster comes from this one machine (one client address): per-IP limits that
+# suit the internet would refuse it. Set the variables to the contract's defaults (20/s, burst
+# 60) to see those.
+export CP_RATE_LIMIT_IP_PER_SEC=${CP_RATE_LIMIT_IP_PER_SEC:-5000} CP_RATE_LIMIT_IP_BURST=${CP_RATE_LIMIT_IP_BURST:-10000}
+export CP_RATE_LIMIT_KEY_PER_SEC=${CP_RATE_LIMIT_KEY_PER_SEC:-5000} CP_RATE_LIMIT_KEY_BURST=${CP_RATE_LIMIT_KEY_BURST:-10000}
 export CP_INGEST_PUBLIC_URL=${CP_INGEST_PUBLIC_URL:-http://localhost:$INGEST_FRONT}
 export CP_WEB_DIR=${CP_WEB_DIR:-web} CP_TRACKER_DIR=${CP_TRACKER_DIR:-tracker}
 export CP_DEMO_EMAIL=${CP_DEMO_EMAIL:-demo@convertpulse.dev}
