@@ -1,8 +1,10 @@
 """The scale benchmark inside a running cluster (started by deploy/local/bench-cluster.sh).
 
 1. Both aggregators are stopped, so ingest is measured with NATS, HAProxy and the load
-   generator alone: bursts alternate between 1 ingest (ingest-2 in maintenance on HAProxy's
-   admin socket) and 2 ingests, twice each (A B A B shows drift on a busy host).
+   generator alone: first the bare-axum baseline (`loadgen --serve-baseline`, direct), then
+   bursts alternate between 1 ingest (ingest-2 in maintenance on HAProxy's admin socket) and
+   2 ingests, twice each (A B A B shows drift on a busy host). Each burst reports the cores
+   each group of processes used meanwhile (from /proc), which shows where a 2-core box goes.
 2. The bursts leave a backlog in the stream. Aggregators are started on it: 1, then 2, then
    back to 1, each for a window; the drain rate is the fall of the stream's message count
    (work-queue retention: an acked batch leaves the stream) over the window.
@@ -12,6 +14,7 @@ Standard library only; the load generator is target/release/loadgen.
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -58,9 +61,46 @@ def stream_messages():
     raise RuntimeError("no leader of CP_EVENTS answers")
 
 
-def burst(label):
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cpu_seconds(extra=()):
+    """CPU time used so far by each process of the cluster, the load generator, and `extra`
+    (name, Popen) pairs."""
+    out = {}
+    for name, proc in extra:
+        try:
+            out[name] = proc_cpu(proc.pid)
+        except OSError:
+            pass
+    for f in os.listdir(os.path.join(RUN, "pids")):
+        try:
+            out[f[:-4]] = proc_cpu(int(open(os.path.join(RUN, "pids", f)).read()))
+        except (OSError, ValueError):
+            pass
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out["loadgen"] = ru.ru_utime + ru.ru_stime
+    return out
+
+
+def cpu_share(before, after, seconds):
+    """Cores used per group of processes between two cpu_seconds() readings."""
+    groups = {}
+    for name, t in after.items():
+        group = re.sub(r"-\d$", "", name)
+        groups[group] = groups.get(group, 0.0) + (t - before.get(name, t)) / seconds
+    return "  ".join(f"{g} {c:.2f}" for g, c in sorted(groups.items(), key=lambda x: -x[1]) if c >= 0.01)
+
+
+def burst(label, url=None):
+    before, t0 = cpu_seconds(), time.time()
     out = subprocess.run(
-        [os.path.join(BIN, "loadgen"), "--api", ENDPOINTS["API_URL"], "--ingest", ENDPOINTS["INGEST_URL"],
+        [os.path.join(BIN, "loadgen"), "--api", ENDPOINTS["API_URL"], "--ingest", url or ENDPOINTS["INGEST_URL"],
          "--concurrency", CONC, "--duration", DURATION, "--sites", "4", "--drain-wait", "0"],
         capture_output=True, text=True, check=True).stdout
     m = re.search(r"accepted (\d+) batches/s", out)
@@ -68,6 +108,7 @@ def burst(label):
     refused = re.search(r"refused by status: (.*)", out)
     rate = int(m.group(1))
     print(f"  {label:<12} {rate:>7,} batches/s   p50 {lat.group(1)} ms  p99 {lat.group(2)} ms   refused: {refused.group(1)}", flush=True)
+    print(f"  {'':<12} cores used: {cpu_share(before, cpu_seconds(), time.time() - t0)}", flush=True)
     return rate
 
 
@@ -86,13 +127,15 @@ def aggregator(n):
     return subprocess.Popen([os.path.join(BIN, "aggregator")], env=env, stdout=log, stderr=log)
 
 
-def drain(label, window):
+def drain(label, window, aggregators):
     time.sleep(3)  # connect, first pull, caches warm
-    start, t0 = stream_messages(), time.time()
+    extra = [(f"bench-aggregator-{i}", p) for i, p in enumerate(aggregators)]
+    start, t0, before = stream_messages(), time.time(), cpu_seconds(extra)
     time.sleep(window)
     end, t1 = stream_messages(), time.time()
     rate = (start - end) / (t1 - t0)
     print(f"  {label:<16} {rate:>7,.0f} batches/s   (backlog {start:,} -> {end:,} in {t1 - t0:.0f} s)", flush=True)
+    print(f"  {'':<16} cores used: {cpu_share(before, cpu_seconds(extra), t1 - t0)}", flush=True)
     return rate
 
 
@@ -102,7 +145,13 @@ def main():
         pid = int(open(os.path.join(RUN, "pids", f"{name}.pid")).read())
         os.kill(pid, signal.SIGTERM)
     time.sleep(2)
+    base_port = 8095 + OFF
+    base = subprocess.Popen([os.path.join(BIN, "loadgen"), "--serve-baseline", f"127.0.0.1:{base_port}"])
+    time.sleep(1)
     print(f"ingest, {CONC} connections through HAProxy, {DURATION} s bursts, aggregators stopped:", flush=True)
+    baseline = burst("baseline", f"http://127.0.0.1:{base_port}")
+    base.terminate()
+    base.wait()
     one, two = [], []
     for _ in range(2):
         haproxy("set server ingest/ingest-2 state maint")
@@ -114,15 +163,16 @@ def main():
     print(f"backlog left in the stream: {backlog:,} batches", flush=True)
     print(f"drain of that backlog into the MongoDB-wire server ({WINDOW:.0f} s windows):", flush=True)
     a = aggregator(1)
-    d1 = drain("1 aggregator", WINDOW)
+    d1 = drain("1 aggregator", WINDOW, [a])
     b = aggregator(2)
-    d2 = drain("2 aggregators", WINDOW)
+    d2 = drain("2 aggregators", WINDOW, [a, b])
     b.send_signal(signal.SIGTERM)
     b.wait()
-    d3 = drain("1 aggregator again", WINDOW)
+    d3 = drain("1 aggregator again", WINDOW, [a])
     a.send_signal(signal.SIGTERM)
     a.wait()
     print(f"ratios (same run): 2 ingests / 1 ingest = {sum(two) / sum(one):.2f}; "
+          f"1 ingest / bare-axum baseline (direct, no balancer) = {sum(one) / 2 / baseline:.2f}; "
           f"2 aggregators / 1 aggregator = {d2 / ((d1 + d3) / 2):.2f}; load average at end {os.getloadavg()[0]:.1f}")
 
 
