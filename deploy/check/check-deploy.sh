@@ -30,7 +30,8 @@ promtool check config deploy/prometheus/prometheus.yml >/dev/null && echo "ok   
 
 echo "==> NATS configs"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# Kept when something failed, with the cluster's logs.
+trap 'status=$?; if [ "$status" = 0 ]; then rm -rf "$tmp"; else echo "!! files kept in $tmp" >&2; fi' EXIT
 nats_env=(POD_NAME=nats-0 CP_NATS_INGEST_PASSWORD=a CP_NATS_AGGREGATOR_PASSWORD=b CP_NATS_API_PASSWORD=c CP_NATS_ADMIN_PASSWORD=d)
 cp deploy/nats/compose.conf deploy/nats/accounts.conf "$tmp/"
 env "${nats_env[@]}" nats-server -t -c "$tmp/compose.conf"
@@ -45,8 +46,18 @@ env "${nats_env[@]}" nats-server -t -c "$tmp/k8s/nats.conf"
 
 if [ "${CP_CHECK_STATIC_ONLY:-}" = 1 ]; then exit 0; fi
 echo "==> alerts against a live cluster"
-export CP_CLUSTER_PORT_OFFSET=${CP_CHECK_PORT_OFFSET:-2000}
 export CP_BIN_DIR=${CP_BIN_DIR:-target/debug}
-export CP_RUN_DIR="$tmp/cluster" CP_BCRYPT_COST=4 RUST_LOG=warn
+export CP_BCRYPT_COST=4 RUST_LOG=warn
 export CP_AFTER_START="python3 deploy/check/live_alerts.py"
-deploy/local/cluster.sh
+# Another stack on this machine may hold a port: try the next range (status 3 = the cluster
+# did not come up; any other failure is the check's own).
+for offset in ${CP_CHECK_PORT_OFFSET:-2000 2500 3500}; do
+  export CP_CLUSTER_PORT_OFFSET=$offset CP_RUN_DIR="$tmp/cluster-$offset"
+  set +e
+  deploy/local/cluster.sh
+  status=$?
+  set -e
+  [ "$status" = 3 ] || exit "$status"
+  echo "!! the cluster did not come up with port offset $offset; trying another" >&2
+done
+exit 1

@@ -20,6 +20,8 @@
 #   CP_CLUSTER_PORT_OFFSET     added to every port below, to run a second cluster [0]
 #   CP_CLUSTER_RESTART_DELAY   seconds before a dead process is restarted, or `off` [5]
 #   CP_AFTER_START             a command to run once everything is up; then the cluster stops
+#                              with its exit status (3 is this script's own: the cluster did
+#                              not come up)
 #   CP_RATE_LIMIT_IP_PER_SEC / _BURST, CP_RATE_LIMIT_KEY_PER_SEC / _BURST  [5000 / 10000 here:
 #                              the load comes from this machine's one address]
 #   any service setting (CP_RATE_LIMIT_IP_PER_SEC, RUST_LOG, ...) is passed on to the services.
@@ -59,7 +61,7 @@ for port in "$API_FRONT" "$INGEST_FRONT" "$STATS_PORT" "$API_PORT" "${INGEST_POR
   "$API_METRICS" "${INGEST_METRICS[@]}" "${AGG_METRICS[@]}" "${NATS_PORTS[@]}" "${ROUTE_PORTS[@]}" "${MON_PORTS[@]}"; do
   if port_busy "$port"; then
     echo "!! port $port is taken: is 'make run' or another cluster running? (CP_CLUSTER_PORT_OFFSET moves all ports)" >&2
-    exit 1
+    exit 3
   fi
 done
 command -v haproxy >/dev/null || { echo "!! haproxy is missing: run 'make cluster' (it installs it) or apt-get install haproxy" >&2; exit 1; }
@@ -221,7 +223,8 @@ wait_for() { # what, command; polls for up to 60 s
     sleep 0.25
   done
   echo "!! $what did not come up; see $LOGS" >&2
-  exit 1
+  for f in "$LOGS"/nats-1.log "$LOGS"/cluster.log; do [ -f "$f" ] && { echo "-- tail of $f" >&2; tail -n 15 "$f" >&2; }; done
+  exit 3
 }
 js_has_leader() { curl -fsS "http://127.0.0.1:$1/jsz" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin).get("meta_cluster",{}).get("leader") else 1)'; }
 
