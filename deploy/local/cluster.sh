@@ -70,15 +70,17 @@ for svc in api ingest aggregator; do
 done
 
 # Secrets, made once per run directory and kept there (mode 600): the JWT secret and one NATS
-# password per user.
+# password per user. nats-server reads an environment variable's value as a config token, so a
+# password must start with a letter and hold letters and digits only ("1e5..." would be read as
+# a number and refused).
 secrets=$RUN_DIR/secrets.env
-if [ ! -s "$secrets" ]; then
+if [ ! -s "$secrets" ] || grep -qE '^CP_NATS_[A-Z]+_PASSWORD=([^A-Za-z]|.*[^A-Za-z0-9])' "$secrets"; then
   umask 077
   python3 - >"$secrets" <<'PY'
 import secrets
-for name in ["CP_JWT_SECRET", "CP_NATS_INGEST_PASSWORD", "CP_NATS_AGGREGATOR_PASSWORD",
-             "CP_NATS_API_PASSWORD", "CP_NATS_ADMIN_PASSWORD"]:
-    print(f"{name}={secrets.token_urlsafe(32)}")
+print(f"CP_JWT_SECRET={secrets.token_urlsafe(48)}")
+for user in ["INGEST", "AGGREGATOR", "API", "ADMIN"]:
+    print(f"CP_NATS_{user}_PASSWORD=cp{secrets.token_hex(24)}")
 PY
   umask 022
 fi
