@@ -257,10 +257,10 @@ async fn cluster_faults_under_load_lose_nothing_and_count_nothing_twice() {
     for task in load {
         task.await.expect("load worker");
     }
-    let rec = record.lock().expect("record");
-    let accepted = rec.accepted_batches as i64;
-    let attempts = rec.attempts.clone();
-    drop(rec);
+    let (accepted, attempts) = {
+        let rec = record.lock().expect("record");
+        (rec.accepted_batches as i64, rec.attempts.clone())
+    };
 
     // No 202 answered while two of three nodes were down (a request may wait for the quorum
     // within ingest's publish timeout, and get its 202 once a node is back: that is stored).
