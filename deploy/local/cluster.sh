@@ -32,6 +32,9 @@
 # routes 6222-6224, monitoring 8222-8224; MongoDB-wire 27017.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# Ctrl-C also ends whatever reads our output (`make cluster | tee log`): a write to it must not
+# kill this script before it has stopped the cluster.
+trap '' PIPE
 
 RUN_DIR=${CP_RUN_DIR:-.run/cluster}
 mkdir -p "$RUN_DIR"
@@ -201,8 +204,7 @@ supervise() { # name, command...: runs it, writes its pid file, starts it again 
 stop_all() {
   trap - INT TERM EXIT
   set +e
-  echo
-  echo "==> stopping the cluster"
+  { echo; echo "==> stopping the cluster"; } 2>/dev/null
   # The balancer and the services first (they finish what they hold), then NATS and MongoDB.
   local phase i kind
   for phase in services backends; do
