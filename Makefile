@@ -4,11 +4,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps deps-test deps-bench frontend run build test test-unit bench bench-rollups bench-wrk clean
+.PHONY: help deps deps-test deps-bench deps-cluster deps-deploy frontend run cluster build test test-unit check-deploy bench bench-rollups bench-wrk clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
-	@echo "make test   install what is missing, build once, run every test"
+	@echo "make cluster  the same scaled out: 3 NATS nodes (R3), 2 ingest, 2 aggregators, HAProxy in front (see README)"
+	@echo "make test   install what is missing, build once, run every test, then make check-deploy"
+	@echo "make check-deploy  validate deploy/ (Kubernetes, compose, Prometheus rules, NATS) and prove the alerts on a live cluster"
 	@echo "make bench  run the load generator against a fresh release stack (see docs/benchmarks.md)"
 	@echo "make bench-rollups  rollup cost with 10 vs 20,000 distinct keys a day (see docs/benchmarks.md)"
 	@echo "make bench-wrk  wrk with realistic batches against ingest and a bare handler, same run (docs/benchmarks.md)"
@@ -16,9 +18,16 @@ help:
 deps:
 	@deploy/local/deps.sh
 
-# Tests also drive Chromium and run schemathesis against docs/openapi.yaml.
+# Tests also drive Chromium, run schemathesis against docs/openapi.yaml, start the cluster
+# behind HAProxy, and check deploy/.
 deps-test:
-	@deploy/local/deps.sh --test
+	@deploy/local/deps.sh --test --cluster --deploy-checks
+
+deps-cluster:
+	@deploy/local/deps.sh --cluster
+
+deps-deploy:
+	@deploy/local/deps.sh --cluster --deploy-checks
 
 # The minified tracker the api serves at /convertpulse.js.
 frontend:
@@ -30,6 +39,10 @@ build: frontend
 run: deps build
 	@deploy/local/run.sh
 
+# Three NATS nodes, two ingest, two aggregators, the api and HAProxy; Ctrl-C stops all.
+cluster: deps-cluster build
+	@deploy/local/cluster.sh
+
 # One build of every target, then every test: unit tests, cross-process tests, browser tests.
 test: deps-test frontend
 	cargo build --workspace --all-targets
@@ -38,6 +51,13 @@ test: deps-test frontend
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi
+	@$(MAKE) --no-print-directory check-deploy CP_BIN_DIR=target/debug
+
+# Validates deploy/ offline, then runs Prometheus against a live cluster (debug binaries by
+# default; `make test` builds them). CP_CHECK_STATIC_ONLY=1 skips the live part.
+check-deploy: deps-deploy
+	@if [ ! -x "$${CP_BIN_DIR:-target/debug}/ingest" ]; then cargo build --bins; fi
+	@CP_BIN_DIR=$${CP_BIN_DIR:-target/debug} deploy/check/check-deploy.sh
 
 test-unit:
 	cargo test --workspace --lib --bins
@@ -55,4 +75,4 @@ bench-wrk: deps-bench build
 	@deploy/local/bench-wrk.sh
 
 clean:
-	rm -rf .run target/cp-artifacts tracker/dist
+	rm -rf .run .venv-deploy target/cp-artifacts tracker/dist

@@ -52,7 +52,7 @@ impl Config {
             addr: env::addr("CP_AGGREGATOR_ADDR", "127.0.0.1:8082")?,
             metrics_addr: env::addr("CP_METRICS_ADDR", "127.0.0.1:9182")?,
             http: ServeLimits::from_env()?,
-            backends: Backends::from_env(),
+            backends: Backends::from_env()?,
             max_batches,
             flush_interval: env::millis("CP_FLUSH_INTERVAL_MS", 50)?,
             ack_wait: Duration::from_secs(ack_wait),

@@ -20,9 +20,9 @@ use crate::{
 
 /// Runs the aggregator until `shutdown` resolves; the chunk in hand is flushed and acked first.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let nats = shared::bus::connect(&config.backends.nats_url, "convertpulse-aggregator", Duration::from_secs(30)).await?;
+    let nats = shared::bus::connect(&config.backends.nats, "convertpulse-aggregator", Duration::from_secs(30)).await?;
     let js = jetstream::new(nats.clone());
-    let stream = shared::bus::ensure_stream(&js, &config.stream).await?;
+    let stream = shared::bus::ensure_stream(&js, &config.stream, config.backends.nats.replicas).await?;
     let db = shared::store::connect(&config.backends.mongodb_uri, &config.backends.mongodb_db, "convertpulse-aggregator").await?;
     let metrics = Metrics::new().context("registering metrics")?;
 

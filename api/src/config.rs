@@ -73,7 +73,7 @@ impl Config {
             addr: env::addr("CP_API_ADDR", "127.0.0.1:8080")?,
             metrics_addr: env::addr("CP_METRICS_ADDR", "127.0.0.1:9180")?,
             http: ServeLimits::from_env()?,
-            backends: Backends::from_env(),
+            backends: Backends::from_env()?,
             jwt_secret: env::secret("CP_JWT_SECRET", 32)?,
             jwt_ttl: Duration::from_secs(3600 * env::parse::<u64>("CP_JWT_TTL_HOURS", 24)?),
             bcrypt_cost: cost,

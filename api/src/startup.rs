@@ -32,10 +32,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             Err(e) => return Err(e),
         }
     }
-    let nats = shared::bus::connect(&config.backends.nats_url, "convertpulse-api", Duration::from_secs(30)).await?;
+    let nats = shared::bus::connect(&config.backends.nats, "convertpulse-api", Duration::from_secs(30)).await?;
     let js = jetstream::new(nats.clone());
     let sites = db.collection(c::SITES);
-    let keys = KeyRegistry::new(shared::bus::sites_bucket(&js).await?, sites.clone());
+    let keys = KeyRegistry::new(shared::bus::sites_bucket(&js, config.backends.nats.replicas).await?, sites.clone());
     keys.reconcile().await.context("publishing site keys")?;
     let dummy_hash = passwords::hash("not a password anyone has".into(), config.bcrypt_cost)
         .await

@@ -11,19 +11,23 @@
 #   front-end packages     npm ci at the root: tracker minifier, Chart.js, browser driver
 #   IP-to-country database npm ci in deploy/geoip (@ip-location-db/geo-whois-asn-country-mmdb,
 #                          CC0-1.0 with NRO data under CC BY 4.0; ingest reads it via CP_GEOIP_DB)
+#   haproxy                Debian package, the balancer of `make cluster` (with --cluster)
+#   deploy checks          (with --deploy-checks) Debian's prometheus (promtool) and, in
+#                          .venv-deploy/, kubernetes-validate and docker-compose (v1, from PyPI:
+#                          `docker-compose config` needs no Docker engine)
 # Safe to run again: each step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-want_browser=0
-want_bench=0
-want_schemathesis=0
+want_browser=0 want_bench=0 want_schemathesis=0 want_cluster=0 want_checks=0
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=1 ;;
     --test) want_browser=1; want_schemathesis=1 ;;
     --bench) want_bench=1 ;;
-    *) echo "usage: $0 [--browser | --test] [--bench]" >&2; exit 2 ;;
+    --cluster) want_cluster=1 ;;
+    --deploy-checks) want_checks=1 ;;
+    *) echo "usage: $0 [--browser | --test] [--bench] [--cluster] [--deploy-checks]" >&2; exit 2 ;;
   esac
 done
 
@@ -43,10 +47,40 @@ if [ "$want_bench" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || apt_packages+=(wrk)
   command -v perf >/dev/null 2>&1 || apt_packages+=(linux-perf)
 fi
+if [ "$want_cluster" = 1 ]; then
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_packages+=(haproxy)
+  command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+fi
+if [ "$want_checks" = 1 ]; then
+  command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
+fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "==> installing ${apt_packages[*]} (apt)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  # The packages enable system services; the project runs its own instances only.
+  for svc in haproxy prometheus; do
+    if [[ " ${apt_packages[*]} " == *" $svc "* ]] && command -v systemctl >/dev/null 2>&1; then
+      $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+  done
+fi
+
+if [ "$want_checks" = 1 ]; then
+  if [ ! -x .venv-deploy/k8s/bin/kubernetes-validate ]; then
+    echo "==> installing kubernetes-validate into .venv-deploy/k8s"
+    python3 -m venv .venv-deploy/k8s
+    .venv-deploy/k8s/bin/pip install -q --disable-pip-version-check "kubernetes-validate==1.37.0"
+  fi
+  if [ ! -x .venv-deploy/compose/bin/docker-compose ]; then
+    echo "==> installing docker-compose (v1) into .venv-deploy/compose"
+    python3 -m venv .venv-deploy/compose
+    # docker-compose 1.29 wants PyYAML 5, which has no wheel for current Pythons and does not
+    # build with Cython 3: build it without isolation against Cython 0.29.
+    .venv-deploy/compose/bin/pip install -q --disable-pip-version-check "cython<3" wheel setuptools
+    .venv-deploy/compose/bin/pip install -q --disable-pip-version-check --no-build-isolation "pyyaml==5.4.1"
+    .venv-deploy/compose/bin/pip install -q --disable-pip-version-check "docker-compose==1.29.2"
+  fi
 fi
 
 if [ -z "${MONGODB_URI:-}" ] && [ ! -x .venv/bin/nx-27017 ]; then

@@ -46,7 +46,7 @@ impl Config {
             addr: env::addr("CP_INGEST_ADDR", "127.0.0.1:8081")?,
             metrics_addr: env::addr("CP_METRICS_ADDR", "127.0.0.1:9181")?,
             http: ServeLimits::from_env()?,
-            backends: Backends::from_env(),
+            backends: Backends::from_env()?,
             key_rate: env::parse("CP_RATE_LIMIT_KEY_PER_SEC", 1000.0)?,
             key_burst: env::parse("CP_RATE_LIMIT_KEY_BURST", 2000.0)?,
             ip_rate: env::parse("CP_RATE_LIMIT_IP_PER_SEC", 20.0)?,

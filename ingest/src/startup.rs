@@ -20,11 +20,11 @@ use crate::{
 
 /// Runs ingest until `shutdown` resolves; in-flight requests finish first.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let nats = shared::bus::connect(&config.backends.nats_url, "convertpulse-ingest", Duration::from_secs(30)).await?;
+    let nats = shared::bus::connect(&config.backends.nats, "convertpulse-ingest", Duration::from_secs(30)).await?;
     let js = jetstream::new(nats.clone());
-    shared::bus::ensure_stream(&js, &config.stream).await?;
-    let sites_store = shared::bus::sites_bucket(&js).await?;
-    let salts_store = shared::bus::salts_bucket(&js).await?;
+    shared::bus::ensure_stream(&js, &config.stream, config.backends.nats.replicas).await?;
+    let sites_store = shared::bus::sites_bucket(&js, config.backends.nats.replicas).await?;
+    let salts_store = shared::bus::salts_bucket(&js, config.backends.nats.replicas).await?;
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let sites = SiteDirectory::default();

@@ -52,23 +52,66 @@ pub fn secret(name: &str, min_len: usize) -> anyhow::Result<String> {
     Ok(v)
 }
 
-/// Settings every service shares: where NATS and MongoDB are.
-#[derive(Debug, Clone)]
+/// Settings every service shares: where NATS and MongoDB are, and how to log in to them.
+/// `Debug` leaves the passwords out.
+#[derive(Clone)]
 pub struct Backends {
-    /// `NATS_URL`, default `nats://127.0.0.1:4222`.
-    pub nats_url: String,
-    /// `MONGODB_URI`, default `mongodb://127.0.0.1:27017`.
+    /// `NATS_URL` and the other `NATS_*` settings (see [`crate::bus::NatsSettings`]).
+    pub nats: crate::bus::NatsSettings,
+    /// `MONGODB_URI`, default `mongodb://127.0.0.1:27017`; may carry credentials
+    /// (`mongodb://user:password@host/?authSource=admin`).
     pub mongodb_uri: String,
     /// `MONGODB_DB`, default `convertpulse`.
     pub mongodb_db: String,
 }
 
 impl Backends {
-    pub fn from_env() -> Self {
-        Self {
-            nats_url: string("NATS_URL", "nats://127.0.0.1:4222"),
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            nats: crate::bus::NatsSettings::from_env()?,
             mongodb_uri: string("MONGODB_URI", "mongodb://127.0.0.1:27017"),
             mongodb_db: string("MONGODB_DB", "convertpulse"),
+        })
+    }
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends")
+            .field("nats", &self.nats)
+            .field("mongodb_uri", &redact_userinfo(&self.mongodb_uri))
+            .field("mongodb_db", &self.mongodb_db)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host/...` with the password replaced, for logs.
+pub fn redact_userinfo(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else { return uri.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{}", &rest[at + 1..])
+        }
+        None => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_userinfo_hides_the_password_only() {
+        let cases = [
+            ("mongodb://cp:s3cret@mongo:27017/?authSource=admin", "mongodb://cp:<redacted>@mongo:27017/?authSource=admin"),
+            ("mongodb://mongo:27017", "mongodb://mongo:27017"),
+            ("mongodb://a:b@m1,m2/db?replicaSet=rs0", "mongodb://a:<redacted>@m1,m2/db?replicaSet=rs0"),
+            ("not a uri", "not a uri"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact_userinfo(input), want, "case {input:?}");
         }
     }
 }

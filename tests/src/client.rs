@@ -32,6 +32,15 @@ impl Api {
         }
     }
 
+    /// A client for an api and an ingest at these base URLs (a cluster's balancer).
+    pub fn at(api: &str, ingest: &str) -> Self {
+        Self {
+            http: Client::builder().timeout(Duration::from_secs(10)).build().expect("client"),
+            api: api.to_string(),
+            ingest: ingest.to_string(),
+        }
+    }
+
     /// `(status, body)`; a non-JSON body comes back as a string value.
     pub async fn json(res: Response) -> (StatusCode, Value) {
         let status = res.status();

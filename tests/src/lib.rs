@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`stack`]: the processes and their lifecycle (start, stop, SIGKILL, restart).
+//! - [`cluster`]: the scaled-out stack of `make cluster` (three NATS nodes, two ingest, two
+//!   aggregators, HAProxy), started through its script, killed through its pid files.
 //! - [`client`]: typed HTTP helpers for the api and ingest.
 //! - [`batch`]: building tracker batches.
 //! - [`browser`]: the headless-browser drivers (Chromium, Firefox) and test pages.
@@ -15,6 +17,7 @@ pub mod batch;
 pub mod browser;
 pub mod capture;
 pub mod client;
+pub mod cluster;
 pub mod mongo;
 pub mod stack;
 pub mod wait;

@@ -63,7 +63,7 @@ async fn deleted_sites_key_is_refused_within_five_seconds() {
 /// The stack's sites bucket and collection, driven through the api's own key registry.
 async fn registry(stack: &Stack) -> (api::keys::KeyRegistry, async_nats::jetstream::kv::Store) {
     let nats = async_nats::connect(format!("nats://127.0.0.1:{}", stack.nats_port)).await.expect("nats");
-    let bucket = shared::bus::sites_bucket(&async_nats::jetstream::new(nats)).await.expect("bucket");
+    let bucket = shared::bus::sites_bucket(&async_nats::jetstream::new(nats), 1).await.expect("bucket");
     let db = shared::store::connect(&stack.mongo_uri, &stack.mongo_db, "cp-tests").await.expect("mongodb");
     (api::keys::KeyRegistry::new(bucket.clone(), db.collection(shared::names::collections::SITES)), bucket)
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make check-deploy` (and so `make test`): validates what operators deploy, offline, then
+# proves the alerts against a live cluster.
+#   1. deploy/k8s/*.yaml against the Kubernetes schemas (kubernetes-validate, strict) and our
+#      own schema for KEDA's ScaledObject (deploy/check/validate_k8s.py)
+#   2. deploy/compose.yaml (docker-compose config; no engine needed)
+#   3. Prometheus rules and config (promtool check rules / test rules / check config)
+#   4. the NATS server configs (nats-server -t)
+#   5. unless CP_CHECK_STATIC_ONLY=1: `make cluster` on other ports with a real Prometheus
+#      scraping it; every alert and dashboard query must evaluate (deploy/check/live_alerts.py)
+# Tools come from deploy/local/deps.sh --deploy-checks (.venv-deploy/, Debian's prometheus).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+V=.venv-deploy
+
+echo "==> Kubernetes manifests"
+"$V/k8s/bin/python" deploy/check/validate_k8s.py | tail -n 3
+
+echo "==> compose file"
+# Every secret the file requires, with dummy values: this checks the file, not the secrets.
+dummy=(CP_JWT_SECRET=x CP_NATS_INGEST_PASSWORD=x CP_NATS_AGGREGATOR_PASSWORD=x CP_NATS_API_PASSWORD=x
+  CP_NATS_ADMIN_PASSWORD=x CP_MONGO_ROOT_PASSWORD=x CP_MONGO_APP_PASSWORD=x)
+env "${dummy[@]}" "$V/compose/bin/docker-compose" -f deploy/compose.yaml config -q
+echo "ok   deploy/compose.yaml"
+
+echo "==> Prometheus rules"
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
+promtool check config deploy/prometheus/prometheus.yml >/dev/null && echo "ok   deploy/prometheus/prometheus.yml"
+
+echo "==> NATS configs"
+tmp=$(mktemp -d)
+# Kept when something failed, with the cluster's logs.
+trap 'status=$?; if [ "$status" = 0 ]; then rm -rf "$tmp"; else echo "!! files kept in $tmp" >&2; fi' EXIT
+nats_env=(POD_NAME=nats-0 CP_NATS_INGEST_PASSWORD=a CP_NATS_AGGREGATOR_PASSWORD=b CP_NATS_API_PASSWORD=c CP_NATS_ADMIN_PASSWORD=d)
+cp deploy/nats/compose.conf deploy/nats/accounts.conf "$tmp/"
+env "${nats_env[@]}" nats-server -t -c "$tmp/compose.conf"
+mkdir "$tmp/k8s"
+"$V/k8s/bin/python" -c '
+import sys, yaml
+cm = [d for d in yaml.safe_load_all(open("deploy/k8s/10-nats.yaml")) if d and d["kind"] == "ConfigMap"][0]
+for name, text in cm["data"].items():
+    open(f"{sys.argv[1]}/{name}", "w").write(text)
+' "$tmp/k8s"
+env "${nats_env[@]}" nats-server -t -c "$tmp/k8s/nats.conf"
+
+if [ "${CP_CHECK_STATIC_ONLY:-}" = 1 ]; then exit 0; fi
+echo "==> alerts against a live cluster"
+export CP_BIN_DIR=${CP_BIN_DIR:-target/debug}
+export CP_BCRYPT_COST=4 RUST_LOG=warn
+export CP_AFTER_START="python3 deploy/check/live_alerts.py"
+# Another stack on this machine may hold a port: try the next range (status 3 = the cluster
+# did not come up; any other failure is the check's own).
+for offset in ${CP_CHECK_PORT_OFFSET:-2000 2500 3500}; do
+  export CP_CLUSTER_PORT_OFFSET=$offset CP_RUN_DIR="$tmp/cluster-$offset"
+  set +e
+  deploy/local/cluster.sh
+  status=$?
+  set -e
+  [ "$status" = 3 ] || exit "$status"
+  echo "!! the cluster did not come up with port offset $offset; trying another" >&2
+done
+exit 1
