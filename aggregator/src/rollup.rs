@@ -166,14 +166,17 @@ impl FlushDeltas {
         let mut facts = SessionFacts::new(msg, b);
         for ev in &msg.events {
             let path = urls::page_path(&ev.url);
+            if !matches!(ev.kind, EventKind::Pageview { .. })
+                && let DocDelta::Live(m) = self.entry(site, b.minute, Part::Live)
+            {
+                m.add_visit(&path, visitor);
+            }
             match &ev.kind {
                 EventKind::Pageview { referrer, new_session, variant, .. } => {
                     counters.pageviews += 1;
                     facts.pageviews += 1;
                     self.top(site, b.stats(), Dim::Page, &path, one(1), None);
-                    if let Bucket::Minute(_) = b.minute
-                        && let DocDelta::Live(m) = self.entry(site, b.minute, Part::Live)
-                    {
+                    if let DocDelta::Live(m) = self.entry(site, b.minute, Part::Live) {
                         m.add_pageview(&path, visitor);
                     }
                     if *new_session {
@@ -299,6 +302,9 @@ impl FlushDeltas {
                 if let Some(path) = entry {
                     self.page_attr(site, buckets, path, Dim::Goal, goal, one(1), None);
                 }
+            }
+            Effect::GoalEntry { day, hour, goal, entry } => {
+                self.page_attr(site, [*day, *hour], entry, Dim::Goal, goal, one(1), None);
             }
         }
     }

@@ -13,7 +13,8 @@
 //! - `Converted`: the session completed its first goal of a day.
 //! - `Attributed`: that conversion counted for the session's source, campaign, medium, variant
 //!   and entry page — when its start is known, else as soon as the start arrives.
-//! - `Goal`: the session completed this goal for the first time that day.
+//! - `Goal`: the session completed this goal for the first time that day; `GoalEntry` counts
+//!   it for the entry page when the start arrives after the completion.
 //!
 //! Session documents follow the rollup documents' protocol (revision-checked writes, per-instance
 //! watermarks; see [`crate::flush`]) and also keep the effects of each instance's latest flush:
@@ -130,6 +131,26 @@ pub enum Effect {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         entry: Option<String>,
     },
+    GoalEntry {
+        #[serde(with = "bucket_serde::day")]
+        day: Bucket,
+        #[serde(with = "bucket_serde::hour")]
+        hour: Bucket,
+        goal: String,
+        entry: String,
+    },
+}
+
+/// A goal the session completed on a day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoalDone {
+    #[serde(with = "bucket_serde::day")]
+    pub day: Bucket,
+    #[serde(with = "bucket_serde::hour")]
+    pub hour: Bucket,
+    pub goal: String,
+    /// Counted for the entry page yet (false while the start is unknown).
+    pub attributed: bool,
 }
 
 /// A day on which the session converted.
@@ -155,8 +176,8 @@ pub struct SessionState {
     /// The engagement counted in the rollups (needs the start).
     pub engaged_counted: bool,
     pub conversions: Vec<Conversion>,
-    /// (day, goal id) completions counted.
-    pub goals: Vec<(String, String)>,
+    /// Goal completions counted, at most one per goal and day.
+    pub goals: Vec<GoalDone>,
 }
 
 /// Applies the facts of a session's batches (oldest first) to its state; returns the effects.
@@ -171,6 +192,10 @@ pub fn transition(state: &mut SessionState, facts: &[&SessionFacts]) -> Vec<Effe
                 c.attributed = true;
                 effects.push(Effect::Attributed { day: c.day, hour: c.hour, start: start.clone() });
             }
+            for g in state.goals.iter_mut().filter(|g| !g.attributed) {
+                g.attributed = true;
+                effects.push(Effect::GoalEntry { day: g.day, hour: g.hour, goal: g.goal.clone(), entry: start.path.clone() });
+            }
         }
         state.pageviews = (state.pageviews + f.pageviews).min(2);
         state.engaged |= f.interacted || state.pageviews >= 2;
@@ -182,17 +207,12 @@ pub fn transition(state: &mut SessionState, facts: &[&SessionFacts]) -> Vec<Effe
             effects.push(Effect::Engaged { start: start.clone() });
         }
         let (day, hour) = (f.buckets.day, f.buckets.hour);
-        let day_name = match day {
-            Bucket::Day(d) => shared::time::day_string(d),
-            _ => continue,
-        };
         for goal in &f.goals {
-            let done = (day_name.clone(), goal.clone());
-            if state.goals.contains(&done) || state.goals.len() >= MAX_GOALS {
+            if state.goals.iter().any(|g| g.day == day && g.goal == *goal) || state.goals.len() >= MAX_GOALS {
                 continue;
             }
-            state.goals.push(done);
             let entry = state.start.as_ref().map(|s| s.path.clone());
+            state.goals.push(GoalDone { day, hour, goal: goal.clone(), attributed: entry.is_some() });
             effects.push(Effect::Goal { day, hour, goal: goal.clone(), entry });
             if !state.conversions.iter().any(|c| c.day == day) && state.conversions.len() < MAX_DAYS {
                 let attributed = state.start.is_some();
@@ -307,6 +327,7 @@ mod tests {
                 Effect::Converted { .. } => "converted",
                 Effect::Attributed { .. } => "attributed",
                 Effect::Goal { .. } => "goal",
+                Effect::GoalEntry { .. } => "goal entry",
             })
             .collect()
     }
@@ -365,7 +386,7 @@ mod tests {
         let early = transition(&mut state, &[&facts("2026-11-25", None, 0, true, &["g1"])]);
         assert_eq!(kinds(&early), vec!["goal", "converted"], "no attribution yet, no engagement without a start");
         let late = transition(&mut state, &[&facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])]);
-        assert_eq!(kinds(&late), vec!["attributed", "engaged"]);
+        assert_eq!(kinds(&late), vec!["attributed", "goal entry", "engaged"]);
         assert!(transition(&mut state, &[&facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])]).is_empty());
     }
 

@@ -131,7 +131,13 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
         let limit = if dim == Dim::Goal { ALL_GOALS } else { TOP_N };
         let (rows, read) = top(db, tops.remove(&dim).unwrap_or_default(), limit).await?;
         docs_read += read;
-        lists.insert(dim, rows.into_iter().map(top_row).collect());
+        let mut rows: Vec<TopRow> = rows.into_iter().map(top_row).collect();
+        if dim == Dim::Page {
+            // A page's entry also carries the conversions of sessions that entered on it and
+            // the scrolls and clicks on it, which may land in a bucket without its pageviews.
+            rows.retain(|r| r.count > 0);
+        }
+        lists.insert(dim, rows);
     }
     let distinct_visitors = match range {
         Range::Hours { .. } => {

@@ -29,6 +29,9 @@ OFFSET = int(os.environ.get("CP_CLUSTER_PORT_OFFSET", "0"))
 PROM = f"http://127.0.0.1:{9090 + OFFSET}"
 
 
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+
+
 def http(method, url, body=None, headers=None, timeout=5):
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -81,7 +84,8 @@ def traffic():
                  "referrer": "", "title": "check", "new_session": True}
         batch = {"key": key if i % 10 else "cp_not_a_key_at_all_0000000000000", "batch_id": f"check_{os.getpid()}_{i}",
                  "session_id": f"session_check_{os.getpid()}", "events": [event]}
-        status, _ = http("POST", f"{ingest}/api/events/batch", json.dumps(batch).encode(), {"content-type": "text/plain"})
+        # A browser's User-Agent: ingest answers bots (python-urllib is one) 202 and drops them.
+        status, _ = http("POST", f"{ingest}/api/events/batch", json.dumps(batch).encode(), {"content-type": "text/plain", "user-agent": BROWSER_UA})
         sent[status] = sent.get(status, 0) + 1
     print(f"traffic: {sent}")
 

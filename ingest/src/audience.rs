@@ -122,7 +122,6 @@ fn audience(r: &woothee::parser::WootheeResult<'_>, user_agent: &str) -> Audienc
         "iPhone" | "iPad" | "iPod" | "iOS" => Os::Ios,
         "Android" => Os::Android,
         "Linux" => Os::Linux,
-        "ChromeOS" => Os::ChromeOs,
         "Windows Phone OS" | "Windows CE" => Os::Other,
         name if name.starts_with("Windows") => Os::Windows,
         _ => Os::Other,
@@ -132,8 +131,6 @@ fn audience(r: &woothee::parser::WootheeResult<'_>, user_agent: &str) -> Audienc
         "Firefox" => Browser::Firefox,
         "Safari" => Browser::Safari,
         "Edge" => Browser::Edge,
-        "Opera" => Browser::Opera,
-        "SamsungBrowser" => Browser::SamsungInternet,
         _ => Browser::Other,
     };
     let device = match r.category {
@@ -189,7 +186,7 @@ mod tests {
             ("Chrome on Android phone", "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36", human(D::Mobile, B::Chrome, O::Android)),
             ("Chrome on Android tablet", "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", human(D::Tablet, B::Chrome, O::Android)),
             ("Chrome on iPhone", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/124.0.6367.88 Mobile/15E148 Safari/604.1", human(D::Mobile, B::Chrome, O::Ios)),
-            ("Chrome on ChromeOS", "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", human(D::Desktop, B::Chrome, O::ChromeOs)),
+            ("Chrome on ChromeOS", "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", human(D::Desktop, B::Chrome, O::Other)),
             ("Firefox on Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0", human(D::Desktop, B::Firefox, O::Windows)),
             ("Firefox on Linux", "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0", human(D::Desktop, B::Firefox, O::Linux)),
             ("Firefox on macOS", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.4; rv:125.0) Gecko/20100101 Firefox/125.0", human(D::Desktop, B::Firefox, O::MacOs)),
@@ -202,8 +199,8 @@ mod tests {
             ("Edge on macOS", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80", human(D::Desktop, B::Edge, O::MacOs)),
             ("Edge on Android", "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36 EdgA/124.0.2478.64", human(D::Mobile, B::Edge, O::Android)),
             ("Edge on iPhone", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 EdgiOS/124.2478.71 Mobile/15E148 Safari/605.1.15", human(D::Mobile, B::Edge, O::Ios)),
-            ("Samsung Internet", "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/24.0 Chrome/117.0.0.0 Mobile Safari/537.36", human(D::Mobile, B::SamsungInternet, O::Android)),
-            ("Opera on Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 OPR/109.0.0.0", human(D::Desktop, B::Opera, O::Windows)),
+            ("Samsung Internet", "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/24.0 Chrome/117.0.0.0 Mobile Safari/537.36", human(D::Mobile, B::Other, O::Android)),
+            ("Opera on Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 OPR/109.0.0.0", human(D::Desktop, B::Other, O::Windows)),
             ("no User-Agent", "", human(D::Desktop, B::Other, O::Other)),
             ("unknown", "SomethingNew/1.0 (Fridge OS)", human(D::Desktop, B::Other, O::Other)),
         ];

@@ -75,27 +75,24 @@ named_set! {
 }
 
 named_set! {
-    /// Browser family.
+    /// Browser family: the contract's families, everything else `Other`.
     Browser {
         Chrome => "Chrome",
         Firefox => "Firefox",
         Safari => "Safari",
         Edge => "Edge",
-        Opera => "Opera",
-        SamsungInternet => "Samsung Internet",
         Other => "Other",
     } default Other
 }
 
 named_set! {
-    /// Operating system family.
+    /// Operating system family: the contract's families, everything else `Other`.
     Os {
         Windows => "Windows",
         MacOs => "macOS",
         Ios => "iOS",
         Android => "Android",
         Linux => "Linux",
-        ChromeOs => "Chrome OS",
         Other => "Other",
     } default Other
 }

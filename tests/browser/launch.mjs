@@ -26,14 +26,11 @@ export function launch() {
   });
 }
 
-/// The User-Agent of a desktop Chrome of the same version as `browser` (a playwright Browser).
-export function desktopUserAgent(browser) {
-  return `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${browser.version()} Safari/537.36`;
-}
-
-/// A playwright context with a desktop User-Agent; `options` as for `browser.newContext`.
+/// A playwright context with the desktop User-Agent the browser was launched with, so a beacon
+/// sent while a page unloads (which leaves with the launch User-Agent) is the same visitor;
+/// `options` as for `browser.newContext`.
 export function newContext(browser, options = {}) {
-  return browser.newContext({ userAgent: desktopUserAgent(browser), ...options });
+  return browser.newContext({ userAgent: USER_AGENT, ...options });
 }
 
 // Chromium reports refused or failed requests as "Failed to load resource"; Firefox logs

@@ -33,6 +33,12 @@ impl LiveMinute {
     /// Counts a pageview of `path` by `visitor` (a 64-bit visitor hash).
     pub fn add_pageview(&mut self, path: &str, visitor: u64) {
         self.pageviews += 1;
+        self.add_visit(path, visitor);
+    }
+
+    /// Counts `visitor` as active on `path` (any event: someone still reading a page loaded
+    /// earlier is on the site now).
+    pub fn add_visit(&mut self, path: &str, visitor: u64) {
         self.visitors.insert(visitor);
         if !self.pages.contains_key(path) && self.pages.len() >= MAX_PAGES {
             return;
