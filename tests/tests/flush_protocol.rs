@@ -10,7 +10,7 @@ use aggregator::{
     rollup::Capacities,
 };
 use api::{
-    stats::{self, Meta},
+    stats::{self, GoalName, Meta},
     stats_store,
     timeframe::Range,
 };
@@ -21,8 +21,10 @@ use serde_json::{Value, json};
 use shared::{
     clock::ManualClock,
     event::{ClientId, Event, EventKind},
+    goal::GoalKind,
     message::BatchMessage,
     names::collections as c,
+    store::GoalDoc,
     time,
 };
 
@@ -79,6 +81,28 @@ fn fixture() -> Vec<BatchMessage> {
         .collect()
 }
 
+/// A database of its own, with goals on site-a: a click goal and a pageview goal, so that the
+/// crash points also cover conversions, their attribution and the session documents.
+async fn database(mongo: &Mongo) -> Database {
+    let db = mongo.database().await;
+    let goal = |id: &str, kind: GoalKind, matcher: &str| GoalDoc {
+        id: id.into(),
+        site_id: "site-a".into(),
+        name: id.into(),
+        kind,
+        matcher: matcher.into(),
+        created_at: mongodb::bson::DateTime::from_millis(T0 - DAY),
+        deleted_at: None,
+    };
+    let goals = [goal("g-click", GoalKind::Click, "button.s1"), goal("g-page", GoalKind::Pageview, "/p3")];
+    db.collection::<GoalDoc>(c::GOALS).insert_many(goals).await.expect("goals");
+    db
+}
+
+async fn goal_names() -> Vec<GoalName> {
+    ["g-click", "g-page"].iter().map(|g| GoalName { id: g.to_string(), name: g.to_string() }).collect()
+}
+
 /// Stats of both sites over both days and over the 24 hours up to the first day's end, as
 /// the api would answer them.
 async fn snapshot(db: &Database) -> Value {
@@ -94,7 +118,7 @@ async fn snapshot(db: &Database) -> Value {
             assert!(loaded.docs_read <= stats_store::read_bound(&range), "read bound");
             let hourly = matches!(range, Range::Hours { .. });
             let meta = Meta { site_id: site.into(), timeframe: "t".into(), timezone: tz.name().into(), from: String::new(), to: String::new(), hourly, page: None };
-            let s = serde_json::to_value(stats::assemble(meta, loaded.inputs, &[])).expect("json");
+            let s = serde_json::to_value(stats::assemble(meta, loaded.inputs, &goal_names().await)).expect("json");
             out.insert(format!("{site} {}", if hourly { "24h" } else { "days" }), s);
         }
     }
@@ -107,7 +131,7 @@ fn split(batches: &[BatchMessage]) -> (&[BatchMessage], &[BatchMessage]) {
 
 /// The figures of a run without faults, checked against the fixture by hand.
 async fn reference(mongo: &Mongo) -> Value {
-    let db = mongo.database().await;
+    let db = database(mongo).await;
     let clock = ManualClock::at(T0 + 2 * DAY);
     let f = flusher(&db, &clock);
     let all = fixture();
@@ -128,6 +152,13 @@ async fn reference(mongo: &Mongo) -> Value {
         (lo..hi).filter(|i| i % 4 != 3).map(|i| i % 17).collect::<std::collections::HashSet<_>>().len() as i64
     };
     assert_eq!(a["visitors"].as_i64(), Some(distinct(0, 60) + distinct(60, 80)));
+    // Conversions: sessions (3 batches each) of site-a that clicked button.s1 (i % 5 == 1) or
+    // viewed /p3 (i % 7 == 3), once per session and day.
+    let converted = |lo: u64, hi: u64| {
+        (lo..hi).filter(|i| i % 4 != 3 && (i % 5 == 1 || i % 7 == 3)).map(|i| i / 3).collect::<std::collections::HashSet<_>>().len() as i64
+    };
+    assert_eq!(a["conversions"].as_i64(), Some(converted(0, 60) + converted(60, 80)), "{a}");
+    assert!(a["conversions"].as_i64() > Some(0));
     let pages: i64 = snap["site-a days"]["top_pages"].as_array().expect("pages").iter().map(|p| p["pageviews"].as_i64().unwrap_or(0)).sum();
     assert_eq!(pages, 60, "seven paths, all within the list");
     assert_eq!(snap["site-b days"]["summary"]["pageviews"], 20);
@@ -155,7 +186,7 @@ async fn a_flush_stopped_after_any_step_is_finished_by_redelivery_and_counts_onc
         Step::Done,
     ];
     for step in steps {
-        let db = mongo.database().await;
+        let db = database(&mongo).await;
         let clock = ManualClock::at(T0 + 2 * DAY);
         let dying = flusher(&db, &clock).failing_after(step);
         let err = dying.flush(first).await.expect_err("stops after the step");
@@ -189,7 +220,7 @@ async fn a_failed_flush_is_finished_by_its_own_instance_by_the_sweep_or_by_recov
     };
 
     // Its own instance finishes it right away (what the consumer does), then flushes on.
-    let db = mongo.database().await;
+    let db = database(&mongo).await;
     let clock = ManualClock::at(T0 + 2 * DAY);
     let healthy = flusher(&db, &clock);
     let id: FlushId = failed_id(healthy.clone().failing_after(Step::RollupDocs(5)).flush(first).await.expect_err("stops"));
@@ -201,7 +232,7 @@ async fn a_failed_flush_is_finished_by_its_own_instance_by_the_sweep_or_by_recov
     assert_eq!(snapshot(&db).await, want, "own recovery");
 
     // Nobody redelivers: the sweep finishes it once two leases have passed, not before.
-    let db = mongo.database().await;
+    let db = database(&mongo).await;
     let clock = ManualClock::at(T0 + 2 * DAY);
     flusher(&db, &clock).failing_after(Step::RollupDocs(3)).flush(first).await.expect_err("stops");
     let sweeper = flusher(&db, &clock);
@@ -216,7 +247,7 @@ async fn a_failed_flush_is_finished_by_its_own_instance_by_the_sweep_or_by_recov
 
     // Two recoverers in turn, the first stopping halfway too: each skips the documents that
     // already count the flush (their watermark), whoever wrote them.
-    let db = mongo.database().await;
+    let db = database(&mongo).await;
     let clock = ManualClock::at(T0 + 2 * DAY);
     let id = failed_id(flusher(&db, &clock).failing_after(Step::RollupDocs(2)).flush(first).await.expect_err("stops"));
     clock.advance(LEASE.as_millis() as i64 + 1000);
