@@ -2,9 +2,6 @@
 //! chosen User-Agent and forwarded address, a site time zone far from midnight, and a writer
 //! of batches received on past days straight into a stack's database (the aggregator's own
 //! flush code, with a clock the test sets), so the real api serves data of earlier days.
-//!
-//! Included by the v2 test files with `#[path = "../src/v2.rs"] mod v2;` (each uses a part).
-#![allow(dead_code)]
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,7 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::{clock::ManualClock, event::Event, message::BatchMessage, names::collections as c};
 
-use cp_tests::{client::Api, stack::Stack};
+use crate::{client::Api, stack::Stack};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
@@ -39,7 +36,7 @@ pub fn chrome(n: u32) -> String {
 
 /// A pageview with an A/B variant.
 pub fn pageview_variant(page_id: &str, url: &str, referrer: &str, new_session: bool, variant: &str) -> Value {
-    let mut e = cp_tests::batch::pageview(page_id, url, referrer, new_session);
+    let mut e = crate::batch::pageview(page_id, url, referrer, new_session);
     e["variant"] = json!(variant);
     e
 }
@@ -181,7 +178,7 @@ impl PastSite {
     pub fn msg(&self, session: &str, visitor: &str, received_at: i64, events: Vec<Value>) -> BatchMessage {
         BatchMessage {
             site_id: self.site_id.clone(),
-            batch_id: cp_tests::batch::id("past"),
+            batch_id: crate::batch::id("past"),
             session_id: session.to_string(),
             received_at,
             visitor: format!("{:0>32}", visitor),

@@ -3,8 +3,7 @@
 //! and `top_countries`, session by session; only a session's first pageview counts a visit;
 //! bots are answered 202 and counted in no figure and no list.
 
-#[path = "../src/v2.rs"]
-mod v2;
+use cp_tests::v2;
 
 use std::collections::BTreeMap;
 

@@ -5,8 +5,7 @@
 //! created mid-stream counting from then on; and a session converting on two days, written
 //! into the stack's database for past days, counted on each day, in the series and the CSV.
 
-#[path = "../src/v2.rs"]
-mod v2;
+use cp_tests::v2;
 
 use cp_tests::{
     batch::{batch as make_batch, click, id, pageview, scroll, time},

@@ -4,8 +4,7 @@
 //! answers 404 within 5 s, and so does the link of a deleted site; public stats are
 //! rate-limited per client address with Retry-After.
 
-#[path = "../src/v2.rs"]
-mod v2;
+use cp_tests::v2;
 
 use std::time::Duration;
 

@@ -3,8 +3,7 @@
 //! database, `?page=` restricting every figure and list to one page, and the CSV export
 //! equal to the JSON series.
 
-#[path = "../src/v2.rs"]
-mod v2;
+use cp_tests::v2;
 
 use std::time::Duration;
 
