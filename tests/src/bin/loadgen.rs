@@ -500,7 +500,8 @@ mod rollups {
         println!();
         println!("| timeframe | 10 keys p50 / p99 ms | {n} keys p50 / p99 ms | ratio of p99 |");
         println!("|---|---|---|---|");
-        for tf in ["24h", "7d", "90d"] {
+        // The same with a page filter (a page both sites have).
+        for tf in ["24h", "7d", "90d", "24h&page=/page/1", "90d&page=/page/1"] {
             let few = query_times(&http, &args.api, &token, &sites[0].0, tf, args.stats_queries).await?;
             let many = query_times(&http, &args.api, &token, &sites[1].0, tf, args.stats_queries).await?;
             println!(
