@@ -288,15 +288,7 @@ metrics_targets+=("balancer=127.0.0.1:$STATS_PORT")
 printf '%s\n' "${metrics_targets[@]}" >"$RUN_DIR/metrics-targets"
 
 # Seed: the demo account (created once) and its site on localhost, which /demo reports to.
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-body=$(printf '{"email":"%s","password":"%s","name":"Demo"}' "$CP_DEMO_EMAIL" "$DEMO_PASSWORD")
-curl -sS -o /dev/null -H 'content-type: application/json' -d "$body" "$api/api/auth/register"
-token=$(curl -fsS -H 'content-type: application/json' -d "$body" "$api/api/auth/login" | json "['token']")
-sites=$(curl -fsS -H "authorization: Bearer $token" "$api/api/sites")
-if [ "$(echo "$sites" | json '.__len__()')" = 0 ]; then
-  curl -fsS -o /dev/null -H "authorization: Bearer $token" -H 'content-type: application/json' \
-    -d '{"name":"Demo landing page","domain":"localhost","timezone":"UTC"}' "$api/api/sites"
-fi
+deploy/local/seed-demo.sh "$api" "$CP_DEMO_EMAIL" "$DEMO_PASSWORD"
 cat >"$RUN_DIR/endpoints.env" <<ENV
 API_URL=$api
 INGEST_URL=http://127.0.0.1:$INGEST_FRONT

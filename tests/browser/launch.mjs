@@ -45,10 +45,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /// Opens one page of `engine` at 1280x800. Returns the page operations the drivers use:
 /// goto, click, type, evaluate, waitFor (a predicate in the page), sleep, initScript (runs
 /// before any page script), onError/onConsoleError/onRequest/onResponse, close.
-export async function openPage(engine) {
+/// `contextOptions` are added to Chromium's context (e.g. `{ proxy: { server } }`).
+export async function openPage(engine, contextOptions = {}) {
   if (engine === 'chromium') {
     const browser = await launch();
-    const context = await newContext(browser, { viewport: { width: 1280, height: 800 } });
+    const context = await newContext(browser, { viewport: { width: 1280, height: 800 }, ...contextOptions });
     const page = await context.newPage();
     return {
       engine,

@@ -16,7 +16,7 @@
 //   filter  a click on a top page filters the dashboard; the chip removes the filter; back
 //   share   a public link created in the UI, opened in a fresh context, then revoked
 //   screens the owner's dashboard at 1280 and 375 px
-import { launch, isPageError, openPage, USER_AGENT } from './launch.mjs';
+import { launch, isPageError, newContext, openPage } from './launch.mjs';
 import fs from 'node:fs';
 import http from 'node:http';
 
@@ -78,36 +78,6 @@ async function recordingProxy(batches) {
   return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
 }
 
-// A Chromium context that presents launch.mjs's desktop User-Agent everywhere. (Its
-// newContext overrides the User-Agent per page with the browser's own version; a beacon sent
-// while a document unloads leaves without that override, with the --user-agent of launch():
-// one visitor would then count as two.)
-function newContext(browser, options) {
-  return browser.newContext({ userAgent: USER_AGENT, ...options });
-}
-
-// The page operations of launch.mjs's openPage, for a Chromium context behind `proxy`.
-async function chromiumBehind(proxy) {
-  const browser = await launch();
-  const context = await newContext(browser, { viewport: { width: 1280, height: 800 }, proxy: { server: proxy.url } });
-  const page = await context.newPage();
-  return {
-    raw: page,
-    goto: (url) => page.goto(url, { waitUntil: 'load' }),
-    click: (sel) => page.click(sel),
-    clickAndWait: async (sel) => { await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(sel)]); },
-    type: (sel, text) => page.fill(sel, text),
-    evaluate: (fn, arg) => page.evaluate(fn, arg),
-    waitFor: (fn, arg) => page.waitForFunction(fn, arg, { timeout: 15000 }),
-    sleep: (ms) => page.waitForTimeout(ms),
-    front: () => page.bringToFront(),
-    initScript: (fn, arg) => page.addInitScript(fn, arg),
-    onError: (cb) => page.on('pageerror', (e) => cb(String(e))),
-    onConsoleError: (cb) => page.on('console', (m) => { if (isPageError(m)) cb(m.text()); }),
-    close: async () => { await context.close(); await browser.close(); },
-  };
-}
-
 async function visit() {
   out.engine = cfg.engine;
   out.batches = [];
@@ -117,7 +87,7 @@ async function visit() {
   if (cfg.engine === 'chromium') {
     out.capture = 'recording proxy';
     proxy = await recordingProxy(out.batches);
-    page = await chromiumBehind(proxy);
+    page = await openPage('chromium', { proxy: { server: proxy.url } });
   } else {
     out.capture = 'WebDriver BiDi network events';
     page = await openPage(cfg.engine);
