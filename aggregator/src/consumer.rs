@@ -1,11 +1,12 @@
-//! The JetStream side: pull batches from the shared durable consumer in chunks, hand each chunk
-//! to the [`Flusher`], and ack a message only once MongoDB has what it stands for.
+//! The JetStream side: pull messages from the shared durable consumer in chunks, hand the
+//! batches of each chunk to the [`Flusher`], and ack a message only once MongoDB has every
+//! batch it carries (one, or a group from ingest's group commit: [`split_batches`]).
 
 use std::{collections::HashMap, time::Duration};
 
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
 use futures::StreamExt;
-use shared::message::BatchMessage;
+use shared::message::{BatchMessage, count_batches, split_batches};
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +18,7 @@ use crate::{
 /// How chunks are formed.
 #[derive(Debug, Clone)]
 pub struct ChunkSettings {
-    /// Most batches in one flush.
+    /// Most batches in one flush (a chunk stops at the first message that reaches it).
     pub max_batches: usize,
     /// Longest wait for a chunk to fill after its first message: bounds freshness.
     pub max_wait: Duration,
@@ -33,13 +34,26 @@ fn backoff(delivered: i64) -> Duration {
 /// goes out within seconds, whatever the client library noticed.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
+/// Bytes one pull request asks for, per batch of a chunk: a batch message is 1-2 KB, at most
+/// 64 KiB + its envelope.
+const PULL_BYTES_PER_BATCH: usize = 4 * 1024;
+/// Bytes one pull request asks for at least: twice the largest group message ingest sends.
+const PULL_MIN_BYTES: usize = 2 * 1024 * 1024;
+
 /// Consumes until `cancel` fires; the chunk in hand is finished and acked first.
 ///
 /// Each pull request asks for two chunks' worth, so the next chunk is already arriving while
-/// the current one is written.
+/// the current one is written; its byte limit bounds what a pull of group messages holds.
 pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, settings: ChunkSettings, cancel: CancellationToken) {
+    let max_bytes = (settings.max_batches * 2 * PULL_BYTES_PER_BATCH).max(PULL_MIN_BYTES);
     while !cancel.is_cancelled() {
-        let pull = consumer.batch().max_messages(settings.max_batches * 2).expires(PULL_EXPIRES).messages().await;
+        let pull = consumer
+            .batch()
+            .max_messages(settings.max_batches * 2)
+            .max_bytes(max_bytes)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await;
         let mut messages = match pull {
             Ok(m) => m,
             Err(e) => {
@@ -65,11 +79,15 @@ pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, set
                 }
                 None => break,
             };
+            let mut batches = count_batches(&first.payload);
             let mut chunk = vec![first];
             let deadline = Instant::now() + settings.max_wait;
-            while chunk.len() < settings.max_batches {
+            while batches < settings.max_batches {
                 match timeout_at(deadline, messages.next()).await {
-                    Ok(Some(Ok(m))) => chunk.push(m),
+                    Ok(Some(Ok(m))) => {
+                        batches += count_batches(&m.payload);
+                        chunk.push(m);
+                    }
                     Ok(Some(Err(_)) | None) => {
                         pull_done = true;
                         break;
@@ -86,24 +104,28 @@ pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, set
 async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics, cancel: &CancellationToken) {
     let started = std::time::Instant::now();
     let mut batches: Vec<BatchMessage> = Vec::new();
-    // Message index → index into `batches` (the same batch twice in a chunk is written once).
-    let mut slot_of: Vec<Option<usize>> = Vec::with_capacity(chunk.len());
+    // Per message, the indexes into `batches` of what it carries (the same batch twice in a
+    // chunk is written once); none when nothing in it could be read.
+    let mut slots_of: Vec<Vec<usize>> = Vec::with_capacity(chunk.len());
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for msg in &chunk {
-        match serde_json::from_slice::<BatchMessage>(&msg.payload) {
-            Ok(b) => {
-                let slot = *by_id.entry(b.msg_id()).or_insert_with(|| {
-                    batches.push(b);
-                    batches.len() - 1
-                });
-                slot_of.push(Some(slot));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "unreadable stream message, dropping it");
-                metrics.messages.with_label_values(&["invalid"]).inc();
-                slot_of.push(None);
+        let mut slots = Vec::new();
+        for encoded in split_batches(&msg.payload) {
+            match serde_json::from_slice::<BatchMessage>(encoded) {
+                Ok(b) => {
+                    let slot = *by_id.entry(b.msg_id()).or_insert_with(|| {
+                        batches.push(b);
+                        batches.len() - 1
+                    });
+                    slots.push(slot);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable batch in a stream message, dropping it");
+                    metrics.messages.with_label_values(&["invalid"]).inc();
+                }
             }
         }
+        slots_of.push(slots);
     }
 
     let outcome = if batches.is_empty() { Ok((Vec::new(), Default::default())) } else { flusher.flush(&batches).await };
@@ -118,15 +140,11 @@ async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics, canc
             metrics.round_trips.inc_by(report.cost.round_trips);
             metrics.docs_written.inc_by(report.cost.docs_written);
             metrics.conflicts.inc_by(report.conflicts);
-            for (msg, slot) in chunk.iter().zip(&slot_of) {
-                let kind = match slot.map(|s| verdicts[s]) {
-                    None => AckKind::Term,
-                    Some(Verdict::Ack) => AckKind::Ack,
-                    Some(Verdict::Retry(after)) => {
-                        metrics.messages.with_label_values(&["retry"]).inc();
-                        AckKind::Nak(Some(after))
-                    }
-                };
+            for (msg, slots) in chunk.iter().zip(&slots_of) {
+                let kind = ack_kind(slots.iter().map(|&s| verdicts[s]));
+                if let AckKind::Nak(_) = kind {
+                    metrics.messages.with_label_values(&["retry"]).inc();
+                }
                 if let Err(e) = msg.ack_with(kind).await {
                     tracing::warn!(error = %e, "ack failed; the message will be redelivered");
                 }
@@ -139,15 +157,35 @@ async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics, canc
             if let FlushError::Claimed { flush, .. } = &e {
                 // This instance starts no other flush before this one is done (see flush.rs).
                 finish(flusher, flush, metrics, cancel).await;
-                // Redelivered now, each message finds its batch counted or not stored.
+                // Redelivered now, each message finds its batches counted or not stored.
                 delay = Some(Duration::ZERO);
             }
-            for (msg, slot) in chunk.iter().zip(&slot_of) {
+            for (msg, slots) in chunk.iter().zip(&slots_of) {
                 let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-                let kind = if slot.is_some() { AckKind::Nak(Some(delay.unwrap_or_else(|| backoff(delivered)))) } else { AckKind::Term };
+                let kind =
+                    if slots.is_empty() { AckKind::Term } else { AckKind::Nak(Some(delay.unwrap_or_else(|| backoff(delivered)))) };
                 let _ = msg.ack_with(kind).await;
             }
         }
+    }
+}
+
+/// What to answer for a message from the verdicts on its batches: ack once every one is
+/// stored, redeliver (after the longest asked delay) while any is not, and drop a message with
+/// nothing readable in it.
+fn ack_kind(verdicts: impl Iterator<Item = Verdict>) -> AckKind {
+    let mut any = false;
+    let mut retry: Option<Duration> = None;
+    for v in verdicts {
+        any = true;
+        if let Verdict::Retry(after) = v {
+            retry = Some(retry.map_or(after, |r| r.max(after)));
+        }
+    }
+    match (any, retry) {
+        (false, _) => AckKind::Term,
+        (true, Some(after)) => AckKind::Nak(Some(after)),
+        (true, None) => AckKind::Ack,
     }
 }
 
@@ -188,6 +226,17 @@ pub async fn watch_lag(consumer: PullConsumer, metrics: Metrics, cancel: Cancell
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_is_acked_once_all_its_batches_are() {
+        let later = Duration::from_millis(300);
+        assert!(matches!(ack_kind([Verdict::Ack, Verdict::Ack].into_iter()), AckKind::Ack));
+        assert!(matches!(
+            ack_kind([Verdict::Ack, Verdict::Retry(Duration::from_millis(100)), Verdict::Retry(later)].into_iter()),
+            AckKind::Nak(Some(d)) if d == later
+        ));
+        assert!(matches!(ack_kind(std::iter::empty()), AckKind::Term));
+    }
 
     #[test]
     fn backoff_doubles_up_to_thirty_seconds() {

@@ -10,8 +10,8 @@
 #
 # Tunables: WRK_THREADS (2), WRK_CONNECTIONS (64), WRK_DURATION seconds (10), WRK_ROUNDS (2),
 # BENCH_RUST_LOG (info, the level `make run` ships with),
-# WRK_PERF=1 records a perf profile of ingest during its last round (copied to
-# /tmp/cp-ingest-perf.data), WRK_PERF=syscalls counts its system calls per accepted batch.
+# WRK_PERF=1 records a perf profile of ingest (of nats-server with WRK_PERF_TARGET=nats) during
+# its last round (copied to /tmp/cp-ingest-perf.data), WRK_PERF=syscalls counts its system calls per accepted batch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -45,6 +45,12 @@ if [ "${1:-}" = "--measure" ]; then
   base_pid=$(pid_on "${BENCH_BASELINE_ADDR##*:}")
   tck=$(getconf CLK_TCK)
   cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  group_counts() {
+    curl -fsS "http://$CP_INGEST_METRICS_ADDR/metrics" | awk '
+      /^convertpulse_ingest_publish_group_batches_sum/ {s = $2}
+      /^convertpulse_ingest_publish_group_batches_count/ {c = $2}
+      END {printf "%d %d", s, c}'
+  }
 
   # run_wrk URL SECONDS -> sets rps_ok, ok (2xx requests), p50_us, p99_us, non2xx, wrk_us (the
   # load client's own CPU per request: `times` in the subshell reports its child, wrk)
@@ -70,9 +76,11 @@ if [ "${1:-}" = "--measure" ]; then
     b1=$(cpu_ticks "$base_pid")
     base_rps=$rps_ok base_p99=$p99_us base_ok=$ok base_wrk_us=$wrk_us
 
-    i0=$(cpu_ticks "$ingest_pid"); n0=$(cpu_ticks "$nats_pid")
+    i0=$(cpu_ticks "$ingest_pid"); n0=$(cpu_ticks "$nats_pid"); g0=$(group_counts)
     if [ "${WRK_PERF:-0}" = 1 ] && [ "$round" = "$rounds" ]; then
-      perf record -F 999 -g -o "$CP_RUN_DIR/perf.data" -p "$ingest_pid" -- sleep "$secs" >/dev/null 2>&1 &
+      perf_target=$ingest_pid
+      [ "${WRK_PERF_TARGET:-ingest}" = nats ] && perf_target=$nats_pid
+      perf record -F 999 -g -o "$CP_RUN_DIR/perf.data" -p "$perf_target" -- sleep "$secs" >/dev/null 2>&1 &
       perf_pid=$!
     elif [ "${WRK_PERF:-0}" = syscalls ] && [ "$round" = "$rounds" ]; then
       perf stat -x, -o "$CP_RUN_DIR/syscalls.csv" -p "$ingest_pid" \
@@ -81,15 +89,17 @@ if [ "${1:-}" = "--measure" ]; then
       perf_pid=$!
     fi
     run_wrk "$ingest" "$secs"
-    i1=$(cpu_ticks "$ingest_pid"); n1=$(cpu_ticks "$nats_pid")
+    i1=$(cpu_ticks "$ingest_pid"); n1=$(cpu_ticks "$nats_pid"); g1=$(group_counts)
+    # Batches per stream message (group commit): sum and count of the histogram over the round.
+    per_msg=$(echo "$g0 $g1" | awk '{printf "%.1f", ($4 - $2) ? ($3 - $1) / ($4 - $2) : 0}')
     [ -n "${perf_pid:-}" ] && wait "$perf_pid" || true
 
     ingest_us=$(awk -v t=$((i1 - i0)) -v k="$tck" -v n="$ok" 'BEGIN {printf "%.1f", n ? t * 1e6 / k / n : 0}')
     nats_us=$(awk -v t=$((n1 - n0)) -v k="$tck" -v n="$ok" 'BEGIN {printf "%.1f", n ? t * 1e6 / k / n : 0}')
     base_us=$(awk -v t=$((b1 - b0)) -v k="$tck" -v n="$base_ok" 'BEGIN {printf "%.1f", n ? t * 1e6 / k / n : 0}')
     ratio=$(awk -v a="$rps_ok" -v b="$base_rps" 'BEGIN {printf "%.2f", a / b}')
-    printf 'round %d: baseline %6d/s (p99 %d µs, CPU %s µs/req) | ingest %6d accepted/s (p99 %d µs, %d refused) | ratio %s | ingest CPU %s µs/batch, nats-server %s µs/batch | wrk CPU %s / %s µs/req\n' \
-      "$round" "$base_rps" "$base_p99" "$base_us" "$rps_ok" "$p99_us" "$non2xx" "$ratio" "$ingest_us" "$nats_us" "$base_wrk_us" "$wrk_us"
+    printf 'round %d: baseline %6d/s (p99 %d µs, CPU %s µs/req) | ingest %6d accepted/s (p99 %d µs, %d refused) | ratio %s | ingest CPU %s µs/batch, nats-server %s µs/batch | wrk CPU %s / %s µs/req | %s batches/message\n' \
+      "$round" "$base_rps" "$base_p99" "$base_us" "$rps_ok" "$p99_us" "$non2xx" "$ratio" "$ingest_us" "$nats_us" "$base_wrk_us" "$wrk_us" "$per_msg"
     total_base=$((total_base + base_rps)) total_ingest=$((total_ingest + rps_ok)) total_ok=$((total_ok + ok))
     total_base_ok=$((total_base_ok + base_ok))
     total_ingest_ticks=$((total_ingest_ticks + i1 - i0)) total_nats_ticks=$((total_nats_ticks + n1 - n0))
@@ -121,7 +131,8 @@ dir=$(mktemp -d /tmp/cp-bench-wrk.XXXXXX)
 cleanup() { [ -n "${base_pid:-}" ] && kill "$base_pid" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
 
-export BENCH_BASELINE_ADDR=127.0.0.1:18190
+export BENCH_BASELINE_ADDR=127.0.0.1:18190 \
+  CP_API_METRICS_ADDR=127.0.0.1:19180 CP_INGEST_METRICS_ADDR=127.0.0.1:19181 CP_AGGREGATOR_METRICS_ADDR=127.0.0.1:19182
 "${CP_BIN_DIR:-target/release}"/ingest-baseline "$BENCH_BASELINE_ADDR" >/dev/null &
 base_pid=$!
 

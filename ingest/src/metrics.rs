@@ -25,6 +25,8 @@ pub struct Metrics {
     pub publish_failures: IntCounter,
     /// Time from publish to the stream's ack.
     pub publish_latency: Histogram,
+    /// Batches per stream message (group commit, see `publisher.rs`).
+    pub publish_group: Histogram,
 }
 
 impl Metrics {
@@ -46,6 +48,10 @@ impl Metrics {
         let publish_latency = Histogram::with_opts(
             HistogramOpts::new("convertpulse_ingest_publish_seconds", "Publish to stream ack").buckets(LATENCY_BUCKETS.to_vec()),
         )?;
+        let publish_group = Histogram::with_opts(
+            HistogramOpts::new("convertpulse_ingest_publish_group_batches", "Batches per stream message")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )?;
         let bot_batches = IntCounterVec::new(
             Opts::new("convertpulse_ingest_bot_batches_total", "Batches from bots, answered 202 and not counted, by reason"),
             &["reason"],
@@ -58,6 +64,17 @@ impl Metrics {
         registry.register(Box::new(batches_rejected.clone()))?;
         registry.register(Box::new(publish_failures.clone()))?;
         registry.register(Box::new(publish_latency.clone()))?;
-        Ok(Self { registry, http, events_accepted: by_type, bot_batches, batches_accepted, batches_rejected, publish_failures, publish_latency })
+        registry.register(Box::new(publish_group.clone()))?;
+        Ok(Self {
+            registry,
+            http,
+            events_accepted: by_type,
+            bot_batches,
+            batches_accepted,
+            batches_rejected,
+            publish_failures,
+            publish_latency,
+            publish_group,
+        })
     }
 }

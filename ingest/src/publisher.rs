@@ -1,6 +1,22 @@
-//! Publishing an enriched batch to the event stream, and waiting for the stream's ack.
+//! Publishing enriched batches to the event stream, and waiting for the stream's ack.
+//!
+//! Batches of one site travel in a [`Lane`] (group commit). While fewer than
+//! [`MAX_IN_FLIGHT`] publishes of the lane wait for their ack, a batch is published at once, on
+//! its own: at low load nothing waits for anything. Once that many are in flight, batches queue,
+//! and as each publish is acked the queue leaves as one stream message of up to
+//! [`MAX_GROUP_BATCHES`] batches (newline-separated, see [`shared::message::split_batches`]).
+//! The stream then stores, de-duplicates and acks one message for the whole group: under load
+//! that is most of what each batch costs NATS and ingest. Every batch of the group is answered
+//! 202 by that one ack, so "202 only once the stream has it" holds batch by batch.
 
-use std::time::Duration;
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use async_nats::{
     HeaderMap, Subject,
@@ -8,21 +24,158 @@ use async_nats::{
     jetstream::{self, context::PublishErrorKind},
 };
 use bytes::Bytes;
+use tokio::{sync::oneshot, time::Instant};
 
-/// Pause between two attempts at the same batch.
+/// Pause between two attempts at the same message.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Longest wait for one attempt's ack. An ack takes milliseconds (p99 26 ms on a busy 2-core
 /// cluster); one that has not come by now was most likely sent on a connection that died with
-/// its NATS node, and will never come: send the batch again on the new connection.
+/// its NATS node, and will never come: send the message again on the new connection.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Publishes of one lane awaiting their ack before batches start to queue.
+pub const MAX_IN_FLIGHT: usize = 2;
+/// Most batches in one stream message.
+pub const MAX_GROUP_BATCHES: usize = 64;
+/// Most bytes in one stream message (NATS refuses more than 1 MiB by default).
+pub const MAX_GROUP_BYTES: usize = 512 * 1024;
+/// Most batches, and bytes, queued on one lane; past either a batch is answered 503 at once.
+const MAX_QUEUED: usize = 8 * 1024;
+const MAX_QUEUED_BYTES: usize = 32 * 1024 * 1024;
 
 /// Why a batch did not make it into the stream.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishFailure {
     #[error("no ack from the stream within {0:?}")]
     Timeout(Duration),
     #[error("stream refused the batch: {0}")]
     Refused(String),
+    #[error("{0} batches are already waiting for the stream")]
+    Backlog(usize),
+}
+
+/// The group commit of one subject (one site).
+pub struct Lane {
+    subject: Subject,
+    state: Mutex<LaneState>,
+}
+
+#[derive(Default)]
+struct LaneState {
+    in_flight: usize,
+    queue: VecDeque<Waiting>,
+    queued_bytes: usize,
+}
+
+/// Where [`Publisher::place`] put a batch.
+enum Place {
+    /// In flight: publish it now.
+    Now(String, Bytes),
+    /// Queued: the result comes with its group's ack.
+    Queued(oneshot::Receiver<Result<(), PublishFailure>>),
+}
+
+struct Waiting {
+    msg_id: String,
+    payload: Bytes,
+    deadline: Instant,
+    done: oneshot::Sender<Result<(), PublishFailure>>,
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane").field("subject", &self.subject).finish_non_exhaustive()
+    }
+}
+
+impl Lane {
+    pub fn new(subject: Subject) -> Arc<Self> {
+        Arc::new(Self { subject, state: Mutex::new(LaneState::default()) })
+    }
+
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the next group off the queue: the oldest batches whose sender still waits, up to
+    /// the group limits. Caller holds the lock.
+    fn take_group(state: &mut LaneState) -> Vec<Waiting> {
+        let now = Instant::now();
+        let mut group = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = state.queue.front() {
+            if next.done.is_closed() || next.deadline <= now {
+                // Its request has been answered 503 (or is gone): the tracker sends it again.
+                let gone = state.queue.pop_front().expect("front exists");
+                state.queued_bytes -= gone.payload.len();
+                continue;
+            }
+            if group.len() == MAX_GROUP_BATCHES || (!group.is_empty() && bytes + next.payload.len() + 1 > MAX_GROUP_BYTES) {
+                break;
+            }
+            let next = state.queue.pop_front().expect("front exists");
+            state.queued_bytes -= next.payload.len();
+            bytes += next.payload.len() + 1;
+            group.push(next);
+        }
+        group
+    }
+}
+
+/// One of a lane's in-flight places. Dropping it (when its publish is done, or when the request
+/// that held it went away) hands the place to the queue's next group.
+struct Slot {
+    lane: Arc<Lane>,
+    publisher: Publisher,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let group = {
+            let mut state = self.lane.lock();
+            let group = Lane::take_group(&mut state);
+            if group.is_empty() {
+                state.in_flight -= 1;
+            }
+            group
+        };
+        if !group.is_empty() {
+            // The place passes to the group without being given back in between.
+            let slot = Slot { lane: self.lane.clone(), publisher: self.publisher.clone() };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(slot.publish_group(group));
+                }
+                Err(_) => drop(group), // the runtime is shutting down: the senders see a 503
+            }
+        }
+    }
+}
+
+impl Slot {
+    async fn publish_group(self, group: Vec<Waiting>) {
+        let deadline = group.iter().map(|w| w.deadline).max().unwrap_or_else(Instant::now);
+        let result = if let [only] = group.as_slice() {
+            self.publisher.publish(self.lane.subject.clone(), &only.msg_id, only.payload.clone(), deadline).await
+        } else {
+            let mut payload = Vec::with_capacity(group.iter().map(|w| w.payload.len() + 1).sum());
+            for (i, w) in group.iter().enumerate() {
+                if i > 0 {
+                    payload.push(b'\n');
+                }
+                payload.extend_from_slice(&w.payload);
+            }
+            let msg_id = self.publisher.group_id();
+            self.publisher.publish(self.lane.subject.clone(), &msg_id, Bytes::from(payload), deadline).await
+        };
+        self.publisher.groups.observe(group.len() as f64);
+        for w in group {
+            let _ = w.done.send(result.clone());
+        }
+    }
 }
 
 /// Publishes batches with a deadline on the ack.
@@ -31,26 +184,84 @@ pub struct Publisher {
     client: async_nats::Client,
     js: jetstream::Context,
     timeout: Duration,
+    /// Prefix of group message ids, unique to this process.
+    instance: Arc<str>,
+    next_group: Arc<AtomicU64>,
+    /// Batches per stream message.
+    groups: prometheus::Histogram,
 }
 
 impl Publisher {
-    pub fn new(client: async_nats::Client, timeout: Duration) -> Self {
-        Self { js: jetstream::new(client.clone()), client, timeout }
+    pub fn new(client: async_nats::Client, timeout: Duration, groups: prometheus::Histogram) -> Self {
+        let instance: String = {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).unwrap_or_default();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        };
+        Self {
+            js: jetstream::new(client.clone()),
+            client,
+            timeout,
+            instance: instance.into(),
+            next_group: Arc::new(AtomicU64::new(1)),
+            groups,
+        }
     }
 
-    /// Publishes an encoded [`shared::message::BatchMessage`] on `subject` and returns once the
-    /// stream acked it. `msg_id` (the `Nats-Msg-Id`) is derived from (site, batch id), so a
-    /// retried batch is stored once; a duplicate ack is still a success.
+    /// A `Nats-Msg-Id` for a group message: unique to the group, the same for each attempt.
+    /// (A batch sent again by its tracker may land in another group; the aggregator stores a
+    /// batch once by its own id whatever message carries it.)
+    fn group_id(&self) -> String {
+        format!("g:{}:{}", self.instance, self.next_group.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Puts one encoded [`shared::message::BatchMessage`] (`msg_id` is its
+    /// [`shared::message::raw_batch_id`]) into the stream through `lane`, and returns once the
+    /// stream acked the message that carries it, or with the reason it did not within the
+    /// publish timeout.
+    pub async fn submit(&self, lane: &Arc<Lane>, msg_id: String, payload: Bytes) -> Result<(), PublishFailure> {
+        let deadline = Instant::now() + self.timeout;
+        match self.place(lane, msg_id, payload, deadline)? {
+            Place::Now(msg_id, payload) => {
+                let _slot = Slot { lane: lane.clone(), publisher: self.clone() };
+                self.groups.observe(1.0);
+                self.publish(lane.subject.clone(), &msg_id, payload, deadline).await
+            }
+            Place::Queued(rx) => match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(PublishFailure::Refused("ingest is stopping".to_string())),
+                Err(_) => Err(PublishFailure::Timeout(self.timeout)),
+            },
+        }
+    }
+
+    /// Takes one of the lane's in-flight places if one is free and nothing queues, or queues.
+    fn place(&self, lane: &Lane, msg_id: String, payload: Bytes, deadline: Instant) -> Result<Place, PublishFailure> {
+        let mut state = lane.lock();
+        if state.in_flight < MAX_IN_FLIGHT && state.queue.is_empty() {
+            state.in_flight += 1;
+            return Ok(Place::Now(msg_id, payload));
+        }
+        if state.queue.len() >= MAX_QUEUED || state.queued_bytes + payload.len() > MAX_QUEUED_BYTES {
+            return Err(PublishFailure::Backlog(state.queue.len()));
+        }
+        let (done, rx) = oneshot::channel();
+        state.queued_bytes += payload.len();
+        state.queue.push_back(Waiting { msg_id, payload, deadline, done });
+        Ok(Place::Queued(rx))
+    }
+
+    /// Publishes `payload` on `subject` and returns once the stream acked it. `msg_id` (the
+    /// `Nats-Msg-Id`) makes a retried message stored once; a duplicate ack is still a success.
     ///
-    /// Within the deadline, a failed attempt, or one without an ack after [`ATTEMPT_TIMEOUT`],
+    /// Until `deadline`, a failed attempt, or one without an ack after [`ATTEMPT_TIMEOUT`],
     /// is tried again: in a cluster the client reconnects to another node within milliseconds
     /// of losing one, and a stream whose leader died has a new one within a few seconds.
     /// Sending the same `Nats-Msg-Id` again is what makes that safe: an attempt whose ack was
     /// lost is stored once, and the retry gets the duplicate ack.
-    pub async fn publish(&self, subject: Subject, msg_id: &str, payload: Bytes) -> Result<(), PublishFailure> {
+    async fn publish(&self, subject: Subject, msg_id: &str, payload: Bytes, deadline: Instant) -> Result<(), PublishFailure> {
         let mut headers = HeaderMap::new();
         headers.insert(NATS_MESSAGE_ID, msg_id);
-        let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             // While disconnected the client would buffer the publish and send it after
             // reconnecting, whenever that is: wait for the connection instead, and answer 503
@@ -67,7 +278,7 @@ impl Publisher {
                         _ => PublishFailure::Refused(e.to_string()),
                     })
                 };
-                let attempt_deadline = deadline.min(tokio::time::Instant::now() + ATTEMPT_TIMEOUT);
+                let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
                 match tokio::time::timeout_at(attempt_deadline, attempt).await {
                     Ok(Ok(_ack)) => return Ok(()),
                     Ok(Err(e)) => e,
@@ -77,10 +288,63 @@ impl Publisher {
             } else {
                 PublishFailure::Refused("not connected to NATS".to_string())
             };
-            if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+            if Instant::now() + RETRY_PAUSE >= deadline {
                 return Err(last);
             }
             tokio::time::sleep(RETRY_PAUSE).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(state: &mut LaneState, bytes: usize, deadline: Instant) -> oneshot::Receiver<Result<(), PublishFailure>> {
+        let (done, rx) = oneshot::channel();
+        state.queued_bytes += bytes;
+        state.queue.push_back(Waiting { msg_id: format!("s:b{}", state.queue.len()), payload: Bytes::from(vec![b'x'; bytes]), deadline, done });
+        rx
+    }
+
+    #[tokio::test]
+    async fn a_group_takes_the_oldest_live_batches_within_its_limits() {
+        let later = Instant::now() + Duration::from_secs(5);
+        let mut state = LaneState::default();
+        let mut keep = Vec::new();
+        for _ in 0..MAX_GROUP_BATCHES + 10 {
+            keep.push(waiting(&mut state, 100, later));
+        }
+        let group = Lane::take_group(&mut state);
+        assert_eq!(group.len(), MAX_GROUP_BATCHES);
+        assert_eq!(group[0].msg_id, "s:b0", "oldest first");
+        assert_eq!((state.queue.len(), state.queued_bytes), (10, 1000));
+        assert_eq!(Lane::take_group(&mut state).len(), 10);
+        assert_eq!((state.queue.len(), state.queued_bytes), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_group_stays_under_the_byte_limit_but_always_takes_one() {
+        let later = Instant::now() + Duration::from_secs(5);
+        let mut state = LaneState::default();
+        let _a = waiting(&mut state, MAX_GROUP_BYTES / 2, later);
+        let _b = waiting(&mut state, MAX_GROUP_BYTES / 2, later);
+        let _c = waiting(&mut state, MAX_GROUP_BYTES + 1, later);
+        assert_eq!(Lane::take_group(&mut state).len(), 1, "two halves and a separator do not fit");
+        assert_eq!(Lane::take_group(&mut state).len(), 1);
+        assert_eq!(Lane::take_group(&mut state).len(), 1, "an oversized batch goes alone");
+        assert!(Lane::take_group(&mut state).is_empty());
+    }
+
+    #[tokio::test]
+    async fn answered_and_expired_batches_leave_the_queue_unpublished() {
+        let mut state = LaneState::default();
+        let gone = waiting(&mut state, 10, Instant::now() + Duration::from_secs(5));
+        drop(gone);
+        let _expired = waiting(&mut state, 10, Instant::now() - Duration::from_millis(1));
+        let _live = waiting(&mut state, 10, Instant::now() + Duration::from_secs(5));
+        let group = Lane::take_group(&mut state);
+        assert_eq!(group.iter().map(|w| w.msg_id.as_str()).collect::<Vec<_>>(), ["s:b2"]);
+        assert_eq!((state.queue.len(), state.queued_bytes), (0, 0));
     }
 }

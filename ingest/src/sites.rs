@@ -21,17 +21,19 @@ use async_nats::{
 use futures::StreamExt;
 use shared::{names, site::SiteEntry};
 
+use crate::publisher::Lane;
+
 /// A live site, with what publishing its batches needs worked out once.
 #[derive(Debug)]
 pub struct Site {
     pub entry: SiteEntry,
-    /// The stream subject its batches go to.
-    pub subject: Subject,
+    /// The group commit of its batches, on its stream subject.
+    pub lane: Arc<Lane>,
 }
 
 impl Site {
     pub fn new(entry: SiteEntry) -> Self {
-        Self { subject: Subject::from(names::event_subject(&entry.site_id)), entry }
+        Self { lane: Lane::new(Subject::from(names::event_subject(&entry.site_id))), entry }
     }
 }
 

@@ -32,16 +32,17 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
 
+    let metrics = Metrics::new().context("registering metrics")?;
     let state = AppState(Arc::new(Shared {
         sites,
         salts: SaltCache::new(salts_store),
-        publisher: Publisher::new(nats.clone(), config.publish_timeout),
+        publisher: Publisher::new(nats.clone(), config.publish_timeout, metrics.publish_group.clone()),
         key_limiter: Arc::new(RateLimiter::new(config.key_rate, config.key_burst)),
         ip_limiter: Arc::new(RateLimiter::new(config.ip_rate, config.ip_burst)),
         trusted: Arc::new(config.trusted_proxies.clone()),
         user_agents: crate::audience::UserAgents::new(),
         countries: crate::geo::Countries::open(config.geoip_db.as_deref()),
-        metrics: Metrics::new().context("registering metrics")?,
+        metrics,
         nats: nats.clone(),
     }));
 

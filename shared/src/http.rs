@@ -51,7 +51,7 @@ pub async fn track_metrics(State(metrics): State<HttpMetrics>, req: Request, nex
     let method = method_label(req.method());
     let res = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics.observe(route, method, res.status().as_u16(), started.elapsed().as_secs_f64());
+    metrics.observe(route, method, res.status(), started.elapsed().as_secs_f64());
     res
 }
 

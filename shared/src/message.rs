@@ -3,6 +3,12 @@
 //! The aggregator reads [`BatchMessage`] (owned). Ingest writes [`BatchMessageRef`], which
 //! borrows the request body and serializes to the same JSON, so publishing copies no string
 //! into an intermediate value.
+//!
+//! One stream message carries one batch or, when ingest groups the batches of a site that
+//! arrive together (group commit, `ingest/src/publisher.rs`), several: their JSON objects one
+//! per line. Compact JSON never holds a raw newline (inside strings it is escaped), so the
+//! newline is an unambiguous separator, and a one-batch message is exactly the object it was
+//! before grouping. Read a message with [`split_batches`].
 
 use serde::{Deserialize, Serialize};
 
@@ -80,10 +86,34 @@ pub fn raw_batch_id(site_id: &str, batch_id: &str) -> String {
     id
 }
 
+/// Separates the batches of one stream message.
+pub const BATCH_SEPARATOR: u8 = b'\n';
+
+/// The encoded batches of one stream message, in order (empty lines are skipped).
+pub fn split_batches(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
+    payload.split(|b| *b == BATCH_SEPARATOR).filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+}
+
+/// How many batches a stream message carries, without decoding it.
+pub fn count_batches(payload: &[u8]) -> usize {
+    split_batches(payload).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::Batch;
+
+    #[test]
+    fn a_message_splits_into_its_batches() {
+        let one = br#"{"site_id":"s","batch_id":"b1","note":"a\nb"}"#;
+        assert_eq!(split_batches(one).collect::<Vec<_>>(), vec![&one[..]], "an escaped newline is no separator");
+        let group = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}";
+        assert_eq!(split_batches(group).collect::<Vec<_>>(), vec![&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\":3}"]);
+        assert_eq!(count_batches(group), 3);
+        assert_eq!(count_batches(b"{\"a\":1}\n\n"), 1);
+        assert_eq!(count_batches(b""), 0);
+    }
 
     #[test]
     fn published_json_reads_back_as_the_owned_message() {

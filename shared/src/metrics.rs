@@ -43,8 +43,7 @@ impl HttpMetrics {
     }
 
     /// `method` must come from a closed set (see [`method_label`]).
-    pub fn observe(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
-        let status = status.to_string();
+    pub fn observe(&self, route: &str, method: &'static str, status: axum::http::StatusCode, seconds: f64) {
         let labels = [route, method, status.as_str()];
         self.requests.with_label_values(&labels).inc();
         self.latency.with_label_values(&labels).observe(seconds);

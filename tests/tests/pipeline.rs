@@ -183,3 +183,48 @@ async fn another_users_site_is_not_found_on_every_route() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!((mine["name"].as_str(), mine["api_key"].as_str()), (Some("Landing"), Some(owner.key.as_str())), "untouched");
 }
+
+/// Reads one sample (`name` with no labels) from Prometheus text.
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from the metrics"))
+}
+
+/// Ingest's group commit: batches of one site that arrive together share a stream message,
+/// each is answered 202 only by that message's ack, and the aggregator still counts each once,
+/// including a batch sent twice at the same moment (both copies may ride in one message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_share_stream_messages_and_count_once() {
+    use futures::StreamExt;
+    const BATCHES: usize = 600;
+    const SENT_TWICE: usize = 50;
+    let stack = Stack::start_with(&[("CP_RATE_LIMIT_IP_PER_SEC", "100000"), ("CP_RATE_LIMIT_IP_BURST", "100000")]).await;
+    let api = Api::new(&stack);
+    let t = api.tenant("example.com", "UTC").await;
+    let batches: Vec<Value> = (0..BATCHES)
+        .map(|i| {
+            let page = id("page");
+            make_batch(&t.key, &format!("session_group_{i:04}"), vec![pageview(&page, &format!("https://example.com/p{}", i % 7), "", true)])
+        })
+        .collect();
+    let sends: Vec<&Value> = batches.iter().chain(batches.iter().take(SENT_TWICE)).collect();
+
+    let statuses: Vec<StatusCode> =
+        futures::stream::iter(sends).map(|b| async { api.post_batch(b).await.0 }).buffer_unordered(64).collect().await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::ACCEPTED), "every batch accepted: {statuses:?}");
+
+    let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"] == BATCHES).await;
+    assert_eq!(s["summary"]["sessions"], BATCHES, "{s}");
+
+    let m = stack.metrics(cp_tests::stack::Proc::Ingest).await;
+    let published = sample(&m, "convertpulse_ingest_publish_group_batches_sum");
+    let messages = sample(&m, "convertpulse_ingest_publish_group_batches_count");
+    assert_eq!(published, (BATCHES + SENT_TWICE) as f64, "every accepted batch was published once");
+    assert!(messages < published, "64 concurrent senders shared stream messages: {messages} messages for {published} batches");
+    // Nothing more was counted once the stream is drained.
+    stack.wait_drained().await;
+    assert_eq!(api.stats(&t.token, &t.site_id, "").await["summary"]["pageviews"], BATCHES);
+}

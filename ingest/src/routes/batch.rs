@@ -135,7 +135,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
     })?;
 
     let started = Instant::now();
-    if let Err(e) = state.publisher.publish(site.subject.clone(), &msg.msg_id(), Bytes::from(payload)).await {
+    if let Err(e) = state.publisher.submit(&site.lane, msg.msg_id(), Bytes::from(payload)).await {
         state.metrics.publish_failures.inc();
         tracing::warn!(site_id = %site.entry.site_id, error = %e, "publish failed");
         return Err(IngestError::Unavailable { retry_after: UNAVAILABLE_RETRY_SECS });
