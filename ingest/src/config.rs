@@ -31,6 +31,9 @@ pub struct Config {
     /// `CP_PUBLISH_TIMEOUT_MS`: how long to wait for the stream's ack before answering 503,
     /// default 1500.
     pub publish_timeout: Duration,
+    /// `CP_PUBLISH_IN_FLIGHT`: publishes of one site awaiting their ack before its batches
+    /// queue and go out grouped (see `publisher.rs`), default 2.
+    pub publish_in_flight: usize,
     /// `CP_STREAM_MAX_BYTES`, `CP_STREAM_MAX_AGE_HOURS`: event stream limits.
     pub stream: StreamLimits,
     /// `CP_GEOIP_DB`: path of the IP-to-country database (MaxMind DB format); unset, missing
@@ -53,6 +56,11 @@ impl Config {
             ip_burst: env::parse("CP_RATE_LIMIT_IP_BURST", 60.0)?,
             trusted_proxies: TrustedProxies::parse(&proxies).context("CP_TRUSTED_PROXIES")?,
             publish_timeout: env::millis("CP_PUBLISH_TIMEOUT_MS", 1500)?,
+            publish_in_flight: {
+                let n: usize = env::parse("CP_PUBLISH_IN_FLIGHT", crate::publisher::DEFAULT_IN_FLIGHT)?;
+                anyhow::ensure!((1..=1024).contains(&n), "CP_PUBLISH_IN_FLIGHT must be 1 to 1024");
+                n
+            },
             stream: StreamLimits::from_env()?,
             geoip_db: Some(env::string("CP_GEOIP_DB", "")).filter(|p| !p.trim().is_empty()).map(PathBuf::from),
         })

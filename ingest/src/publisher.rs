@@ -1,7 +1,7 @@
 //! Publishing enriched batches to the event stream, and waiting for the stream's ack.
 //!
 //! Batches of one site travel in a [`Lane`] (group commit). While fewer than
-//! [`MAX_IN_FLIGHT`] publishes of the lane wait for their ack, a batch is published at once, on
+//! `CP_PUBLISH_IN_FLIGHT` ([`DEFAULT_IN_FLIGHT`]) publishes of the lane wait for their ack, a batch is published at once, on
 //! its own: at low load nothing waits for anything. Once that many are in flight, batches queue,
 //! and as each publish is acked the queue leaves as one stream message of up to
 //! [`MAX_GROUP_BATCHES`] batches (newline-separated, see [`shared::message::split_batches`]).
@@ -32,8 +32,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// cluster); one that has not come by now was most likely sent on a connection that died with
 /// its NATS node, and will never come: send the message again on the new connection.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Publishes of one lane awaiting their ack before batches start to queue.
-pub const MAX_IN_FLIGHT: usize = 2;
+/// Publishes of one lane awaiting their ack before batches start to queue, by default. Two
+/// measured best with `make bench-wrk` (docs/benchmarks.md): one more place than a strict
+/// alternation, so a batch rarely waits a whole ack, and groups still large under load.
+pub const DEFAULT_IN_FLIGHT: usize = 2;
 /// Most batches in one stream message.
 pub const MAX_GROUP_BATCHES: usize = 64;
 /// Most bytes in one stream message (NATS refuses more than 1 MiB by default).
@@ -184,6 +186,8 @@ pub struct Publisher {
     client: async_nats::Client,
     js: jetstream::Context,
     timeout: Duration,
+    /// Publishes of one lane awaiting their ack before its batches queue.
+    in_flight: usize,
     /// Prefix of group message ids, unique to this process.
     instance: Arc<str>,
     next_group: Arc<AtomicU64>,
@@ -192,7 +196,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(client: async_nats::Client, timeout: Duration, groups: prometheus::Histogram) -> Self {
+    pub fn new(client: async_nats::Client, timeout: Duration, in_flight: usize, groups: prometheus::Histogram) -> Self {
         let instance: String = {
             let mut bytes = [0u8; 8];
             getrandom::fill(&mut bytes).unwrap_or_default();
@@ -202,6 +206,7 @@ impl Publisher {
             js: jetstream::new(client.clone()),
             client,
             timeout,
+            in_flight: in_flight.max(1),
             instance: instance.into(),
             next_group: Arc::new(AtomicU64::new(1)),
             groups,
@@ -238,7 +243,7 @@ impl Publisher {
     /// Takes one of the lane's in-flight places if one is free and nothing queues, or queues.
     fn place(&self, lane: &Lane, msg_id: String, payload: Bytes, deadline: Instant) -> Result<Place, PublishFailure> {
         let mut state = lane.lock();
-        if state.in_flight < MAX_IN_FLIGHT && state.queue.is_empty() {
+        if state.in_flight < self.in_flight && state.queue.is_empty() {
             state.in_flight += 1;
             return Ok(Place::Now(msg_id, payload));
         }
