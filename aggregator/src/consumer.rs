@@ -34,11 +34,12 @@ fn backoff(delivered: i64) -> Duration {
 /// goes out within seconds, whatever the client library noticed.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
-/// Bytes one pull request asks for, per batch of a chunk: a batch message is 1-2 KB, at most
-/// 64 KiB + its envelope.
-const PULL_BYTES_PER_BATCH: usize = 4 * 1024;
-/// Bytes one pull request asks for at least: twice the largest group message ingest sends.
-const PULL_MIN_BYTES: usize = 2 * 1024 * 1024;
+/// Bytes one pull request asks for, per batch of a chunk (a tracker batch is 0.5-2 KB as a
+/// message), so that a pull of grouped messages holds about two chunks, as one of single
+/// batches does.
+const PULL_BYTES_PER_BATCH: usize = 1024;
+/// Bytes one pull request asks for at least: twice the largest message the stream takes.
+const PULL_MIN_BYTES: usize = 2 * shared::bus::MAX_MESSAGE_BYTES;
 
 /// Consumes until `cancel` fires; the chunk in hand is finished and acked first.
 ///

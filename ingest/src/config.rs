@@ -34,6 +34,9 @@ pub struct Config {
     /// `CP_PUBLISH_IN_FLIGHT`: publishes of one site awaiting their ack before its batches
     /// queue and go out grouped (see `publisher.rs`), default 2.
     pub publish_in_flight: usize,
+    /// `CP_PUBLISH_GROUP_MAX`: most batches in one stream message, default 256; 1 turns
+    /// grouping off (while an older aggregator still reads the stream).
+    pub publish_group_max: usize,
     /// `CP_STREAM_MAX_BYTES`, `CP_STREAM_MAX_AGE_HOURS`: event stream limits.
     pub stream: StreamLimits,
     /// `CP_GEOIP_DB`: path of the IP-to-country database (MaxMind DB format); unset, missing
@@ -59,6 +62,11 @@ impl Config {
             publish_in_flight: {
                 let n: usize = env::parse("CP_PUBLISH_IN_FLIGHT", crate::publisher::DEFAULT_IN_FLIGHT)?;
                 anyhow::ensure!((1..=1024).contains(&n), "CP_PUBLISH_IN_FLIGHT must be 1 to 1024");
+                n
+            },
+            publish_group_max: {
+                let n: usize = env::parse("CP_PUBLISH_GROUP_MAX", crate::publisher::DEFAULT_GROUP_MAX)?;
+                anyhow::ensure!((1..=4096).contains(&n), "CP_PUBLISH_GROUP_MAX must be 1 to 4096");
                 n
             },
             stream: StreamLimits::from_env()?,

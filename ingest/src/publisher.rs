@@ -1,10 +1,11 @@
 //! Publishing enriched batches to the event stream, and waiting for the stream's ack.
 //!
-//! Batches of one site travel in a [`Lane`] (group commit). While fewer than
-//! `CP_PUBLISH_IN_FLIGHT` ([`DEFAULT_IN_FLIGHT`]) publishes of the lane wait for their ack, a batch is published at once, on
-//! its own: at low load nothing waits for anything. Once that many are in flight, batches queue,
-//! and as each publish is acked the queue leaves as one stream message of up to
-//! [`MAX_GROUP_BATCHES`] batches (newline-separated, see [`shared::message::split_batches`]).
+//! The batches of one site key travel in a [`Lane`] (group commit; one lane per key and ingest
+//! process). While fewer than `CP_PUBLISH_IN_FLIGHT` ([`DEFAULT_IN_FLIGHT`]) publishes of the
+//! lane wait for their ack, a batch is published at once, on its own: at low load nothing waits
+//! for anything. Once that many are in flight, batches queue, and as each publish is acked the
+//! queue leaves as one stream message of up to `CP_PUBLISH_GROUP_MAX` ([`DEFAULT_GROUP_MAX`])
+//! batches and [`MAX_GROUP_BYTES`], newline-separated (see [`shared::message::split_batches`]).
 //! The stream then stores, de-duplicates and acks one message for the whole group: under load
 //! that is most of what each batch costs NATS and ingest. Every batch of the group is answered
 //! 202 by that one ack, so "202 only once the stream has it" holds batch by batch.
@@ -36,10 +37,13 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
 /// measured best with `make bench-wrk` (docs/benchmarks.md): one more place than a strict
 /// alternation, so a batch rarely waits a whole ack, and groups still large under load.
 pub const DEFAULT_IN_FLIGHT: usize = 2;
-/// Most batches in one stream message.
-pub const MAX_GROUP_BATCHES: usize = 64;
-/// Most bytes in one stream message (NATS refuses more than 1 MiB by default).
-pub const MAX_GROUP_BYTES: usize = 512 * 1024;
+/// Most batches in one stream message, by default (`CP_PUBLISH_GROUP_MAX`; 1 turns grouping
+/// off). The byte limit below is what usually ends a group: ≈ 120 batches of 1.6 KB.
+pub const DEFAULT_GROUP_MAX: usize = 256;
+/// Most bytes in one stream message: under the stream's own limit
+/// ([`shared::bus::MAX_MESSAGE_BYTES`]) with room for the headers.
+pub const MAX_GROUP_BYTES: usize = shared::bus::MAX_MESSAGE_BYTES - 64 * 1024;
+const _: () = assert!(MAX_GROUP_BYTES >= crate::routes::batch::MAX_BODY * 2, "a group holds at least two of the largest batches");
 /// Most batches, and bytes, queued on one lane; past either a batch is answered 503 at once.
 const MAX_QUEUED: usize = 8 * 1024;
 const MAX_QUEUED_BYTES: usize = 32 * 1024 * 1024;
@@ -102,20 +106,28 @@ impl Lane {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes the next group off the queue: the oldest batches whose sender still waits, up to
-    /// the group limits. Caller holds the lock.
-    fn take_group(state: &mut LaneState) -> Vec<Waiting> {
+    /// Drops the batches at the front of the queue whose requests are no longer waiting: they
+    /// were answered 503 (or went away), and the tracker sends them again. Caller holds the lock.
+    fn purge_front(state: &mut LaneState, now: Instant) {
+        while let Some(next) = state.queue.front() {
+            if !(next.done.is_closed() || next.deadline <= now) {
+                break;
+            }
+            let gone = state.queue.pop_front().expect("front exists");
+            state.queued_bytes -= gone.payload.len();
+        }
+    }
+
+    /// Takes the next group off the queue: the oldest batches whose sender still waits, at most
+    /// `max` of them and [`MAX_GROUP_BYTES`] (one always goes). Caller holds the lock.
+    fn take_group(state: &mut LaneState, max: usize) -> Vec<Waiting> {
         let now = Instant::now();
         let mut group = Vec::new();
         let mut bytes = 0;
-        while let Some(next) = state.queue.front() {
-            if next.done.is_closed() || next.deadline <= now {
-                // Its request has been answered 503 (or is gone): the tracker sends it again.
-                let gone = state.queue.pop_front().expect("front exists");
-                state.queued_bytes -= gone.payload.len();
-                continue;
-            }
-            if group.len() == MAX_GROUP_BATCHES || (!group.is_empty() && bytes + next.payload.len() + 1 > MAX_GROUP_BYTES) {
+        loop {
+            Self::purge_front(state, now);
+            let Some(next) = state.queue.front() else { break };
+            if group.len() >= max.max(1) || (!group.is_empty() && bytes + next.payload.len() + 1 > MAX_GROUP_BYTES) {
                 break;
             }
             let next = state.queue.pop_front().expect("front exists");
@@ -138,7 +150,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let group = {
             let mut state = self.lane.lock();
-            let group = Lane::take_group(&mut state);
+            let group = Lane::take_group(&mut state, self.publisher.group_max);
             if group.is_empty() {
                 state.in_flight -= 1;
             }
@@ -188,6 +200,8 @@ pub struct Publisher {
     timeout: Duration,
     /// Publishes of one lane awaiting their ack before its batches queue.
     in_flight: usize,
+    /// Most batches in one stream message.
+    group_max: usize,
     /// Prefix of group message ids, unique to this process.
     instance: Arc<str>,
     next_group: Arc<AtomicU64>,
@@ -196,10 +210,12 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(client: async_nats::Client, timeout: Duration, in_flight: usize, groups: prometheus::Histogram) -> Self {
+    pub fn new(client: async_nats::Client, timeout: Duration, in_flight: usize, group_max: usize, groups: prometheus::Histogram) -> Self {
         let instance: String = {
-            let mut bytes = [0u8; 8];
-            getrandom::fill(&mut bytes).unwrap_or_default();
+            // Group ids must never repeat within the stream's de-duplication window, or a group
+            // would be acked as a duplicate without being stored: no fallback to a fixed prefix.
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).expect("the operating system's random source");
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         };
         Self {
@@ -207,6 +223,7 @@ impl Publisher {
             client,
             timeout,
             in_flight: in_flight.max(1),
+            group_max: group_max.max(1),
             instance: instance.into(),
             next_group: Arc::new(AtomicU64::new(1)),
             groups,
@@ -247,6 +264,7 @@ impl Publisher {
             state.in_flight += 1;
             return Ok(Place::Now(msg_id, payload));
         }
+        Lane::purge_front(&mut state, Instant::now());
         if state.queue.len() >= MAX_QUEUED || state.queued_bytes + payload.len() > MAX_QUEUED_BYTES {
             return Err(PublishFailure::Backlog(state.queue.len()));
         }
@@ -317,14 +335,15 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(5);
         let mut state = LaneState::default();
         let mut keep = Vec::new();
-        for _ in 0..MAX_GROUP_BATCHES + 10 {
+        for _ in 0..DEFAULT_GROUP_MAX + 10 {
             keep.push(waiting(&mut state, 100, later));
         }
-        let group = Lane::take_group(&mut state);
-        assert_eq!(group.len(), MAX_GROUP_BATCHES);
+        let group = Lane::take_group(&mut state, DEFAULT_GROUP_MAX);
+        assert_eq!(group.len(), DEFAULT_GROUP_MAX);
         assert_eq!(group[0].msg_id, "s:b0", "oldest first");
         assert_eq!((state.queue.len(), state.queued_bytes), (10, 1000));
-        assert_eq!(Lane::take_group(&mut state).len(), 10);
+        assert_eq!(Lane::take_group(&mut state, 1).len(), 1, "a maximum of 1 turns grouping off");
+        assert_eq!(Lane::take_group(&mut state, DEFAULT_GROUP_MAX).len(), 9);
         assert_eq!((state.queue.len(), state.queued_bytes), (0, 0));
     }
 
@@ -335,10 +354,10 @@ mod tests {
         let _a = waiting(&mut state, MAX_GROUP_BYTES / 2, later);
         let _b = waiting(&mut state, MAX_GROUP_BYTES / 2, later);
         let _c = waiting(&mut state, MAX_GROUP_BYTES + 1, later);
-        assert_eq!(Lane::take_group(&mut state).len(), 1, "two halves and a separator do not fit");
-        assert_eq!(Lane::take_group(&mut state).len(), 1);
-        assert_eq!(Lane::take_group(&mut state).len(), 1, "an oversized batch goes alone");
-        assert!(Lane::take_group(&mut state).is_empty());
+        assert_eq!(Lane::take_group(&mut state, DEFAULT_GROUP_MAX).len(), 1, "two halves and a separator do not fit");
+        assert_eq!(Lane::take_group(&mut state, DEFAULT_GROUP_MAX).len(), 1);
+        assert_eq!(Lane::take_group(&mut state, DEFAULT_GROUP_MAX).len(), 1, "an oversized batch goes alone");
+        assert!(Lane::take_group(&mut state, DEFAULT_GROUP_MAX).is_empty());
     }
 
     #[tokio::test]
@@ -348,8 +367,19 @@ mod tests {
         drop(gone);
         let _expired = waiting(&mut state, 10, Instant::now() - Duration::from_millis(1));
         let _live = waiting(&mut state, 10, Instant::now() + Duration::from_secs(5));
-        let group = Lane::take_group(&mut state);
+        let group = Lane::take_group(&mut state, DEFAULT_GROUP_MAX);
         assert_eq!(group.iter().map(|w| w.msg_id.as_str()).collect::<Vec<_>>(), ["s:b2"]);
         assert_eq!((state.queue.len(), state.queued_bytes), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn batches_no_one_waits_for_do_not_count_against_the_queue_limit() {
+        let mut state = LaneState::default();
+        for _ in 0..3 {
+            drop(waiting(&mut state, 10, Instant::now() + Duration::from_secs(5)));
+        }
+        let _live = waiting(&mut state, 10, Instant::now() + Duration::from_secs(5));
+        Lane::purge_front(&mut state, Instant::now());
+        assert_eq!((state.queue.len(), state.queued_bytes), (1, 10));
     }
 }

@@ -36,7 +36,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let state = AppState(Arc::new(Shared {
         sites,
         salts: SaltCache::new(salts_store),
-        publisher: Publisher::new(nats.clone(), config.publish_timeout, config.publish_in_flight, metrics.publish_group.clone()),
+        publisher: Publisher::new(nats.clone(), config.publish_timeout, config.publish_in_flight, config.publish_group_max, metrics.publish_group.clone()),
         key_limiter: Arc::new(RateLimiter::new(config.key_rate, config.key_burst)),
         ip_limiter: Arc::new(RateLimiter::new(config.ip_rate, config.ip_burst)),
         trusted: Arc::new(config.trusted_proxies.clone()),

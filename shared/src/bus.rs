@@ -15,6 +15,10 @@ use async_nats::jetstream::{Context, kv, stream};
 
 use crate::names;
 
+/// Largest message the event stream takes (headers and payload). Ingest keeps its grouped
+/// messages well under it (`ingest/src/publisher.rs`).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 /// Limits of the event stream. File storage, and when full it refuses new batches (ingest then
 /// answers 503) rather than dropping stored ones that the aggregator has not seen yet.
 #[derive(Debug, Clone)]
@@ -191,7 +195,7 @@ async fn create_stream(js: &Context, limits: &StreamLimits, replicas: usize) -> 
         discard: stream::DiscardPolicy::New,
         max_bytes: limits.max_bytes,
         max_age: limits.max_age,
-        max_message_size: 256 * 1024,
+        max_message_size: MAX_MESSAGE_BYTES as i32,
         duplicate_window: limits.duplicate_window,
         num_replicas: replicas,
         ..Default::default()

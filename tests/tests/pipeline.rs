@@ -228,3 +228,35 @@ async fn concurrent_batches_share_stream_messages_and_count_once() {
     stack.wait_drained().await;
     assert_eq!(api.stats(&t.token, &t.site_id, "").await["summary"]["pageviews"], BATCHES);
 }
+
+/// Groups stay under the stream's message size: 64 KiB-class batches sent together (five of
+/// them would exceed the stream's 256 KiB limit) are all stored and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_sent_together_are_all_stored() {
+    use futures::StreamExt;
+    const BATCHES: usize = 120;
+    let stack = Stack::start_with(&[("CP_RATE_LIMIT_IP_PER_SEC", "100000"), ("CP_RATE_LIMIT_IP_BURST", "100000")]).await;
+    let api = Api::new(&stack);
+    let t = api.tenant("example.com", "UTC").await;
+    let long_url = format!("https://example.com/landing?q={}", "x".repeat(1_900));
+    let batches: Vec<Value> = (0..BATCHES)
+        .map(|i| {
+            let page = id("page");
+            let mut events = vec![pageview(&page, &long_url, "", true)];
+            events.extend((0..24).map(|_| click(&page, &long_url, "a#cta", "Sign up")));
+            make_batch(&t.key, &format!("session_large_{i:04}"), events)
+        })
+        .collect();
+    let size = serde_json::to_vec(&batches[0]).expect("json").len();
+    assert!((45_000..65_536).contains(&size), "each batch is close to the body limit: {size} bytes");
+
+    let statuses: Vec<StatusCode> =
+        futures::stream::iter(&batches).map(|b| async { api.post_batch(b).await.0 }).buffer_unordered(32).collect().await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::ACCEPTED), "every batch accepted: {statuses:?}");
+
+    let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"] == BATCHES).await;
+    assert_eq!(s["summary"]["clicks"], BATCHES * 24, "{s}");
+    let m = stack.metrics(cp_tests::stack::Proc::Ingest).await;
+    assert_eq!(sample(&m, "convertpulse_ingest_publish_group_batches_sum"), BATCHES as f64);
+    assert_eq!(sample(&m, "convertpulse_ingest_publish_failures_total"), 0.0, "no group was refused by the stream");
+}
