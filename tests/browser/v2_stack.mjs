@@ -110,9 +110,10 @@ async function visit() {
 
     const landing = `${cfg.landing}/landing?utm_source=newsletter&utm_medium=email&utm_campaign=spring_launch#access_token=FRAGMENT-SECRET`;
     await page.goto(landing);
-    // The tag manager adds the snippet after the load event; the stub has queued a call.
-    out.queuedBeforeSnippet = await page.evaluate(() => (window.convertpulse.q || []).length);
+    // The tag manager adds the snippet after the load event; the stub has queued a call by
+    // then (the page notes the queue's length as it adds the tag).
     await page.waitFor(() => window.__cp === 1);
+    out.queuedBeforeSnippet = await page.evaluate(() => window.__queuedBeforeSnippet ?? null);
     // The data-cp-event button twice, on its icon: two events, one goal completion.
     await page.click('#hero-cta .icon');
     await page.click('#hero-cta .icon');

@@ -83,9 +83,11 @@ fn page(w: &Wiring, uri: &Uri) -> Response {
         }
         "/landing" => {
             // A tag manager adds the real snippet 300 ms after the load event: the stub's
-            // calls queue up until then.
+            // calls queue up until then. What had queued is noted as the tag is added, so the
+            // check does not race the snippet on a slow machine.
             let late = format!(
                 "<script>\n  window.addEventListener('load', function () {{\n    setTimeout(function () {{\n      \
+                 window.__queuedBeforeSnippet = (window.convertpulse.q || []).length;\n      \
                  var s = document.createElement('script');\n      s.src = '{api}/convertpulse.js';\n      \
                  s.setAttribute('data-key', '{key}');\n      s.setAttribute('data-endpoint', '{endpoint}');\n      \
                  document.head.appendChild(s);\n    }}, 300);\n  }});\n</script>",
