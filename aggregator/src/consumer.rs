@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
 use futures::StreamExt;
-use shared::message::{BatchMessage, count_batches, split_batches};
+use shared::message::{BATCHES_HEADER, BatchMessage, ENCODING_HEADER, count_batches, decode_payload, split_batches};
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
@@ -80,13 +80,13 @@ pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, set
                 }
                 None => break,
             };
-            let mut batches = count_batches(&first.payload);
+            let mut batches = batches_in(&first);
             let mut chunk = vec![first];
             let deadline = Instant::now() + settings.max_wait;
             while batches < settings.max_batches {
                 match timeout_at(deadline, messages.next()).await {
                     Ok(Some(Ok(m))) => {
-                        batches += count_batches(&m.payload);
+                        batches += batches_in(&m);
                         chunk.push(m);
                     }
                     Ok(Some(Err(_)) | None) => {
@@ -101,6 +101,16 @@ pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, set
     }
 }
 
+/// How many batches a message carries: a grouped message says so in a header (its payload is
+/// compressed); otherwise its lines are counted.
+fn batches_in(msg: &Message) -> usize {
+    msg.headers
+        .as_ref()
+        .and_then(|h| h.get(BATCHES_HEADER))
+        .and_then(|v| v.as_str().parse::<usize>().ok())
+        .unwrap_or_else(|| count_batches(&msg.payload))
+}
+
 /// Flushes one chunk and acks, naks or terminates each of its messages.
 async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics, cancel: &CancellationToken) {
     let started = std::time::Instant::now();
@@ -111,7 +121,13 @@ async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics, canc
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for msg in &chunk {
         let mut slots = Vec::new();
-        for encoded in split_batches(&msg.payload) {
+        let encoding = msg.headers.as_ref().and_then(|h| h.get(ENCODING_HEADER)).map(|v| v.as_str());
+        let payload = decode_payload(encoding, &msg.payload).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "unreadable stream message, dropping it");
+            metrics.messages.with_label_values(&["invalid"]).inc();
+            std::borrow::Cow::Borrowed(&[])
+        });
+        for encoded in split_batches(&payload) {
             match serde_json::from_slice::<BatchMessage>(encoded) {
                 Ok(b) => {
                     let slot = *by_id.entry(b.msg_id()).or_insert_with(|| {

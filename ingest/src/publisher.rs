@@ -173,7 +173,7 @@ impl Slot {
     async fn publish_group(self, group: Vec<Waiting>) {
         let deadline = group.iter().map(|w| w.deadline).max().unwrap_or_else(Instant::now);
         let result = if let [only] = group.as_slice() {
-            self.publisher.publish(self.lane.subject.clone(), &only.msg_id, only.payload.clone(), deadline).await
+            self.publisher.publish(self.lane.subject.clone(), &only.msg_id, only.payload.clone(), None, deadline).await
         } else {
             let mut payload = Vec::with_capacity(group.iter().map(|w| w.payload.len() + 1).sum());
             for (i, w) in group.iter().enumerate() {
@@ -183,13 +183,21 @@ impl Slot {
                 payload.extend_from_slice(&w.payload);
             }
             let msg_id = self.publisher.group_id();
-            self.publisher.publish(self.lane.subject.clone(), &msg_id, Bytes::from(payload), deadline).await
+            let packed = Bytes::from(shared::message::compress(&payload));
+            let group = Some(Grouped { batches: group.len() });
+            self.publisher.publish(self.lane.subject.clone(), &msg_id, packed, group, deadline).await
         };
         self.publisher.groups.observe(group.len() as f64);
         for w in group {
             let _ = w.done.send(result.clone());
         }
     }
+}
+
+/// A message that carries a group: LZ4-compressed, its batch count in a header.
+#[derive(Clone, Copy)]
+struct Grouped {
+    batches: usize,
 }
 
 /// Publishes batches with a deadline on the ack.
@@ -247,7 +255,7 @@ impl Publisher {
             Place::Now(msg_id, payload) => {
                 let _slot = Slot { lane: lane.clone(), publisher: self.clone() };
                 self.groups.observe(1.0);
-                self.publish(lane.subject.clone(), &msg_id, payload, deadline).await
+                self.publish(lane.subject.clone(), &msg_id, payload, None, deadline).await
             }
             Place::Queued(rx) => match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(result)) => result,
@@ -282,9 +290,20 @@ impl Publisher {
     /// of losing one, and a stream whose leader died has a new one within a few seconds.
     /// Sending the same `Nats-Msg-Id` again is what makes that safe: an attempt whose ack was
     /// lost is stored once, and the retry gets the duplicate ack.
-    async fn publish(&self, subject: Subject, msg_id: &str, payload: Bytes, deadline: Instant) -> Result<(), PublishFailure> {
+    async fn publish(
+        &self,
+        subject: Subject,
+        msg_id: &str,
+        payload: Bytes,
+        group: Option<Grouped>,
+        deadline: Instant,
+    ) -> Result<(), PublishFailure> {
         let mut headers = HeaderMap::new();
         headers.insert(NATS_MESSAGE_ID, msg_id);
+        if let Some(group) = group {
+            headers.insert(shared::message::ENCODING_HEADER, shared::message::LZ4);
+            headers.insert(shared::message::BATCHES_HEADER, group.batches.to_string().as_str());
+        }
         loop {
             // While disconnected the client would buffer the publish and send it after
             // reconnecting, whenever that is: wait for the connection instead, and answer 503

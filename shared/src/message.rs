@@ -86,6 +86,41 @@ pub fn raw_batch_id(site_id: &str, batch_id: &str) -> String {
     id
 }
 
+/// The header that says a stream message's payload is compressed, and the one encoding there is.
+/// Ingest compresses grouped messages (their batches share a site, URLs and User-Agents, so
+/// LZ4 takes them to a fraction): the stream then stores, replicates and hands over far fewer
+/// bytes, which is most of what it spends per batch. A one-batch message is never compressed.
+pub const ENCODING_HEADER: &str = "CP-Encoding";
+/// The header with the number of batches in a grouped message, so a consumer can size its
+/// chunks without decompressing.
+pub const BATCHES_HEADER: &str = "CP-Batches";
+pub const LZ4: &str = "lz4";
+/// Largest payload a compressed message may claim to expand to (a group is at most 192 KiB).
+pub const MAX_DECODED_BYTES: usize = 1024 * 1024;
+
+/// `payload` LZ4-compressed, its length in front (for [`decode_payload`]).
+pub fn compress(payload: &[u8]) -> Vec<u8> {
+    lz4_flex::block::compress_prepend_size(payload)
+}
+
+/// The payload of a stream message as its batches' lines, given its [`ENCODING_HEADER`].
+pub fn decode_payload<'a>(encoding: Option<&str>, payload: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+    match encoding {
+        None => Ok(std::borrow::Cow::Borrowed(payload)),
+        Some(LZ4) => {
+            let claimed = payload.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            match claimed {
+                Some(n) if n <= MAX_DECODED_BYTES => lz4_flex::block::decompress_size_prepended(payload)
+                    .map(std::borrow::Cow::Owned)
+                    .map_err(|e| format!("corrupt {LZ4} payload: {e}")),
+                Some(n) => Err(format!("{LZ4} payload claims {n} bytes, more than {MAX_DECODED_BYTES}")),
+                None => Err(format!("{LZ4} payload shorter than its length prefix")),
+            }
+        }
+        Some(other) => Err(format!("unknown payload encoding {other:?}")),
+    }
+}
+
 /// Separates the batches of one stream message.
 pub const BATCH_SEPARATOR: u8 = b'\n';
 
@@ -103,6 +138,20 @@ pub fn count_batches(payload: &[u8]) -> usize {
 mod tests {
     use super::*;
     use crate::event::Batch;
+
+    #[test]
+    fn compressed_payloads_read_back_and_bad_ones_are_refused() {
+        let group = b"{\"a\":\"https://example.com/x\"}\n{\"a\":\"https://example.com/x\"}".repeat(20);
+        let packed = compress(&group);
+        assert!(packed.len() < group.len() / 4, "{} of {}", packed.len(), group.len());
+        assert_eq!(decode_payload(Some(LZ4), &packed).expect("decodes").as_ref(), &group[..]);
+        assert_eq!(decode_payload(None, &group).expect("as is").as_ref(), &group[..]);
+        let mut bomb = packed.clone();
+        bomb[..4].copy_from_slice(&(64u32 << 20).to_le_bytes());
+        assert!(decode_payload(Some(LZ4), &bomb).is_err(), "a claimed size past the limit is refused");
+        assert!(decode_payload(Some(LZ4), &packed[..packed.len() / 2]).is_err(), "a cut payload is refused");
+        assert!(decode_payload(Some("zstd"), &packed).is_err());
+    }
 
     #[test]
     fn a_message_splits_into_its_batches() {
