@@ -98,10 +98,6 @@ impl Lane {
         Arc::new(Self { subject, state: Mutex::new(LaneState::default()) })
     }
 
-    pub fn subject(&self) -> &Subject {
-        &self.subject
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -175,29 +171,15 @@ impl Slot {
         let result = if let [only] = group.as_slice() {
             self.publisher.publish(self.lane.subject.clone(), &only.msg_id, only.payload.clone(), None, deadline).await
         } else {
-            let mut payload = Vec::with_capacity(group.iter().map(|w| w.payload.len() + 1).sum());
-            for (i, w) in group.iter().enumerate() {
-                if i > 0 {
-                    payload.push(b'\n');
-                }
-                payload.extend_from_slice(&w.payload);
-            }
             let msg_id = self.publisher.group_id();
-            let packed = Bytes::from(shared::message::compress(&payload));
-            let group = Some(Grouped { batches: group.len() });
-            self.publisher.publish(self.lane.subject.clone(), &msg_id, packed, group, deadline).await
+            let packed = Bytes::from(shared::message::encode_group(group.iter().map(|w| &w.payload[..])));
+            self.publisher.publish(self.lane.subject.clone(), &msg_id, packed, Some(group.len()), deadline).await
         };
         self.publisher.groups.observe(group.len() as f64);
         for w in group {
             let _ = w.done.send(result.clone());
         }
     }
-}
-
-/// A message that carries a group: LZ4-compressed, its batch count in a header.
-#[derive(Clone, Copy)]
-struct Grouped {
-    batches: usize,
 }
 
 /// Publishes batches with a deadline on the ack.
@@ -284,6 +266,8 @@ impl Publisher {
 
     /// Publishes `payload` on `subject` and returns once the stream acked it. `msg_id` (the
     /// `Nats-Msg-Id`) makes a retried message stored once; a duplicate ack is still a success.
+    /// `grouped` is the batch count when `payload` is an encoded group
+    /// ([`shared::message::encode_group`]); it sets the headers a consumer reads it by.
     ///
     /// Until `deadline`, a failed attempt, or one without an ack after [`ATTEMPT_TIMEOUT`],
     /// is tried again: in a cluster the client reconnects to another node within milliseconds
@@ -295,14 +279,15 @@ impl Publisher {
         subject: Subject,
         msg_id: &str,
         payload: Bytes,
-        group: Option<Grouped>,
+        grouped: Option<usize>,
         deadline: Instant,
     ) -> Result<(), PublishFailure> {
         let mut headers = HeaderMap::new();
         headers.insert(NATS_MESSAGE_ID, msg_id);
-        if let Some(group) = group {
+        if let Some(batches) = grouped {
+            // An encoded group (`shared::message::encode_group`) and how many batches it holds.
             headers.insert(shared::message::ENCODING_HEADER, shared::message::LZ4);
-            headers.insert(shared::message::BATCHES_HEADER, group.batches.to_string().as_str());
+            headers.insert(shared::message::BATCHES_HEADER, batches.to_string().as_str());
         }
         loop {
             // While disconnected the client would buffer the publish and send it after

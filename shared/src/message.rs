@@ -98,9 +98,18 @@ pub const LZ4: &str = "lz4";
 /// Largest payload a compressed message may claim to expand to (a group is at most 192 KiB).
 pub const MAX_DECODED_BYTES: usize = 1024 * 1024;
 
-/// `payload` LZ4-compressed, its length in front (for [`decode_payload`]).
-pub fn compress(payload: &[u8]) -> Vec<u8> {
-    lz4_flex::block::compress_prepend_size(payload)
+/// The payload of a grouped message: the encoded batches one per line
+/// ([`BATCH_SEPARATOR`]), LZ4-compressed with the length in front (read by [`decode_payload`]
+/// and [`split_batches`]).
+pub fn encode_group<'a>(batches: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for (i, batch) in batches.enumerate() {
+        if i > 0 {
+            lines.push(BATCH_SEPARATOR);
+        }
+        lines.extend_from_slice(batch);
+    }
+    lz4_flex::block::compress_prepend_size(&lines)
 }
 
 /// The payload of a stream message as its batches' lines, given its [`ENCODING_HEADER`].
@@ -141,10 +150,12 @@ mod tests {
 
     #[test]
     fn compressed_payloads_read_back_and_bad_ones_are_refused() {
-        let group = b"{\"a\":\"https://example.com/x\"}\n{\"a\":\"https://example.com/x\"}".repeat(20);
-        let packed = compress(&group);
-        assert!(packed.len() < group.len() / 4, "{} of {}", packed.len(), group.len());
-        assert_eq!(decode_payload(Some(LZ4), &packed).expect("decodes").as_ref(), &group[..]);
+        let line = br#"{"a":"https://example.com/x"}"#;
+        let packed = encode_group(std::iter::repeat_n(&line[..], 40));
+        let decoded = decode_payload(Some(LZ4), &packed).expect("decodes");
+        assert!(packed.len() < decoded.len() / 4, "{} of {}", packed.len(), decoded.len());
+        assert_eq!(split_batches(&decoded).collect::<Vec<_>>(), vec![&line[..]; 40]);
+        let group = line.repeat(3);
         assert_eq!(decode_payload(None, &group).expect("as is").as_ref(), &group[..]);
         let mut bomb = packed.clone();
         bomb[..4].copy_from_slice(&(64u32 << 20).to_le_bytes());
