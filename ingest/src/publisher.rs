@@ -33,10 +33,11 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// cluster); one that has not come by now was most likely sent on a connection that died with
 /// its NATS node, and will never come: send the message again on the new connection.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Publishes of one lane awaiting their ack before batches start to queue, by default. Two
-/// measured best with `make bench-wrk` (docs/benchmarks.md): one more place than a strict
-/// alternation, so a batch rarely waits a whole ack, and groups still large under load.
-pub const DEFAULT_IN_FLIGHT: usize = 2;
+/// Publishes of one lane awaiting their ack before batches start to queue, by default. One
+/// measured best with `make bench-wrk` (docs/benchmarks.md): a batch waits at most one ack
+/// (about a millisecond) before its own publish, and under load groups are half again as large
+/// as with two, which is what each batch costs NATS.
+pub const DEFAULT_IN_FLIGHT: usize = 1;
 /// Most batches in one stream message, by default (`CP_PUBLISH_GROUP_MAX`; 1 turns grouping
 /// off). The byte limit below is what usually ends a group: ≈ 120 batches of 1.6 KB.
 pub const DEFAULT_GROUP_MAX: usize = 256;
