@@ -53,7 +53,8 @@ try {
   await page.click('#copy-snippet');
   await page.waitForFunction(() => document.getElementById('copy-status').textContent === 'Copied');
   out.clipboard = await page.evaluate(() => navigator.clipboard.readText());
-  out.emptyStateShown = await page.isVisible('#empty');
+  // The empty state follows the site's first stats call, which may still be on its way.
+  out.emptyStateShown = await page.waitForSelector('#empty', { state: 'visible', timeout: 10000 }).then(() => true, () => false);
   const site = await page.evaluate(() => ({ id: window.cpDashboard.site.id, token: localStorage.getItem('cp_token') }));
   console.log('SITE ' + JSON.stringify(site));
 
