@@ -68,7 +68,10 @@ wait_for() { # what, command; polls for up to 60 s
 
 nats_port=$(port_of "$NATS_URL")
 if port_busy "$nats_port"; then echo "!! port $nats_port is taken: is NATS (or another 'make run') already running?" >&2; exit 1; fi
-start nats nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$RUN_DIR/nats"
+# NATS shares this host's cores with everything else here: one Go scheduler thread per two
+# cores (GOMAXPROCS) spends a fifth less CPU per batch and acks sooner than one per core, since
+# a publish's goroutine hand-offs then seldom wake another thread (docs/benchmarks.md).
+start nats env GOMAXPROCS="${GOMAXPROCS:-$(( ($(nproc) + 1) / 2 ))}" nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$RUN_DIR/nats"
 
 if [ -z "${MONGODB_URI:-}" ]; then
   nx_port=${CP_BENCH_NX_PORT:-27017}

@@ -32,13 +32,16 @@ pub struct Config {
     /// default 1500.
     pub publish_timeout: Duration,
     /// `CP_PUBLISH_IN_FLIGHT`: publishes of one site awaiting their ack before its batches
-    /// queue and go out grouped (see `publisher.rs`), default 2.
+    /// queue and go out grouped (see `publisher.rs`), default 1.
     pub publish_in_flight: usize,
     /// `CP_PUBLISH_GROUP_MAX`: most batches in one stream message, default 256; 1 turns
     /// grouping off (while an older aggregator still reads the stream).
     pub publish_group_max: usize,
     /// `CP_STREAM_MAX_BYTES`, `CP_STREAM_MAX_AGE_HOURS`: event stream limits.
     pub stream: StreamLimits,
+    /// `CP_INGEST_WORKER_THREADS`: the runtime's worker threads, default one per two cores the
+    /// process may use (at least one; see [`default_worker_threads`]).
+    pub worker_threads: usize,
     /// `CP_GEOIP_DB`: path of the IP-to-country database (MaxMind DB format); unset, missing
     /// or unreadable means every country is `(unknown)`. `make run` points it at the package
     /// `deploy/local/deps.sh` installs.
@@ -70,7 +73,23 @@ impl Config {
                 n
             },
             stream: StreamLimits::from_env()?,
+            worker_threads: {
+                let n: usize = env::parse("CP_INGEST_WORKER_THREADS", default_worker_threads())?;
+                anyhow::ensure!((1..=1024).contains(&n), "CP_INGEST_WORKER_THREADS must be 1 to 1024");
+                n
+            },
             geoip_db: Some(env::string("CP_GEOIP_DB", "")).filter(|p| !p.trim().is_empty()).map(PathBuf::from),
         })
     }
+}
+
+/// One worker thread per two cores the process may use (`available_parallelism` follows the
+/// CPU affinity and a cgroup's CPU quota), rounded up. Ingest's work per batch is a few
+/// microseconds between waits on the client and on the stream; a worker for every core mostly
+/// adds wake-ups of one worker by another, and on a host it shares with NATS and its clients
+/// those cost more than the parallelism gives. Measured with `make bench-wrk` on 2 cores
+/// (docs/benchmarks.md): one worker instead of two, 16-24 against 23-37 µs of CPU per batch,
+/// and more batches per second at every client concurrency tried.
+pub fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2))
 }

@@ -5,9 +5,13 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     shared::telemetry::init("ingest");
     let config = ingest::config::Config::from_env()?;
-    ingest::startup::run(config, shared::http::shutdown_signal()).await
+    tracing::info!(worker_threads = config.worker_threads, "runtime");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build()?
+        .block_on(ingest::startup::run(config, shared::http::shutdown_signal()))
 }
