@@ -1,6 +1,6 @@
 -- wrk script: realistic tracker batches, every one unique, as browsers send them.
 --
---   wrk -t1 -c64 -d10s -s deploy/bench/wrk-batch.lua http://127.0.0.1:8081 -- SITE_KEY [ORIGIN]
+--   wrk -t1 -c64 -d10s -s deploy/bench/wrk-batch.lua http://127.0.0.1:8081 -- SITE_KEY [ORIGIN] [pool|fresh]
 --
 -- Each request is one batch of 5 events (about 1 KB): a pageview with referrer, title and UTM
 -- parameters, a scroll, two clicks and a time event, with
@@ -21,6 +21,9 @@
 
 local key = "missing-key"
 local origin = "https://www.example-shop.com"
+-- "pool" (default): splice a fresh batch_id into one of 2,000 pre-built requests (cheap for
+-- the client); "fresh": build every request whole, the way a first script would.
+local mode = "pool"
 local counter = 0
 
 
@@ -33,6 +36,8 @@ end
 function init(args)
   key = args[1] or key
   origin = args[2] or origin
+  mode = args[3] or mode
+  assert(mode == "pool" or mode == "fresh", "mode must be pool or fresh, not " .. mode)
   thread_no = thread_no or 0
   math.randomseed(os.time() * 1000 + thread_no * 7919)
 end
@@ -148,6 +153,9 @@ local function batch_id()
 end
 
 function request()
+  if mode == "fresh" then
+    return build(batch_id())
+  end
   if #pool == 0 then
     for i = 1, POOL do
       local req = build(PLACEHOLDER)

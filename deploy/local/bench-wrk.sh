@@ -56,7 +56,7 @@ if [ "${1:-}" = "--measure" ]; then
   # load client's own CPU per request: `times` in the subshell reports its child, wrk)
   run_wrk() {
     local out line
-    out=$(wrk -t"$threads" -c"$conns" -d"$2"s --latency -s deploy/bench/wrk-batch.lua "$1" -- "$key" "$origin"; times)
+    out=$(wrk -t"$threads" -c"$conns" -d"$2"s --latency -s deploy/bench/wrk-batch.lua "$1" -- "$key" "$origin" "${WRK_BUILD:-pool}"; times)
     line=$(echo "$out" | grep '^WRK_RESULT')
     eval "$(echo "$line" | sed 's/^WRK_RESULT //')"
     ok=$((requests - non2xx))
