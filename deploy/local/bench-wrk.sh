@@ -49,7 +49,9 @@ if [ "${1:-}" = "--measure" ]; then
     curl -fsS "http://$CP_INGEST_METRICS_ADDR/metrics" | awk '
       /^convertpulse_ingest_publish_group_batches_sum/ {s = $2}
       /^convertpulse_ingest_publish_group_batches_count/ {c = $2}
-      END {printf "%d %d", s, c}'
+      /^convertpulse_ingest_publish_seconds_sum/ {ws = $2}
+      /^convertpulse_ingest_publish_seconds_count/ {wc = $2}
+      END {printf "%d %d %.6f %d", s, c, ws, wc}'
   }
 
   # run_wrk URL SECONDS -> sets rps_ok, ok (2xx requests), p50_us, p99_us, non2xx, wrk_us (the
@@ -91,15 +93,17 @@ if [ "${1:-}" = "--measure" ]; then
     run_wrk "$ingest" "$secs"
     i1=$(cpu_ticks "$ingest_pid"); n1=$(cpu_ticks "$nats_pid"); g1=$(group_counts)
     # Batches per stream message (group commit): sum and count of the histogram over the round.
-    per_msg=$(echo "$g0 $g1" | awk '{printf "%.1f", ($4 - $2) ? ($3 - $1) / ($4 - $2) : 0}')
+    per_msg=$(echo "$g0 $g1" | awk '{printf "%.1f", ($6 - $2) ? ($5 - $1) / ($6 - $2) : 0}')
+    # Mean time from a batch's submit to its ack (queue wait included), over the round.
+    wait_us=$(echo "$g0 $g1" | awk '{printf "%.0f", ($8 - $4) ? ($7 - $3) * 1e6 / ($8 - $4) : 0}')
     [ -n "${perf_pid:-}" ] && wait "$perf_pid" || true
 
     ingest_us=$(awk -v t=$((i1 - i0)) -v k="$tck" -v n="$ok" 'BEGIN {printf "%.1f", n ? t * 1e6 / k / n : 0}')
     nats_us=$(awk -v t=$((n1 - n0)) -v k="$tck" -v n="$ok" 'BEGIN {printf "%.1f", n ? t * 1e6 / k / n : 0}')
     base_us=$(awk -v t=$((b1 - b0)) -v k="$tck" -v n="$base_ok" 'BEGIN {printf "%.1f", n ? t * 1e6 / k / n : 0}')
     ratio=$(awk -v a="$rps_ok" -v b="$base_rps" 'BEGIN {printf "%.2f", a / b}')
-    printf 'round %d: baseline %6d/s (p99 %d µs, CPU %s µs/req) | ingest %6d accepted/s (p99 %d µs, %d refused) | ratio %s | ingest CPU %s µs/batch, nats-server %s µs/batch | wrk CPU %s / %s µs/req | %s batches/message\n' \
-      "$round" "$base_rps" "$base_p99" "$base_us" "$rps_ok" "$p99_us" "$non2xx" "$ratio" "$ingest_us" "$nats_us" "$base_wrk_us" "$wrk_us" "$per_msg"
+    printf 'round %d: baseline %6d/s (p99 %d µs, CPU %s µs/req) | ingest %6d accepted/s (p99 %d µs, %d refused) | ratio %s | ingest CPU %s µs/batch, nats-server %s µs/batch | wrk CPU %s / %s µs/req | %s batches/message, mean wait for the ack %s µs\n' \
+      "$round" "$base_rps" "$base_p99" "$base_us" "$rps_ok" "$p99_us" "$non2xx" "$ratio" "$ingest_us" "$nats_us" "$base_wrk_us" "$wrk_us" "$per_msg" "$wait_us"
     total_base=$((total_base + base_rps)) total_ingest=$((total_ingest + rps_ok)) total_ok=$((total_ok + ok))
     total_base_ok=$((total_base_ok + base_ok))
     total_ingest_ticks=$((total_ingest_ticks + i1 - i0)) total_nats_ticks=$((total_nats_ticks + n1 - n0))
