@@ -28,9 +28,9 @@ pub struct Config {
     /// 400 (a year-long custom range and then some). Hourly rollups are kept 49 h.
     pub rollup_retention: Duration,
     /// `CP_TOP_KEYS_PER_DAY`: keys kept with exact counts per top list and day, default 1000
-    /// (at least 100); the rest is folded into `(other)`.
+    /// (1,000, the contract's floor, to 1,000,000); the rest is folded into `(other)`.
     pub top_keys_per_day: usize,
-    /// `CP_TOP_KEYS_PER_HOUR`: the same per hour, default 1000 (at least 100).
+    /// `CP_TOP_KEYS_PER_HOUR`: the same per hour, default 1000 (1,000 to 1,000,000).
     pub top_keys_per_hour: usize,
     /// `CP_STREAM_MAX_BYTES`, `CP_STREAM_MAX_AGE_HOURS`: event stream limits.
     pub stream: StreamLimits,
@@ -38,25 +38,21 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        let max_batches: usize = env::parse("CP_FLUSH_MAX_BATCHES", 500)?;
-        let ack_wait: u64 = env::parse("CP_ACK_WAIT_SECS", 30)?;
-        anyhow::ensure!(max_batches >= 1, "CP_FLUSH_MAX_BATCHES must be at least 1");
-        anyhow::ensure!(ack_wait >= 2, "CP_ACK_WAIT_SECS must be at least 2");
-        let top_keys_per_day: usize = env::parse("CP_TOP_KEYS_PER_DAY", 1000)?;
-        let top_keys_per_hour: usize = env::parse("CP_TOP_KEYS_PER_HOUR", 1000)?;
-        anyhow::ensure!(top_keys_per_day >= 100, "CP_TOP_KEYS_PER_DAY must be at least 100");
-        anyhow::ensure!(top_keys_per_hour >= 100, "CP_TOP_KEYS_PER_HOUR must be at least 100");
-        let rollup_days: u64 = env::parse("CP_ROLLUP_RETENTION_DAYS", 400)?;
-        anyhow::ensure!(rollup_days >= 1, "CP_ROLLUP_RETENTION_DAYS must be at least 1");
+        let max_batches: usize = env::ranged("CP_FLUSH_MAX_BATCHES", 500, 1, 100_000)?;
+        let ack_wait: u64 = env::ranged("CP_ACK_WAIT_SECS", 30, 2, 3600)?;
+        // The contract promises at least 1,000 keys with exact counts per list and day.
+        let top_keys_per_day: usize = env::ranged("CP_TOP_KEYS_PER_DAY", 1000, 1000, 1_000_000)?;
+        let top_keys_per_hour: usize = env::ranged("CP_TOP_KEYS_PER_HOUR", 1000, 1000, 1_000_000)?;
+        let rollup_days: u64 = env::ranged("CP_ROLLUP_RETENTION_DAYS", 400, 1, 3650)?;
         Ok(Self {
             addr: env::addr("CP_AGGREGATOR_ADDR", "127.0.0.1:8082")?,
             metrics_addr: env::addr("CP_METRICS_ADDR", "127.0.0.1:9182")?,
             http: ServeLimits::from_env()?,
             backends: Backends::from_env()?,
             max_batches,
-            flush_interval: env::millis("CP_FLUSH_INTERVAL_MS", 50)?,
+            flush_interval: env::millis("CP_FLUSH_INTERVAL_MS", 50, 1, 60_000)?,
             ack_wait: Duration::from_secs(ack_wait),
-            raw_retention: Duration::from_secs(24 * 3600 * env::parse::<u64>("CP_RAW_RETENTION_DAYS", 90)?),
+            raw_retention: Duration::from_secs(24 * 3600 * env::ranged::<u64>("CP_RAW_RETENTION_DAYS", 90, 1, 3650)?),
             rollup_retention: Duration::from_secs(24 * 3600 * rollup_days),
             top_keys_per_day,
             top_keys_per_hour,

@@ -63,11 +63,9 @@ impl std::fmt::Debug for Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        let cost: u32 = env::parse("CP_BCRYPT_COST", 12)?;
-        anyhow::ensure!((4..=31).contains(&cost), "CP_BCRYPT_COST must be from 4 to 31");
+        let cost: u32 = env::ranged("CP_BCRYPT_COST", 12, 4, 31)?;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let bcrypt_concurrency: usize = env::parse("CP_BCRYPT_CONCURRENCY", cpus)?;
-        anyhow::ensure!(bcrypt_concurrency >= 1, "CP_BCRYPT_CONCURRENCY must be at least 1");
+        let bcrypt_concurrency: usize = env::ranged("CP_BCRYPT_CONCURRENCY", cpus, 1, 1024)?;
         let demo_email = env::string("CP_DEMO_EMAIL", "");
         Ok(Self {
             addr: env::addr("CP_API_ADDR", "127.0.0.1:8080")?,
@@ -75,11 +73,11 @@ impl Config {
             http: ServeLimits::from_env()?,
             backends: Backends::from_env()?,
             jwt_secret: env::secret("CP_JWT_SECRET", 32)?,
-            jwt_ttl: Duration::from_secs(3600 * env::parse::<u64>("CP_JWT_TTL_HOURS", 24)?),
+            jwt_ttl: Duration::from_secs(3600 * env::ranged::<u64>("CP_JWT_TTL_HOURS", 24, 1, 8760)?),
             bcrypt_cost: cost,
-            login_max_failures: env::parse("CP_LOGIN_MAX_FAILURES", 5)?,
-            register_max_per_ip: env::parse("CP_REGISTER_MAX_PER_IP", 10)?,
-            public_stats_per_min: env::parse("CP_PUBLIC_STATS_PER_MIN", 120)?,
+            login_max_failures: env::ranged("CP_LOGIN_MAX_FAILURES", 5, 1, 1000)?,
+            register_max_per_ip: env::ranged("CP_REGISTER_MAX_PER_IP", 10, 1, 1_000_000)?,
+            public_stats_per_min: env::ranged("CP_PUBLIC_STATS_PER_MIN", 120, 1, 1_000_000)?,
             bcrypt_concurrency,
             trusted_proxies: TrustedProxies::parse(&env::string("CP_TRUSTED_PROXIES", "")).context("CP_TRUSTED_PROXIES")?,
             web_dir: PathBuf::from(env::string("CP_WEB_DIR", "web")),

@@ -48,6 +48,10 @@ pub struct Config {
     pub geoip_db: Option<PathBuf>,
 }
 
+/// Rates a limiter is given, per second: from one batch in about 17 minutes to a billion.
+const MIN_RATE: f64 = 0.001;
+const MAX_RATE: f64 = 1e9;
+
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         let proxies = env::string("CP_TRUSTED_PROXIES", "");
@@ -56,28 +60,18 @@ impl Config {
             metrics_addr: env::addr("CP_METRICS_ADDR", "127.0.0.1:9181")?,
             http: ServeLimits::from_env()?,
             backends: Backends::from_env()?,
-            key_rate: env::parse("CP_RATE_LIMIT_KEY_PER_SEC", 1000.0)?,
-            key_burst: env::parse("CP_RATE_LIMIT_KEY_BURST", 2000.0)?,
-            ip_rate: env::parse("CP_RATE_LIMIT_IP_PER_SEC", 20.0)?,
-            ip_burst: env::parse("CP_RATE_LIMIT_IP_BURST", 60.0)?,
+            key_rate: env::ranged("CP_RATE_LIMIT_KEY_PER_SEC", 1000.0, MIN_RATE, MAX_RATE)?,
+            key_burst: env::ranged("CP_RATE_LIMIT_KEY_BURST", 2000.0, 1.0, MAX_RATE)?,
+            ip_rate: env::ranged("CP_RATE_LIMIT_IP_PER_SEC", 20.0, MIN_RATE, MAX_RATE)?,
+            ip_burst: env::ranged("CP_RATE_LIMIT_IP_BURST", 60.0, 1.0, MAX_RATE)?,
             trusted_proxies: TrustedProxies::parse(&proxies).context("CP_TRUSTED_PROXIES")?,
-            publish_timeout: env::millis("CP_PUBLISH_TIMEOUT_MS", 1500)?,
-            publish_in_flight: {
-                let n: usize = env::parse("CP_PUBLISH_IN_FLIGHT", crate::publisher::DEFAULT_IN_FLIGHT)?;
-                anyhow::ensure!((1..=1024).contains(&n), "CP_PUBLISH_IN_FLIGHT must be 1 to 1024");
-                n
-            },
-            publish_group_max: {
-                let n: usize = env::parse("CP_PUBLISH_GROUP_MAX", crate::publisher::DEFAULT_GROUP_MAX)?;
-                anyhow::ensure!((1..=4096).contains(&n), "CP_PUBLISH_GROUP_MAX must be 1 to 4096");
-                n
-            },
+            // Below the 10 s a whole request may take (`router.rs`), so a slow stream is a 503
+            // the tracker retries, not a cut connection.
+            publish_timeout: env::millis("CP_PUBLISH_TIMEOUT_MS", 1500, 10, 9000)?,
+            publish_in_flight: env::ranged("CP_PUBLISH_IN_FLIGHT", crate::publisher::DEFAULT_IN_FLIGHT, 1, 1024)?,
+            publish_group_max: env::ranged("CP_PUBLISH_GROUP_MAX", crate::publisher::DEFAULT_GROUP_MAX, 1, 4096)?,
             stream: StreamLimits::from_env()?,
-            worker_threads: {
-                let n: usize = env::parse("CP_INGEST_WORKER_THREADS", default_worker_threads())?;
-                anyhow::ensure!((1..=1024).contains(&n), "CP_INGEST_WORKER_THREADS must be 1 to 1024");
-                n
-            },
+            worker_threads: env::ranged("CP_INGEST_WORKER_THREADS", default_worker_threads(), 1, 1024)?,
             geoip_db: Some(env::string("CP_GEOIP_DB", "")).filter(|p| !p.trim().is_empty()).map(PathBuf::from),
         })
     }

@@ -34,8 +34,10 @@ pub struct StreamLimits {
 impl StreamLimits {
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
-            max_bytes: crate::config::parse("CP_STREAM_MAX_BYTES", 1_i64 << 30)?,
-            max_age: Duration::from_secs(3600 * crate::config::parse("CP_STREAM_MAX_AGE_HOURS", 24 * 7_u64)?),
+            // JetStream reads 0 or less as "no limit": a stream that never refuses would fill the
+            // disk instead. From 1 MiB to 1 PiB, and from an hour to ten years.
+            max_bytes: crate::config::ranged("CP_STREAM_MAX_BYTES", 1_i64 << 30, 1 << 20, 1 << 50)?,
+            max_age: Duration::from_secs(3600 * crate::config::ranged("CP_STREAM_MAX_AGE_HOURS", 24 * 7_u64, 1, 87_600)?),
             duplicate_window: Duration::from_secs(5 * 60),
         })
     }

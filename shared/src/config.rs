@@ -30,15 +30,29 @@ where
     }
 }
 
+/// The value of `name` parsed as `T` and within `min..=max`, or `default` when unset or empty.
+/// Out of range (or NaN) stops the process with a message naming the variable and the range.
+pub fn ranged<T>(name: &str, default: T, min: T, max: T) -> anyhow::Result<T>
+where
+    T: FromStr + PartialOrd + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    let v = parse(name, default)?;
+    if !(min <= v && v <= max) {
+        bail!("{name}={v} is out of range: it must be from {min} to {max}");
+    }
+    Ok(v)
+}
+
 /// A listen address from `name`.
 pub fn addr(name: &str, default: &str) -> anyhow::Result<SocketAddr> {
     let raw = string(name, default);
     raw.parse().with_context(|| format!("{name}={raw:?} is not a host:port socket address"))
 }
 
-/// A duration given in milliseconds by `name`.
-pub fn millis(name: &str, default_ms: u64) -> anyhow::Result<Duration> {
-    Ok(Duration::from_millis(parse(name, default_ms)?))
+/// A duration given in milliseconds by `name`, within `min_ms..=max_ms`.
+pub fn millis(name: &str, default_ms: u64, min_ms: u64, max_ms: u64) -> anyhow::Result<Duration> {
+    Ok(Duration::from_millis(ranged(name, default_ms, min_ms, max_ms)?))
 }
 
 /// A secret that must be present; `min_len` bytes at least.

@@ -69,6 +69,11 @@ fn bin_dir() -> PathBuf {
     std::env::var_os("CP_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target").join("debug"))
 }
 
+/// The path of one of the service binaries (`ingest`, `api`, `aggregator`) the stacks run.
+pub fn service_binary(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
 /// One isolated stack. Everything it started is killed when it is dropped.
 pub struct Stack {
     pub dir: PathBuf,

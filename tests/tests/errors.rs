@@ -233,3 +233,51 @@ async fn api_error_rows_answer_with_the_contract_codes() {
     assert_eq!((status, err_code(&err)), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")));
     assert!(stack.log_tail(Proc::Api).contains("api listening"));
 }
+
+/// A setting out of its range stops the service at start, with a message naming the setting,
+/// rather than running with a value that was never meant (no worker thread, a stream without a
+/// size limit, fewer top-list keys than the contract promises).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_refuse_to_start_with_an_out_of_range_setting_and_name_it() {
+    let cases = [
+        ("ingest", "CP_INGEST_WORKER_THREADS", "0"),
+        ("ingest", "CP_INGEST_WORKER_THREADS", "1025"),
+        ("ingest", "CP_INGEST_WORKER_THREADS", "two"),
+        ("ingest", "CP_PUBLISH_IN_FLIGHT", "0"),
+        ("ingest", "CP_PUBLISH_GROUP_MAX", "4097"),
+        ("ingest", "CP_PUBLISH_TIMEOUT_MS", "0"),
+        ("ingest", "CP_RATE_LIMIT_IP_PER_SEC", "NaN"),
+        ("ingest", "CP_RATE_LIMIT_KEY_BURST", "-5"),
+        ("ingest", "CP_HTTP_HEADER_TIMEOUT_MS", "0"),
+        ("ingest", "CP_STREAM_MAX_BYTES", "-1"),
+        ("aggregator", "CP_TOP_KEYS_PER_DAY", "999"),
+        ("aggregator", "CP_STREAM_MAX_AGE_HOURS", "0"),
+        ("aggregator", "CP_RAW_RETENTION_DAYS", "99999999999999999"),
+        ("api", "CP_JWT_TTL_HOURS", "0"),
+        ("api", "CP_BCRYPT_COST", "3"),
+    ];
+    for (service, name, value) in cases {
+        let child = tokio::process::Command::new(cp_tests::stack::service_binary(service))
+            .env("CP_INGEST_ADDR", "127.0.0.1:0")
+            .env("CP_AGGREGATOR_ADDR", "127.0.0.1:0")
+            .env("CP_API_ADDR", "127.0.0.1:0")
+            .env("CP_METRICS_ADDR", "127.0.0.1:0")
+            .env("CP_JWT_SECRET", "a-test-secret-of-at-least-32-bytes-long")
+            // Nothing listens there: a setting wrongly accepted would leave the service retrying.
+            .env("NATS_URL", format!("nats://127.0.0.1:{}", cp_tests::stack::free_port()))
+            .env("MONGODB_URI", format!("mongodb://127.0.0.1:{}", cp_tests::stack::free_port()))
+            .env(name, value)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the service starts");
+        let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{service} {name}={value}: still running after 20 s"))
+            .expect("the service's output");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "{service} {name}={value}: exited successfully");
+        assert!(text.contains(&format!("Error: {name}=")), "{service} {name}={value}: the message names the setting: {text}");
+    }
+}
