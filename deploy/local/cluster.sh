@@ -24,6 +24,7 @@
 #                              not come up)
 #   CP_RATE_LIMIT_IP_PER_SEC / _BURST, CP_RATE_LIMIT_KEY_PER_SEC / _BURST  [5000 / 10000 here:
 #                              the load comes from this machine's one address]
+#   GOMAXPROCS                 each NATS node's scheduler threads [a third of the cores, at least 1]
 #   any service setting (CP_RATE_LIMIT_IP_PER_SEC, RUST_LOG, ...) is passed on to the services.
 #
 # Ports (before the offset): balancer 8080 (api), 8081 (ingest), 8404 (HAProxy stats and
@@ -241,7 +242,12 @@ if [ -z "${MONGODB_URI:-}" ]; then
   supervise mongo "${no_secrets[@]}" .venv/bin/nx-27017 --host 127.0.0.1 -p "$MONGO_PORT" --data-dir "$RUN_DIR/nx" \
     --log-file "$LOGS/nx-internal.log" --pid-file "$RUN_DIR/nx.pid"
 fi
-for n in 1 2 3; do supervise "nats-$n" nats-server -c "$CONF/nats-$n.conf"; done
+# Three NATS nodes share this host's cores with everything else: one Go scheduler thread per
+# node per three cores (GOMAXPROCS), as `make run` gives its one node half. On 2 cores that
+# measured 0.70-0.73 cores for NATS against 0.78-0.83 with the Go default, at as many or more
+# batches per second (docs/benchmarks.md, "Scaling out").
+nats_procs=${GOMAXPROCS:-$(( ($(nproc) + 2) / 3 ))}
+for n in 1 2 3; do supervise "nats-$n" env GOMAXPROCS="$nats_procs" nats-server -c "$CONF/nats-$n.conf"; done
 wait_for "the JetStream cluster" js_has_leader "${MON_PORTS[0]}"
 [ -n "${started_mongo:-}" ] && wait_for "the MongoDB-wire server" port_busy "$MONGO_PORT"
 

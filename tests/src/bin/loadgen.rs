@@ -162,8 +162,9 @@ async fn run_load(http: &reqwest::Client, ingest: &str, keys: &[String], concurr
             while Instant::now() < deadline {
                 let site = rng.below(keys.len() as u64) as usize;
                 let (body, pv) = make_batch(&mut rng, &keys[site], seq.fetch_add(1, Ordering::Relaxed));
-                // Visitors from many addresses (IPv6 documentation prefix), as a busy page sees.
-                let ip = format!("2001:db8::{:x}:{:x}", rng.below(0xffff), rng.below(0xffff));
+                // Visitors from many addresses (IPv6 documentation prefix), as a busy page sees,
+                // each in a /64 of its own: ingest limits IPv6 clients per /64.
+                let ip = format!("2001:db8:{:x}:{:x}::1", rng.below(0xffff), rng.below(0xffff));
                 let t0 = Instant::now();
                 let res = http.post(&url).header("content-type", "text/plain").header("x-forwarded-for", ip).body(body).send().await;
                 let status = match res {
@@ -416,8 +417,9 @@ mod rollups {
                         return;
                     }
                     let v = if distinct { n } else { n % 10 };
-                    // The visitor is the client address and User-Agent: one per key.
-                    let ip = format!("2001:db8::{:x}:{:x}", v >> 16, v & 0xffff);
+                    // The visitor is the client address and User-Agent: one per key, each
+                    // address in a /64 of its own (ingest limits IPv6 clients per /64).
+                    let ip = format!("2001:db8:{:x}:{:x}::1", v >> 16, v & 0xffff);
                     let ua = format!("Mozilla/5.0 (X11; Linux x86_64) LoadTest/{v}");
                     let res = http.post(&url).header("x-forwarded-for", ip).header("user-agent", ua).body(batch(&key, n, distinct)).send().await;
                     match res {
