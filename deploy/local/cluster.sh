@@ -244,7 +244,7 @@ if [ -z "${MONGODB_URI:-}" ]; then
 fi
 # Three NATS nodes share this host's cores with everything else: one Go scheduler thread per
 # node per three cores (GOMAXPROCS), as `make run` gives its one node half. On 2 cores that
-# measured 0.70-0.73 cores for NATS against 0.78-0.83 with the Go default, at as many or more
+# measured 0.63-0.67 cores for NATS against 0.76-0.78 with the Go default, and a fifth more
 # batches per second (docs/benchmarks.md, "Scaling out").
 nats_procs=${GOMAXPROCS:-$(( ($(nproc) + 2) / 3 ))}
 for n in 1 2 3; do supervise "nats-$n" env GOMAXPROCS="$nats_procs" nats-server -c "$CONF/nats-$n.conf"; done
