@@ -76,14 +76,13 @@ pub struct ServeLimits {
 impl ServeLimits {
     /// The public listener's limits, from the environment.
     pub fn from_env() -> anyhow::Result<Self> {
-        let limits = Self {
+        Ok(Self {
             header_read_timeout: env::millis("CP_HTTP_HEADER_TIMEOUT_MS", 10_000, 100, 600_000)?,
             idle_timeout: env::millis("CP_HTTP_IDLE_TIMEOUT_MS", 30_000, 100, 3_600_000)?,
             max_connections: env::ranged("CP_HTTP_MAX_CONNECTIONS", 4096, 1, 1_000_000)?,
             max_connections_per_ip: env::ranged("CP_HTTP_MAX_CONNECTIONS_PER_IP", 512, 0, 1_000_000)?,
             trusted_proxies: TrustedProxies::parse(&env::string("CP_TRUSTED_PROXIES", ""))?,
-        };
-        Ok(limits)
+        })
     }
 
     /// The internal (metrics) listener's limits: the same timeouts, few connections.
