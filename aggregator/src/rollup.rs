@@ -3,11 +3,12 @@
 //! arithmetic is unit-tested apart from MongoDB.
 //!
 //! Every batch is bucketed by its server receive time in the site's time zone, into a local
-//! day and a local hour (and a minute, for the live view), and adds to the series document and
-//! the top-list documents of each.
+//! day and a local hour (and a minute, for the live view), and adds to the series unit and
+//! the top-list units of each; all three belong to the site-day of that local day.
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use shared::{
     event::{Event, EventKind},
@@ -89,10 +90,19 @@ impl DocDelta {
     }
 }
 
-/// Everything a flush adds, by document.
+/// Everything a flush adds, by unit.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct FlushDeltas {
     pub docs: BTreeMap<RollupKey, DocDelta>,
+}
+
+/// The site-day of a day bucket. (Only day buckets are passed as the day of a pair; an hour or
+/// a minute would fall back to its UTC date.)
+fn site_day(day: Bucket) -> NaiveDate {
+    match day {
+        Bucket::Day(d) => d,
+        Bucket::Hour(s) | Bucket::Minute(s) => time::local_day(s * 1000, Tz::UTC),
+    }
 }
 
 /// The buckets of one batch.
@@ -130,21 +140,23 @@ fn ext(i: usize, v: u64) -> Counts {
 }
 
 impl FlushDeltas {
-    fn entry(&mut self, site: &str, bucket: Bucket, part: Part) -> &mut DocDelta {
-        self.docs.entry(RollupKey { site_id: site.to_string(), bucket, part }).or_insert_with(|| DocDelta::empty(part))
+    /// The delta of unit `part` of `bucket`, held by the site-day of the day bucket `day`.
+    fn entry(&mut self, site: &str, day: Bucket, bucket: Bucket, part: Part) -> &mut DocDelta {
+        self.docs.entry(RollupKey::new(site, site_day(day), bucket, part)).or_insert_with(|| DocDelta::empty(part))
     }
 
-    fn series(&mut self, site: &str, bucket: Bucket) -> (&mut Series, &mut Vec<u64>) {
-        match self.entry(site, bucket, Part::Series) {
+    fn series(&mut self, site: &str, day: Bucket, bucket: Bucket) -> (&mut Series, &mut Vec<u64>) {
+        match self.entry(site, day, bucket, Part::Series) {
             DocDelta::Series { counters, visitors } => (counters, visitors),
             _ => unreachable!("series key holds a series delta"),
         }
     }
 
-    /// Adds `counts` (and a text) to `key` of a dimension's list, in both stats buckets.
+    /// Adds `counts` (and a text) to `key` of a dimension's list, in both stats buckets (a day
+    /// and one of its hours).
     fn top(&mut self, site: &str, buckets: [Bucket; 2], dim: Dim, key: &str, counts: Counts, text: Option<&str>) {
         for bucket in buckets {
-            match self.entry(site, bucket, Part::Top(dim)) {
+            match self.entry(site, buckets[0], bucket, Part::Top(dim)) {
                 DocDelta::Top(t) => t.entry(key.to_string()).or_default().add(counts, text),
                 _ => unreachable!("top key holds a top delta"),
             }
@@ -167,7 +179,7 @@ impl FlushDeltas {
         for ev in &msg.events {
             let path = urls::page_path(&ev.url);
             if !matches!(ev.kind, EventKind::Pageview { .. })
-                && let DocDelta::Live(m) = self.entry(site, b.minute, Part::Live)
+                && let DocDelta::Live(m) = self.entry(site, b.day, b.minute, Part::Live)
             {
                 m.add_visit(&path, visitor);
             }
@@ -176,7 +188,7 @@ impl FlushDeltas {
                     counters.pageviews += 1;
                     facts.pageviews += 1;
                     self.top(site, b.stats(), Dim::Page, &path, one(1), None);
-                    if let DocDelta::Live(m) = self.entry(site, b.minute, Part::Live) {
+                    if let DocDelta::Live(m) = self.entry(site, b.day, b.minute, Part::Live) {
                         m.add_pageview(&path, visitor);
                     }
                     if *new_session {
@@ -223,7 +235,7 @@ impl FlushDeltas {
             }
         }
         for bucket in b.stats() {
-            let (series, visitors) = self.series(site, bucket);
+            let (series, visitors) = self.series(site, b.day, bucket);
             series.add(&counters);
             if !bucket.is_day() {
                 visitors.push(visitor);
@@ -261,12 +273,13 @@ impl FlushDeltas {
 
     /// Counts one new distinct visitor of `site` on `day`.
     pub fn add_new_visitor(&mut self, site: &str, day: Bucket) {
-        self.series(site, day).0.visitors += 1;
+        self.series(site, day, day).0.visitors += 1;
     }
 
-    /// Counts one new distinct visitor of the page `path` in `bucket`.
-    pub fn add_page_visitor(&mut self, site: &str, bucket: Bucket, path: &str) {
-        match self.entry(site, bucket, Part::Top(Dim::Page)) {
+    /// Counts one new distinct visitor of the page `path` in `bucket` (the day bucket `day` or
+    /// one of its hours).
+    pub fn add_page_visitor(&mut self, site: &str, day: Bucket, bucket: Bucket, path: &str) {
+        match self.entry(site, day, bucket, Part::Top(Dim::Page)) {
             DocDelta::Top(t) => t.entry(path.to_string()).or_default().add(ext(page_ext::VISITORS, 1), None),
             _ => unreachable!("top key holds a top delta"),
         }
@@ -278,13 +291,13 @@ impl FlushDeltas {
             Effect::Engaged { start } => {
                 let buckets = [start.day, start.hour];
                 for bucket in buckets {
-                    self.series(site, bucket).0.engaged += 1;
+                    self.series(site, start.day, bucket).0.engaged += 1;
                 }
                 self.top(site, buckets, Dim::Page, &start.path, ext(page_ext::ENGAGED, 1), None);
             }
             Effect::Converted { day, hour } => {
                 for bucket in [*day, *hour] {
-                    self.series(site, bucket).0.conversions += 1;
+                    self.series(site, *day, bucket).0.conversions += 1;
                 }
             }
             Effect::Attributed { day, hour, start } => {
@@ -352,7 +365,11 @@ mod tests {
     }
 
     fn key(bucket: Bucket, part: Part) -> RollupKey {
-        RollupKey { site_id: "s1".into(), bucket, part }
+        let day = match bucket {
+            Bucket::Day(d) => d,
+            Bucket::Hour(s) | Bucket::Minute(s) => time::local_day(s * 1000, Tz::UTC),
+        };
+        RollupKey::new("s1", day, bucket, part)
     }
 
     fn day(s: &str) -> Bucket {
@@ -521,7 +538,7 @@ mod tests {
         let mut d = FlushDeltas::default();
         d.add_new_visitor("s1", day("2025-11-24"));
         d.add_new_visitor("s1", day("2025-11-24"));
-        d.add_page_visitor("s1", day("2025-11-24"), "/");
+        d.add_page_visitor("s1", day("2025-11-24"), day("2025-11-24"), "/");
         let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-24"), Part::Series)) else { panic!("series") };
         assert_eq!(counters.visitors, 2);
         assert_eq!(top(&d, day("2025-11-24"), Dim::Page)["/"].counts.ext[page_ext::VISITORS], 1);

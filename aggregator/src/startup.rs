@@ -47,6 +47,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         lease: config.ack_wait,
         caps: Capacities::with_keys(config.top_keys_per_day, config.top_keys_per_hour),
         day_retention: config.rollup_retention,
+        compact_max_bytes: shared::rollup::siteday::COMPACT_MAX_BYTES,
     };
     let clock = shared::clock::system();
     // Before consuming: stats must never mix the old layout and the new.

@@ -26,7 +26,7 @@ pub struct RollupRow {
 }
 
 impl RollupRow {
-    fn add(&mut self, o: &RollupRow) {
+    pub fn add(&mut self, o: &RollupRow) {
         self.pageviews += o.pageviews;
         self.sessions += o.sessions;
         self.clicks += o.clicks;

@@ -1,16 +1,22 @@
 //! Reading stats from the rollup documents (see [`shared::rollup`] and docs/rollups.md).
 //!
-//! One query for the documents of the range's buckets — at most `buckets × parts` of them —
-//! whatever the traffic, the distinct keys or the visitors, and never raw events. Top lists
-//! are read by their heads (their 64 highest entries); only when the heads cannot settle a
-//! list's top rows does a second query fetch the tails of that dimension's documents, so a
-//! request reads at most `buckets × (parts + dimensions)` documents ([`read_bound`]).
+//! Every document is addressed by its `_id`, computed from the site, the range and the parts
+//! needed — never found by a filter — so a site's stats cost the same however many sites,
+//! days or documents the database holds. First the range's site-days (one per local day,
+//! fetching only the field of the bucket kind needed); a site-day that has not split answers
+//! from there. For the site-days that have split, a second read fetches their units — at most
+//! `buckets × parts` — with top lists read by their heads (their 64 highest entries); only
+//! when the heads cannot settle a list's top rows does a third read fetch the tails of that
+//! dimension's units. A request reads at most `site-days + buckets × (parts + dimensions)`
+//! documents ([`read_bound`]), whatever the traffic, the distinct keys or the visitors, and
+//! never raw events.
 //!
 //! With a page filter the request reads the page list and the page breakdowns of each bucket
 //! instead (two parts, whole lists): the page's own counters and the breakdowns keyed by it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use futures::TryStreamExt;
 use mongodb::{
@@ -20,7 +26,9 @@ use mongodb::{
 use shared::{
     names::collections as c,
     rollup::{
-        self, Body, Bucket, Counts, Dim, LiveMinute, Part, Rollup, RollupDoc, Series, TopList, VisitorSketch, split_page_attr_key,
+        self, Body, Bucket, Counts, Dim, LiveMinute, Part, Rollup, RollupDoc, RollupKey, Series, SiteDay, TopList, VisitorSketch,
+        siteday::{self, Field},
+        split_page_attr_key,
         toplist::{self, page_ext},
     },
     time,
@@ -50,10 +58,10 @@ fn buckets_in(range: &Range) -> usize {
     }
 }
 
-/// The most documents a request for `range` may read: every part of every bucket once, plus
-/// the top lists' tails once.
+/// The most documents a request for `range` may read: its site-days (at most one per bucket),
+/// every part of every bucket once, plus the top lists' tails once.
 pub fn read_bound(range: &Range) -> usize {
-    buckets_in(range) * (Part::all().len() + Dim::ALL.len())
+    buckets_in(range) * (1 + Part::all().len() + Dim::ALL.len())
 }
 
 /// The parts a site-wide request reads: page breakdowns only serve page filters.
@@ -61,29 +69,106 @@ fn site_parts() -> Vec<Part> {
     Part::all().into_iter().filter(|p| *p != Part::Top(Dim::PageAttr)).collect()
 }
 
-fn range_filter(site_id: &str, range: &Range, parts: &[Part]) -> Document {
-    match range {
-        Range::Days { from, to, .. } => rollup::days_filter(site_id, *from, *to, parts),
-        Range::Hours { hours, .. } => {
-            let (first, last) = (hours.first().copied().unwrap_or_default(), hours.last().copied().unwrap_or_default());
-            rollup::hours_filter(site_id, first, last, parts)
-        }
-    }
-}
-
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("a rollup document does not read: {e}"))
 }
 
-/// Runs `filter` on the rollups and decodes what it finds.
-async fn read(db: &Database, filter: Document, projection: Document) -> Result<Vec<Rollup>, ApiError> {
+/// Most ids in one `_id $in` read.
+const READ_CHUNK: usize = 1000;
+
+/// The documents with these ids, by `_id $in` in chunks.
+async fn by_ids(db: &Database, ids: &[String], projection: &Document) -> Result<Vec<Document>, ApiError> {
     let mut out = Vec::new();
-    let mut cursor = db.collection::<Document>(c::ROLLUPS).find(filter).projection(projection).await?;
-    while let Some(raw) = cursor.try_next().await? {
-        let doc: RollupDoc = bson::from_document(raw).map_err(internal)?;
-        out.push(Rollup::from_doc(doc).map_err(internal)?);
+    for chunk in ids.chunks(READ_CHUNK) {
+        let mut cursor = db.collection::<Document>(c::ROLLUPS).find(rollup::ids_filter(chunk)).projection(projection.clone()).await?;
+        while let Some(raw) = cursor.try_next().await? {
+            out.push(raw);
+        }
     }
     Ok(out)
+}
+
+/// A unit as read: the `_id` of its document (a unit document's, or its site-day's when it
+/// came inside one), its bucket, its part and what it holds.
+struct Unit {
+    id: String,
+    bucket: Bucket,
+    part: Part,
+    body: Body,
+}
+
+/// The units `parts` of the `buckets` wanted, each bucket in the site-day `home(bucket)`:
+/// site-days first, then the units of those that have split (fetched with `projection`).
+/// Returns the units and how many documents that took.
+async fn read_units(
+    db: &Database,
+    site_id: &str,
+    field: Field,
+    buckets: &[Bucket],
+    home: impl Fn(&Bucket) -> NaiveDate,
+    parts: &[Part],
+    projection: Document,
+) -> Result<(Vec<Unit>, usize), ApiError> {
+    let mut days: Vec<NaiveDate> = buckets.iter().map(&home).collect();
+    days.sort_unstable();
+    days.dedup();
+    let ids: Vec<String> = days.iter().map(|d| SiteDay::id_of(site_id, *d)).collect();
+    let fetched = by_ids(db, &ids, &siteday::projection(field)).await?;
+    let mut read = fetched.len();
+    let wanted: HashSet<Bucket> = buckets.iter().copied().collect();
+    let mut units = Vec::new();
+    let mut split: HashSet<NaiveDate> = HashSet::new();
+    for raw in fetched {
+        let id = raw.get_str("_id").map_err(internal)?.to_string();
+        let f = siteday::read_fetched(&raw, field).map_err(internal)?;
+        if f.split {
+            let day = days.iter().find(|d| SiteDay::id_of(site_id, **d) == id).copied().ok_or_else(|| internal(format!("{id} was not asked for")))?;
+            split.insert(day);
+        }
+        units.extend(f.units.into_iter().filter(|(b, p, _)| wanted.contains(b) && parts.contains(p)).map(|(bucket, part, body)| Unit { id: id.clone(), bucket, part, body }));
+    }
+    if split.is_empty() {
+        return Ok((units, read));
+    }
+    let unit_ids: Vec<String> = buckets
+        .iter()
+        .filter(|b| split.contains(&home(b)))
+        .flat_map(|b| parts.iter().map(|p| RollupKey::new(site_id, home(b), *b, *p).id()))
+        .collect();
+    for raw in by_ids(db, &unit_ids, &projection).await? {
+        read += 1;
+        let doc: RollupDoc = bson::from_document(raw).map_err(internal)?;
+        let r = Rollup::from_doc(doc).map_err(internal)?;
+        units.push(Unit { id: r.key.id(), bucket: r.key.bucket, part: r.key.part, body: r.body });
+    }
+    Ok((units, read))
+}
+
+/// The units `parts` of every bucket of `range`, and how many documents that took.
+async fn read_range(db: &Database, site_id: &str, range: &Range, tz: Tz, parts: &[Part], projection: Document) -> Result<(Vec<Unit>, usize), ApiError> {
+    match range {
+        Range::Days { from, to, .. } => {
+            let buckets: Vec<Bucket> = from.iter_days().take_while(|d| d <= to).map(Bucket::Day).collect();
+            read_units(db, site_id, Field::Days, &buckets, day_of, parts, projection).await
+        }
+        Range::Hours { hours, .. } => {
+            let buckets: Vec<Bucket> = hours.iter().map(|h| Bucket::Hour(*h)).collect();
+            read_units(db, site_id, Field::Hours, &buckets, |b| local_day_of(b, tz), parts, projection).await
+        }
+    }
+}
+
+/// The site-day of a day bucket.
+fn day_of(b: &Bucket) -> NaiveDate {
+    local_day_of(b, Tz::UTC)
+}
+
+/// The local day (in `tz`) a bucket falls in: its site-day.
+fn local_day_of(b: &Bucket, tz: Tz) -> NaiveDate {
+    match b {
+        Bucket::Day(d) => *d,
+        Bucket::Hour(s) | Bucket::Minute(s) => time::local_day(s * 1000, tz),
+    }
 }
 
 /// The points of `range`, oldest first, from each bucket's row (zeros where none).
@@ -107,23 +192,23 @@ pub async fn load(db: &Database, site_id: &str, range: &Range, tz: Tz, page: Opt
 }
 
 async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Result<Loaded, ApiError> {
-    let docs = read(db, range_filter(site_id, range, &site_parts()), rollup::read_projection()).await?;
-    let mut docs_read = docs.len();
+    let (units, mut docs_read) = read_range(db, site_id, range, tz, &site_parts(), rollup::read_projection()).await?;
     let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
     let mut sketches: Vec<VisitorSketch> = Vec::new();
     let mut tops: HashMap<Dim, Vec<(String, TopList)>> = HashMap::new();
-    for r in docs {
-        match (r.key.part, r.body) {
+    for u in units {
+        match (u.part, u.body) {
             (Part::Series, Body::Series { counters, visitors }) => {
                 let distinct = match &visitors {
                     Some(sketch) => sketch.count() as i64,
                     None => counters.visitors,
                 };
-                rows.insert(r.key.bucket, series_row(&counters, distinct));
+                // A bucket held by two site-days (written under two time zones) adds up.
+                rows.entry(u.bucket).or_default().add(&series_row(&counters, distinct));
                 sketches.extend(visitors);
             }
-            (Part::Top(dim), Body::Top(list)) => tops.entry(dim).or_default().push((r.key.id(), list)),
-            (part, _) => return Err(internal(format!("{} holds the body of another part than {part:?}", r.key.id()))),
+            (Part::Top(dim), Body::Top(list)) => tops.entry(dim).or_default().push((u.id, list)),
+            (part, _) => return Err(internal(format!("{} holds the body of another part than {part:?}", u.id))),
         }
     }
     let mut lists = HashMap::new();
@@ -152,17 +237,16 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
 
 async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &str) -> Result<Loaded, ApiError> {
     let parts = [Part::Top(Dim::Page), Part::Top(Dim::PageAttr)];
-    let docs = read(db, range_filter(site_id, range, &parts), bson::doc! {"folded": 0}).await?;
-    let docs_read = docs.len();
+    let (units, docs_read) = read_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}).await?;
     let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
     // Kind → name → counts, and a text seen (clicks).
     let mut breakdowns: HashMap<Dim, HashMap<String, (Counts, Option<String>)>> = HashMap::new();
-    for r in docs {
-        let Body::Top(list) = r.body else { return Err(internal(format!("{} is not a list", r.key.id()))) };
-        match r.key.part {
+    for u in units {
+        let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
+        match u.part {
             Part::Top(Dim::Page) => {
                 if let Some(e) = list.entries().iter().find(|e| e.key == path) {
-                    rows.insert(r.key.bucket, page_row(&e.counts));
+                    rows.entry(u.bucket).or_default().add(&page_row(&e.counts));
                 }
             }
             _ => {
@@ -261,7 +345,8 @@ async fn top(db: &Database, mut lists: Vec<(String, TopList)>, limit: usize) -> 
     Ok((toplist::merge(lists.iter().map(|(_, l)| l), limit), read))
 }
 
-/// The live view: the last 30 minutes' documents (at most 31).
+/// The live view: the last 30 minutes, from their site-days (one or two) and, where those have
+/// split, the minutes' own documents (at most 30).
 pub struct Live {
     /// Pageviews per minute, oldest first, 30 of them: (`HH:MM` in the site's zone, pageviews).
     pub pageviews: Vec<(String, u64)>,
@@ -275,9 +360,11 @@ pub async fn load_live(db: &Database, site_id: &str, tz: Tz, now_ms: i64) -> Res
     let last = time::minute_start(now_ms);
     let first = last - 29 * 60;
     let mut minutes: HashMap<i64, LiveMinute> = HashMap::new();
-    for r in read(db, rollup::minutes_filter(site_id, first, last), Document::new()).await? {
-        if let (Bucket::Minute(m), Body::Live(minute)) = (r.key.bucket, r.body) {
-            minutes.insert(m, minute);
+    let buckets: Vec<Bucket> = (0..30).map(|i| Bucket::Minute(first + i * 60)).collect();
+    let (units, _) = read_units(db, site_id, Field::Minutes, &buckets, |b| local_day_of(b, tz), &[Part::Live], Document::new()).await?;
+    for u in units {
+        if let (Bucket::Minute(m), Body::Live(minute)) = (u.bucket, u.body) {
+            minutes.entry(m).or_default().merge(&minute);
         }
     }
     let pageviews = (0..30).map(|i| first + i * 60).map(|m| (time::minute_label(m, tz), minutes.get(&m).map_or(0, |x| x.pageviews))).collect();

@@ -34,12 +34,15 @@ pub mod collections {
     pub const VISITOR_MARKS: &str = "visitor_marks";
     /// What each session is known to have done (aggregator only; see `aggregator/src/sessions.rs`).
     pub const SESSIONS: &str = "sessions";
-    /// The rollup documents stats are read from (see [`crate::rollup`]).
-    pub const ROLLUPS: &str = "rollups_v2";
+    /// The rollup documents stats are read from: site-days and, once split, their units (see
+    /// [`crate::rollup`]).
+    pub const ROLLUPS: &str = "rollups_v3";
     /// Leases taken while an aggregator recovers a flush that another process left half done.
     pub const RECOVERIES: &str = "recoveries";
     /// One-off data migrations done, and the lease of one under way.
     pub const MIGRATIONS: &str = "migrations";
+    /// Before site-days (`rollups_v3`): one document per unit; migrated, then dropped.
+    pub const LEGACY_V2_ROLLUPS: &str = "rollups_v2";
     /// Before `rollups_v2`: counters per (site, day) and (site, hour); migrated, then dropped.
     pub const LEGACY_ROLLUPS: &str = "rollups";
     /// Before `rollups_v2`: one document per (site, bucket, dimension, key); migrated, then dropped.

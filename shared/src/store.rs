@@ -177,6 +177,32 @@ pub fn revisioned_write(doc: &impl Serialize, id: &str, read_rev: i64) -> Result
     Ok(doc! {"q": {"_id": id, "rev": read_rev}, "u": {"$set": fields, "$setOnInsert": {"expire_at": expire_at}}, "upsert": true})
 }
 
+/// A flag that reads back whether stored as a boolean or as an integer: the MongoDB-wire
+/// stand-in our tests use stores a boolean `$set` on an existing document as 0 or 1.
+pub mod flag {
+    use mongodb::bson::Bson;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(*v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        let v = Bson::deserialize(d)?;
+        read(&v).ok_or_else(|| D::Error::custom(format!("{v:?} is not a flag")))
+    }
+
+    /// A stored flag, or `None` when the value is not one.
+    pub fn read(v: &Bson) -> Option<bool> {
+        match v {
+            Bson::Boolean(b) => Some(*b),
+            Bson::Int32(0) | Bson::Int64(0) => Some(false),
+            Bson::Int32(1) | Bson::Int64(1) => Some(true),
+            _ => None,
+        }
+    }
+}
+
 /// Connects to MongoDB with short timeouts: a dead database must surface as an error the
 /// caller handles (503, nak), never as a hang.
 pub async fn connect(uri: &str, db: &str, app: &str) -> anyhow::Result<Database> {

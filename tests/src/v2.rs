@@ -134,6 +134,7 @@ impl PastWriter {
             lease: Duration::from_secs(30),
             caps: Capacities::with_keys(1000, 1000),
             day_retention: Duration::from_secs(400 * 86_400),
+            compact_max_bytes: shared::rollup::siteday::COMPACT_MAX_BYTES,
         };
         let clock = ManualClock::at(Utc::now().timestamp_millis());
         Self { flusher: Flusher::new(db.clone(), settings, Arc::new(clock)), db }

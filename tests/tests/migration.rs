@@ -29,13 +29,24 @@ use shared::{
     time,
 };
 
-/// 2026-11-25T10:00:00Z.
-const T0: i64 = 1_795_600_800_000;
-const HOUR_S: i64 = T0 / 1000;
+/// 10:00Z tomorrow: the fixture's time. Relative to now, because the MongoDB-wire server
+/// expires documents (visitor marks, sessions) by the real clock.
+fn t0() -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    now - now.rem_euclid(86_400_000) + 86_400_000 + 10 * 3_600_000
+}
+fn hour_s() -> i64 {
+    t0() / 1000
+}
 const OLD_FLUSH: &str = "abcdef0123456789";
 
 fn settings() -> Settings {
-    Settings { lease: Duration::from_secs(30), caps: Capacities::with_keys(1000, 1000), day_retention: Duration::from_secs(400 * 86_400) }
+    Settings {
+        lease: Duration::from_secs(30),
+        caps: Capacities::with_keys(1000, 1000),
+        day_retention: Duration::from_secs(400 * 86_400),
+        compact_max_bytes: shared::rollup::siteday::COMPACT_MAX_BYTES,
+    }
 }
 
 /// The two batches of the old flush left half done.
@@ -45,7 +56,7 @@ fn half_done_batches() -> Vec<BatchMessage> {
             site_id: "s1".into(),
             batch_id: format!("old_batch_{i}"),
             session_id: "old_sess_1".into(),
-            received_at: T0 + 60_000,
+            received_at: t0() + 60_000,
             visitor: "vF".into(),
             timezone: "UTC".into(),
             domain: "example.com".into(),
@@ -74,25 +85,27 @@ fn half_done_batches() -> Vec<BatchMessage> {
 /// Documents as the first layout wrote them. The old flush reached the day's series and the
 /// day's `/pricing` entry before its process died; the hour documents do not have it.
 async fn seed_old_layout(db: &Database) {
+    let hour = hour_s();
+    let today = time::day_string(time::local_day(t0(), Tz::UTC));
     let guard = format!("f_{OLD_FLUSH}");
-    let hour_expire = DateTime::from_millis(T0 + 49 * 3_600_000);
-    let mut day_series = doc! {"_id": "s1|d|2026-11-25", "site_id": "s1", "day": "2026-11-25",
+    let hour_expire = DateTime::from_millis(t0() + 49 * 3_600_000);
+    let mut day_series = doc! {"_id": format!("s1|d|{today}"), "site_id": "s1", "day": &today,
         "pageviews": 7_i64, "sessions": 2_i64, "clicks": 5_i64, "visitors": 3_i64, "scroll_sum": 100_i64, "time_sum": 7.5,
         "r25": 2_i64, "r50": 1_i64};
     day_series.insert(&guard, 1);
-    let hour_series = doc! {"_id": format!("s1|h|{HOUR_S}"), "site_id": "s1", "hour": HOUR_S, "expire_at": hour_expire,
+    let hour_series = doc! {"_id": format!("s1|h|{hour}"), "site_id": "s1", "hour": hour, "expire_at": hour_expire,
         "pageviews": 5_i32, "sessions": 2_i32, "clicks": 3_i32, "visitors": 2_i32, "scroll_sum": 100_i32, "time_sum": 7.5,
         "r25": 2_i32, "r50": 1_i32};
     db.collection::<Document>(c::LEGACY_ROLLUPS).insert_many([day_series, hour_series]).await.expect("old series");
 
     let mut tops = Vec::new();
-    for (bucket, is_day) in [(Some("2026-11-25"), true), (None, false)] {
+    for (bucket, is_day) in [(Some(today.as_str()), true), (None, false)] {
         let top = |dim: &str, key: &str, count: i64, text: Option<&str>| {
-            let mut d = doc! {"_id": format!("s1|{}|{dim}|{key}", if is_day { "d|2026-11-25".to_string() } else { format!("h|{HOUR_S}") }),
+            let mut d = doc! {"_id": format!("s1|{}|{dim}|{key}", if is_day { format!("d|{today}") } else { format!("h|{hour}") }),
                 "site_id": "s1", "dim": dim, "key": key, "count": count};
             match bucket {
                 Some(day) => d.insert("day", day),
-                None => d.insert("hour", HOUR_S),
+                None => d.insert("hour", hour),
             };
             if let Some(t) = text {
                 d.insert("text", t);
@@ -112,17 +125,17 @@ async fn seed_old_layout(db: &Database) {
     db.collection::<Document>(c::LEGACY_TOP_ROLLUPS).insert_many(tops).await.expect("old tops");
 
     let mark = |id: String, v: &str, f: &str, day: bool| {
-        let mut d = doc! {"_id": id, "site_id": "s1", "v": v, "f": f, "expire_at": DateTime::from_millis(T0 + 3 * 86_400_000)};
-        if day { d.insert("day", "2026-11-25") } else { d.insert("hour", HOUR_S) };
+        let mut d = doc! {"_id": id, "site_id": "s1", "v": v, "f": f, "expire_at": DateTime::from_millis(t0() + 3 * 86_400_000)};
+        if day { d.insert("day", &today) } else { d.insert("hour", hour) };
         d
     };
     let mut marks = Vec::new();
     for v in ["va", "vb"] {
-        marks.push(mark(format!("s1|d|2026-11-25|{v}"), v, "older", true));
-        marks.push(mark(format!("s1|h|{HOUR_S}|{v}"), v, "older", false));
+        marks.push(mark(format!("s1|d|{today}|{v}"), v, "older", true));
+        marks.push(mark(format!("s1|h|{hour}|{v}"), v, "older", false));
     }
-    marks.push(mark("s1|d|2026-11-25|vF".into(), "vF", OLD_FLUSH, true));
-    marks.push(mark(format!("s1|h|{HOUR_S}|vF"), "vF", OLD_FLUSH, false));
+    marks.push(mark(format!("s1|d|{today}|vF"), "vF", OLD_FLUSH, true));
+    marks.push(mark(format!("s1|h|{hour}|vF"), "vF", OLD_FLUSH, false));
     db.collection::<Document>(c::VISITOR_MARKS).insert_many(marks).await.expect("old marks");
 
     let raws: Vec<Document> = half_done_batches()
@@ -133,7 +146,7 @@ async fn seed_old_layout(db: &Database) {
             d.insert("received", DateTime::from_millis(m.received_at));
             d.insert("applied", false);
             d.insert("flush", OLD_FLUSH);
-            d.insert("claimed_at", DateTime::from_millis(T0 + 61_000));
+            d.insert("claimed_at", DateTime::from_millis(t0() + 61_000));
             d
         })
         .collect();
@@ -142,11 +155,11 @@ async fn seed_old_layout(db: &Database) {
 
 async fn stats_of(db: &Database) -> (Value, Value) {
     let tz = Tz::UTC;
-    let day = time::local_day(T0, tz);
+    let day = time::local_day(t0(), tz);
     let mut out = Vec::new();
     for range in [
         Range::Days { label: "custom".into(), from: day, to: day },
-        Range::Hours { label: "24h".into(), hours: time::last_24_hours(T0 + 3_600_000, tz) },
+        Range::Hours { label: "24h".into(), hours: time::last_24_hours(t0() + 3_600_000, tz) },
     ] {
         let loaded = stats_store::load(db, "s1", &range, tz, None).await.expect("load");
         let hourly = matches!(range, Range::Hours { .. });
@@ -162,7 +175,7 @@ async fn old_rollups_are_migrated_once_and_a_half_done_old_flush_is_finished_exa
     let mongo = Mongo::start().await;
     let db = mongo.database().await;
     seed_old_layout(&db).await;
-    let clock = ManualClock::at(T0 + 3_600_000);
+    let clock = ManualClock::at(t0() + 3_600_000);
 
     migrate::run(&db, &settings(), &clock).await.expect("migration");
     // The old half-done flush is now an applying record, finished by the usual recovery.
@@ -195,15 +208,17 @@ async fn old_rollups_are_migrated_once_and_a_half_done_old_flush_is_finished_exa
     migrate::run(&db, &settings(), &clock).await.expect("second run");
     assert_eq!(flusher.sweep().await.expect("sweep"), 0);
     assert_eq!(stats_of(&db).await, (days, hours), "idempotent");
-    assert!(clock.now_ms() > T0);
+    assert!(clock.now_ms() > t0());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_database_is_marked_migrated_without_work() {
     let mongo = Mongo::start().await;
     let db = mongo.database().await;
-    let clock = ManualClock::at(T0);
+    let clock = ManualClock::at(t0());
     migrate::run(&db, &settings(), &clock).await.expect("migration");
-    let record = db.collection::<Document>(c::MIGRATIONS).find_one(doc! {"_id": migrate::ID}).await.expect("read").expect("recorded");
-    assert_eq!(record.get_str("state"), Ok("done"));
+    for id in [migrate::v2::ID, migrate::v3::ID] {
+        let record = db.collection::<Document>(c::MIGRATIONS).find_one(doc! {"_id": id}).await.expect("read").expect("recorded");
+        assert_eq!(record.get_str("state"), Ok("done"), "{id}");
+    }
 }

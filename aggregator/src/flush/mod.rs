@@ -14,10 +14,12 @@
 //! 3. **Visitor marks**: insert a mark per (site, day, visitor) with `f` = F. A mark inserted
 //!    now, or found with `f` = F (inserted by an earlier attempt at F), is a new visitor of that
 //!    day; any other existing mark is not.
-//! 4. **Rollups**: read the documents F touches; to each whose watermark for I is below s, add
-//!    F's increments and set the watermark to s; write each back only if its revision is
-//!    unchanged since the read. Top lists go before the series, so a reader never sees a batch
-//!    in the summary before the top lists. A write that lost a race is read and merged again.
+//! 4. **Sessions, then rollups**: read the documents F touches (by `_id`); to each whose
+//!    watermark for I is below s, add F's increments and set the watermark to s; write each
+//!    back only if its revision is unchanged since the read. A rollup document is a site-day
+//!    holding all its units, or, once that site-day has split, one unit ([`rollups`]). Top
+//!    lists go before the series, so a reader never sees a batch in the summary before the top
+//!    lists. A write that lost a race is read and merged again.
 //! 5. **Done**: mark F's record `done`. Only then are the messages acked.
 //!
 //! **Duplicates.** A batch found stored belongs to a flush G. G done (or its record expired, a
@@ -33,12 +35,16 @@
 //! after s is done, so a watermark ≥ s on a document F touches means F is counted there.
 //! Step 3's answers do not depend on who asks: a mark belongs to F or it does not.
 //!
-//! The module is split by concern: this file runs the steps, [`merge`] computes what one
-//! document becomes, [`recovery`] finishes the flushes of others. Tests stop a flush after any
-//! step ([`Step`]) and check that recovery counts every event exactly once.
+//! The module is split by concern: this file runs the steps, [`revisioned`] is the
+//! revision-checked read-merge-write they share, [`rollups`] the site-day aware rollup step,
+//! [`merge`] computes what one document becomes, [`recovery`] finishes the flushes of others.
+//! Tests stop a flush after any step ([`Step`]) and check that recovery counts every event
+//! exactly once.
 
 pub mod merge;
 pub mod recovery;
+mod revisioned;
+mod rollups;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -54,22 +60,22 @@ use mongodb::{
     Database,
     bson::{self, DateTime, Document, doc},
 };
-use serde::de::DeserializeOwned;
 use shared::{
     clock::Clock,
     event::EventKind,
     message::BatchMessage,
     names::collections as c,
-    rollup::{self, Bucket, Part, Rollup, RollupDoc, RollupKey, Watermark},
+    rollup::{Bucket, Watermark},
     store::{FlushRecord, FlushState, GoalDoc, RawBatchDoc, VisitorMarkDoc, flush_fields, goal_fields, mark_fields, raw_fields},
     time,
 };
 
 use crate::{
-    rollup::{Capacities, DocDelta, FlushDeltas},
+    rollup::{Capacities, FlushDeltas},
     sessions::{self, Effect, SessionDoc, SessionFacts, SessionState},
     writer::{self, Cost, WriteError},
 };
+use revisioned::{Stored, is_prunable};
 
 /// How long visitor marks are kept: a local day lasts at most 26 h, plus redelivery time.
 const MARK_KEEP: Duration = Duration::from_secs(3 * 24 * 3600);
@@ -133,6 +139,8 @@ pub struct FlushReport {
     pub recovered_flushes: usize,
     /// Rollup writes that lost a race and were merged again.
     pub conflicts: u64,
+    /// Rollup documents written (site-days and units).
+    pub rollup_writes: u64,
     pub cost: Cost,
 }
 
@@ -156,6 +164,9 @@ pub struct Settings {
     pub caps: Capacities,
     /// How long daily rollups are kept.
     pub day_retention: Duration,
+    /// Bytes of encoded units past which a site-day splits into unit documents
+    /// ([`shared::rollup::siteday::COMPACT_MAX_BYTES`] in production; tests move it).
+    pub compact_max_bytes: usize,
 }
 
 /// Writes chunks of batches; one per aggregator process (clones share the instance).
@@ -167,6 +178,7 @@ pub struct Flusher {
     settings: Arc<Settings>,
     clock: Arc<dyn Clock>,
     fault: Option<Step>,
+    split_memory: Arc<rollups::SplitMemory>,
 }
 
 impl Flusher {
@@ -178,6 +190,7 @@ impl Flusher {
             settings: Arc::new(settings),
             clock,
             fault: None,
+            split_memory: Arc::default(),
         }
     }
 
@@ -273,7 +286,7 @@ impl Flusher {
         for mark in self.new_marks(id, &ordered, &mut report.cost).await? {
             match mark {
                 NewMark::Visitor { site, day } => deltas.add_new_visitor(site, day),
-                NewMark::PageVisitor { site, buckets, path } => buckets.into_iter().for_each(|b| deltas.add_page_visitor(site, b, &path)),
+                NewMark::PageVisitor { site, buckets, path } => buckets.into_iter().for_each(|b| deltas.add_page_visitor(site, buckets[0], b, &path)),
             }
         }
         self.stop_if(Step::VisitorMarks)?;
@@ -407,7 +420,7 @@ impl Flusher {
                 return Ok(None);
             }
             let read_rev = doc.rev;
-            doc.applied.retain(|inst, _| !prunable.contains(inst));
+            doc.applied.retain(|inst, w| !is_prunable(prunable, inst, w));
             doc.effects.retain(|inst, _| doc.applied.contains_key(inst));
             doc.applied.insert(id.inst.clone(), Watermark { seq: id.seq, at: now });
             doc.effects.insert(id.inst.clone(), fx.clone());
@@ -423,124 +436,6 @@ impl Flusher {
                 effects.remove(sid).unwrap_or_default().into_iter().map(move |e| (site.clone(), e))
             })
             .collect())
-    }
-
-    /// Step 4b: merges the deltas into their documents with revision-checked writes.
-    async fn write_rollups(&self, id: &FlushId, deltas: FlushDeltas, report: &mut FlushReport) -> Result<(), WriteError> {
-        // Top lists first, then the series.
-        let mut pending: Vec<(RollupKey, DocDelta)> = deltas.docs.into_iter().collect();
-        pending.sort_by_key(|(k, _)| k.part == Part::Series);
-        let ids: Vec<String> = pending.iter().map(|(k, _)| k.id()).collect();
-        let by_id: HashMap<String, &(RollupKey, DocDelta)> = ids.iter().cloned().zip(pending.iter()).collect();
-        let now = self.now();
-        let caps = self.settings.caps;
-        let retention = self.settings.day_retention;
-        self.write_rounds::<RollupDoc>(c::ROLLUPS, ids, Step::RollupDocs, report, |doc_id, current, prunable| {
-            let (key, delta) = by_id[doc_id];
-            let read = current.cloned().map(Rollup::from_doc).transpose().map_err(|e| WriteError::Decode(e.to_string()))?;
-            let read_rev = read.as_ref().map_or(0, |r| r.rev);
-            match merge::merge(read, key, delta, id, now, &caps, prunable) {
-                Some(doc) => Ok(Some(rollup::replace_statement(&doc.to_doc(retention), read_rev)?)),
-                None => Ok(None),
-            }
-        })
-        .await
-    }
-
-    /// Read → merge → conditional write, in rounds, until each document is written or needs
-    /// no write: `plan` gets a document's id and its stored version and returns the statement
-    /// (or `None`); a statement that lost a race is planned again from a fresh read.
-    async fn write_rounds<T>(
-        &self,
-        collection: &str,
-        mut pending: Vec<String>,
-        fault: fn(usize) -> Step,
-        report: &mut FlushReport,
-        mut plan: impl FnMut(&str, Option<&T>, &HashSet<String>) -> Result<Option<Document>, WriteError>,
-    ) -> Result<(), WriteError>
-    where
-        T: DeserializeOwned + Stored,
-    {
-        let mut written = 0_usize;
-        for _round in 0..MAX_WRITE_ROUNDS {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let current: HashMap<String, T> = self.read_docs(collection, &pending, &mut report.cost).await?;
-            let prunable = self.prunable_instances(current.values().map(Stored::applied), &mut report.cost).await?;
-            let mut statements = Vec::new();
-            let mut statement_ids = Vec::new();
-            for doc_id in &pending {
-                if let Some(statement) = plan(doc_id, current.get(doc_id), &prunable)? {
-                    statements.push(statement);
-                    statement_ids.push(doc_id.clone());
-                }
-            }
-            if let Some(step) = self.fault
-                && let Some(n) = (0..=statements.len() + written).find(|n| fault(*n) == step)
-            {
-                statements.truncate(n.saturating_sub(written));
-                writer::update_ordered(&self.db, collection, statements, &mut report.cost).await?;
-                return Err(WriteError::Injected(step));
-            }
-            match writer::update_ordered(&self.db, collection, statements, &mut report.cost).await? {
-                None => return Ok(()),
-                Some(lost) => {
-                    report.conflicts += 1;
-                    written += lost;
-                    tracing::debug!(collection, lost, "a write lost a race; merging again");
-                    pending = statement_ids.split_off(lost);
-                }
-            }
-        }
-        Err(WriteError::Statement { collection: collection.into(), code: 11000, message: "writes kept losing races".into() })
-    }
-
-    async fn read_docs<T: DeserializeOwned + Stored>(&self, collection: &str, ids: &[String], cost: &mut Cost) -> Result<HashMap<String, T>, WriteError> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(1000) {
-            let mut cursor = self.db.collection::<Document>(collection).find(rollup::ids_filter(chunk)).await?;
-            cost.round_trips += 1;
-            while let Some(raw) = cursor.try_next().await? {
-                let id = raw.get_str("_id").map_err(|e| WriteError::Decode(format!("{collection}: {e}")))?.to_string();
-                let doc: T = bson::from_document(raw).map_err(|e| WriteError::Decode(format!("{collection} {id}: {e}")))?;
-                out.insert(id, doc);
-                cost.docs_read += 1;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Instances whose watermarks may be dropped from documents: silent for [`PRUNE_AFTER`]
-    /// and with no flush still applying.
-    async fn prunable_instances<'a>(
-        &self,
-        applied: impl Iterator<Item = &'a BTreeMap<String, Watermark>>,
-        cost: &mut Cost,
-    ) -> Result<HashSet<String>, WriteError> {
-        let cutoff = self.clock.now_ms() - PRUNE_AFTER.as_millis() as i64;
-        let mut stale: HashSet<String> = HashSet::new();
-        for map in applied {
-            for (inst, w) in map {
-                if inst.as_str() != &*self.inst && w.at.timestamp_millis() < cutoff {
-                    stale.insert(inst.clone());
-                }
-            }
-        }
-        if stale.is_empty() {
-            return Ok(stale);
-        }
-        let insts: Vec<&String> = stale.iter().collect();
-        let mut cursor = self
-            .db
-            .collection::<FlushRecord>(c::FLUSHES)
-            .find(doc! {flush_fields::INST: {"$in": insts}, flush_fields::STATE: flush_fields::APPLYING})
-            .await?;
-        cost.round_trips += 1;
-        while let Some(r) = cursor.try_next().await? {
-            stale.remove(&r.inst);
-        }
-        Ok(stale)
     }
 
     /// Decides what to do with batches whose raw document already existed.
@@ -625,17 +520,6 @@ enum NewMark<'m> {
 fn page_tag(path: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(&Sha256::digest(path.as_bytes())[..8])
-}
-
-/// What [`Flusher::write_rounds`] needs of a stored document.
-trait Stored {
-    fn applied(&self) -> &BTreeMap<String, Watermark>;
-}
-
-impl Stored for RollupDoc {
-    fn applied(&self) -> &BTreeMap<String, Watermark> {
-        &self.applied
-    }
 }
 
 impl Stored for SessionDoc {

@@ -1,11 +1,20 @@
 //! The rollup model: what the aggregator writes, the api reads and the index setup indexes.
 //!
-//! Stats are served from one collection, [`crate::names::collections::ROLLUPS`], holding a
-//! small, fixed set of documents per site and bucket (a local day, or a local hour kept
-//! [`HOURLY_KEEP`]): one [`Part::Series`] document with the counters of the bucket, and one
-//! [`Part::Top`] document per top-list dimension holding a bounded [`TopList`]. A stats query
-//! therefore reads at most `buckets × (1 + dimensions)` documents, whatever the traffic, the
-//! number of distinct keys or of visitors (see docs/rollups.md).
+//! Stats are served from one collection, [`crate::names::collections::ROLLUPS`]. What it counts
+//! is cut into **units**: one per site, bucket (a local day, a local hour kept [`HOURLY_KEEP`],
+//! or a minute of the live view kept [`MINUTE_KEEP`]) and part (the bucket's counters, one
+//! [`TopList`] per dimension, or a live minute). Every unit belongs to a **site-day**: the site
+//! and the local day its bucket falls in ([`RollupKey::day`]).
+//!
+//! A site-day is stored as one document ([`SiteDayDoc`], `_id` `site|c|2026-11-26`) that holds
+//! all its units while it is small: a site that gets a few batches a day costs one document per
+//! flush, whatever the number of parts, hours and minutes those batches touch. Once the encoded
+//! units pass [`siteday::COMPACT_MAX_BYTES`] the site-day **splits**: every unit moves to a
+//! document of its own ([`RollupDoc`], `_id` `site|c|2026-11-26|h|1795687200|top:page`) and
+//! the site-day document keeps only `split: true`. A busy site-day then costs what one unit
+//! document per part and bucket costs, and reads fetch heads of lists, not whole days. Every
+//! read, the flush's and the api's, addresses documents by their `_id`, computed from the site,
+//! the days and the parts it needs (see docs/rollups.md and docs/queries.md).
 //!
 //! Top lists and visitor sketches are stored as compact binary (see [`codec`]): they are read
 //! and written whole, and a binary field costs MongoDB (and the MongoDB-wire stand-in our tests
@@ -17,6 +26,7 @@
 
 pub mod codec;
 pub mod live;
+pub mod siteday;
 pub mod sketch;
 pub mod toplist;
 
@@ -32,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 pub use codec::DecodeError;
 pub use live::LiveMinute;
+pub use siteday::{SiteDay, SiteDayDoc, SiteDayRollup};
 pub use sketch::VisitorSketch;
 pub use toplist::{Capacity, Counts, TopDelta, TopList};
 
@@ -193,7 +204,7 @@ impl Part {
         }
     }
 
-    fn parse(raw: &str) -> Option<Self> {
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
         match raw {
             "series" => Some(Self::Series),
             "live" => Some(Self::Live),
@@ -202,21 +213,42 @@ impl Part {
     }
 }
 
-/// Identifies one rollup document.
+/// Identifies one unit: a part of a bucket of a site, held by the site-day `day`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RollupKey {
     pub site_id: String,
+    /// The local day whose site-day holds the unit: a day bucket's own day; for an hour or a
+    /// minute, the local day of the batches that counted in it (the writer's time zone).
+    pub day: NaiveDate,
     pub bucket: Bucket,
     pub part: Part,
 }
 
 impl RollupKey {
-    /// `site|d|2026-11-26|series`, `site|h|1764115200|top:page`.
+    /// The unit `part` of `bucket`, held by the site-day `day`.
+    pub fn new(site_id: impl Into<String>, day: NaiveDate, bucket: Bucket, part: Part) -> Self {
+        Self { site_id: site_id.into(), day, bucket, part }
+    }
+
+    /// The unit `part` of the day bucket `day`.
+    pub fn of_day(site_id: impl Into<String>, day: NaiveDate, part: Part) -> Self {
+        Self::new(site_id, day, Bucket::Day(day), part)
+    }
+
+    /// The site-day holding this unit.
+    pub fn site_day(&self) -> SiteDay {
+        SiteDay { site_id: self.site_id.clone(), day: self.day }
+    }
+
+    /// The `_id` of the unit's own document once its site-day has split:
+    /// `site|c|2026-11-26|d|series`, `site|c|2026-11-26|h|1764115200|top:page`,
+    /// `site|c|2026-11-26|m|1764115260|live`.
     pub fn id(&self) -> String {
+        let site_day = SiteDay::id_of(&self.site_id, self.day);
         match self.bucket {
-            Bucket::Day(day) => format!("{}|d|{}|{}", self.site_id, time::day_string(day), self.part.name()),
-            Bucket::Hour(h) => format!("{}|h|{h}|{}", self.site_id, self.part.name()),
-            Bucket::Minute(m) => format!("{}|m|{m}|{}", self.site_id, self.part.name()),
+            Bucket::Day(_) => format!("{site_day}|d|{}", self.part.name()),
+            Bucket::Hour(h) => format!("{site_day}|h|{h}|{}", self.part.name()),
+            Bucket::Minute(m) => format!("{site_day}|m|{m}|{}", self.part.name()),
         }
     }
 }
@@ -285,6 +317,10 @@ pub struct RollupDoc {
     #[serde(rename = "_id")]
     pub id: String,
     pub site_id: String,
+    /// The site-day holding the unit (`YYYY-MM-DD`). Absent in documents of the layout before
+    /// site-days (`rollups_v2`), which the migration reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_day: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub day: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -344,17 +380,38 @@ pub struct Rollup {
     pub body: Body,
 }
 
+impl Body {
+    /// What an empty unit `part` of `bucket` holds.
+    pub fn empty(bucket: Bucket, part: Part) -> Self {
+        match (part, bucket) {
+            (Part::Series, Bucket::Hour(_)) => Body::Series { counters: Series::default(), visitors: Some(VisitorSketch::default()) },
+            (Part::Series, _) => Body::Series { counters: Series::default(), visitors: None },
+            (Part::Top(_), _) => Body::Top(TopList::default()),
+            (Part::Live, _) => Body::Live(LiveMinute::default()),
+        }
+    }
+}
+
 impl Rollup {
     /// An empty document, not stored yet.
     pub fn empty(key: RollupKey) -> Self {
-        let body = match (key.part, key.bucket) {
-            (Part::Series, Bucket::Day(_)) => Body::Series { counters: Series::default(), visitors: None },
-            (Part::Series, Bucket::Hour(_)) => Body::Series { counters: Series::default(), visitors: Some(VisitorSketch::default()) },
-            (Part::Series, Bucket::Minute(_)) => Body::Series { counters: Series::default(), visitors: None },
-            (Part::Top(_), _) => Body::Top(TopList::default()),
-            (Part::Live, _) => Body::Live(LiveMinute::default()),
-        };
+        let body = Body::empty(key.bucket, key.part);
         Self { key, rev: 0, applied: BTreeMap::new(), body }
+    }
+
+    /// A document of the layout before site-days (`rollups_v2`, which had no `site_day` and
+    /// other ids) as a unit of the site-day `site_day`: what the migration writes.
+    pub fn from_legacy_doc(mut doc: RollupDoc, site_day: NaiveDate) -> Result<Self, DecodeError> {
+        let bucket = match (&doc.day, doc.hour, doc.minute) {
+            (Some(day), None, None) => Bucket::Day(time::parse_day(day).ok_or_else(|| DecodeError::new("fields", format!("{}: day {day:?}", doc.id)))?),
+            (None, Some(hour), None) => Bucket::Hour(hour),
+            (None, None, Some(minute)) => Bucket::Minute(minute),
+            _ => return Err(DecodeError::new("fields", format!("{}: needs exactly one of day, hour and minute", doc.id))),
+        };
+        let part = Part::parse(&doc.part).ok_or_else(|| DecodeError::new("fields", format!("{}: unknown part {:?}", doc.id, doc.part)))?;
+        doc.id = RollupKey::new(doc.site_id.clone(), site_day, bucket, part).id();
+        doc.site_day = Some(time::day_string(site_day));
+        Self::from_doc(doc)
     }
 
     pub fn from_doc(doc: RollupDoc) -> Result<Self, DecodeError> {
@@ -366,7 +423,14 @@ impl Rollup {
             _ => return Err(bad("needs exactly one of day, hour and minute".into())),
         };
         let part = Part::parse(&doc.part).ok_or_else(|| bad(format!("unknown part {:?}", doc.part)))?;
-        let key = RollupKey { site_id: doc.site_id.clone(), bucket, part };
+        let site_day = match &doc.site_day {
+            Some(d) => time::parse_day(d).ok_or_else(|| bad(format!("site_day {d:?} is not a date")))?,
+            None => return Err(bad("no site_day".into())),
+        };
+        if matches!(bucket, Bucket::Day(d) if d != site_day) {
+            return Err(bad("a day's units belong to that day's site-day".into()));
+        }
+        let key = RollupKey { site_id: doc.site_id.clone(), day: site_day, bucket, part };
         if key.id() != doc.id {
             return Err(bad(format!("_id does not match its fields ({})", key.id())));
         }
@@ -411,6 +475,7 @@ impl Rollup {
         RollupDoc {
             id: self.key.id(),
             site_id: self.key.site_id.clone(),
+            site_day: Some(time::day_string(self.key.day)),
             day,
             hour,
             minute,
@@ -428,29 +493,6 @@ impl Rollup {
     }
 }
 
-fn part_names(parts: &[Part]) -> Vec<String> {
-    parts.iter().map(|p| p.name()).collect()
-}
-
-/// The documents of `parts` for the local days `from..=to`.
-pub fn days_filter(site_id: &str, from: NaiveDate, to: NaiveDate, parts: &[Part]) -> Document {
-    doc! {
-        "site_id": site_id,
-        "day": {"$gte": time::day_string(from), "$lte": time::day_string(to)},
-        "part": {"$in": part_names(parts)},
-    }
-}
-
-/// The documents of `parts` for the hours starting `first..=last` (epoch seconds).
-pub fn hours_filter(site_id: &str, first: i64, last: i64, parts: &[Part]) -> Document {
-    doc! {"site_id": site_id, "hour": {"$gte": first, "$lte": last}, "part": {"$in": part_names(parts)}}
-}
-
-/// The live documents of the minutes starting `first..=last` (epoch seconds).
-pub fn minutes_filter(site_id: &str, first: i64, last: i64) -> Document {
-    doc! {"site_id": site_id, "minute": {"$gte": first, "$lte": last}, "part": Part::Live.name()}
-}
-
 /// The documents with these ids.
 pub fn ids_filter(ids: &[String]) -> Document {
     doc! {"_id": {"$in": ids}}
@@ -461,15 +503,9 @@ pub fn replace_statement(doc: &RollupDoc, read_rev: i64) -> Result<Document, mon
     crate::store::revisioned_write(doc, &doc.id, read_rev)
 }
 
-/// Indexes of the rollup collection.
+/// Indexes of the rollup collection: only the expiry. Every read addresses documents by `_id`.
 pub fn indexes() -> Vec<IndexModel> {
-    let model = |keys: Document, options: Option<IndexOptions>| IndexModel::builder().keys(keys).options(options).build();
-    vec![
-        model(doc! {"site_id": 1, "day": 1}, None),
-        model(doc! {"site_id": 1, "hour": 1}, None),
-        model(doc! {"site_id": 1, "minute": 1}, None),
-        model(doc! {"expire_at": 1}, Some(IndexOptions::builder().expire_after(Duration::ZERO).build())),
-    ]
+    vec![IndexModel::builder().keys(doc! {"expire_at": 1}).options(IndexOptions::builder().expire_after(Duration::ZERO).build()).build()]
 }
 
 #[cfg(test)]
@@ -489,7 +525,7 @@ mod tests {
 
     #[test]
     fn every_part_round_trips_through_bson() {
-        let mut top = Rollup::empty(RollupKey { site_id: "s1".into(), bucket: Bucket::Day(day("2026-11-26")), part: Part::Top(Dim::Click) });
+        let mut top = Rollup::empty(RollupKey::of_day("s1", day("2026-11-26"), Part::Top(Dim::Click)));
         if let Body::Top(list) = &mut top.body {
             let mut d = BTreeMap::new();
             d.insert("button#cta".to_string(), TopDelta { counts: Counts::of(2), text: Some("Go".into()) });
@@ -498,19 +534,19 @@ mod tests {
         top.rev = 3;
         top.applied.insert("a1b2".into(), Watermark { seq: 7, at: DateTime::from_millis(1) });
         assert_eq!(round_trip(&top), top);
-        let mut hour = Rollup::empty(RollupKey { site_id: "s1".into(), bucket: Bucket::Hour(1_764_115_200), part: Part::Series });
+        let mut hour = Rollup::empty(RollupKey::new("s1", day("2025-11-26"), Bucket::Hour(1_764_115_200), Part::Series));
         if let Body::Series { counters, visitors: Some(v) } = &mut hour.body {
             counters.pageviews = 4;
             counters.time_sum = 2.5;
             v.insert(42);
         }
         assert_eq!(round_trip(&hour), hour);
-        assert_eq!(hour.key.id(), "s1|h|1764115200|series");
+        assert_eq!(hour.key.id(), "s1|c|2025-11-26|h|1764115200|series");
     }
 
     #[test]
     fn a_field_that_does_not_read_is_an_error_not_a_zero() {
-        let good = Rollup::empty(RollupKey { site_id: "s".into(), bucket: Bucket::Day(day("2026-11-26")), part: Part::Series })
+        let good = Rollup::empty(RollupKey::of_day("s", day("2026-11-26"), Part::Series))
             .to_doc(Duration::ZERO);
         let good = mongodb::bson::to_document(&good).expect("bson");
         let cases: Vec<(&str, Box<dyn Fn(&mut Document)>)> = vec![
@@ -520,6 +556,8 @@ mod tests {
             ("unknown field", Box::new(|d| { d.insert("pageviews", 3); })),
             ("day and hour", Box::new(|d| { d.insert("hour", 5_i64); })),
             ("id from another bucket", Box::new(|d| { d.insert("day", "2026-11-25"); })),
+            ("day held by another site-day", Box::new(|d| { d.insert("site_day", "2026-11-25"); })),
+            ("no site-day", Box::new(|d| { d.remove("site_day"); })),
             ("series without counters", Box::new(|d| { d.remove("series"); })),
             ("top body on a series", Box::new(|d| { d.insert("top", Binary { subtype: BinarySubtype::Generic, bytes: vec![1] }); })),
         ];

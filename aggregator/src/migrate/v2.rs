@@ -1,12 +1,14 @@
-//! The one-off migration from the first rollup layout to [`shared::rollup`], run by the
-//! aggregator at start, before it consumes anything.
+//! The one-off migration from the first rollup layout to the second (`rollups_v2`: one
+//! document per unit), run by the aggregator at start, before it consumes anything; the
+//! migration to site-days ([`super::v3`]) runs right after it.
 //!
 //! The first layout kept counters in `rollups` (one document per site and day or hour, with
 //! `$inc`ed fields), top lists in `top_rollups` (one document per site, bucket, dimension and
 //! key), day and hour visitor marks in `visitor_marks`, and an `applied` flag on raw batches.
 //! Its flushes guarded each document with a field `f_<flush>` until done.
 //!
-//! 1. Take the migration lease (one aggregator migrates; the others wait for `done`).
+//! 1. Take the migration lease (one aggregator migrates; the others wait for `done`; see
+//!    [`super::run_once`]).
 //! 2. Find the old flushes left half done (raw batches with `applied: false`).
 //! 3. Series documents become [`Part::Series`] documents; an `f_F` guard of a half-done flush F
 //!    becomes a watermark of instance `F` at sequence 1: F is counted there. Hour documents get
@@ -23,7 +25,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -48,34 +49,10 @@ use crate::{
 
 /// This migration's id in [`c::MIGRATIONS`].
 pub const ID: &str = "rollups-v2";
-const LEASE: Duration = Duration::from_secs(120);
 
-/// Runs the migration if it has not run yet; waits while another process runs it.
-pub async fn run(db: &Database, settings: &Settings, clock: &dyn Clock) -> anyhow::Result<()> {
-    let migrations = db.collection::<Document>(c::MIGRATIONS);
-    loop {
-        if migrations.find_one(doc! {"_id": ID, "state": "done"}).await?.is_some() {
-            return Ok(());
-        }
-        let now = clock.now_ms();
-        let taken = migrations
-            .update_one(
-                doc! {"_id": ID, "state": "running", "until": {"$lt": DateTime::from_millis(now)}},
-                doc! {"$set": {"until": DateTime::from_millis(now + LEASE.as_millis() as i64)}},
-            )
-            .upsert(true)
-            .await;
-        match taken {
-            Ok(_) => break,
-            Err(e) if e.to_string().contains("E11000") || e.to_string().contains("UNIQUE") || e.to_string().contains("11000") => {
-                tracing::info!("another aggregator is migrating the rollups; waiting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(e).context("taking the migration lease"),
-        }
-    }
+/// Migrates the first layout, if present, into `rollups_v2` (the caller holds the lease).
+pub(super) async fn migrate(db: &Database, settings: &Settings, clock: &dyn Clock) -> anyhow::Result<()> {
     if !has_legacy_data(db).await? {
-        migrations.update_one(doc! {"_id": ID}, doc! {"$set": {"state": "done"}}).await?;
         return Ok(());
     }
     tracing::warn!("migrating rollups to the bounded layout (one-off)");
@@ -86,8 +63,7 @@ pub async fn run(db: &Database, settings: &Settings, clock: &dyn Clock) -> anyho
     db.collection::<Document>(c::VISITOR_MARKS).delete_many(doc! {"hour": {"$exists": true}}).await?;
     db.collection::<Document>(c::LEGACY_ROLLUPS).drop().await?;
     db.collection::<Document>(c::LEGACY_TOP_ROLLUPS).drop().await?;
-    migrations.update_one(doc! {"_id": ID}, doc! {"$set": {"state": "done"}}).await?;
-    tracing::warn!("rollup migration done");
+    tracing::warn!("rollup migration to the bounded layout done");
     Ok(())
 }
 
@@ -149,15 +125,33 @@ fn guards(d: &Document) -> impl Iterator<Item = &str> {
     d.keys().filter_map(|k| k.strip_prefix("f_"))
 }
 
+/// Writes `rollup` as a document of the second layout (its `_id` and no site-day), which
+/// [`super::v3`] then moves to site-days.
 async fn write(db: &Database, rollup: &Rollup, settings: &Settings) -> anyhow::Result<()> {
     let mut fields = bson::to_document(&rollup.to_doc(settings.day_retention))?;
     fields.remove("_id");
+    fields.remove("site_day");
     let expire_at = fields.remove("expire_at").unwrap_or(Bson::Null);
-    db.collection::<Document>(c::ROLLUPS)
-        .update_one(doc! {"_id": rollup.key.id()}, doc! {"$set": fields, "$setOnInsert": {"expire_at": expire_at}})
+    let k = &rollup.key;
+    let id = match k.bucket {
+        Bucket::Day(d) => format!("{}|d|{}|{}", k.site_id, time::day_string(d), k.part.name()),
+        Bucket::Hour(h) => format!("{}|h|{h}|{}", k.site_id, k.part.name()),
+        Bucket::Minute(m) => format!("{}|m|{m}|{}", k.site_id, k.part.name()),
+    };
+    db.collection::<Document>(c::LEGACY_V2_ROLLUPS)
+        .update_one(doc! {"_id": id}, doc! {"$set": fields, "$setOnInsert": {"expire_at": expire_at}})
         .upsert(true)
         .await?;
     Ok(())
+}
+
+/// A unit of the second layout, which knew no site-days: any day serves (it is not written).
+fn key(site_id: String, bucket: Bucket, part: Part) -> RollupKey {
+    let day = match bucket {
+        Bucket::Day(d) => d,
+        Bucket::Hour(s) | Bucket::Minute(s) => time::local_day(s * 1000, chrono_tz::Tz::UTC),
+    };
+    RollupKey::new(site_id, day, bucket, part)
 }
 
 async fn migrate_series(db: &Database, settings: &Settings, clock: &dyn Clock, half_done: &HashMap<String, HalfDone>) -> anyhow::Result<()> {
@@ -183,7 +177,7 @@ async fn migrate_series(db: &Database, settings: &Settings, clock: &dyn Clock, h
             Bucket::Day(_) | Bucket::Minute(_) => None,
             Bucket::Hour(h) => Some(hour_sketch(db, &site_id, h).await?),
         };
-        let mut rollup = Rollup::empty(RollupKey { site_id, bucket, part: Part::Series });
+        let mut rollup = Rollup::empty(key(site_id, bucket, Part::Series));
         rollup.body = Body::Series { counters, visitors };
         rollup.rev = 1;
         for f in guards(&d).filter(|f| half_done.contains_key(*f)) {
@@ -234,11 +228,13 @@ async fn migrate_tops(db: &Database, settings: &Settings, half_done: &HashMap<St
     while let Some(d) = cursor.try_next().await? {
         let Some(dim) = d.get_str("dim").ok().and_then(legacy_dim) else { continue };
         let site_id = d.get_str("site_id").context("old top entry without site_id")?.to_string();
-        let key = RollupKey { site_id, bucket: bucket_of(&d)?, part: Part::Top(dim) };
+        let key = key(site_id, bucket_of(&d)?, Part::Top(dim));
         let name = d.get_str("key").context("old top entry without key")?.to_string();
         let mut count = int(&d, "count");
         for f in guards(&d) {
-            if let Some(DocDelta::Top(added)) = partial.get(f).and_then(|p| p.docs.get(&key)) {
+            // Matched without the site-day, which the second layout did not have.
+            let added = partial.get(f).and_then(|p| p.docs.iter().find(|(k, _)| (&k.site_id, k.bucket, k.part) == (&key.site_id, key.bucket, key.part)));
+            if let Some((_, DocDelta::Top(added))) = added {
                 count -= added.get(&name).map_or(0, |t| t.counts.n as i64);
             }
         }
