@@ -18,12 +18,15 @@
 //! - [`client_ip`]: the client address behind trusted proxies.
 //! - [`bus`]: JetStream stream and key-value bucket setup.
 //! - [`store`]: MongoDB document types and index setup.
+//! - [`command_log`]: the query shapes a service sends to MongoDB, recorded for tests
+//!   (`CP_MONGO_COMMAND_LOG`).
 //! - [`rollup`]: the rollup documents stats are read from: keys, counters, top lists, sketches.
 //! - [`clock`]: time as a dependency, for code that tests must control.
 
 pub mod audience;
 pub mod bus;
 pub mod clock;
+pub mod command_log;
 pub mod client_ip;
 pub mod config;
 pub mod error;

@@ -205,11 +205,19 @@ pub mod flag {
 
 /// Connects to MongoDB with short timeouts: a dead database must surface as an error the
 /// caller handles (503, nak), never as a hang.
+///
+/// When `CP_MONGO_COMMAND_LOG` names a file (tests and diagnostics only), the shape of every
+/// command sent is appended to it ([`crate::command_log`]); a file that cannot be opened fails
+/// the start.
 pub async fn connect(uri: &str, db: &str, app: &str) -> anyhow::Result<Database> {
     let mut options = ClientOptions::parse(uri).await.with_context(|| "parsing MONGODB_URI".to_string())?;
     options.app_name = Some(app.to_string());
     options.server_selection_timeout = Some(Duration::from_secs(3));
     options.connect_timeout = Some(Duration::from_secs(3));
+    if let Some(path) = std::env::var_os(crate::command_log::ENV).filter(|p| !p.is_empty()) {
+        let path = std::path::PathBuf::from(path);
+        crate::command_log::install(&mut options, &path, app).with_context(|| format!("opening {} ({})", crate::command_log::ENV, path.display()))?;
+    }
     let client = mongodb::Client::with_options(options).context("building MongoDB client")?;
     Ok(client.database(db))
 }

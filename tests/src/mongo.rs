@@ -1,6 +1,12 @@
 //! A MongoDB for library-level tests: the MongoDB-wire server on a free port with temporary
 //! data, or the server of `MONGODB_URI` when set. Each [`Mongo::database`] is a fresh name, so
 //! tests sharing a server never see each other's documents.
+//!
+//! The client records the shape of every command it sends ([`shared::command_log`]): the
+//! aggregator's and the api's code run in-process here, so a [`Mongo`] dropped at the end of a
+//! test that passed fails it when a recorded query has no row in `docs/queries.md` for any
+//! service (the tests' own setup and checks, [`TEST_OWN_QUERIES`], aside). That holds the flush
+//! protocol's recovery paths, which a stack rarely takes, to the list too.
 
 use std::{
     path::PathBuf,
@@ -11,9 +17,30 @@ use std::{
 
 use mongodb::Database;
 
-use crate::{stack, wait};
+use shared::command_log::QueryShape;
+
+use crate::{queries, stack, wait};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The app name the library-level client records its commands under.
+const SERVICE: &str = "library-tests";
+/// The command log's file in the test's directory.
+const COMMAND_LOG: &str = "mongo-commands.jsonl";
+
+/// Queries the library-level tests send themselves — arranging documents and checking what was
+/// stored — as `(command, collection, shape)`: no service sends them, so they need no row.
+pub const TEST_OWN_QUERIES: &[(&str, &str, &str)] = &[
+    // flush_protocol.rs: how many rollup documents a stopped flush wrote (`count_documents`).
+    ("aggregate", "rollups_v2", "{}"),
+    // migration.rs: the first layout arranged, then checked gone, and the migration's record.
+    ("insert", "rollups", "-"),
+    ("insert", "top_rollups", "-"),
+    ("aggregate", "rollups", "{}"),
+    ("aggregate", "top_rollups", "{}"),
+    ("aggregate", "visitor_marks", r#"{"hour":{"$exists":"?"}}"#),
+    ("find", "migrations", r#"{"_id":"?"}"#),
+];
 
 /// A MongoDB server for one test.
 pub struct Mongo {
@@ -41,7 +68,9 @@ impl Mongo {
                 (format!("mongodb://127.0.0.1:{port}"), Some(child))
             }
         };
-        let client = mongodb::Client::with_uri_str(&uri).await.expect("mongodb client");
+        let mut options = mongodb::options::ClientOptions::parse(&uri).await.expect("mongodb uri");
+        shared::command_log::install(&mut options, &dir.join(COMMAND_LOG), SERVICE).expect("command log");
+        let client = mongodb::Client::with_options(options).expect("mongodb client");
         let probe = client.database("admin");
         wait::until("MongoDB to answer", Duration::from_secs(20), || {
             let probe = probe.clone();
@@ -60,12 +89,27 @@ impl Mongo {
     }
 }
 
+impl Mongo {
+    /// The queries recorded so far that neither `docs/queries.md` (for any service) nor
+    /// [`TEST_OWN_QUERIES`] lists.
+    pub fn unlisted_queries(&self) -> Vec<QueryShape> {
+        let recorded = shared::command_log::read(&self.dir.join(COMMAND_LOG)).unwrap_or_else(|e| panic!("{e}"));
+        queries::unlisted_for_any_service(&recorded, &queries::listed(), TEST_OWN_QUERIES)
+    }
+}
+
 impl Drop for Mongo {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let unlisted = if std::thread::panicking() { Vec::new() } else { self.unlisted_queries() };
         let _ = std::fs::remove_dir_all(&self.dir);
+        assert!(
+            unlisted.is_empty(),
+            "queries sent with no row in docs/queries.md (add one per shape, see the doc):\n{}",
+            queries::lines(&unlisted)
+        );
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Binaries are taken from `CP_BIN_DIR` (default: the workspace's `target/debug`), the
 //! MongoDB-wire server from `CP_NX_BIN` (default: `.venv/bin/nx-27017`). When `MONGODB_URI` is
-//! set, that server is used instead, with a database name of the stack's own.
+//! set, that server is used instead, with a database name of the stack's own. Each service
+//! records the shapes of its MongoDB commands in the stack's directory
+//! ([`Stack::query_shapes`], checked against `docs/queries.md` by `tests/tests/query_shapes.rs`).
 
 use std::{
     collections::HashMap,
@@ -283,7 +285,8 @@ impl Stack {
                     .env("CP_ACK_WAIT_SECS", "3")
                     .env("CP_FLUSH_INTERVAL_MS", "20")
                     .env("RUST_LOG", "info")
-                    .env("NO_COLOR", "1");
+                    .env("NO_COLOR", "1")
+                    .env(shared::command_log::ENV, self.command_log(svc));
                 for (k, v) in &self.extra_env {
                     c.env(k, v);
                 }
@@ -347,6 +350,25 @@ impl Stack {
             }
         })
         .await;
+    }
+
+    /// The file a service appends the shapes of its MongoDB commands to
+    /// (`CP_MONGO_COMMAND_LOG`, see [`shared::command_log`]); a restarted process appends.
+    pub fn command_log(&self, p: Proc) -> PathBuf {
+        self.dir.join(format!("{}-mongo-commands.jsonl", p.name()))
+    }
+
+    /// Every query shape the services have sent so far, each once, sorted. A service that has
+    /// sent nothing (ingest never talks to MongoDB) adds nothing.
+    pub fn query_shapes(&self) -> Vec<shared::command_log::QueryShape> {
+        let mut all = std::collections::BTreeSet::new();
+        for p in [Proc::Api, Proc::Ingest, Proc::Aggregator] {
+            let path = self.command_log(p);
+            if path.exists() {
+                all.extend(shared::command_log::read(&path).unwrap_or_else(|e| panic!("{e}")));
+            }
+        }
+        all.into_iter().collect()
     }
 
     /// The last lines of a process's log, for failure messages.
