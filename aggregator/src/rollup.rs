@@ -18,7 +18,7 @@ use shared::{
         Body, Bucket, Capacity, Counts, Dim, LiveMinute, Part, RollupKey, Series, TopDelta, page_attr_key, sketch,
         toplist::page_ext,
     },
-    store::GoalDoc,
+    site_config::GoalDoc,
     time, urls,
 };
 
@@ -336,7 +336,6 @@ pub fn matches_goal(goal: &GoalDoc, ev: &Event, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mongodb::bson::DateTime;
     use shared::event::ClientId;
 
     fn ev(kind: EventKind, url: &str) -> Event {
@@ -383,16 +382,8 @@ mod tests {
         }
     }
 
-    fn goal(kind: GoalKind, matcher: &str, created_at: i64) -> GoalDoc {
-        GoalDoc {
-            id: format!("g-{matcher}"),
-            site_id: "s1".into(),
-            name: "G".into(),
-            kind,
-            matcher: matcher.into(),
-            created_at: DateTime::from_millis(created_at),
-            deleted_at: None,
-        }
+    fn goal(kind: GoalKind, matcher: &str, created_ms: i64) -> GoalDoc {
+        GoalDoc { id: format!("g-{matcher}"), name: "G".into(), kind, matcher: matcher.into(), created_ms, deleted_ms: None }
     }
 
     const T: i64 = 1_764_064_800_000; // 2025-11-25T10:00:00Z
@@ -500,7 +491,7 @@ mod tests {
         let facts = FlushDeltas::default().add_batch(&m, &refs);
         assert_eq!(facts.goals, vec!["g-/thank-you*", "g-button#cta", "g-Signup"], "each goal once; not the one created after");
         let mut deleted = goal(GoalKind::Event, "Signup", T - 10);
-        deleted.deleted_at = Some(DateTime::from_millis(T - 5));
+        deleted.deleted_ms = Some(T - 5);
         assert!(FlushDeltas::default().add_batch(&m, &[&deleted]).goals.is_empty(), "deleted before the batch arrived");
     }
 

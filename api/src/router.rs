@@ -9,7 +9,10 @@ use axum::{
     middleware,
 };
 use mongodb::{Collection, Database};
-use shared::store::{GoalDoc, SiteDoc, UserDoc};
+use shared::{
+    site_config::SiteConfigDoc,
+    store::{SiteDoc, UserDoc},
+};
 use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
 use crate::{config::Config, keys::KeyRegistry, metrics::Metrics, passwords::Hasher, routes, throttle::Throttle, tokens::Tokens};
@@ -28,7 +31,8 @@ pub struct AppState {
     pub db: Database,
     pub users: Collection<UserDoc>,
     pub sites: Collection<SiteDoc>,
-    pub goals: Collection<GoalDoc>,
+    /// What each site counts (its goals), one document per site.
+    pub site_config: Collection<SiteConfigDoc>,
     pub tokens: Arc<Tokens>,
     pub keys: KeyRegistry,
     /// Login attempts per email and per client IP.

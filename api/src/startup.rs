@@ -48,7 +48,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         hasher: Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency),
         users: db.collection(c::USERS),
         sites,
-        goals: db.collection(c::GOALS),
+        site_config: db.collection(c::SITE_CONFIG),
         db,
         keys,
         dummy_hash: Arc::new(dummy_hash),

@@ -39,6 +39,7 @@ pub mod names;
 pub mod rollup;
 pub mod serve;
 pub mod site;
+pub mod site_config;
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -24,8 +24,13 @@ pub mod collections {
     pub const USERS: &str = "users";
     /// Sites and their API keys.
     pub const SITES: &str = "sites";
-    /// Goals of the sites (deleted ones kept two days, for the aggregator's replays).
-    pub const GOALS: &str = "goals";
+    /// What each site is configured to count (its goals), one document per site (see
+    /// [`crate::site_config`]).
+    pub const SITE_CONFIG: &str = "site_config";
+    /// Share links of sites' stats, by the SHA-256 of their token (see `api/src/routes/share.rs`).
+    pub const SHARE_LINKS: &str = "share_links";
+    /// Before `site_config`: one document per goal; migrated, then dropped.
+    pub const LEGACY_GOALS: &str = "goals";
     /// One document per accepted tracker batch (the bucket pattern).
     pub const RAW_BATCHES: &str = "raw_batches";
     /// One record per aggregator flush: the unit of the exactly-once protocol.

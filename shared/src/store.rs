@@ -44,40 +44,6 @@ pub struct SiteDoc {
     pub share_hash: Option<String>,
 }
 
-/// A goal of a site. Deleting one sets `deleted_at` (the database's clock): the aggregator
-/// keeps matching it against batches received before the deletion, so that replaying a flush
-/// counts what the first attempt counted; a TTL index purges it [`DELETED_GOAL_KEEP`] later.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GoalDoc {
-    #[serde(rename = "_id")]
-    pub id: String,
-    pub site_id: String,
-    pub name: String,
-    pub kind: crate::goal::GoalKind,
-    #[serde(rename = "match")]
-    pub matcher: String,
-    pub created_at: DateTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deleted_at: Option<DateTime>,
-}
-
-impl GoalDoc {
-    /// True when the goal applies to a batch received at `received_ms`.
-    pub fn applies_at(&self, received_ms: i64) -> bool {
-        self.created_at.timestamp_millis() <= received_ms && self.deleted_at.is_none_or(|d| received_ms < d.timestamp_millis())
-    }
-}
-
-/// Field names of [`GoalDoc`] used in filters.
-pub mod goal_fields {
-    pub const SITE_ID: &str = "site_id";
-    pub const DELETED_AT: &str = "deleted_at";
-    pub const CREATED_AT: &str = "created_at";
-}
-
-/// How long a deleted goal is kept for the aggregator.
-pub const DELETED_GOAL_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
-
 /// The raw document of one accepted batch, `_id` = `site:batch_id` (a batch is stored once).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RawBatchDoc {
@@ -203,6 +169,17 @@ pub mod flag {
     }
 }
 
+/// True when `e` is MongoDB's duplicate-key error (11000): how an insert of an existing `_id`,
+/// or a conditional upsert that lost a race, fails.
+pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => e.to_string().contains("11000") || e.to_string().contains("UNIQUE constraint"),
+    }
+}
+
 /// Connects to MongoDB with short timeouts: a dead database must surface as an error the
 /// caller handles (503, nak), never as a hang.
 ///
@@ -250,11 +227,7 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
     type Doc = mongodb::bson::Document;
     let mut plan: Vec<(&str, Vec<IndexModel>)> = vec![
         (c::USERS, vec![index(doc! {"email": 1}, unique())]),
-        (c::SITES, vec![index(doc! {"api_key": 1}, unique()), index(doc! {"owner_id": 1}, None), index(doc! {"share_hash": 1}, None)]),
-        (
-            c::GOALS,
-            vec![index(doc! {goal_fields::SITE_ID: 1, goal_fields::CREATED_AT: 1}, None), index(doc! {goal_fields::DELETED_AT: 1}, ttl(DELETED_GOAL_KEEP))],
-        ),
+        (c::SITES, vec![index(doc! {"api_key": 1}, unique()), index(doc! {"owner_id": 1}, None)]),
         (c::VISITOR_MARKS, vec![index(doc! {"expire_at": 1}, ttl(Duration::ZERO))]),
         (c::SESSIONS, vec![index(doc! {"expire_at": 1}, ttl(Duration::ZERO))]),
         (c::ROLLUPS, crate::rollup::indexes()),

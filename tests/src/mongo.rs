@@ -31,8 +31,23 @@ const COMMAND_LOG: &str = "mongo-commands.jsonl";
 /// Queries the library-level tests send themselves — arranging documents and checking what was
 /// stored — as `(command, collection, shape)`: no service sends them, so they need no row.
 pub const TEST_OWN_QUERIES: &[(&str, &str, &str)] = &[
-    // flush_protocol.rs: how many rollup documents a stopped flush wrote (`count_documents`).
+    // flush_protocol.rs: how many rollup documents a stopped flush wrote (`count_documents`),
+    // a site-day read to size the compact limit, the goals arranged, and a database turned
+    // back into the layout before site-days.
+    ("aggregate", "rollups_v3", "{}"),
+    ("find", "rollups_v3", r#"{"_id":"?"}"#),
+    ("find", "rollups_v3", "{}"),
+    ("delete", "rollups_v3", "{}"),
+    ("insert", "rollups_v2", "-"),
     ("aggregate", "rollups_v2", "{}"),
+    ("insert", "site_config", "-"),
+    ("insert", "sites", "-"),
+    // migration.rs: old goals and share links arranged, then checked.
+    ("insert", "goals", "-"),
+    ("find", "site_config", r#"{"_id":"?"}"#),
+    ("aggregate", "goals", "{}"),
+    ("find", "share_links", r#"{"_id":"?"}"#),
+    ("aggregate", "share_links", "{}"),
     // migration.rs: the first layout arranged, then checked gone, and the migration's record.
     ("insert", "rollups", "-"),
     ("insert", "top_rollups", "-"),

@@ -13,7 +13,7 @@ use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 use mongodb::{
     Database,
-    bson::{DateTime, Document, doc},
+    bson::doc,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -150,18 +150,15 @@ impl PastWriter {
     /// order), so that the goals apply to batches written for earlier days: a goal counts
     /// what arrives after it was created.
     pub async fn backdate_goals(&self, site_id: &str, by_ms: i64) {
-        use futures::TryStreamExt;
-        let goals = self.db.collection::<Document>(c::GOALS);
-        let found: Vec<Document> = goals.find(doc! {"site_id": site_id}).await.expect("goals read").try_collect().await.expect("goals read");
-        assert!(!found.is_empty(), "the site has goals");
-        for mut g in found {
-            let created = g.get_datetime("created_at").expect("created_at").timestamp_millis();
-            g.insert("created_at", DateTime::from_millis(created - by_ms));
-            // Replaced by delete and insert: the MongoDB-wire stand-in stores a date given in
-            // an update as a string, and keeps the type of an inserted one.
-            goals.delete_one(doc! {"_id": g.get_str("_id").expect("_id")}).await.expect("goal deleted");
-            goals.insert_one(g).await.expect("goal inserted");
+        let configs = self.db.collection::<shared::site_config::SiteConfigDoc>(c::SITE_CONFIG);
+        let mut config = configs.find_one(doc! {"_id": site_id}).await.expect("config read").expect("the site has goals");
+        assert!(!config.goals.is_empty(), "the site has goals");
+        for g in &mut config.goals {
+            g.created_ms -= by_ms;
         }
+        let (filter, update) = config.write_statement(config.rev).expect("statement");
+        let res = configs.update_one(filter, update).await.expect("config written");
+        assert_eq!(res.matched_count, 1, "nobody changed the goals meanwhile");
     }
 }
 

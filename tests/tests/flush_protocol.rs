@@ -24,7 +24,7 @@ use shared::{
     goal::GoalKind,
     message::BatchMessage,
     names::collections as c,
-    store::GoalDoc,
+    site_config::{GoalDoc, SiteConfigDoc},
     time,
 };
 
@@ -99,15 +99,18 @@ async fn database(mongo: &Mongo) -> Database {
     let db = mongo.database().await;
     let goal = |id: &str, kind: GoalKind, matcher: &str| GoalDoc {
         id: id.into(),
-        site_id: "site-a".into(),
         name: id.into(),
         kind,
         matcher: matcher.into(),
-        created_at: mongodb::bson::DateTime::from_millis(t0() - DAY),
-        deleted_at: None,
+        created_ms: t0() - DAY,
+        deleted_ms: None,
     };
-    let goals = [goal("g-click", GoalKind::Click, "button.s1"), goal("g-page", GoalKind::Pageview, "/p3")];
-    db.collection::<GoalDoc>(c::GOALS).insert_many(goals).await.expect("goals");
+    let config = SiteConfigDoc {
+        id: "site-a".into(),
+        rev: 1,
+        goals: vec![goal("g-click", GoalKind::Click, "button.s1"), goal("g-page", GoalKind::Pageview, "/p3")],
+    };
+    db.collection::<SiteConfigDoc>(c::SITE_CONFIG).insert_one(config).await.expect("goals");
     db
 }
 

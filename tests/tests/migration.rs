@@ -217,8 +217,43 @@ async fn a_new_database_is_marked_migrated_without_work() {
     let db = mongo.database().await;
     let clock = ManualClock::at(t0());
     migrate::run(&db, &settings(), &clock).await.expect("migration");
-    for id in [migrate::v2::ID, migrate::v3::ID] {
+    for id in migrate::IDS {
         let record = db.collection::<Document>(c::MIGRATIONS).find_one(doc! {"_id": id}).await.expect("read").expect("recorded");
         assert_eq!(record.get_str("state"), Ok("done"), "{id}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_goals_move_into_site_configs_and_old_share_links_get_their_documents() {
+    let mongo = Mongo::start().await;
+    let db = mongo.database().await;
+    let goal = |id: &str, site: &str, created: i64, deleted: Option<i64>| {
+        let mut d = doc! {"_id": id, "site_id": site, "name": format!("Goal {id}"), "kind": "event", "match": "Signup",
+            "created_at": DateTime::from_millis(created)};
+        if let Some(t) = deleted {
+            d.insert("deleted_at", DateTime::from_millis(t));
+        }
+        d
+    };
+    let old_goals = [goal("g2", "s1", 2_000, None), goal("g1", "s1", 1_000, Some(5_000)), goal("g3", "s2", 3_000, None)];
+    db.collection::<Document>(c::LEGACY_GOALS).insert_many(old_goals).await.expect("old goals");
+    db.collection::<Document>(c::SITES)
+        .insert_many([doc! {"_id": "s1", "share_hash": "abc"}, doc! {"_id": "s2"}])
+        .await
+        .expect("sites");
+    let clock = ManualClock::at(t0());
+
+    migrate::run(&db, &settings(), &clock).await.expect("migration");
+    migrate::run(&db, &settings(), &clock).await.expect("second run: nothing");
+
+    let configs = db.collection::<shared::site_config::SiteConfigDoc>(c::SITE_CONFIG);
+    let s1 = configs.find_one(doc! {"_id": "s1"}).await.expect("read").expect("s1's config");
+    let summary: Vec<(&str, i64, Option<i64>)> = s1.goals.iter().map(|g| (g.id.as_str(), g.created_ms, g.deleted_ms)).collect();
+    assert_eq!(summary, vec![("g1", 1_000, Some(5_000)), ("g2", 2_000, None)], "oldest first, the deleted one kept");
+    let s2 = configs.find_one(doc! {"_id": "s2"}).await.expect("read").expect("s2's config");
+    assert_eq!(s2.goals.len(), 1);
+    assert_eq!(db.collection::<Document>(c::LEGACY_GOALS).count_documents(doc! {}).await.expect("count"), 0, "old goals gone");
+    let link = db.collection::<Document>(c::SHARE_LINKS).find_one(doc! {"_id": "abc"}).await.expect("read").expect("s1's link");
+    assert_eq!(link.get_str("site_id"), Ok("s1"));
+    assert_eq!(db.collection::<Document>(c::SHARE_LINKS).count_documents(doc! {}).await.expect("count"), 1, "only s1 had a link");
 }

@@ -14,29 +14,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::command_log::QueryShape;
 
-/// Hot-path reads that still select by a secondary index, as `(service, command, collection,
-/// shape)`. The rollup layout change (issue 18 item 1: every hot-path read by computed `_id`)
-/// removes them; delete each entry with the query it names. Any hot-path scan not in this list
-/// fails [`every_query_the_services_send_is_listed_in_docs_queries`].
-const HOT_PATH_SCANS_BEING_REPLACED: &[(&str, &str, &str, &str)] = &[
-    // Stats and page filter: a site's daily or hourly rollups by range.
-    ("api", "find", "rollups_v2", r#"{"day":{"$gte":"?","$lte":"?"},"part":{"$in":"?"},"site_id":"?"}"#),
-    ("api", "find", "rollups_v2", r#"{"hour":{"$gte":"?","$lte":"?"},"part":{"$in":"?"},"site_id":"?"}"#),
-    // Realtime: the live minutes.
-    ("api", "find", "rollups_v2", r#"{"minute":{"$gte":"?","$lte":"?"},"part":"?","site_id":"?"}"#),
-    // Stats (conversions) and the goals list: a site's live goals.
-    ("api", "find", "goals", r#"{"deleted_at":{"$exists":"?"},"site_id":"?"}"#),
-    // Shared-link stats and page: the site by its link's hash.
-    ("api", "find", "sites", r#"{"share_hash":"?"}"#),
-    // The flush: the goals of the flushed sites, and whether other instances still apply.
-    ("aggregator", "find", "goals", r#"{"site_id":{"$in":"?"}}"#),
-    ("aggregator", "find", "flushes", r#"{"inst":{"$in":"?"},"state":"?"}"#),
-];
-
-fn replaced(q: &QueryShape) -> bool {
-    HOT_PATH_SCANS_BEING_REPLACED.contains(&(q.service.as_str(), q.command.as_str(), q.collection.as_str(), q.shape.as_str()))
-}
-
 fn u(path: &str) -> String {
     format!("https://example.com{path}")
 }
@@ -119,10 +96,9 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
     // sweep runs once a minute and its rows come from the code and the library-level tests.
     stack.wait_drained().await;
 
-    // Assert: every recorded shape has a row, and no hot-path row scans but those being
-    // replaced.
+    // Assert: every recorded shape has a row, and no hot-path row scans.
     let recorded = stack.query_shapes();
-    assert!(recorded.iter().any(|q| q.service == "aggregator" && q.collection == "rollups"), "the aggregator's writes were recorded: {recorded:?}");
+    assert!(recorded.iter().any(|q| q.service == "aggregator" && q.collection == shared::names::collections::ROLLUPS && q.command == "update"), "the aggregator's writes were recorded: {recorded:?}");
     let rows = queries::listed();
     let unlisted = queries::unlisted(&recorded, &rows);
     assert!(
@@ -130,7 +106,7 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
         "queries sent with no row in docs/queries.md (add one per shape: what it is for, what addresses it, hot path or not):\n{}",
         queries::lines(&unlisted)
     );
-    let scans: Vec<QueryShape> = queries::hot_path_scans(&rows).into_iter().filter(|q| !replaced(q)).collect();
+    let scans: Vec<QueryShape> = queries::hot_path_scans(&rows);
     assert!(scans.is_empty(), "hot-path queries not addressed by _id (address them by their computed _id):\n{}", queries::lines(&scans));
 }
 

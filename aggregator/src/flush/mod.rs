@@ -66,7 +66,8 @@ use shared::{
     message::BatchMessage,
     names::collections as c,
     rollup::{Bucket, Watermark},
-    store::{FlushRecord, FlushState, GoalDoc, RawBatchDoc, VisitorMarkDoc, flush_fields, goal_fields, mark_fields, raw_fields},
+    site_config::{GoalDoc, SiteConfigDoc},
+    store::{FlushRecord, FlushState, RawBatchDoc, VisitorMarkDoc, flush_fields, mark_fields, raw_fields},
     time,
 };
 
@@ -303,19 +304,11 @@ impl Flusher {
     }
 
     /// The goals of the sites of `msgs`, deleted ones included (they still apply to batches
-    /// received before their deletion).
+    /// received before their deletion): the sites' configs, by `_id`.
     async fn read_goals(&self, msgs: &[&BatchMessage], cost: &mut Cost) -> Result<HashMap<String, Vec<GoalDoc>>, WriteError> {
-        let sites: Vec<&str> = msgs.iter().map(|m| m.site_id.as_str()).collect::<HashSet<_>>().into_iter().collect();
-        let mut out: HashMap<String, Vec<GoalDoc>> = HashMap::new();
-        if sites.is_empty() {
-            return Ok(out);
-        }
-        let mut cursor = self.db.collection::<GoalDoc>(c::GOALS).find(doc! {goal_fields::SITE_ID: {"$in": sites}}).await?;
-        cost.round_trips += 1;
-        while let Some(g) = cursor.try_next().await? {
-            out.entry(g.site_id.clone()).or_default().push(g);
-        }
-        Ok(out)
+        let sites: Vec<String> = msgs.iter().map(|m| m.site_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let configs: HashMap<String, SiteConfigDoc> = self.read_docs(c::SITE_CONFIG, &sites, cost).await?;
+        Ok(configs.into_iter().map(|(site, config)| (site, config.goals)).collect())
     }
 
     fn expire_in(&self, keep: Duration) -> DateTime {

@@ -37,7 +37,7 @@ impl Flusher {
             .await;
         match taken {
             Ok(_) => {}
-            Err(e) if is_duplicate_key(&e) => return Ok(false),
+            Err(e) if shared::store::is_duplicate_key(&e) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
         let record = self.db.collection::<FlushRecord>(c::FLUSHES).find_one(doc! {"_id": &id}).await?;
@@ -79,14 +79,5 @@ impl Flusher {
             }
         }
         Ok(done)
-    }
-}
-
-fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match e.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
-        ErrorKind::Command(c) => c.code == 11000,
-        _ => e.to_string().contains("E11000") || e.to_string().contains("UNIQUE constraint"),
     }
 }

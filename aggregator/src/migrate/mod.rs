@@ -1,12 +1,15 @@
 //! One-off data migrations, run by the aggregator at start, before it consumes anything, so
 //! that stats never mix two layouts: [`v2`] (the first rollup layout to one document per
-//! unit) and then [`v3`] (units into site-days).
+//! unit), [`v3`] (units into site-days), [`goals`] (goals into site configs), then
+//! [`share_links`] (share links addressed by their hash).
 //!
 //! Each runs once per database under a lease in [`c::MIGRATIONS`] (`_id` = its id): one
 //! aggregator migrates while the others wait for its `done`; a migration whose process died
 //! is taken over once the lease has passed, and runs again from the start, which every
 //! migration here is written to allow.
 
+pub mod goals;
+pub mod share_links;
 pub mod v2;
 pub mod v3;
 
@@ -21,6 +24,9 @@ use shared::{clock::Clock, names::collections as c};
 
 use crate::flush::Settings;
 
+/// Every migration, in the order they run.
+pub const IDS: [&str; 4] = [v2::ID, v3::ID, goals::ID, share_links::ID];
+
 /// How long a migrating process holds the lease without renewing it.
 const LEASE: Duration = Duration::from_secs(120);
 
@@ -33,6 +39,14 @@ pub async fn run(db: &Database, settings: &Settings, clock: &dyn Clock) -> anyho
     if run_once(db, v3::ID, clock).await? {
         v3::migrate(db, settings, clock).await?;
         mark_done(db, v3::ID).await?;
+    }
+    if run_once(db, goals::ID, clock).await? {
+        goals::migrate(db).await?;
+        mark_done(db, goals::ID).await?;
+    }
+    if run_once(db, share_links::ID, clock).await? {
+        share_links::migrate(db).await?;
+        mark_done(db, share_links::ID).await?;
     }
     Ok(())
 }
@@ -57,7 +71,7 @@ async fn run_once(db: &Database, id: &str, clock: &dyn Clock) -> anyhow::Result<
             .await;
         match taken {
             Ok(_) => return Ok(true),
-            Err(e) if e.to_string().contains("E11000") || e.to_string().contains("UNIQUE") || e.to_string().contains("11000") => {
+            Err(e) if shared::store::is_duplicate_key(&e) => {
                 tracing::info!(migration = id, "another aggregator is migrating; waiting");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

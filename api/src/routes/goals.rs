@@ -1,5 +1,7 @@
 //! `/api/sites/{id}/goals`: what counts as a conversion on a site. At most
-//! [`MAX_GOALS_PER_SITE`]; another user's site is 404.
+//! [`MAX_GOALS_PER_SITE`], however many creates race: goals live in the site's config
+//! ([`shared::site_config`]), changed by compare-and-set on its revision. Another user's site
+//! is 404.
 
 use axum::{
     Json, Router,
@@ -9,11 +11,12 @@ use axum::{
     routing::{delete, get},
 };
 use futures::TryStreamExt;
-use mongodb::bson::{DateTime, doc};
+use mongodb::bson::{Document, doc};
 use serde::{Deserialize, Serialize};
 use shared::{
-    goal::{GoalKind, GoalSpec, MAX_GOALS_PER_SITE},
-    store::{GoalDoc, goal_fields},
+    goal::{GoalKind, GoalSpec},
+    names::collections as c,
+    site_config::{GoalDoc, SiteConfigDoc},
 };
 
 use crate::{
@@ -43,15 +46,53 @@ pub struct GoalView {
 
 impl From<&GoalDoc> for GoalView {
     fn from(g: &GoalDoc) -> Self {
-        Self { id: g.id.clone(), name: g.name.clone(), kind: g.kind, matcher: g.matcher.clone(), created_at: rfc3339(g.created_at) }
+        Self { id: g.id.clone(), name: g.name.clone(), kind: g.kind, matcher: g.matcher.clone(), created_at: rfc3339(g.created_at()) }
     }
+}
+
+/// Compare-and-set rounds a goal change tries before answering 503.
+const CONFIG_TRIES: usize = 20;
+
+/// The stored config of a site, by `_id`; `None` when it has none yet.
+async fn read_config(state: &AppState, site_id: &str) -> Result<Option<SiteConfigDoc>, ApiError> {
+    Ok(state.site_config.find_one(doc! {"_id": site_id}).await?)
 }
 
 /// The live (not deleted) goals of a site, oldest first.
 pub async fn live_goals(state: &AppState, site_id: &str) -> Result<Vec<GoalDoc>, ApiError> {
-    let filter = doc! {goal_fields::SITE_ID: site_id, goal_fields::DELETED_AT: {"$exists": false}};
-    Ok(state.goals.find(filter).sort(doc! {goal_fields::CREATED_AT: 1}).limit(MAX_GOALS_PER_SITE as i64 * 2).await?.try_collect().await?)
+    Ok(read_config(state, site_id).await?.map(|c| c.live_goals().cloned().collect()).unwrap_or_default())
 }
+
+/// A config not stored yet: the site's goals from the collection of the layout before configs,
+/// if the aggregator has not moved them yet (it does at start; see `aggregator/src/migrate`).
+async fn first_config(state: &AppState, site_id: &str) -> Result<SiteConfigDoc, ApiError> {
+    let mut config = SiteConfigDoc::empty(site_id);
+    let legacy: Vec<Document> = state.db.collection::<Document>(c::LEGACY_GOALS).find(doc! {"site_id": site_id}).await?.try_collect().await?;
+    config.goals = legacy.iter().filter_map(shared::site_config::legacy_goal).collect();
+    config.goals.sort_by_key(|g| g.created_ms);
+    Ok(config)
+}
+
+/// Changes a site's config with `change` (which may refuse), by compare-and-set on its
+/// revision: a lost race reads again and retries.
+async fn change_config<T>(state: &AppState, site_id: &str, mut change: impl FnMut(&mut SiteConfigDoc) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    for _ in 0..CONFIG_TRIES {
+        let mut config = match read_config(state, site_id).await? {
+            Some(c) => c,
+            None => first_config(state, site_id).await?,
+        };
+        let read_rev = config.rev;
+        let out = change(&mut config)?;
+        let (filter, update) = config.write_statement(read_rev).map_err(|e| ApiError::Internal(e.into()))?;
+        match state.site_config.update_one(filter, update).upsert(true).await {
+            Ok(_) => return Ok(out),
+            Err(e) if shared::store::is_duplicate_key(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable(anyhow::anyhow!("site config {site_id}: writes kept losing races")))
+}
+
 
 async fn list(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<Vec<GoalView>>, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
@@ -83,35 +124,29 @@ async fn create(
     let site = owned_site(&state, &auth, &id).await?;
     let spec = GoalSpec::parse(text(&body.name, "name")?, text(&body.kind, "kind")?, text(&body.matcher, "match")?)
         .map_err(|e| ApiError::InvalidGoal(e.to_string()))?;
-    if live_goals(&state, &site.id).await?.len() >= MAX_GOALS_PER_SITE {
-        return Err(ApiError::InvalidGoal(format!("goals: a site has at most {MAX_GOALS_PER_SITE} goals; delete one first")));
-    }
     let goal = GoalDoc {
         id: keys::new_id()?,
-        site_id: site.id,
         name: spec.name,
         kind: spec.kind,
         matcher: spec.matcher,
-        created_at: DateTime::now(),
-        deleted_at: None,
+        created_ms: chrono::Utc::now().timestamp_millis(),
+        deleted_ms: None,
     };
-    state.goals.insert_one(&goal).await?;
+    change_config(&state, &site.id, |config| {
+        let now = chrono::Utc::now().timestamp_millis();
+        config.add_goal(goal.clone(), now).map_err(|e| ApiError::InvalidGoal(e.to_string()))
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(GoalView::from(&goal))))
 }
 
 async fn remove(State(state): State<AppState>, auth: AuthUser, Path((id, goal_id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
-    // Kept, marked with the database's clock, so that the aggregator can replay a flush that
-    // matched it; a TTL index removes it two days later.
-    let res = state
-        .goals
-        .update_one(
-            doc! {"_id": &goal_id, goal_fields::SITE_ID: &site.id, goal_fields::DELETED_AT: {"$exists": false}},
-            doc! {"$currentDate": {goal_fields::DELETED_AT: true}},
-        )
-        .await?;
-    if res.matched_count == 0 {
-        return Err(ApiError::NotFound);
-    }
+    // Kept, marked with the time of deletion, so that the aggregator can replay a flush that
+    // matched it; dropped two days later.
+    change_config(&state, &site.id, |config| {
+        if config.delete_goal(&goal_id, chrono::Utc::now().timestamp_millis()) { Ok(()) } else { Err(ApiError::NotFound) }
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -168,6 +168,7 @@ async fn update(
 async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let site = state.sites.find_one_and_delete(doc! {"_id": &id, "owner_id": &auth.user_id}).await?.ok_or(ApiError::NotFound)?;
     state.keys.revoke(&site.api_key).await?;
+    crate::routes::share::forget_link(&state, site.share_hash).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
