@@ -147,8 +147,9 @@ impl Flusher {
                 let read = days_read.remove(&sd.id());
                 let read_rev = read.as_ref().map_or(0, |r| r.rev);
                 let Some(merged) = merge::merge_site_day(read, sd, units.iter().map(|(k, d)| (k, d)), id, now, &caps, &prunable) else { continue };
-                if merged.encoded_len() <= self.settings.compact_max_bytes {
-                    statements.push((class(None), sd.clone(), merged.write_statement(retention, read_rev)?));
+                let encoded = merged.encode();
+                if encoded.iter().flatten().map(Vec::len).sum::<usize>() <= self.settings.compact_max_bytes {
+                    statements.push((class(None), sd.clone(), merged.write_statement_encoded(encoded, retention, read_rev)?));
                 } else {
                     splitting.push((sd.clone(), read_rev, merged));
                 }
@@ -182,7 +183,7 @@ impl Flusher {
         let ids: Vec<String> = splitting.iter().flat_map(|(_, _, m)| keys(m)).map(|k| k.id()).collect();
         let leftovers: HashMap<String, Document> = self.read_raw(c::ROLLUPS, &ids, &mut report.cost).await?;
         for (sd, read_rev, merged) in splitting {
-            tracing::info!(site_day = %sd.id(), bytes = merged.encoded_len(), "site-day splits into unit documents");
+            tracing::info!(site_day = %sd.id(), units = merged.units.len(), "site-day splits into unit documents");
             for key in keys(&merged) {
                 let id = key.id();
                 let leftover_rev = match leftovers.get(&id) {

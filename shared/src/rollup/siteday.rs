@@ -171,7 +171,11 @@ impl SiteDayRollup {
     }
 
     pub fn to_doc(&self, day_retention: Duration) -> SiteDayDoc {
-        let [d, h, m] = self.encode();
+        self.to_doc_encoded(self.encode(), day_retention)
+    }
+
+    /// [`Self::to_doc`] with the units already encoded ([`Self::encode`]).
+    pub fn to_doc_encoded(&self, [d, h, m]: [Option<Vec<u8>>; 3], day_retention: Duration) -> SiteDayDoc {
         let binary = |bytes: Option<Vec<u8>>| bytes.map(|bytes| Binary { subtype: BinarySubtype::Generic, bytes });
         SiteDayDoc {
             id: self.key.id(),
@@ -191,7 +195,12 @@ impl SiteDayRollup {
     /// ([`crate::store::revisioned_write`]), removing the unit fields it no longer has (a
     /// split leaves none).
     pub fn write_statement(&self, day_retention: Duration, read_rev: i64) -> Result<Document, mongodb::bson::ser::Error> {
-        let doc = self.to_doc(day_retention);
+        self.write_statement_encoded(self.encode(), day_retention, read_rev)
+    }
+
+    /// [`Self::write_statement`] with the units already encoded ([`Self::encode`]).
+    pub fn write_statement_encoded(&self, encoded: [Option<Vec<u8>>; 3], day_retention: Duration, read_rev: i64) -> Result<Document, mongodb::bson::ser::Error> {
+        let doc = self.to_doc_encoded(encoded, day_retention);
         let gone: Vec<&str> = [(Field::Days, &doc.d), (Field::Hours, &doc.h), (Field::Minutes, &doc.m)]
             .into_iter()
             .filter(|(_, v)| v.is_none())
