@@ -83,3 +83,28 @@ async fn invalid_goals_name_the_field_and_a_site_has_at_most_twenty() {
     let (_, list) = api.get(&path, Some(&t.token)).await;
     assert_eq!(list.as_array().map(|l| l.len()), Some(20));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_goal_creations_racing_on_one_site_leave_exactly_twenty() {
+    let stack = Stack::start().await;
+    let api = Api::new(&stack);
+    let owner = api.tenant("example.com", "UTC").await;
+    let path = format!("/api/sites/{}/goals", owner.site_id);
+
+    let requests = (0..40).map(|i| {
+        let (api, path, token) = (api.clone(), path.clone(), owner.token.clone());
+        tokio::spawn(async move { api.post(&path, Some(&token), &json!({"name": format!("Goal {i}"), "kind": "event", "match": format!("E{i}")})).await })
+    });
+    let mut created = 0;
+    for r in futures::future::join_all(requests).await {
+        let (status, body) = r.expect("request task");
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::BAD_REQUEST => assert_eq!(body["error"], "invalid_goal", "{body}"),
+            other => panic!("a racing create answered {other}: {body}"),
+        }
+    }
+    assert_eq!(created, 20, "exactly the limit is created");
+    let (status, list) = api.get(&path, Some(&owner.token)).await;
+    assert_eq!((status, list.as_array().map(Vec::len)), (StatusCode::OK, Some(20)), "{list}");
+}
