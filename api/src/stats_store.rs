@@ -44,6 +44,9 @@ use crate::{
 pub const TOP_N: usize = 10;
 /// Goals are listed whole (a site has at most 20 live ones).
 const ALL_GOALS: usize = 1000;
+/// Most distinct names a page filter sums per breakdown over its range; names past it (a
+/// page whose sources change every day of a year) are summed into `(other)`.
+const MAX_PAGE_NAMES: usize = 20_000;
 
 /// What a request read, and how many documents that took.
 pub struct Loaded {
@@ -76,16 +79,21 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 /// Most ids in one `_id $in` read.
 const READ_CHUNK: usize = 1000;
 
-/// The documents with these ids, by `_id $in` in chunks.
-async fn by_ids(db: &Database, ids: &[String], projection: &Document) -> Result<Vec<Document>, ApiError> {
-    let mut out = Vec::new();
+/// Documents fetched per batch of a cursor: what a reader holds at once besides what it keeps.
+const CURSOR_BATCH: u32 = 16;
+
+/// Calls `visit` with each document of these ids, by `_id $in` in chunks, as they stream in.
+async fn for_each_by_id(db: &Database, ids: &[String], projection: &Document, mut visit: impl FnMut(Document) -> Result<(), ApiError>) -> Result<usize, ApiError> {
+    let mut read = 0;
     for chunk in ids.chunks(READ_CHUNK) {
-        let mut cursor = db.collection::<Document>(c::ROLLUPS).find(rollup::ids_filter(chunk)).projection(projection.clone()).await?;
+        let mut cursor =
+            db.collection::<Document>(c::ROLLUPS).find(rollup::ids_filter(chunk)).projection(projection.clone()).batch_size(CURSOR_BATCH).await?;
         while let Some(raw) = cursor.try_next().await? {
-            out.push(raw);
+            read += 1;
+            visit(raw)?;
         }
     }
-    Ok(out)
+    Ok(read)
 }
 
 /// A unit as read: the `_id` of its document (a unit document's, or its site-day's when it
@@ -97,10 +105,11 @@ struct Unit {
     body: Body,
 }
 
-/// The units `parts` of the `buckets` wanted, each bucket in the site-day `home(bucket)`:
-/// site-days first, then the units of those that have split (fetched with `projection`).
-/// Returns the units and how many documents that took.
-async fn read_units(
+/// Calls `visit` with the units `parts` of the `buckets` wanted, each bucket in the site-day
+/// `home(bucket)`: site-days first, then the units of those that have split (fetched with
+/// `projection`), one document at a time, so that a reader keeping only part of each unit
+/// holds little whatever the range. Returns how many documents that took.
+async fn visit_units(
     db: &Database,
     site_id: &str,
     field: Field,
@@ -108,52 +117,62 @@ async fn read_units(
     home: impl Fn(&Bucket) -> NaiveDate,
     parts: &[Part],
     projection: Document,
-) -> Result<(Vec<Unit>, usize), ApiError> {
+    mut visit: impl FnMut(Unit) -> Result<(), ApiError>,
+) -> Result<usize, ApiError> {
     let mut days: Vec<NaiveDate> = buckets.iter().map(&home).collect();
     days.sort_unstable();
     days.dedup();
-    let ids: Vec<String> = days.iter().map(|d| SiteDay::id_of(site_id, *d)).collect();
-    let fetched = by_ids(db, &ids, &siteday::projection(field)).await?;
-    let mut read = fetched.len();
+    let by_id: HashMap<String, NaiveDate> = days.iter().map(|d| (SiteDay::id_of(site_id, *d), *d)).collect();
+    let ids: Vec<String> = by_id.keys().cloned().collect();
     let wanted: HashSet<Bucket> = buckets.iter().copied().collect();
-    let mut units = Vec::new();
     let mut split: HashSet<NaiveDate> = HashSet::new();
-    for raw in fetched {
+    let mut read = for_each_by_id(db, &ids, &siteday::projection(field), |raw| {
         let id = raw.get_str("_id").map_err(internal)?.to_string();
         let f = siteday::read_fetched(&raw, field).map_err(internal)?;
         if f.split {
-            let day = days.iter().find(|d| SiteDay::id_of(site_id, **d) == id).copied().ok_or_else(|| internal(format!("{id} was not asked for")))?;
-            split.insert(day);
+            split.insert(*by_id.get(&id).ok_or_else(|| internal(format!("{id} was not asked for")))?);
         }
-        units.extend(f.units.into_iter().filter(|(b, p, _)| wanted.contains(b) && parts.contains(p)).map(|(bucket, part, body)| Unit { id: id.clone(), bucket, part, body }));
-    }
+        for (bucket, part, body) in f.units.into_iter().filter(|(b, p, _)| wanted.contains(b) && parts.contains(p)) {
+            visit(Unit { id: id.clone(), bucket, part, body })?;
+        }
+        Ok(())
+    })
+    .await?;
     if split.is_empty() {
-        return Ok((units, read));
+        return Ok(read);
     }
     let unit_ids: Vec<String> = buckets
         .iter()
         .filter(|b| split.contains(&home(b)))
         .flat_map(|b| parts.iter().map(|p| RollupKey::new(site_id, home(b), *b, *p).id()))
         .collect();
-    for raw in by_ids(db, &unit_ids, &projection).await? {
-        read += 1;
+    read += for_each_by_id(db, &unit_ids, &projection, |raw| {
         let doc: RollupDoc = bson::from_document(raw).map_err(internal)?;
         let r = Rollup::from_doc(doc).map_err(internal)?;
-        units.push(Unit { id: r.key.id(), bucket: r.key.bucket, part: r.key.part, body: r.body });
-    }
-    Ok((units, read))
+        visit(Unit { id: r.key.id(), bucket: r.key.bucket, part: r.key.part, body: r.body })
+    })
+    .await?;
+    Ok(read)
 }
 
-/// The units `parts` of every bucket of `range`, and how many documents that took.
-async fn read_range(db: &Database, site_id: &str, range: &Range, tz: Tz, parts: &[Part], projection: Document) -> Result<(Vec<Unit>, usize), ApiError> {
+/// [`visit_units`] for every bucket of `range`.
+async fn visit_range(
+    db: &Database,
+    site_id: &str,
+    range: &Range,
+    tz: Tz,
+    parts: &[Part],
+    projection: Document,
+    visit: impl FnMut(Unit) -> Result<(), ApiError>,
+) -> Result<usize, ApiError> {
     match range {
         Range::Days { from, to, .. } => {
             let buckets: Vec<Bucket> = from.iter_days().take_while(|d| d <= to).map(Bucket::Day).collect();
-            read_units(db, site_id, Field::Days, &buckets, day_of, parts, projection).await
+            visit_units(db, site_id, Field::Days, &buckets, day_of, parts, projection, visit).await
         }
         Range::Hours { hours, .. } => {
             let buckets: Vec<Bucket> = hours.iter().map(|h| Bucket::Hour(*h)).collect();
-            read_units(db, site_id, Field::Hours, &buckets, |b| local_day_of(b, tz), parts, projection).await
+            visit_units(db, site_id, Field::Hours, &buckets, |b| local_day_of(b, tz), parts, projection, visit).await
         }
     }
 }
@@ -192,7 +211,12 @@ pub async fn load(db: &Database, site_id: &str, range: &Range, tz: Tz, page: Opt
 }
 
 async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Result<Loaded, ApiError> {
-    let (units, mut docs_read) = read_range(db, site_id, range, tz, &site_parts(), rollup::read_projection()).await?;
+    let mut units = Vec::new();
+    let mut docs_read = visit_range(db, site_id, range, tz, &site_parts(), rollup::read_projection(), |u| {
+        units.push(u);
+        Ok(())
+    })
+    .await?;
     let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
     let mut sketches: Vec<VisitorSketch> = Vec::new();
     let mut tops: HashMap<Dim, Vec<(String, TopList)>> = HashMap::new();
@@ -237,11 +261,12 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
 
 async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &str) -> Result<Loaded, ApiError> {
     let parts = [Part::Top(Dim::Page), Part::Top(Dim::PageAttr)];
-    let (units, docs_read) = read_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}).await?;
     let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
     // Kind → name → counts, and a text seen (clicks).
     let mut breakdowns: HashMap<Dim, HashMap<String, (Counts, Option<String>)>> = HashMap::new();
-    for u in units {
+    // Each list is looked at as it arrives and only the path's entries are kept: a year's
+    // page lists are never all in memory at once.
+    let docs_read = visit_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
         let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
         match u.part {
             Part::Top(Dim::Page) => {
@@ -254,7 +279,9 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
                     if let Some((p, kind, name)) = split_page_attr_key(&e.key)
                         && p == path
                     {
-                        let slot = breakdowns.entry(kind).or_default().entry(name.to_string()).or_default();
+                        let names = breakdowns.entry(kind).or_default();
+                        let name = if names.len() >= MAX_PAGE_NAMES && !names.contains_key(name) { toplist::OTHER } else { name };
+                        let slot = names.entry(name.to_string()).or_default();
                         slot.0.add(e.counts);
                         if let Some(t) = e.text.as_ref().filter(|t| slot.1.as_ref().is_none_or(|cur| *t > cur)) {
                             slot.1 = Some(t.clone());
@@ -263,7 +290,9 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
                 }
             }
         }
-    }
+        Ok(())
+    })
+    .await?;
     let points = points(range, tz, rows);
     let pageviews: i64 = points.iter().map(|(_, r)| r.pageviews).sum();
     let mut lists: HashMap<Dim, Vec<TopRow>> = HashMap::new();
@@ -361,12 +390,13 @@ pub async fn load_live(db: &Database, site_id: &str, tz: Tz, now_ms: i64) -> Res
     let first = last - 29 * 60;
     let mut minutes: HashMap<i64, LiveMinute> = HashMap::new();
     let buckets: Vec<Bucket> = (0..30).map(|i| Bucket::Minute(first + i * 60)).collect();
-    let (units, _) = read_units(db, site_id, Field::Minutes, &buckets, |b| local_day_of(b, tz), &[Part::Live], Document::new()).await?;
-    for u in units {
+    visit_units(db, site_id, Field::Minutes, &buckets, |b| local_day_of(b, tz), &[Part::Live], Document::new(), |u| {
         if let (Bucket::Minute(m), Body::Live(minute)) = (u.bucket, u.body) {
             minutes.entry(m).or_default().merge(&minute);
         }
-    }
+        Ok(())
+    })
+    .await?;
     let pageviews = (0..30).map(|i| first + i * 60).map(|m| (time::minute_label(m, tz), minutes.get(&m).map_or(0, |x| x.pageviews))).collect();
     let mut recent = LiveMinute::default();
     for m in (0..5).map(|i| last - i * 60) {
