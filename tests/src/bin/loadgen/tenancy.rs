@@ -14,8 +14,8 @@
 //!    sites among the N with all the data present.
 //!
 //! Every batch is a distinct visitor (its own IPv6 /64 and User-Agent) starting a session: a
-//! pageview and a click, a scroll every other batch (`--batch-size 1k`: two scrolls, two clicks,
-//! a time event, longer URLs; about 1 KB). Each site cycles through 8 pages, 6 click selectors
+//! pageview and a click, a scroll every other batch (`--batch-size 1k`: a scroll, two clicks and
+//! a time event, URLs with campaign parameters; about 1 KB). Each site cycles through 8 pages, 6 click selectors
 //! and 5 referrers, offset by its number.
 //!
 //! **How the drain is timed.** From the aggregator's start until its
@@ -69,7 +69,7 @@ const BUTTONS: [(&str, &str); 6] = [
 enum Shape {
     /// A pageview starting a session, a click, a scroll every other batch (~400-500 bytes).
     Small,
-    /// Two scrolls, two clicks and a time event besides, with longer URLs (~1 KB).
+    /// A scroll, two clicks and a time event, URLs with campaign parameters (~1 KB).
     Kilobyte,
 }
 
@@ -115,12 +115,12 @@ fn batch(key: &str, n: u64, j: u64, site_no: u64, shape: Shape, now_ms: i64) -> 
     let referrer = REFERRERS[((j + 3 * site_no) % REFERRERS.len() as u64) as usize];
     let (sel, text) = BUTTONS[((j + 2 * site_no) % BUTTONS.len() as u64) as usize];
     let page_id = format!("tp{n:010x}");
-    let mut events = Vec::with_capacity(7);
+    let mut events = Vec::with_capacity(5);
     let (url, title) = match shape {
         Shape::Small => (format!("https://loadtest.example{page}"), "Load test".to_string()),
         Shape::Kilobyte => (
-            format!("https://loadtest.example{page}?utm_source=newsletter&utm_medium=email&utm_campaign=spring-launch-{j}"),
-            format!("ConvertPulse load test: a landing page with a reasonably long title, page {page}"),
+            format!("https://loadtest.example{page}?utm_source=newsletter&utm_campaign=spring-{j}"),
+            format!("Spring launch: {page} | Load test"),
         ),
     };
     events.push(json!({"type": "pageview", "ts": now_ms, "page_id": page_id, "url": url, "referrer": referrer, "title": title, "new_session": true}));
@@ -136,7 +136,6 @@ fn batch(key: &str, n: u64, j: u64, site_no: u64, shape: Shape, now_ms: i64) -> 
             let (sel2, text2) = BUTTONS[((j + 2 * site_no + 1) % BUTTONS.len() as u64) as usize];
             events.push(json!({"type": "scroll", "ts": now_ms + 800, "page_id": page_id, "url": url, "depth": 50, "prev": 0}));
             events.push(json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text}));
-            events.push(json!({"type": "scroll", "ts": now_ms + 4000, "page_id": page_id, "url": url, "depth": 90, "prev": 50}));
             events.push(json!({"type": "click", "ts": now_ms + 6000, "page_id": page_id, "url": url, "selector": sel2, "text": text2}));
             events.push(json!({"type": "time", "ts": now_ms + 9000, "page_id": page_id, "url": url, "seconds": 9}));
             clicks = 2;
@@ -527,7 +526,7 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
         "tenancy: one busy site with {busy_batches} batches, then {n} sites with {per_site} each ({} batches, {} sites per account at most); batches: {}; {} stats queries per timeframe and target; load {}",
         n * per_site,
         args.sites_per_account,
-        if shape == Shape::Small { "pageview + click (+ scroll every other)" } else { "~1 KB: pageview, 2 scrolls, 2 clicks, time" },
+        if shape == Shape::Small { "pageview + click (+ scroll every other)" } else { "~1 KB: pageview, scroll, 2 clicks, time" },
         queries,
         loadavg()
     );
