@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps deps-test deps-bench deps-cluster deps-deploy frontend run cluster build test test-unit check-deploy bench bench-rollups bench-wrk clean
+.PHONY: help deps deps-test deps-bench deps-cluster deps-deploy frontend run cluster build test test-unit check-deploy bench bench-rollups bench-tenancy bench-wrk clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
@@ -13,6 +13,7 @@ help:
 	@echo "make check-deploy  validate deploy/ (Kubernetes, compose, Prometheus rules, NATS) and prove the alerts on a live cluster"
 	@echo "make bench  run the load generator against a fresh release stack (see docs/benchmarks.md)"
 	@echo "make bench-rollups  rollup cost with 10 vs 20,000 distinct keys a day (see docs/benchmarks.md)"
+	@echo "make bench-tenancy  one busy site vs 1,000 sites with the same batches: drain, cost, every site's stats checked, query times"
 	@echo "make bench-wrk  wrk with realistic batches against ingest and a bare handler, same run (docs/benchmarks.md)"
 
 deps:
@@ -67,6 +68,12 @@ bench: deps build
 
 bench-rollups: deps build
 	@deploy/local/bench-rollups.sh
+
+# Many sites at once (issue 18). Tunables: BENCH_SITES, BENCH_BATCHES_PER_SITE,
+# BENCH_BUSY_BATCHES, BENCH_BATCH_SIZE, BENCH_QUERIES (see the script).
+bench-tenancy: deps build
+	@deploy/local/bench-tenancy.sh
+
 # wrk and perf come from Debian.
 deps-bench:
 	@deploy/local/deps.sh --bench

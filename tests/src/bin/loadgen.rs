@@ -7,6 +7,9 @@
 //! loadgen --serve-baseline ADDR      # the bare axum handler answering 202, for comparison
 //! loadgen --api URL --ingest URL --distinct-keys 20000 --start-aggregator CMD
 //!         --aggregator-metrics URL      # rollup cost: 10 keys against N distinct keys a day
+//! loadgen --api URL --ingest URL --tenancy 1000 [--batches-per-site 5] [--busy-batches B]
+//!         [--batch-size small|1k] [--sites-per-account 100] --start-aggregator CMD
+//!         --aggregator-metrics URL      # many sites against one busy site (tenancy.rs)
 //! ```
 //! Reports accepted batches/s, latency percentiles, refusals by status, freshness (time from a
 //! 202 until the api's stats show the batch) and the latency of a 90-day stats query.
@@ -23,6 +26,10 @@ use std::{
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+// Beside this file rather than in `src/bin/`, where cargo would take it for a binary of its own.
+#[path = "loadgen/tenancy.rs"]
+mod tenancy;
+
 struct Args {
     api: String,
     ingest: String,
@@ -36,6 +43,11 @@ struct Args {
     distinct_keys: Option<u64>,
     aggregator_metrics: Option<String>,
     drain_wait: Duration,
+    tenancy: Option<u64>,
+    batches_per_site: u64,
+    busy_batches: Option<u64>,
+    batch_size: String,
+    sites_per_account: u64,
 }
 
 fn parse_args() -> anyhow::Result<Option<Args>> {
@@ -43,7 +55,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     let mut it = argv.get(1..).unwrap_or_default().iter();
     while let Some(k) = it.next() {
-        const KNOWN: [&str; 13] = [
+        const KNOWN: [&str; 18] = [
             "api",
             "ingest",
             "concurrency",
@@ -57,6 +69,11 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
             "distinct-keys",
             "aggregator-metrics",
             "drain-wait",
+            "tenancy",
+            "batches-per-site",
+            "busy-batches",
+            "batch-size",
+            "sites-per-account",
         ];
         let Some(name) = k.strip_prefix("--").filter(|n| KNOWN.contains(n)) else {
             bail!("unknown argument {k:?}; options: --{}", KNOWN.join(", --"))
@@ -82,6 +99,11 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         distinct_keys: map.get("distinct-keys").map(|v| v.parse()).transpose().context("--distinct-keys")?,
         aggregator_metrics: map.get("aggregator-metrics").cloned(),
         drain_wait: Duration::from_secs(num("drain-wait", 600)?),
+        tenancy: map.get("tenancy").map(|v| v.parse()).transpose().context("--tenancy")?,
+        batches_per_site: num("batches-per-site", 5)?.max(1),
+        busy_batches: map.get("busy-batches").map(|v| v.parse()).transpose().context("--busy-batches")?,
+        batch_size: map.get("batch-size").cloned().unwrap_or_else(|| "small".into()),
+        sites_per_account: num("sites-per-account", 100)?.max(1),
     }))
 }
 
@@ -253,7 +275,13 @@ fn main() -> anyhow::Result<()> {
     // `--serve-baseline` runs its own server runtime; everything else runs here.
     let Some(args) = parse_args()? else { return Ok(()) };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    if args.distinct_keys.is_some() { rt.block_on(rollups::drive(args)) } else { rt.block_on(drive(args)) }
+    if args.tenancy.is_some() {
+        rt.block_on(tenancy::drive(args))
+    } else if args.distinct_keys.is_some() {
+        rt.block_on(rollups::drive(args))
+    } else {
+        rt.block_on(drive(args))
+    }
 }
 
 async fn drive(args: Args) -> anyhow::Result<()> {
@@ -359,14 +387,14 @@ mod rollups {
     use super::*;
 
     #[derive(Debug, Default, Clone, Copy)]
-    struct Counters {
-        events: f64,
-        docs_written: f64,
-        round_trips: f64,
-        flushes: f64,
+    pub(super) struct Counters {
+        pub(super) events: f64,
+        pub(super) docs_written: f64,
+        pub(super) round_trips: f64,
+        pub(super) flushes: f64,
     }
 
-    async fn counters(http: &reqwest::Client, url: &str) -> Counters {
+    pub(super) async fn counters(http: &reqwest::Client, url: &str) -> Counters {
         let text = match http.get(url).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
@@ -383,7 +411,7 @@ mod rollups {
     }
 
     /// CPU seconds a process has used (utime + stime).
-    fn cpu_seconds(pid: u32) -> f64 {
+    pub(super) fn cpu_seconds(pid: u32) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let after = stat.rsplit(')').next().unwrap_or_default();
         let fields: Vec<&str> = after.split_whitespace().collect();
