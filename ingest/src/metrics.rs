@@ -23,6 +23,8 @@ pub struct Metrics {
     pub batches_rejected: IntCounterVec,
     /// Publishes that failed or timed out.
     pub publish_failures: IntCounter,
+    /// Batches answered 429 because their site holds its whole share of the event stream.
+    pub site_share_full: IntCounter,
     /// Time from publish to the stream's ack.
     pub publish_latency: Histogram,
     /// Batches per stream message (group commit, see `publisher.rs`).
@@ -45,6 +47,10 @@ impl Metrics {
         )?;
         let publish_failures =
             IntCounter::new("convertpulse_ingest_publish_failures_total", "Publishes not acked by the stream")?;
+        let site_share_full = IntCounter::new(
+            "convertpulse_ingest_site_share_full_total",
+            "Batches refused (429) because their site holds its whole share of the event stream",
+        )?;
         let publish_latency = Histogram::with_opts(
             HistogramOpts::new("convertpulse_ingest_publish_seconds", "Publish to stream ack").buckets(LATENCY_BUCKETS.to_vec()),
         )?;
@@ -63,6 +69,7 @@ impl Metrics {
         registry.register(Box::new(batches_accepted.clone()))?;
         registry.register(Box::new(batches_rejected.clone()))?;
         registry.register(Box::new(publish_failures.clone()))?;
+        registry.register(Box::new(site_share_full.clone()))?;
         registry.register(Box::new(publish_latency.clone()))?;
         registry.register(Box::new(publish_group.clone()))?;
         Ok(Self {
@@ -73,6 +80,7 @@ impl Metrics {
             batches_accepted,
             batches_rejected,
             publish_failures,
+            site_share_full,
             publish_latency,
             publish_group,
         })

@@ -10,7 +10,9 @@
 //! newline-separated (see [`shared::message::split_batches`]).
 //! The stream then stores, de-duplicates and acks one message for the whole group: under load
 //! that is most of what each batch costs NATS and ingest. Every batch of the group is answered
-//! 202 by that one ack, so "202 only once the stream has it" holds batch by batch.
+//! 202 by that one ack, so "202 only once the stream has it" holds batch by batch; when the
+//! stream refuses the message because the site holds its whole share of it
+//! ([`shared::site_share`]), every batch of the group gets [`PublishFailure::SiteShareFull`].
 
 use std::{
     collections::VecDeque,
@@ -63,6 +65,18 @@ pub enum PublishFailure {
     Refused(String),
     #[error("{0} batches are already waiting for the stream")]
     Backlog(usize),
+    /// The stream holds the site's whole share ([`shared::site_share`]); only this site's
+    /// messages are refused, and only until the aggregator acks some of them.
+    #[error("the site holds its whole share of the event stream")]
+    SiteShareFull,
+}
+
+impl PublishFailure {
+    /// The failure a refused publish ack stands for.
+    pub fn from_ack_error(error: &jetstream::context::PublishError) -> Self {
+        let server = std::error::Error::source(error).and_then(|source| source.downcast_ref::<jetstream::Error>());
+        if server.is_some_and(shared::site_share::is_refusal) { Self::SiteShareFull } else { Self::Refused(error.to_string()) }
+    }
 }
 
 /// The group commit of one subject (one site).
@@ -333,12 +347,15 @@ impl Publisher {
                         .map_err(|e| PublishFailure::Refused(e.to_string()))?;
                     ack.await.map_err(|e| match e.kind() {
                         PublishErrorKind::TimedOut => PublishFailure::Timeout(self.timeout),
-                        _ => PublishFailure::Refused(e.to_string()),
+                        _ => PublishFailure::from_ack_error(&e),
                     })
                 };
                 let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
                 match tokio::time::timeout_at(attempt_deadline, attempt).await {
                     Ok(Ok(_ack)) => return Ok(()),
+                    // Final: the next attempt would find the same count unless the aggregator
+                    // happened to ack in between, and the tracker's retry covers that.
+                    Ok(Err(PublishFailure::SiteShareFull)) => return Err(PublishFailure::SiteShareFull),
                     Ok(Err(e)) => e,
                     Err(_) if attempt_deadline < deadline => continue,
                     Err(_) => return Err(PublishFailure::Timeout(self.timeout)),
@@ -422,6 +439,27 @@ mod tests {
         let group = Lane::take_group(&mut state, DEFAULT_GROUP_MAX);
         assert_eq!(group.iter().map(|w| w.msg_id.as_str()).collect::<Vec<_>>(), ["s:b2"]);
         assert_eq!((state.queue.len(), state.queued_bytes), (0, 0));
+    }
+
+    #[test]
+    fn a_refused_ack_is_the_site_over_its_share_only_when_the_stream_says_per_subject() {
+        use async_nats::jetstream::context::PublishError;
+        let server = |json: &str| serde_json::from_str::<jetstream::Error>(json).expect("a JetStream API error");
+        let per_subject = r#"{"code":503,"err_code":10077,"description":"maximum messages per subject exceeded"}"#;
+        let stream_full = r#"{"code":503,"err_code":10077,"description":"maximum bytes exceeded"}"#;
+        let cases = [
+            ("per-subject limit", PublishError::with_source(PublishErrorKind::Other, server(per_subject)), true),
+            ("stream full", PublishError::with_source(PublishErrorKind::Other, server(stream_full)), false),
+            ("no stream", PublishError::new(PublishErrorKind::StreamNotFound), false),
+            ("connection lost", PublishError::new(PublishErrorKind::BrokenPipe), false),
+        ];
+        for (case, error, share) in cases {
+            let failure = PublishFailure::from_ack_error(&error);
+            assert_eq!(matches!(failure, PublishFailure::SiteShareFull), share, "case {case}: {failure:?}");
+            if !share {
+                assert!(matches!(failure, PublishFailure::Refused(_)), "case {case}: {failure:?}");
+            }
+        }
     }
 
     #[tokio::test]

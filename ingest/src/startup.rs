@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use async_nats::jetstream;
-use shared::serve;
+use shared::{serve, site_share::Outcome};
 use tokio::sync::watch;
 
 use crate::{
@@ -23,6 +23,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let nats = shared::bus::connect(&config.backends.nats, "convertpulse-ingest", Duration::from_secs(30)).await?;
     let js = jetstream::new(nats.clone());
     shared::bus::ensure_stream(&js, &config.stream, config.backends.nats.replicas).await?;
+    let share_applied = apply_site_share(&js, &config).await;
     let sites_store = shared::bus::sites_bucket(&js, config.backends.nats.replicas).await?;
     let salts_store = shared::bus::salts_bucket(&js, config.backends.nats.replicas).await?;
 
@@ -31,6 +32,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let follower = tokio::spawn(sites.clone().follow(sites_store, async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
+    let share_keeper = (!share_applied).then(|| tokio::spawn(keep_site_share(js.clone(), config.clone(), stop_tx.subscribe())));
 
     let metrics = Metrics::new().context("registering metrics")?;
     let state = AppState(Arc::new(Shared {
@@ -58,9 +60,50 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
     let _ = stop_tx.send(true);
     let _ = follower.await;
+    if let Some(keeper) = share_keeper {
+        let _ = keeper.await;
+    }
     if let Err(e) = nats.drain().await {
         tracing::warn!(error = %e, "draining nats");
     }
     tracing::info!("ingest stopped");
     result
+}
+
+/// Time between two attempts at giving the event stream the configured per-site share.
+const SHARE_RETRY: Duration = Duration::from_secs(30);
+
+/// Gives the event stream the configured per-site share ([`shared::site_share`]); true once it
+/// has it. Ingest serves either way: without the share it answers as before (503 for everyone
+/// once the stream is full), which is better than not at all.
+async fn apply_site_share(js: &jetstream::Context, config: &Config) -> bool {
+    let cap = config.stream.max_msgs_per_site;
+    match shared::site_share::ensure(js, &config.stream).await {
+        Ok(Outcome::Unchanged) => true,
+        Ok(Outcome::Applied { from }) => {
+            tracing::info!(cap, from, "event stream share per site applied");
+            true
+        }
+        Ok(Outcome::Deferred { held }) => {
+            tracing::warn!(cap, held, "event stream share per site not applied yet: a site holds more than half of it");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(cap, error = %format!("{e:#}"), "event stream share per site not applied");
+            false
+        }
+    }
+}
+
+/// Tries again every [`SHARE_RETRY`] until the stream has the share or ingest stops.
+async fn keep_site_share(js: jetstream::Context, config: Config, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(SHARE_RETRY) => {}
+        }
+        if apply_site_share(&js, &config).await {
+            return;
+        }
+    }
 }

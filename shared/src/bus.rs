@@ -2,7 +2,9 @@
 //!
 //! Every service calls the `ensure_*` function it depends on at start, so the start order of
 //! the processes does not matter. The NATS users of `deploy/nats/accounts.conf` allow each
-//! service to create (never to update, purge or delete) the streams it uses, for that reason.
+//! service to create (never to purge or delete) the streams it uses, for that reason; ingest
+//! alone may also update the event stream, to give it the configured per-site share
+//! ([`crate::site_share`]).
 //!
 //! In a cluster, [`NatsSettings`] takes several seed URLs and the replica count of the stream
 //! and buckets; the client fails over to another node by itself, and the servers tell it about
@@ -20,7 +22,8 @@ use crate::names;
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// Limits of the event stream. File storage, and when full it refuses new batches (ingest then
-/// answers 503) rather than dropping stored ones that the aggregator has not seen yet.
+/// answers 503) rather than dropping stored ones that the aggregator has not seen yet; a site
+/// that holds its own share of it is refused alone (429).
 #[derive(Debug, Clone)]
 pub struct StreamLimits {
     /// Most bytes on disk (`CP_STREAM_MAX_BYTES`, default 1 GiB).
@@ -29,16 +32,31 @@ pub struct StreamLimits {
     pub max_age: Duration,
     /// Window in which a repeated `Nats-Msg-Id` is stored once.
     pub duplicate_window: Duration,
+    /// Most messages of one site the stream holds (`CP_STREAM_MAX_MSGS_PER_SITE`, default
+    /// [`default_msgs_per_site`]); past it the stream refuses that site's messages only, and
+    /// ingest answers them 429 (see [`crate::site_share`]).
+    pub max_msgs_per_site: i64,
+}
+
+/// The default per-site cap: a quarter of `max_bytes` in messages of the largest size the
+/// stream takes ([`MAX_MESSAGE_BYTES`]), so that a site can never hold more than a quarter of
+/// the stream, whatever its batches hold and however they compress (1,024 messages for the
+/// default 1 GiB). At least one message.
+pub fn default_msgs_per_site(max_bytes: i64) -> i64 {
+    (max_bytes / (4 * MAX_MESSAGE_BYTES as i64)).max(1)
 }
 
 impl StreamLimits {
     pub fn from_env() -> anyhow::Result<Self> {
+        // JetStream reads 0 or less as "no limit": a stream that never refuses would fill the
+        // disk instead. From 1 MiB to 1 PiB, and from an hour to ten years.
+        let max_bytes = crate::config::ranged("CP_STREAM_MAX_BYTES", 1_i64 << 30, 1 << 20, 1 << 50)?;
         Ok(Self {
-            // JetStream reads 0 or less as "no limit": a stream that never refuses would fill the
-            // disk instead. From 1 MiB to 1 PiB, and from an hour to ten years.
-            max_bytes: crate::config::ranged("CP_STREAM_MAX_BYTES", 1_i64 << 30, 1 << 20, 1 << 50)?,
+            max_bytes,
             max_age: Duration::from_secs(3600 * crate::config::ranged("CP_STREAM_MAX_AGE_HOURS", 24 * 7_u64, 1, 87_600)?),
             duplicate_window: Duration::from_secs(5 * 60),
+            // 0 or less would again mean "no limit" to JetStream.
+            max_msgs_per_site: crate::config::ranged("CP_STREAM_MAX_MSGS_PER_SITE", default_msgs_per_site(max_bytes), 1, 1 << 40)?,
         })
     }
 }
@@ -181,7 +199,9 @@ where
     }
 }
 
-/// Creates the event stream if absent (with `replicas` copies) and returns it.
+/// Creates the event stream if absent (with `replicas` copies) and returns it. An existing
+/// stream is left as it is; ingest then brings its per-site share to the configured one
+/// ([`crate::site_share::ensure`]).
 pub async fn ensure_stream(js: &Context, limits: &StreamLimits, replicas: usize) -> anyhow::Result<stream::Stream> {
     with_patience("event stream", || create_stream(js, limits, replicas)).await
 }
@@ -196,6 +216,9 @@ async fn create_stream(js: &Context, limits: &StreamLimits, replicas: usize) -> 
         retention: stream::RetentionPolicy::WorkQueue,
         discard: stream::DiscardPolicy::New,
         max_bytes: limits.max_bytes,
+        // Each site's share (`site_share.rs`): past it, the stream refuses that site's messages.
+        max_messages_per_subject: limits.max_msgs_per_site,
+        discard_new_per_subject: true,
         max_age: limits.max_age,
         max_message_size: MAX_MESSAGE_BYTES as i32,
         duplicate_window: limits.duplicate_window,
@@ -272,6 +295,17 @@ mod tests {
         ];
         for (case, url, user, password, replicas) in invalid {
             assert!(NatsSettings::new(url, user, password, "", replicas).is_err(), "case {case}: accepted");
+        }
+    }
+
+    #[test]
+    fn the_default_share_keeps_a_site_to_a_quarter_of_the_stream_at_the_largest_message() {
+        assert_eq!(default_msgs_per_site(1 << 30), 1024, "the default 1 GiB stream");
+        assert_eq!(default_msgs_per_site(8 << 30), 8192);
+        assert_eq!(default_msgs_per_site(1 << 20), 1, "the smallest stream still takes one message a site");
+        for max_bytes in [1_i64 << 20, 5 << 20, 1 << 30, 3 << 30, 1 << 50] {
+            let held = default_msgs_per_site(max_bytes) * MAX_MESSAGE_BYTES as i64;
+            assert!(held <= (max_bytes / 4).max(MAX_MESSAGE_BYTES as i64), "{max_bytes}: a site may hold {held} bytes");
         }
     }
 

@@ -13,6 +13,7 @@
 //! - [`urls`]: paths, hosts and referrer sources out of tracked URLs.
 //! - [`visitor`]: the cookie-free visitor hash.
 //! - [`site`]: the site entry ingest keeps per API key, and domain / time-zone rules.
+//! - [`site_share`]: each site's share of the event stream, as the stream enforces it.
 //! - [`http`]: what every HTTP service shares: metrics middleware, error envelope, shutdown.
 //! - [`serve`]: serving a router with header-read and idle timeouts and a connection cap.
 //! - [`client_ip`]: the client address behind trusted proxies.
@@ -40,6 +41,7 @@ pub mod rollup;
 pub mod serve;
 pub mod site;
 pub mod site_config;
+pub mod site_share;
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -250,6 +250,8 @@ async fn services_refuse_to_start_with_an_out_of_range_setting_and_name_it() {
         ("ingest", "CP_RATE_LIMIT_KEY_BURST", "-5"),
         ("ingest", "CP_HTTP_HEADER_TIMEOUT_MS", "0"),
         ("ingest", "CP_STREAM_MAX_BYTES", "-1"),
+        ("ingest", "CP_STREAM_MAX_MSGS_PER_SITE", "0"),
+        ("aggregator", "CP_STREAM_MAX_MSGS_PER_SITE", "-1"),
         ("aggregator", "CP_TOP_KEYS_PER_DAY", "999"),
         ("aggregator", "CP_STREAM_MAX_AGE_HOURS", "0"),
         ("aggregator", "CP_RAW_RETENTION_DAYS", "99999999999999999"),

@@ -11,7 +11,10 @@ use std::{
 
 use async_nats::jetstream;
 use cp_tests::stack::free_port;
-use shared::bus::{self, NatsSettings};
+use shared::{
+    bus::{self, NatsSettings},
+    site_share,
+};
 
 const PASSWORDS: [(&str, &str); 4] = [
     ("CP_NATS_INGEST_PASSWORD", "ingest-test-password"),
@@ -101,6 +104,11 @@ async fn each_service_user_may_do_its_job_and_nothing_else() {
     let salts = bus::salts_bucket(&ingest_js, 1).await.expect("ingest opens cp_salts");
     salts.create("2026-11-26", "salt".into()).await.expect("ingest creates a salt");
     ingest_js.publish("cp.events.a", "{}".into()).await.expect("publish").await.expect("ingest's batch is stored");
+    // Ingest keeps the stream's share per site (an update of CP_EVENTS); the aggregator may not.
+    let mut limits = bus::StreamLimits::from_env().expect("limits");
+    limits.max_msgs_per_site *= 2;
+    let from = bus::StreamLimits::from_env().expect("limits").max_msgs_per_site;
+    assert_eq!(site_share::ensure(&ingest_js, &limits).await.expect("ingest updates the stream"), site_share::Outcome::Applied { from });
 
     // ...but cannot point a key at another site, nor revoke one.
     assert!(
@@ -119,6 +127,8 @@ async fn each_service_user_may_do_its_job_and_nothing_else() {
     assert!(refused(bus::sites_bucket(&aggregator_js, 1)).await, "the aggregator's user opened cp_sites");
     assert!(refused(aggregator_js.publish("$KV.cp_sites.cp_key_of_tenant_a", "{}".into()).await.expect("send").into_future()).await, "the aggregator's user wrote $KV.cp_sites");
     assert!(refused(aggregator_js.publish("cp.events.a", "{}".into()).await.expect("send").into_future()).await, "the aggregator's user published a batch");
+    limits.max_msgs_per_site *= 2;
+    assert!(refused(site_share::ensure(&aggregator_js, &limits)).await, "the aggregator's user updated the event stream");
 
     // The api writes keys and nothing else.
     let api_js = jetstream::new(api.clone());

@@ -2,7 +2,7 @@
 //!
 //! Checks run cheapest first: body size, the client's rate limit, the batch's shape, the key,
 //! the origin, whether the sender is a bot, the key's rate limit. Only then does the batch cost
-//! a publish.
+//! a publish, which the stream may refuse for the site's share of it (429, like a rate limit).
 //!
 //! This is the hot path, measured with `make bench-wrk` (docs/benchmarks.md). An accepted batch
 //! formats no string beyond the stream message id: the body is parsed in place (strings borrow
@@ -30,15 +30,20 @@ use shared::{
     visitor,
 };
 
-use crate::{audience::Verdict, error::IngestError, limiter::ip_bucket, origin, router::AppState};
+use crate::{
+    audience::Verdict,
+    error::{IngestError, UNAVAILABLE_RETRY_SECS},
+    limiter::ip_bucket,
+    origin,
+    publisher::PublishFailure,
+    router::AppState,
+};
 
 /// Largest accepted body.
 pub const MAX_BODY: usize = 64 * 1024;
 /// An oversized body up to this size is read and dropped before the 413, so the client is done
 /// sending and sees the answer; a larger one is refused at once and the connection closed.
 const DRAIN_LIMIT: usize = 1024 * 1024;
-/// `Retry-After` for a 503: long enough for NATS to come back, short enough to lose no visitor.
-const UNAVAILABLE_RETRY_SECS: u64 = 2;
 
 /// `{"accepted": N}` for every N a batch can hold, made once.
 static ACCEPTED_BODIES: LazyLock<Vec<Bytes>> =
@@ -135,10 +140,19 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
     })?;
 
     let started = Instant::now();
-    if let Err(e) = state.publisher.submit(&site.lane, msg.msg_id(), Bytes::from(payload)).await {
-        state.metrics.publish_failures.inc();
-        tracing::warn!(site_id = %site.entry.site_id, error = %e, "publish failed");
-        return Err(IngestError::Unavailable { retry_after: UNAVAILABLE_RETRY_SECS });
+    match state.publisher.submit(&site.lane, msg.msg_id(), Bytes::from(payload)).await {
+        Ok(()) => {}
+        Err(PublishFailure::SiteShareFull) => {
+            // The site's own backlog, not a fault: no publish failure, no warning per batch.
+            state.metrics.site_share_full.inc();
+            tracing::debug!(site_id = %site.entry.site_id, "site holds its whole share of the event stream");
+            return Err(PublishFailure::SiteShareFull.into());
+        }
+        Err(e) => {
+            state.metrics.publish_failures.inc();
+            tracing::warn!(site_id = %site.entry.site_id, error = %e, "publish failed");
+            return Err(e.into());
+        }
     }
     state.metrics.publish_latency.observe(started.elapsed().as_secs_f64());
     state.metrics.batches_accepted.inc();
