@@ -24,6 +24,10 @@ pub mod collections {
     pub const USERS: &str = "users";
     /// Sites and their API keys.
     pub const SITES: &str = "sites";
+    /// One counter per account: the sites it holds or is creating (`CP_MAX_SITES_PER_ACCOUNT`).
+    pub const SITE_COUNTS: &str = "site_counts";
+    /// Leases of the api's scheduled jobs: one holder across processes (`api/src/lease.rs`).
+    pub const LEASES: &str = "leases";
     /// Goals of the sites (deleted ones kept two days, for the aggregator's replays).
     pub const GOALS: &str = "goals";
     /// One document per accepted tracker batch (the bucket pattern).
