@@ -14,7 +14,11 @@ use mongodb::{
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
-use shared::{site::parse_domain, store::SiteDoc, time::parse_tz};
+use shared::{
+    site::parse_domain,
+    store::{SiteDoc, SiteKeys},
+    time::parse_tz,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
@@ -109,9 +113,10 @@ async fn create(State(state): State<AppState>, auth: AuthUser, ApiJson(body): Ap
         api_key: keys::new_site_key()?,
         created_at: DateTime::now(),
         share_hash: None,
+        key_rotations: Vec::new(),
     };
     state.sites.insert_one(&site).await?;
-    if let Err(e) = state.keys.publish_new(&site).await {
+    if let Err(e) = state.keys.publish_new(&SiteKeys::from(&site)).await {
         // Keep MongoDB and the bucket consistent: no site without a live key. The publish may
         // have landed although it failed here, so revoke too (best effort; the reconcile
         // catches what is left).
@@ -158,7 +163,7 @@ async fn update(
     .ok_or(ApiError::NotFound)?;
     if body.domain.is_some() || body.timezone.is_some() {
         // Publishes whatever key the site holds now, never a key a rotate revoked meanwhile.
-        state.keys.refresh(&site.api_key).await?;
+        state.keys.refresh(&site.id, &site.api_key).await?;
     }
     Ok(Json(SiteView::from(&site)))
 }
@@ -178,7 +183,7 @@ async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
 async fn rotate(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<SiteView>, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
     let next = SiteDoc { api_key: keys::new_site_key()?, ..site.clone() };
-    state.keys.publish_new(&next).await?;
+    state.keys.publish_new(&SiteKeys::from(&next)).await?;
     let swapped = state
         .sites
         .find_one_and_update(
@@ -193,7 +198,7 @@ async fn rotate(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
     };
     if current.domain != next.domain || current.timezone != next.timezone {
         // A domain change landed between the read and the swap: publish what the site says now.
-        state.keys.refresh(&current.api_key).await?;
+        state.keys.refresh(&current.id, &current.api_key).await?;
     }
     state.keys.revoke(&site.api_key).await?;
     Ok(Json(SiteView::from(&current)))
