@@ -7,6 +7,7 @@
 //! - [`tokens`], [`passwords`], [`throttle`]: authentication.
 //! - [`keys`]: site keys and the key-value bucket ingest watches; [`lease`]: one runner of a
 //!   job across api processes.
+//! - [`quota`]: per-tenant limits (sites per account, key rotations per site).
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
 //!   and reading the rollups.
 
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod lease;
 pub mod metrics;
 pub mod passwords;
+pub mod quota;
 pub mod router;
 pub mod routes;
 pub mod startup;
