@@ -11,6 +11,7 @@
 //! - [`capture`]: a capture site: landing pages, the current snippet and a stand-in ingest
 //!   endpoint that keeps the exact request bodies.
 //! - [`mongo`]: a MongoDB of its own for library-level tests (no NATS, no services).
+//! - [`nats`]: a bare nats-server with JetStream for library-level tests.
 //! - [`v2`]: v2 tracker events, audience headers, and past days written into a stack.
 //! - [`wait`]: polling with a deadline.
 
@@ -20,6 +21,7 @@ pub mod capture;
 pub mod client;
 pub mod cluster;
 pub mod mongo;
+pub mod nats;
 pub mod stack;
 pub mod v2;
 pub mod wait;
