@@ -29,6 +29,13 @@ pub struct Config {
     /// `CP_PUBLIC_STATS_PER_MIN`: shared-link stats requests one client IP may make per
     /// minute, default 120 (a shared dashboard refreshes every 30 s).
     pub public_stats_per_min: u32,
+    /// `CP_MAX_SITES_PER_ACCOUNT`: sites one account may hold, default 100 (1-100000); past
+    /// it `POST /api/sites` answers 403 `site_limit`.
+    pub max_sites_per_account: u32,
+    /// `CP_KEY_PURGE_GRACE_SECS`: how old a revoked key's delete marker in the sites bucket
+    /// must be before the reconcile purges it, default 3600 (1-2592000); see `keys` rule 6.
+    /// Lower it for tests only.
+    pub key_purge_grace: Duration,
     /// `CP_BCRYPT_CONCURRENCY`: bcrypt computations for logins at once, default the number of
     /// CPUs; registrations get half of it (at least 1) on top. Past that, 503 with Retry-After.
     pub bcrypt_concurrency: usize,
@@ -78,6 +85,8 @@ impl Config {
             login_max_failures: env::ranged("CP_LOGIN_MAX_FAILURES", 5, 1, 1000)?,
             register_max_per_ip: env::ranged("CP_REGISTER_MAX_PER_IP", 10, 1, 1_000_000)?,
             public_stats_per_min: env::ranged("CP_PUBLIC_STATS_PER_MIN", 120, 1, 1_000_000)?,
+            max_sites_per_account: env::ranged("CP_MAX_SITES_PER_ACCOUNT", 100, 1, 100_000)?,
+            key_purge_grace: Duration::from_secs(env::ranged("CP_KEY_PURGE_GRACE_SECS", 3600, 1, 30 * 86_400)?),
             bcrypt_concurrency,
             trusted_proxies: TrustedProxies::parse(&env::string("CP_TRUSTED_PROXIES", "")).context("CP_TRUSTED_PROXIES")?,
             web_dir: PathBuf::from(env::string("CP_WEB_DIR", "web")),

@@ -23,6 +23,14 @@ pub enum ApiError {
     /// 429 `rate_limited` with `Retry-After`.
     #[error("too many attempts; try again later")]
     RateLimited { retry_after: u64 },
+    /// 429 `rate_limited` with `Retry-After`: a site's key was rotated
+    /// [`MAX_KEY_ROTATIONS_PER_HOUR`](shared::store::MAX_KEY_ROTATIONS_PER_HOUR) times in the
+    /// last hour.
+    #[error("a site's key can be rotated {} times an hour; try again in {retry_after} s", shared::store::MAX_KEY_ROTATIONS_PER_HOUR)]
+    RotationLimit { retry_after: u64 },
+    /// 403 `site_limit`: the account holds `CP_MAX_SITES_PER_ACCOUNT` sites.
+    #[error("this account has reached its limit of {max} sites; delete one to add another")]
+    SiteLimit { max: u32 },
     /// 401 `unauthorized`: missing, malformed, expired or forged token.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -69,7 +77,8 @@ impl ApiError {
             Self::WeakPassword(_) => (StatusCode::BAD_REQUEST, ErrorCode::WeakPassword),
             Self::EmailTaken => (StatusCode::CONFLICT, ErrorCode::EmailTaken),
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials),
-            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+            Self::RateLimited { .. } | Self::RotationLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+            Self::SiteLimit { .. } => (StatusCode::FORBIDDEN, ErrorCode::SiteLimit),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             Self::InvalidSite(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSite),
             Self::InvalidTimeframe(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTimeframe),
@@ -91,7 +100,7 @@ impl IntoResponse for ApiError {
         let (status, code) = self.parts();
         let mut res = error_response(status, code, self.to_string());
         match self {
-            Self::RateLimited { retry_after } => {
+            Self::RateLimited { retry_after } | Self::RotationLimit { retry_after } => {
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             Self::Busy => {

@@ -5,7 +5,9 @@
 //! - [`routes`]: the HTTP handlers by resource.
 //! - [`error`], [`extractors`]: failures and the JSON / auth extractors.
 //! - [`tokens`], [`passwords`], [`throttle`]: authentication.
-//! - [`keys`]: site keys and the key-value bucket ingest watches.
+//! - [`keys`]: site keys and the key-value bucket ingest watches; [`lease`]: one runner of a
+//!   job across api processes.
+//! - [`quota`]: per-tenant limits (sites per account, key rotations per site).
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
 //!   and reading the rollups.
 
@@ -14,8 +16,10 @@ pub mod error;
 pub mod extractors;
 pub mod jobs;
 pub mod keys;
+pub mod lease;
 pub mod metrics;
 pub mod passwords;
+pub mod quota;
 pub mod router;
 pub mod routes;
 pub mod startup;

@@ -9,8 +9,8 @@ use shared::{names::collections as c, serve};
 
 use crate::{
     config::Config,
-    jobs,
-    keys::KeyRegistry,
+    jobs::{self, Reconciler},
+    keys::{self, KeyRegistry},
     metrics::Metrics,
     passwords::{self, Hasher},
     router::{AppState, router},
@@ -18,7 +18,7 @@ use crate::{
     tokens::Tokens,
 };
 
-/// Builds the state: connections, indexes, the bucket, and a first reconcile of the keys.
+/// Builds the state: connections, indexes, the bucket.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = shared::store::connect(&config.backends.mongodb_uri, &config.backends.mongodb_db, "convertpulse-api").await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -35,8 +35,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let nats = shared::bus::connect(&config.backends.nats, "convertpulse-api", Duration::from_secs(30)).await?;
     let js = jetstream::new(nats.clone());
     let sites = db.collection(c::SITES);
-    let keys = KeyRegistry::new(shared::bus::sites_bucket(&js, config.backends.nats.replicas).await?, sites.clone());
-    keys.reconcile().await.context("publishing site keys")?;
+    let keys = KeyRegistry::new(shared::bus::sites_bucket(&js, config.backends.nats.replicas).await?, sites.clone())
+        .with_purge_grace(config.key_purge_grace);
     let dummy_hash = passwords::hash("not a password anyone has".into(), config.bcrypt_cost)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -63,7 +63,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let (addr, metrics_addr, limits) = (config.addr, config.metrics_addr, config.http.clone());
     let state = build_state(config).await?;
-    let mut scheduler = jobs::start(state.keys.clone()).await?;
+    // A first reconcile before serving, unless another api process is running one.
+    let reconciler = Reconciler::new(state.keys.clone(), &state.db, keys::new_id()?, shared::clock::system());
+    let first = reconciler.run_once().await.context("publishing site keys")?;
+    jobs::log(&Ok(first));
+    let mut scheduler = jobs::start(reconciler).await?;
     let public = serve::bind(addr, "api").await?;
     let internal = serve::bind(metrics_addr, "api metrics").await?;
 

@@ -4,9 +4,15 @@
 //! the api writes on site create, rotate and delete. A lookup is a read lock and a hash probe:
 //! no network call and no MongoDB on the request path. A deleted key disappears as soon as the
 //! watch delivers the delete, well within the contract's 5 s.
+//!
+//! The api purges a revoked key's delete marker from the bucket an hour later (`api/src/keys.rs`
+//! rule 6). A watch that was away then never sees that delete, so every new watch replays the
+//! whole bucket and, once caught up, drops the keys the replay did not hold; the watch is
+//! renewed every [`RESYNC_EVERY`] even while it is healthy, since the client can resume a
+//! watch after a disconnect without a replay.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, RwLock,
         atomic::{AtomicBool, Ordering},
@@ -22,6 +28,10 @@ use futures::StreamExt;
 use shared::{names, site::SiteEntry};
 
 use crate::publisher::Lane;
+
+/// How often the watch is renewed, replaying the bucket (a bucket of 10,000 sites is about a
+/// megabyte).
+pub const RESYNC_EVERY: Duration = Duration::from_secs(300);
 
 /// A live site, with what publishing its batches needs worked out once.
 #[derive(Debug)]
@@ -55,22 +65,32 @@ impl SiteDirectory {
         self.synced.load(Ordering::Relaxed)
     }
 
-    fn apply(&self, entry: kv::Entry) {
+    fn apply(&self, key: String, operation: Operation, value: &[u8]) {
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        match entry.operation {
-            Operation::Put => match serde_json::from_slice::<SiteEntry>(&entry.value) {
+        match operation {
+            Operation::Put => match serde_json::from_slice::<SiteEntry>(value) {
                 Ok(site) => {
-                    map.insert(entry.key, Arc::new(Site::new(site)));
+                    map.insert(key, Arc::new(Site::new(site)));
                 }
                 Err(e) => {
                     // A bad value must not leave a stale, possibly revoked, entry behind.
-                    map.remove(&entry.key);
+                    map.remove(&key);
                     tracing::error!(error = %e, "unreadable site entry in key-value bucket");
                 }
             },
             Operation::Delete | Operation::Purge => {
-                map.remove(&entry.key);
+                map.remove(&key);
             }
+        }
+    }
+
+    /// Drops every key a full replay of the bucket did not deliver.
+    fn keep_only(&self, replayed: &HashSet<String>) {
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let before = map.len();
+        map.retain(|key, _| replayed.contains(key));
+        if map.len() < before {
+            tracing::info!(dropped = before - map.len(), "keys gone from the sites bucket dropped");
         }
     }
 
@@ -81,23 +101,43 @@ impl SiteDirectory {
             loop {
                 match store.watch_with_history(">").await {
                     Ok(mut watch) => {
-                        // An empty bucket has no history to deliver: synced right away.
-                        if store.status().await.is_ok_and(|s| s.values() == 0) {
+                        // Keys the replay delivered, until it has caught up.
+                        let mut replayed = Some(HashSet::new());
+                        // An empty bucket has no history to deliver: caught up right away.
+                        // Asked after the watch began, so a write since then is delivered
+                        // anyway; and asked afresh (`Store::status` answers from the info
+                        // cached when the bucket was opened).
+                        if store.stream.clone().info().await.is_ok_and(|i| i.state.messages == 0) {
+                            self.keep_only(&HashSet::new());
+                            replayed = None;
                             self.synced.store(true, Ordering::Relaxed);
                         }
-                        while let Some(next) = watch.next().await {
+                        let renew = tokio::time::sleep(RESYNC_EVERY);
+                        tokio::pin!(renew);
+                        loop {
+                            let next = tokio::select! {
+                                next = watch.next() => next,
+                                () = &mut renew => break,
+                            };
                             match next {
-                                Ok(entry) => {
+                                Some(Ok(entry)) => {
                                     let caught_up = entry.delta == 0 || entry.seen_current;
-                                    self.apply(entry);
+                                    if let Some(keys) = replayed.as_mut() {
+                                        keys.insert(entry.key.clone());
+                                    }
+                                    self.apply(entry.key, entry.operation, &entry.value);
                                     if caught_up {
+                                        if let Some(keys) = replayed.take() {
+                                            self.keep_only(&keys);
+                                        }
                                         self.synced.store(true, Ordering::Relaxed);
                                     }
                                 }
-                                Err(e) => {
+                                Some(Err(e)) => {
                                     tracing::warn!(error = %e, "site watch error");
                                     break;
                                 }
+                                None => break,
                             }
                         }
                     }
@@ -109,6 +149,38 @@ impl SiteDirectory {
         tokio::select! {
             () = stop => {},
             () = work => {},
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(dir: &SiteDirectory, key: &str, site_id: &str) {
+        let value = serde_json::to_vec(&SiteEntry { site_id: site_id.into(), domain: "example.com".into(), timezone: "UTC".into() }).expect("json");
+        dir.apply(key.to_string(), Operation::Put, &value);
+    }
+
+    #[test]
+    fn a_replay_drops_the_keys_the_bucket_no_longer_holds() {
+        let dir = SiteDirectory::default();
+        put(&dir, "cp_live", "a");
+        put(&dir, "cp_purged_while_away", "b");
+        // The new watch replays only the live key; the other's delete marker was purged.
+        let replayed: HashSet<String> = ["cp_live".to_string()].into();
+        dir.keep_only(&replayed);
+        assert!(dir.lookup("cp_live").is_some(), "a replayed key stays");
+        assert!(dir.lookup("cp_purged_while_away").is_none(), "a key the replay did not hold is dropped");
+    }
+
+    #[test]
+    fn deletes_and_unreadable_values_remove_a_key() {
+        let dir = SiteDirectory::default();
+        for (case, op, value) in [("delete", Operation::Delete, &b""[..]), ("purge", Operation::Purge, b""), ("unreadable", Operation::Put, b"{")] {
+            put(&dir, "cp_k", "a");
+            dir.apply("cp_k".into(), op, value);
+            assert!(dir.lookup("cp_k").is_none(), "case {case}");
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum ErrorCode {
     InvalidCredentials,
     Unauthorized,
     InvalidSite,
+    /// 403: an account at `CP_MAX_SITES_PER_ACCOUNT` tried to add a site.
+    SiteLimit,
     InvalidTimeframe,
     InvalidGoal,
     InvalidRequest,
@@ -42,6 +44,7 @@ impl ErrorCode {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthorized => "unauthorized",
             Self::InvalidSite => "invalid_site",
+            Self::SiteLimit => "site_limit",
             Self::InvalidTimeframe => "invalid_timeframe",
             Self::InvalidGoal => "invalid_goal",
             Self::InvalidRequest => "invalid_request",
@@ -71,7 +74,7 @@ mod tests {
 
     #[test]
     fn wire_form_matches_as_str() {
-        for code in [ErrorCode::InvalidBatch, ErrorCode::OriginNotAllowed, ErrorCode::Internal] {
+        for code in [ErrorCode::InvalidBatch, ErrorCode::OriginNotAllowed, ErrorCode::SiteLimit, ErrorCode::Internal] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

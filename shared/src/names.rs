@@ -31,6 +31,10 @@ pub mod collections {
     pub const SHARE_LINKS: &str = "share_links";
     /// Before `site_config`: one document per goal; migrated, then dropped.
     pub const LEGACY_GOALS: &str = "goals";
+    /// One counter per account: the sites it holds or is creating (`CP_MAX_SITES_PER_ACCOUNT`).
+    pub const SITE_COUNTS: &str = "site_counts";
+    /// Leases of the api's scheduled jobs: one holder across processes (`api/src/lease.rs`).
+    pub const LEASES: &str = "leases";
     /// One document per accepted tracker batch (the bucket pattern).
     pub const RAW_BATCHES: &str = "raw_batches";
     /// One record per aggregator flush: the unit of the exactly-once protocol.

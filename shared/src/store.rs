@@ -42,6 +42,91 @@ pub struct SiteDoc {
     /// itself is shown once, when created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_hash: Option<String>,
+    /// When the key was rotated (ms since the epoch) within the last hour, oldest first: at
+    /// most [`MAX_KEY_ROTATIONS_PER_HOUR`] entries. Written together with `api_key`, by one
+    /// compare-and-set on the key (`api/src/routes/sites.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_rotations: Vec<i64>,
+}
+
+/// Rotations of one site's key in any hour (the contract's "more than 10 times an hour").
+pub const MAX_KEY_ROTATIONS_PER_HOUR: usize = 10;
+
+/// Field names of [`SiteDoc`] used in filters, updates and projections.
+pub mod site_fields {
+    pub const ID: &str = "_id";
+    pub const OWNER_ID: &str = "owner_id";
+    pub const DOMAIN: &str = "domain";
+    pub const TIMEZONE: &str = "timezone";
+    pub const API_KEY: &str = "api_key";
+    pub const KEY_ROTATIONS: &str = "key_rotations";
+}
+
+/// The fields of a [`SiteDoc`] its key-value entry is made of: what the api's reconcile lists
+/// (a projection keeps a listing of 10,000 sites small).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteKeys {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub api_key: String,
+    pub domain: String,
+    pub timezone: String,
+}
+
+impl SiteKeys {
+    /// The projection that reads a [`SiteDoc`] as a [`SiteKeys`].
+    pub fn projection() -> mongodb::bson::Document {
+        use site_fields as f;
+        doc! {f::ID: 1, f::API_KEY: 1, f::DOMAIN: 1, f::TIMEZONE: 1}
+    }
+}
+
+impl From<&SiteDoc> for SiteKeys {
+    fn from(s: &SiteDoc) -> Self {
+        Self { id: s.id.clone(), api_key: s.api_key.clone(), domain: s.domain.clone(), timezone: s.timezone.clone() }
+    }
+}
+
+/// How many sites an account holds or is creating, `_id` = the owner's id. `CP_MAX_SITES_PER_ACCOUNT`
+/// is enforced on it with a conditional `$inc` (`api/src/quota.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteCountDoc {
+    #[serde(rename = "_id")]
+    pub owner_id: String,
+    pub n: i64,
+}
+
+/// Field names of [`SiteCountDoc`] used in filters and updates.
+pub mod site_count_fields {
+    pub const N: &str = "n";
+}
+
+/// A lease on a job, `_id` = the job's name: `holder` may run it until `until` (ms since the
+/// epoch, by the holder's clock; `api/src/lease.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub holder: String,
+    pub until: i64,
+}
+
+/// Field names of [`LeaseDoc`] used in filters and updates.
+pub mod lease_fields {
+    pub const HOLDER: &str = "holder";
+    pub const UNTIL: &str = "until";
+}
+
+/// True when a write failed on a unique index (`_id` included): code 11000 — how an insert of
+/// an existing `_id`, or a conditional upsert that lost a race, fails. (The MongoDB-wire
+/// stand-in may report it only in its message.)
+pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => e.to_string().contains("E11000") || e.to_string().contains("UNIQUE constraint"),
+    }
 }
 
 /// The raw document of one accepted batch, `_id` = `site:batch_id` (a batch is stored once).
@@ -166,17 +251,6 @@ pub mod flag {
             Bson::Int32(1) | Bson::Int64(1) => Some(true),
             _ => None,
         }
-    }
-}
-
-/// True when `e` is MongoDB's duplicate-key error (11000): how an insert of an existing `_id`,
-/// or a conditional upsert that lost a race, fails.
-pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match e.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
-        ErrorKind::Command(c) => c.code == 11000,
-        _ => e.to_string().contains("11000") || e.to_string().contains("UNIQUE constraint"),
     }
 }
 

@@ -318,6 +318,7 @@ async fn as_second_layout(db: &Database) -> usize {
         api_key: format!("key-{id}"),
         created_at: mongodb::bson::DateTime::from_millis(0),
         share_hash: None,
+        key_rotations: Vec::new(),
     };
     db.collection(c::SITES).insert_many([site("site-a", "UTC"), site("site-b", "Europe/Berlin")]).await.expect("sites");
     site_days.len()

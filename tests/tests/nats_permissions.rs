@@ -134,6 +134,17 @@ async fn each_service_user_may_do_its_job_and_nothing_else() {
     let api_js = jetstream::new(api.clone());
     assert!(refused(api_js.publish("cp.events.a", "{}".into()).await.expect("send").into_future()).await, "the api's user published a batch");
     assert!(refused(api_js.publish("$KV.cp_salts.2026-11-27", "x".into()).await.expect("send").into_future()).await, "the api's user wrote a salt");
+
+    // The api purges the delete markers of revoked keys (api/src/keys.rs rule 6); ingest may not.
+    sites.put("cp_revoked_key", r#"{"site_id":"r","domain":"r.example","timezone":"UTC"}"#.into()).await.expect("put");
+    sites.delete("cp_revoked_key").await.expect("the api revokes a key");
+    let marker = "$KV.cp_sites.cp_revoked_key";
+    assert!(refused(ingest_sites.stream.purge().filter(marker).into_future()).await, "ingest's user purged a key's marker");
+    assert!(sites.entry("cp_revoked_key").await.expect("entry").is_some(), "the marker is still there");
+    let purged = sites.stream.purge().filter(marker).await.expect("the api purges a revoked key's marker");
+    assert_eq!(purged.purged, 1);
+    assert!(sites.entry("cp_revoked_key").await.expect("entry").is_none(), "no history left for the key");
+    assert!(refused(api.request("$JS.API.STREAM.PURGE.CP_EVENTS", "{}".into())).await, "the api's user purged the event stream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

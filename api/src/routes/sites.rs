@@ -14,13 +14,18 @@ use mongodb::{
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
-use shared::{site::parse_domain, store::SiteDoc, time::parse_tz};
+use shared::{
+    site::parse_domain,
+    store::{MAX_KEY_ROTATIONS_PER_HOUR, SiteDoc, SiteKeys, site_fields},
+    time::parse_tz,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
     error::ApiError,
     extractors::{ApiJson, AuthUser},
     keys,
+    quota::{self, SiteSlots},
     router::AppState,
     routes::auth::rfc3339,
 };
@@ -109,17 +114,39 @@ async fn create(State(state): State<AppState>, auth: AuthUser, ApiJson(body): Ap
         api_key: keys::new_site_key()?,
         created_at: DateTime::now(),
         share_hash: None,
+        key_rotations: Vec::new(),
     };
-    state.sites.insert_one(&site).await?;
-    if let Err(e) = state.keys.publish_new(&site).await {
+    // A task of its own: a client that goes away must not leave a slot taken and no site.
+    let site = tokio::spawn(create_with_slot(state, site)).await.map_err(|e| ApiError::Internal(e.into()))??;
+    Ok((StatusCode::CREATED, Json(SiteView::from(&site))))
+}
+
+/// Takes one of the owner's site slots, stores the site and publishes its key; gives the slot
+/// back when that fails (`quota` steps 1 to 3).
+async fn create_with_slot(state: AppState, site: SiteDoc) -> Result<SiteDoc, ApiError> {
+    let slots = SiteSlots::new(&state.db, state.config.max_sites_per_account);
+    slots.take(&site.owner_id).await?;
+    if let Err(e) = state.sites.insert_one(&site).await {
+        give_back(&slots, &site.owner_id).await;
+        return Err(e.into());
+    }
+    if let Err(e) = state.keys.publish_new(&SiteKeys::from(&site)).await {
         // Keep MongoDB and the bucket consistent: no site without a live key. The publish may
         // have landed although it failed here, so revoke too (best effort; the reconcile
         // catches what is left).
         let _ = state.sites.delete_one(doc! {"_id": &site.id}).await;
         let _ = state.keys.revoke(&site.api_key).await;
+        give_back(&slots, &site.owner_id).await;
         return Err(e);
     }
-    Ok((StatusCode::CREATED, Json(SiteView::from(&site))))
+    Ok(site)
+}
+
+/// Gives a slot back; a failure only costs the account a slot, so it is logged, not answered.
+async fn give_back(slots: &SiteSlots, owner: &str) {
+    if let Err(e) = slots.give_back(owner).await {
+        tracing::error!(error = %e, "a site slot could not be given back; the account's counter runs one high");
+    }
 }
 
 async fn read(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<SiteView>, ApiError> {
@@ -158,46 +185,62 @@ async fn update(
     .ok_or(ApiError::NotFound)?;
     if body.domain.is_some() || body.timezone.is_some() {
         // Publishes whatever key the site holds now, never a key a rotate revoked meanwhile.
-        state.keys.refresh(&site.api_key).await?;
+        state.keys.refresh(&site.id, &site.api_key).await?;
     }
     Ok(Json(SiteView::from(&site)))
 }
 
 /// Revokes the key the deleted document held, so a rotate that swapped just before loses its
-/// new key too.
+/// new key too, and gives the owner's site slot back.
 async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let site = state.sites.find_one_and_delete(doc! {"_id": &id, "owner_id": &auth.user_id}).await?.ok_or(ApiError::NotFound)?;
-    state.keys.revoke(&site.api_key).await?;
-    crate::routes::share::forget_link(&state, site.share_hash).await?;
+    // A task of its own: once the document is gone, the slot, the key and the share link must follow.
+    tokio::spawn(async move {
+        let site = state.sites.find_one_and_delete(doc! {"_id": &id, "owner_id": &auth.user_id}).await?.ok_or(ApiError::NotFound)?;
+        give_back(&SiteSlots::new(&state.db, state.config.max_sites_per_account), &site.owner_id).await;
+        state.keys.revoke(&site.api_key).await?;
+        crate::routes::share::forget_link(&state, site.share_hash).await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))??;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Rotate, race-free (`keys` rule 4): publish the new key, swap it in only if the site still
-/// holds the key read here, then revoke the old one. A rotate or delete that won the swap
-/// keeps its result: this call revokes the key it published and answers with the site as it
-/// is now (404 when it is gone).
+/// Most compare-and-set rounds of one rotate. Each round it loses is a rotation that another
+/// request made, so within [`MAX_KEY_ROTATIONS_PER_HOUR`] lost rounds the limit answers.
+const ROTATE_ROUNDS: usize = MAX_KEY_ROTATIONS_PER_HOUR + 2;
+
+/// Rotate, race-free (`keys` rule 4) and at most 10 times an hour (`quota`): publish the new
+/// key, swap it in only if the site still holds the key read here, writing the rotation's
+/// time with it, then revoke the old one. A rotate that loses the swap to another revokes the
+/// key it published and starts over from the site as it is now, so every 200 is a rotation of
+/// its own, and of 40 racing rotates 10 get 200 and 30 get 429.
 async fn rotate(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<SiteView>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
-    let next = SiteDoc { api_key: keys::new_site_key()?, ..site.clone() };
-    state.keys.publish_new(&next).await?;
-    let swapped = state
-        .sites
-        .find_one_and_update(
-            doc! {"_id": &site.id, "owner_id": &site.owner_id, "api_key": &site.api_key},
-            doc! {"$set": {"api_key": &next.api_key}},
-        )
-        .return_document(ReturnDocument::After)
-        .await?;
-    let Some(current) = swapped else {
-        state.keys.revoke(&next.api_key).await?;
-        return Ok(Json(SiteView::from(&owned_site(&state, &auth, &id).await?)));
-    };
-    if current.domain != next.domain || current.timezone != next.timezone {
-        // A domain change landed between the read and the swap: publish what the site says now.
-        state.keys.refresh(&current.api_key).await?;
+    for _ in 0..ROTATE_ROUNDS {
+        let site = owned_site(&state, &auth, &id).await?;
+        let rotations = quota::next_rotations(&site.key_rotations, chrono::Utc::now().timestamp_millis())
+            .map_err(|retry_after| ApiError::RotationLimit { retry_after })?;
+        let next = SiteDoc { api_key: keys::new_site_key()?, ..site.clone() };
+        state.keys.publish_new(&SiteKeys::from(&next)).await?;
+        let swapped = state
+            .sites
+            .find_one_and_update(
+                doc! {"_id": &site.id, "owner_id": &site.owner_id, site_fields::API_KEY: &site.api_key},
+                doc! {"$set": {site_fields::API_KEY: &next.api_key, site_fields::KEY_ROTATIONS: rotations}},
+            )
+            .return_document(ReturnDocument::After)
+            .await?;
+        let Some(current) = swapped else {
+            state.keys.revoke(&next.api_key).await?;
+            continue;
+        };
+        if current.domain != next.domain || current.timezone != next.timezone {
+            // A domain change landed between the read and the swap: publish what the site says now.
+            state.keys.refresh(&current.id, &current.api_key).await?;
+        }
+        state.keys.revoke(&site.api_key).await?;
+        return Ok(Json(SiteView::from(&current)));
     }
-    state.keys.revoke(&site.api_key).await?;
-    Ok(Json(SiteView::from(&current)))
+    Err(ApiError::Unavailable(anyhow::anyhow!("rotate kept losing the swap")))
 }
 
 #[cfg(test)]
