@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod expiry;
 pub mod flush;
 pub mod jobs;
 pub mod metrics;

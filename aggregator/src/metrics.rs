@@ -27,6 +27,8 @@ pub struct Metrics {
     pub docs_written: IntCounter,
     /// Rollup writes that lost a race with another aggregator and were merged again.
     pub conflicts: IntCounter,
+    /// Documents removed by the expiry job, by collection (a fixed set of names).
+    pub expired: IntCounterVec,
 }
 
 impl Metrics {
@@ -65,6 +67,11 @@ impl Metrics {
         registry.register(Box::new(round_trips.clone()))?;
         registry.register(Box::new(docs_written.clone()))?;
         registry.register(Box::new(conflicts.clone()))?;
+        let expired = IntCounterVec::new(
+            Opts::new("convertpulse_aggregator_expired_documents_total", "Documents removed by the expiry job, by collection"),
+            &["collection"],
+        )?;
+        registry.register(Box::new(expired.clone()))?;
         Ok(Self {
             registry,
             http,
@@ -78,6 +85,7 @@ impl Metrics {
             round_trips,
             docs_written,
             conflicts,
+            expired,
         })
     }
 }

@@ -76,9 +76,9 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         .await
         .context("creating the aggregator consumer")?;
 
-    let flusher = Flusher::new(db, settings, clock);
+    let flusher = Flusher::new(db.clone(), settings, clock);
     tracing::info!(instance = flusher.instance(), "aggregator instance");
-    let mut scheduler = jobs::start(flusher.clone()).await?;
+    let mut scheduler = jobs::start(flusher.clone(), db, shared::store::expiries(config.raw_retention), metrics.clone()).await?;
     let settings = ChunkSettings { max_batches: config.max_batches, max_wait: config.flush_interval };
     let lag = tokio::spawn(consumer::watch_lag(consumer.clone(), metrics.clone(), cancel.clone()));
     let mut work = tokio::spawn(consumer::run(consumer, flusher, metrics, settings, cancel.clone()));

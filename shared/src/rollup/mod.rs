@@ -36,7 +36,6 @@ use chrono::NaiveDate;
 use mongodb::{
     IndexModel,
     bson::{Binary, DateTime, Document, doc, spec::BinarySubtype},
-    options::IndexOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -503,9 +502,10 @@ pub fn replace_statement(doc: &RollupDoc, read_rev: i64) -> Result<Document, mon
     crate::store::revisioned_write(doc, &doc.id, read_rev)
 }
 
-/// Indexes of the rollup collection: only the expiry. Every read addresses documents by `_id`.
+/// Indexes of the rollup collection: only `expire_at`, for the expiry job
+/// ([`crate::store::Expiry`]). Every read addresses documents by `_id`.
 pub fn indexes() -> Vec<IndexModel> {
-    vec![IndexModel::builder().keys(doc! {"expire_at": 1}).options(IndexOptions::builder().expire_after(Duration::ZERO).build()).build()]
+    vec![IndexModel::builder().keys(doc! {"expire_at": 1}).build()]
 }
 
 #[cfg(test)]
