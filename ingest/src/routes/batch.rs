@@ -24,13 +24,13 @@ use axum::{
 };
 use futures::StreamExt;
 use shared::{
-    client_ip::client_ip_from_headers,
+    client_ip::{client_ip_from_headers, client_net},
     event::{Batch, EVENT_TYPES, MAX_EVENTS},
     message::BatchMessageRef,
     visitor,
 };
 
-use crate::{audience::Verdict, error::IngestError, limiter::ip_bucket, origin, router::AppState};
+use crate::{audience::Verdict, error::IngestError, origin, router::AppState};
 
 /// Largest accepted body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -79,7 +79,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
 
     let ip = client_ip_from_headers(peer, headers, &state.trusted);
     let now = Instant::now();
-    state.ip_limiter.check(&ip_bucket(ip), now).map_err(|retry_after| IngestError::RateLimited { retry_after })?;
+    state.ip_limiter.check(&client_net(ip), now).map_err(|retry_after| IngestError::RateLimited { retry_after })?;
 
     let bytes = read_limited(body).await?;
     let batch = Batch::parse(&bytes)?;
