@@ -30,7 +30,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// The user a valid bearer token names.
+/// The user a valid bearer token names, while the token's version is the user's current one.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user_id: String,
@@ -50,8 +50,13 @@ impl FromRequestParts<AppState> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or(ApiError::Unauthorized("Authorization must be 'Bearer <token>'"))?;
-        let user_id = state.tokens.verify(token.trim())?;
-        Ok(Self { user_id })
+        let (user_id, version) = state.tokens.verify(token.trim())?;
+        // A logout or a password change raised the user's version: older tokens are over.
+        match state.token_versions.current(&user_id).await? {
+            Some(current) if current == version => Ok(Self { user_id }),
+            Some(_) => Err(ApiError::Unauthorized("token ended by a logout or a password change")),
+            None => Err(ApiError::Unauthorized("the account no longer exists")),
+        }
     }
 }
 

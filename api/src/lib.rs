@@ -4,7 +4,7 @@
 //! - [`config`], [`startup`], [`router`], [`metrics`], [`jobs`]: the process.
 //! - [`routes`]: the HTTP handlers by resource.
 //! - [`error`], [`extractors`]: failures and the JSON / auth extractors.
-//! - [`tokens`], [`passwords`], [`throttle`]: authentication.
+//! - [`tokens`], [`passwords`], [`throttle`], [`revocation`]: authentication, and ending tokens.
 //! - [`keys`]: site keys and the key-value bucket ingest watches.
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
 //!   and reading the rollups.
@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod passwords;
+pub mod revocation;
 pub mod router;
 pub mod routes;
 pub mod startup;

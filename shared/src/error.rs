@@ -24,6 +24,8 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Internal,
+    /// A new password (password change) outside the registration rules.
+    InvalidPassword,
 }
 
 impl ErrorCode {
@@ -48,6 +50,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal => "internal",
+            Self::InvalidPassword => "invalid_password",
         }
     }
 }
@@ -71,7 +74,7 @@ mod tests {
 
     #[test]
     fn wire_form_matches_as_str() {
-        for code in [ErrorCode::InvalidBatch, ErrorCode::OriginNotAllowed, ErrorCode::Internal] {
+        for code in [ErrorCode::InvalidBatch, ErrorCode::OriginNotAllowed, ErrorCode::Internal, ErrorCode::InvalidPassword] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
