@@ -22,8 +22,15 @@ pub struct Config {
     pub jwt_ttl: Duration,
     /// `CP_BCRYPT_COST`: bcrypt cost, default 12 (lower it for tests only; 4 is the minimum).
     pub bcrypt_cost: u32,
-    /// `CP_LOGIN_MAX_FAILURES`: failed logins per email or IP before 429, default 5 per 15 min.
+    /// `CP_LOGIN_MAX_FAILURES`: failed logins of one email from one client address (IPv6 by
+    /// /64) before 429, default 5 per 15 min. Failures from other addresses never count.
     pub login_max_failures: u32,
+    /// `CP_LOGIN_MAX_FAILURES_PER_IP`: failed logins from one client address (IPv6 by /64),
+    /// whatever the emails, before 429; default 20 per 15 min.
+    pub login_max_failures_per_ip: u32,
+    /// `CP_LOGIN_THROTTLE_KEYS`: most (email, address) pairs, and most addresses, the login
+    /// limiter remembers; default 100,000 each. Locked ones are never evicted (`throttle.rs`).
+    pub login_throttle_keys: usize,
     /// `CP_REGISTER_MAX_PER_IP`: accounts one client IP may register per hour, default 10.
     pub register_max_per_ip: u32,
     /// `CP_PUBLIC_STATS_PER_MIN`: shared-link stats requests one client IP may make per
@@ -83,6 +90,8 @@ impl Config {
             jwt_ttl: Duration::from_secs(3600 * env::ranged::<u64>("CP_JWT_TTL_HOURS", 24, 1, 8760)?),
             bcrypt_cost: cost,
             login_max_failures: env::ranged("CP_LOGIN_MAX_FAILURES", 5, 1, 1000)?,
+            login_max_failures_per_ip: env::ranged("CP_LOGIN_MAX_FAILURES_PER_IP", 20, 1, 100_000)?,
+            login_throttle_keys: env::ranged("CP_LOGIN_THROTTLE_KEYS", crate::throttle::CAPACITY, 10, 10_000_000)?,
             register_max_per_ip: env::ranged("CP_REGISTER_MAX_PER_IP", 10, 1, 1_000_000)?,
             public_stats_per_min: env::ranged("CP_PUBLIC_STATS_PER_MIN", 120, 1, 1_000_000)?,
             max_sites_per_account: env::ranged("CP_MAX_SITES_PER_ACCOUNT", 100, 1, 100_000)?,

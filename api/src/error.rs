@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 500 `internal`: the cause goes to the log, not the client.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// 400 `invalid_password`: a password change's new password breaks the registration rules.
+    #[error("new_password: {0}")]
+    InvalidPassword(&'static str),
 }
 
 impl From<mongodb::error::Error> for ApiError {
@@ -88,6 +91,7 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             Self::Busy | Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+            Self::InvalidPassword(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPassword),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! - [`config`], [`startup`], [`router`], [`metrics`], [`jobs`]: the process.
 //! - [`routes`]: the HTTP handlers by resource.
 //! - [`error`], [`extractors`]: failures and the JSON / auth extractors.
-//! - [`tokens`], [`passwords`], [`throttle`]: authentication.
+//! - [`tokens`], [`passwords`], [`throttle`], [`revocation`]: authentication, and ending tokens.
 //! - [`keys`]: site keys and the key-value bucket ingest watches; [`lease`]: one runner of a
 //!   job across api processes.
 //! - [`quota`]: per-tenant limits (sites per account, key rotations per site).
@@ -20,6 +20,7 @@ pub mod lease;
 pub mod metrics;
 pub mod passwords;
 pub mod quota;
+pub mod revocation;
 pub mod router;
 pub mod routes;
 pub mod startup;

@@ -15,7 +15,16 @@ use shared::{
 };
 use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
-use crate::{config::Config, keys::KeyRegistry, metrics::Metrics, passwords::Hasher, routes, throttle::Throttle, tokens::Tokens};
+use crate::{
+    config::Config,
+    keys::KeyRegistry,
+    metrics::Metrics,
+    passwords::Hasher,
+    revocation::TokenVersions,
+    routes,
+    throttle::{LoginThrottle, Throttle},
+    tokens::Tokens,
+};
 
 /// Largest request body: the api takes small JSON documents only.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -35,8 +44,10 @@ pub struct AppState {
     pub site_config: Collection<SiteConfigDoc>,
     pub tokens: Arc<Tokens>,
     pub keys: KeyRegistry,
-    /// Login attempts per email and per client IP.
-    pub login_throttle: Arc<Throttle>,
+    /// Login (and password change) attempts per (email, client address) and per address.
+    pub login_throttle: Arc<LoginThrottle>,
+    /// The users' token versions: what ends a token before it expires.
+    pub token_versions: Arc<TokenVersions>,
     /// Registrations per client IP.
     pub register_throttle: Arc<Throttle>,
     /// Shared-link stats requests per client IP.

@@ -14,7 +14,8 @@ use crate::{
     metrics::Metrics,
     passwords::{self, Hasher},
     router::{AppState, router},
-    throttle::{self, Throttle},
+    revocation::TokenVersions,
+    throttle::{self, LoginThrottle, Throttle},
     tokens::Tokens,
 };
 
@@ -42,7 +43,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(AppState {
         tokens: Arc::new(Tokens::new(&config.jwt_secret, config.jwt_ttl)),
-        login_throttle: Arc::new(Throttle::new(config.login_max_failures, throttle::LOGIN_WINDOW, throttle::CAPACITY)),
+        login_throttle: Arc::new(LoginThrottle::new(config.login_max_failures, config.login_max_failures_per_ip, config.login_throttle_keys)),
+        token_versions: Arc::new(TokenVersions::new(db.collection(c::USERS))),
         register_throttle: Arc::new(Throttle::new(config.register_max_per_ip, throttle::REGISTER_WINDOW, throttle::CAPACITY)),
         public_throttle: Arc::new(Throttle::new(config.public_stats_per_min.max(1), std::time::Duration::from_secs(60), throttle::CAPACITY)),
         hasher: Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency),

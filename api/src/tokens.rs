@@ -1,4 +1,9 @@
 //! JWTs: HS256 only, `exp` required and checked. Keys are built once at start.
+//!
+//! A token carries its user's token version (`tv`) at issue: logging out or changing the
+//! password raises the version, which ends every token issued before (`revocation`). Tokens
+//! issued before versions existed carry none and read as version 0, the version of every
+//! account that has never ended its tokens.
 
 use std::time::Duration;
 
@@ -10,6 +15,8 @@ use crate::error::ApiError;
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
+    #[serde(default)]
+    tv: i64,
     iat: i64,
     exp: i64,
 }
@@ -36,16 +43,18 @@ impl Tokens {
         }
     }
 
-    /// A token for `user_id`, valid for the configured lifetime from `now` (epoch seconds).
-    pub fn issue(&self, user_id: &str, now: i64) -> Result<String, ApiError> {
-        let claims = Claims { sub: user_id.to_string(), iat: now, exp: now + self.ttl.as_secs() as i64 };
+    /// A token for `user_id` at token version `version`, valid for the configured lifetime
+    /// from `now` (epoch seconds).
+    pub fn issue(&self, user_id: &str, version: i64, now: i64) -> Result<String, ApiError> {
+        let claims = Claims { sub: user_id.to_string(), tv: version, iat: now, exp: now + self.ttl.as_secs() as i64 };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| ApiError::Internal(e.into()))
     }
 
-    /// The user id of a valid token.
-    pub fn verify(&self, token: &str) -> Result<String, ApiError> {
+    /// The user id and token version of a validly signed, unexpired token (whether that
+    /// version is still the user's is for `revocation` to say).
+    pub fn verify(&self, token: &str) -> Result<(String, i64), ApiError> {
         decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims.sub)
+            .map(|data| (data.claims.sub, data.claims.tv))
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::Unauthorized("token expired"),
                 _ => ApiError::Unauthorized("invalid token"),
@@ -63,15 +72,24 @@ mod tests {
     fn issued_tokens_verify_and_others_do_not() {
         let tokens = Tokens::new(SECRET, Duration::from_secs(3600));
         let now = chrono::Utc::now().timestamp();
-        let t = tokens.issue("u1", now).expect("issues");
-        assert_eq!(tokens.verify(&t).expect("valid"), "u1");
-        let expired = tokens.issue("u1", now - 7200).expect("issues");
+        let t = tokens.issue("u1", 3, now).expect("issues");
+        assert_eq!(tokens.verify(&t).expect("valid"), ("u1".to_string(), 3));
+        let expired = tokens.issue("u1", 0, now - 7200).expect("issues");
         assert!(matches!(tokens.verify(&expired), Err(ApiError::Unauthorized("token expired"))));
-        let forged = Tokens::new("another secret that is long enough!!", Duration::from_secs(3600)).issue("u1", now).expect("issues");
+        let forged = Tokens::new("another secret that is long enough!!", Duration::from_secs(3600)).issue("u1", 0, now).expect("issues");
         assert!(tokens.verify(&forged).is_err());
         assert!(tokens.verify("not.a.token").is_err());
         // alg=none must never be accepted.
         let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1MSIsImV4cCI6OTk5OTk5OTk5OX0.";
         assert!(tokens.verify(none).is_err());
+    }
+
+    #[test]
+    fn a_token_without_a_version_reads_as_version_zero() {
+        let tokens = Tokens::new(SECRET, Duration::from_secs(3600));
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let old = encode(&Header::new(Algorithm::HS256), &serde_json::json!({"sub": "u1", "iat": 0, "exp": exp}), &EncodingKey::from_secret(SECRET.as_bytes()))
+            .expect("encodes");
+        assert_eq!(tokens.verify(&old).expect("valid"), ("u1".to_string(), 0));
     }
 }

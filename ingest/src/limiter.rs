@@ -7,13 +7,13 @@
 //! is spread over many requests). The limiter never resets itself, so a flood cannot buy the
 //! clients still sending a fresh burst.
 //!
-//! IPv6 clients are keyed by their /64 ([`ip_bucket`]): one subscriber line or host usually gets
-//! a whole /64, and rotating addresses inside it must not escape the limit.
+//! Client addresses are keyed by [`shared::client_ip::client_net`] (IPv6 by its /64): one
+//! subscriber line or host usually gets a whole /64, and rotating addresses inside it must not
+//! escape the limit.
 
 use std::{
     collections::HashMap,
     hash::Hash,
-    net::{IpAddr, Ipv6Addr},
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -22,17 +22,6 @@ use std::{
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Most buckets kept by default.
 pub const MAX_BUCKETS: usize = 1_000_000;
-
-/// The key a client address is limited under: IPv4 as is, IPv6 by its /64.
-pub fn ip_bucket(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-        },
-    }
-}
 
 struct Buckets<K> {
     /// Tokens banked and when the bucket was last touched.
@@ -176,23 +165,14 @@ mod tests {
 
     #[test]
     fn ipv6_clients_share_their_slash_64() {
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        let cases = [
-            ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::"),
-            ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::"),
-            ("2001:db8:1:3::1", "2001:db8:1:3::"),
-            ("203.0.113.7", "203.0.113.7"),
-            ("::ffff:203.0.113.7", "203.0.113.7"),
-        ];
-        for (addr, want) in cases {
-            assert_eq!(ip_bucket(ip(addr)), ip(want), "case {addr}");
-        }
+        use shared::client_ip::client_net;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
         let limiter = RateLimiter::new(0.01, 2.0);
         let t0 = Instant::now();
         for (i, addr) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:dead:beef::9"].iter().enumerate() {
-            let result = limiter.check(&ip_bucket(ip(addr)), t0);
+            let result = limiter.check(&client_net(ip(addr)), t0);
             assert_eq!(result.is_ok(), i < 2, "case {addr}: rotating within a /64 shares one bucket");
         }
-        assert!(limiter.check(&ip_bucket(ip("2001:db8:1:3::1")), t0).is_ok(), "another /64 has its own bucket");
+        assert!(limiter.check(&client_net(ip("2001:db8:1:3::1")), t0).is_ok(), "another /64 has its own bucket");
     }
 }

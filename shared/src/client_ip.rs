@@ -5,9 +5,13 @@
 //! A request may carry several `X-Forwarded-For` lines (a proxy may add its own line instead of
 //! appending to the client's); together they are one list, the lines in order. It is read from
 //! the right, and only as far as the hops are our own proxies: the first address that is not
-//! one of them is the client, whatever the client wrote further left.
+//! one of them is the client, whatever the client wrote further left. Ingest and the api both
+//! read it through [`client_ip_from_headers`], the one way to do it.
+//!
+//! Limits keyed by a client address use [`client_net`], so that a client cannot escape them
+//! by rotating through the addresses it holds.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use axum::http::HeaderMap;
 
@@ -62,16 +66,20 @@ fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     }
 }
 
-/// The client address for a request from `peer` with the given `X-Forwarded-For` value (one
-/// header line; see [`client_ip_from_headers`] for all of them).
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &TrustedProxies) -> IpAddr {
-    client_ip_from_lines(peer, forwarded_for.into_iter().map(Some), trusted)
-}
-
 /// The client address for a request from `peer`, reading every `X-Forwarded-For` line.
 pub fn client_ip_from_headers(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     let lines = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().ok());
     client_ip_from_lines(peer, lines, trusted)
+}
+
+/// The network a client address is counted under by every per-address limit: an IPv4 address
+/// (also written IPv4-mapped) as is, an IPv6 address by its /64, which one subscriber line or
+/// host usually holds whole and can rotate through.
+pub fn client_net(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        v4 => v4,
+    }
 }
 
 /// `lines` in the order received; `None` for a line that is not text.
@@ -109,6 +117,14 @@ mod tests {
         s.parse().expect("ip")
     }
 
+    fn one_line(xff: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(line) = xff {
+            headers.append("x-forwarded-for", line.parse().expect("header value"));
+        }
+        headers
+    }
+
     #[test]
     fn forwarded_for_only_from_trusted_peers() {
         let trusted = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").expect("parses");
@@ -122,7 +138,22 @@ mod tests {
             ("::ffff:127.0.0.1", Some("198.51.100.7"), "198.51.100.7"),
         ];
         for (peer, xff, want) in cases {
-            assert_eq!(client_ip(ip(peer), xff, &trusted), ip(want), "case {peer} {xff:?}");
+            assert_eq!(client_ip_from_headers(ip(peer), &one_line(xff), &trusted), ip(want), "case {peer} {xff:?}");
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_slash_64() {
+        let cases = [
+            ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::"),
+            ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::"),
+            ("2001:db8:1:3::1", "2001:db8:1:3::"),
+            ("203.0.113.7", "203.0.113.7"),
+            ("::ffff:203.0.113.7", "203.0.113.7"),
+            ("::1", "::"),
+        ];
+        for (addr, want) in cases {
+            assert_eq!(client_net(ip(addr)), ip(want), "case {addr}");
         }
     }
 

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Internal,
+    /// A new password (password change) outside the registration rules.
+    InvalidPassword,
 }
 
 impl ErrorCode {
@@ -51,6 +53,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal => "internal",
+            Self::InvalidPassword => "invalid_password",
         }
     }
 }
@@ -74,7 +77,7 @@ mod tests {
 
     #[test]
     fn wire_form_matches_as_str() {
-        for code in [ErrorCode::InvalidBatch, ErrorCode::OriginNotAllowed, ErrorCode::SiteLimit, ErrorCode::Internal] {
+        for code in [ErrorCode::InvalidBatch, ErrorCode::OriginNotAllowed, ErrorCode::SiteLimit, ErrorCode::Internal, ErrorCode::InvalidPassword] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

@@ -25,7 +25,7 @@ use std::{
     collections::HashMap,
     future::Future,
     io,
-    net::{IpAddr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
@@ -233,23 +233,12 @@ impl PerAddress {
         Self { max, exempt, open: Mutex::new(HashMap::new()) }
     }
 
-    /// IPv4 as is; IPv6 by its /64, which one client usually holds whole.
-    fn key(ip: IpAddr) -> IpAddr {
-        match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
-            },
-            v4 => v4,
-        }
-    }
-
     /// A slot for a connection from `ip`, or `None` when that address is at its bound.
     fn take(this: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
         if this.max == 0 || this.exempt.contains(ip) {
             return Some(AddressSlot { owner: Arc::clone(this), key: None });
         }
-        let key = Self::key(ip);
+        let key = crate::client_ip::client_net(ip);
         let mut open = this.open.lock().unwrap_or_else(|p| p.into_inner());
         let count = open.entry(key).or_insert(0);
         if *count >= this.max {

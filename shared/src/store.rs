@@ -25,6 +25,17 @@ pub struct UserDoc {
     pub name: String,
     pub password_hash: String,
     pub created_at: DateTime,
+    /// Raised by logging out and by a password change: a token issued at a lower version is
+    /// over. Accounts created before versions existed have none stored, which reads as 0, the
+    /// version their tokens (which carry none) read as too.
+    #[serde(default)]
+    pub token_version: i64,
+}
+
+/// Field names of [`UserDoc`] used in filters and updates.
+pub mod user_fields {
+    pub const PASSWORD_HASH: &str = "password_hash";
+    pub const TOKEN_VERSION: &str = "token_version";
 }
 
 /// A tracked site.

@@ -3,7 +3,7 @@
 // tests/tests/browser_dashboard_v2.rs starts the fake api, runs each scenario and asserts on
 // the report.
 //   node tests/browser/dashboard_v2.mjs <scenario> <fake-api-url> <screenshot-dir>
-// Scenarios: figures, goals, filter, range, export, share, live, states, screens.
+// Scenarios: figures, goals, filter, range, export, share, live, states, screens, account.
 import { launch, newContext, isPageError } from './launch.mjs';
 import { IMG, SCRIPT } from './payloads.mjs';
 import fs from 'node:fs';
@@ -342,7 +342,7 @@ const scenarios = {
     out.shared = await read(shared);
     out.sharedHtml = await shared.evaluate(() => document.documentElement.outerHTML);
     out.ownerOnly = await shared.evaluate(() => ['#settings-form', '#snippet', '#copy-snippet', '#goals-manager', '#goal-form', '#export', '#rotate-key',
-      '#delete-site', '#share-panel', '#share-create', '#site-select', '#logout', '#live'].filter((s) => document.querySelector(s)));
+      '#delete-site', '#share-panel', '#share-create', '#site-select', '#logout', '#account-btn', '#password-form', '#live'].filter((s) => document.querySelector(s)));
     out.sharedTokenInStorage = await shared.evaluate(() => localStorage.getItem('cp_token'));
     // Filtering works there too, with the same query.
     await shared.click('#t-pages button:text-is("/pricing")');
@@ -412,6 +412,71 @@ const scenarios = {
     await page.waitForFunction(() => !document.getElementById('stats-error').hidden);
     out.staleAlert = await page.textContent('#stats-error');
     out.stale = await read(page);
+  },
+
+  // The account: a password change (checked in the page, refused by the server, then made:
+  // the page logs in again and carries on with the new token), then a logout that asks the
+  // server before it forgets the token.
+  async account() {
+    const page = await ownerPage();
+    const tokensUsed = [];
+    page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.pathname.startsWith('/api/')) tokensUsed.push({ path: u.pathname, token: (r.headers().authorization || '').replace(/^Bearer /, '') || null });
+    });
+    await rendered(page, 'site-v2', false);
+    const texts = () => page.evaluate(() => Object.fromEntries(['current-password-error', 'new-password-error', 'password-form-error', 'password-status']
+      .map((id) => [id, document.getElementById(id).textContent])));
+    out.panelAtFirst = { hidden: await page.isHidden('#account'), expanded: await page.getAttribute('#account-btn', 'aria-expanded') };
+    await page.click('#account-btn');
+    out.panelOpened = { visible: await page.isVisible('#password-form'), expanded: await page.getAttribute('#account-btn', 'aria-expanded'), focused: await page.evaluate(() => document.activeElement.id) };
+
+    // Checked in the page first: nothing is sent.
+    await page.fill('#new-password', 'short');
+    await page.click('#password-save');
+    out.inline = await texts();
+    out.sentAfterInline = out.requests.filter((r) => r.path === '/api/auth/password').length;
+
+    // The server refuses a wrong current password; its answer is shown as text.
+    await page.fill('#current-password', 'not the password');
+    await page.fill('#new-password', 'brand new pass');
+    await page.click('#password-save');
+    await page.waitForFunction(() => document.getElementById('current-password-error').textContent !== '');
+    out.wrong = await texts();
+    out.tokenAfterWrong = await page.evaluate(() => localStorage.getItem('cp_token'));
+    await page.screenshot({ path: `${shots}/account-1280.png`, fullPage: false });
+
+    // The change: every token ends; the page logs in again with the new password.
+    await page.fill('#current-password', 'correct horse 1');
+    await page.fill('#new-password', 'brand new pass');
+    await page.click('#password-save');
+    await page.waitForFunction((old) => localStorage.getItem('cp_token') && localStorage.getItem('cp_token') !== old, TOKEN);
+    await page.waitForFunction(() => document.getElementById('password-status').textContent !== '');
+    out.changed = Object.assign(await texts(), {
+      url: new URL(page.url()).pathname,
+      token: await page.evaluate(() => localStorage.getItem('cp_token')),
+      fields: [await page.inputValue('#current-password'), await page.inputValue('#new-password')],
+    });
+    out.oldTokenAfterChange = (await owner('/api/auth/me')).status;
+    // The dashboard carries on with the new token.
+    const before = tokensUsed.length;
+    await page.click('[data-tf="30d"]');
+    await page.waitForFunction(() => window.cpDashboard.stats && window.cpDashboard.stats.timeframe === '30d');
+    out.tokensAfterChange = tokensUsed.slice(before).filter((t) => t.path.startsWith('/api/stats/')).map((t) => t.token);
+
+    // Log out: the server first, then the token is forgotten and the log-in page says so.
+    const newToken = out.changed.token;
+    await page.click('#logout');
+    await page.waitForURL('**/login?reason=logout');
+    out.loggedOut = {
+      url: new URL(page.url()).pathname + new URL(page.url()).search,
+      stored: await page.evaluate(() => localStorage.getItem('cp_token')),
+      notice: await page.textContent('#notice'),
+    };
+    out.newTokenAfterLogout = (await fetch(`${api}/api/auth/me`, { headers: { Authorization: 'Bearer ' + newToken } })).status;
+    out.accountCalls = out.requests.filter((r) => r.path.startsWith('/api/auth/') && r.method === 'POST')
+      .map((r) => ({ path: r.path, auth: r.auth, body: r.body && JSON.parse(r.body) }));
+    out.logoutToken = tokensUsed.filter((t) => t.path === '/api/auth/logout').map((t) => t.token);
   },
 
   // Screenshots for review at 1280 and 375 px; no horizontal scroll; keyboard reachability.

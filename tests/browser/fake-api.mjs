@@ -8,7 +8,9 @@
 //
 // Two sites: `site-v2` answers everything; `site-v1` answers like the api before v2 (no v2
 // stats fields; goals, realtime, export and share answer 404), to check that the dashboard
-// hides what a server does not send. The owner's token is `fake-owner-token`.
+// hides what a server does not send. The owner's token is `fake-owner-token`; the owner is
+// `owner@example.com` with the password `correct horse 1`. Logging in issues another token;
+// logging out or changing the password ends every token the owner holds (contract v3).
 //
 // Test controls (no auth): POST /__fake/realtime {visitors_5m}, POST /__fake/fail {stats: n}
 // (the next n stats calls answer 500), POST /__fake/delay {ms} (stats answer after ms).
@@ -26,6 +28,8 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
   "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const TOKEN = 'fake-owner-token';
+const OWNER = { id: 'user-1', email: 'owner@example.com', name: 'Owner', created_at: '2026-01-01T00:00:00Z' };
+const account = { password: 'correct horse 1', tokens: new Set([TOKEN]), issued: 0 };
 
 const sites = [
   { id: 'site-v2', name: 'Acme landing', domain: 'acme.example', timezone: 'Europe/Berlin', api_key: 'cp_live_FAKEKEY0123456789abcdef', created_at: '2026-01-05T10:00:00Z' },
@@ -259,8 +263,33 @@ async function handle(req, res) {
   }
 
   if (!p.startsWith('/api/')) return error(res, 404, 'not_found', 'not found');
-  if (req.headers.authorization !== 'Bearer ' + TOKEN) return error(res, 401, 'unauthorized', 'missing or invalid token');
-  if (req.method === 'GET' && p === '/api/auth/me') return send(res, 200, { id: 'user-1', email: 'owner@example.com', name: 'Owner', created_at: '2026-01-01T00:00:00Z' });
+  if (req.method === 'POST' && p === '/api/auth/login') {
+    const b = await readBody(req);
+    if (!b || typeof b.email !== 'string' || b.email.trim().toLowerCase() !== OWNER.email || b.password !== account.password) {
+      return error(res, 401, 'invalid_credentials', 'email or password is wrong');
+    }
+    const token = `${TOKEN}-${++account.issued}`;
+    account.tokens.add(token);
+    return send(res, 200, { token, user: OWNER });
+  }
+  const bearer = (req.headers.authorization || '').replace(/^Bearer /, '');
+  if (!account.tokens.has(bearer)) return error(res, 401, 'unauthorized', 'missing, invalid or ended token');
+  if (req.method === 'GET' && p === '/api/auth/me') return send(res, 200, OWNER);
+  if (req.method === 'POST' && p === '/api/auth/logout') {
+    account.tokens.clear();
+    return send(res, 204, null);
+  }
+  if (req.method === 'POST' && p === '/api/auth/password') {
+    const b = await readBody(req);
+    if (!b || typeof b !== 'object') return error(res, 400, 'invalid_request', 'body: expected a JSON object');
+    const next = typeof b.new_password === 'string' ? b.new_password : '';
+    if ([...next].length < 8) return error(res, 400, 'invalid_password', 'new_password: must be at least 8 characters');
+    if (Buffer.byteLength(next) > 72) return error(res, 400, 'invalid_password', 'new_password: must be at most 72 bytes');
+    if (b.current_password !== account.password) return error(res, 401, 'invalid_credentials', 'email or password is wrong');
+    account.password = next;
+    account.tokens.clear();
+    return send(res, 204, null);
+  }
   if (req.method === 'GET' && p === '/api/sites') return send(res, 200, sites);
 
   const siteOf = (id) => sites.find((s) => s.id === decodeURIComponent(id));

@@ -309,7 +309,7 @@ const scenarios = {
     out.sharedPage = await shared.evaluate((key) => {
       const visible = (e) => !e.closest('[hidden]') && e.getClientRects().length > 0;
       const owner = ['#settings-form', '#snippet', '#copy-snippet', '#goals-manager', '#goal-form', '#goal-list', '#export',
-        '#rotate-key', '#delete-site', '#share-panel', '#share-create', '#share-revoke', '#site-select', '#new-site-btn', '#logout', '#live'];
+        '#rotate-key', '#delete-site', '#share-panel', '#share-create', '#share-revoke', '#site-select', '#new-site-btn', '#logout', '#account-btn', '#password-form', '#live'];
       return {
         ownerOnly: owner.filter((s) => document.querySelector(s)),
         keyInHtml: document.documentElement.outerHTML.includes(key),

@@ -1,6 +1,6 @@
 //! The web app in real headless Chromium against the real stack: sign-up, site creation,
-//! exact numbers in cards, charts and tables, inert injection payloads, timeframes, log-out and
-//! expired tokens. Screenshots go to `target/cp-artifacts/screenshots/` for review.
+//! exact numbers in cards, charts and tables, inert injection payloads, timeframes, log-out (on
+//! the server too) and expired tokens. Screenshots go to `target/cp-artifacts/screenshots/` for review.
 
 use cp_tests::{
     batch::{batch as make_batch, click, id, pageview, scroll, time},
@@ -124,7 +124,10 @@ async fn dashboard_shows_the_apis_numbers_as_inert_text_and_handles_sessions() {
 
     // Responsive, and sessions end on /login.
     assert_eq!(r["overflowAt375"], false, "no horizontal scroll at 375 px: {}", r["overflowing"]);
-    assert!(r["afterLogout"].as_str().is_some_and(|u| u.contains("/login")), "{r}");
+    assert!(r["afterLogout"].as_str().is_some_and(|u| u.contains("/login?reason=logout")), "{r}");
+    // "Log out" ended the token on the server, not only in the browser.
+    let (status, body) = api.get("/api/auth/me", Some(token)).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "the token after the UI's logout");
     assert!(r["afterExpired"].as_str().is_some_and(|u| u.contains("/login?reason=expired")), "{r}");
     assert!(r["expiredNotice"].as_str().is_some_and(|n| n.contains("expired")), "{r}");
     for shot in ["landing-1280", "landing-375", "register-1280", "dashboard-1280", "dashboard-375", "login-1280", "login-375"] {

@@ -362,3 +362,41 @@ async fn dashboard_and_shared_page_work_at_375_px_and_from_the_keyboard() {
         assert!(std::path::Path::new(&format!("{}/{shot}.png", shots())).exists(), "screenshot {shot}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_changes_the_password_and_logs_out_on_the_server() {
+    let r = run("account").await;
+    assert!(r["driverError"].is_null(), "{}", r["driverError"]);
+    assert_eq!(r["panelAtFirst"], json!({"hidden": true, "expanded": "false"}));
+    assert_eq!(r["panelOpened"], json!({"visible": true, "expanded": "true", "focused": "current-password"}));
+
+    // Checked in the page: nothing sent.
+    assert_eq!(r["inline"]["current-password-error"], "Enter your current password.");
+    assert_eq!(r["inline"]["new-password-error"], "Use at least 8 characters.");
+    assert_eq!(r["sentAfterInline"], 0);
+    // The server's refusal, next to the field; the session goes on.
+    assert_eq!(r["wrong"]["current-password-error"], "The current password is wrong.");
+    assert_eq!((r["wrong"]["new-password-error"].as_str(), r["wrong"]["password-status"].as_str()), (Some(""), Some("")));
+    assert_eq!(r["tokenAfterWrong"], "fake-owner-token");
+
+    // The change: the old token is over, the page logged in again and uses the new one.
+    let new_token = r["changed"]["token"].as_str().expect("a new token");
+    assert!(new_token.starts_with("fake-owner-token-"), "{new_token}");
+    assert_eq!(r["changed"]["password-status"], "Your password is changed. Every other session is logged out.");
+    assert_eq!(r["changed"]["url"], "/dashboard");
+    assert_eq!(r["changed"]["fields"], json!(["", ""]), "the form is cleared");
+    assert_eq!(r["oldTokenAfterChange"], 401);
+    let used = r["tokensAfterChange"].as_array().expect("tokens");
+    assert!(!used.is_empty() && used.iter().all(|t| t == new_token), "stats after the change use the new token: {used:?}");
+
+    // Log out: asked of the server with the current token, then forgotten here.
+    assert_eq!(r["logoutToken"], json!([new_token]));
+    assert_eq!(r["loggedOut"], json!({"url": "/login?reason=logout", "stored": null, "notice": "You are logged out."}));
+    assert_eq!(r["newTokenAfterLogout"], 401, "the server ended the token");
+    let calls = r["accountCalls"].as_array().expect("calls");
+    let paths: Vec<&str> = calls.iter().map(|c| c["path"].as_str().unwrap_or_default()).collect();
+    assert_eq!(paths, ["/api/auth/password", "/api/auth/password", "/api/auth/login", "/api/auth/logout"]);
+    assert_eq!(calls[1]["body"], json!({"current_password": "correct horse 1", "new_password": "brand new pass"}));
+    assert_eq!(calls[2]["body"], json!({"email": "owner@example.com", "password": "brand new pass"}));
+    assert!(std::path::Path::new(&format!("{}/account-1280.png", shots())).exists(), "screenshot");
+}

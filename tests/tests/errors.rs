@@ -257,6 +257,8 @@ async fn services_refuse_to_start_with_an_out_of_range_setting_and_name_it() {
         ("aggregator", "CP_RAW_RETENTION_DAYS", "99999999999999999"),
         ("api", "CP_JWT_TTL_HOURS", "0"),
         ("api", "CP_BCRYPT_COST", "3"),
+        ("api", "CP_LOGIN_MAX_FAILURES_PER_IP", "0"),
+        ("api", "CP_LOGIN_THROTTLE_KEYS", "9"),
     ];
     for (service, name, value) in cases {
         let child = tokio::process::Command::new(cp_tests::stack::service_binary(service))

@@ -92,6 +92,13 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
     ok(&api, Method::DELETE, &share, Some(&token), None, StatusCode::NO_CONTENT).await;
     ok(&api, Method::GET, &format!("/api/public/{share_token}/stats"), None, None, StatusCode::NOT_FOUND).await;
 
+    // The account: a password change, then a logout (each ends the user's tokens).
+    let changed = json!({"current_password": "correct horse 1", "new_password": "correct horse 2"});
+    ok(&api, Method::POST, "/api/auth/password", Some(&token), Some(&changed), StatusCode::NO_CONTENT).await;
+    let login = ok(&api, Method::POST, "/api/auth/login", None, Some(&json!({"email": demo_email, "password": "correct horse 2"})), StatusCode::OK).await;
+    let token = login["token"].as_str().expect("token").to_string();
+    ok(&api, Method::POST, "/api/auth/logout", Some(&token), None, StatusCode::NO_CONTENT).await;
+
     // The api's key reconcile (`find sites {}`) ran at its start; the aggregator's recovery
     // sweep runs once a minute and its rows come from the code and the library-level tests.
     stack.wait_drained().await;

@@ -6,7 +6,8 @@
   var reasons = {
     expired: 'Your session has expired. Please log in again.',
     signin: 'Please log in to see your dashboard.',
-    logout: 'You are logged out.'
+    logout: 'You are logged out.',
+    password: 'Your password was changed. Log in with the new one.'
   };
   var reason = new URLSearchParams(location.search).get('reason');
   if (reason && reasons[reason]) {

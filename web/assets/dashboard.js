@@ -1,8 +1,9 @@
 // The owner's dashboard: sites, snippet and key, the live view, the stats of a timeframe or a
 // custom range (refreshed every 10 s while the tab is visible, compared with the previous
 // period, optionally filtered to one page), CSV export, goals, the public link and the site's
-// settings. The view (site, timeframe or range, page) lives in the URL: it can be shared, and
-// back/forward restore it. Every string that came from tracking is set as text.
+// settings, and the account (log out, change the password). The view (site, timeframe or
+// range, page) lives in the URL: it can be shared, and back/forward restore it. Every string
+// that came from tracking is set as text.
 
 import { $, el, copyText } from './dom.js';
 import { request } from './http.js';
@@ -14,24 +15,31 @@ import { createLive } from './live.js';
 import { createGoals } from './goals.js';
 import { createSharing } from './sharing.js';
 import { downloadCsv } from './export.js';
+import { createAccount } from './account.js';
 
 const STATS_EVERY_MS = 10000;
 const LIVE_EVERY_MS = 5000;
 
 function main() {
-  const token = localStorage.getItem('cp_token');
+  // Replaced when a password change logs in again.
+  let token = localStorage.getItem('cp_token');
   if (!token) {
     location.replace('/login?reason=signin');
     return;
   }
   const ingest = (document.querySelector('meta[name="cp-ingest"]') || {}).content || '';
-  const state = { sites: [], site: null, view: readView(location.search), charts: {}, stats: null };
+  const state = { sites: [], site: null, view: readView(location.search), charts: {}, stats: null, user: null };
   window.cpDashboard = state; // read by the browser tests: what the charts were given
 
-  // An expired or forged token ends the session wherever it shows up.
+  // A password change ends this token and logs in again meanwhile: a refresh refused then is
+  // not the end of the session.
+  let renewing = false;
+
+  // An expired, forged or ended token ends the session wherever it shows up.
   function call(path, opts) {
-    return request(path, Object.assign({ token }, opts)).catch((e) => {
-      if (e.status === 401) {
+    const used = token;
+    return request(path, Object.assign({ token: used }, opts)).catch((e) => {
+      if (e.status === 401 && !renewing && used === token) {
         localStorage.removeItem('cp_token');
         location.replace('/login?reason=expired');
       }
@@ -202,9 +210,18 @@ function main() {
       .catch(siteActionError);
   });
   $('copy-snippet').addEventListener('click', () => copyText($('snippet').textContent, $('copy-status')));
-  $('logout').addEventListener('click', () => {
-    localStorage.removeItem('cp_token');
-    location.assign('/login?reason=logout');
+  createAccount({
+    token: () => token,
+    setToken: (t) => {
+      token = t;
+      localStorage.setItem('cp_token', t);
+    },
+    email: () => state.user && state.user.email,
+    renewing: (on) => { renewing = on; },
+    leave: (reason) => {
+      localStorage.removeItem('cp_token');
+      location.assign('/login?reason=' + reason);
+    },
   });
   const zones = Intl.supportedValuesOf ? Intl.supportedValuesOf('timeZone') : ['UTC'];
   const dl = $('tz-list');
@@ -215,7 +232,10 @@ function main() {
   });
 
   const wanted = new URLSearchParams(location.search).get('site');
-  call('/api/auth/me').then(() => loadSites(wanted)).catch((e) => {
+  call('/api/auth/me').then((user) => {
+    state.user = user;
+    return loadSites(wanted);
+  }).catch((e) => {
     if (e.status !== 401) {
       $('banner').textContent = 'Cannot load your sites: ' + e.message;
       $('banner').hidden = false;

@@ -1,4 +1,8 @@
-//! `/api/auth/*`: register, log in, who am I.
+//! `/api/auth/*`: register, log in, who am I, log out, change the password.
+//!
+//! Logging out and changing the password end every token the user held before, on every
+//! device: each raises the user's token version (`revocation`). A password change answers 204
+//! without a new token; the dashboard logs in again with the new password.
 
 use std::time::Instant;
 
@@ -10,9 +14,12 @@ use axum::{
     routing::{get, post},
 };
 use chrono::{SecondsFormat, Utc};
-use mongodb::bson::{DateTime, doc};
+use mongodb::{
+    bson::{DateTime, doc},
+    options::ReturnDocument,
+};
 use serde::{Deserialize, Serialize};
-use shared::store::UserDoc;
+use shared::store::{UserDoc, user_fields as f};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
@@ -29,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/register", post(register))
         .route("/api/auth/login", post(login))
         .route("/api/auth/me", get(me))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/password", post(change_password))
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
 }
 
@@ -93,7 +102,7 @@ async fn register(
         .admit(vec![ip_key(ip)], Instant::now())
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let password_hash = state.hasher.hash_new(password).await?;
-    let user = UserDoc { id: keys::new_id()?, email, name, password_hash, created_at: DateTime::now() };
+    let user = UserDoc { id: keys::new_id()?, email, name, password_hash, created_at: DateTime::now(), token_version: 0 };
     let inserted = state.users.insert_one(&user).await;
     // A taken email counts too: it answers whether an account exists.
     match inserted {
@@ -104,7 +113,7 @@ async fn register(
         }
         Err(e) => return Err(e.into()),
     }
-    let token = state.tokens.issue(&user.id, Utc::now().timestamp())?;
+    let token = state.tokens.issue(&user.id, user.token_version, Utc::now().timestamp())?;
     Ok((StatusCode::CREATED, Json(Session { token, user: (&user).into() })))
 }
 
@@ -114,26 +123,21 @@ struct LoginBody {
     password: Option<String>,
 }
 
-/// The attempt is counted against the email and the client IP before bcrypt runs (see
-/// `throttle`). A malformed email cannot belong to an account: it fails at once, counted
-/// against the IP only, so an oversized value never becomes a limiter key.
+/// The attempt is counted against (email, client address) and the client address before
+/// bcrypt runs (see `throttle`). A malformed email cannot belong to an account: it fails at
+/// once and counts nowhere, since it costs nothing and tells nothing, so it can neither become
+/// a limiter key nor fill the limiter.
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let password = body.password.unwrap_or_default();
-    let email = passwords::parse_email(body.email.as_deref().unwrap_or_default()).ok();
-    let mut keys = vec![ip_key(ip)];
-    if let Some(email) = &email {
-        keys.insert(0, format!("email:{email}"));
-    }
-    let attempt =
-        state.login_throttle.admit(keys, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    let Some(email) = email else {
-        attempt.keep();
+    let Ok(email) = passwords::parse_email(body.email.as_deref().unwrap_or_default()) else {
         return Err(ApiError::InvalidCredentials);
     };
+    let attempt =
+        state.login_throttle.admit(&email, ip, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
 
     let user = state.users.find_one(doc! {"email": &email}).await?;
     // Verify against a dummy hash for unknown emails so both failures take as long; a password
@@ -143,11 +147,11 @@ async fn login(
     match user {
         Some(user) if password_ok => {
             attempt.succeeded();
-            let token = state.tokens.issue(&user.id, Utc::now().timestamp())?;
+            let token = state.tokens.issue(&user.id, user.token_version, Utc::now().timestamp())?;
             Ok(Json(Session { token, user: (&user).into() }))
         }
         _ => {
-            attempt.keep();
+            attempt.failed();
             Err(ApiError::InvalidCredentials)
         }
     }
@@ -160,6 +164,70 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<UserVi
         .await?
         .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
     Ok(Json((&user).into()))
+}
+
+/// Ends every token of the caller, this one included.
+async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, ApiError> {
+    let user = state
+        .users
+        .find_one_and_update(doc! {"_id": &auth.user_id}, doc! {"$inc": {f::TOKEN_VERSION: 1}})
+        .return_document(ReturnDocument::After)
+        .await?
+        .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+    state.token_versions.ended(&user.id, user.token_version);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+/// The new password is checked first (free); the current one is verified like a login's,
+/// counted against (email, client address) first, so a stolen token cannot guess it faster
+/// than the login form could. The write swaps the hash only if it is still the one verified:
+/// of two changes racing with the same current password, one wins and the other answers 401.
+async fn change_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    auth: AuthUser,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let new_password = body.new_password.unwrap_or_default();
+    passwords::check_strength(&new_password).map_err(|e| match e {
+        ApiError::WeakPassword(why) => ApiError::InvalidPassword(why),
+        other => other,
+    })?;
+    let current = body.current_password.unwrap_or_default();
+    let user = state
+        .users
+        .find_one(doc! {"_id": &auth.user_id})
+        .await?
+        .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+    let attempt =
+        state.login_throttle.admit(&user.email, ip, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let current_ok =
+        current.len() <= passwords::MAX_PASSWORD_BYTES && state.hasher.verify(current, user.password_hash.clone()).await?;
+    if !current_ok {
+        attempt.failed();
+        return Err(ApiError::InvalidCredentials);
+    }
+    let new_hash = state.hasher.hash_new(new_password).await?;
+    let changed = state
+        .users
+        .find_one_and_update(
+            doc! {"_id": &user.id, f::PASSWORD_HASH: &user.password_hash},
+            doc! {"$set": {f::PASSWORD_HASH: new_hash}, "$inc": {f::TOKEN_VERSION: 1}},
+        )
+        .return_document(ReturnDocument::After)
+        .await?;
+    // The password was right when verified; one changed meanwhile by another request is not
+    // this caller's to replace.
+    let Some(changed) = changed else { return Err(ApiError::InvalidCredentials) };
+    attempt.succeeded();
+    state.token_versions.ended(&changed.id, changed.token_version);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub fn is_duplicate(e: &mongodb::error::Error) -> bool {

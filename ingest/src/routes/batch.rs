@@ -24,7 +24,7 @@ use axum::{
 };
 use futures::StreamExt;
 use shared::{
-    client_ip::client_ip_from_headers,
+    client_ip::{client_ip_from_headers, client_net},
     event::{Batch, EVENT_TYPES, MAX_EVENTS},
     message::BatchMessageRef,
     visitor,
@@ -33,7 +33,6 @@ use shared::{
 use crate::{
     audience::Verdict,
     error::{IngestError, UNAVAILABLE_RETRY_SECS},
-    limiter::ip_bucket,
     origin,
     publisher::PublishFailure,
     router::AppState,
@@ -84,7 +83,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
 
     let ip = client_ip_from_headers(peer, headers, &state.trusted);
     let now = Instant::now();
-    state.ip_limiter.check(&ip_bucket(ip), now).map_err(|retry_after| IngestError::RateLimited { retry_after })?;
+    state.ip_limiter.check(&client_net(ip), now).map_err(|retry_after| IngestError::RateLimited { retry_after })?;
 
     let bytes = read_limited(body).await?;
     let batch = Batch::parse(&bytes)?;
