@@ -95,9 +95,16 @@ impl Flusher {
 
     /// The documents with these ids, as stored, in chunks of [`READ_CHUNK`].
     pub(super) async fn read_raw(&self, collection: &str, ids: &[String], cost: &mut Cost) -> Result<HashMap<String, Document>, WriteError> {
+        self.read_raw_projected(collection, ids, Document::new(), cost).await
+    }
+
+    /// [`Self::read_raw`], fetching only the fields of `projection` (all when empty).
+    pub(super) async fn read_raw_projected(&self, collection: &str, ids: &[String], projection: Document, cost: &mut Cost) -> Result<HashMap<String, Document>, WriteError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(READ_CHUNK) {
-            let mut cursor = self.db.collection::<Document>(collection).find(doc! {"_id": {"$in": chunk}}).await?;
+            let coll = self.db.collection::<Document>(collection);
+            let find = coll.find(doc! {"_id": {"$in": chunk}});
+            let mut cursor = if projection.is_empty() { find.await? } else { find.projection(projection.clone()).await? };
             cost.round_trips += 1;
             while let Some(raw) = cursor.try_next().await? {
                 let id = raw.get_str("_id").map_err(|e| WriteError::Decode(format!("{collection}: {e}")))?.to_string();

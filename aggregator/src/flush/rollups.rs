@@ -65,17 +65,27 @@ fn class(part: Option<Part>) -> u8 {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(raw: &Document) -> Result<T, WriteError> {
-    bson::from_document(raw.clone()).map_err(|e| WriteError::Decode(format!("{}: {e}", raw.get_str("_id").unwrap_or("?"))))
+fn decode<T: serde::de::DeserializeOwned>(raw: Document) -> Result<T, WriteError> {
+    let id = raw.get_str("_id").unwrap_or("?").to_string();
+    bson::from_document(raw).map_err(|e| WriteError::Decode(format!("{id}: {e}")))
 }
 
-fn read_unit(raw: Option<&Document>) -> Result<Option<Rollup>, WriteError> {
+fn read_unit(raw: Option<Document>) -> Result<Option<Rollup>, WriteError> {
     raw.map(|d| decode::<RollupDoc>(d).and_then(|doc| Rollup::from_doc(doc).map_err(|e| WriteError::Decode(e.to_string())))).transpose()
 }
 
-fn read_site_day(raw: Option<&Document>) -> Result<Option<SiteDayRollup>, WriteError> {
+fn read_site_day(raw: Option<Document>) -> Result<Option<SiteDayRollup>, WriteError> {
     raw.map(|d| decode::<SiteDayDoc>(d).and_then(|doc| SiteDayRollup::from_doc(doc).map_err(|e| WriteError::Decode(e.to_string()))))
         .transpose()
+}
+
+/// The revision of a stored document.
+fn rev_of(raw: &Document) -> Result<i64, WriteError> {
+    match raw.get("rev") {
+        Some(mongodb::bson::Bson::Int64(v)) => Ok(*v),
+        Some(mongodb::bson::Bson::Int32(v)) => Ok(i64::from(*v)),
+        other => Err(WriteError::Decode(format!("{}: rev is {other:?}", raw.get_str("_id").unwrap_or("?")))),
+    }
 }
 
 fn is_split(raw: Option<&Document>) -> bool {
@@ -119,11 +129,11 @@ impl Flusher {
             for (sd, units) in &pending {
                 if split.contains(&sd.id()) {
                     for (key, _) in units {
-                        if let Some(r) = read_unit(docs.get(&key.id()))? {
+                        if let Some(r) = read_unit(docs.remove(&key.id()))? {
                             units_read.insert(key.id(), r);
                         }
                     }
-                } else if let Some(r) = read_site_day(docs.get(&sd.id()))? {
+                } else if let Some(r) = read_site_day(docs.remove(&sd.id()))? {
                     days_read.insert(sd.id(), r);
                 }
             }
@@ -181,15 +191,12 @@ impl Flusher {
         let retention = self.settings.day_retention;
         let keys = |m: &SiteDayRollup| m.units.keys().map(|(b, p)| RollupKey::new(m.key.site_id.clone(), m.key.day, *b, *p)).collect::<Vec<_>>();
         let ids: Vec<String> = splitting.iter().flat_map(|(_, _, m)| keys(m)).map(|k| k.id()).collect();
-        let leftovers: HashMap<String, Document> = self.read_raw(c::ROLLUPS, &ids, &mut report.cost).await?;
+        let leftovers: HashMap<String, Document> = self.read_raw_projected(c::ROLLUPS, &ids, mongodb::bson::doc! {"rev": 1}, &mut report.cost).await?;
         for (sd, read_rev, merged) in splitting {
             tracing::info!(site_day = %sd.id(), units = merged.units.len(), "site-day splits into unit documents");
             for key in keys(&merged) {
                 let id = key.id();
-                let leftover_rev = match leftovers.get(&id) {
-                    Some(d) => read_unit(Some(d))?.map_or(0, |r| r.rev),
-                    None => 0,
-                };
+                let leftover_rev = leftovers.get(&id).map(rev_of).transpose()?.unwrap_or(0);
                 let Some(body) = merged.units.get(&(key.bucket, key.part)).cloned() else { continue };
                 let unit = Rollup { key: key.clone(), rev: leftover_rev + 1, applied: merged.applied.clone(), body };
                 statements.push((class(Some(key.part)), sd.clone(), rollup::replace_statement(&unit.to_doc(retention), leftover_rev)?));
