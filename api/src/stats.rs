@@ -4,43 +4,12 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use shared::rollup::Dim;
+use shared::rollup::{Dim, Series};
 
-/// Counters of one bucket (a day or an hour), of the site or, with a page filter, of a page.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RollupRow {
-    pub pageviews: i64,
-    pub sessions: i64,
-    pub clicks: i64,
-    pub visitors: i64,
-    pub scroll_sum: i64,
-    pub time_sum: f64,
-    /// Scroll events that reached 25, 50, 75 and 100 percent.
-    pub reached: [i64; 4],
-    /// Sessions that completed a goal.
-    pub conversions: i64,
-    /// Sessions (of those counted in `started`) that did not bounce.
-    pub engaged: i64,
-    /// Sessions whose bounce is tracked: the bounce rate's denominator.
-    pub started: i64,
-}
-
-impl RollupRow {
-    pub fn add(&mut self, o: &RollupRow) {
-        self.pageviews += o.pageviews;
-        self.sessions += o.sessions;
-        self.clicks += o.clicks;
-        self.visitors += o.visitors;
-        self.scroll_sum += o.scroll_sum;
-        self.time_sum += o.time_sum;
-        for (a, b) in self.reached.iter_mut().zip(o.reached) {
-            *a += b;
-        }
-        self.conversions += o.conversions;
-        self.engaged += o.engaged;
-        self.started += o.started;
-    }
-}
+/// Counters of one bucket (a day or an hour), of the site or, with a page filter, of a page:
+/// the stored [`Series`] itself (a page's are read from its entry in the page list), with
+/// `visitors` the distinct visitors of the bucket.
+pub type RollupRow = Series;
 
 /// One row of a top list as read: key, count, conversions, a text seen (clicks only).
 #[derive(Debug, Clone, PartialEq)]

@@ -311,19 +311,9 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
     Ok(Loaded { inputs: Inputs { points, distinct_visitors: None, lists }, docs_read })
 }
 
+/// A bucket's counters, with its distinct visitors (an hour's come from its sketch).
 fn series_row(s: &Series, visitors: i64) -> RollupRow {
-    RollupRow {
-        pageviews: s.pageviews,
-        sessions: s.sessions,
-        clicks: s.clicks,
-        visitors,
-        scroll_sum: s.scroll_sum,
-        time_sum: s.time_sum,
-        reached: s.reached,
-        conversions: s.conversions,
-        engaged: s.engaged,
-        started: s.started,
-    }
+    RollupRow { visitors, ..s.clone() }
 }
 
 /// A page's own counters, as a series row: its sessions are those that entered on it.

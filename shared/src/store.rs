@@ -34,6 +34,7 @@ pub struct UserDoc {
 
 /// Field names of [`UserDoc`] used in filters and updates.
 pub mod user_fields {
+    pub const EMAIL: &str = "email";
     pub const PASSWORD_HASH: &str = "password_hash";
     pub const TOKEN_VERSION: &str = "token_version";
 }
@@ -71,6 +72,8 @@ pub mod site_fields {
     pub const TIMEZONE: &str = "timezone";
     pub const API_KEY: &str = "api_key";
     pub const KEY_ROTATIONS: &str = "key_rotations";
+    pub const CREATED_AT: &str = "created_at";
+    pub const SHARE_HASH: &str = "share_hash";
 }
 
 /// The fields of a [`SiteDoc`] its key-value entry is made of: what the api's reconcile lists
@@ -334,8 +337,8 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
     use flush_fields as f;
     type Doc = mongodb::bson::Document;
     let mut plan: Vec<(&str, Vec<IndexModel>)> = vec![
-        (c::USERS, vec![index(doc! {"email": 1}, unique())]),
-        (c::SITES, vec![index(doc! {"api_key": 1}, unique()), index(doc! {"owner_id": 1}, None)]),
+        (c::USERS, vec![index(doc! {user_fields::EMAIL: 1}, unique())]),
+        (c::SITES, vec![index(doc! {site_fields::API_KEY: 1}, unique()), index(doc! {site_fields::OWNER_ID: 1}, None)]),
         (c::VISITOR_MARKS, vec![index(doc! {"expire_at": 1}, None)]),
         (c::SESSIONS, vec![index(doc! {"expire_at": 1}, None)]),
         (c::ROLLUPS, crate::rollup::indexes()),

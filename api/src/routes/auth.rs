@@ -139,7 +139,7 @@ async fn login(
     let attempt =
         state.login_throttle.admit(&email, ip, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
 
-    let user = state.users.find_one(doc! {"email": &email}).await?;
+    let user = state.users.find_one(doc! {f::EMAIL: &email}).await?;
     // Verify against a dummy hash for unknown emails so both failures take as long; a password
     // bcrypt would truncate cannot be right and is not hashed at all.
     let hash = user.as_ref().map_or_else(|| state.dummy_hash.as_ref().clone(), |u| u.password_hash.clone());

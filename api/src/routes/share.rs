@@ -20,7 +20,11 @@ use chrono_tz::Tz;
 use mongodb::{bson::doc, options::ReturnDocument};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shared::{names::collections as c, store::SiteDoc, time};
+use shared::{
+    names::collections as c,
+    store::{SiteDoc, site_fields},
+    time,
+};
 
 use crate::{
     error::ApiError,
@@ -69,7 +73,7 @@ pub async fn site_by_token(state: &AppState, token: &str) -> Result<Option<SiteD
     let hash = token_hash(token);
     let Some(link) = links(state).find_one(doc! {"_id": &hash}).await? else { return Ok(None) };
     // The site must still hold this link: a link replaced or revoked meanwhile opens nothing.
-    Ok(state.sites.find_one(doc! {"_id": &link.site_id, "share_hash": &hash}).await?)
+    Ok(state.sites.find_one(doc! {"_id": &link.site_id, site_fields::SHARE_HASH: &hash}).await?)
 }
 
 #[derive(Serialize)]
@@ -88,7 +92,7 @@ async fn create(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
     links(&state).insert_one(ShareLinkDoc { id: hash.clone(), site_id: site.id.clone() }).await?;
     let before = state
         .sites
-        .find_one_and_update(doc! {"_id": &site.id}, doc! {"$set": {"share_hash": &hash}})
+        .find_one_and_update(doc! {"_id": &site.id}, doc! {"$set": {site_fields::SHARE_HASH: &hash}})
         .return_document(ReturnDocument::Before)
         .await?;
     forget_link(&state, before.and_then(|s| s.share_hash)).await?;
@@ -99,7 +103,7 @@ async fn revoke(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
     let site = owned_site(&state, &auth, &id).await?;
     let before = state
         .sites
-        .find_one_and_update(doc! {"_id": &site.id}, doc! {"$unset": {"share_hash": ""}})
+        .find_one_and_update(doc! {"_id": &site.id}, doc! {"$unset": {site_fields::SHARE_HASH: ""}})
         .return_document(ReturnDocument::Before)
         .await?;
     forget_link(&state, before.and_then(|s| s.share_hash)).await?;

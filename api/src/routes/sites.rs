@@ -89,11 +89,11 @@ fn parse_timezone(raw: &str) -> Result<String, ApiError> {
 
 /// The caller's site `id`, or 404.
 pub async fn owned_site(state: &AppState, user: &AuthUser, id: &str) -> Result<SiteDoc, ApiError> {
-    state.sites.find_one(doc! {"_id": id, "owner_id": &user.user_id}).await?.ok_or(ApiError::NotFound)
+    state.sites.find_one(doc! {"_id": id, site_fields::OWNER_ID: &user.user_id}).await?.ok_or(ApiError::NotFound)
 }
 
 async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Vec<SiteView>>, ApiError> {
-    let sites: Vec<SiteDoc> = state.sites.find(doc! {"owner_id": &auth.user_id}).sort(doc! {"created_at": 1}).await?.try_collect().await?;
+    let sites: Vec<SiteDoc> = state.sites.find(doc! {site_fields::OWNER_ID: &auth.user_id}).sort(doc! {site_fields::CREATED_AT: 1}).await?.try_collect().await?;
     Ok(Json(sites.iter().map(SiteView::from).collect()))
 }
 
@@ -176,7 +176,7 @@ async fn update(
     if let Some(tz) = &body.timezone {
         set.insert("timezone", parse_timezone(tz)?);
     }
-    let filter = doc! {"_id": &id, "owner_id": &auth.user_id};
+    let filter = doc! {"_id": &id, site_fields::OWNER_ID: &auth.user_id};
     let site = if set.is_empty() {
         state.sites.find_one(filter).await?
     } else {
@@ -195,7 +195,7 @@ async fn update(
 async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     // A task of its own: once the document is gone, the slot, the key and the share link must follow.
     tokio::spawn(async move {
-        let site = state.sites.find_one_and_delete(doc! {"_id": &id, "owner_id": &auth.user_id}).await?.ok_or(ApiError::NotFound)?;
+        let site = state.sites.find_one_and_delete(doc! {"_id": &id, site_fields::OWNER_ID: &auth.user_id}).await?.ok_or(ApiError::NotFound)?;
         give_back(&SiteSlots::new(&state.db, state.config.max_sites_per_account), &site.owner_id).await;
         state.keys.revoke(&site.api_key).await?;
         crate::routes::share::forget_link(&state, site.share_hash).await
@@ -224,7 +224,7 @@ async fn rotate(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
         let swapped = state
             .sites
             .find_one_and_update(
-                doc! {"_id": &site.id, "owner_id": &site.owner_id, site_fields::API_KEY: &site.api_key},
+                doc! {"_id": &site.id, site_fields::OWNER_ID: &site.owner_id, site_fields::API_KEY: &site.api_key},
                 doc! {"$set": {site_fields::API_KEY: &next.api_key, site_fields::KEY_ROTATIONS: rotations}},
             )
             .return_document(ReturnDocument::After)

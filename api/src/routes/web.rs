@@ -10,6 +10,7 @@ use axum::{
     routing::get,
 };
 use mongodb::bson::doc;
+use shared::store::{site_fields, user_fields};
 use tower_http::{
     services::{ServeDir, ServeFile},
     set_header::SetResponseHeaderLayer,
@@ -123,8 +124,8 @@ async fn demo(State(state): State<AppState>) -> Response {
 
 async fn demo_key(state: &AppState) -> Option<String> {
     let email = state.config.demo_email.as_deref()?;
-    let user = state.users.find_one(doc! {"email": email}).await.ok()??;
-    let site = state.sites.find_one(doc! {"owner_id": &user.id}).sort(doc! {"created_at": 1}).await.ok()??;
+    let user = state.users.find_one(doc! {user_fields::EMAIL: email}).await.ok()??;
+    let site = state.sites.find_one(doc! {site_fields::OWNER_ID: &user.id}).sort(doc! {site_fields::CREATED_AT: 1}).await.ok()??;
     Some(site.api_key)
 }
 
