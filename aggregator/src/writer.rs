@@ -25,8 +25,6 @@ pub enum WriteError {
     Encode(#[from] mongodb::bson::ser::Error),
     #[error("a stored document does not read: {0}")]
     Decode(String),
-    #[error("stopped after step {0:?} (injected fault)")]
-    Injected(crate::flush::Step),
 }
 
 /// Counts what a flush costs MongoDB.

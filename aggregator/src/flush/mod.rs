@@ -35,12 +35,16 @@
 //! after s is done, so a watermark ≥ s on a document F touches means F is counted there.
 //! Step 3's answers do not depend on who asks: a mark belongs to F or it does not.
 //!
-//! The module is split by concern: this file runs the steps, [`revisioned`] is the
-//! revision-checked read-merge-write they share, [`rollups`] the site-day aware rollup step,
-//! [`merge`] computes what one document becomes, [`recovery`] finishes the flushes of others.
+//! The module is split by concern: this file runs the steps, [`marks`] is step 3,
+//! [`revisioned`] the revision-checked read-merge-write steps 4a and 4b share (and which old
+//! watermarks may go), [`rollups`] the site-day aware step 4b, [`merge`] computes what one
+//! document becomes, [`duplicates`] settles batches stored already, [`recovery`] finishes the
+//! flushes of others.
 //! Tests stop a flush after any step ([`Step`]) and check that recovery counts every event
 //! exactly once.
 
+mod duplicates;
+mod marks;
 pub mod merge;
 pub mod recovery;
 mod revisioned;
@@ -55,20 +59,17 @@ use std::{
     time::Duration,
 };
 
-use futures::TryStreamExt;
 use mongodb::{
     Database,
     bson::{self, DateTime, Document, doc},
 };
 use shared::{
     clock::Clock,
-    event::EventKind,
     message::BatchMessage,
     names::collections as c,
-    rollup::{Bucket, Watermark},
+    rollup::Watermark,
     site_config::{GoalDoc, SiteConfigDoc},
-    store::{FlushRecord, FlushState, RawBatchDoc, VisitorMarkDoc, flush_fields, mark_fields, raw_fields},
-    time,
+    store::{FlushRecord, FlushState, RawBatchDoc, flush_fields},
 };
 
 use crate::{
@@ -76,10 +77,11 @@ use crate::{
     sessions::{self, Effect, SessionDoc, SessionFacts, SessionState},
     writer::{self, Cost, WriteError},
 };
+use marks::NewMark;
 use revisioned::{Stored, is_prunable};
 
 /// How long visitor marks are kept: a local day lasts at most 26 h, plus redelivery time.
-const MARK_KEEP: Duration = Duration::from_secs(3 * 24 * 3600);
+pub(super) const MARK_KEEP: Duration = Duration::from_secs(3 * 24 * 3600);
 /// How long a session document is kept after the session was first seen.
 const SESSION_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
 /// A watermark of another instance untouched this long is dropped once none of that
@@ -145,16 +147,39 @@ pub struct FlushReport {
     pub cost: Cost,
 }
 
+/// Why a step of a flush failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// MongoDB refused or failed a read or a write (or a stored document does not read).
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// A test stopped the flush right after this step ([`Flusher::failing_after`]).
+    #[error("stopped after step {0:?} (injected fault)")]
+    Injected(Step),
+}
+
+impl From<mongodb::error::Error> for StepError {
+    fn from(e: mongodb::error::Error) -> Self {
+        Self::Write(e.into())
+    }
+}
+
+impl From<mongodb::bson::ser::Error> for StepError {
+    fn from(e: mongodb::bson::ser::Error) -> Self {
+        Self::Write(e.into())
+    }
+}
+
 /// Why a flush failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FlushError {
     /// Nothing was claimed: the messages may simply be redelivered.
     #[error("claiming a flush: {0}")]
-    NotClaimed(WriteError),
+    NotClaimed(StepError),
     /// Flush `flush` is claimed and maybe partly applied: it must be finished ([`Flusher::recover`])
     /// before this instance starts another.
     #[error("flush {flush}: {error}")]
-    Claimed { flush: FlushId, error: WriteError },
+    Claimed { flush: FlushId, error: StepError },
 }
 
 /// Settings of the protocol.
@@ -195,7 +220,7 @@ impl Flusher {
         }
     }
 
-    /// A flusher that stops with [`WriteError::Injected`] right after `step`: for tests of
+    /// A flusher that stops with [`StepError::Injected`] right after `step`: for tests of
     /// the protocol's crash points.
     pub fn failing_after(mut self, step: Step) -> Self {
         self.fault = Some(step);
@@ -210,16 +235,16 @@ impl Flusher {
         DateTime::from_millis(self.clock.now_ms())
     }
 
-    fn stop_if(&self, step: Step) -> Result<(), WriteError> {
-        if self.fault == Some(step) { Err(WriteError::Injected(step)) } else { Ok(()) }
+    fn stop_if(&self, step: Step) -> Result<(), StepError> {
+        if self.fault == Some(step) { Err(StepError::Injected(step)) } else { Ok(()) }
     }
 
     /// Writes `msgs` (distinct batches) and says, per message, whether it may be acked.
     pub async fn flush(&self, msgs: &[BatchMessage]) -> Result<(Vec<Verdict>, FlushReport), FlushError> {
         let id = FlushId { inst: self.inst.to_string(), seq: self.next_seq.fetch_add(1, Ordering::SeqCst) };
         let mut report = FlushReport::default();
-        self.claim(&id, &mut report.cost).await.map_err(FlushError::NotClaimed)?;
-        let claimed = |error| FlushError::Claimed { flush: id.clone(), error };
+        self.claim(&id, &mut report.cost).await.map_err(|e| FlushError::NotClaimed(e.into()))?;
+        let claimed = |error: StepError| FlushError::Claimed { flush: id.clone(), error };
         self.stop_if(Step::Claim).map_err(claimed)?;
 
         let raw_docs = msgs
@@ -235,7 +260,7 @@ impl Flusher {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| claimed(e.into()))?;
         let dups: HashSet<usize> =
-            writer::insert_unordered(&self.db, c::RAW_BATCHES, raw_docs, &mut report.cost).await.map_err(claimed)?.into_iter().collect();
+            writer::insert_unordered(&self.db, c::RAW_BATCHES, raw_docs, &mut report.cost).await.map_err(|e| claimed(e.into()))?.into_iter().collect();
         self.stop_if(Step::RawBatches).map_err(claimed)?;
 
         let fresh: Vec<&BatchMessage> = msgs.iter().enumerate().filter(|(i, _)| !dups.contains(i)).map(|(_, m)| m).collect();
@@ -270,7 +295,7 @@ impl Flusher {
     }
 
     /// Steps 3 to 5 for the batches of flush `id`.
-    async fn apply(&self, id: &FlushId, msgs: &[&BatchMessage], report: &mut FlushReport) -> Result<(), WriteError> {
+    async fn apply(&self, id: &FlushId, msgs: &[&BatchMessage], report: &mut FlushReport) -> Result<(), StepError> {
         let goals = self.read_goals(msgs, &mut report.cost).await?;
         // Oldest first, and in the same order however the batches were read (a recovery).
         let mut ordered: Vec<&BatchMessage> = msgs.to_vec();
@@ -315,70 +340,9 @@ impl Flusher {
         DateTime::from_millis(self.clock.now_ms() + keep.as_millis() as i64)
     }
 
-    /// Step 3: inserts the visitor marks of `msgs` — one per visitor and day, and one per
-    /// visitor, page and day; returns the marks that are new.
-    async fn new_marks<'m>(&self, id: &FlushId, msgs: &[&'m BatchMessage], cost: &mut Cost) -> Result<Vec<NewMark<'m>>, WriteError> {
-        let flush = id.to_string();
-        let expire_at = self.expire_in(MARK_KEEP);
-        let mut seen = HashSet::new();
-        let mut marks: Vec<(String, NewMark<'m>)> = Vec::new();
-        let mut docs = Vec::new();
-        for m in msgs {
-            let b = crate::rollup::buckets_of(m);
-            let Bucket::Day(date) = b.day else { continue };
-            let day = time::day_string(date);
-            let mut add = |mark_id: String, label: String, mark: NewMark<'m>| -> Result<(), WriteError> {
-                if seen.insert(mark_id.clone()) {
-                    docs.push(bson::to_document(&VisitorMarkDoc {
-                        id: mark_id.clone(),
-                        site_id: m.site_id.clone(),
-                        day: label,
-                        v: m.visitor.clone(),
-                        f: flush.clone(),
-                        expire_at,
-                    })?);
-                    marks.push((mark_id, mark));
-                }
-                Ok(())
-            };
-            add(VisitorMarkDoc::id_of(&m.site_id, &day, &m.visitor), day.clone(), NewMark::Visitor { site: &m.site_id, day: b.day })?;
-            for ev in &m.events {
-                if let EventKind::Pageview { .. } = ev.kind {
-                    // One mark per page, visitor and day; a new one counts the visitor in the
-                    // day and in the hour of that first view (see docs/rollups.md).
-                    let path = shared::urls::page_path(&ev.url);
-                    let mark_id = VisitorMarkDoc::id_of(&m.site_id, &format!("{day}|p:{}", page_tag(&path)), &m.visitor);
-                    add(mark_id, day.clone(), NewMark::PageVisitor { site: &m.site_id, buckets: [b.day, b.hour], path })?;
-                }
-            }
-        }
-        let dups: HashSet<usize> = writer::insert_unordered(&self.db, c::VISITOR_MARKS, docs, cost).await?.into_iter().collect();
-        let mut ours: HashSet<String> = HashSet::new();
-        if !dups.is_empty() {
-            // A mark left by an earlier attempt at this same flush is still new for it.
-            let ids: Vec<&str> = dups.iter().map(|i| marks[*i].0.as_str()).collect();
-            let mut cursor = self
-                .db
-                .collection::<Document>(c::VISITOR_MARKS)
-                .find(doc! {"_id": {"$in": ids}, mark_fields::FLUSH: &flush})
-                .projection(doc! {"_id": 1})
-                .await?;
-            cost.round_trips += 1;
-            while let Some(d) = cursor.try_next().await? {
-                ours.insert(d.get_str("_id").map_err(|e| WriteError::Decode(e.to_string()))?.to_string());
-            }
-        }
-        Ok(marks
-            .into_iter()
-            .enumerate()
-            .filter(|(i, (mark_id, _))| !dups.contains(i) || ours.contains(mark_id))
-            .map(|(_, (_, mark))| mark)
-            .collect())
-    }
-
     /// Step 4a: the sessions of the batches; returns the effects their changes have on the
     /// rollups (see [`crate::sessions`]).
-    async fn write_sessions(&self, id: &FlushId, facts: Vec<SessionFacts>, report: &mut FlushReport) -> Result<Vec<(String, Effect)>, WriteError> {
+    async fn write_sessions(&self, id: &FlushId, facts: Vec<SessionFacts>, report: &mut FlushReport) -> Result<Vec<(String, Effect)>, StepError> {
         let mut by_session: BTreeMap<String, Vec<&SessionFacts>> = BTreeMap::new();
         for f in &facts {
             by_session.entry(SessionDoc::id_of(&f.site_id, &f.session_id)).or_default().push(f);
@@ -430,89 +394,6 @@ impl Flusher {
             })
             .collect())
     }
-
-    /// Decides what to do with batches whose raw document already existed.
-    async fn settle_duplicates(
-        &self,
-        msgs: &[BatchMessage],
-        dups: &HashSet<usize>,
-        verdicts: &mut [Verdict],
-        report: &mut FlushReport,
-    ) -> Result<(), WriteError> {
-        let ids: Vec<String> = dups.iter().map(|i| msgs[*i].msg_id()).collect();
-        let mut owner: HashMap<String, String> = HashMap::new();
-        let mut cursor = self
-            .db
-            .collection::<Document>(c::RAW_BATCHES)
-            .find(doc! {"_id": {"$in": &ids}})
-            .projection(doc! {raw_fields::FLUSH: 1})
-            .await?;
-        report.cost.round_trips += 1;
-        while let Some(d) = cursor.try_next().await? {
-            let get = |k: &str| d.get_str(k).map(str::to_string).map_err(|e| WriteError::Decode(format!("raw batch {k}: {e}")));
-            owner.insert(get("_id")?, get(raw_fields::FLUSH)?);
-        }
-        let flush_ids: Vec<&String> = owner.values().collect::<HashSet<_>>().into_iter().collect();
-        let mut records: HashMap<String, FlushRecord> = HashMap::new();
-        let mut cursor = self.db.collection::<FlushRecord>(c::FLUSHES).find(doc! {"_id": {"$in": flush_ids}}).await?;
-        report.cost.round_trips += 1;
-        while let Some(r) = cursor.try_next().await? {
-            records.insert(r.id.clone(), r);
-        }
-        let mut recovered: HashMap<String, bool> = HashMap::new();
-        let lease_ms = self.settings.lease.as_millis() as i64;
-        for &i in dups {
-            let record = owner.get(&msgs[i].msg_id()).and_then(|f| records.get(f));
-            verdicts[i] = match record {
-                // Expired: done a day ago at least. (A raw document gone too: past retention.)
-                None => {
-                    report.duplicates += 1;
-                    Verdict::Ack
-                }
-                Some(r) if r.state == FlushState::Done => {
-                    report.duplicates += 1;
-                    Verdict::Ack
-                }
-                Some(r) => {
-                    let age = self.clock.now_ms() - r.claimed_at.timestamp_millis();
-                    if age < lease_ms {
-                        // Its flush may still be running elsewhere.
-                        Verdict::Retry(Duration::from_millis((lease_ms - age) as u64 + 100))
-                    } else {
-                        let done = match recovered.get(&r.id) {
-                            Some(done) => *done,
-                            None => {
-                                let flush = FlushId::parse(&r.id)
-                                    .ok_or_else(|| WriteError::Decode(format!("flush id {:?}", r.id)))?;
-                                let done = self.recover(&flush).await?;
-                                if done {
-                                    report.recovered_flushes += 1;
-                                }
-                                recovered.insert(r.id.clone(), done);
-                                done
-                            }
-                        };
-                        if done { Verdict::Ack } else { Verdict::Retry(Duration::from_secs(1)) }
-                    }
-                }
-            };
-        }
-        Ok(())
-    }
-}
-
-/// A new distinct visitor, from a visitor mark that did not exist.
-enum NewMark<'m> {
-    /// Of a site on a day.
-    Visitor { site: &'m str, day: Bucket },
-    /// Of a page on a day, first seen in that hour.
-    PageVisitor { site: &'m str, buckets: [Bucket; 2], path: String },
-}
-
-/// A short stable tag of a page path for mark ids (paths may be 2 KB long).
-fn page_tag(path: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(&Sha256::digest(path.as_bytes())[..8])
 }
 
 impl Stored for SessionDoc {
@@ -521,7 +402,7 @@ impl Stored for SessionDoc {
     }
 }
 
-fn revisioned_statement(doc: &SessionDoc, id: &str, read_rev: i64) -> Result<Document, WriteError> {
+fn revisioned_statement(doc: &SessionDoc, id: &str, read_rev: i64) -> Result<Document, StepError> {
     Ok(shared::store::revisioned_write(doc, id, read_rev)?)
 }
 

@@ -17,8 +17,7 @@ use shared::{
     store::{FlushRecord, FlushState, RawBatchDoc, flush_fields, raw_fields},
 };
 
-use super::{FlushId, FlushReport, Flusher};
-use crate::writer::WriteError;
+use super::{StepError, FlushId, FlushReport, Flusher};
 
 /// Most flushes one sweep finishes.
 const SWEEP_LIMIT: i64 = 100;
@@ -26,7 +25,7 @@ const SWEEP_LIMIT: i64 = 100;
 impl Flusher {
     /// Finishes flush `flush`. Returns false when another process holds its recovery lease
     /// (it is being finished there).
-    pub async fn recover(&self, flush: &FlushId) -> Result<bool, WriteError> {
+    pub async fn recover(&self, flush: &FlushId) -> Result<bool, StepError> {
         let id = flush.to_string();
         let now = self.clock.now_ms();
         let until = DateTime::from_millis(now + self.settings.lease.as_millis() as i64);
@@ -56,7 +55,7 @@ impl Flusher {
     }
 
     /// Finishes every flush left applying for two leases; returns how many.
-    pub async fn sweep(&self) -> Result<usize, WriteError> {
+    pub async fn sweep(&self) -> Result<usize, StepError> {
         let cutoff = DateTime::from_millis(self.clock.now_ms() - 2 * self.settings.lease.as_millis() as i64);
         let mut cursor = self
             .db

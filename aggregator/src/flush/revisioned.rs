@@ -16,7 +16,7 @@ use shared::{
     store::{FlushRecord, FlushState},
 };
 
-use super::{FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, PRUNE_AFTER, Step};
+use super::{StepError, FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, PRUNE_AFTER, Step};
 use crate::writer::{self, Cost, WriteError};
 
 /// Most ids in one `_id $in` read.
@@ -37,8 +37,8 @@ impl Flusher {
         mut pending: Vec<String>,
         fault: fn(usize) -> Step,
         report: &mut FlushReport,
-        mut plan: impl FnMut(&str, Option<&T>, &HashSet<String>) -> Result<Option<Document>, WriteError>,
-    ) -> Result<(), WriteError>
+        mut plan: impl FnMut(&str, Option<&T>, &HashSet<String>) -> Result<Option<Document>, StepError>,
+    ) -> Result<(), StepError>
     where
         T: DeserializeOwned + Stored,
     {
@@ -66,7 +66,7 @@ impl Flusher {
                 }
             }
         }
-        Err(WriteError::Statement { collection: collection.into(), code: 11000, message: "writes kept losing races".into() })
+        Err(WriteError::Statement { collection: collection.into(), code: 11000, message: "writes kept losing races".into() }.into())
     }
 
     /// Runs `statements` in order ([`writer::update_ordered`]), stopping with the injected
@@ -79,13 +79,13 @@ impl Flusher {
         written: &mut usize,
         fault: fn(usize) -> Step,
         cost: &mut Cost,
-    ) -> Result<Option<usize>, WriteError> {
+    ) -> Result<Option<usize>, StepError> {
         if let Some(step) = self.fault
             && let Some(n) = (0..=statements.len() + *written).find(|n| fault(*n) == step && *n >= *written)
         {
             statements.truncate(n - *written);
             writer::update_ordered(&self.db, collection, statements, cost).await?;
-            return Err(WriteError::Injected(step));
+            return Err(StepError::Injected(step));
         }
         let count = statements.len();
         let outcome = writer::update_ordered(&self.db, collection, statements, cost).await?;

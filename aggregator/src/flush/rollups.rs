@@ -26,7 +26,7 @@ use shared::{
     rollup::{self, Part, Rollup, RollupDoc, RollupKey, SiteDay, SiteDayDoc, SiteDayRollup},
 };
 
-use super::{FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, Step, merge};
+use super::{StepError, FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, Step, merge};
 use crate::{
     rollup::{DocDelta, FlushDeltas},
     writer::WriteError,
@@ -94,7 +94,7 @@ fn is_split(raw: Option<&Document>) -> bool {
 
 impl Flusher {
     /// Merges `deltas` into their site-days and units (see the module documentation).
-    pub(super) async fn write_rollups(&self, id: &FlushId, deltas: FlushDeltas, report: &mut FlushReport) -> Result<(), WriteError> {
+    pub(super) async fn write_rollups(&self, id: &FlushId, deltas: FlushDeltas, report: &mut FlushReport) -> Result<(), StepError> {
         let mut pending: BTreeMap<SiteDay, Vec<(RollupKey, DocDelta)>> = BTreeMap::new();
         for (key, delta) in deltas.docs {
             pending.entry(key.site_day()).or_default().push((key, delta));
@@ -182,12 +182,12 @@ impl Flusher {
                 }
             }
         }
-        Err(WriteError::Statement { collection: c::ROLLUPS.into(), code: 11000, message: "writes kept losing races".into() })
+        Err(WriteError::Statement { collection: c::ROLLUPS.into(), code: 11000, message: "writes kept losing races".into() }.into())
     }
 
     /// The statements of site-days that split now: each unit to its own document (over
     /// whatever an unfinished split left, by its revision), then the site-day as split.
-    async fn plan_splits(&self, splitting: Vec<(SiteDay, i64, SiteDayRollup)>, statements: &mut Vec<(u8, SiteDay, Document)>, report: &mut FlushReport) -> Result<(), WriteError> {
+    async fn plan_splits(&self, splitting: Vec<(SiteDay, i64, SiteDayRollup)>, statements: &mut Vec<(u8, SiteDay, Document)>, report: &mut FlushReport) -> Result<(), StepError> {
         let retention = self.settings.day_retention;
         let keys = |m: &SiteDayRollup| m.units.keys().map(|(b, p)| RollupKey::new(m.key.site_id.clone(), m.key.day, *b, *p)).collect::<Vec<_>>();
         let ids: Vec<String> = splitting.iter().flat_map(|(_, _, m)| keys(m)).map(|k| k.id()).collect();
