@@ -1,4 +1,4 @@
-//! Removing what has expired (`shared::store::Expiry`): rollups past their retention, sessions,
+//! Removing what has expired (`shared::indexes::Expiry`): rollups past their retention, sessions,
 //! visitor marks, done flush records, recovery leases and raw batches.
 //!
 //! Once a minute each aggregator finds, per collection, the documents whose date field is past
@@ -8,14 +8,14 @@
 //! aggregators may sweep at once: a document deleted twice is deleted once.
 //!
 //! This is the work TTL indexes would do; why a job of our own does it instead is in
-//! `shared::store::Expiry`.
+//! `shared::indexes::Expiry`.
 
 use futures::TryStreamExt;
 use mongodb::{
     Database,
     bson::{Bson, DateTime, Document, doc},
 };
-use shared::store::Expiry;
+use shared::indexes::Expiry;
 
 /// Documents deleted per round.
 const ROUND: i64 = 1000;

@@ -3,7 +3,7 @@
 //! expiry of what is past its keep ([`crate::expiry`]).
 
 use mongodb::Database;
-use shared::store::Expiry;
+use shared::indexes::Expiry;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::{expiry, flush::Flusher, metrics::Metrics};

@@ -6,12 +6,14 @@
 //! - [`config`], [`startup`], [`router`], [`metrics`]: the process.
 //! - [`consumer`]: pulling chunks from JetStream and acking after the write.
 //! - [`flush`]: the exactly-once write protocol and the recovery of half-done flushes.
+//! - [`buckets`]: the day, hour and minute a batch counts in.
 //! - [`rollup`]: pure arithmetic from a batch to counter increments.
 //! - [`sessions`]: what a session did across batches: conversions, attribution, bounces.
 //! - [`writer`]: bulk MongoDB commands.
-//! - [`jobs`]: scheduled maintenance.
-//! - [`migrate`]: the one-off move from the first rollup layout.
+//! - [`jobs`], [`expiry`]: scheduled maintenance: the recovery sweep, removing what expired.
+//! - [`migrate`]: the one-off moves between layouts.
 
+pub mod buckets;
 pub mod config;
 pub mod consumer;
 pub mod expiry;

@@ -22,7 +22,10 @@ use shared::{
     time, urls,
 };
 
-use crate::sessions::{Effect, SessionFacts, Start};
+use crate::{
+    buckets::{Buckets, buckets_of},
+    sessions::{Effect, SessionFacts, Start},
+};
 
 /// Scroll depths whose reach is counted for the scroll distribution.
 pub const MILESTONES: [u8; 4] = [25, 50, 75, 100];
@@ -102,30 +105,6 @@ fn site_day(day: Bucket) -> NaiveDate {
     match day {
         Bucket::Day(d) => d,
         Bucket::Hour(s) | Bucket::Minute(s) => time::local_day(s * 1000, Tz::UTC),
-    }
-}
-
-/// The buckets of one batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Buckets {
-    pub day: Bucket,
-    pub hour: Bucket,
-    pub minute: Bucket,
-}
-
-impl Buckets {
-    fn stats(&self) -> [Bucket; 2] {
-        [self.day, self.hour]
-    }
-}
-
-/// The buckets a batch belongs to.
-pub fn buckets_of(msg: &BatchMessage) -> Buckets {
-    let tz: Tz = time::parse_tz(&msg.timezone).unwrap_or(Tz::UTC);
-    Buckets {
-        day: Bucket::Day(time::local_day(msg.received_at, tz)),
-        hour: Bucket::Hour(time::hour_start(msg.received_at, tz)),
-        minute: Bucket::Minute(time::minute_start(msg.received_at)),
     }
 }
 

@@ -30,7 +30,7 @@ use shared::{
     rollup::{Bucket, Dim, Watermark},
 };
 
-use crate::rollup::Buckets;
+use crate::buckets::Buckets;
 
 /// How many conversion days and goal completions a session remembers (a session rarely spans
 /// more than a day; these only bound a document that page code could try to grow).

@@ -34,7 +34,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
     // MongoDB may come up after us: keep trying the indexes rather than exiting.
     loop {
-        match shared::store::ensure_indexes(&db, Some(config.raw_retention)).await {
+        match shared::indexes::ensure_indexes(&db, Some(config.raw_retention)).await {
             Ok(()) => break,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "mongodb not ready, retrying");
@@ -78,7 +78,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
     let flusher = Flusher::new(db.clone(), settings, clock);
     tracing::info!(instance = flusher.instance(), "aggregator instance");
-    let mut scheduler = jobs::start(flusher.clone(), db, shared::store::expiries(config.raw_retention), metrics.clone()).await?;
+    let mut scheduler = jobs::start(flusher.clone(), db, shared::indexes::expiries(config.raw_retention), metrics.clone()).await?;
     let settings = ChunkSettings { max_batches: config.max_batches, max_wait: config.flush_interval };
     let lag = tokio::spawn(consumer::watch_lag(consumer.clone(), metrics.clone(), cancel.clone()));
     let mut work = tokio::spawn(consumer::run(consumer, flusher, metrics, settings, cancel.clone()));

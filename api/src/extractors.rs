@@ -10,7 +10,7 @@ use axum::{
 use serde::de::DeserializeOwned;
 use shared::client_ip::TrustedProxies;
 
-use crate::{error::ApiError, router::AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// `axum::Json` whose rejections answer with the envelope (400 `invalid_request`).
 pub struct ApiJson<T>(pub T);

@@ -3,11 +3,13 @@
 //! # Layout
 //! - [`config`], [`startup`], [`router`], [`metrics`], [`jobs`]: the process.
 //! - [`routes`]: the HTTP handlers by resource.
+//! - [`state`]: what every request shares.
 //! - [`error`], [`extractors`]: failures and the JSON / auth extractors.
 //! - [`tokens`], [`passwords`], [`throttle`], [`revocation`]: authentication, and ending tokens.
 //! - [`keys`]: site keys and the key-value bucket ingest watches; [`lease`]: one runner of a
 //!   job across api processes.
 //! - [`quota`]: per-tenant limits (sites per account, key rotations per site).
+//! - [`share_links`]: share links as stored, found by their token's hash.
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
 //!   and reading the rollups.
 
@@ -23,7 +25,9 @@ pub mod quota;
 pub mod revocation;
 pub mod router;
 pub mod routes;
+pub mod share_links;
 pub mod startup;
+pub mod state;
 pub mod stats;
 pub mod stats_store;
 pub mod throttle;

@@ -1,6 +1,6 @@
-//! The api's routes, the state they share, and the headers every answer carries.
+//! The api's routes and the headers every answer carries.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Router,
@@ -8,23 +8,10 @@ use axum::{
     http::{HeaderName, HeaderValue, header},
     middleware,
 };
-use mongodb::{Collection, Database};
-use shared::{
-    site_config::SiteConfigDoc,
-    store::{SiteDoc, UserDoc},
-};
 use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
-use crate::{
-    config::Config,
-    keys::KeyRegistry,
-    metrics::Metrics,
-    passwords::Hasher,
-    revocation::TokenVersions,
-    routes,
-    throttle::{LoginThrottle, Throttle},
-    tokens::Tokens,
-};
+pub use crate::state::AppState;
+use crate::routes;
 
 /// Largest request body: the api takes small JSON documents only.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -32,33 +19,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The policy of answers that are not pages (JSON, errors): load nothing, be framed nowhere.
 /// Pages set their own (`routes::web::CSP`).
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
-
-/// Cheap handles shared by every request.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Database,
-    pub users: Collection<UserDoc>,
-    pub sites: Collection<SiteDoc>,
-    /// What each site counts (its goals), one document per site.
-    pub site_config: Collection<SiteConfigDoc>,
-    pub tokens: Arc<Tokens>,
-    pub keys: KeyRegistry,
-    /// Login (and password change) attempts per (email, client address) and per address.
-    pub login_throttle: Arc<LoginThrottle>,
-    /// The users' token versions: what ends a token before it expires.
-    pub token_versions: Arc<TokenVersions>,
-    /// Registrations per client IP.
-    pub register_throttle: Arc<Throttle>,
-    /// Shared-link stats requests per client IP.
-    pub public_throttle: Arc<Throttle>,
-    /// bcrypt with bounded concurrency.
-    pub hasher: Hasher,
-    /// A bcrypt hash of nothing anyone knows, verified against when the email is unknown.
-    pub dummy_hash: Arc<String>,
-    pub metrics: Metrics,
-    pub nats: async_nats::Client,
-}
 
 /// The whole public HTTP surface of the api (`/metrics` is on the internal listener).
 pub fn router(state: AppState) -> Router {

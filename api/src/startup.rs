@@ -24,7 +24,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = shared::store::connect(&config.backends.mongodb_uri, &config.backends.mongodb_db, "convertpulse-api").await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        match shared::store::ensure_indexes(&db, None).await {
+        match shared::indexes::ensure_indexes(&db, None).await {
             Ok(()) => break,
             Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %format!("{e:#}"), "mongodb not ready, retrying");

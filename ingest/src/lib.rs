@@ -5,7 +5,7 @@
 //! # Layout
 //! - [`config`]: settings from the environment.
 //! - [`startup`]: connects to NATS, starts the background tasks, serves.
-//! - [`router`] and [`routes`]: the HTTP surface.
+//! - [`router`] and [`routes`]: the HTTP surface; [`state`]: what every request shares.
 //! - [`error`]: every way a request can fail, and its status.
 //! - [`sites`]: the in-memory API key → site map, kept current by watching the sites bucket.
 //! - [`salt`]: the daily visitor-hash salt shared through NATS.
@@ -29,3 +29,4 @@ pub mod routes;
 pub mod salt;
 pub mod sites;
 pub mod startup;
+pub mod state;

@@ -48,7 +48,7 @@ pub const DEFAULT_GROUP_MAX: usize = 256;
 /// Most bytes in one stream message: under the stream's own limit
 /// ([`shared::bus::MAX_MESSAGE_BYTES`]) with room for the headers.
 pub const MAX_GROUP_BYTES: usize = shared::bus::MAX_MESSAGE_BYTES - 64 * 1024;
-const _: () = assert!(MAX_GROUP_BYTES >= crate::routes::batch::MAX_BODY * 2, "a group holds at least two of the largest batches");
+const _: () = assert!(MAX_GROUP_BYTES >= shared::event::MAX_BODY * 2, "a group holds at least two of the largest batches");
 /// Most turns of the scheduler a group waits for batches still arriving (it stops at the first
 /// turn that brings none).
 const MAX_GATHER_TURNS: usize = 4;

@@ -1,6 +1,6 @@
-//! Ingest's routes and the state they share.
+//! Ingest's routes and the headers every answer carries.
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Router,
@@ -11,40 +11,9 @@ use axum::{
 use tower::ServiceBuilder;
 use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
-use shared::client_ip::TrustedProxies;
+use crate::routes;
 
-use crate::{
-    audience::UserAgents, geo::Countries, limiter::RateLimiter, metrics::Metrics, publisher::Publisher, routes,
-    salt::SaltCache, sites::SiteDirectory,
-};
-
-/// What every request shares, behind one `Arc` so that handing it to a request is one
-/// reference-count increment rather than a clone of each handle.
-#[derive(Clone)]
-pub struct AppState(pub Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// The handles inside [`AppState`].
-pub struct Shared {
-    pub sites: SiteDirectory,
-    pub salts: SaltCache,
-    pub publisher: Publisher,
-    pub key_limiter: Arc<RateLimiter<String>>,
-    pub ip_limiter: Arc<RateLimiter<IpAddr>>,
-    pub trusted: Arc<TrustedProxies>,
-    /// Device, browser, OS and bot verdicts per User-Agent.
-    pub user_agents: UserAgents,
-    /// Client IP to country.
-    pub countries: Countries,
-    pub metrics: Metrics,
-    pub nats: async_nats::Client,
-}
+pub use crate::state::{AppState, Shared};
 
 /// The whole public HTTP surface of ingest (`/metrics` is on the internal listener).
 pub fn router(state: AppState) -> Router {

@@ -1,4 +1,5 @@
-//! Reading typed settings from environment variables, with defaults and clear failures.
+//! Reading settings from environment variables, with defaults and clear failures: the helpers
+//! only (the settings every service shares are in [`crate::backends`]).
 //!
 //! Each binary declares its own `Config` struct and fills it with these helpers, so that a
 //! bad value stops the process at start with a message naming the variable.
@@ -64,39 +65,6 @@ pub fn secret(name: &str, min_len: usize) -> anyhow::Result<String> {
         bail!("{name} must be at least {min_len} bytes long (it has {})", v.len());
     }
     Ok(v)
-}
-
-/// Settings every service shares: where NATS and MongoDB are, and how to log in to them.
-/// `Debug` leaves the passwords out.
-#[derive(Clone)]
-pub struct Backends {
-    /// `NATS_URL` and the other `NATS_*` settings (see [`crate::bus::NatsSettings`]).
-    pub nats: crate::bus::NatsSettings,
-    /// `MONGODB_URI`, default `mongodb://127.0.0.1:27017`; may carry credentials
-    /// (`mongodb://user:password@host/?authSource=admin`).
-    pub mongodb_uri: String,
-    /// `MONGODB_DB`, default `convertpulse`.
-    pub mongodb_db: String,
-}
-
-impl Backends {
-    pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self {
-            nats: crate::bus::NatsSettings::from_env()?,
-            mongodb_uri: string("MONGODB_URI", "mongodb://127.0.0.1:27017"),
-            mongodb_db: string("MONGODB_DB", "convertpulse"),
-        })
-    }
-}
-
-impl std::fmt::Debug for Backends {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backends")
-            .field("nats", &self.nats)
-            .field("mongodb_uri", &redact_userinfo(&self.mongodb_uri))
-            .field("mongodb_db", &self.mongodb_db)
-            .finish()
-    }
 }
 
 /// `scheme://user:password@host/...` with the password replaced, for logs.

@@ -31,6 +31,8 @@ use raw::{Any, ListOr, ObjectOr, PairsOr, RawBatch, RawEvent};
 
 /// Most events in one batch.
 pub const MAX_EVENTS: usize = 50;
+/// Largest accepted batch body, in bytes (the contract's 64 KiB).
+pub const MAX_BODY: usize = 64 * 1024;
 /// Longest page URL, referrer or link target, in characters.
 pub const MAX_URL_CHARS: usize = 2048;
 /// Longest page title, in characters.

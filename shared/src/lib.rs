@@ -18,13 +18,14 @@
 //! - [`serve`]: serving a router with header-read and idle timeouts and a connection cap.
 //! - [`client_ip`]: the client address behind trusted proxies.
 //! - [`bus`]: JetStream stream and key-value bucket setup.
-//! - [`store`]: MongoDB document types and index setup.
+//! - [`store`]: MongoDB document types; [`indexes`]: index setup and what expires.
 //! - [`command_log`]: the query shapes a service sends to MongoDB, recorded for tests
 //!   (`CP_MONGO_COMMAND_LOG`).
 //! - [`rollup`]: the rollup documents stats are read from: keys, counters, top lists, sketches.
 //! - [`clock`]: time as a dependency, for code that tests must control.
 
 pub mod audience;
+pub mod backends;
 pub mod bus;
 pub mod clock;
 pub mod command_log;
@@ -34,6 +35,7 @@ pub mod error;
 pub mod event;
 pub mod goal;
 pub mod http;
+pub mod indexes;
 pub mod message;
 pub mod metrics;
 pub mod names;

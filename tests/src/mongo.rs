@@ -115,7 +115,7 @@ impl Mongo {
     pub async fn database(&self) -> Database {
         let name = format!("cp_lib_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
         let db = self.client.database(&name);
-        shared::store::ensure_indexes(&db, Some(Duration::from_secs(90 * 86_400))).await.expect("indexes");
+        shared::indexes::ensure_indexes(&db, Some(Duration::from_secs(90 * 86_400))).await.expect("indexes");
         db
     }
 }

@@ -10,7 +10,7 @@ use mongodb::{
     bson::{DateTime, Document, doc},
     options::IndexOptions,
 };
-use shared::{names::collections as c, store};
+use shared::{indexes as store, names::collections as c};
 
 const DAY: i64 = 86_400_000;
 

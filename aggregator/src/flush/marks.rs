@@ -29,7 +29,7 @@ impl Flusher {
         let mut marks: Vec<(String, NewMark<'m>)> = Vec::new();
         let mut docs = Vec::new();
         for m in msgs {
-            let b = crate::rollup::buckets_of(m);
+            let b = crate::buckets::buckets_of(m);
             let Bucket::Day(date) = b.day else { continue };
             let day = time::day_string(date);
             let mut add = |mark_id: String, label: String, mark: NewMark<'m>| -> Result<(), WriteError> {

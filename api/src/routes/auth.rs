@@ -26,7 +26,7 @@ use crate::{
     error::ApiError,
     extractors::{ApiJson, AuthUser, ClientIp},
     keys, passwords,
-    router::AppState,
+    state::AppState,
     throttle::ip_key,
 };
 

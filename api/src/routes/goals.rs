@@ -23,7 +23,7 @@ use crate::{
     error::ApiError,
     extractors::{ApiJson, AuthUser},
     keys,
-    router::AppState,
+    state::AppState,
     routes::{auth::rfc3339, sites::owned_site},
 };
 

@@ -3,7 +3,7 @@
 
 use axum::{Router, extract::State, response::Response, routing::get};
 
-use crate::router::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz))

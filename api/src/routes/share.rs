@@ -3,7 +3,7 @@
 //!
 //! A token carries 256 random bits and is shown once; only its SHA-256 is stored, so a
 //! database reader cannot use the links: as the `_id` of a document of
-//! [`c::SHARE_LINKS`] naming the site, and in the site's `share_hash`. Every request looks the
+//! [`shared::names::collections::SHARE_LINKS`] naming the site, and in the site's `share_hash`. Every request looks the
 //! token up by that `_id`, then the site by its `_id` holding that same hash, so a revoked or
 //! rotated link answers 404 at once and no lookup scans. A token reaches nothing but the stats
 //! of its one site: no write route accepts it.
@@ -18,19 +18,15 @@ use axum::{
 };
 use chrono_tz::Tz;
 use mongodb::{bson::doc, options::ReturnDocument};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use shared::{
-    names::collections as c,
-    store::{SiteDoc, site_fields},
-    time,
-};
+use serde::Serialize;
+use shared::{store::site_fields, time};
 
 use crate::{
+    share_links::{ShareLinkDoc, forget_link, links, site_by_token, token_hash},
     error::ApiError,
     extractors::{AuthUser, ClientIp},
     keys,
-    router::AppState,
+    state::AppState,
     routes::{
         sites::owned_site,
         stats::{StatsQuery, compute},
@@ -43,37 +39,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/sites/{id}/share", post(create).delete(revoke))
         .route("/api/public/{token}/stats", get(public_stats))
-}
-
-/// Longest token accepted (ours are 43 characters).
-const MAX_TOKEN: usize = 128;
-
-fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A share link: the hash of its token, and the site it opens.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ShareLinkDoc {
-    /// SHA-256 (hex) of the token.
-    #[serde(rename = "_id")]
-    pub id: String,
-    pub site_id: String,
-}
-
-fn links(state: &AppState) -> mongodb::Collection<ShareLinkDoc> {
-    state.db.collection(c::SHARE_LINKS)
-}
-
-/// The site a share token opens, if the link is live.
-pub async fn site_by_token(state: &AppState, token: &str) -> Result<Option<SiteDoc>, ApiError> {
-    if token.is_empty() || token.len() > MAX_TOKEN {
-        return Ok(None);
-    }
-    let hash = token_hash(token);
-    let Some(link) = links(state).find_one(doc! {"_id": &hash}).await? else { return Ok(None) };
-    // The site must still hold this link: a link replaced or revoked meanwhile opens nothing.
-    Ok(state.sites.find_one(doc! {"_id": &link.site_id, site_fields::SHARE_HASH: &hash}).await?)
 }
 
 #[derive(Serialize)]
@@ -110,13 +75,6 @@ async fn revoke(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes the link document of a hash the site no longer holds.
-pub async fn forget_link(state: &AppState, hash: Option<String>) -> Result<(), ApiError> {
-    if let Some(hash) = hash {
-        links(state).delete_one(doc! {"_id": hash}).await?;
-    }
-    Ok(())
-}
 
 async fn public_stats(
     State(state): State<AppState>,

@@ -26,7 +26,7 @@ use crate::{
     extractors::{ApiJson, AuthUser},
     keys,
     quota::{self, SiteSlots},
-    router::AppState,
+    state::AppState,
     routes::auth::rfc3339,
 };
 
@@ -198,7 +198,7 @@ async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
         let site = state.sites.find_one_and_delete(doc! {"_id": &id, site_fields::OWNER_ID: &auth.user_id}).await?.ok_or(ApiError::NotFound)?;
         give_back(&SiteSlots::new(&state.db, state.config.max_sites_per_account), &site.owner_id).await;
         state.keys.revoke(&site.api_key).await?;
-        crate::routes::share::forget_link(&state, site.share_hash).await
+        crate::share_links::forget_link(&state, site.share_hash).await
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))??;

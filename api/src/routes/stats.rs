@@ -17,7 +17,7 @@ use shared::{store::SiteDoc, time};
 use crate::{
     error::ApiError,
     extractors::AuthUser,
-    router::AppState,
+    state::AppState,
     routes::{goals::live_goals, sites::owned_site},
     stats::{self, GoalName, Meta, Stats},
     stats_store,

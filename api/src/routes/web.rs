@@ -16,7 +16,7 @@ use tower_http::{
     set_header::SetResponseHeaderLayer,
 };
 
-use crate::router::AppState;
+use crate::state::AppState;
 
 /// The policy of our own pages.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -63,7 +63,7 @@ async fn page(State(state): State<AppState>, name: &str) -> Response {
 /// A shared dashboard: the read-only page, answered 404 (same page, which then says the link
 /// is no longer valid) when the token opens nothing. The token never leaves in a Referer.
 async fn shared_page(State(state): State<AppState>, axum::extract::Path(token): axum::extract::Path<String>) -> Response {
-    let status = match crate::routes::share::site_by_token(&state, &token).await {
+    let status = match crate::share_links::site_by_token(&state, &token).await {
         Ok(Some(_)) => StatusCode::OK,
         Ok(None) => StatusCode::NOT_FOUND,
         Err(e) => return e.into_response(),

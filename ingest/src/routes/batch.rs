@@ -35,11 +35,10 @@ use crate::{
     error::{IngestError, UNAVAILABLE_RETRY_SECS},
     origin,
     publisher::PublishFailure,
-    router::AppState,
+    state::AppState,
 };
 
-/// Largest accepted body.
-pub const MAX_BODY: usize = 64 * 1024;
+pub use shared::event::MAX_BODY;
 /// An oversized body up to this size is read and dropped before the 413, so the client is done
 /// sending and sees the answer; a larger one is refused at once and the connection closed.
 const DRAIN_LIMIT: usize = 1024 * 1024;

@@ -3,7 +3,7 @@
 
 use axum::{extract::State, response::Response};
 
-use crate::router::AppState;
+use crate::state::AppState;
 
 /// 200 while the process runs.
 pub async fn healthz() -> &'static str {

@@ -503,7 +503,7 @@ pub fn replace_statement(doc: &RollupDoc, read_rev: i64) -> Result<Document, mon
 }
 
 /// Indexes of the rollup collection: only `expire_at`, for the expiry job
-/// ([`crate::store::Expiry`]). Every read addresses documents by `_id`.
+/// ([`crate::indexes::Expiry`]). Every read addresses documents by `_id`.
 pub fn indexes() -> Vec<IndexModel> {
     vec![IndexModel::builder().keys(doc! {"expire_at": 1}).build()]
 }
