@@ -6,7 +6,9 @@
 #   2. deploy/compose.yaml (docker-compose config; no engine needed)
 #   3. Prometheus rules and config (promtool check rules / test rules / check config)
 #   4. the NATS server configs (nats-server -t)
-#   5. unless CP_CHECK_STATIC_ONLY=1: `make cluster` on other ports with a real Prometheus
+#   5. the image's inputs: .dockerignore keeps .run/ (secrets) and target/ out of the build
+#      context (deploy/check/docker_context.py)
+#   6. unless CP_CHECK_STATIC_ONLY=1: `make cluster` on other ports with a real Prometheus
 #      scraping it; every alert and dashboard query must evaluate (deploy/check/live_alerts.py)
 # Tools come from deploy/local/deps.sh --deploy-checks (.venv-deploy/, Debian's prometheus).
 set -euo pipefail
@@ -43,6 +45,9 @@ for name, text in cm["data"].items():
     open(f"{sys.argv[1]}/{name}", "w").write(text)
 ' "$tmp/k8s"
 env "${nats_env[@]}" nats-server -t -c "$tmp/k8s/nats.conf"
+
+echo "==> image build inputs"
+python3 deploy/check/docker_context.py
 
 if [ "${CP_CHECK_STATIC_ONLY:-}" = 1 ]; then exit 0; fi
 echo "==> alerts against a live cluster"
