@@ -8,7 +8,8 @@
 #   4. the NATS server configs (nats-server -t)
 #   5. the image's inputs: .dockerignore keeps .run/ (secrets) and target/ out of the build
 #      context (deploy/check/docker_context.py); every cargo build of the image and of CI
-#      (Dockerfile, Makefile, .ci/run) carries --locked
+#      (Dockerfile, Makefile, .ci/run) carries --locked; every image the Dockerfile, compose and
+#      Kubernetes name is an exact version (deploy/check/image_refs.py)
 #   6. unless CP_CHECK_STATIC_ONLY=1: `make cluster` on other ports with a real Prometheus
 #      scraping it; every alert and dashboard query must evaluate (deploy/check/live_alerts.py)
 # Tools come from deploy/local/deps.sh --deploy-checks (.venv-deploy/, Debian's prometheus).
@@ -54,6 +55,7 @@ grep -q 'cargo build' deploy/Dockerfile || { echo "FAIL deploy/Dockerfile builds
 unlocked=$(grep -nE 'cargo +(build|test|run|install|nextest +run)( |$)' deploy/Dockerfile Makefile .ci/run | grep -v -- '--locked' || true)
 if [ -n "$unlocked" ]; then echo "FAIL cargo without --locked:"$'\n'"$unlocked" >&2; exit 1; fi
 echo "ok   every cargo build in deploy/Dockerfile, Makefile and .ci/run is --locked"
+python3 deploy/check/image_refs.py
 
 if [ "${CP_CHECK_STATIC_ONLY:-}" = 1 ]; then exit 0; fi
 echo "==> alerts against a live cluster"
