@@ -10,7 +10,9 @@
 #      context (deploy/check/docker_context.py); every cargo build of the image and of CI
 #      (Dockerfile, Makefile, .ci/run) carries --locked; every image the Dockerfile, compose and
 #      Kubernetes name is an exact version (deploy/check/image_refs.py)
-#   6. unless CP_CHECK_STATIC_ONLY=1: `make cluster` on other ports with a real Prometheus
+#   6. generated secrets are mode 600: deploy/local/secret.sh (the JWT secret of `make run`)
+#      run against a temporary folder under umask 000, new and pre-existing files
+#   7. unless CP_CHECK_STATIC_ONLY=1: `make cluster` on other ports with a real Prometheus
 #      scraping it; every alert and dashboard query must evaluate (deploy/check/live_alerts.py)
 # Tools come from deploy/local/deps.sh --deploy-checks (.venv-deploy/, Debian's prometheus).
 set -euo pipefail
@@ -57,6 +59,22 @@ if [ -n "$unlocked" ]; then echo "FAIL cargo without --locked:"$'\n'"$unlocked" 
 echo "ok   every cargo build in deploy/Dockerfile, Makefile and .ci/run is --locked"
 python3 deploy/check/image_refs.py
 
+echo "==> generated secrets"
+# deploy/local/run.sh keeps its JWT secret through secret.sh; whatever the umask, new files and
+# files left readable by others end up readable by their owner only.
+mode_is_600() { [ "$(stat -c %a "$1")" = 600 ] || { echo "FAIL $2: mode $(stat -c %a "$1"), want 600" >&2; exit 1; }; }
+grep -q 'deploy/local/secret.sh "$RUN_DIR/jwt_secret"' deploy/local/run.sh \
+  || { echo "FAIL deploy/local/run.sh does not make its JWT secret with deploy/local/secret.sh" >&2; exit 1; }
+mkdir "$tmp/secrets"
+made=$(umask 000; deploy/local/secret.sh "$tmp/secrets/new")
+[ "${#made}" -ge 32 ] || { echo "FAIL secret.sh printed ${#made} characters" >&2; exit 1; }
+[ "$(deploy/local/secret.sh "$tmp/secrets/new")" = "$made" ] || { echo "FAIL secret.sh changed a kept secret" >&2; exit 1; }
+mode_is_600 "$tmp/secrets/new" "a new secret"
+(umask 000; echo old-secret >"$tmp/secrets/old")
+[ "$(deploy/local/secret.sh "$tmp/secrets/old")" = old-secret ] || { echo "FAIL secret.sh replaced an existing secret" >&2; exit 1; }
+mode_is_600 "$tmp/secrets/old" "a secret made world-readable before"
+echo "ok   deploy/local/secret.sh makes and keeps secrets with mode 600"
+
 if [ "${CP_CHECK_STATIC_ONLY:-}" = 1 ]; then exit 0; fi
 echo "==> alerts against a live cluster"
 export CP_BIN_DIR=${CP_BIN_DIR:-target/debug}
@@ -70,6 +88,7 @@ for offset in ${CP_CHECK_PORT_OFFSET:-2000 2500 3500}; do
   deploy/local/cluster.sh
   status=$?
   set -e
+  if [ "$status" = 0 ]; then mode_is_600 "$CP_RUN_DIR/secrets.env" "the cluster's secrets.env"; fi
   [ "$status" = 3 ] || exit "$status"
   echo "!! the cluster did not come up with port offset $offset; trying another" >&2
 done
