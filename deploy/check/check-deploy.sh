@@ -9,7 +9,9 @@
 #   5. the image's inputs: .dockerignore keeps .run/ (secrets) and target/ out of the build
 #      context (deploy/check/docker_context.py); every cargo build of the image and of CI
 #      (Dockerfile, Makefile, .ci/run) carries --locked; every image the Dockerfile, compose and
-#      Kubernetes name is an exact version (deploy/check/image_refs.py)
+#      Kubernetes name is an exact version (deploy/check/image_refs.py); every pip install of
+#      deploy/local/deps.sh is --require-hashes, from deploy/requirements/ files whose every
+#      package has an exact pin and a sha256
 #   6. generated secrets are mode 600: deploy/local/secret.sh (the JWT secret of `make run`)
 #      run against a temporary folder under umask 000, new and pre-existing files
 #   7. unless CP_CHECK_STATIC_ONLY=1: `make cluster` on other ports with a real Prometheus
@@ -58,6 +60,25 @@ unlocked=$(grep -nE 'cargo +(build|test|run|install|nextest +run)( |$)' deploy/D
 if [ -n "$unlocked" ]; then echo "FAIL cargo without --locked:"$'\n'"$unlocked" >&2; exit 1; fi
 echo "ok   every cargo build in deploy/Dockerfile, Makefile and .ci/run is --locked"
 python3 deploy/check/image_refs.py
+# PyPI installs are hash-checked: every pip install in deps.sh (directly or through its pip_in
+# helper) says --require-hashes, and every pinned package in the files it reads has a sha256.
+pip_calls=$(grep -nE 'pip3?"? +install|(^|[^_[:alnum:]])pip_in +[^(]' deploy/local/deps.sh | grep -v 'pip_in() {' || true)
+[ -n "$pip_calls" ] || { echo "FAIL no pip install found in deploy/local/deps.sh?" >&2; exit 1; }
+unhashed=$(grep -v -- '--require-hashes' <<<"$pip_calls" || true)
+if [ -n "$unhashed" ]; then echo "FAIL pip install without --require-hashes:"$'\n'"$unhashed" >&2; exit 1; fi
+python3 - deploy/requirements/*.txt <<'PY'
+import re, sys
+bad = []
+for path in sys.argv[1:]:
+    text = open(path).read().replace("\\\n", " ")
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-") and not (re.match(r"^[A-Za-z0-9._-]+==\S+ ", line) and "--hash=sha256:" in line):
+            bad.append(f"{path}: {line.split()[0]}")
+if bad:
+    sys.exit("FAIL not pinned with a sha256:\n" + "\n".join(bad))
+print(f"ok   every pip install in deploy/local/deps.sh is --require-hashes ({len(sys.argv) - 1} requirement files, all hashed)")
+PY
 
 echo "==> generated secrets"
 # deploy/local/run.sh keeps its JWT secret through secret.sh; whatever the umask, new files and
