@@ -2,10 +2,13 @@
 # `make check-deploy` (and so `make test`): validates what operators deploy, offline, then
 # proves the alerts against a live cluster.
 #   1. deploy/k8s/*.yaml against the Kubernetes schemas (kubernetes-validate, strict) and our
-#      own schema for KEDA's ScaledObject (deploy/check/validate_k8s.py)
+#      own schema for KEDA's ScaledObject (deploy/check/validate_k8s.py); the network:
+#      default-deny egress, each workload's peers exactly, TLS for NATS and MongoDB
+#      (deploy/check/k8s_network.py)
 #   2. deploy/compose.yaml (docker-compose config; no engine needed)
 #   3. Prometheus rules and config (promtool check rules / test rules / check config)
-#   4. the NATS server configs (nats-server -t)
+#   4. the NATS server configs (nats-server -t; the Kubernetes one with a throwaway certificate
+#      in place of the Secret nats-tls)
 #   5. the image's inputs: .dockerignore keeps .run/ (secrets) and target/ out of the build
 #      context (deploy/check/docker_context.py); every cargo build of the image and of CI
 #      (Dockerfile, Makefile, .ci/run) carries --locked; every image the Dockerfile, compose and
@@ -23,6 +26,7 @@ V=.venv-deploy
 
 echo "==> Kubernetes manifests"
 "$V/k8s/bin/python" deploy/check/validate_k8s.py | tail -n 3
+"$V/k8s/bin/python" deploy/check/k8s_network.py
 
 echo "==> compose file"
 # Every secret the file requires, with dummy values: this checks the file, not the secrets.
@@ -43,14 +47,23 @@ trap 'status=$?; if [ "$status" = 0 ]; then rm -rf "$tmp"; else echo "!! files k
 nats_env=(POD_NAME=nats-0 CP_NATS_INGEST_PASSWORD=a CP_NATS_AGGREGATOR_PASSWORD=b CP_NATS_API_PASSWORD=c CP_NATS_ADMIN_PASSWORD=d)
 cp deploy/nats/compose.conf deploy/nats/accounts.conf "$tmp/"
 env "${nats_env[@]}" nats-server -t -c "$tmp/compose.conf"
-mkdir "$tmp/k8s"
+mkdir -p "$tmp/k8s/tls"
+# The Kubernetes config loads its certificate (Secret nats-tls, mounted at /etc/nats-tls): give
+# it a throwaway CA and server certificate in the same files, so -t checks the TLS blocks too.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=check-ca -keyout "$tmp/k8s/tls/ca.key" \
+  -out "$tmp/k8s/tls/ca.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=nats -keyout "$tmp/k8s/tls/tls.key" -out "$tmp/k8s/tls/tls.csr" 2>/dev/null
+printf 'subjectAltName=DNS:*.nats-headless.convertpulse.svc.cluster.local\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tmp/k8s/tls/ext"
+openssl x509 -req -in "$tmp/k8s/tls/tls.csr" -CA "$tmp/k8s/tls/ca.crt" -CAkey "$tmp/k8s/tls/ca.key" -CAcreateserial \
+  -days 1 -extfile "$tmp/k8s/tls/ext" -out "$tmp/k8s/tls/tls.crt" 2>/dev/null
 "$V/k8s/bin/python" -c '
 import sys, yaml
 cm = [d for d in yaml.safe_load_all(open("deploy/k8s/10-nats.yaml")) if d and d["kind"] == "ConfigMap"][0]
 for name, text in cm["data"].items():
-    open(f"{sys.argv[1]}/{name}", "w").write(text)
+    open(f"{sys.argv[1]}/{name}", "w").write(text.replace("/etc/nats-tls/", f"{sys.argv[1]}/tls/"))
 ' "$tmp/k8s"
-env "${nats_env[@]}" nats-server -t -c "$tmp/k8s/nats.conf"
+env "${nats_env[@]}" NATS_CLUSTER_ADVERTISE=nats-0.nats-headless.convertpulse.svc.cluster.local:6222 \
+  nats-server -t -c "$tmp/k8s/nats.conf"
 
 echo "==> image build inputs"
 python3 deploy/check/docker_context.py
