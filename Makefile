@@ -35,7 +35,7 @@ frontend:
 	npm run -s build:tracker
 
 build: frontend
-	cargo build --release --bins
+	cargo build --locked --release --bins
 
 run: deps build
 	@deploy/local/run.sh
@@ -46,22 +46,22 @@ cluster: deps-cluster build
 
 # One build of every target, then every test: unit tests, cross-process tests, browser tests.
 test: deps-test frontend
-	cargo build --workspace --all-targets
+	cargo build --locked --workspace --all-targets
 	@if cargo nextest --version >/dev/null 2>&1; then \
-		cargo nextest run --workspace --no-fail-fast; \
+		cargo nextest run --locked --workspace --no-fail-fast; \
 	else \
-		cargo test --workspace --no-fail-fast; \
+		cargo test --locked --workspace --no-fail-fast; \
 	fi
 	@$(MAKE) --no-print-directory check-deploy CP_BIN_DIR=target/debug
 
 # Validates deploy/ offline, then runs Prometheus against a live cluster (debug binaries by
 # default; `make test` builds them). CP_CHECK_STATIC_ONLY=1 skips the live part.
 check-deploy: deps-deploy
-	@if [ ! -x "$${CP_BIN_DIR:-target/debug}/ingest" ]; then cargo build --bins; fi
+	@if [ ! -x "$${CP_BIN_DIR:-target/debug}/ingest" ]; then cargo build --locked --bins; fi
 	@CP_BIN_DIR=$${CP_BIN_DIR:-target/debug} deploy/check/check-deploy.sh
 
 test-unit:
-	cargo test --workspace --lib --bins
+	cargo test --locked --workspace --lib --bins
 
 bench: deps build
 	@deploy/local/bench.sh

@@ -79,15 +79,18 @@ done
 # a number and refused).
 secrets=$RUN_DIR/secrets.env
 if [ ! -s "$secrets" ] || grep -qE '^CP_NATS_[A-Z]+_PASSWORD=([^A-Za-z]|.*[^A-Za-z0-9])' "$secrets"; then
-  umask 077
-  python3 - >"$secrets" <<'PY'
+  (
+    umask 077
+    python3 - >"$secrets" <<'PY'
 import secrets
 print(f"CP_JWT_SECRET={secrets.token_urlsafe(48)}")
 for user in ["INGEST", "AGGREGATOR", "API", "ADMIN"]:
     print(f"CP_NATS_{user}_PASSWORD=cp{secrets.token_hex(24)}")
 PY
-  umask 022
+  )
 fi
+# A file made before this rule was readable by others: tighten it too.
+chmod 600 "$secrets"
 given_jwt=${CP_JWT_SECRET:-}
 set -a; . "$secrets"; set +a
 jwt=${given_jwt:-$CP_JWT_SECRET}

@@ -2,6 +2,8 @@
 # Installs what running and testing ConvertPulse needs and is missing:
 #   nats-server            Debian package (JetStream via -js)
 #   nx-27017               MongoDB-wire server, in ./.venv (skipped when MONGODB_URI is set)
+#                          (every PyPI package below too: exact pins with sha256 hashes from
+#                          deploy/requirements/, installed with pip --require-hashes)
 #   chromium, firefox-esr, Debian packages (only with --browser or --test): the browser tests drive
 #   webkit2gtk-driver,     Chromium with playwright-core, Firefox with puppeteer-core, and
 #   xvfb                   WebKitGTK's MiniBrowser over WebDriver in a private Xvfb
@@ -66,34 +68,46 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
   done
 fi
 
+# PyPI packages: each venv from hash-checked exact pins (deploy/requirements/), made again when
+# its requirements changed since (the venv keeps a copy of what it was made from).
+R=deploy/requirements
+venv_current() { # venv, command it must have, requirement files...
+  local venv=$1 cmd=$2; shift 2
+  [ -x "$venv/bin/$cmd" ] && cat "$@" | cmp -s - "$venv/.cp-requirements"
+}
+venv_done() { local venv=$1; shift; cat "$@" >"$venv/.cp-requirements"; }
+pip_in() { local venv=$1; shift; "$venv/bin/pip" install -q --disable-pip-version-check "$@"; }
+
 if [ "$want_checks" = 1 ]; then
-  if [ ! -x .venv-deploy/k8s/bin/kubernetes-validate ]; then
+  if ! venv_current .venv-deploy/k8s kubernetes-validate "$R/kubernetes-validate.txt"; then
     echo "==> installing kubernetes-validate into .venv-deploy/k8s"
-    python3 -m venv .venv-deploy/k8s
-    .venv-deploy/k8s/bin/pip install -q --disable-pip-version-check "kubernetes-validate==1.37.0"
+    python3 -m venv --clear .venv-deploy/k8s
+    pip_in .venv-deploy/k8s --require-hashes -r "$R/kubernetes-validate.txt"
+    venv_done .venv-deploy/k8s "$R/kubernetes-validate.txt"
   fi
-  if [ ! -x .venv-deploy/compose/bin/docker-compose ]; then
+  if ! venv_current .venv-deploy/compose docker-compose "$R/compose-build.txt" "$R/docker-compose.txt"; then
     echo "==> installing docker-compose (v1) into .venv-deploy/compose"
-    python3 -m venv .venv-deploy/compose
+    python3 -m venv --clear .venv-deploy/compose
     # docker-compose 1.29 wants PyYAML 5, which has no wheel for current Pythons and does not
-    # build with Cython 3: build it without isolation against Cython 0.29.
-    .venv-deploy/compose/bin/pip install -q --disable-pip-version-check "cython<3" wheel setuptools
-    .venv-deploy/compose/bin/pip install -q --disable-pip-version-check --no-build-isolation "pyyaml==5.4.1"
-    .venv-deploy/compose/bin/pip install -q --disable-pip-version-check "docker-compose==1.29.2"
+    # build with Cython 3: build it without isolation against Cython 0.29 (also hash-checked).
+    pip_in .venv-deploy/compose --require-hashes -r "$R/compose-build.txt"
+    pip_in .venv-deploy/compose --require-hashes --no-build-isolation -r "$R/docker-compose.txt"
+    venv_done .venv-deploy/compose "$R/compose-build.txt" "$R/docker-compose.txt"
   fi
 fi
 
-if [ -z "${MONGODB_URI:-}" ] && [ ! -x .venv/bin/nx-27017 ]; then
+if [ -z "${MONGODB_URI:-}" ] && ! venv_current .venv nx-27017 "$R/nx-27017.txt"; then
   echo "==> installing nx-27017 (MongoDB-wire server) into .venv"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check "nx-27017==0.8.1"
+  python3 -m venv --clear .venv
+  pip_in .venv --require-hashes -r "$R/nx-27017.txt"
+  venv_done .venv "$R/nx-27017.txt"
 fi
 
-SCHEMATHESIS_VERSION=4.32.5
-if [ "$want_schemathesis" = 1 ] && ! .venv-schemathesis/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-  echo "==> installing schemathesis $SCHEMATHESIS_VERSION into .venv-schemathesis"
-  python3 -m venv .venv-schemathesis
-  .venv-schemathesis/bin/pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+if [ "$want_schemathesis" = 1 ] && ! venv_current .venv-schemathesis schemathesis "$R/schemathesis.txt"; then
+  echo "==> installing schemathesis into .venv-schemathesis"
+  python3 -m venv --clear .venv-schemathesis
+  pip_in .venv-schemathesis --require-hashes -r "$R/schemathesis.txt"
+  venv_done .venv-schemathesis "$R/schemathesis.txt"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then

@@ -31,10 +31,10 @@ export RUST_LOG=${RUST_LOG:-info}
 export CP_GEOIP_DB=${CP_GEOIP_DB:-deploy/geoip/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb}
 DEMO_PASSWORD=${CP_DEMO_PASSWORD:-convertpulse-demo}
 
-# The api refuses to start without a signing secret: make one per checkout, kept in .run.
+# The api refuses to start without a signing secret: make one per checkout, kept in .run
+# (mode 600: readable by this user only).
 if [ -z "${CP_JWT_SECRET:-}" ]; then
-  [ -s "$RUN_DIR/jwt_secret" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(48))' > "$RUN_DIR/jwt_secret"
-  CP_JWT_SECRET=$(cat "$RUN_DIR/jwt_secret")
+  CP_JWT_SECRET=$(deploy/local/secret.sh "$RUN_DIR/jwt_secret")
   export CP_JWT_SECRET
 fi
 

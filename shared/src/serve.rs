@@ -53,6 +53,15 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(12);
 /// hyper's read buffer, which bounds the request head; bodies stream through it.
 const MAX_READ_BUFFER: usize = 64 * 1024;
 
+/// Default of [`ServeLimits::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// Default of [`ServeLimits::max_connections_per_ip`]: a 64th of the total, so it takes at
+/// least 64 client addresses to fill every slot (at 512, eight could). A browser opens about
+/// six connections to a host; a proxy in front of many users belongs in `CP_TRUSTED_PROXIES`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+const _: () = assert!(DEFAULT_MAX_CONNECTIONS / DEFAULT_MAX_CONNECTIONS_PER_IP >= 64, "a few hosts could take every slot");
+
 /// Connection limits of one listener.
 #[derive(Debug, Clone)]
 pub struct ServeLimits {
@@ -66,7 +75,8 @@ pub struct ServeLimits {
     /// once; default 4096 (keep the process's open-file limit above it).
     pub max_connections: usize,
     /// `CP_HTTP_MAX_CONNECTIONS_PER_IP`: open connections from one client address (IPv6 by
-    /// /64); default 512; 0 turns the bound off.
+    /// /64); default 64, so that at least 64 addresses are needed to fill every slot; 0 turns
+    /// the bound off.
     pub max_connections_per_ip: usize,
     /// `CP_TRUSTED_PROXIES`: peers exempt from the per-address bound (a balancer in front
     /// connects for everyone).
@@ -79,8 +89,13 @@ impl ServeLimits {
         Ok(Self {
             header_read_timeout: env::millis("CP_HTTP_HEADER_TIMEOUT_MS", 10_000, 100, 600_000)?,
             idle_timeout: env::millis("CP_HTTP_IDLE_TIMEOUT_MS", 30_000, 100, 3_600_000)?,
-            max_connections: env::ranged("CP_HTTP_MAX_CONNECTIONS", 4096, 1, 1_000_000)?,
-            max_connections_per_ip: env::ranged("CP_HTTP_MAX_CONNECTIONS_PER_IP", 512, 0, 1_000_000)?,
+            max_connections: env::ranged("CP_HTTP_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1, 1_000_000)?,
+            max_connections_per_ip: env::ranged(
+                "CP_HTTP_MAX_CONNECTIONS_PER_IP",
+                DEFAULT_MAX_CONNECTIONS_PER_IP,
+                0,
+                1_000_000,
+            )?,
             trusted_proxies: TrustedProxies::parse(&env::string("CP_TRUSTED_PROXIES", ""))?,
         })
     }
@@ -392,6 +407,16 @@ mod tests {
         drop(held);
         assert!(PerAddress::take(&per, ip("198.51.100.7")).is_some(), "closing gives the slots back");
         assert!(per.open.lock().expect("lock").is_empty(), "no entry outlives its connections");
+    }
+
+    #[test]
+    fn by_default_one_address_gets_its_share_and_not_one_more() {
+        // The ratio itself is a compile-time assertion next to the constants.
+        let share = DEFAULT_MAX_CONNECTIONS_PER_IP;
+        let per = Arc::new(PerAddress::new(share, TrustedProxies::default()));
+        let held: Vec<_> = (0..share).map(|_| PerAddress::take(&per, ip("198.51.100.7"))).collect();
+        assert!(held.iter().all(Option::is_some), "one address gets its whole share");
+        assert!(PerAddress::take(&per, ip("198.51.100.7")).is_none(), "and not one more");
     }
 
     #[test]
