@@ -29,4 +29,3 @@ pub fn buckets_of(msg: &BatchMessage) -> Buckets {
         minute: Bucket::Minute(time::minute_start(msg.received_at)),
     }
 }
-

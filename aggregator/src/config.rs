@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use shared::{bus::StreamLimits, backends::Backends, config as env, serve::ServeLimits};
+use shared::{backends::Backends, bus::StreamLimits, config as env, serve::ServeLimits};
 
 #[derive(Debug, Clone)]
 pub struct Config {

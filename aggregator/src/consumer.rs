@@ -45,7 +45,13 @@ const PULL_MIN_BYTES: usize = 2 * shared::bus::MAX_MESSAGE_BYTES;
 ///
 /// Each pull request asks for two chunks' worth, so the next chunk is already arriving while
 /// the current one is written; its byte limit bounds what a pull of group messages holds.
-pub async fn run(consumer: PullConsumer, flusher: Flusher, metrics: Metrics, settings: ChunkSettings, cancel: CancellationToken) {
+pub async fn run(
+    consumer: PullConsumer,
+    flusher: Flusher,
+    metrics: Metrics,
+    settings: ChunkSettings,
+    cancel: CancellationToken,
+) {
     let max_bytes = (settings.max_batches * 2 * PULL_BYTES_PER_BATCH).max(PULL_MIN_BYTES);
     while !cancel.is_cancelled() {
         let pull = consumer
@@ -179,8 +185,11 @@ async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics, canc
             }
             for (msg, slots) in chunk.iter().zip(&slots_of) {
                 let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-                let kind =
-                    if slots.is_empty() { AckKind::Term } else { AckKind::Nak(Some(delay.unwrap_or_else(|| backoff(delivered)))) };
+                let kind = if slots.is_empty() {
+                    AckKind::Term
+                } else {
+                    AckKind::Nak(Some(delay.unwrap_or_else(|| backoff(delivered))))
+                };
                 let _ = msg.ack_with(kind).await;
             }
         }

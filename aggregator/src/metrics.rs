@@ -57,18 +57,24 @@ impl Metrics {
         registry.register(Box::new(mongo_write_errors.clone()))?;
         registry.register(Box::new(recoveries.clone()))?;
         let events = IntCounter::new("convertpulse_aggregator_events_total", "Events in the batches counted")?;
-        let round_trips = IntCounter::new("convertpulse_aggregator_mongo_round_trips_total", "MongoDB commands sent by flushes")?;
+        let round_trips =
+            IntCounter::new("convertpulse_aggregator_mongo_round_trips_total", "MongoDB commands sent by flushes")?;
         let docs_written =
             IntCounter::new("convertpulse_aggregator_documents_written_total", "Documents inserted or replaced by flushes")?;
-        let conflicts =
-            IntCounter::new("convertpulse_aggregator_rollup_conflicts_total", "Rollup writes that lost a race and were merged again")?;
+        let conflicts = IntCounter::new(
+            "convertpulse_aggregator_rollup_conflicts_total",
+            "Rollup writes that lost a race and were merged again",
+        )?;
         registry.register(Box::new(pending.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(round_trips.clone()))?;
         registry.register(Box::new(docs_written.clone()))?;
         registry.register(Box::new(conflicts.clone()))?;
         let expired = IntCounterVec::new(
-            Opts::new("convertpulse_aggregator_expired_documents_total", "Documents removed by the expiry job, by collection"),
+            Opts::new(
+                "convertpulse_aggregator_expired_documents_total",
+                "Documents removed by the expiry job, by collection",
+            ),
             &["collection"],
         )?;
         registry.register(Box::new(expired.clone()))?;

@@ -62,7 +62,10 @@ impl Capacities {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DocDelta {
     /// Counters, and (hours) the visitors seen.
-    Series { counters: Series, visitors: Vec<u64> },
+    Series {
+        counters: Series,
+        visitors: Vec<u64>,
+    },
     Top(BTreeMap<String, TopDelta>),
     Live(LiveMinute),
 }
@@ -142,7 +145,16 @@ impl FlushDeltas {
         }
     }
 
-    fn page_attr(&mut self, site: &str, buckets: [Bucket; 2], path: &str, kind: Dim, name: &str, counts: Counts, text: Option<&str>) {
+    fn page_attr(
+        &mut self,
+        site: &str,
+        buckets: [Bucket; 2],
+        path: &str,
+        kind: Dim,
+        name: &str,
+        counts: Counts,
+        text: Option<&str>,
+    ) {
         self.top(site, buckets, Dim::PageAttr, &page_attr_key(path, kind, name), counts, text);
     }
 
@@ -199,7 +211,14 @@ impl FlushDeltas {
                 }
                 EventKind::Time { seconds } => {
                     counters.time_sum += seconds;
-                    self.top(site, b.stats(), Dim::Page, &path, ext(page_ext::TIME_MS, (seconds * 1000.0).round() as u64), None);
+                    self.top(
+                        site,
+                        b.stats(),
+                        Dim::Page,
+                        &path,
+                        ext(page_ext::TIME_MS, (seconds * 1000.0).round() as u64),
+                        None,
+                    );
                 }
                 EventKind::Event { name, .. } => {
                     self.top(site, b.stats(), Dim::Event, name, one(1), None);
@@ -225,7 +244,15 @@ impl FlushDeltas {
 
     /// A session starts: its source, campaign, medium, variant, device, browser, OS and
     /// country each count a visit, for the site and for its entry page.
-    fn add_session_start(&mut self, msg: &BatchMessage, b: Buckets, ev: &Event, path: &str, referrer: &str, variant: Option<&str>) -> Start {
+    fn add_session_start(
+        &mut self,
+        msg: &BatchMessage,
+        b: Buckets,
+        ev: &Event,
+        path: &str,
+        referrer: &str,
+        variant: Option<&str>,
+    ) -> Start {
         let site = msg.site_id.as_str();
         let start = Start {
             day: b.day,
@@ -322,7 +349,15 @@ mod tests {
     }
 
     fn pv(referrer: &str, new_session: bool, variant: Option<&str>, url: &str) -> Event {
-        ev(EventKind::Pageview { referrer: referrer.into(), title: "P".into(), new_session, variant: variant.map(str::to_string) }, url)
+        ev(
+            EventKind::Pageview {
+                referrer: referrer.into(),
+                title: "P".into(),
+                new_session,
+                variant: variant.map(str::to_string),
+            },
+            url,
+        )
     }
 
     fn msg(events: Vec<Event>, tz: &str, received_at: i64) -> BatchMessage {
@@ -387,8 +422,20 @@ mod tests {
         );
         let mut d = FlushDeltas::default();
         let facts = d.add_batch(&m, &[]);
-        let want = Series { pageviews: 2, sessions: 1, started: 1, clicks: 2, scroll_sum: 100, time_sum: 3.5, reached: [1, 1, 1, 1], ..Default::default() };
-        assert_eq!(d.docs.get(&key(day("2025-11-25"), Part::Series)), Some(&DocDelta::Series { counters: want.clone(), visitors: vec![] }));
+        let want = Series {
+            pageviews: 2,
+            sessions: 1,
+            started: 1,
+            clicks: 2,
+            scroll_sum: 100,
+            time_sum: 3.5,
+            reached: [1, 1, 1, 1],
+            ..Default::default()
+        };
+        assert_eq!(
+            d.docs.get(&key(day("2025-11-25"), Part::Series)),
+            Some(&DocDelta::Series { counters: want.clone(), visitors: vec![] })
+        );
         assert_eq!(
             d.docs.get(&key(Bucket::Hour(T / 1000), Part::Series)),
             Some(&DocDelta::Series { counters: want, visitors: vec![sketch::visitor_hash64("00000000000000ff")] }),
@@ -404,14 +451,26 @@ mod tests {
         assert_eq!(pricing.ext[page_ext::TIME_MS], 3500);
         assert_eq!(pricing.ext[page_ext::ENTRIES], 1);
         assert_eq!(&pricing.ext[page_ext::REACHED..page_ext::REACHED + 4], &[1, 1, 1, 1]);
-        for (dim, name) in [(Dim::Source, "google.com"), (Dim::Campaign, "spring"), (Dim::Medium, "email"), (Dim::Variant, "B"), (Dim::Device, "desktop"), (Dim::Browser, "Other"), (Dim::Os, "Other"), (Dim::Country, "(unknown)")] {
+        for (dim, name) in [
+            (Dim::Source, "google.com"),
+            (Dim::Campaign, "spring"),
+            (Dim::Medium, "email"),
+            (Dim::Variant, "B"),
+            (Dim::Device, "desktop"),
+            (Dim::Browser, "Other"),
+            (Dim::Os, "Other"),
+            (Dim::Country, "(unknown)"),
+        ] {
             let t = top(&d, Bucket::Hour(T / 1000), dim);
             assert_eq!(t.keys().collect::<Vec<_>>(), vec![name], "{dim:?}: only the session start counts a visit");
             let attrs = top(&d, day("2025-11-25"), Dim::PageAttr);
             assert_eq!(attrs[&page_attr_key("/pricing", dim, name)].counts.n, 1, "{dim:?} of the entry page");
         }
         assert_eq!(top(&d, day("2025-11-25"), Dim::Event)["Signup"].counts.n, 1);
-        assert_eq!((facts.pageviews, facts.interacted, facts.start.as_ref().map(|s| s.path.as_str())), (2, true, Some("/pricing")));
+        assert_eq!(
+            (facts.pageviews, facts.interacted, facts.start.as_ref().map(|s| s.path.as_str())),
+            (2, true, Some("/pricing"))
+        );
         let live = match d.docs.get(&key(Bucket::Minute(T / 1000), Part::Live)) {
             Some(DocDelta::Live(m)) => m.clone(),
             other => panic!("live: {other:?}"),
@@ -431,8 +490,11 @@ mod tests {
         ];
         for (depth, prev, want) in cases {
             let mut d = FlushDeltas::default();
-            let facts = d.add_batch(&msg(vec![ev(EventKind::Scroll { depth, prev }, "https://example.com/")], "UTC", 0), &[]);
-            let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("1970-01-01"), Part::Series)) else { panic!("series") };
+            let facts =
+                d.add_batch(&msg(vec![ev(EventKind::Scroll { depth, prev }, "https://example.com/")], "UTC", 0), &[]);
+            let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("1970-01-01"), Part::Series)) else {
+                panic!("series")
+            };
             assert_eq!(counters.reached, want, "case depth {depth} prev {prev}");
             assert_eq!(counters.scroll_sum, i64::from(depth - prev), "case depth {depth} prev {prev}");
             assert_eq!(facts.interacted, depth > 25, "case depth {depth}: a scroll past 25 % engages");
@@ -443,7 +505,10 @@ mod tests {
     fn buckets_use_the_site_time_zone() {
         // 2025-11-25T03:00Z is 2025-11-24 22:00 in New York.
         let b = buckets_of(&msg(vec![], "America/New_York", 1_764_039_600_000));
-        assert_eq!((b.day, b.hour, b.minute), (day("2025-11-24"), Bucket::Hour(1_764_039_600), Bucket::Minute(1_764_039_600)));
+        assert_eq!(
+            (b.day, b.hour, b.minute),
+            (day("2025-11-24"), Bucket::Hour(1_764_039_600), Bucket::Minute(1_764_039_600))
+        );
     }
 
     #[test]
@@ -468,7 +533,11 @@ mod tests {
             T,
         );
         let facts = FlushDeltas::default().add_batch(&m, &refs);
-        assert_eq!(facts.goals, vec!["g-/thank-you*", "g-button#cta", "g-Signup"], "each goal once; not the one created after");
+        assert_eq!(
+            facts.goals,
+            vec!["g-/thank-you*", "g-button#cta", "g-Signup"],
+            "each goal once; not the one created after"
+        );
         let mut deleted = goal(GoalKind::Event, "Signup", T - 10);
         deleted.deleted_ms = Some(T - 5);
         assert!(FlushDeltas::default().add_batch(&m, &[&deleted]).goals.is_empty(), "deleted before the batch arrived");
@@ -489,10 +558,22 @@ mod tests {
         d.add_effect("s1", &Effect::Engaged { start: start.clone() });
         d.add_effect("s1", &Effect::Converted { day: day("2025-11-25"), hour: Bucket::Hour(2) });
         d.add_effect("s1", &Effect::Attributed { day: day("2025-11-25"), hour: Bucket::Hour(2), start: start.clone() });
-        d.add_effect("s1", &Effect::Goal { day: day("2025-11-25"), hour: Bucket::Hour(2), goal: "g1".into(), entry: Some("/landing".into()) });
-        let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-24"), Part::Series)) else { panic!("start day") };
+        d.add_effect(
+            "s1",
+            &Effect::Goal {
+                day: day("2025-11-25"),
+                hour: Bucket::Hour(2),
+                goal: "g1".into(),
+                entry: Some("/landing".into()),
+            },
+        );
+        let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-24"), Part::Series)) else {
+            panic!("start day")
+        };
         assert_eq!((counters.engaged, counters.conversions), (1, 0));
-        let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-25"), Part::Series)) else { panic!("conversion day") };
+        let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-25"), Part::Series)) else {
+            panic!("conversion day")
+        };
         assert_eq!((counters.engaged, counters.conversions), (0, 1));
         assert_eq!(top(&d, day("2025-11-25"), Dim::Source)["google.com"].counts, Counts { conv: 1, ..Counts::default() });
         assert_eq!(top(&d, day("2025-11-25"), Dim::Variant)["B"].counts.conv, 1);
@@ -509,7 +590,9 @@ mod tests {
         d.add_new_visitor("s1", day("2025-11-24"));
         d.add_new_visitor("s1", day("2025-11-24"));
         d.add_page_visitor("s1", day("2025-11-24"), day("2025-11-24"), "/");
-        let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-24"), Part::Series)) else { panic!("series") };
+        let Some(DocDelta::Series { counters, .. }) = d.docs.get(&key(day("2025-11-24"), Part::Series)) else {
+            panic!("series")
+        };
         assert_eq!(counters.visitors, 2);
         assert_eq!(top(&d, day("2025-11-24"), Dim::Page)["/"].counts.ext[page_ext::VISITORS], 1);
     }

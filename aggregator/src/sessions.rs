@@ -194,7 +194,12 @@ pub fn transition(state: &mut SessionState, facts: &[&SessionFacts]) -> Vec<Effe
             }
             for g in state.goals.iter_mut().filter(|g| !g.attributed) {
                 g.attributed = true;
-                effects.push(Effect::GoalEntry { day: g.day, hour: g.hour, goal: g.goal.clone(), entry: start.path.clone() });
+                effects.push(Effect::GoalEntry {
+                    day: g.day,
+                    hour: g.hour,
+                    goal: g.goal.clone(),
+                    entry: start.path.clone(),
+                });
             }
         }
         state.pageviews = (state.pageviews + f.pageviews).min(2);
@@ -291,7 +296,11 @@ mod tests {
     use shared::time;
 
     fn buckets(day: &str, hour: i64) -> Buckets {
-        Buckets { day: Bucket::Day(time::parse_day(day).expect("day")), hour: Bucket::Hour(hour), minute: Bucket::Minute(hour) }
+        Buckets {
+            day: Bucket::Day(time::parse_day(day).expect("day")),
+            hour: Bucket::Hour(hour),
+            minute: Bucket::Minute(hour),
+        }
     }
 
     fn start(day: &str) -> Start {
@@ -339,11 +348,18 @@ mod tests {
             ("two pageviews in one batch", vec![facts("2026-11-25", Some(start("2026-11-25")), 2, false, &[])], true),
             (
                 "a second pageview later",
-                vec![facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[]), facts("2026-11-25", None, 1, false, &[])],
+                vec![
+                    facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[]),
+                    facts("2026-11-25", None, 1, false, &[]),
+                ],
                 true,
             ),
             ("a click", vec![facts("2026-11-25", Some(start("2026-11-25")), 1, true, &[])], true),
-            ("engaged before the start arrived", vec![facts("2026-11-25", None, 0, true, &[]), facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])], true),
+            (
+                "engaged before the start arrived",
+                vec![facts("2026-11-25", None, 0, true, &[]), facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])],
+                true,
+            ),
         ];
         for (case, batches, engaged) in cases {
             let mut state = SessionState::default();

@@ -12,8 +12,9 @@ use crate::{
     config::Config,
     consumer::{self, ChunkSettings},
     flush::{self, Flusher},
-    jobs, migrate,
+    jobs,
     metrics::Metrics,
+    migrate,
     rollup::Capacities,
     router::{AppState, router},
 };
@@ -23,14 +24,16 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let nats = shared::bus::connect(&config.backends.nats, "convertpulse-aggregator", Duration::from_secs(30)).await?;
     let js = jetstream::new(nats.clone());
     let stream = shared::bus::ensure_stream(&js, &config.stream, config.backends.nats.replicas).await?;
-    let db = shared::store::connect(&config.backends.mongodb_uri, &config.backends.mongodb_db, "convertpulse-aggregator").await?;
+    let db =
+        shared::store::connect(&config.backends.mongodb_uri, &config.backends.mongodb_db, "convertpulse-aggregator").await?;
     let metrics = Metrics::new().context("registering metrics")?;
 
     let public = serve::bind(config.addr, "aggregator").await?;
     let internal = serve::bind(config.metrics_addr, "aggregator metrics").await?;
     let cancel = CancellationToken::new();
     let app = router(AppState { nats: nats.clone(), db: db.clone(), metrics: metrics.clone() });
-    let mut servers = serve::Servers::spawn(public, app, internal, metrics.registry.clone(), &config.http, metrics.http.clone());
+    let mut servers =
+        serve::Servers::spawn(public, app, internal, metrics.registry.clone(), &config.http, metrics.http.clone());
 
     // MongoDB may come up after us: keep trying the indexes rather than exiting.
     loop {
@@ -78,7 +81,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
     let flusher = Flusher::new(db.clone(), settings, clock);
     tracing::info!(instance = flusher.instance(), "aggregator instance");
-    let mut scheduler = jobs::start(flusher.clone(), db, shared::indexes::expiries(config.raw_retention), metrics.clone()).await?;
+    let mut scheduler =
+        jobs::start(flusher.clone(), db, shared::indexes::expiries(config.raw_retention), metrics.clone()).await?;
     let settings = ChunkSettings { max_batches: config.max_batches, max_wait: config.flush_interval };
     let lag = tokio::spawn(consumer::watch_lag(consumer.clone(), metrics.clone(), cancel.clone()));
     let mut work = tokio::spawn(consumer::run(consumer, flusher, metrics, settings, cancel.clone()));

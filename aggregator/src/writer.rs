@@ -47,7 +47,12 @@ impl Cost {
 }
 
 /// Inserts `docs` unordered; returns the indexes (into `docs`) that already existed.
-pub async fn insert_unordered(db: &Database, collection: &str, docs: Vec<Document>, cost: &mut Cost) -> Result<Vec<usize>, WriteError> {
+pub async fn insert_unordered(
+    db: &Database,
+    collection: &str,
+    docs: Vec<Document>,
+    cost: &mut Cost,
+) -> Result<Vec<usize>, WriteError> {
     let mut duplicates = Vec::new();
     let mut offset = 0;
     for chunk in chunks(docs)? {
@@ -65,7 +70,12 @@ pub async fn insert_unordered(db: &Database, collection: &str, docs: Vec<Documen
 /// Runs update statements (`{q, u, upsert}`) in order, stopping at the first that fails with a
 /// duplicate key (a lost race on a conditional upsert). Returns its index, or `None` when all
 /// ran; the statements after it did not run.
-pub async fn update_ordered(db: &Database, collection: &str, statements: Vec<Document>, cost: &mut Cost) -> Result<Option<usize>, WriteError> {
+pub async fn update_ordered(
+    db: &Database,
+    collection: &str,
+    statements: Vec<Document>,
+    cost: &mut Cost,
+) -> Result<Option<usize>, WriteError> {
     let mut offset = 0;
     for chunk in chunks(statements)? {
         let count = chunk.len();
@@ -143,7 +153,8 @@ mod tests {
 
     #[test]
     fn duplicate_key_errors_are_indexes_and_others_fail() {
-        let reply = doc! {"ok": 1, "writeErrors": [{"index": 2, "code": 11000, "errmsg": "dup"}, {"index": 5, "code": 11000_i64}]};
+        let reply =
+            doc! {"ok": 1, "writeErrors": [{"index": 2, "code": 11000, "errmsg": "dup"}, {"index": 5, "code": 11000_i64}]};
         assert_eq!(duplicate_indexes("c", &reply).expect("dups only"), vec![2, 5]);
         let reply = doc! {"ok": 1, "writeErrors": [{"index": 0, "code": 121, "errmsg": "validation"}]};
         assert!(duplicate_indexes("c", &reply).is_err());

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use shared::{client_ip::TrustedProxies, backends::Backends, config as env, serve::ServeLimits};
+use shared::{backends::Backends, client_ip::TrustedProxies, config as env, serve::ServeLimits};
 
 /// Everything the api can be told. `Debug` leaves the JWT secret out.
 #[derive(Clone)]

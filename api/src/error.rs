@@ -26,7 +26,10 @@ pub enum ApiError {
     /// 429 `rate_limited` with `Retry-After`: a site's key was rotated
     /// [`MAX_KEY_ROTATIONS_PER_HOUR`](shared::store::MAX_KEY_ROTATIONS_PER_HOUR) times in the
     /// last hour.
-    #[error("a site's key can be rotated {} times an hour; try again in {retry_after} s", shared::store::MAX_KEY_ROTATIONS_PER_HOUR)]
+    #[error(
+        "a site's key can be rotated {} times an hour; try again in {retry_after} s",
+        shared::store::MAX_KEY_ROTATIONS_PER_HOUR
+    )]
     RotationLimit { retry_after: u64 },
     /// 403 `site_limit`: the account holds `CP_MAX_SITES_PER_ACCOUNT` sites.
     #[error("this account has reached its limit of {max} sites; delete one to add another")]

@@ -103,11 +103,26 @@ mod tests {
         // (case, peer, X-Forwarded-For lines in order, the client)
         let cases: [(&str, &str, &[&str], &str); 6] = [
             ("a line the client wrote, then the proxy's", "127.0.0.1:5000", &["6.6.6.6", "198.51.100.1"], "198.51.100.1"),
-            ("forged hops left of the proxy's own", "127.0.0.1:5000", &["1.1.1.1, 2.2.2.2", "198.51.100.2, 10.0.0.5"], "198.51.100.2"),
+            (
+                "forged hops left of the proxy's own",
+                "127.0.0.1:5000",
+                &["1.1.1.1, 2.2.2.2", "198.51.100.2, 10.0.0.5"],
+                "198.51.100.2",
+            ),
             ("one line", "127.0.0.1:5000", &["198.51.100.3"], "198.51.100.3"),
             ("no line", "127.0.0.1:5000", &[], "127.0.0.1"),
-            ("an untrusted peer is the client, whatever it writes", "203.0.113.9:5000", &["198.51.100.4", "198.51.100.5"], "203.0.113.9"),
-            ("a trusted IPv6 peer given as mapped IPv4", "[::ffff:127.0.0.1]:5000", &["6.6.6.6", "198.51.100.6"], "198.51.100.6"),
+            (
+                "an untrusted peer is the client, whatever it writes",
+                "203.0.113.9:5000",
+                &["198.51.100.4", "198.51.100.5"],
+                "203.0.113.9",
+            ),
+            (
+                "a trusted IPv6 peer given as mapped IPv4",
+                "[::ffff:127.0.0.1]:5000",
+                &["6.6.6.6", "198.51.100.6"],
+                "198.51.100.6",
+            ),
         ];
         for (case, peer, lines, want) in cases {
             let got = client_ip(&parts(peer, lines), &trusted).expect("an address");
@@ -120,7 +135,10 @@ mod tests {
         // A client behind a trusted proxy writing a new first line every time stays one address.
         let trusted = TrustedProxies::parse("127.0.0.1").expect("proxies");
         let seen: std::collections::HashSet<IpAddr> = (0..50)
-            .map(|i| client_ip(&parts("127.0.0.1:5000", &[&format!("198.18.0.{i}"), "203.0.113.50"]), &trusted).expect("an address"))
+            .map(|i| {
+                client_ip(&parts("127.0.0.1:5000", &[&format!("198.18.0.{i}"), "203.0.113.50"]), &trusted)
+                    .expect("an address")
+            })
             .collect();
         assert_eq!(seen.len(), 1, "{seen:?}");
     }

@@ -287,7 +287,15 @@ impl KeyRegistry {
             let caught_up = entry.delta == 0;
             let live = entry.operation == Operation::Put;
             let created_ms = i64::try_from(entry.created.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-            latest.insert(entry.key, Latest { live, revision: entry.revision, created_ms, value: if live { entry.value.to_vec() } else { Vec::new() } });
+            latest.insert(
+                entry.key,
+                Latest {
+                    live,
+                    revision: entry.revision,
+                    created_ms,
+                    value: if live { entry.value.to_vec() } else { Vec::new() },
+                },
+            );
             if caught_up {
                 break;
             }
@@ -388,7 +396,9 @@ impl KeyRegistry {
     async fn purge_marker(&self, key: &str, revision: u64) -> anyhow::Result<bool> {
         let subject = format!("{}{key}", self.store.prefix);
         let purge = self.store.stream.purge().filter(subject).sequence(revision + 1);
-        let done = tokio::time::timeout(KV_TIMEOUT, std::future::IntoFuture::into_future(purge)).await.map_err(|_| anyhow::anyhow!("purging a key timed out"))??;
+        let done = tokio::time::timeout(KV_TIMEOUT, std::future::IntoFuture::into_future(purge))
+            .await
+            .map_err(|_| anyhow::anyhow!("purging a key timed out"))??;
         Ok(done.purged > 0)
     }
 }

@@ -52,7 +52,10 @@ impl Lease {
         let until = now.saturating_add(self.ttl.as_millis() as i64);
         let taken = self
             .leases
-            .update_one(doc! {"_id": self.job, f::UNTIL: {"$lt": now}}, doc! {"$set": {f::HOLDER: &self.holder, f::UNTIL: until}})
+            .update_one(
+                doc! {"_id": self.job, f::UNTIL: {"$lt": now}},
+                doc! {"$set": {f::HOLDER: &self.holder, f::UNTIL: until}},
+            )
             .upsert(true)
             .await;
         match taken {

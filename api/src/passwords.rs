@@ -42,7 +42,11 @@ impl Hasher {
     /// `concurrency` login verifications at once, and half as many registrations (at least 1).
     pub fn new(cost: u32, concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
-        Self { cost, login: Arc::new(Semaphore::new(concurrency)), register: Arc::new(Semaphore::new((concurrency / 2).max(1))) }
+        Self {
+            cost,
+            login: Arc::new(Semaphore::new(concurrency)),
+            register: Arc::new(Semaphore::new((concurrency / 2).max(1))),
+        }
     }
 
     /// Hashes a new account's password.
@@ -119,7 +123,17 @@ mod tests {
         assert_eq!(parse_email(" Ann@Example.COM ").expect("valid"), "ann@example.com");
         let long = format!("{}@example.com", "a".repeat(243));
         assert_eq!(long.len(), 255);
-        for bad in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "a@b@example.com", "<a>@example.com", &long] {
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "a@b@example.com",
+            "<a>@example.com",
+            &long,
+        ] {
             assert!(parse_email(bad).is_err(), "case {bad:?}");
         }
         assert!(parse_email(&long[1..]).is_ok(), "254 bytes is fine");

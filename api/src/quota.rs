@@ -73,7 +73,8 @@ impl SiteSlots {
     pub async fn take(&self, owner: &str) -> Result<(), ApiError> {
         let max = i64::from(self.max);
         for _ in 0..TAKE_TRIES {
-            let taken = self.counts.update_one(doc! {"_id": owner, f::N: {"$lt": max}}, doc! {"$inc": {f::N: 1_i64}}).await?;
+            let taken =
+                self.counts.update_one(doc! {"_id": owner, f::N: {"$lt": max}}, doc! {"$inc": {f::N: 1_i64}}).await?;
             if taken.matched_count == 1 {
                 return Ok(());
             }
@@ -114,7 +115,8 @@ mod tests {
         let now = 100 * H;
         let mut times = Vec::new();
         for i in 0..10 {
-            times = next_rotations(&times, now + i * 1000).unwrap_or_else(|s| panic!("rotation {i} refused, retry after {s}"));
+            times =
+                next_rotations(&times, now + i * 1000).unwrap_or_else(|s| panic!("rotation {i} refused, retry after {s}"));
         }
         assert_eq!(times.len(), 10);
         // The first was at `now`: at `now + 9 s` an 11th waits until it is an hour old.

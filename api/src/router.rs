@@ -10,8 +10,8 @@ use axum::{
 };
 use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
-pub use crate::state::AppState;
 use crate::routes;
+pub use crate::state::AppState;
 
 /// Largest request body: the api takes small JSON documents only.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -23,7 +23,9 @@ pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 /// The whole public HTTP surface of the api (`/metrics` is on the internal listener).
 pub fn router(state: AppState) -> Router {
     let http_metrics = state.metrics.http.clone();
-    let default_header = |name: HeaderName, value: &'static str| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
+    let default_header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::sites::router())

@@ -13,8 +13,8 @@ use crate::{
     keys::{self, KeyRegistry},
     metrics::Metrics,
     passwords::{self, Hasher},
-    router::{AppState, router},
     revocation::TokenVersions,
+    router::{AppState, router},
     throttle::{self, LoginThrottle, Throttle},
     tokens::Tokens,
 };
@@ -38,15 +38,26 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let sites = db.collection(c::SITES);
     let keys = KeyRegistry::new(shared::bus::sites_bucket(&js, config.backends.nats.replicas).await?, sites.clone())
         .with_purge_grace(config.key_purge_grace);
-    let dummy_hash = passwords::hash("not a password anyone has".into(), config.bcrypt_cost)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dummy_hash =
+        passwords::hash("not a password anyone has".into(), config.bcrypt_cost).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(AppState {
         tokens: Arc::new(Tokens::new(&config.jwt_secret, config.jwt_ttl)),
-        login_throttle: Arc::new(LoginThrottle::new(config.login_max_failures, config.login_max_failures_per_ip, config.login_throttle_keys)),
+        login_throttle: Arc::new(LoginThrottle::new(
+            config.login_max_failures,
+            config.login_max_failures_per_ip,
+            config.login_throttle_keys,
+        )),
         token_versions: Arc::new(TokenVersions::new(db.collection(c::USERS))),
-        register_throttle: Arc::new(Throttle::new(config.register_max_per_ip, throttle::REGISTER_WINDOW, throttle::CAPACITY)),
-        public_throttle: Arc::new(Throttle::new(config.public_stats_per_min.max(1), std::time::Duration::from_secs(60), throttle::CAPACITY)),
+        register_throttle: Arc::new(Throttle::new(
+            config.register_max_per_ip,
+            throttle::REGISTER_WINDOW,
+            throttle::CAPACITY,
+        )),
+        public_throttle: Arc::new(Throttle::new(
+            config.public_stats_per_min.max(1),
+            std::time::Duration::from_secs(60),
+            throttle::CAPACITY,
+        )),
         hasher: Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency),
         users: db.collection(c::USERS),
         sites,

@@ -210,7 +210,14 @@ pub fn summarize(points: &[(String, RollupRow)], distinct_visitors: Option<i64>)
 pub fn series(points: Vec<(String, RollupRow)>) -> Vec<Point> {
     points
         .into_iter()
-        .map(|(start, r)| Point { start, pageviews: r.pageviews, visitors: r.visitors, sessions: r.sessions, clicks: r.clicks, conversions: r.conversions })
+        .map(|(start, r)| Point {
+            start,
+            pageviews: r.pageviews,
+            visitors: r.visitors,
+            sessions: r.sessions,
+            clicks: r.clicks,
+            conversions: r.conversions,
+        })
         .collect()
 }
 
@@ -223,17 +230,14 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
     }
     let [r25, r50, r75, r100] = total.reached;
     // Clamped at zero: a scroll can arrive in a later bucket than its pageview.
-    let dist = [
-        ("0-25", total.pageviews - r25),
-        ("25-50", r25 - r50),
-        ("50-75", r50 - r75),
-        ("75-100", r75 - r100),
-        ("100", r100),
-    ];
+    let dist =
+        [("0-25", total.pageviews - r25), ("25-50", r25 - r50), ("50-75", r50 - r75), ("75-100", r75 - r100), ("100", r100)];
     let mut list = |dim: Dim| inputs.lists.remove(&dim).unwrap_or_default();
     let goal_rows: HashMap<String, i64> = list(Dim::Goal).into_iter().map(|r| (r.key, r.count)).collect();
     let visits = |rows: Vec<TopRow>| rows.into_iter().map(|t| Audience { name: t.key, visits: t.count }).collect();
-    let campaigns = |rows: Vec<TopRow>| rows.into_iter().map(|t| Campaign { name: t.key, visits: t.count, conversions: t.conversions }).collect();
+    let campaigns = |rows: Vec<TopRow>| {
+        rows.into_iter().map(|t| Campaign { name: t.key, visits: t.count, conversions: t.conversions }).collect()
+    };
     Stats {
         site_id: meta.site_id,
         timeframe: meta.timeframe,
@@ -252,14 +256,25 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
         series: series(inputs.points),
         summary,
         scroll_distribution: dist.into_iter().map(|(bucket, n)| ScrollBucket { bucket, pageviews: n.max(0) }).collect(),
-        top_clicks: list(Dim::Click).into_iter().map(|t| TopClick { selector: t.key, text: t.text.unwrap_or_default(), clicks: t.count }).collect(),
+        top_clicks: list(Dim::Click)
+            .into_iter()
+            .map(|t| TopClick { selector: t.key, text: t.text.unwrap_or_default(), clicks: t.count })
+            .collect(),
         top_pages: list(Dim::Page).into_iter().map(|t| TopPage { path: t.key, pageviews: t.count }).collect(),
-        top_referrers: list(Dim::Source).into_iter().map(|t| TopReferrer { source: t.key, visits: t.count, conversions: t.conversions }).collect(),
+        top_referrers: list(Dim::Source)
+            .into_iter()
+            .map(|t| TopReferrer { source: t.key, visits: t.count, conversions: t.conversions })
+            .collect(),
         top_campaigns: campaigns(list(Dim::Campaign)),
         top_mediums: campaigns(list(Dim::Medium)),
         variants: list(Dim::Variant)
             .into_iter()
-            .map(|t| Variant { rate: rate(t.conversions, t.count), variant: t.key, visits: t.count, conversions: t.conversions })
+            .map(|t| Variant {
+                rate: rate(t.conversions, t.count),
+                variant: t.key,
+                visits: t.count,
+                conversions: t.conversions,
+            })
             .collect(),
         top_events: list(Dim::Event).into_iter().map(|t| CustomEvent { name: t.key, count: t.count }).collect(),
         top_devices: visits(list(Dim::Device)),
@@ -293,9 +308,35 @@ mod tests {
 
     #[test]
     fn summary_sums_points_and_divides_by_pageviews_and_sessions() {
-        let day1 = RollupRow { pageviews: 3, sessions: 2, clicks: 4, visitors: 2, scroll_sum: 150, time_sum: 9.0, reached: [2, 1, 1, 1], conversions: 1, engaged: 1, started: 2 };
-        let day2 = RollupRow { pageviews: 1, sessions: 1, clicks: 0, visitors: 1, scroll_sum: 10, time_sum: 1.5, reached: [0, 0, 0, 0], conversions: 0, engaged: 0, started: 1 };
-        let s = assemble(meta(false), Inputs { points: vec![("2026-11-24".into(), day1), ("2026-11-25".into(), day2)], ..Default::default() }, &[]);
+        let day1 = RollupRow {
+            pageviews: 3,
+            sessions: 2,
+            clicks: 4,
+            visitors: 2,
+            scroll_sum: 150,
+            time_sum: 9.0,
+            reached: [2, 1, 1, 1],
+            conversions: 1,
+            engaged: 1,
+            started: 2,
+        };
+        let day2 = RollupRow {
+            pageviews: 1,
+            sessions: 1,
+            clicks: 0,
+            visitors: 1,
+            scroll_sum: 10,
+            time_sum: 1.5,
+            reached: [0, 0, 0, 0],
+            conversions: 0,
+            engaged: 0,
+            started: 1,
+        };
+        let s = assemble(
+            meta(false),
+            Inputs { points: vec![("2026-11-24".into(), day1), ("2026-11-25".into(), day2)], ..Default::default() },
+            &[],
+        );
         assert_eq!(
             s.summary,
             Summary {
@@ -320,12 +361,33 @@ mod tests {
 
     #[test]
     fn empty_range_is_all_zeros() {
-        let s = assemble(meta(true), Inputs { points: vec![("2026-11-25T10:00".into(), RollupRow::default())], distinct_visitors: Some(0), ..Default::default() }, &[]);
-        assert_eq!((s.summary.avg_scroll_depth, s.summary.avg_time_seconds, s.summary.conversion_rate, s.summary.bounce_rate), (0.0, 0.0, 0.0, 0.0));
+        let s = assemble(
+            meta(true),
+            Inputs {
+                points: vec![("2026-11-25T10:00".into(), RollupRow::default())],
+                distinct_visitors: Some(0),
+                ..Default::default()
+            },
+            &[],
+        );
+        assert_eq!(
+            (s.summary.avg_scroll_depth, s.summary.avg_time_seconds, s.summary.conversion_rate, s.summary.bounce_rate),
+            (0.0, 0.0, 0.0, 0.0)
+        );
         assert!(s.scroll_distribution.iter().all(|b| b.pageviews == 0));
         assert_eq!(s.granularity, "hour");
         let json = serde_json::to_value(&s).expect("json");
-        for list in ["goals", "top_campaigns", "top_mediums", "variants", "top_events", "top_devices", "top_browsers", "top_os", "top_countries"] {
+        for list in [
+            "goals",
+            "top_campaigns",
+            "top_mediums",
+            "variants",
+            "top_events",
+            "top_devices",
+            "top_browsers",
+            "top_os",
+            "top_countries",
+        ] {
             assert_eq!(json[list], serde_json::json!([]), "{list}");
         }
         assert!(json.get("previous").is_none() && json.get("page").is_none());
@@ -334,7 +396,15 @@ mod tests {
     #[test]
     fn distinct_visitors_override_the_sum_of_hours() {
         let hour = RollupRow { visitors: 1, pageviews: 1, ..Default::default() };
-        let s = assemble(meta(true), Inputs { points: vec![("a".into(), hour.clone()), ("b".into(), hour)], distinct_visitors: Some(1), ..Default::default() }, &[]);
+        let s = assemble(
+            meta(true),
+            Inputs {
+                points: vec![("a".into(), hour.clone()), ("b".into(), hour)],
+                distinct_visitors: Some(1),
+                ..Default::default()
+            },
+            &[],
+        );
         assert_eq!(s.summary.visitors, 1);
         assert_eq!(s.series.iter().map(|p| p.visitors).sum::<i64>(), 2);
     }
@@ -349,11 +419,19 @@ mod tests {
             (Dim::Variant, vec![row("B", 3, 2), row("A", 3, 0)]),
             (Dim::Country, vec![row("DE", 5, 0), row("(unknown)", 3, 0)]),
         ]);
-        let goals = [GoalName { id: "g1".into(), name: "Signup".into() }, GoalName { id: "g2".into(), name: "Thanks".into() }, GoalName { id: "g3".into(), name: "New".into() }];
+        let goals = [
+            GoalName { id: "g1".into(), name: "Signup".into() },
+            GoalName { id: "g2".into(), name: "Thanks".into() },
+            GoalName { id: "g3".into(), name: "New".into() },
+        ];
         let s = assemble(meta(false), Inputs { points: vec![("d".into(), day)], distinct_visitors: None, lists }, &goals);
         assert_eq!((s.summary.conversion_rate, s.summary.bounce_rate), (0.375, 0.25));
         let goals: Vec<(&str, i64, f64)> = s.goals.iter().map(|g| (g.name.as_str(), g.conversions, g.rate)).collect();
-        assert_eq!(goals, vec![("Signup", 1, 0.125), ("Thanks", 2, 0.25), ("New", 0, 0.0)], "every live goal, in their order; deleted ones hidden");
+        assert_eq!(
+            goals,
+            vec![("Signup", 1, 0.125), ("Thanks", 2, 0.25), ("New", 0, 0.0)],
+            "every live goal, in their order; deleted ones hidden"
+        );
         assert_eq!(s.top_referrers[0], TopReferrer { source: "google.com".into(), visits: 5, conversions: 2 });
         assert_eq!(s.variants[0], Variant { variant: "B".into(), visits: 3, conversions: 2, rate: 0.6667 });
         assert_eq!(s.top_campaigns[0], Campaign { name: "spring_sale".into(), visits: 4, conversions: 2 });

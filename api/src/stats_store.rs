@@ -26,7 +26,8 @@ use mongodb::{
 use shared::{
     names::collections as c,
     rollup::{
-        self, Body, Bucket, Counts, Dim, LiveMinute, Part, Rollup, RollupDoc, RollupKey, Series, SiteDay, TopList, VisitorSketch,
+        self, Body, Bucket, Counts, Dim, LiveMinute, Part, Rollup, RollupDoc, RollupKey, Series, SiteDay, TopList,
+        VisitorSketch,
         siteday::{self, Field},
         split_page_attr_key,
         toplist::{self, page_ext},
@@ -83,11 +84,20 @@ const READ_CHUNK: usize = 1000;
 const CURSOR_BATCH: u32 = 16;
 
 /// Calls `visit` with each document of these ids, by `_id $in` in chunks, as they stream in.
-async fn for_each_by_id(db: &Database, ids: &[String], projection: &Document, mut visit: impl FnMut(Document) -> Result<(), ApiError>) -> Result<usize, ApiError> {
+async fn for_each_by_id(
+    db: &Database,
+    ids: &[String],
+    projection: &Document,
+    mut visit: impl FnMut(Document) -> Result<(), ApiError>,
+) -> Result<usize, ApiError> {
     let mut read = 0;
     for chunk in ids.chunks(READ_CHUNK) {
-        let mut cursor =
-            db.collection::<Document>(c::ROLLUPS).find(rollup::ids_filter(chunk)).projection(projection.clone()).batch_size(CURSOR_BATCH).await?;
+        let mut cursor = db
+            .collection::<Document>(c::ROLLUPS)
+            .find(rollup::ids_filter(chunk))
+            .projection(projection.clone())
+            .batch_size(CURSOR_BATCH)
+            .await?;
         while let Some(raw) = cursor.try_next().await? {
             read += 1;
             visit(raw)?;
@@ -198,7 +208,9 @@ fn points(range: &Range, tz: Tz, mut rows: HashMap<Bucket, RollupRow>) -> Vec<(S
             .take_while(|d| d <= to)
             .map(|day| (time::day_string(day), rows.remove(&Bucket::Day(day)).unwrap_or_default()))
             .collect(),
-        Range::Hours { hours, .. } => hours.iter().map(|h| (time::hour_label(*h, tz), rows.remove(&Bucket::Hour(*h)).unwrap_or_default())).collect(),
+        Range::Hours { hours, .. } => {
+            hours.iter().map(|h| (time::hour_label(*h, tz), rows.remove(&Bucket::Hour(*h)).unwrap_or_default())).collect()
+        }
     }
 }
 
@@ -280,7 +292,8 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
                         && p == path
                     {
                         let names = breakdowns.entry(kind).or_default();
-                        let name = if names.len() >= MAX_PAGE_NAMES && !names.contains_key(name) { toplist::OTHER } else { name };
+                        let name =
+                            if names.len() >= MAX_PAGE_NAMES && !names.contains_key(name) { toplist::OTHER } else { name };
                         let slot = names.entry(name.to_string()).or_default();
                         slot.0.add(e.counts);
                         if let Some(t) = e.text.as_ref().filter(|t| slot.1.as_ref().is_none_or(|cur| *t > cur)) {
@@ -339,7 +352,11 @@ fn top_row(r: toplist::Ranked) -> TopRow {
 
 /// The top rows of one dimension's lists (read by their heads), fetching the tails the heads
 /// cannot do without. Returns the rows and how many documents the tails took.
-async fn top(db: &Database, mut lists: Vec<(String, TopList)>, limit: usize) -> Result<(Vec<toplist::Ranked>, usize), ApiError> {
+async fn top(
+    db: &Database,
+    mut lists: Vec<(String, TopList)>,
+    limit: usize,
+) -> Result<(Vec<toplist::Ranked>, usize), ApiError> {
     let heads: Vec<&TopList> = lists.iter().map(|(_, l)| l).collect();
     let need = match toplist::merge_heads(&heads, limit) {
         toplist::HeadMerge::Exact(rows) => return Ok((rows, 0)),
@@ -347,7 +364,8 @@ async fn top(db: &Database, mut lists: Vec<(String, TopList)>, limit: usize) -> 
     };
     let ids: Vec<String> = need.iter().map(|&i| lists[i].0.clone()).collect();
     let mut tails: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut cursor = db.collection::<Document>(c::ROLLUPS).find(rollup::ids_filter(&ids)).projection(rollup::tail_projection()).await?;
+    let mut cursor =
+        db.collection::<Document>(c::ROLLUPS).find(rollup::ids_filter(&ids)).projection(rollup::tail_projection()).await?;
     let mut read = 0;
     while let Some(d) = cursor.try_next().await? {
         read += 1;
@@ -380,14 +398,26 @@ pub async fn load_live(db: &Database, site_id: &str, tz: Tz, now_ms: i64) -> Res
     let first = last - 29 * 60;
     let mut minutes: HashMap<i64, LiveMinute> = HashMap::new();
     let buckets: Vec<Bucket> = (0..30).map(|i| Bucket::Minute(first + i * 60)).collect();
-    visit_units(db, site_id, Field::Minutes, &buckets, |b| local_day_of(b, tz), &[Part::Live], Document::new(), |u| {
-        if let (Bucket::Minute(m), Body::Live(minute)) = (u.bucket, u.body) {
-            minutes.entry(m).or_default().merge(&minute);
-        }
-        Ok(())
-    })
+    visit_units(
+        db,
+        site_id,
+        Field::Minutes,
+        &buckets,
+        |b| local_day_of(b, tz),
+        &[Part::Live],
+        Document::new(),
+        |u| {
+            if let (Bucket::Minute(m), Body::Live(minute)) = (u.bucket, u.body) {
+                minutes.entry(m).or_default().merge(&minute);
+            }
+            Ok(())
+        },
+    )
     .await?;
-    let pageviews = (0..30).map(|i| first + i * 60).map(|m| (time::minute_label(m, tz), minutes.get(&m).map_or(0, |x| x.pageviews))).collect();
+    let pageviews = (0..30)
+        .map(|i| first + i * 60)
+        .map(|m| (time::minute_label(m, tz), minutes.get(&m).map_or(0, |x| x.pageviews)))
+        .collect();
     let mut recent = LiveMinute::default();
     for m in (0..5).map(|i| last - i * 60) {
         if let Some(minute) = minutes.get(&m) {

@@ -300,7 +300,8 @@ mod tests {
         let t = throttle(3, 100);
         let now = Instant::now();
         // Three attempts in flight at once: none has an outcome yet, the fourth is refused.
-        let held: Vec<Attempt> = (0..3).map(|i| t.admit(keys(&["email:a", "ip:1"]), now).unwrap_or_else(|_| panic!("attempt {i}"))).collect();
+        let held: Vec<Attempt> =
+            (0..3).map(|i| t.admit(keys(&["email:a", "ip:1"]), now).unwrap_or_else(|_| panic!("attempt {i}"))).collect();
         assert!(t.admit(keys(&["email:a", "ip:1"]), now).is_err(), "a fourth concurrent attempt is refused");
         for a in held {
             a.keep();
@@ -360,7 +361,9 @@ mod tests {
         }
         for i in 0..1000u64 {
             let at = now + Duration::from_millis(i);
-            t.admit(keys(&[&format!("flood:{i}")]), at).unwrap_or_else(|_| panic!("flood key {i}: unlocked keys make room")).keep();
+            t.admit(keys(&[&format!("flood:{i}")]), at)
+                .unwrap_or_else(|_| panic!("flood key {i}: unlocked keys make room"))
+                .keep();
             assert!(t.len() <= 10, "bounded: {} after {i}", t.len());
         }
         let later = now + Duration::from_secs(60);
@@ -401,7 +404,10 @@ mod tests {
             t.admit("victim@example.com", attacker, now).expect("admitted").failed();
         }
         assert!(t.admit("victim@example.com", attacker, now).is_err(), "the attacker's pair is locked");
-        assert!(t.admit("victim@example.com", ip("::ffff:198.51.100.66"), now).is_err(), "written IPv4-mapped, the same address");
+        assert!(
+            t.admit("victim@example.com", ip("::ffff:198.51.100.66"), now).is_err(),
+            "written IPv4-mapped, the same address"
+        );
         t.admit("victim@example.com", owner, now).expect("the owner from elsewhere is not locked out").succeeded();
         // One address trying many emails: the third failure locks the address for every email.
         t.admit("other@example.com", attacker, now).expect("a third failure from the attacker's address").failed();
@@ -425,7 +431,9 @@ mod tests {
             assert!(t.admit("victim@example.com", a, now).is_err());
         }
         for i in 0..4 {
-            t.admit(&format!("u{i}@example.com"), a, now).unwrap_or_else(|_| panic!("failure {} of the address", i + 2)).failed();
+            t.admit(&format!("u{i}@example.com"), a, now)
+                .unwrap_or_else(|_| panic!("failure {} of the address", i + 2))
+                .failed();
         }
         assert!(t.admit("u9@example.com", a, now).is_err(), "five failures lock the address, the refusals counted none");
     }

@@ -21,13 +21,21 @@ pub enum Range {
 
 impl Range {
     /// Resolves the query parameters at `now_ms` in `tz`.
-    pub fn resolve(timeframe: Option<&str>, from: Option<&str>, to: Option<&str>, tz: Tz, now_ms: i64) -> Result<Self, ApiError> {
+    pub fn resolve(
+        timeframe: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        tz: Tz,
+        now_ms: i64,
+    ) -> Result<Self, ApiError> {
         if from.is_some() || to.is_some() {
             let (Some(from), Some(to)) = (from, to) else {
                 return Err(ApiError::InvalidTimeframe("from and to must be given together".into()));
             };
-            let from_day = time::parse_day(from).ok_or_else(|| ApiError::InvalidTimeframe("from: must be a date YYYY-MM-DD".into()))?;
-            let to_day = time::parse_day(to).ok_or_else(|| ApiError::InvalidTimeframe("to: must be a date YYYY-MM-DD".into()))?;
+            let from_day =
+                time::parse_day(from).ok_or_else(|| ApiError::InvalidTimeframe("from: must be a date YYYY-MM-DD".into()))?;
+            let to_day =
+                time::parse_day(to).ok_or_else(|| ApiError::InvalidTimeframe("to: must be a date YYYY-MM-DD".into()))?;
             if from_day > to_day {
                 return Err(ApiError::InvalidTimeframe("from: must not be after to".into()));
             }
@@ -91,7 +99,9 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(Range::resolve(None, None, None, Tz::UTC, now()), Ok(Range::Days { label, .. }) if label == "7d"));
-        assert!(matches!(Range::resolve(Some("24h"), None, None, Tz::UTC, now()), Ok(Range::Hours { hours, .. }) if hours.len() == 24));
+        assert!(
+            matches!(Range::resolve(Some("24h"), None, None, Tz::UTC, now()), Ok(Range::Hours { hours, .. }) if hours.len() == 24)
+        );
     }
 
     #[test]
@@ -114,7 +124,9 @@ mod tests {
         let from = time::parse_day("2026-11-19").expect("day");
         let to = time::parse_day("2026-11-25").expect("day");
         match (Range::Days { label: "7d".into(), from, to }).previous(Tz::UTC) {
-            Range::Days { from, to, .. } => assert_eq!((time::day_string(from), time::day_string(to)), ("2026-11-12".into(), "2026-11-18".into())),
+            Range::Days { from, to, .. } => {
+                assert_eq!((time::day_string(from), time::day_string(to)), ("2026-11-12".into(), "2026-11-18".into()))
+            }
             other => panic!("{other:?}"),
         }
         let hours = time::last_24_hours(now(), Tz::UTC);

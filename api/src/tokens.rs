@@ -53,12 +53,12 @@ impl Tokens {
     /// The user id and token version of a validly signed, unexpired token (whether that
     /// version is still the user's is for `revocation` to say).
     pub fn verify(&self, token: &str) -> Result<(String, i64), ApiError> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| (data.claims.sub, data.claims.tv))
-            .map_err(|e| match e.kind() {
+        decode::<Claims>(token, &self.decoding, &self.validation).map(|data| (data.claims.sub, data.claims.tv)).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::Unauthorized("token expired"),
                 _ => ApiError::Unauthorized("invalid token"),
-            })
+            },
+        )
     }
 }
 
@@ -76,7 +76,9 @@ mod tests {
         assert_eq!(tokens.verify(&t).expect("valid"), ("u1".to_string(), 3));
         let expired = tokens.issue("u1", 0, now - 7200).expect("issues");
         assert!(matches!(tokens.verify(&expired), Err(ApiError::Unauthorized("token expired"))));
-        let forged = Tokens::new("another secret that is long enough!!", Duration::from_secs(3600)).issue("u1", 0, now).expect("issues");
+        let forged = Tokens::new("another secret that is long enough!!", Duration::from_secs(3600))
+            .issue("u1", 0, now)
+            .expect("issues");
         assert!(tokens.verify(&forged).is_err());
         assert!(tokens.verify("not.a.token").is_err());
         // alg=none must never be accepted.
@@ -88,8 +90,12 @@ mod tests {
     fn a_token_without_a_version_reads_as_version_zero() {
         let tokens = Tokens::new(SECRET, Duration::from_secs(3600));
         let exp = chrono::Utc::now().timestamp() + 600;
-        let old = encode(&Header::new(Algorithm::HS256), &serde_json::json!({"sub": "u1", "iat": 0, "exp": exp}), &EncodingKey::from_secret(SECRET.as_bytes()))
-            .expect("encodes");
+        let old = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "u1", "iat": 0, "exp": exp}),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("encodes");
         assert_eq!(tokens.verify(&old).expect("valid"), ("u1".to_string(), 0));
     }
 }

@@ -135,9 +135,8 @@ fn audience(r: &woothee::parser::WootheeResult<'_>, user_agent: &str) -> Audienc
     };
     let device = match r.category {
         "smartphone" | "mobilephone" => {
-            let tablet = r.os == "iPad"
-                || user_agent.contains("Tablet")
-                || (os == Os::Android && !user_agent.contains("Mobile"));
+            let tablet =
+                r.os == "iPad" || user_agent.contains("Tablet") || (os == Os::Android && !user_agent.contains("Mobile"));
             if tablet { Device::Tablet } else { Device::Mobile }
         }
         _ => Device::Desktop,
@@ -150,8 +149,24 @@ fn bot_reason(user_agent: &str) -> BotReason {
     const HEADLESS: [&str; 7] = ["headless", "phantomjs", "lighthouse", "puppeteer", "playwright", "selenium", "webdriver"];
     const MONITOR: [&str; 8] = ["monitor", "uptime", "pingdom", "statuscake", "site24x7", "datadog", "newrelic", "check"];
     const HTTP_CLIENT: [&str; 18] = [
-        "curl", "wget", "python", "java/", "go-http-client", "okhttp", "axios", "node-fetch", "undici", "libwww", "httpclient",
-        "ruby", "php/", "perl", "postman", "guzzle", "httpie", "aiohttp",
+        "curl",
+        "wget",
+        "python",
+        "java/",
+        "go-http-client",
+        "okhttp",
+        "axios",
+        "node-fetch",
+        "undici",
+        "libwww",
+        "httpclient",
+        "ruby",
+        "php/",
+        "perl",
+        "postman",
+        "guzzle",
+        "httpie",
+        "aiohttp",
     ];
     let ua = user_agent.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| ua.contains(n));
@@ -180,27 +195,111 @@ mod tests {
         use Device as D;
         use Os as O;
         let cases = [
-            ("Chrome on Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", human(D::Desktop, B::Chrome, O::Windows)),
-            ("Chrome on macOS", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", human(D::Desktop, B::Chrome, O::MacOs)),
-            ("Chrome on Linux", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", human(D::Desktop, B::Chrome, O::Linux)),
-            ("Chrome on Android phone", "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36", human(D::Mobile, B::Chrome, O::Android)),
-            ("Chrome on Android tablet", "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", human(D::Tablet, B::Chrome, O::Android)),
-            ("Chrome on iPhone", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/124.0.6367.88 Mobile/15E148 Safari/604.1", human(D::Mobile, B::Chrome, O::Ios)),
-            ("Chrome on ChromeOS", "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", human(D::Desktop, B::Chrome, O::Other)),
-            ("Firefox on Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0", human(D::Desktop, B::Firefox, O::Windows)),
-            ("Firefox on Linux", "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0", human(D::Desktop, B::Firefox, O::Linux)),
-            ("Firefox on macOS", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.4; rv:125.0) Gecko/20100101 Firefox/125.0", human(D::Desktop, B::Firefox, O::MacOs)),
-            ("Firefox on Android", "Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0", human(D::Mobile, B::Firefox, O::Android)),
-            ("Firefox on iPhone", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) FxiOS/125.0 Mobile/15E148 Safari/605.1.15", human(D::Mobile, B::Firefox, O::Ios)),
-            ("Safari on macOS", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15", human(D::Desktop, B::Safari, O::MacOs)),
-            ("Safari on iPhone", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1", human(D::Mobile, B::Safari, O::Ios)),
-            ("Safari on iPad", "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", human(D::Tablet, B::Safari, O::Ios)),
-            ("Edge on Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80", human(D::Desktop, B::Edge, O::Windows)),
-            ("Edge on macOS", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80", human(D::Desktop, B::Edge, O::MacOs)),
-            ("Edge on Android", "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36 EdgA/124.0.2478.64", human(D::Mobile, B::Edge, O::Android)),
-            ("Edge on iPhone", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 EdgiOS/124.2478.71 Mobile/15E148 Safari/605.1.15", human(D::Mobile, B::Edge, O::Ios)),
-            ("Samsung Internet", "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/24.0 Chrome/117.0.0.0 Mobile Safari/537.36", human(D::Mobile, B::Other, O::Android)),
-            ("Opera on Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 OPR/109.0.0.0", human(D::Desktop, B::Other, O::Windows)),
+            (
+                "Chrome on Windows",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+                human(D::Desktop, B::Chrome, O::Windows),
+            ),
+            (
+                "Chrome on macOS",
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+                human(D::Desktop, B::Chrome, O::MacOs),
+            ),
+            (
+                "Chrome on Linux",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+                human(D::Desktop, B::Chrome, O::Linux),
+            ),
+            (
+                "Chrome on Android phone",
+                "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+                human(D::Mobile, B::Chrome, O::Android),
+            ),
+            (
+                "Chrome on Android tablet",
+                "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+                human(D::Tablet, B::Chrome, O::Android),
+            ),
+            (
+                "Chrome on iPhone",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/124.0.6367.88 Mobile/15E148 Safari/604.1",
+                human(D::Mobile, B::Chrome, O::Ios),
+            ),
+            (
+                "Chrome on ChromeOS",
+                "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+                human(D::Desktop, B::Chrome, O::Other),
+            ),
+            (
+                "Firefox on Windows",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0",
+                human(D::Desktop, B::Firefox, O::Windows),
+            ),
+            (
+                "Firefox on Linux",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+                human(D::Desktop, B::Firefox, O::Linux),
+            ),
+            (
+                "Firefox on macOS",
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.4; rv:125.0) Gecko/20100101 Firefox/125.0",
+                human(D::Desktop, B::Firefox, O::MacOs),
+            ),
+            (
+                "Firefox on Android",
+                "Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0",
+                human(D::Mobile, B::Firefox, O::Android),
+            ),
+            (
+                "Firefox on iPhone",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) FxiOS/125.0 Mobile/15E148 Safari/605.1.15",
+                human(D::Mobile, B::Firefox, O::Ios),
+            ),
+            (
+                "Safari on macOS",
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15",
+                human(D::Desktop, B::Safari, O::MacOs),
+            ),
+            (
+                "Safari on iPhone",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
+                human(D::Mobile, B::Safari, O::Ios),
+            ),
+            (
+                "Safari on iPad",
+                "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+                human(D::Tablet, B::Safari, O::Ios),
+            ),
+            (
+                "Edge on Windows",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80",
+                human(D::Desktop, B::Edge, O::Windows),
+            ),
+            (
+                "Edge on macOS",
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80",
+                human(D::Desktop, B::Edge, O::MacOs),
+            ),
+            (
+                "Edge on Android",
+                "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36 EdgA/124.0.2478.64",
+                human(D::Mobile, B::Edge, O::Android),
+            ),
+            (
+                "Edge on iPhone",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 EdgiOS/124.2478.71 Mobile/15E148 Safari/605.1.15",
+                human(D::Mobile, B::Edge, O::Ios),
+            ),
+            (
+                "Samsung Internet",
+                "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/24.0 Chrome/117.0.0.0 Mobile Safari/537.36",
+                human(D::Mobile, B::Other, O::Android),
+            ),
+            (
+                "Opera on Windows",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 OPR/109.0.0.0",
+                human(D::Desktop, B::Other, O::Windows),
+            ),
             ("no User-Agent", "", human(D::Desktop, B::Other, O::Other)),
             ("unknown", "SomethingNew/1.0 (Fridge OS)", human(D::Desktop, B::Other, O::Other)),
         ];
@@ -214,15 +313,43 @@ mod tests {
     #[test]
     fn bots_are_recognised_with_a_bounded_reason() {
         let cases = [
-            ("Debian Chromium headless", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.6099.224 Safari/537.36", BotReason::Headless),
-            ("PhantomJS", "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) PhantomJS/2.1.1 Safari/538.1", BotReason::Headless),
-            ("Lighthouse", "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse", BotReason::Headless),
+            (
+                "Debian Chromium headless",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.6099.224 Safari/537.36",
+                BotReason::Headless,
+            ),
+            (
+                "PhantomJS",
+                "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) PhantomJS/2.1.1 Safari/538.1",
+                BotReason::Headless,
+            ),
+            (
+                "Lighthouse",
+                "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
+                BotReason::Headless,
+            ),
             ("Googlebot", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", BotReason::Crawler),
-            ("Googlebot smartphone", "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.91 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", BotReason::Crawler),
+            (
+                "Googlebot smartphone",
+                "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.91 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+                BotReason::Crawler,
+            ),
             ("Bingbot", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", BotReason::Crawler),
-            ("GPTBot", "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)", BotReason::Crawler),
-            ("Baidu spider", "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)", BotReason::Crawler),
-            ("Facebook preview", "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", BotReason::Crawler),
+            (
+                "GPTBot",
+                "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)",
+                BotReason::Crawler,
+            ),
+            (
+                "Baidu spider",
+                "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
+                BotReason::Crawler,
+            ),
+            (
+                "Facebook preview",
+                "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+                BotReason::Crawler,
+            ),
             ("Slack preview", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", BotReason::Crawler),
             ("curl", "curl/8.5.0", BotReason::HttpClient),
             ("python-requests", "python-requests/2.31.0", BotReason::HttpClient),
@@ -241,7 +368,8 @@ mod tests {
     #[test]
     fn long_user_agents_are_classified_but_not_remembered() {
         let agents = UserAgents::new();
-        let long = format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0 {}", "x".repeat(600));
+        let long =
+            format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0 {}", "x".repeat(600));
         assert_eq!(agents.classify(&long), human(Device::Desktop, Browser::Firefox, Os::Windows));
         assert_eq!(agents.cache.len(), 0);
     }

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use shared::{bus::StreamLimits, backends::Backends, config as env, serve::ServeLimits};
+use shared::{backends::Backends, bus::StreamLimits, config as env, serve::ServeLimits};
 
 use shared::client_ip::TrustedProxies;
 

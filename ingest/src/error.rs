@@ -112,14 +112,30 @@ mod tests {
     async fn a_site_over_its_share_gets_429_and_a_stream_that_cannot_take_it_503() {
         let cases = [
             ("site over its share", PublishFailure::SiteShareFull, StatusCode::TOO_MANY_REQUESTS, "rate_limited", "2"),
-            ("no ack in time", PublishFailure::Timeout(Duration::from_millis(1500)), StatusCode::SERVICE_UNAVAILABLE, "unavailable", "2"),
-            ("stream full", PublishFailure::Refused("maximum bytes exceeded".into()), StatusCode::SERVICE_UNAVAILABLE, "unavailable", "2"),
+            (
+                "no ack in time",
+                PublishFailure::Timeout(Duration::from_millis(1500)),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "2",
+            ),
+            (
+                "stream full",
+                PublishFailure::Refused("maximum bytes exceeded".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "2",
+            ),
             ("queue full", PublishFailure::Backlog(8192), StatusCode::SERVICE_UNAVAILABLE, "unavailable", "2"),
         ];
         for (case, failure, status, code, retry_after) in cases {
             let res = IngestError::from(failure).into_response();
             assert_eq!(res.status(), status, "case {case}");
-            assert_eq!(res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some(retry_after), "case {case}");
+            assert_eq!(
+                res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()),
+                Some(retry_after),
+                "case {case}"
+            );
             let body = to_bytes(res.into_body(), 4096).await.expect("body");
             let body: serde_json::Value = serde_json::from_slice(&body).expect("json body");
             assert_eq!(body["error"], code, "case {case}: {body}");

@@ -97,7 +97,11 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         let cutoff = *cutoff;
         let before = b.map.len();
         b.map.retain(|_, (_, last)| *last > cutoff);
-        tracing::warn!(evicted = before - b.map.len(), buckets = b.map.len(), "rate limiter full, evicted the oldest buckets");
+        tracing::warn!(
+            evicted = before - b.map.len(),
+            buckets = b.map.len(),
+            "rate limiter full, evicted the oldest buckets"
+        );
     }
 
     /// Buckets currently held.

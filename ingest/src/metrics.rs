@@ -52,7 +52,8 @@ impl Metrics {
             "Batches refused (429) because their site holds its whole share of the event stream",
         )?;
         let publish_latency = Histogram::with_opts(
-            HistogramOpts::new("convertpulse_ingest_publish_seconds", "Publish to stream ack").buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new("convertpulse_ingest_publish_seconds", "Publish to stream ack")
+                .buckets(LATENCY_BUCKETS.to_vec()),
         )?;
         let publish_group = Histogram::with_opts(
             HistogramOpts::new("convertpulse_ingest_publish_group_batches", "Batches per stream message")

@@ -75,7 +75,11 @@ impl PublishFailure {
     /// The failure a refused publish ack stands for.
     pub fn from_ack_error(error: &jetstream::context::PublishError) -> Self {
         let server = std::error::Error::source(error).and_then(|source| source.downcast_ref::<jetstream::Error>());
-        if server.is_some_and(shared::site_share::is_refusal) { Self::SiteShareFull } else { Self::Refused(error.to_string()) }
+        if server.is_some_and(shared::site_share::is_refusal) {
+            Self::SiteShareFull
+        } else {
+            Self::Refused(error.to_string())
+        }
     }
 }
 
@@ -245,7 +249,13 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(client: async_nats::Client, timeout: Duration, in_flight: usize, group_max: usize, groups: prometheus::Histogram) -> Self {
+    pub fn new(
+        client: async_nats::Client,
+        timeout: Duration,
+        in_flight: usize,
+        group_max: usize,
+        groups: prometheus::Histogram,
+    ) -> Self {
         let instance: String = {
             // Group ids must never repeat within the stream's de-duplication window, or a group
             // would be acked as a duplicate without being stored: no fallback to a fixed prefix.
@@ -378,7 +388,12 @@ mod tests {
     fn waiting(state: &mut LaneState, bytes: usize, deadline: Instant) -> oneshot::Receiver<Result<(), PublishFailure>> {
         let (done, rx) = oneshot::channel();
         state.queued_bytes += bytes;
-        state.queue.push_back(Waiting { msg_id: format!("s:b{}", state.queue.len()), payload: Bytes::from(vec![b'x'; bytes]), deadline, done });
+        state.queue.push_back(Waiting {
+            msg_id: format!("s:b{}", state.queue.len()),
+            payload: Bytes::from(vec![b'x'; bytes]),
+            deadline,
+            done,
+        });
         rx
     }
 
@@ -426,7 +441,11 @@ mod tests {
         let _big = waiting(&mut state, MAX_GROUP_BYTES / 2, later);
         let mut group = Lane::take_group(&mut state, DEFAULT_GROUP_MAX);
         let _other = waiting(&mut state, MAX_GROUP_BYTES / 2, later);
-        assert_eq!(Lane::fill_group(&mut state, &mut group, DEFAULT_GROUP_MAX), 0, "the byte limit counts what the group holds");
+        assert_eq!(
+            Lane::fill_group(&mut state, &mut group, DEFAULT_GROUP_MAX),
+            0,
+            "the byte limit counts what the group holds"
+        );
     }
 
     #[tokio::test]

@@ -29,9 +29,15 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(middleware::from_fn_with_state(http_metrics, shared::http::track_metrics))
                 .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)))
-                .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
                 // Tracker pages live on other origins; no credentials are ever involved.
-                .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                ))
                 .layer(middleware::from_fn(shared::http::envelope_405)),
         )
         .with_state(state)

@@ -45,11 +45,9 @@ impl SaltCache {
         getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         match self.store.create(day, Bytes::copy_from_slice(&fresh)).await {
             Ok(_) => Ok(Bytes::copy_from_slice(&fresh)),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => self
-                .store
-                .get(day)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("salt for {day} vanished")),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+                self.store.get(day).await?.ok_or_else(|| anyhow::anyhow!("salt for {day} vanished"))
+            }
             Err(e) => Err(e.into()),
         }
     }

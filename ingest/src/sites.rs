@@ -158,7 +158,9 @@ mod tests {
     use super::*;
 
     fn put(dir: &SiteDirectory, key: &str, site_id: &str) {
-        let value = serde_json::to_vec(&SiteEntry { site_id: site_id.into(), domain: "example.com".into(), timezone: "UTC".into() }).expect("json");
+        let value =
+            serde_json::to_vec(&SiteEntry { site_id: site_id.into(), domain: "example.com".into(), timezone: "UTC".into() })
+                .expect("json");
         dir.apply(key.to_string(), Operation::Put, &value);
     }
 
@@ -177,7 +179,9 @@ mod tests {
     #[test]
     fn deletes_and_unreadable_values_remove_a_key() {
         let dir = SiteDirectory::default();
-        for (case, op, value) in [("delete", Operation::Delete, &b""[..]), ("purge", Operation::Purge, b""), ("unreadable", Operation::Put, b"{")] {
+        for (case, op, value) in
+            [("delete", Operation::Delete, &b""[..]), ("purge", Operation::Purge, b""), ("unreadable", Operation::Put, b"{")]
+        {
             put(&dir, "cp_k", "a");
             dir.apply("cp_k".into(), op, value);
             assert!(dir.lookup("cp_k").is_none(), "case {case}");

@@ -32,13 +32,20 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let follower = tokio::spawn(sites.clone().follow(sites_store, async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
-    let share_keeper = (!share_applied).then(|| tokio::spawn(keep_site_share(js.clone(), config.clone(), stop_tx.subscribe())));
+    let share_keeper =
+        (!share_applied).then(|| tokio::spawn(keep_site_share(js.clone(), config.clone(), stop_tx.subscribe())));
 
     let metrics = Metrics::new().context("registering metrics")?;
     let state = AppState(Arc::new(Shared {
         sites,
         salts: SaltCache::new(salts_store),
-        publisher: Publisher::new(nats.clone(), config.publish_timeout, config.publish_in_flight, config.publish_group_max, metrics.publish_group.clone()),
+        publisher: Publisher::new(
+            nats.clone(),
+            config.publish_timeout,
+            config.publish_in_flight,
+            config.publish_group_max,
+            metrics.publish_group.clone(),
+        ),
         key_limiter: Arc::new(RateLimiter::new(config.key_rate, config.key_burst)),
         ip_limiter: Arc::new(RateLimiter::new(config.ip_rate, config.ip_burst)),
         trusted: Arc::new(config.trusted_proxies.clone()),

@@ -174,7 +174,11 @@ mod tests {
             assert_eq!(serde_json::from_str::<Device>(&serde_json::to_string(d).expect("ser")).expect("de"), *d, "case {d}");
         }
         for b in Browser::ALL {
-            assert_eq!(serde_json::from_str::<Browser>(&serde_json::to_string(b).expect("ser")).expect("de"), *b, "case {b}");
+            assert_eq!(
+                serde_json::from_str::<Browser>(&serde_json::to_string(b).expect("ser")).expect("de"),
+                *b,
+                "case {b}"
+            );
         }
         for o in Os::ALL {
             assert_eq!(serde_json::from_str::<Os>(&serde_json::to_string(o).expect("ser")).expect("de"), *o, "case {o}");

@@ -56,7 +56,12 @@ impl StreamLimits {
             max_age: Duration::from_secs(3600 * crate::config::ranged("CP_STREAM_MAX_AGE_HOURS", 24 * 7_u64, 1, 87_600)?),
             duplicate_window: Duration::from_secs(5 * 60),
             // 0 or less would again mean "no limit" to JetStream.
-            max_msgs_per_site: crate::config::ranged("CP_STREAM_MAX_MSGS_PER_SITE", default_msgs_per_site(max_bytes), 1, 1 << 40)?,
+            max_msgs_per_site: crate::config::ranged(
+                "CP_STREAM_MAX_MSGS_PER_SITE",
+                default_msgs_per_site(max_bytes),
+                1,
+                1 << 40,
+            )?,
         })
     }
 }
@@ -107,7 +112,10 @@ impl NatsSettings {
             url.parse::<async_nats::ServerAddr>()
                 .with_context(|| format!("NATS_URL: {:?} is not a NATS server URL", crate::config::redact_userinfo(url)))?;
         }
-        anyhow::ensure!(user.is_empty() == password.is_empty(), "NATS_USER and NATS_PASSWORD go together: set both or neither");
+        anyhow::ensure!(
+            user.is_empty() == password.is_empty(),
+            "NATS_USER and NATS_PASSWORD go together: set both or neither"
+        );
         anyhow::ensure!(
             user.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "NATS_USER may hold letters, digits, - and _ only (it names the reply inbox subject)"
@@ -234,11 +242,23 @@ async fn create_stream(js: &Context, limits: &StreamLimits, replicas: usize) -> 
 /// The stream is created by hand, with the settings the client library would use, because the
 /// library's own `create_key_value` first asks for account info in a form nats-server 2.9 does
 /// not send.
-async fn ensure_kv(js: &Context, bucket: &str, description: &str, max_age: Duration, replicas: usize) -> anyhow::Result<kv::Store> {
+async fn ensure_kv(
+    js: &Context,
+    bucket: &str,
+    description: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> anyhow::Result<kv::Store> {
     with_patience(bucket, || create_kv(js, bucket, description, max_age, replicas)).await
 }
 
-async fn create_kv(js: &Context, bucket: &str, description: &str, max_age: Duration, replicas: usize) -> anyhow::Result<kv::Store> {
+async fn create_kv(
+    js: &Context,
+    bucket: &str,
+    description: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> anyhow::Result<kv::Store> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }

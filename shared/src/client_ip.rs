@@ -31,7 +31,11 @@ impl TrustedProxies {
             let ip: IpAddr = ip.parse().map_err(|_| anyhow::anyhow!("{item:?} is not an IP address or CIDR"))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let len = match len {
-                Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| anyhow::anyhow!("{item:?} has a bad prefix length"))?,
+                Some(l) => l
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|l| *l <= max)
+                    .ok_or_else(|| anyhow::anyhow!("{item:?} has a bad prefix length"))?,
                 None => max,
             };
             nets.push((ip, len));

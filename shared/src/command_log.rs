@@ -91,10 +91,13 @@ pub fn shapes_of(service: &str, command_name: &str, command: &Document) -> Vec<Q
         _ => "-".to_string(),
     };
     let statements = |list: &str| -> BTreeSet<String> {
-        let filters = command.get_array(list).map(|a| a.iter().filter_map(Bson::as_document).collect::<Vec<_>>()).unwrap_or_default();
+        let filters =
+            command.get_array(list).map(|a| a.iter().filter_map(Bson::as_document).collect::<Vec<_>>()).unwrap_or_default();
         filters.into_iter().map(|s| s.get_document("q").map(filter_shape).unwrap_or_else(|_| "{}".to_string())).collect()
     };
-    let optional = |field: &str| -> BTreeSet<String> { BTreeSet::from([command.get_document(field).map(filter_shape).unwrap_or_else(|_| "{}".to_string())]) };
+    let optional = |field: &str| -> BTreeSet<String> {
+        BTreeSet::from([command.get_document(field).map(filter_shape).unwrap_or_else(|_| "{}".to_string())])
+    };
     let shapes = match command_name {
         "find" => optional("filter"),
         "update" => statements("updates"),
@@ -102,13 +105,21 @@ pub fn shapes_of(service: &str, command_name: &str, command: &Document) -> Vec<Q
         "findAndModify" | "count" | "distinct" => optional("query"),
         "aggregate" => {
             let first = command.get_array("pipeline").ok().and_then(|p| p.first()).and_then(Bson::as_document);
-            BTreeSet::from([first.and_then(|s| s.get_document("$match").ok()).map(filter_shape).unwrap_or_else(|| "{}".to_string())])
+            BTreeSet::from([first
+                .and_then(|s| s.get_document("$match").ok())
+                .map(filter_shape)
+                .unwrap_or_else(|| "{}".to_string())])
         }
         _ => BTreeSet::from([NO_FILTER.to_string()]),
     };
     shapes
         .into_iter()
-        .map(|shape| QueryShape { service: service.to_string(), command: command_name.to_string(), collection: collection.clone(), shape })
+        .map(|shape| QueryShape {
+            service: service.to_string(),
+            command: command_name.to_string(),
+            collection: collection.clone(),
+            shape,
+        })
         .collect()
 }
 
@@ -207,7 +218,10 @@ pub fn read(path: &Path) -> std::io::Result<Vec<QueryShape>> {
     complete
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}: {l}", path.display()))))
+        .map(|l| {
+            serde_json::from_str(l)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}: {l}", path.display())))
+        })
         .collect()
 }
 
@@ -218,7 +232,10 @@ mod tests {
     use super::*;
 
     fn one(command_name: &str, command: Document) -> Vec<String> {
-        shapes_of("convertpulse-api", command_name, &command).into_iter().map(|s| format!("{} {} {}", s.command, s.collection, s.shape)).collect()
+        shapes_of("convertpulse-api", command_name, &command)
+            .into_iter()
+            .map(|s| format!("{} {} {}", s.command, s.collection, s.shape))
+            .collect()
     }
 
     #[test]
@@ -227,10 +244,18 @@ mod tests {
             (doc! {"_id": "s1"}, r#"{"_id":"?"}"#, "equality"),
             (doc! {"_id": {"$in": ["a", "b"]}}, r#"{"_id":{"$in":"?"}}"#, "$in list"),
             (doc! {"rev": 3, "_id": "x"}, r#"{"_id":"?","rev":"?"}"#, "keys sorted"),
-            (doc! {"site_id": "s", "day": {"$gte": "2025-01-01", "$lte": "2025-01-07"}}, r#"{"day":{"$gte":"?","$lte":"?"},"site_id":"?"}"#, "range"),
+            (
+                doc! {"site_id": "s", "day": {"$gte": "2025-01-01", "$lte": "2025-01-07"}},
+                r#"{"day":{"$gte":"?","$lte":"?"},"site_id":"?"}"#,
+                "range",
+            ),
             (doc! {"claimed_at": {"$lt": DateTime::from_millis(5)}}, r#"{"claimed_at":{"$lt":"?"}}"#, "date"),
             (doc! {"meta": {"a": 1}}, r#"{"meta":"?"}"#, "embedded document is a value"),
-            (doc! {"$or": [{"a": 1}, {"b": {"$exists": true}}]}, r#"{"$or":[{"a":"?"},{"b":{"$exists":"?"}}]}"#, "$or keeps its filters"),
+            (
+                doc! {"$or": [{"a": 1}, {"b": {"$exists": true}}]},
+                r#"{"$or":[{"a":"?"},{"b":{"$exists":"?"}}]}"#,
+                "$or keeps its filters",
+            ),
             (doc! {"tags": {"$elemMatch": {"k": "x"}}}, r#"{"tags":{"$elemMatch":{"k":"?"}}}"#, "$elemMatch"),
             (doc! {"we\"ird": 1}, r#"{"we\"ird":"?"}"#, "field name escaped"),
             (doc! {}, "{}", "everything"),
@@ -244,14 +269,22 @@ mod tests {
     fn each_command_is_recorded_by_the_filter_it_addresses() {
         let statement = |id: &str| doc! {"q": {"_id": id, "rev": 1}, "u": {"$set": {"n": 1}}, "upsert": true};
         let cases = [
-            ("find", doc! {"find": "rollups", "filter": {"_id": {"$in": ["a"]}}, "projection": {"tail": 1}}, vec![r#"find rollups {"_id":{"$in":"?"}}"#]),
+            (
+                "find",
+                doc! {"find": "rollups", "filter": {"_id": {"$in": ["a"]}}, "projection": {"tail": 1}},
+                vec![r#"find rollups {"_id":{"$in":"?"}}"#],
+            ),
             ("find", doc! {"find": "sites"}, vec!["find sites {}"]),
             (
                 "update",
                 doc! {"update": "rollups", "updates": [statement("a"), statement("b"), {"q": {"site_id": "s"}, "u": {}}]},
                 vec![r#"update rollups {"_id":"?","rev":"?"}"#, r#"update rollups {"site_id":"?"}"#],
             ),
-            ("delete", doc! {"delete": "recoveries", "deletes": [{"q": {"_id": "f"}, "limit": 1}]}, vec![r#"delete recoveries {"_id":"?"}"#]),
+            (
+                "delete",
+                doc! {"delete": "recoveries", "deletes": [{"q": {"_id": "f"}, "limit": 1}]},
+                vec![r#"delete recoveries {"_id":"?"}"#],
+            ),
             (
                 "findAndModify",
                 doc! {"findAndModify": "sites", "query": {"_id": "s", "owner_id": "u"}, "remove": true},
@@ -262,7 +295,11 @@ mod tests {
                 doc! {"aggregate": "rollups", "pipeline": [{"$match": {"site_id": "s"}}, {"$group": {"_id": 1, "n": {"$sum": 1}}}], "cursor": {}},
                 vec![r#"aggregate rollups {"site_id":"?"}"#],
             ),
-            ("aggregate", doc! {"aggregate": "rollups", "pipeline": [{"$group": {"_id": 1}}], "cursor": {}}, vec!["aggregate rollups {}"]),
+            (
+                "aggregate",
+                doc! {"aggregate": "rollups", "pipeline": [{"$group": {"_id": 1}}], "cursor": {}},
+                vec!["aggregate rollups {}"],
+            ),
             ("count", doc! {"count": "goals", "query": {"site_id": "s"}}, vec![r#"count goals {"site_id":"?"}"#]),
             ("insert", doc! {"insert": "flushes", "documents": [{"_id": "i:1"}]}, vec!["insert flushes -"]),
             ("createIndexes", doc! {"createIndexes": "goals", "indexes": []}, vec!["createIndexes goals -"]),
@@ -300,7 +337,11 @@ mod tests {
         sink.record("ping", &doc! {"ping": 1});
         sink.record("insert", &doc! {"insert": "users", "documents": [{"_id": "u"}]});
 
-        std::fs::OpenOptions::new().append(true).open(&path).and_then(|mut f| f.write_all(br#"{"service":"api","comm"#)).expect("a partial line");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(br#"{"service":"api","comm"#))
+            .expect("a partial line");
 
         let read_back: Vec<String> = read(&path).expect("log reads").iter().map(ToString::to_string).collect();
         assert_eq!(read_back, vec![r#"api find sites {"_id":"?"}"#, "api insert users -"], "the partial last line left out");

@@ -23,10 +23,9 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<T>()
-            .map_err(|e| anyhow::anyhow!("{name}={v:?} is not valid: {e}")),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse::<T>().map_err(|e| anyhow::anyhow!("{name}={v:?} is not valid: {e}"))
+        }
         _ => Ok(default),
     }
 }

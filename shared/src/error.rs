@@ -77,7 +77,13 @@ mod tests {
 
     #[test]
     fn wire_form_matches_as_str() {
-        for code in [ErrorCode::InvalidBatch, ErrorCode::OriginNotAllowed, ErrorCode::SiteLimit, ErrorCode::Internal, ErrorCode::InvalidPassword] {
+        for code in [
+            ErrorCode::InvalidBatch,
+            ErrorCode::OriginNotAllowed,
+            ErrorCode::SiteLimit,
+            ErrorCode::Internal,
+            ErrorCode::InvalidPassword,
+        ] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

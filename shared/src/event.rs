@@ -639,7 +639,13 @@ mod tests {
         let props_of = |n: usize| Value::Object((0..n).map(|i| (format!("k{i}"), json!(i))).collect());
         type Case = (&'static str, Box<dyn Fn(&mut Value)>, &'static str);
         let cases: Vec<Case> = vec![
-            ("missing key", Box::new(|v| { v.as_object_mut().expect("obj").remove("key"); }), "key"),
+            (
+                "missing key",
+                Box::new(|v| {
+                    v.as_object_mut().expect("obj").remove("key");
+                }),
+                "key",
+            ),
             ("empty key", Box::new(|v| v["key"] = json!("")), "key"),
             ("key too long", Box::new(move |v| v["key"] = json!(long(129))), "key"),
             ("key not a string", Box::new(|v| v["key"] = json!({"k": 1})), "key"),
@@ -647,15 +653,34 @@ mod tests {
             ("long batch id", Box::new(move |v| v["batch_id"] = json!(long(65))), "batch_id"),
             ("bad batch id char", Box::new(|v| v["batch_id"] = json!("batch.0001")), "batch_id"),
             ("session id type", Box::new(|v| v["session_id"] = json!(12345678)), "session_id"),
-            ("events missing", Box::new(|v| { v.as_object_mut().expect("obj").remove("events"); }), "events"),
+            (
+                "events missing",
+                Box::new(|v| {
+                    v.as_object_mut().expect("obj").remove("events");
+                }),
+                "events",
+            ),
             ("events not array", Box::new(|v| v["events"] = json!({"0": {}})), "events"),
             ("events empty", Box::new(|v| v["events"] = json!([])), "events"),
-            ("events over 50", Box::new(|v| { let e = v["events"][0].clone(); v["events"] = json!(vec![e; 51]); }), "events"),
+            (
+                "events over 50",
+                Box::new(|v| {
+                    let e = v["events"][0].clone();
+                    v["events"] = json!(vec![e; 51]);
+                }),
+                "events",
+            ),
             ("event not object", Box::new(|v| v["events"][2] = json!(3)), "events[2]"),
             ("event null", Box::new(|v| v["events"][1] = Value::Null), "events[1]"),
             ("unknown type", Box::new(|v| v["events"][0]["type"] = json!("hover")), "events[0].type"),
             ("type not a string", Box::new(|v| v["events"][0]["type"] = json!(1)), "events[0].type"),
-            ("ts missing", Box::new(|v| { v["events"][1].as_object_mut().expect("obj").remove("ts"); }), "events[1].ts"),
+            (
+                "ts missing",
+                Box::new(|v| {
+                    v["events"][1].as_object_mut().expect("obj").remove("ts");
+                }),
+                "events[1].ts",
+            ),
             ("ts negative", Box::new(|v| v["events"][1]["ts"] = json!(-1)), "events[1].ts"),
             ("ts string", Box::new(|v| v["events"][1]["ts"] = json!("1")), "events[1].ts"),
             ("page id short", Box::new(|v| v["events"][3]["page_id"] = json!("p")), "events[3].page_id"),
@@ -675,18 +700,49 @@ mod tests {
             ("depth zero", Box::new(|v| v["events"][1]["depth"] = json!(0)), "events[1].depth"),
             ("depth over 100", Box::new(|v| v["events"][1]["depth"] = json!(101)), "events[1].depth"),
             ("depth fractional", Box::new(|v| v["events"][1]["depth"] = json!(40.5)), "events[1].depth"),
-            ("depth missing", Box::new(|v| { v["events"][1].as_object_mut().expect("obj").remove("depth"); }), "events[1].depth"),
-            ("prev over 99", Box::new(|v| { v["events"][1]["depth"] = json!(100); v["events"][1]["prev"] = json!(100); }), "events[1].prev"),
+            (
+                "depth missing",
+                Box::new(|v| {
+                    v["events"][1].as_object_mut().expect("obj").remove("depth");
+                }),
+                "events[1].depth",
+            ),
+            (
+                "prev over 99",
+                Box::new(|v| {
+                    v["events"][1]["depth"] = json!(100);
+                    v["events"][1]["prev"] = json!(100);
+                }),
+                "events[1].prev",
+            ),
             ("prev not below depth", Box::new(|v| v["events"][1]["prev"] = json!(40)), "events[1].prev"),
-            ("selector missing", Box::new(|v| { v["events"][2].as_object_mut().expect("obj").remove("selector"); }), "events[2].selector"),
+            (
+                "selector missing",
+                Box::new(|v| {
+                    v["events"][2].as_object_mut().expect("obj").remove("selector");
+                }),
+                "events[2].selector",
+            ),
             ("selector too long", Box::new(move |v| v["events"][2]["selector"] = json!(long(257))), "events[2].selector"),
             ("text too long", Box::new(move |v| v["events"][2]["text"] = json!(long(129))), "events[2].text"),
             ("href too long", Box::new(move |v| v["events"][2]["href"] = json!(long(2049))), "events[2].href"),
             ("seconds zero", Box::new(|v| v["events"][3]["seconds"] = json!(0)), "events[3].seconds"),
             ("seconds over 1800", Box::new(|v| v["events"][3]["seconds"] = json!(1800.5)), "events[3].seconds"),
             ("seconds string", Box::new(|v| v["events"][3]["seconds"] = json!("3")), "events[3].seconds"),
-            ("seconds missing", Box::new(|v| { v["events"][3].as_object_mut().expect("obj").remove("seconds"); }), "events[3].seconds"),
-            ("event name missing", Box::new(|v| { v["events"][4].as_object_mut().expect("obj").remove("name"); }), "events[4].name"),
+            (
+                "seconds missing",
+                Box::new(|v| {
+                    v["events"][3].as_object_mut().expect("obj").remove("seconds");
+                }),
+                "events[3].seconds",
+            ),
+            (
+                "event name missing",
+                Box::new(|v| {
+                    v["events"][4].as_object_mut().expect("obj").remove("name");
+                }),
+                "events[4].name",
+            ),
             ("event name empty", Box::new(|v| v["events"][4]["name"] = json!("")), "events[4].name"),
             ("event name too long", Box::new(move |v| v["events"][4]["name"] = json!(long(65))), "events[4].name"),
             ("event name not a string", Box::new(|v| v["events"][4]["name"] = json!(true)), "events[4].name"),
@@ -696,9 +752,17 @@ mod tests {
             ("prop key empty", Box::new(|v| v["events"][4]["props"] = json!({"": 1})), "events[4].props"),
             ("prop key too long", Box::new(move |v| v["events"][4]["props"] = json!({long(41): 1})), "events[4].props"),
             ("prop key bad char", Box::new(|v| v["events"][4]["props"] = json!({"pl an": 1})), "events[4].props"),
-            ("prop value too long", Box::new(move |v| v["events"][4]["props"]["plan"] = json!(long(201))), "events[4].props.plan"),
+            (
+                "prop value too long",
+                Box::new(move |v| v["events"][4]["props"]["plan"] = json!(long(201))),
+                "events[4].props.plan",
+            ),
             ("prop value null", Box::new(|v| v["events"][4]["props"]["plan"] = Value::Null), "events[4].props.plan"),
-            ("prop value object", Box::new(|v| v["events"][4]["props"]["plan"] = json!({"tier": 1})), "events[4].props.plan"),
+            (
+                "prop value object",
+                Box::new(|v| v["events"][4]["props"]["plan"] = json!({"tier": 1})),
+                "events[4].props.plan",
+            ),
             ("prop value array", Box::new(|v| v["events"][4]["props"]["seats"] = json!([1])), "events[4].props.seats"),
         ];
         for (case, mutate, field) in cases {
@@ -787,7 +851,10 @@ mod tests {
     fn v1_events_without_v2_fields_still_read() {
         let old = r#"{"ts":1,"page_id":"page_0001","url":"https://example.com/","type":"pageview","referrer":"","title":"","new_session":true}"#;
         let ev: Event = serde_json::from_str(old).expect("v1 pageview");
-        assert_eq!(ev.kind, EventKind::Pageview { referrer: String::new(), title: String::new(), new_session: true, variant: None });
+        assert_eq!(
+            ev.kind,
+            EventKind::Pageview { referrer: String::new(), title: String::new(), new_session: true, variant: None }
+        );
         let custom = r#"{"ts":1,"page_id":"page_0001","url":"https://example.com/","type":"event","name":"Signup"}"#;
         let ev: Event = serde_json::from_str(custom).expect("event without props");
         assert_eq!(ev.kind, EventKind::Event { name: "Signup".into(), props: BTreeMap::new() });

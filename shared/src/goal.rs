@@ -153,6 +153,9 @@ mod tests {
         }
         let ok = GoalSpec::parse(Some(" Thanks "), Some("pageview"), Some("/thank-you*")).expect("valid");
         assert_eq!((ok.name.as_str(), ok.kind, ok.matcher.as_str()), ("Thanks", GoalKind::Pageview, "/thank-you*"));
-        assert!(GoalSpec::parse(Some("n".repeat(100).as_str()), Some("click"), Some(&long(256))).is_ok(), "bounds are inclusive");
+        assert!(
+            GoalSpec::parse(Some("n".repeat(100).as_str()), Some("click"), Some(&long(256))).is_ok(),
+            "bounds are inclusive"
+        );
     }
 }

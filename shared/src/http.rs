@@ -33,7 +33,8 @@ pub async fn envelope_405(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     if res.status() == StatusCode::METHOD_NOT_ALLOWED && !res.headers().contains_key(header::CONTENT_TYPE) {
         let allow = res.headers().get(header::ALLOW).cloned();
-        let mut out = error_response(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "method not allowed on this route");
+        let mut out =
+            error_response(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "method not allowed on this route");
         if let Some(allow) = allow {
             out.headers_mut().insert(header::ALLOW, allow);
         }
@@ -101,11 +102,7 @@ pub fn readiness(failing: &[&str]) -> Response {
 
 /// `/metrics` answer in the Prometheus text format.
 pub fn metrics_text(registry: &prometheus::Registry) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        crate::metrics::render(registry),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::metrics::render(registry)).into_response()
 }
 
 /// The router of a service's internal metrics listener (`CP_METRICS_ADDR`): `GET /metrics`

@@ -5,11 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mongodb::{
-    Database, IndexModel,
-    bson::doc,
-    options::IndexOptions,
-};
+use mongodb::{Database, IndexModel, bson::doc, options::IndexOptions};
 
 use crate::{
     names::collections as c,
@@ -68,7 +64,11 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
         (c::ROLLUPS, crate::rollup::indexes()),
         (
             c::FLUSHES,
-            vec![index(doc! {f::STATE: 1, f::CLAIMED_AT: 1}, None), index(doc! {f::INST: 1, f::STATE: 1}, None), index(doc! {f::DONE_AT: 1}, None)],
+            vec![
+                index(doc! {f::STATE: 1, f::CLAIMED_AT: 1}, None),
+                index(doc! {f::INST: 1, f::STATE: 1}, None),
+                index(doc! {f::DONE_AT: 1}, None),
+            ],
         ),
         (c::RECOVERIES, vec![index(doc! {"until": 1}, None)]),
     ];

@@ -27,9 +27,9 @@
 pub mod audience;
 pub mod backends;
 pub mod bus;
+pub mod client_ip;
 pub mod clock;
 pub mod command_log;
-pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod event;

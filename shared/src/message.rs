@@ -201,7 +201,10 @@ mod tests {
         let back: BatchMessage = serde_json::from_slice(&json).expect("reads as the owned message");
         assert_eq!(back.msg_id(), msg.msg_id());
         assert_eq!(back.msg_id(), "site1:batch_0001");
-        assert_eq!((back.device, back.browser, back.os, back.country.as_str()), (Device::Mobile, Browser::Safari, Os::Ios, "DE"));
+        assert_eq!(
+            (back.device, back.browser, back.os, back.country.as_str()),
+            (Device::Mobile, Browser::Safari, Os::Ios, "DE")
+        );
         assert_eq!(back.events, batch.events.iter().map(|e| e.to_owned_event()).collect::<Vec<_>>());
         assert_eq!(back.events[0].url, "https://example.com/a");
     }
@@ -211,7 +214,10 @@ mod tests {
         let v1 = r#"{"site_id":"s","batch_id":"batch_0001","session_id":"sess_0001","received_at":1,"visitor":"v",
                      "timezone":"UTC","domain":"example.com","events":[]}"#;
         let msg: BatchMessage = serde_json::from_str(v1).expect("v1 message");
-        assert_eq!((msg.device, msg.browser, msg.os, msg.country), (Device::Desktop, Browser::Other, Os::Other, Country::UNKNOWN));
+        assert_eq!(
+            (msg.device, msg.browser, msg.os, msg.country),
+            (Device::Desktop, Browser::Other, Os::Other, Country::UNKNOWN)
+        );
         assert_eq!(serde_json::to_value(&msg).expect("ser")["country"], "(unknown)");
     }
 }

@@ -30,7 +30,8 @@ impl HttpMetrics {
                 .buckets(LATENCY_BUCKETS.to_vec()),
             &["route", "method", "status"],
         )?;
-        let connections_open = IntGauge::new("convertpulse_http_connections_open", "Connections open on the public listener")?;
+        let connections_open =
+            IntGauge::new("convertpulse_http_connections_open", "Connections open on the public listener")?;
         let connections_refused = IntCounter::new(
             "convertpulse_http_connections_refused_total",
             "Connections closed at once because the public listener was at its connection cap",

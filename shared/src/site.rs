@@ -50,7 +50,20 @@ mod tests {
             assert_eq!(parse_domain(raw).as_deref(), Some(want), "case {raw}");
         }
         let too_long = format!("{}.com", "a".repeat(250));
-        for bad in ["", ".", "https://example.com", "example.com/path", "example.com:8080", "*.example.com", "exa mple.com", "-a.com", "a..com", "example.com..", "\u{a0}example.com", &too_long] {
+        for bad in [
+            "",
+            ".",
+            "https://example.com",
+            "example.com/path",
+            "example.com:8080",
+            "*.example.com",
+            "exa mple.com",
+            "-a.com",
+            "a..com",
+            "example.com..",
+            "\u{a0}example.com",
+            &too_long,
+        ] {
             assert_eq!(parse_domain(bad), None, "case {bad}");
         }
     }

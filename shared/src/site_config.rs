@@ -149,7 +149,14 @@ mod tests {
     use super::*;
 
     fn goal(id: &str, created_ms: i64) -> GoalDoc {
-        GoalDoc { id: id.into(), name: id.into(), kind: GoalKind::Event, matcher: "Signup".into(), created_ms, deleted_ms: None }
+        GoalDoc {
+            id: id.into(),
+            name: id.into(),
+            kind: GoalKind::Event,
+            matcher: "Signup".into(),
+            created_ms,
+            deleted_ms: None,
+        }
     }
 
     #[test]

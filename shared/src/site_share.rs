@@ -168,12 +168,24 @@ mod tests {
     #[test]
     fn only_the_per_subject_refusal_is_a_site_over_its_share() {
         let cases = [
-            (r#"{"code":503,"err_code":10077,"description":"maximum messages per subject exceeded"}"#, true, "per-subject limit"),
+            (
+                r#"{"code":503,"err_code":10077,"description":"maximum messages per subject exceeded"}"#,
+                true,
+                "per-subject limit",
+            ),
             (r#"{"code":503,"err_code":10077,"description":"maximum bytes exceeded"}"#, false, "stream full"),
             (r#"{"code":503,"err_code":10077,"description":"maximum messages exceeded"}"#, false, "stream's message limit"),
             (r#"{"code":503,"err_code":10077,"description":"insufficient resources"}"#, false, "disk full"),
-            (r#"{"code":400,"err_code":10054,"description":"message size exceeds maximum allowed"}"#, false, "message too large"),
-            (r#"{"code":503,"err_code":10008,"description":"maximum messages per subject exceeded"}"#, false, "another error code"),
+            (
+                r#"{"code":400,"err_code":10054,"description":"message size exceeds maximum allowed"}"#,
+                false,
+                "message too large",
+            ),
+            (
+                r#"{"code":503,"err_code":10008,"description":"maximum messages per subject exceeded"}"#,
+                false,
+                "another error code",
+            ),
         ];
         for (json, want, case) in cases {
             assert_eq!(is_refusal(&server_error(json)), want, "case {case}");

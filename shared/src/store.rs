@@ -235,11 +235,17 @@ pub mod raw_fields {
 /// (these documents' fields never change set), and the MongoDB-wire stand-in our tests run on
 /// cannot replace a document holding binary fields. `expire_at` never changes and goes in
 /// `$setOnInsert`: the stand-in turns a date set on an existing document into a string.
-pub fn revisioned_write(doc: &impl Serialize, id: &str, read_rev: i64) -> Result<mongodb::bson::Document, mongodb::bson::ser::Error> {
+pub fn revisioned_write(
+    doc: &impl Serialize,
+    id: &str,
+    read_rev: i64,
+) -> Result<mongodb::bson::Document, mongodb::bson::ser::Error> {
     let mut fields = mongodb::bson::to_document(doc)?;
     fields.remove("_id");
     let expire_at = fields.remove("expire_at").unwrap_or(mongodb::bson::Bson::Null);
-    Ok(doc! {"q": {"_id": id, "rev": read_rev}, "u": {"$set": fields, "$setOnInsert": {"expire_at": expire_at}}, "upsert": true})
+    Ok(
+        doc! {"q": {"_id": id, "rev": read_rev}, "u": {"$set": fields, "$setOnInsert": {"expire_at": expire_at}}, "upsert": true},
+    )
 }
 
 /// A flag that reads back whether stored as a boolean or as an integer: the MongoDB-wire
@@ -281,7 +287,8 @@ pub async fn connect(uri: &str, db: &str, app: &str) -> anyhow::Result<Database>
     options.connect_timeout = Some(Duration::from_secs(3));
     if let Some(path) = std::env::var_os(crate::command_log::ENV).filter(|p| !p.is_empty()) {
         let path = std::path::PathBuf::from(path);
-        crate::command_log::install(&mut options, &path, app).with_context(|| format!("opening {} ({})", crate::command_log::ENV, path.display()))?;
+        crate::command_log::install(&mut options, &path, app)
+            .with_context(|| format!("opening {} ({})", crate::command_log::ENV, path.display()))?;
     }
     let client = mongodb::Client::with_options(options).context("building MongoDB client")?;
     Ok(client.database(db))

@@ -25,7 +25,8 @@ pub fn local_day(ts_ms: i64, tz: Tz) -> NaiveDate {
 /// Epoch seconds at which the local hour holding `ts_ms` began.
 pub fn hour_start(ts_ms: i64, tz: Tz) -> i64 {
     let t = local(ts_ms, tz);
-    let into_hour_ms = i64::from(t.minute()) * 60_000 + i64::from(t.second()) * 1000 + i64::from(t.timestamp_subsec_millis());
+    let into_hour_ms =
+        i64::from(t.minute()) * 60_000 + i64::from(t.second()) * 1000 + i64::from(t.timestamp_subsec_millis());
     (ts_ms - into_hour_ms).div_euclid(1000)
 }
 

@@ -8,7 +8,8 @@ pub const DIRECT: &str = "(direct)";
 /// True for an absolute `http` or `https` URL with a host.
 pub fn is_http_url(raw: &str) -> bool {
     plain_http_url(raw)
-        || Url::parse(raw).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+        || Url::parse(raw)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
 /// The common case, decided without the full URL parser (which allocates and runs the IDNA
@@ -27,13 +28,18 @@ fn plain_http_url(raw: &str) -> bool {
         Some((host, port)) => (host, Some(port)),
         None => (authority, None),
     };
-    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| n <= 65535));
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+    });
     let labels_ok = !host.is_empty()
         && host.split('.').all(|l| {
-            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--"))
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--"))
         });
     let last = host.rsplit('.').next().unwrap_or_default();
-    let last_not_number = last.bytes().any(|b| !b.is_ascii_digit()) && !last.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x"));
+    let last_not_number =
+        last.bytes().any(|b| !b.is_ascii_digit()) && !last.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x"));
     port_ok && labels_ok && last_not_number && tail.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
@@ -108,7 +114,8 @@ mod tests {
     #[test]
     fn the_plain_check_never_accepts_what_the_parser_refuses() {
         let slow = |raw: &str| {
-            Url::parse(raw).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+            Url::parse(raw)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
         };
         let cases = [
             "https://www.example-shop.com/blog/post-1?utm_source=x&utm_medium=cpc#top",

@@ -80,7 +80,11 @@ mod tests {
     fn stack_id_equals_the_text_hash() {
         for ip in ["203.0.113.9", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "::1", "0.0.0.0"] {
             let addr: IpAddr = ip.parse().expect("ip");
-            assert_eq!(visitor_id(b"salt", "site", addr, "UA").as_str(), visitor_hash(b"salt", "site", ip, "UA"), "case {ip}");
+            assert_eq!(
+                visitor_id(b"salt", "site", addr, "UA").as_str(),
+                visitor_hash(b"salt", "site", ip, "UA"),
+                "case {ip}"
+            );
         }
     }
 }

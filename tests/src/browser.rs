@@ -63,7 +63,8 @@ impl FakeApi {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let first = lines.next_line().await.expect("fake api output").unwrap_or_default();
-        let url = first.strip_prefix("LISTENING ").unwrap_or_else(|| panic!("fake api did not start: {first}")).trim().to_string();
+        let url =
+            first.strip_prefix("LISTENING ").unwrap_or_else(|| panic!("fake api did not start: {first}")).trim().to_string();
         Self { url, _child: child }
     }
 }

@@ -210,7 +210,10 @@ async fn page(State(state): State<AppState>, uri: Uri) -> Response {
     let html = html
         .replace("__INGEST__", &format!("http://localhost:{port}/api/events/batch"))
         .replace("__OTHER__", &format!("http://localhost:{port}"))
-        .replace("__LOREM__", &"<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.</p>\n".repeat(60))
+        .replace(
+            "__LOREM__",
+            &"<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.</p>\n".repeat(60),
+        )
         .replace("__LONG_TITLE__", &long_title());
     Html(html).into_response()
 }
@@ -224,7 +227,9 @@ pub fn long_title() -> String {
 /// The first way `batch` breaks the contract's bounds, if any (v1 and the v2 additions).
 pub fn batch_violation(batch: &Value) -> Option<String> {
     let id_ok = |v: &Value| {
-        v.as_str().is_some_and(|s| (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+        v.as_str().is_some_and(|s| {
+            (8..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
     };
     let chars = |v: &Value| v.as_str().map(|s| s.chars().count());
     let within = |v: &Value, max: usize| chars(v).is_some_and(|n| n <= max);
@@ -239,7 +244,8 @@ pub fn batch_violation(batch: &Value) -> Option<String> {
         return Some("events: 1 to 50".into());
     }
     for (i, e) in events.iter().enumerate() {
-        let url_ok = e["url"].as_str().is_some_and(|u| (u.starts_with("http://") || u.starts_with("https://")) && !u.contains('#'));
+        let url_ok =
+            e["url"].as_str().is_some_and(|u| (u.starts_with("http://") || u.starts_with("https://")) && !u.contains('#'));
         if !url_ok || !within(&e["url"], 2048) || !id_ok(&e["page_id"]) || !e["ts"].is_i64() {
             return Some(format!("events[{i}]: url, page_id or ts: {e}"));
         }
@@ -251,14 +257,19 @@ pub fn batch_violation(batch: &Value) -> Option<String> {
                     && !e["referrer"].as_str().unwrap_or_default().contains('#')
                     && (e.get("variant").is_none()
                         || e["variant"].as_str().is_some_and(|v| {
-                            (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b" _.-".contains(&b))
+                            (1..=64).contains(&v.len())
+                                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b" _.-".contains(&b))
                         }))
             }
             "scroll" => {
                 let (depth, prev) = (e["depth"].as_i64().unwrap_or(-1), e["prev"].as_i64().unwrap_or(-1));
                 (1..=100).contains(&depth) && (0..=99).contains(&prev) && prev < depth
             }
-            "click" => within(&e["selector"], 256) && within(&e["text"], 128) && (e.get("href").is_none() || within(&e["href"], 2048)),
+            "click" => {
+                within(&e["selector"], 256)
+                    && within(&e["text"], 128)
+                    && (e.get("href").is_none() || within(&e["href"], 2048))
+            }
             "time" => e["seconds"].as_f64().is_some_and(|s| s > 0.0 && s <= 1800.0),
             "event" => chars(&e["name"]).is_some_and(|n| (1..=64).contains(&n)) && props_ok(e.get("props")),
             _ => false,

@@ -64,7 +64,13 @@ impl Api {
         Self::json(req.send().await.expect("api reachable")).await
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.api));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -77,14 +83,17 @@ impl Api {
 
     /// Registers `email` and returns the token.
     pub async fn register(&self, email: &str) -> String {
-        let (status, body) = self.post("/api/auth/register", None, &json!({"email": email, "password": "correct horse 1", "name": "Tester"})).await;
+        let (status, body) = self
+            .post("/api/auth/register", None, &json!({"email": email, "password": "correct horse 1", "name": "Tester"}))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "register {email}: {body}");
         body["token"].as_str().expect("token").to_string()
     }
 
     /// Creates a site and returns `(id, key)` once ingest knows the key.
     pub async fn create_site(&self, token: &str, domain: &str, timezone: &str) -> (String, String) {
-        let (status, body) = self.post("/api/sites", Some(token), &json!({"name": "Landing", "domain": domain, "timezone": timezone})).await;
+        let (status, body) =
+            self.post("/api/sites", Some(token), &json!({"name": "Landing", "domain": domain, "timezone": timezone})).await;
         assert_eq!(status, StatusCode::CREATED, "create site: {body}");
         let key = body["api_key"].as_str().expect("key").to_string();
         self.wait_key_live(&key).await;
@@ -96,7 +105,11 @@ impl Api {
     /// origin after the key, so 403 means the key is live (401 means not yet), and neither
     /// answer counts anything.
     pub async fn wait_key_live(&self, key: &str) {
-        let probe = crate::batch::batch(key, "session_probe", vec![crate::batch::pageview(&crate::batch::id("page"), "https://example.com/", "", false)]);
+        let probe = crate::batch::batch(
+            key,
+            "session_probe",
+            vec![crate::batch::pageview(&crate::batch::id("page"), "https://example.com/", "", false)],
+        );
         let body = serde_json::to_vec(&probe).expect("json");
         let this = self.clone();
         crate::wait::until("ingest to know the new key", Duration::from_secs(5), || {
@@ -117,8 +130,14 @@ impl Api {
     }
 
     /// Posts a batch to ingest with optional Origin; returns status, body and headers.
-    pub async fn post_batch_raw(&self, body: Vec<u8>, content_type: &str, origin: Option<&str>) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let mut req = self.http.post(format!("{}/api/events/batch", self.ingest)).header("content-type", content_type).body(body);
+    pub async fn post_batch_raw(
+        &self,
+        body: Vec<u8>,
+        content_type: &str,
+        origin: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req =
+            self.http.post(format!("{}/api/events/batch", self.ingest)).header("content-type", content_type).body(body);
         if let Some(o) = origin {
             req = req.header("origin", o);
         }

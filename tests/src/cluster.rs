@@ -205,7 +205,8 @@ impl Cluster {
         };
         for node in 1..=3 {
             let Some(jsz) = self.jsz(node).await else { continue };
-            let Some(leader) = cluster_of(&jsz).and_then(|c| c["leader"].as_str().map(str::to_string)).filter(|l| !l.is_empty())
+            let Some(leader) =
+                cluster_of(&jsz).and_then(|c| c["leader"].as_str().map(str::to_string)).filter(|l| !l.is_empty())
             else {
                 continue;
             };

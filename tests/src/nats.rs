@@ -23,7 +23,8 @@ pub struct Nats {
 impl Nats {
     pub async fn start() -> Self {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("cp-nats-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+        let dir =
+            std::env::temp_dir().join(format!("cp-nats-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let log = std::fs::File::create(dir.join("nats.log")).expect("log file");

@@ -39,7 +39,12 @@ impl Row {
 
     /// The row as the recorded line it stands for.
     pub fn as_shape(&self) -> QueryShape {
-        QueryShape { service: self.service.clone(), command: self.command.clone(), collection: self.collection.clone(), shape: self.shape.clone() }
+        QueryShape {
+            service: self.service.clone(),
+            command: self.command.clone(),
+            collection: self.collection.clone(),
+            shape: self.shape.clone(),
+        }
     }
 }
 
@@ -134,7 +139,10 @@ pub fn id_addressed(shape: &str) -> bool {
 
 /// The hot-path rows whose filter is not addressed by `_id`.
 pub fn hot_path_scans(rows: &[Row]) -> Vec<QueryShape> {
-    rows.iter().filter(|r| r.hot_path && r.shape != shared::command_log::NO_FILTER && !id_addressed(&r.shape)).map(Row::as_shape).collect()
+    rows.iter()
+        .filter(|r| r.hot_path && r.shape != shared::command_log::NO_FILTER && !id_addressed(&r.shape))
+        .map(Row::as_shape)
+        .collect()
 }
 
 /// Formats shapes one a line, for failure messages.

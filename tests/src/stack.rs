@@ -52,7 +52,9 @@ pub fn free_port() -> u16 {
 /// The MongoDB-wire server (`CP_NX_BIN`, default `.venv/bin/nx-27017`) on `port`, with its
 /// data and logs under `dir`.
 pub fn nx_command(dir: &Path, port: &str) -> Command {
-    let nx = std::env::var_os("CP_NX_BIN").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".venv").join("bin").join("nx-27017"));
+    let nx = std::env::var_os("CP_NX_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv").join("bin").join("nx-27017"));
     let mut c = Command::new(nx);
     c.args(["--host", "127.0.0.1", "-p", port, "--data-dir"])
         .arg(dir.join("nx"))
@@ -249,8 +251,7 @@ impl Stack {
         let mut cmd = match p {
             Proc::Nats => {
                 let mut c = Command::new("nats-server");
-                c.args(["-js", "-a", "127.0.0.1", "-p", &self.nats_port.to_string(), "-sd"])
-                    .arg(self.dir.join("js"));
+                c.args(["-js", "-a", "127.0.0.1", "-p", &self.nats_port.to_string(), "-sd"]).arg(self.dir.join("js"));
                 c
             }
             Proc::Mongo => {
@@ -262,7 +263,11 @@ impl Stack {
             }
             svc => {
                 let bin = bin_dir().join(svc.name());
-                assert!(bin.exists(), "{} is missing: build the binaries first (`cargo build --bins`, which `make test` does)", bin.display());
+                assert!(
+                    bin.exists(),
+                    "{} is missing: build the binaries first (`cargo build --bins`, which `make test` does)",
+                    bin.display()
+                );
                 let mut c = Command::new(bin);
                 c.env("NATS_URL", format!("nats://127.0.0.1:{}", self.nats_port))
                     .env("MONGODB_URI", &self.mongo_uri)

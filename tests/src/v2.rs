@@ -11,10 +11,7 @@ use aggregator::{
 };
 use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
-use mongodb::{
-    Database,
-    bson::doc,
-};
+use mongodb::{Database, bson::doc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::{clock::ManualClock, event::Event, message::BatchMessage, names::collections as c};
@@ -31,7 +28,9 @@ pub const CHROME_WINDOWS: &str =
 /// Desktop Chrome on Windows with build number `n`: the same audience, another visitor (the
 /// visitor hash covers the User-Agent).
 pub fn chrome(n: u32) -> String {
-    format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.{n} Safari/537.36")
+    format!(
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.{n} Safari/537.36"
+    )
 }
 
 /// A pageview with an A/B variant.
@@ -186,7 +185,10 @@ impl PastSite {
             browser: Default::default(),
             os: Default::default(),
             country: Default::default(),
-            events: events.into_iter().map(|e| serde_json::from_value::<Event>(e).expect("an event of the wire format")).collect(),
+            events: events
+                .into_iter()
+                .map(|e| serde_json::from_value::<Event>(e).expect("an event of the wire format"))
+                .collect(),
         }
     }
 }

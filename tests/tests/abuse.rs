@@ -28,15 +28,19 @@ async fn three_hundred_parallel_wrong_passwords_get_at_most_the_limit_of_401s() 
     let email = format!("{}@example.com", id("victim"));
     api.register(&email).await;
 
-    let attempts = (0..300).map(|i| {
-        let api = api.clone();
-        let email = email.clone();
-        async move { api.post("/api/auth/login", None, &json!({"email": email, "password": format!("guess number {i}")})).await }
-    });
+    let attempts =
+        (0..300).map(|i| {
+            let api = api.clone();
+            let email = email.clone();
+            async move {
+                api.post("/api/auth/login", None, &json!({"email": email, "password": format!("guess number {i}")})).await
+            }
+        });
     let answers = join_all(attempts).await;
     let statuses: Vec<StatusCode> = answers.iter().map(|(s, _)| *s).collect();
 
-    let (unauthorized, limited) = (count(&statuses, StatusCode::UNAUTHORIZED), count(&statuses, StatusCode::TOO_MANY_REQUESTS));
+    let (unauthorized, limited) =
+        (count(&statuses, StatusCode::UNAUTHORIZED), count(&statuses, StatusCode::TOO_MANY_REQUESTS));
     assert_eq!(unauthorized + limited, 300, "only 401 and 429: {statuses:?}");
     assert!((1..=5).contains(&unauthorized), "at most the limit (5) reach bcrypt, got {unauthorized}");
     assert!(answers.iter().filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS).all(|(_, b)| b["error"] == "rate_limited"));
@@ -52,10 +56,15 @@ async fn oversized_auth_bodies_and_emails_are_refused_before_they_cost_anything(
     let huge_email = format!("{}@example.com", "a".repeat(2 * 1024 * 1024));
     for path in ["/api/auth/login", "/api/auth/register"] {
         let (status, body) = api.post(path, None, &json!({"email": huge_email, "password": "whatever123"})).await;
-        assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")), "{path}: {body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+            "{path}: {body}"
+        );
     }
     // 16 KiB is the bound: just under passes the size check.
-    let (status, body) = api.post("/api/auth/register", None, &json!({"email": "x", "password": "p".repeat(15 * 1024)})).await;
+    let (status, body) =
+        api.post("/api/auth/register", None, &json!({"email": "x", "password": "p".repeat(15 * 1024)})).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_email")), "{body}");
 
     // Emails over 254 characters are never a limiter key: the login fails at once (counted
@@ -63,7 +72,8 @@ async fn oversized_auth_bodies_and_emails_are_refused_before_they_cost_anything(
     let long_email = format!("{}@example.com", "b".repeat(250));
     let (status, body) = api.post("/api/auth/login", None, &json!({"email": long_email, "password": "whatever123"})).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_credentials")));
-    let (status, body) = api.post("/api/auth/register", None, &json!({"email": long_email, "password": "whatever123"})).await;
+    let (status, body) =
+        api.post("/api/auth/register", None, &json!({"email": long_email, "password": "whatever123"})).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_email")));
 }
 
@@ -127,7 +137,8 @@ async fn a_thousand_parallel_registrations_do_not_starve_logins() {
     let mut login_times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let (status, body) = api.post("/api/auth/login", None, &json!({"email": email, "password": "correct horse 1"})).await;
+        let (status, body) =
+            api.post("/api/auth/login", None, &json!({"email": email, "password": "correct horse 1"})).await;
         assert_eq!(status, StatusCode::OK, "login during the flood: {body}");
         login_times.push(started.elapsed());
     }
@@ -135,7 +146,16 @@ async fn a_thousand_parallel_registrations_do_not_starve_logins() {
     let statuses: Vec<Option<StatusCode>> = answers.iter().map(|(s, _, _)| *s).collect();
     let created = statuses.iter().filter(|s| **s == Some(StatusCode::CREATED)).count();
     let busy: Vec<_> = answers.iter().filter(|(s, _, _)| *s == Some(StatusCode::SERVICE_UNAVAILABLE)).collect();
-    assert_eq!(created + busy.len(), 1000, "every registration answered 201 or 503: {:?}", statuses.iter().filter(|s| !matches!(s, Some(StatusCode::CREATED | StatusCode::SERVICE_UNAVAILABLE))).take(5).collect::<Vec<_>>());
+    assert_eq!(
+        created + busy.len(),
+        1000,
+        "every registration answered 201 or 503: {:?}",
+        statuses
+            .iter()
+            .filter(|s| !matches!(s, Some(StatusCode::CREATED | StatusCode::SERVICE_UNAVAILABLE)))
+            .take(5)
+            .collect::<Vec<_>>()
+    );
     assert!(!busy.is_empty(), "the flood was bounded: {created} created");
     assert!(busy.iter().all(|(_, b, retry)| b["error"] == "unavailable" && *retry), "503 unavailable with Retry-After");
     assert!(login_times.iter().all(|t| *t < Duration::from_secs(5)), "logins stay fast: {login_times:?}");
@@ -174,7 +194,13 @@ async fn a_slowloris_connection_is_closed_after_the_header_timeout_on_every_list
         .into_iter()
         .flat_map(|p| {
             let public = stack.url(p).rsplit(':').next().and_then(|s| s.parse().ok()).expect("port");
-            let metrics = stack.metrics_url(p).trim_end_matches("/metrics").rsplit(':').next().and_then(|s| s.parse().ok()).expect("port");
+            let metrics = stack
+                .metrics_url(p)
+                .trim_end_matches("/metrics")
+                .rsplit(':')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("port");
             [(format!("{p:?} public"), public), (format!("{p:?} metrics"), metrics)]
         })
         .collect();

@@ -47,7 +47,8 @@ async fn wait_token_ended(api: &Api, token: &str, what: &str) {
         async move {
             let (me, body) = api.get("/api/auth/me", Some(&token)).await;
             let (sites, _) = api.get("/api/sites", Some(&token)).await;
-            (me == StatusCode::UNAUTHORIZED && code(&body) == Some("unauthorized") && sites == StatusCode::UNAUTHORIZED).then_some(())
+            (me == StatusCode::UNAUTHORIZED && code(&body) == Some("unauthorized") && sites == StatusCode::UNAUTHORIZED)
+                .then_some(())
         }
     })
     .await;
@@ -77,7 +78,9 @@ async fn a_client_writing_its_own_forwarded_for_line_cannot_choose_its_address()
     for i in 0..3 {
         let forged = format!("198.18.0.{i}");
         let email = format!("{}@example.com", id("xff"));
-        let (status, body) = post_via(&api, "/api/auth/register", &[&forged, client], None, &json!({"email": email, "password": PASSWORD})).await;
+        let (status, body) =
+            post_via(&api, "/api/auth/register", &[&forged, client], None, &json!({"email": email, "password": PASSWORD}))
+                .await;
         statuses.push((status, code(&body).map(str::to_string)));
     }
     let created = (StatusCode::CREATED, None);
@@ -105,7 +108,14 @@ async fn a_client_writing_its_own_forwarded_for_line_cannot_choose_its_address()
     let mut statuses = Vec::new();
     for i in 0..3 {
         let forged = format!("198.18.4.{i}");
-        let res = api.http.get(&path).header("x-forwarded-for", forged).header("x-forwarded-for", client).send().await.expect("api");
+        let res = api
+            .http
+            .get(&path)
+            .header("x-forwarded-for", forged)
+            .header("x-forwarded-for", client)
+            .send()
+            .await
+            .expect("api");
         statuses.push(res.status());
     }
     assert_eq!(statuses, [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]);
@@ -127,7 +137,11 @@ async fn failures_from_another_address_never_lock_the_owner_out() {
     let (u, l) = (StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(statuses, [u, u, u, u, u, l]);
     let (status, body) = login_via(&api, &[attacker], &email, PASSWORD).await;
-    assert_eq!((status, code(&body)), (l, Some("rate_limited")), "the attacker's address stays locked, the right password too");
+    assert_eq!(
+        (status, code(&body)),
+        (l, Some("rate_limited")),
+        "the attacker's address stays locked, the right password too"
+    );
 
     // The owner logs in from anywhere else: another address, the proxy itself.
     for (case, lines) in [("another address", &["203.0.113.7"][..]), ("no forwarded line", &[][..])] {
@@ -166,7 +180,11 @@ async fn a_lock_survives_a_flood_of_new_emails_and_bad_emails_from_many_addresse
     api.register(&email).await;
     let attacker = "198.51.100.66";
     for i in 0..5 {
-        assert_eq!(login_via(&api, &[attacker], &email, &format!("guess {i}")).await.0, StatusCode::UNAUTHORIZED, "failure {i}");
+        assert_eq!(
+            login_via(&api, &[attacker], &email, &format!("guess {i}")).await.0,
+            StatusCode::UNAUTHORIZED,
+            "failure {i}"
+        );
     }
     assert_eq!(login_via(&api, &[attacker], &email, PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS, "locked");
 
@@ -181,7 +199,11 @@ async fn a_lock_survives_a_flood_of_new_emails_and_bad_emails_from_many_addresse
         }
     });
     let answers = join_all(flood).await;
-    let odd: Vec<_> = answers.iter().filter(|(s, b)| *s != StatusCode::UNAUTHORIZED || code(b) != Some("invalid_credentials")).take(5).collect();
+    let odd: Vec<_> = answers
+        .iter()
+        .filter(|(s, b)| *s != StatusCode::UNAUTHORIZED || code(b) != Some("invalid_credentials"))
+        .take(5)
+        .collect();
     assert!(odd.is_empty(), "every flood request is a plain 401: {odd:?}");
 
     let (status, body) = login_via(&api, &[attacker], &email, PASSWORD).await;
@@ -236,11 +258,41 @@ async fn a_password_change_ends_every_token_and_only_the_new_password_logs_in() 
     // Refusals, each exact; none of them ends a token.
     let long = "é".repeat(37); // 37 characters, 74 bytes
     let cases = [
-        ("no token", json!({"current_password": PASSWORD, "new_password": "brand new pass"}), None, StatusCode::UNAUTHORIZED, "unauthorized"),
-        ("wrong current", json!({"current_password": "nope nope", "new_password": "brand new pass"}), t(), StatusCode::UNAUTHORIZED, "invalid_credentials"),
-        ("current password missing", json!({"new_password": "brand new pass"}), t(), StatusCode::UNAUTHORIZED, "invalid_credentials"),
-        ("new password too short", json!({"current_password": PASSWORD, "new_password": "short"}), t(), StatusCode::BAD_REQUEST, "invalid_password"),
-        ("new password over 72 bytes", json!({"current_password": PASSWORD, "new_password": long}), t(), StatusCode::BAD_REQUEST, "invalid_password"),
+        (
+            "no token",
+            json!({"current_password": PASSWORD, "new_password": "brand new pass"}),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "wrong current",
+            json!({"current_password": "nope nope", "new_password": "brand new pass"}),
+            t(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        ),
+        (
+            "current password missing",
+            json!({"new_password": "brand new pass"}),
+            t(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        ),
+        (
+            "new password too short",
+            json!({"current_password": PASSWORD, "new_password": "short"}),
+            t(),
+            StatusCode::BAD_REQUEST,
+            "invalid_password",
+        ),
+        (
+            "new password over 72 bytes",
+            json!({"current_password": PASSWORD, "new_password": long}),
+            t(),
+            StatusCode::BAD_REQUEST,
+            "invalid_password",
+        ),
         ("new password missing", json!({"current_password": PASSWORD}), t(), StatusCode::BAD_REQUEST, "invalid_password"),
         ("not an object", json!(["x"]), t(), StatusCode::BAD_REQUEST, "invalid_request"),
     ];
@@ -279,9 +331,13 @@ async fn forty_racing_password_changes_change_it_once() {
         }
     });
     let statuses = join_all(racing).await;
-    let winners: Vec<usize> = statuses.iter().enumerate().filter(|(_, s)| **s == StatusCode::NO_CONTENT).map(|(i, _)| i).collect();
+    let winners: Vec<usize> =
+        statuses.iter().enumerate().filter(|(_, s)| **s == StatusCode::NO_CONTENT).map(|(i, _)| i).collect();
     assert_eq!(winners.len(), 1, "exactly one change: {statuses:?}");
-    assert!(statuses.iter().all(|s| matches!(*s, StatusCode::NO_CONTENT | StatusCode::UNAUTHORIZED)), "the others: 401 {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(*s, StatusCode::NO_CONTENT | StatusCode::UNAUTHORIZED)),
+        "the others: 401 {statuses:?}"
+    );
 
     let (status, body) = login_via(&api, &["203.0.113.1"], &email, &format!("new password {}", winners[0])).await;
     assert_eq!(status, StatusCode::OK, "the winner's password: {body}");

@@ -129,7 +129,8 @@ async fn published_batches_carry_device_browser_os_and_country_and_never_the_ip_
     }
 
     for (case, ua, xff, batch_id, (device, browser, os, country)) in sent {
-        let (msg, text) = published.iter().find(|(m, _)| m.batch_id == batch_id).unwrap_or_else(|| panic!("case {case}: not published"));
+        let (msg, text) =
+            published.iter().find(|(m, _)| m.batch_id == batch_id).unwrap_or_else(|| panic!("case {case}: not published"));
         let got = (msg.device.as_str(), msg.browser.as_str(), msg.os.as_str(), msg.country.as_str());
         assert_eq!(got, (device, browser, os, country), "case {case}");
         assert_eq!(msg.events[0].url, "https://example.com/", "case {case}: fragment dropped");

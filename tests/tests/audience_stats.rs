@@ -16,10 +16,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use v2::post_from;
 
-const CHROME_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
-const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+const CHROME_WIN: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+const CHROME_MAC: &str =
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 const CHROME_ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36";
-const CHROME_ANDROID_TABLET: &str = "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Safari/537.36";
+const CHROME_ANDROID_TABLET: &str =
+    "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Safari/537.36";
 const CHROME_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/124.0.6367.88 Mobile/15E148 Safari/604.1";
 const FIREFOX_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0";
 const FIREFOX_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
@@ -48,7 +51,12 @@ const CASES: [Case; 17] = [
     ("Firefox, Android, CH", FIREFOX_ANDROID, Some("129.132.19.216"), ("mobile", "Firefox", "Android", "CH")),
     ("Firefox, iPhone, IE over IPv6", FIREFOX_IPHONE, Some("2a00:1450:4001:82b::200e"), ("mobile", "Firefox", "iOS", "IE")),
     // The proxy appends the address it saw; what the client wrote before it is not believed.
-    ("Safari, macOS, DE behind a client-written hop", SAFARI_MAC, Some("6.6.6.6, 193.99.144.80"), ("desktop", "Safari", "macOS", "DE")),
+    (
+        "Safari, macOS, DE behind a client-written hop",
+        SAFARI_MAC,
+        Some("6.6.6.6, 193.99.144.80"),
+        ("desktop", "Safari", "macOS", "DE"),
+    ),
     ("Safari, iPhone, US", SAFARI_IPHONE, Some("8.8.4.4"), ("mobile", "Safari", "iOS", "US")),
     ("Safari, iPad, private address", SAFARI_IPAD, Some("10.1.2.3"), ("tablet", "Safari", "iOS", "(unknown)")),
     ("Edge, Windows, DE", EDGE_WIN, Some("193.99.144.80"), ("desktop", "Edge", "Windows", "DE")),
@@ -98,7 +106,12 @@ async fn devices_browsers_os_and_countries_come_from_real_user_agents_and_addres
         for (list, name) in lists.iter_mut().zip([device, browser, os, country]) {
             *list.entry(name).or_default() += 1;
         }
-        let want = json!([ranked(&lists[0], "name"), ranked(&lists[1], "name"), ranked(&lists[2], "name"), ranked(&lists[3], "country")]);
+        let want = json!([
+            ranked(&lists[0], "name"),
+            ranked(&lists[1], "name"),
+            ranked(&lists[2], "name"),
+            ranked(&lists[3], "country")
+        ]);
         let sessions = n as i64 + 1;
         let s = api.stats_when(&t.token, &t.site_id, q, |s| s["summary"]["sessions"] == sessions).await;
         assert_eq!(audience_lists(&s), want, "case {case}: [devices, browsers, OS, countries]");
@@ -127,17 +140,26 @@ async fn devices_browsers_os_and_countries_come_from_real_user_agents_and_addres
         *list.entry(name).or_default() += 1;
     }
     let before_bots = api.stats_when(&t.token, &t.site_id, q, |s| s["summary"]["pageviews"] == 19).await;
-    let want = json!([ranked(&lists[0], "name"), ranked(&lists[1], "name"), ranked(&lists[2], "name"), ranked(&lists[3], "country")]);
+    let want = json!([
+        ranked(&lists[0], "name"),
+        ranked(&lists[1], "name"),
+        ranked(&lists[2], "name"),
+        ranked(&lists[3], "country")
+    ]);
     assert_eq!(audience_lists(&before_bots), want, "the first pageview's device, browser, OS and country only");
 
     // Bots, with every kind of event and from a country already listed: 202, nothing counted.
     for ua in BOTS {
         let page = id("page");
-        let b = make_batch(&t.key, &id("sess"), vec![
-            pageview(&page, "https://example.com/?utm_campaign=bots", "https://www.google.com/", true),
-            click(&page, "https://example.com/", "button#cta", "Go"),
-            v2::custom(&page, "https://example.com/", "Signup", Value::Null),
-        ]);
+        let b = make_batch(
+            &t.key,
+            &id("sess"),
+            vec![
+                pageview(&page, "https://example.com/?utm_campaign=bots", "https://www.google.com/", true),
+                click(&page, "https://example.com/", "button#cta", "Go"),
+                v2::custom(&page, "https://example.com/", "Signup", Value::Null),
+            ],
+        );
         let (status, body) = post_from(&api, &b, ua, Some("193.99.144.80")).await;
         assert_eq!((status, &body), (StatusCode::ACCEPTED, &json!({"accepted": 3})), "case {ua}");
     }
@@ -150,10 +172,22 @@ async fn devices_browsers_os_and_countries_come_from_real_user_agents_and_addres
     api.stats_when(&t.token, &t.site_id, q, |s| s["summary"]["pageviews"] == 20).await;
     stack.wait_drained().await;
     let s = api.stats(&t.token, &t.site_id, q).await;
-    let want = json!([ranked(&lists[0], "name"), ranked(&lists[1], "name"), ranked(&lists[2], "name"), ranked(&lists[3], "country")]);
+    let want = json!([
+        ranked(&lists[0], "name"),
+        ranked(&lists[1], "name"),
+        ranked(&lists[2], "name"),
+        ranked(&lists[3], "country")
+    ]);
     assert_eq!(audience_lists(&s), want, "bots are in no list: {s}");
     assert_eq!(
-        (&s["summary"]["pageviews"], &s["summary"]["sessions"], &s["summary"]["clicks"], &s["top_events"], &s["top_campaigns"], &s["top_clicks"]),
+        (
+            &s["summary"]["pageviews"],
+            &s["summary"]["sessions"],
+            &s["summary"]["clicks"],
+            &s["top_events"],
+            &s["top_campaigns"],
+            &s["top_clicks"]
+        ),
         (&json!(20), &json!(19), &json!(0), &json!([]), &json!([]), &json!([])),
         "bots are in no figure: {s}"
     );

@@ -47,23 +47,33 @@ async fn dashboard_shows_the_apis_numbers_as_inert_text_and_handles_sessions() {
     let evil_url = format!("https://example.com/{IMG}?utm_source={}", "%3Cscript%3Ewindow.__xss%3D3%3C%2Fscript%3E");
     let plain = "https://example.com/pricing";
     let batches = [
-        make_batch(key, "session_ui_1", vec![
-            pageview(&p1, &evil_url, "javascript:alert(4)", true),
-            click(&p1, &evil_url, IMG, SCRIPT),
-            click(&p1, &evil_url, "a[href=\"javascript:alert(5)\"]", "\"quoted\" & <b>bold</b>"),
-            scroll(&p1, &evil_url, 60, 0),
-            time(&p1, &evil_url, 12.0),
-        ]),
-        make_batch(key, "session_ui_2", vec![
-            pageview(&p2, plain, &format!("https://evil.example/{SCRIPT}"), true),
-            click(&p2, plain, "button#cta", "Start free trial"),
-            scroll(&p2, plain, 100, 0),
-        ]),
+        make_batch(
+            key,
+            "session_ui_1",
+            vec![
+                pageview(&p1, &evil_url, "javascript:alert(4)", true),
+                click(&p1, &evil_url, IMG, SCRIPT),
+                click(&p1, &evil_url, "a[href=\"javascript:alert(5)\"]", "\"quoted\" & <b>bold</b>"),
+                scroll(&p1, &evil_url, 60, 0),
+                time(&p1, &evil_url, 12.0),
+            ],
+        ),
+        make_batch(
+            key,
+            "session_ui_2",
+            vec![
+                pageview(&p2, plain, &format!("https://evil.example/{SCRIPT}"), true),
+                click(&p2, plain, "button#cta", "Start free trial"),
+                scroll(&p2, plain, 100, 0),
+            ],
+        ),
     ];
     for b in &batches {
         assert_eq!(api.post_batch(b).await.0, StatusCode::ACCEPTED);
     }
-    let week = api.stats_when(token, site_id, "timeframe=7d", |s| s["summary"]["pageviews"] == 2 && s["summary"]["clicks"] == 3).await;
+    let week = api
+        .stats_when(token, site_id, "timeframe=7d", |s| s["summary"]["pageviews"] == 2 && s["summary"]["clicks"] == 3)
+        .await;
     let expired = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &json!({"sub": "someone", "exp": chrono::Utc::now().timestamp() - 600}),
@@ -81,7 +91,11 @@ async fn dashboard_shows_the_apis_numbers_as_inert_text_and_handles_sessions() {
     assert_eq!(r["week"]["injectedElements"], 0, "payload markup became elements: {r}");
 
     // Sign-up form validated inline; the snippet is the site's and copies to the clipboard.
-    assert!(r["inlineErrors"][0].as_str().is_some_and(|e| !e.is_empty()) && r["inlineErrors"][1].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+    assert!(
+        r["inlineErrors"][0].as_str().is_some_and(|e| !e.is_empty())
+            && r["inlineErrors"][1].as_str().is_some_and(|e| !e.is_empty()),
+        "{r}"
+    );
     assert!(r["snippet"].as_str().is_some_and(|s| s.contains(key) && s.contains("/convertpulse.js")), "{r}");
     assert_eq!(r["clipboard"], r["snippet"]);
     assert_eq!(r["emptyStateShown"], true, "a new site shows the empty state");
@@ -100,25 +114,41 @@ async fn dashboard_shows_the_apis_numbers_as_inert_text_and_handles_sessions() {
     let charts = &r["week"]["charts"];
     let pv: Vec<Value> = week["series"].as_array().expect("series").iter().map(|p| p["pageviews"].clone()).collect();
     assert_eq!(charts["series"]["data"][0], json!(pv));
-    let dist: Vec<Value> = week["scroll_distribution"].as_array().expect("dist").iter().map(|b| b["pageviews"].clone()).collect();
+    let dist: Vec<Value> =
+        week["scroll_distribution"].as_array().expect("dist").iter().map(|b| b["pageviews"].clone()).collect();
     assert_eq!(charts["scroll"]["data"][0], json!(dist));
-    let click_labels: Vec<Value> = week["top_clicks"].as_array().expect("clicks").iter()
-        .map(|c| if c["text"] == "" { c["selector"].clone() } else { c["text"].clone() }).collect();
+    let click_labels: Vec<Value> = week["top_clicks"]
+        .as_array()
+        .expect("clicks")
+        .iter()
+        .map(|c| if c["text"] == "" { c["selector"].clone() } else { c["text"].clone() })
+        .collect();
     assert_eq!(charts["clicks"]["labels"], json!(click_labels), "payloads are chart labels as plain strings");
     assert!(charts["clicks"]["labels"].as_array().expect("labels").contains(&json!(SCRIPT)));
 
     // Tables hold the payloads as text.
     let pages: Vec<Value> = week["top_pages"].as_array().expect("pages").iter().map(|p| p["path"].clone()).collect();
-    let shown: Vec<Value> = r["week"]["tables"]["pages"].as_array().expect("rows").iter().map(|row| row[0].clone()).collect();
+    let shown: Vec<Value> =
+        r["week"]["tables"]["pages"].as_array().expect("rows").iter().map(|row| row[0].clone()).collect();
     assert_eq!(shown, pages);
     let clicks_rows = r["week"]["tables"]["clicks"].as_array().expect("rows");
     assert!(clicks_rows.iter().any(|row| row[0] == IMG && row[1] == SCRIPT), "{clicks_rows:?}");
-    let refs: Vec<Value> = r["week"]["tables"]["referrers"].as_array().expect("rows").iter().map(|row| row[0].clone()).collect();
+    let refs: Vec<Value> =
+        r["week"]["tables"]["referrers"].as_array().expect("rows").iter().map(|row| row[0].clone()).collect();
     assert!(refs.contains(&json!("<script>window.__xss=3</script>")), "utm_source payload shown as text: {refs:?}");
-    assert!(r["week"]["links"].as_array().expect("links").iter().all(|h| h.as_str().is_some_and(|h| h.starts_with("https://"))), "only http(s) links: {r}");
+    assert!(
+        r["week"]["links"].as_array().expect("links").iter().all(|h| h.as_str().is_some_and(|h| h.starts_with("https://"))),
+        "only http(s) links: {r}"
+    );
 
     // 24h: another request, hourly points.
-    assert!(r["statsRequests"].as_array().expect("requests").iter().any(|u| u.as_str().is_some_and(|u| u.ends_with("timeframe=24h"))));
+    assert!(
+        r["statsRequests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .any(|u| u.as_str().is_some_and(|u| u.ends_with("timeframe=24h")))
+    );
     assert_eq!(r["day"]["charts"]["series"]["labels"].as_array().map(Vec::len), Some(24));
     assert_eq!(r["day"]["cards"]["c-pageviews"], fmt(&sum["pageviews"]));
 
@@ -127,10 +157,16 @@ async fn dashboard_shows_the_apis_numbers_as_inert_text_and_handles_sessions() {
     assert!(r["afterLogout"].as_str().is_some_and(|u| u.contains("/login?reason=logout")), "{r}");
     // "Log out" ended the token on the server, not only in the browser.
     let (status, body) = api.get("/api/auth/me", Some(token)).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "the token after the UI's logout");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+        "the token after the UI's logout"
+    );
     assert!(r["afterExpired"].as_str().is_some_and(|u| u.contains("/login?reason=expired")), "{r}");
     assert!(r["expiredNotice"].as_str().is_some_and(|n| n.contains("expired")), "{r}");
-    for shot in ["landing-1280", "landing-375", "register-1280", "dashboard-1280", "dashboard-375", "login-1280", "login-375"] {
+    for shot in
+        ["landing-1280", "landing-375", "register-1280", "dashboard-1280", "dashboard-375", "login-1280", "login-375"]
+    {
         assert!(std::path::Path::new(&format!("{shots}/{shot}.png")).exists(), "screenshot {shot}");
     }
 }
@@ -146,7 +182,10 @@ async fn every_page_has_a_strict_content_security_policy() {
         let res = api.http.get(format!("{}{path}", api.api)).send().await.expect("page");
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let csp = res.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{path}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{path}: {csp}"
+        );
         assert!(csp.contains("object-src 'none'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         let body = res.text().await.expect("body");
         if path != "/assets/app.css" {

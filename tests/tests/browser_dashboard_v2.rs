@@ -30,7 +30,11 @@ async fn run(scenario: &str) -> Value {
         let d = d.as_str().expect("dialog text");
         assert!(APP_DIALOGS.iter().any(|own| d.starts_with(own)), "{scenario}: a dialog the app did not open: {d}");
     }
-    assert!(r["xssAtEnd"].as_array().expect("pages").iter().all(Value::is_null), "{scenario}: a payload ran: {}", r["xssAtEnd"]);
+    assert!(
+        r["xssAtEnd"].as_array().expect("pages").iter().all(Value::is_null),
+        "{scenario}: a payload ran: {}",
+        r["xssAtEnd"]
+    );
     r
 }
 
@@ -39,7 +43,11 @@ fn assert_inert(view: &Value, what: &str) {
     assert!(view["xss"].is_null(), "{what}: a payload ran");
     assert_eq!(view["injected"], 0, "{what}: payload markup became elements");
     assert_eq!(view["handlers"], 0, "{what}: an element has an on* attribute");
-    assert!(view["links"].as_array().expect("links").iter().all(|h| h.as_str().is_some_and(|h| h.starts_with("https://"))), "{what}: only http(s) links: {}", view["links"]);
+    assert!(
+        view["links"].as_array().expect("links").iter().all(|h| h.as_str().is_some_and(|h| h.starts_with("https://"))),
+        "{what}: only http(s) links: {}",
+        view["links"]
+    );
 }
 
 fn rows(rows: &[&[&str]]) -> Value {
@@ -83,27 +91,94 @@ async fn cards_tables_and_charts_show_the_figures_formatted_and_compared_with_th
     // Tables, exactly as formatted; payloads as text; (other) rows kept.
     let t = &v["tables"];
     let img = img_path();
-    assert_eq!(t["pages"], rows(&[&["/", "5.1k"], &["/pricing", "2.3k"], &[&img, "1.2k"], &["/blog/launch", "980"], &["(other)", "2.7k"]]));
+    assert_eq!(
+        t["pages"],
+        rows(&[&["/", "5.1k"], &["/pricing", "2.3k"], &[&img, "1.2k"], &["/blog/launch", "980"], &["(other)", "2.7k"]])
+    );
     assert_eq!(v["headers"]["referrers"], json!(["Source", "Visits", "Conv.", "CR"]));
-    assert_eq!(t["referrers"], rows(&[&["google.com", "1.5k", "120", "8.0%"], &["(direct)", "1.2k", "90", "7.5%"], &[IMG, "300", "10", "3.3%"], &["javascript:alert(4)", "20", "0", "0.0%"], &["(other)", "410", "11", "2.7%"]]));
+    assert_eq!(
+        t["referrers"],
+        rows(&[
+            &["google.com", "1.5k", "120", "8.0%"],
+            &["(direct)", "1.2k", "90", "7.5%"],
+            &[IMG, "300", "10", "3.3%"],
+            &["javascript:alert(4)", "20", "0", "0.0%"],
+            &["(other)", "410", "11", "2.7%"]
+        ])
+    );
     assert_eq!(t["goals"], rows(&[&[&format!("Signup {IMG}"), "200", "4.8%"], &["Thank-you page", "150", "3.6%"]]));
-    assert_eq!(t["campaigns"], rows(&[&["spring_sale", "900", "81", "9.0%"], &["launch_week", "420", "12", "2.9%"], &[IMG, "50", "2", "4.0%"], &["(other)", "30", "1", "3.3%"]]));
-    assert_eq!(t["mediums"], rows(&[&["email", "700", "70", "10.0%"], &["cpc", "650", "30", "4.6%"], &[SCRIPT, "5", "0", "0.0%"]]));
+    assert_eq!(
+        t["campaigns"],
+        rows(&[
+            &["spring_sale", "900", "81", "9.0%"],
+            &["launch_week", "420", "12", "2.9%"],
+            &[IMG, "50", "2", "4.0%"],
+            &["(other)", "30", "1", "3.3%"]
+        ])
+    );
+    assert_eq!(
+        t["mediums"],
+        rows(&[&["email", "700", "70", "10.0%"], &["cpc", "650", "30", "4.6%"], &[SCRIPT, "5", "0", "0.0%"]])
+    );
     assert_eq!(v["headers"]["variants"], json!(["Variant", "Visits", "Conv.", "Rate"]));
-    assert_eq!(t["variants"], rows(&[&["B", "2.1k", "171", "8.3%"], &["A", "2.1k", "150", "7.1%"], &[IMG, "10", "0", "0.0%"]]));
+    assert_eq!(
+        t["variants"],
+        rows(&[&["B", "2.1k", "171", "8.3%"], &["A", "2.1k", "150", "7.1%"], &[IMG, "10", "0", "0.0%"]])
+    );
     assert_eq!(t["events"], rows(&[&["Signup", "321"], &["form_submit", "280"], &["outbound", "95"], &[IMG, "3"]]));
-    assert_eq!(t["clicks"], rows(&[&["button#cta", "Start free trial", "500"], &["a.pricing-link", "See pricing", "320"], &[IMG, SCRIPT, "40"], &["(other)", "", "12"]]));
+    assert_eq!(
+        t["clicks"],
+        rows(&[
+            &["button#cta", "Start free trial", "500"],
+            &["a.pricing-link", "See pricing", "320"],
+            &[IMG, SCRIPT, "40"],
+            &["(other)", "", "12"]
+        ])
+    );
     assert_eq!(t["devices"], rows(&[&["Desktop", "2.5k"], &["Mobile", "1.5k"], &["Tablet", "210"]]));
-    assert_eq!(t["browsers"], rows(&[&["Chrome", "2.3k"], &["Safari", "1.1k"], &["Firefox", "500"], &["Edge", "200"], &[IMG, "60"], &["Other", "50"]]));
-    assert_eq!(t["os"], rows(&[&["Windows", "1.4k"], &["macOS", "1k"], &["iOS", "900"], &["Android", "600"], &["Linux", "300"], &[SCRIPT, "10"]]));
-    assert_eq!(t["countries"], rows(&[&["Germany", "1.8k"], &["United States", "1.2k"], &["United Kingdom", "600"], &["(unknown)", "300"], &["(other)", "300"], &[IMG, "10"]]));
+    assert_eq!(
+        t["browsers"],
+        rows(&[
+            &["Chrome", "2.3k"],
+            &["Safari", "1.1k"],
+            &["Firefox", "500"],
+            &["Edge", "200"],
+            &[IMG, "60"],
+            &["Other", "50"]
+        ])
+    );
+    assert_eq!(
+        t["os"],
+        rows(&[
+            &["Windows", "1.4k"],
+            &["macOS", "1k"],
+            &["iOS", "900"],
+            &["Android", "600"],
+            &["Linux", "300"],
+            &[SCRIPT, "10"]
+        ])
+    );
+    assert_eq!(
+        t["countries"],
+        rows(&[
+            &["Germany", "1.8k"],
+            &["United States", "1.2k"],
+            &["United Kingdom", "600"],
+            &["(unknown)", "300"],
+            &["(other)", "300"],
+            &[IMG, "10"]
+        ])
+    );
 
     // The traffic chart: this period, and the previous one as a fourth, dashed line.
     let series = &v["charts"]["series"];
     assert_eq!(series["data"][0], r["expectedSeries"], "pageviews of the period");
     assert_eq!(series["data"][3], r["previousSeries"], "pageviews of {} (the previous period)", r["previousRange"]);
     assert_eq!(series["dashed"], json!([false, false, false, true]));
-    assert!(v["charts"]["clicks"]["labels"].as_array().expect("labels").contains(&json!(SCRIPT)), "payloads are chart labels as plain strings");
+    assert!(
+        v["charts"]["clicks"]["labels"].as_array().expect("labels").contains(&json!(SCRIPT)),
+        "payloads are chart labels as plain strings"
+    );
 
     // The live view, and the URL of the view.
     assert_eq!(v["live"]["shown"], true);
@@ -135,7 +210,11 @@ async fn a_server_without_the_v2_fields_gets_the_v1_dashboard_without_empty_card
     assert_eq!(v["headers"]["referrers"], json!(["Source", "Visits"]), "no conversion columns without conversions");
     assert_eq!(v["live"]["shown"], false, "no realtime route: no live panel");
     assert_eq!(v["goalsManager"], false, "no goals routes: no goals panel");
-    assert_eq!(v["charts"]["series"]["data"].as_array().map(Vec::len), Some(4), "the previous line comes from a from/to call");
+    assert_eq!(
+        v["charts"]["series"]["data"].as_array().map(Vec::len),
+        Some(4),
+        "the previous line comes from a from/to call"
+    );
     assert_eq!(v["url"], "/dashboard?site=site-v1&timeframe=7d");
     // Back returns to the other site and its view.
     assert_eq!(r["afterBack"]["url"], "/dashboard?site=site-v2&timeframe=7d");
@@ -145,27 +224,46 @@ async fn a_server_without_the_v2_fields_gets_the_v1_dashboard_without_empty_card
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn goals_are_created_from_picked_or_typed_matches_deleted_and_refused_next_to_the_field() {
     let r = run("goals").await;
-    assert_eq!(r["initial"], rows(&[&[&format!("Signup {IMG}"), "Custom event", "Signup"], &["Thank-you page", "Page visited", "/thank-you*"]]));
+    assert_eq!(
+        r["initial"],
+        rows(&[&[&format!("Signup {IMG}"), "Custom event", "Signup"], &["Thank-you page", "Page visited", "/thank-you*"]])
+    );
     // The picker offers the current top lists (never "(other)"), and the snippet's events.
     let img = img_path();
-    assert_eq!(r["pagesOffered"], rows(&[&["", "Pick one of the top pages…"], &["/", "/"], &["/pricing", "/pricing"], &[&img, &img], &["/blog/launch", "/blog/launch"]]));
+    assert_eq!(
+        r["pagesOffered"],
+        rows(&[
+            &["", "Pick one of the top pages…"],
+            &["/", "/"],
+            &["/pricing", "/pricing"],
+            &[&img, &img],
+            &["/blog/launch", "/blog/launch"]
+        ])
+    );
     assert_eq!(r["clicksOffered"][1], json!(["button#cta", "button#cta — Start free trial"]));
     assert_eq!(r["clicksOffered"].as_array().map(Vec::len), Some(4), "{}", r["clicksOffered"]);
-    let events: Vec<&str> = r["eventsOffered"].as_array().expect("events").iter().map(|o| o[0].as_str().unwrap_or_default()).collect();
+    let events: Vec<&str> =
+        r["eventsOffered"].as_array().expect("events").iter().map(|o| o[0].as_str().unwrap_or_default()).collect();
     assert_eq!(events, ["", "form_submit", "outbound", "Signup", IMG]);
     assert_eq!(r["filledFromPick"], "/pricing");
 
-    assert_eq!(r["posts"], json!([
-        {"name": "Pricing visit", "kind": "pageview", "match": "/pricing"},
-        {"name": "CTA", "kind": "click", "match": "button#cta"},
-        {"name": "Newsletter", "kind": "event", "match": "newsletter_signup"},
-    ]));
+    assert_eq!(
+        r["posts"],
+        json!([
+            {"name": "Pricing visit", "kind": "pageview", "match": "/pricing"},
+            {"name": "CTA", "kind": "click", "match": "button#cta"},
+            {"name": "Newsletter", "kind": "event", "match": "newsletter_signup"},
+        ])
+    );
     assert_eq!(r["afterCreate"].as_array().map(Vec::len), Some(5));
     assert_eq!(r["afterCreate"][4], json!(["Newsletter", "Custom event", "newsletter_signup"]));
     assert_eq!(r["goalsTable"][2], json!(["Pricing visit", "0", "0.0%"]), "stats reloaded after a goal was added");
 
     // invalid_goal: the api's message next to the field it names, focused and marked invalid.
-    assert_eq!(r["invalid"]["errors"], json!({"name": "", "kind": "", "match": "match must be a path starting with / for a pageview goal", "form": ""}));
+    assert_eq!(
+        r["invalid"]["errors"],
+        json!({"name": "", "kind": "", "match": "match must be a path starting with / for a pageview goal", "form": ""})
+    );
     assert_eq!(r["invalid"]["focused"], "goal-match");
     assert_eq!(r["invalid"]["ariaInvalid"], "true");
     assert_eq!(r["missingName"]["invalidRequests"], 1, "the refused goal was sent once");
@@ -173,7 +271,14 @@ async fn goals_are_created_from_picked_or_typed_matches_deleted_and_refused_next
     assert_eq!(r["missingName"]["errors"]["name"], "Give the goal a name.");
 
     assert_eq!(r["deletes"], json!(["/api/sites/site-v2/goals/goal-3"]));
-    assert!(r["dialogs"].as_array().expect("dialogs").iter().any(|d| d.as_str().is_some_and(|d| d.contains("\"Pricing visit\""))), "delete asks first");
+    assert!(
+        r["dialogs"]
+            .as_array()
+            .expect("dialogs")
+            .iter()
+            .any(|d| d.as_str().is_some_and(|d| d.contains("\"Pricing visit\""))),
+        "delete asks first"
+    );
     assert!(!r["afterDelete"].as_array().expect("rows").iter().any(|row| row[0] == "Pricing visit"), "{}", r["afterDelete"]);
 
     // At 20 goals the form is disabled and says why (the api refuses a 21st).
@@ -206,20 +311,31 @@ async fn clicking_a_top_page_filters_every_call_and_the_url_chip_and_history_fol
     assert_eq!(r["back2"]["url"], "/dashboard?site=site-v2&timeframe=7d");
     assert_eq!(r["back2"]["chip"]["shown"], false);
     assert_eq!(card(&r["back2"], "pageviews").0, "12.3k");
-    assert!(r["afterBack2"].as_array().expect("calls").iter().all(|q| q.as_str().is_some_and(|q| !q.contains("page="))), "{}", r["afterBack2"]);
+    assert!(
+        r["afterBack2"].as_array().expect("calls").iter().all(|q| q.as_str().is_some_and(|q| !q.contains("page="))),
+        "{}",
+        r["afterBack2"]
+    );
     assert_eq!(r["forward"]["url"], "/dashboard?site=site-v2&timeframe=7d&page=%2Fpricing");
     assert_eq!(card(&r["forward"], "pageviews").0, "2.3k");
 
     // The chip's button (from the keyboard) removes the filter.
     assert_eq!(r["cleared"]["url"], "/dashboard?site=site-v2&timeframe=7d");
-    assert!(r["afterClear"].as_array().expect("calls").iter().all(|q| q.as_str().is_some_and(|q| !q.contains("page="))), "{}", r["afterClear"]);
+    assert!(
+        r["afterClear"].as_array().expect("calls").iter().all(|q| q.as_str().is_some_and(|q| !q.contains("page="))),
+        "{}",
+        r["afterClear"]
+    );
 
     // A hostile path, chosen with the keyboard: filtered, encoded, shown as text, inert; the
     // URL opens the same view in a new tab.
     let h = &r["hostile"];
     assert_eq!(h["chip"]["text"], img_path());
     assert_eq!(card(h, "pageviews").0, "1.2k");
-    assert_eq!(r["hostileQuery"], "page=%2F%3Cimg+src%3Dx+onerror%3D%22window.__xss%3D1%3Balert%281%29%22%3E&compare=previous&timeframe=7d");
+    assert_eq!(
+        r["hostileQuery"],
+        "page=%2F%3Cimg+src%3Dx+onerror%3D%22window.__xss%3D1%3Balert%281%29%22%3E&compare=previous&timeframe=7d"
+    );
     assert_eq!(r["reopened"]["url"], h["url"]);
     assert_eq!(r["reopened"]["chip"]["text"], img_path());
     assert_inert(h, "hostile filter");
@@ -248,7 +364,11 @@ async fn the_date_range_cannot_be_applied_while_invalid_and_a_valid_one_is_in_th
     assert_eq!(r["applied"]["url"], format!("/dashboard?site=site-v2&from={from}&to={to}"));
     assert_eq!(r["appliedQuery"], format!("compare=previous&from={from}&to={to}"));
     assert_eq!(r["applied"]["charts"]["series"]["labels"].as_array().map(Vec::len), Some(7));
-    assert_eq!(r["pressed"], json!(["false", "false", "false", "false"]), "no timeframe button is pressed for a custom range");
+    assert_eq!(
+        r["pressed"],
+        json!(["false", "false", "false", "false"]),
+        "no timeframe button is pressed for a custom range"
+    );
     assert_eq!(r["reloaded"]["state"]["from"], from, "a reload keeps the range");
     assert_eq!(r["reloaded"]["read"]["stats"]["from"], from);
 }
@@ -259,9 +379,17 @@ async fn export_downloads_the_csv_of_the_current_view_as_served() {
     for case in ["week", "filtered"] {
         let e = &r[case];
         assert_eq!(e["auth"], true, "{case}: the export call carries the bearer token");
-        assert!(e["content"].as_str().is_some_and(|c| c.starts_with("start,pageviews,visitors,sessions,clicks,conversions\n")), "{case}: {}", e["content"]);
+        assert!(
+            e["content"].as_str().is_some_and(|c| c.starts_with("start,pageviews,visitors,sessions,clicks,conversions\n")),
+            "{case}: {}",
+            e["content"]
+        );
         assert_eq!(e["content"], e["served"], "{case}: the file is what the api served");
-        assert!(e["name"].as_str().is_some_and(|n| n.starts_with("convertpulse-acme.example-") && n.ends_with(".csv")), "{case}: {}", e["name"]);
+        assert!(
+            e["name"].as_str().is_some_and(|n| n.starts_with("convertpulse-acme.example-") && n.ends_with(".csv")),
+            "{case}: {}",
+            e["name"]
+        );
         assert_eq!(e["status"], format!("Downloaded {}", e["name"].as_str().unwrap_or_default()));
     }
     assert_eq!(r["week"]["query"], "timeframe=7d");
@@ -292,11 +420,17 @@ async fn a_public_link_is_created_copied_rotated_and_revoked_and_its_page_is_rea
     let requests = r["sharedRequests"].as_array().expect("requests");
     assert!(!requests.is_empty());
     for q in requests {
-        assert!(q["path"].as_str().is_some_and(|p| p.starts_with("/api/public/") && p.ends_with("/stats")), "only public stats: {q}");
+        assert!(
+            q["path"].as_str().is_some_and(|p| p.starts_with("/api/public/") && p.ends_with("/stats")),
+            "only public stats: {q}"
+        );
         assert_eq!(q["auth"], false, "the owner's token (in this browser's storage) is never sent: {q}");
         assert_eq!(q["method"], "GET");
     }
-    assert!(requests.iter().any(|q| q["query"] == "page=%2Fpricing&compare=previous&timeframe=7d"), "filtering works there too: {requests:?}");
+    assert!(
+        requests.iter().any(|q| q["query"] == "page=%2Fpricing&compare=previous&timeframe=7d"),
+        "filtering works there too: {requests:?}"
+    );
     assert_eq!(r["sharedFiltered"]["chip"]["text"], "/pricing");
     assert!(r["sharedFiltered"]["url"].as_str().is_some_and(|u| u.ends_with("?timeframe=7d&page=%2Fpricing")));
     assert_eq!(r["sharedBack"]["chip"]["shown"], false);
@@ -329,7 +463,10 @@ async fn every_panel_shows_loading_and_error_states_and_recovers() {
     assert!(loading["charts"].as_array().expect("charts").iter().all(|c| c == "Loading…"), "{loading}");
 
     let failed = &r["failed"];
-    assert!(failed["alert"].as_str().is_some_and(|a| a.starts_with("Could not load the figures: internal error")), "{failed}");
+    assert!(
+        failed["alert"].as_str().is_some_and(|a| a.starts_with("Could not load the figures: internal error")),
+        "{failed}"
+    );
     assert!(failed["tables"].as_array().expect("tables").iter().all(|t| t == "Could not load."), "{failed}");
     assert!(failed["charts"].as_array().expect("charts").iter().all(|c| c == "Could not load"), "{failed}");
     assert!(failed["cards"].as_array().expect("cards").iter().all(|c| c == "–"), "no figures of another view: {failed}");

@@ -51,11 +51,20 @@ async fn a_visit_reports_one_pageview_three_clicks_full_scroll_and_visible_time(
     let report = browser::run("main", &format!("{page}/landing")).await;
     assert_clean(&report);
 
-    let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["clicks"] == 3 && s["summary"]["avg_time_seconds"].as_f64() > Some(0.0)).await;
+    let s = api
+        .stats_when(&t.token, &t.site_id, "", |s| {
+            s["summary"]["clicks"] == 3 && s["summary"]["avg_time_seconds"].as_f64() > Some(0.0)
+        })
+        .await;
     let sum = &s["summary"];
-    assert_eq!((sum["pageviews"].as_i64(), sum["sessions"].as_i64(), sum["visitors"].as_i64()), (Some(1), Some(1), Some(1)), "{s}");
+    assert_eq!(
+        (sum["pageviews"].as_i64(), sum["sessions"].as_i64(), sum["visitors"].as_i64()),
+        (Some(1), Some(1), Some(1)),
+        "{s}"
+    );
     assert_eq!(sum["avg_scroll_depth"], 100.0, "{s}");
-    let dist: Vec<i64> = s["scroll_distribution"].as_array().expect("dist").iter().map(|b| b["pageviews"].as_i64().unwrap_or(-1)).collect();
+    let dist: Vec<i64> =
+        s["scroll_distribution"].as_array().expect("dist").iter().map(|b| b["pageviews"].as_i64().unwrap_or(-1)).collect();
     assert_eq!(dist, vec![0, 0, 0, 0, 1]);
     let visible = report["visibleMs"].as_f64().expect("visibleMs") / 1000.0;
     let avg_time = sum["avg_time_seconds"].as_f64().expect("avg time");
@@ -77,7 +86,8 @@ async fn a_single_page_app_navigation_is_a_second_pageview_in_the_same_session()
     let (api, t, page) = setup(&stack).await;
     let report = browser::run("spa", &format!("{page}/spa/first")).await;
     assert_clean(&report);
-    let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"] == 2 && s["summary"]["clicks"] == 1).await;
+    let s =
+        api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"] == 2 && s["summary"]["clicks"] == 1).await;
     assert_eq!(s["summary"]["sessions"], 1, "{s}");
     assert_eq!(s["top_pages"], json!([{"path": "/spa/first", "pageviews": 1}, {"path": "/spa/second", "pageviews": 1}]));
 }
@@ -91,9 +101,18 @@ async fn a_burst_of_events_is_batched_by_ten_and_counted_exactly() {
     let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["clicks"].as_i64() >= Some(25)).await;
     stack.wait_drained().await;
     let s2 = api.stats(&t.token, &t.site_id, "").await;
-    assert_eq!((s2["summary"]["clicks"].as_i64(), s2["summary"]["pageviews"].as_i64()), (Some(25), Some(1)), "{}", s["summary"]);
+    assert_eq!(
+        (s2["summary"]["clicks"].as_i64(), s2["summary"]["pageviews"].as_i64()),
+        (Some(25), Some(1)),
+        "{}",
+        s["summary"]
+    );
     let reached = s2["scroll_distribution"].as_array().expect("dist");
-    assert_eq!(reached.iter().map(|b| b["pageviews"].as_i64().unwrap_or(0)).sum::<i64>(), 1, "one pageview in the distribution");
+    assert_eq!(
+        reached.iter().map(|b| b["pageviews"].as_i64().unwrap_or(0)).sum::<i64>(),
+        1,
+        "one pageview in the distribution"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +141,8 @@ async fn with_ingest_down_nothing_breaks_and_the_kept_batch_arrives_once() {
     assert_clean(&report);
     assert!(report["accepted"].as_i64() >= Some(1), "the kept batch was accepted: {report}");
 
-    let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"] == 1 && s["summary"]["clicks"] == 1).await;
+    let s =
+        api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"] == 1 && s["summary"]["clicks"] == 1).await;
     assert_eq!(s["summary"]["sessions"], 1);
     // Counted once, even if a retry and the final beacon both carried it.
     stack.wait_drained().await;
@@ -215,7 +235,17 @@ async fn landing_visit(engine: &str) {
     assert!(events.iter().any(|e| e["type"] == "scroll" && e["depth"] == 100), "{engine}: no full scroll: {events:?}");
     // Field values and names, and the fragment's token, never leave the page.
     for r in site.requests() {
-        for secret in ["jane.secret", "Secretname", "Hunter2", "HIDDEN-COUPON", "FRAGMENT-SECRET", "access_token", "coupon_code", "full_name", "password"] {
+        for secret in [
+            "jane.secret",
+            "Secretname",
+            "Hunter2",
+            "HIDDEN-COUPON",
+            "FRAGMENT-SECRET",
+            "access_token",
+            "coupon_code",
+            "full_name",
+            "password",
+        ] {
             assert!(!r.body.contains(secret), "{engine}: {secret:?} was sent: {}", r.body);
         }
     }
@@ -226,7 +256,8 @@ async fn late_and_async(engine: &str) {
     let site = CaptureSite::start().await;
     let report = browser::run_in(engine, "loading", &site.base).await;
     assert_clean(&report);
-    let events = site.events_when("the async page's queued event", |ev| ev.iter().any(|e| e["name"] == "Queued async")).await;
+    let events =
+        site.events_when("the async page's queued event", |ev| ev.iter().any(|e| e["name"] == "Queued async")).await;
     assert_bodies_valid(&site);
     let (late, asy) = (format!("{}/late", site.base), format!("{}/async", site.base));
     assert_eq!(
@@ -250,16 +281,16 @@ async fn hostile(engine: &str) {
     let site = CaptureSite::start().await;
     let report = browser::run_in(engine, "hostile", &site.base).await;
     assert_clean(&report);
-    let events = site.events_when("the event after navigation", |ev| ev.iter().any(|e| e["name"] == "After navigation")).await;
+    let events =
+        site.events_when("the event after navigation", |ev| ev.iter().any(|e| e["name"] == "After navigation")).await;
     assert_bodies_valid(&site);
     let b = &site.base;
     let (page, next) = (format!("{b}/hostile"), format!("{b}/hostile/next"));
     // The title is cut to 512 UTF-16 units without leaving half an emoji behind.
     let title = "T".repeat(511);
-    let click = |selector: &str, text: &str| json!({"type": "click", "page": 1, "url": page, "selector": selector, "text": text});
-    let link = |selector: &str, text: &str, href: String| {
-        json!({"type": "click", "page": 1, "url": page, "selector": selector, "text": text, "href": href})
-    };
+    let click =
+        |selector: &str, text: &str| json!({"type": "click", "page": 1, "url": page, "selector": selector, "text": text});
+    let link = |selector: &str, text: &str, href: String| json!({"type": "click", "page": 1, "url": page, "selector": selector, "text": text, "href": href});
     let event = |name: &str, props: Option<Value>| {
         let mut e = json!({"type": "event", "page": 1, "url": page, "name": name});
         if let Some(p) = props {
@@ -289,7 +320,9 @@ async fn hostile(engine: &str) {
             event(&"N".repeat(64), None),
             event(
                 "Props",
-                Some(json!({"ok": "yes", "n": 1.5, "b": false, "dotted.key-1": "x", "long": "x".repeat(200), "emoji": "e".repeat(199)}))
+                Some(
+                    json!({"ok": "yes", "n": 1.5, "b": false, "dotted.key-1": "x", "long": "x".repeat(200), "emoji": "e".repeat(199)})
+                )
             ),
             event("Many", Some(Value::Object(many))),
             event("String props", None),
@@ -316,9 +349,18 @@ async fn retried(engine: &str) {
     assert!(requests.len() >= 3, "{engine}: {requests:?}");
     let statuses: Vec<u16> = requests[..3].iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![429, 503, 202], "{engine}");
-    assert!(requests[..3].iter().all(|r| r.body == requests[0].body), "{engine}: the retries resend the same batch: {requests:?}");
+    assert!(
+        requests[..3].iter().all(|r| r.body == requests[0].body),
+        "{engine}: the retries resend the same batch: {requests:?}"
+    );
     let first: Value = serde_json::from_str(&requests[0].body).expect("JSON");
-    let kinds: Vec<&str> = first["events"].as_array().expect("events").iter().filter_map(|e| e["type"].as_str()).filter(|t| matches!(*t, "pageview" | "click")).collect();
+    let kinds: Vec<&str> = first["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .filter(|t| matches!(*t, "pageview" | "click"))
+        .collect();
     assert_eq!(kinds, [vec!["pageview"], vec!["click"; 9]].concat(), "{engine}: {first}");
     // Once accepted, that batch is never sent again.
     assert!(!requests[3..].iter().any(|r| r.body == requests[0].body), "{engine}: the accepted batch was sent again");

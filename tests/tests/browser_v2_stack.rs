@@ -46,7 +46,8 @@ struct Wiring {
 }
 
 /// The pages' snippet tag as the capture-site tests write it.
-const SNIPPET_TAG: &str = r#"<script defer src="/convertpulse.js" data-key="site_key_test" data-endpoint="__INGEST__"></script>"#;
+const SNIPPET_TAG: &str =
+    r#"<script defer src="/convertpulse.js" data-key="site_key_test" data-endpoint="__INGEST__"></script>"#;
 
 /// Serves `tests/browser/pages/landing.html` at `/landing` with the snippet added by a tag
 /// manager after the load event, `thank-you.html` at `/thank-you` (any method: the signup
@@ -70,7 +71,10 @@ fn page(w: &Wiring, uri: &Uri) -> Response {
     let file = |name: &str| {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/pages").join(name);
         let html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(html.contains(SNIPPET_TAG), "{name} no longer carries the snippet tag this page server rewires: {SNIPPET_TAG}");
+        assert!(
+            html.contains(SNIPPET_TAG),
+            "{name} no longer carries the snippet tag this page server rewires: {SNIPPET_TAG}"
+        );
         html
     };
     let endpoint = format!("{}/api/events/batch", w.ingest);
@@ -98,13 +102,17 @@ fn page(w: &Wiring, uri: &Uri) -> Response {
         }
         "/thank-you" => file("thank-you.html").replace(
             SNIPPET_TAG,
-            &format!(r#"<script defer src="{}/convertpulse.js" data-key="{}" data-endpoint="{endpoint}"></script>"#, w.api, w.key),
+            &format!(
+                r#"<script defer src="{}/convertpulse.js" data-key="{}" data-endpoint="{endpoint}"></script>"#,
+                w.api, w.key
+            ),
         ),
         _ => return Html("<!doctype html><title>Elsewhere</title><p>Another site.</p>".to_string()).into_response(),
     };
-    let html = html
-        .replace("__OTHER__", &format!("http://localhost:{}", w.port))
-        .replace("__LOREM__", &"<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.</p>\n".repeat(60));
+    let html = html.replace("__OTHER__", &format!("http://localhost:{}", w.port)).replace(
+        "__LOREM__",
+        &"<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.</p>\n".repeat(60),
+    );
     Html(html).into_response()
 }
 
@@ -140,14 +148,27 @@ fn assert_clean(report: &Value, what: &str) {
 
 /// Creates a goal through the api.
 async fn goal(api: &Api, t: &Tenant, name: &str, kind: &str, matcher: &str) -> Value {
-    let (status, g) = api.post(&format!("/api/sites/{}/goals", t.site_id), Some(&t.token), &json!({"name": name, "kind": kind, "match": matcher})).await;
+    let (status, g) = api
+        .post(
+            &format!("/api/sites/{}/goals", t.site_id),
+            Some(&t.token),
+            &json!({"name": name, "kind": kind, "match": matcher}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "goal {name}: {g}");
     g
 }
 
 /// Waits until the stats satisfy `done` and the consumer has drained (nothing accepted can
 /// still change them), then returns them as read after the drain.
-async fn settled_stats(stack: &Stack, api: &Api, t: &Tenant, query: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+async fn settled_stats(
+    stack: &Stack,
+    api: &Api,
+    t: &Tenant,
+    query: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let done = &done;
     let found = wait::poll(Duration::from_secs(20), || async move {
         let s = api.stats(&t.token, &t.site_id, query).await;
@@ -166,7 +187,17 @@ async fn settled_stats(stack: &Stack, api: &Api, t: &Tenant, query: &str, what: 
 
 /// What the visitor typed or the form holds, the fragment's token, and the fields' names:
 /// none may leave the page.
-const SECRETS: [&str; 9] = ["jane.secret", "Secretname", "Hunter2", "HIDDEN-COUPON", "FRAGMENT-SECRET", "access_token", "coupon_code", "full_name", "password"];
+const SECRETS: [&str; 9] = [
+    "jane.secret",
+    "Secretname",
+    "Hunter2",
+    "HIDDEN-COUPON",
+    "FRAGMENT-SECRET",
+    "access_token",
+    "coupon_code",
+    "full_name",
+    "password",
+];
 
 /// The batches the browser sent, each once (a retry resends the same `batch_id`).
 fn distinct_batches(report: &Value) -> Vec<Value> {
@@ -175,7 +206,8 @@ fn distinct_batches(report: &Value) -> Vec<Value> {
     for b in report["batches"].as_array().expect("batches") {
         assert!(b["bodyError"].is_null(), "the driver could not read a request body: {b}");
         let body = b["body"].as_str().unwrap_or_else(|| panic!("a batch request without a body: {b}"));
-        let batch: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("a batch body that is not JSON ({e}): {body}"));
+        let batch: Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("a batch body that is not JSON ({e}): {body}"));
         if seen.insert(batch["batch_id"].as_str().unwrap_or_default().to_string()) {
             out.push(batch);
         }
@@ -224,7 +256,8 @@ async fn converting_visit(engine: &str) {
         json!(events)
     );
     // One visitor: every request the proxy saw (Chromium) carried the same User-Agent.
-    let agents: std::collections::BTreeSet<&str> = r["batches"].as_array().expect("batches").iter().filter_map(|b| b["userAgent"].as_str()).collect();
+    let agents: std::collections::BTreeSet<&str> =
+        r["batches"].as_array().expect("batches").iter().filter_map(|b| b["userAgent"].as_str()).collect();
     assert!(agents.len() <= 1, "{engine}: batches left with different User-Agents: {agents:?}");
     let statuses: Vec<&Value> = r["batches"].as_array().expect("batches").iter().map(|b| &b["status"]).collect();
     assert!(statuses.iter().all(|s| **s == 202), "{engine}: ingest answered {statuses:?}");
@@ -236,7 +269,11 @@ async fn converting_visit(engine: &str) {
     .await;
     let sum = &s["summary"];
     let got = [&sum["pageviews"], &sum["sessions"], &sum["visitors"], &sum["clicks"], &sum["conversions"]];
-    assert_eq!(got.map(|v| v.as_i64()), [Some(2), Some(1), Some(1), Some(4), Some(1)], "{engine}: pageviews, sessions, visitors, clicks, conversions: {s}");
+    assert_eq!(
+        got.map(|v| v.as_i64()),
+        [Some(2), Some(1), Some(1), Some(4), Some(1)],
+        "{engine}: pageviews, sessions, visitors, clicks, conversions: {s}"
+    );
     assert_eq!((sum["conversion_rate"].as_f64(), sum["bounce_rate"].as_f64()), (Some(1.0), Some(0.0)), "{engine}: {sum}");
     assert_eq!(
         s["top_events"],
@@ -251,7 +288,8 @@ async fn converting_visit(engine: &str) {
         "{engine}: custom events, the snippet's own included"
     );
     // One session completes each goal once, however often it matched.
-    let want_goals: Vec<Value> = goals.iter().map(|g| json!({"id": g["id"], "name": g["name"], "conversions": 1, "rate": 1.0})).collect();
+    let want_goals: Vec<Value> =
+        goals.iter().map(|g| json!({"id": g["id"], "name": g["name"], "conversions": 1, "rate": 1.0})).collect();
     assert_eq!(s["goals"], json!(want_goals), "{engine}: goals");
     assert_eq!(
         s["top_clicks"],
@@ -262,7 +300,11 @@ async fn converting_visit(engine: &str) {
         ]),
         "{engine}: clicks on icons count for their button or link"
     );
-    assert_eq!(s["top_pages"], json!([{"path": "/landing", "pageviews": 1}, {"path": "/thank-you", "pageviews": 1}]), "{engine}");
+    assert_eq!(
+        s["top_pages"],
+        json!([{"path": "/landing", "pageviews": 1}, {"path": "/thank-you", "pageviews": 1}]),
+        "{engine}"
+    );
     // Attributed to the first pageview's source, campaign, medium and variant.
     assert_eq!(s["top_referrers"], json!([{"source": "newsletter", "visits": 1, "conversions": 1}]), "{engine}");
     assert_eq!(s["top_campaigns"], json!([{"name": "spring_launch", "visits": 1, "conversions": 1}]), "{engine}");
@@ -317,11 +359,11 @@ impl Seeded {
     }
 }
 
-const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+const CHROME_WINDOWS: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1";
 const ANDROID_FIREFOX: &str = "Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0";
-const EDGE_MAC: &str =
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80";
+const EDGE_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.80";
 const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
 
 fn event(page_id: &str, url: &str, name: &str, props: Value) -> Value {
@@ -427,7 +469,10 @@ async fn seeded() -> Seeded {
             .expect("ingest reachable");
         assert_eq!(res.status(), StatusCode::ACCEPTED, "seed batch from {ip}: {}", res.text().await.unwrap_or_default());
     }
-    settled_stats(&stack, &api, &t, "timeframe=7d", "the seeded sessions", |s| s["summary"]["pageviews"] == 10 && s["summary"]["conversions"] == 4).await;
+    settled_stats(&stack, &api, &t, "timeframe=7d", "the seeded sessions", |s| {
+        s["summary"]["pageviews"] == 10 && s["summary"]["conversions"] == 4
+    })
+    .await;
     let rt = realtime_when(&api, &t, |rt| rt["visitors_5m"] == visitors).await;
     assert_eq!(rt["visitors_5m"], visitors, "{rt}");
     Seeded { stack, api, t, landing, visitors }
@@ -492,7 +537,14 @@ fn shown_cards(view: &Value) -> Value {
 
 /// Rows of the top-pages table for `stats`.
 fn page_rows(stats: &Value) -> Value {
-    json!(stats["top_pages"].as_array().expect("top_pages").iter().map(|p| json!([p["path"], compact(&p["pageviews"])])).collect::<Vec<_>>())
+    json!(
+        stats["top_pages"]
+            .as_array()
+            .expect("top_pages")
+            .iter()
+            .map(|p| json!([p["path"], compact(&p["pageviews"])]))
+            .collect::<Vec<_>>()
+    )
 }
 
 fn series_of(stats: &Value) -> Value {
@@ -503,7 +555,10 @@ fn series_of(stats: &Value) -> Value {
 fn dialogs_are_the_apps(r: &Value) {
     for d in r["dialogs"].as_array().expect("dialogs") {
         let d = d.as_str().unwrap_or_default();
-        assert!(["Replace the public link?", "Revoke the public link?"].iter().any(|own| d.starts_with(own)), "a dialog the app did not open: {d}");
+        assert!(
+            ["Replace the public link?", "Revoke the public link?"].iter().any(|own| d.starts_with(own)),
+            "a dialog the app did not open: {d}"
+        );
     }
 }
 
@@ -515,21 +570,41 @@ async fn the_live_counter_moves_after_a_visit_without_a_reload() {
     assert_clean(&r, "live");
 
     let before = s.visitors.to_string();
-    assert_eq!(r["before"]["live"]["visitors"], before, "the counter showed the api's visitors_5m before the visit: {}", r["before"]["live"]);
+    assert_eq!(
+        r["before"]["live"]["visitors"], before,
+        "the counter showed the api's visitors_5m before the visit: {}",
+        r["before"]["live"]
+    );
     let after = (s.visitors + 1).to_string();
     assert_eq!(r["after"]["live"]["visitors"], after, "one more visitor after the visit: {}", r["after"]["live"]);
     assert_eq!(r["sameDocument"], true, "the page was not reloaded");
     assert_eq!(r["reloads"], 1, "the app started once");
     let rt = realtime(&s.api, &s.t).await;
     assert_eq!(rt["visitors_5m"], s.visitors + 1, "{rt}");
-    let want: Vec<Value> = rt["top_pages_5m"].as_array().expect("top pages now").iter().map(|p| json!([p["path"], compact(&p["visitors"])])).collect();
+    let want: Vec<Value> = rt["top_pages_5m"]
+        .as_array()
+        .expect("top pages now")
+        .iter()
+        .map(|p| json!([p["path"], compact(&p["visitors"])]))
+        .collect();
     assert_eq!(r["after"]["live"]["pages"], json!(want), "top pages now, as the api has them");
     assert!(want.contains(&json!(["/landing", "1"])), "the visited page is among the top pages now: {want:?}");
     // The per-minute chart moved with the counter: one more pageview in the last 30 minutes.
     let sum = |v: &Value| v.as_array().map(|a| a.iter().filter_map(Value::as_i64).sum::<i64>());
-    assert_eq!(sum(&r["before"]["live"]["perMinute"]), Some(10), "pageviews per minute before: {}", r["before"]["live"]["perMinute"]);
-    assert_eq!(sum(&r["after"]["live"]["perMinute"]), Some(11), "pageviews per minute after: {}", r["after"]["live"]["perMinute"]);
-    let api_minutes: Vec<Value> = rt["pageviews_30m"].as_array().expect("pageviews_30m").iter().map(|m| m["pageviews"].clone()).collect();
+    assert_eq!(
+        sum(&r["before"]["live"]["perMinute"]),
+        Some(10),
+        "pageviews per minute before: {}",
+        r["before"]["live"]["perMinute"]
+    );
+    assert_eq!(
+        sum(&r["after"]["live"]["perMinute"]),
+        Some(11),
+        "pageviews per minute after: {}",
+        r["after"]["live"]["perMinute"]
+    );
+    let api_minutes: Vec<Value> =
+        rt["pageviews_30m"].as_array().expect("pageviews_30m").iter().map(|m| m["pageviews"].clone()).collect();
     assert_eq!(sum(&json!(api_minutes)), Some(11), "{rt}");
     eprintln!(
         "live: visit took {} ms, the counter moved {} ms after it; test took {:.1} s",
@@ -548,7 +623,12 @@ async fn clicking_a_top_page_filters_the_dashboard_to_the_apis_figures_for_it() 
     let all = s.api.stats(&s.t.token, &s.t.site_id, "timeframe=7d").await;
     let pricing = s.api.stats(&s.t.token, &s.t.site_id, "timeframe=7d&page=%2Fpricing").await;
     // The filter means something: the page has fewer pageviews than the site.
-    assert_eq!((all["summary"]["pageviews"].as_i64(), pricing["summary"]["pageviews"].as_i64()), (Some(10), Some(4)), "{}", pricing["summary"]);
+    assert_eq!(
+        (all["summary"]["pageviews"].as_i64(), pricing["summary"]["pageviews"].as_i64()),
+        (Some(10), Some(4)),
+        "{}",
+        pricing["summary"]
+    );
 
     assert_eq!(shown_cards(&r["before"]), cards_of(&all["summary"]), "unfiltered cards");
     assert_eq!(r["before"]["chip"]["shown"], false);
@@ -561,7 +641,10 @@ async fn clicking_a_top_page_filters_the_dashboard_to_the_apis_figures_for_it() 
     assert_eq!(f["series"], series_of(&pricing), "filtered chart");
     assert!(f["error"].is_null(), "{}", f["error"]);
     let calls = r["filteredCalls"].as_array().expect("calls");
-    assert!(!calls.is_empty() && calls.iter().all(|c| c.as_str().is_some_and(|c| c.contains("page=%2Fpricing"))), "{calls:?}");
+    assert!(
+        !calls.is_empty() && calls.iter().all(|c| c.as_str().is_some_and(|c| c.contains("page=%2Fpricing"))),
+        "{calls:?}"
+    );
 
     let c = &r["cleared"];
     assert_eq!(c["chip"]["shown"], false, "the chip is gone");
@@ -585,7 +668,9 @@ async fn a_public_link_shows_the_owners_figures_read_only_until_it_is_revoked() 
     let stats = s.api.stats(&s.t.token, &s.t.site_id, "timeframe=7d").await;
 
     let link = r["link"].as_str().expect("link");
-    let token = link.strip_prefix(&format!("{}/share/", s.api.api)).unwrap_or_else(|| panic!("a link to this api's /share/: {link}"));
+    let token = link
+        .strip_prefix(&format!("{}/share/", s.api.api))
+        .unwrap_or_else(|| panic!("a link to this api's /share/: {link}"));
     assert!(token.len() >= 22, "a token of at least 128 bits: {token}");
 
     // The same figures as the owner's, and as the api's.
@@ -599,7 +684,11 @@ async fn a_public_link_shows_the_owners_figures_read_only_until_it_is_revoked() 
     assert_eq!((&p["keyInHtml"], &p["keyInText"], &p["snippetText"]), (&json!(false), &json!(false), &json!(false)), "{p}");
     assert_eq!((&p["editable"], &p["token"]), (&json!(0), &Value::Null), "{p}");
     let calls = r["sharedRequests"].as_array().expect("requests");
-    assert!(!calls.is_empty() && calls.iter().all(|c| c["path"].as_str().is_some_and(|p| p.starts_with("/api/public/")) && c["auth"] == false), "{calls:?}");
+    assert!(
+        !calls.is_empty()
+            && calls.iter().all(|c| c["path"].as_str().is_some_and(|p| p.starts_with("/api/public/")) && c["auth"] == false),
+        "{calls:?}"
+    );
     assert_eq!(r["share375"]["scrolls"], false, "the shared page scrolls sideways at 375 px: {}", r["share375"]);
     // Layout of figures is judged on the owner's dashboard (same stylesheet and tables), in
     // screenshots_of_the_real_dashboard_with_v2_data; here it is only reported.
@@ -611,12 +700,20 @@ async fn a_public_link_shows_the_owners_figures_read_only_until_it_is_revoked() 
     assert_eq!(r["revoked"]["invalidShown"], true, "{}", r["revoked"]);
     assert!(r["revoked"]["text"].as_str().is_some_and(|t| t.contains("no longer valid")), "{}", r["revoked"]);
     assert_eq!(r["revoked"]["statsShown"], false, "{}", r["revoked"]);
-    assert!(r["revokedAfterMs"].as_i64().is_some_and(|ms| ms < 5000), "revoked link still served after {} ms", r["revokedAfterMs"]);
+    assert!(
+        r["revokedAfterMs"].as_i64().is_some_and(|ms| ms < 5000),
+        "revoked link still served after {} ms",
+        r["revokedAfterMs"]
+    );
     let (status, _) = s.api.get(&format!("/api/public/{token}/stats"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "public stats of a revoked link");
     let page = s.api.http.get(link).send().await.expect("shared page");
     assert_eq!(page.status(), StatusCode::NOT_FOUND, "the revoked link's page");
-    eprintln!("share: revoked page shown after {} ms; test took {:.1} s", r["revokedAfterMs"], started.elapsed().as_secs_f64());
+    eprintln!(
+        "share: revoked page shown after {} ms; test took {:.1} s",
+        r["revokedAfterMs"],
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,7 +723,10 @@ async fn screenshots_of_the_real_dashboard_with_v2_data() {
     // And one real visitor, converting in Chromium.
     let visit = drive("visit", json!({"engine": "chromium", "landing": s.landing, "report": "screens-visit"})).await;
     assert_clean(&visit, "visit");
-    let stats = settled_stats(&s.stack, &s.api, &s.t, "timeframe=7d", "the real visit", |st| st["summary"]["pageviews"] == 12 && st["summary"]["conversions"] == 5).await;
+    let stats = settled_stats(&s.stack, &s.api, &s.t, "timeframe=7d", "the real visit", |st| {
+        st["summary"]["pageviews"] == 12 && st["summary"]["conversions"] == 5
+    })
+    .await;
 
     let r = drive("screens", s.config(json!({}))).await;
     assert_clean(&r, "screens");

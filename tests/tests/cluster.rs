@@ -58,7 +58,13 @@ fn ms_since(t0: Instant) -> u64 {
 
 /// Steady load: each worker posts one batch at a time at its rate, and retries a refused
 /// batch with the same body (same `batch_id`) until it gets a 202, as the tracker does.
-fn start_load(api: Api, key: String, t0: Instant, stop: Arc<AtomicBool>, record: Arc<Mutex<Record>>) -> Vec<tokio::task::JoinHandle<()>> {
+fn start_load(
+    api: Api,
+    key: String,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+    record: Arc<Mutex<Record>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..WORKERS)
         .map(|w| {
             let (api, key, stop, record) = (api.clone(), key.clone(), stop.clone(), record.clone());
@@ -70,10 +76,11 @@ fn start_load(api: Api, key: String, t0: Instant, stop: Arc<AtomicBool>, record:
                     next += period;
                     let page = id("page");
                     let url = "https://shop.example.com/pricing";
-                    let body = serde_json::to_vec(&make_batch(&key, &id("session"), vec![
-                        pageview(&page, url, "", true),
-                        click(&page, url, "button#buy", "Buy"),
-                    ]))
+                    let body = serde_json::to_vec(&make_batch(
+                        &key,
+                        &id("session"),
+                        vec![pageview(&page, url, "", true), click(&page, url, "button#buy", "Buy")],
+                    ))
                     .expect("json");
                     let given_up = Instant::now() + Duration::from_secs(60);
                     loop {
@@ -123,7 +130,8 @@ async fn steady(d: Duration) {
 /// end of the last such bin (both in ms after the kill).
 fn disturbance_ms(attempts: &[Attempt], killed_at: u64, phase_end: u64) -> (u64, u64) {
     const BIN: u64 = 250;
-    let count = |from: u64, to: u64| attempts.iter().filter(|a| a.status == 202 && a.end_ms >= from && a.end_ms < to).count() as f64;
+    let count =
+        |from: u64, to: u64| attempts.iter().filter(|a| a.status == 202 && a.end_ms >= from && a.end_ms < to).count() as f64;
     let offered = WORKERS as f64 * WORKER_RATE * BIN as f64 / 1000.0;
     let (mut low_total, mut last_low_end) = (0, 0);
     let mut t = killed_at;
@@ -206,7 +214,10 @@ async fn cluster_faults_under_load_lose_nothing_and_count_nothing_twice() {
     let sessions_when_down = cluster.balancer_servers().await["ingest-1"].1;
     let new_pid = cluster.wait_restarted("ingest-1", old).await;
     let sessions_at_restart = cluster.balancer_servers().await["ingest-1"].1;
-    assert_eq!(sessions_at_restart, sessions_when_down, "the balancer sent requests to ingest-1 (pid {old}) after marking it down");
+    assert_eq!(
+        sessions_at_restart, sessions_when_down,
+        "the balancer sent requests to ingest-1 (pid {old}) after marking it down"
+    );
     cluster.wait_ready("ingest-1").await;
     wait::until("the balancer to mark ingest-1 up", Duration::from_secs(10), || async {
         cluster.balancer_servers().await.get("ingest-1").filter(|(s, _)| s.starts_with("UP")).map(|_| ())
@@ -229,7 +240,8 @@ async fn cluster_faults_under_load_lose_nothing_and_count_nothing_twice() {
     // 5. Two NATS nodes at once: no quorum until one is back. No batch may get a 202 then.
     let killed_at = ms_since(t0);
     let (leader, _) = cluster.stream_state("CP_EVENTS").await.expect("the event stream has a leader");
-    let others: Vec<String> = ["nats-1", "nats-2", "nats-3"].iter().filter(|n| **n != leader).map(|n| n.to_string()).collect();
+    let others: Vec<String> =
+        ["nats-1", "nats-2", "nats-3"].iter().filter(|n| **n != leader).map(|n| n.to_string()).collect();
     let old_a = cluster.kill(&others[0]);
     let old_b = cluster.kill(&others[1]);
     let first_back = wait::until("a killed node to be restarted", Duration::from_secs(30), || async {
@@ -277,7 +289,9 @@ async fn cluster_faults_under_load_lose_nothing_and_count_nothing_twice() {
     // A 503 only while the stream had no leader: answered after a NATS kill, for a request
     // sent before the new leader was seen (plus the publish timeout of one waiting then).
     let allowed_503 = |a: &Attempt| {
-        faults.iter().any(|f| f.unavailable_until.is_some_and(|until| a.end_ms >= f.killed_at && a.start_ms <= until + 2_000))
+        faults
+            .iter()
+            .any(|f| f.unavailable_until.is_some_and(|until| a.end_ms >= f.killed_at && a.start_ms <= until + 2_000))
     };
     let stray_503: Vec<&Attempt> = attempts.iter().filter(|a| a.status == 503 && !allowed_503(a)).collect();
     assert!(stray_503.is_empty(), "503 outside a NATS fault: {stray_503:?}");
@@ -296,7 +310,9 @@ async fn cluster_faults_under_load_lose_nothing_and_count_nothing_twice() {
         }
     })
     .await
-    .unwrap_or_else(|| panic!("stats did not reach the {accepted} accepted batches within 120 s: {}", seen.lock().expect("seen")));
+    .unwrap_or_else(|| {
+        panic!("stats did not reach the {accepted} accepted batches within 120 s: {}", seen.lock().expect("seen"))
+    });
     let caught_up = load_stopped.elapsed();
     for aggregator in ["aggregator-1", "aggregator-2"] {
         let url = cluster.metrics_url(aggregator);

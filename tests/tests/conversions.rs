@@ -12,9 +12,9 @@ use cp_tests::{
     client::{Api, Tenant},
     stack::Stack,
 };
-use v2::{DAY_MS, PastSite, PastWriter, chrome, custom, pageview_variant, send};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use v2::{DAY_MS, PastSite, PastWriter, chrome, custom, pageview_variant, send};
 
 fn u(path: &str) -> String {
     format!("https://example.com{path}")
@@ -22,7 +22,13 @@ fn u(path: &str) -> String {
 
 /// Creates a goal and returns its id.
 async fn goal(api: &Api, t: &Tenant, name: &str, kind: &str, matcher: &str) -> String {
-    let (status, g) = api.post(&format!("/api/sites/{}/goals", t.site_id), Some(&t.token), &json!({"name": name, "kind": kind, "match": matcher})).await;
+    let (status, g) = api
+        .post(
+            &format!("/api/sites/{}/goals", t.site_id),
+            Some(&t.token),
+            &json!({"name": name, "kind": kind, "match": matcher}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "goal {name}: {g}");
     g["id"].as_str().expect("goal id").to_string()
 }
@@ -51,47 +57,94 @@ async fn conversions_rates_and_first_pageview_attribution_are_exact_for_a_script
     // The sessions (one visitor each), as a table: what each shows is in the comments.
     let p: Vec<String> = (0..11).map(|_| id("page")).collect();
     // S1: newsletter / spring / email / A; converts on /thank-you/pro in a later batch.
-    let s1_first = make_batch(&t.key, "sess_s1_conv", vec![pageview_variant(&p[1], &u("/?utm_source=newsletter&utm_campaign=spring&utm_medium=email"), "", true, "A")]);
+    let s1_first = make_batch(
+        &t.key,
+        "sess_s1_conv",
+        vec![pageview_variant(&p[1], &u("/?utm_source=newsletter&utm_campaign=spring&utm_medium=email"), "", true, "A")],
+    );
     let s1_later = make_batch(&t.key, "sess_s1_conv", vec![pageview(&p[0], &u("/thank-you/pro"), &u("/"), false)]);
     // S2: google / spring / email / B; clicks the CTA.
-    let s2 = make_batch(&t.key, "sess_s2_conv", vec![
-        pageview_variant(&p[2], &u("/?utm_campaign=spring&utm_medium=email"), "https://www.google.com/", true, "B"),
-        click(&p[2], &u("/"), "button#cta", "Start free trial"),
-    ]);
+    let s2 = make_batch(
+        &t.key,
+        "sess_s2_conv",
+        vec![
+            pageview_variant(&p[2], &u("/?utm_campaign=spring&utm_medium=email"), "https://www.google.com/", true, "B"),
+            click(&p[2], &u("/"), "button#cta", "Start free trial"),
+        ],
+    );
     // S3: google / summer / cpc / B; submits the form and leaves by an outbound link: two
     // goals, one converting session.
-    let s3 = make_batch(&t.key, "sess_s3_conv", vec![
-        pageview_variant(&p[3], &u("/pricing?utm_campaign=summer&utm_medium=cpc"), "https://www.google.com/search?q=landing", true, "B"),
-        custom(&p[3], &u("/pricing"), "form_submit", json!({"form": "form#signup"})),
-        custom(&p[3], &u("/pricing"), "outbound", json!({"url": "https://docs.example.org/start"})),
-    ]);
+    let s3 = make_batch(
+        &t.key,
+        "sess_s3_conv",
+        vec![
+            pageview_variant(
+                &p[3],
+                &u("/pricing?utm_campaign=summer&utm_medium=cpc"),
+                "https://www.google.com/search?q=landing",
+                true,
+                "B",
+            ),
+            custom(&p[3], &u("/pricing"), "form_submit", json!({"form": "form#signup"})),
+            custom(&p[3], &u("/pricing"), "outbound", json!({"url": "https://docs.example.org/start"})),
+        ],
+    );
     // S4: news.ycombinator.com / summer / cpc / A; scrolls 20 %: a bounce.
-    let s4 = make_batch(&t.key, "sess_s4_conv", vec![
-        pageview_variant(&p[4], &u("/pricing?utm_campaign=summer&utm_medium=cpc"), "https://news.ycombinator.com/item?id=1", true, "A"),
-        scroll(&p[4], &u("/pricing"), 20, 0),
-    ]);
+    let s4 = make_batch(
+        &t.key,
+        "sess_s4_conv",
+        vec![
+            pageview_variant(
+                &p[4],
+                &u("/pricing?utm_campaign=summer&utm_medium=cpc"),
+                "https://news.ycombinator.com/item?id=1",
+                true,
+                "A",
+            ),
+            scroll(&p[4], &u("/pricing"), 20, 0),
+        ],
+    );
     // S5: t.co / autumn / social / no variant; a click that is not the goal's selector and a
     // custom event no goal names: engaged, no conversion.
-    let s5 = make_batch(&t.key, "sess_s5_conv", vec![
-        pageview(&p[5], &u("/?utm_campaign=autumn&utm_medium=social"), "https://t.co/abc", true),
-        click(&p[5], &u("/"), "button#cta-secondary", "Later"),
-        custom(&p[5], &u("/"), "Signup", json!({"plan": "pro"})),
-    ]);
+    let s5 = make_batch(
+        &t.key,
+        "sess_s5_conv",
+        vec![
+            pageview(&p[5], &u("/?utm_campaign=autumn&utm_medium=social"), "https://t.co/abc", true),
+            click(&p[5], &u("/"), "button#cta-secondary", "Later"),
+            custom(&p[5], &u("/"), "Signup", json!({"plan": "pro"})),
+        ],
+    );
     // S6: direct, lands on /thanks (not /thank-you*), reads 5 s: a bounce.
-    let s6 = make_batch(&t.key, "sess_s6_conv", vec![pageview(&p[6], &u("/thanks"), "", true), time(&p[6], &u("/thanks"), 5.0)]);
+    let s6 =
+        make_batch(&t.key, "sess_s6_conv", vec![pageview(&p[6], &u("/thanks"), "", true), time(&p[6], &u("/thanks"), 5.0)]);
     // S7: direct / A; scrolls 60 % and sends `Outbound` (goal names match exactly): engaged.
-    let s7 = make_batch(&t.key, "sess_s7_conv", vec![
-        pageview_variant(&p[7], &u("/"), "", true, "A"),
-        scroll(&p[7], &u("/"), 60, 0),
-        custom(&p[7], &u("/"), "Outbound", Value::Null),
-    ]);
+    let s7 = make_batch(
+        &t.key,
+        "sess_s7_conv",
+        vec![
+            pageview_variant(&p[7], &u("/"), "", true, "A"),
+            scroll(&p[7], &u("/"), 60, 0),
+            custom(&p[7], &u("/"), "Outbound", Value::Null),
+        ],
+    );
     // S8: bing / autumn (no medium) / B; its form_submit batch is delivered three times.
-    let s8_first = make_batch(&t.key, "sess_s8_conv", vec![pageview_variant(&p[8], &u("/landing?utm_campaign=autumn"), "https://www.bing.com/", true, "B")]);
-    let s8_form = make_batch(&t.key, "sess_s8_conv", vec![custom(&p[8], &u("/landing"), "form_submit", json!({"form": "form#lead"}))]);
+    let s8_first = make_batch(
+        &t.key,
+        "sess_s8_conv",
+        vec![pageview_variant(&p[8], &u("/landing?utm_campaign=autumn"), "https://www.bing.com/", true, "B")],
+    );
+    let s8_form =
+        make_batch(&t.key, "sess_s8_conv", vec![custom(&p[8], &u("/landing"), "form_submit", json!({"form": "form#lead"}))]);
     // S10: the CTA click arrives before the session's first pageview (own-domain referrer:
     // direct / summer / cpc / A).
-    let s10_click = make_batch(&t.key, "sess_s10_conv", vec![click(&p[10], &u("/pricing"), "button#cta", "Start free trial")]);
-    let s10_start = make_batch(&t.key, "sess_s10_conv", vec![pageview_variant(&p[10], &u("/pricing?utm_campaign=summer&utm_medium=cpc"), &u("/"), true, "A")]);
+    let s10_click =
+        make_batch(&t.key, "sess_s10_conv", vec![click(&p[10], &u("/pricing"), "button#cta", "Start free trial")]);
+    let s10_start = make_batch(
+        &t.key,
+        "sess_s10_conv",
+        vec![pageview_variant(&p[10], &u("/pricing?utm_campaign=summer&utm_medium=cpc"), &u("/"), true, "A")],
+    );
 
     // Act 1: everything but S1's later batch and S10's first pageview.
     let phase1 = [
@@ -125,7 +178,11 @@ async fn conversions_rates_and_first_pageview_attribution_are_exact_for_a_script
         ]),
         "S1 has not converted and S10 is not attributed yet: {s}"
     );
-    assert_eq!(s["goals"][1], json!({"id": cta, "name": "CTA", "conversions": 2, "rate": 0.25}), "S2 and S10 of 8 sessions: {s}");
+    assert_eq!(
+        s["goals"][1],
+        json!({"id": cta, "name": "CTA", "conversions": 2, "rate": 0.25}),
+        "S2 and S10 of 8 sessions: {s}"
+    );
     assert_eq!(s["goals"][2]["conversions"], 2, "S8's redelivered form_submit counted once: {s}");
 
     // Act 2: S1's thank-you page and S10's first pageview.
@@ -133,7 +190,8 @@ async fn conversions_rates_and_first_pageview_attribution_are_exact_for_a_script
     send(&api, &s10_start, &chrome(10)).await;
 
     // Assert 2: every figure.
-    api.stats_when(&t.token, &t.site_id, q, |s| sessions(s) == 9 && conversions(s) == 5 && s["summary"]["pageviews"] == 10).await;
+    api.stats_when(&t.token, &t.site_id, q, |s| sessions(s) == 9 && conversions(s) == 5 && s["summary"]["pageviews"] == 10)
+        .await;
     stack.wait_drained().await;
     let s = api.stats(&t.token, &t.site_id, q).await;
     assert_eq!(
@@ -231,7 +289,12 @@ async fn conversions_rates_and_first_pageview_attribution_are_exact_for_a_script
     for (list, want) in cases {
         assert_eq!(s[list], want, "case {list}: {}", s[list]);
     }
-    for (list, key, name) in [("top_devices", "name", "desktop"), ("top_browsers", "name", "Chrome"), ("top_os", "name", "Windows"), ("top_countries", "country", "(unknown)")] {
+    for (list, key, name) in [
+        ("top_devices", "name", "desktop"),
+        ("top_browsers", "name", "Chrome"),
+        ("top_os", "name", "Windows"),
+        ("top_countries", "country", "(unknown)"),
+    ] {
         assert_eq!(s[list], json!([{key: name, "visits": 9}]), "case {list}");
     }
 
@@ -255,14 +318,19 @@ async fn a_goal_created_mid_stream_counts_the_batches_received_after_it_and_none
 
     // Arrange: session X sends `Late` before any goal names it.
     let (px, py) = (id("page"), id("page"));
-    let before = make_batch(&t.key, "sess_x_mid", vec![pageview(&px, &u("/"), "", true), custom(&px, &u("/"), "Late", Value::Null)]);
+    let before =
+        make_batch(&t.key, "sess_x_mid", vec![pageview(&px, &u("/"), "", true), custom(&px, &u("/"), "Late", Value::Null)]);
     send(&api, &before, &chrome(1)).await;
     let s = api.stats_when(&t.token, &t.site_id, q, |s| s["top_events"] == json!([{"name": "Late", "count": 1}])).await;
     assert_eq!((conversions(&s), &s["goals"]), (0, &json!([])), "no goal yet: {s}");
 
     // Act: the goal, then at once session Y sends `Late` and X a pageview without it.
     let late = goal(&api, &t, "Late", "event", "Late").await;
-    let y = make_batch(&t.key, "sess_y_mid", vec![pageview(&py, &u("/pricing"), "", true), custom(&py, &u("/pricing"), "Late", Value::Null)]);
+    let y = make_batch(
+        &t.key,
+        "sess_y_mid",
+        vec![pageview(&py, &u("/pricing"), "", true), custom(&py, &u("/pricing"), "Late", Value::Null)],
+    );
     send(&api, &y, &chrome(2)).await;
     let x_again = make_batch(&t.key, "sess_x_mid", vec![pageview(&id("page"), &u("/about"), "", false)]);
     send(&api, &x_again, &chrome(1)).await;
@@ -315,18 +383,39 @@ async fn a_session_converting_on_two_days_counts_on_each_and_the_range_adds_the_
     // lands and signs up twice; D bounces.
     writer
         .write(&[
-            site.msg("sess_a_2day", "a1", d1, vec![
-                pageview_variant(&pa, &u("/spring?utm_campaign=spring&utm_medium=email"), "https://www.google.com/", true, "B"),
-                custom(&pa, &u("/spring"), "Signup", Value::Null),
-            ]),
+            site.msg(
+                "sess_a_2day",
+                "a1",
+                d1,
+                vec![
+                    pageview_variant(
+                        &pa,
+                        &u("/spring?utm_campaign=spring&utm_medium=email"),
+                        "https://www.google.com/",
+                        true,
+                        "B",
+                    ),
+                    custom(&pa, &u("/spring"), "Signup", Value::Null),
+                ],
+            ),
             site.msg("sess_b_2day", "b1", d1 + min, vec![pageview(&pb, &u("/pricing"), "", true)]),
         ])
         .await;
     writer
         .write(&[
-            site.msg("sess_a_2day", "a2", d2, vec![pageview(&pa2, &u("/thank-you"), "", false), custom(&pa2, &u("/thank-you"), "Signup", Value::Null)]),
+            site.msg(
+                "sess_a_2day",
+                "a2",
+                d2,
+                vec![pageview(&pa2, &u("/thank-you"), "", false), custom(&pa2, &u("/thank-you"), "Signup", Value::Null)],
+            ),
             site.msg("sess_a_2day", "a2", d2 + min, vec![custom(&pa2, &u("/thank-you"), "Signup", Value::Null)]),
-            site.msg("sess_c_2day", "c2", d2 + 2 * min, vec![pageview(&pc, &u("/"), "https://t.co/x", true), custom(&pc, &u("/"), "Signup", Value::Null)]),
+            site.msg(
+                "sess_c_2day",
+                "c2",
+                d2 + 2 * min,
+                vec![pageview(&pc, &u("/"), "https://t.co/x", true), custom(&pc, &u("/"), "Signup", Value::Null)],
+            ),
         ])
         .await;
     writer
@@ -346,7 +435,11 @@ async fn a_session_converting_on_two_days_counts_on_each_and_the_range_adds_the_
         "day 1: {s1}"
     );
     assert_eq!(s1["top_campaigns"], json!([{"name": "spring", "visits": 1, "conversions": 1}]), "day 1: {s1}");
-    assert_eq!(s1["top_pages"], json!([{"path": "/pricing", "pageviews": 1}, {"path": "/spring", "pageviews": 1}]), "day 1: {s1}");
+    assert_eq!(
+        s1["top_pages"],
+        json!([{"path": "/pricing", "pageviews": 1}, {"path": "/spring", "pageviews": 1}]),
+        "day 1: {s1}"
+    );
     let s2 = api.stats(&t.token, &t.site_id, &one_day(&day2)).await;
     assert_eq!(
         s2["summary"],
@@ -422,7 +515,13 @@ async fn a_session_converting_on_two_days_counts_on_each_and_the_range_adds_the_
         let api = api.clone();
         let (token, site) = (t.token.clone(), t.site_id.clone());
         async move {
-            let res = api.http.get(format!("{}/api/stats/{site}/export.csv?{query}", api.api)).bearer_auth(&token).send().await.expect("api");
+            let res = api
+                .http
+                .get(format!("{}/api/stats/{site}/export.csv?{query}", api.api))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("api");
             assert_eq!(res.status(), StatusCode::OK, "export {query}");
             res.text().await.expect("csv")
         }
@@ -450,12 +549,27 @@ async fn a_conversion_that_arrives_before_the_first_pageview_counts_for_the_entr
 
     // Arrange: Q's Signup is counted before Q's first pageview arrives (a batch retried late).
     let (pq, pr) = (id("page"), id("page"));
-    send(&api, &make_batch(&t.key, "sess_q_early", vec![custom(&pq, &u("/pricing"), "Signup", Value::Null)]), &chrome(1)).await;
+    send(&api, &make_batch(&t.key, "sess_q_early", vec![custom(&pq, &u("/pricing"), "Signup", Value::Null)]), &chrome(1))
+        .await;
     api.stats_when(&t.token, &t.site_id, q, |s| conversions(s) == 1).await;
 
     // Act: Q's first pageview; R lands on the same page and clicks the CTA.
-    send(&api, &make_batch(&t.key, "sess_q_early", vec![pageview_variant(&pq, &u("/pricing?utm_campaign=spring"), "", true, "B")]), &chrome(1)).await;
-    send(&api, &make_batch(&t.key, "sess_r_early", vec![pageview(&pr, &u("/pricing"), "", true), click(&pr, &u("/pricing"), "button#cta", "Go")]), &chrome(2)).await;
+    send(
+        &api,
+        &make_batch(&t.key, "sess_q_early", vec![pageview_variant(&pq, &u("/pricing?utm_campaign=spring"), "", true, "B")]),
+        &chrome(1),
+    )
+    .await;
+    send(
+        &api,
+        &make_batch(
+            &t.key,
+            "sess_r_early",
+            vec![pageview(&pr, &u("/pricing"), "", true), click(&pr, &u("/pricing"), "button#cta", "Go")],
+        ),
+        &chrome(2),
+    )
+    .await;
     api.stats_when(&t.token, &t.site_id, q, |s| sessions(s) == 2 && conversions(s) == 2).await;
     stack.wait_drained().await;
 
@@ -463,11 +577,27 @@ async fn a_conversion_that_arrives_before_the_first_pageview_counts_for_the_entr
     let goals = json!([{"id": cta, "name": "CTA", "conversions": 1, "rate": 0.5}, {"id": signup, "name": "Signup", "conversions": 1, "rate": 0.5}]);
     for query in [q, "timeframe=7d&page=/pricing"] {
         let s = api.stats(&t.token, &t.site_id, query).await;
-        assert_eq!((sessions(&s), conversions(&s), &s["summary"]["conversion_rate"]), (2, 2, &json!(1.0)), "case {query}: {s}");
+        assert_eq!(
+            (sessions(&s), conversions(&s), &s["summary"]["conversion_rate"]),
+            (2, 2, &json!(1.0)),
+            "case {query}: {s}"
+        );
         assert_eq!(s["goals"], goals, "case {query}: goals");
-        assert_eq!(s["top_campaigns"], json!([{"name": "spring", "visits": 1, "conversions": 1}]), "case {query}: campaigns");
-        assert_eq!(s["variants"], json!([{"variant": "B", "visits": 1, "conversions": 1, "rate": 1.0}]), "case {query}: variants");
-        assert_eq!(s["top_referrers"], json!([{"source": "(direct)", "visits": 2, "conversions": 2}]), "case {query}: referrers");
+        assert_eq!(
+            s["top_campaigns"],
+            json!([{"name": "spring", "visits": 1, "conversions": 1}]),
+            "case {query}: campaigns"
+        );
+        assert_eq!(
+            s["variants"],
+            json!([{"variant": "B", "visits": 1, "conversions": 1, "rate": 1.0}]),
+            "case {query}: variants"
+        );
+        assert_eq!(
+            s["top_referrers"],
+            json!([{"source": "(direct)", "visits": 2, "conversions": 2}]),
+            "case {query}: referrers"
+        );
     }
 }
 
@@ -482,17 +612,36 @@ async fn a_deleted_goal_is_no_longer_listed_and_counts_nothing_received_after_it
 
     // Arrange: S completes both goals.
     let (ps, pz) = (id("page"), id("page"));
-    send(&api, &make_batch(&t.key, "sess_s_deleted", vec![
-        pageview(&ps, &u("/"), "", true),
-        custom(&ps, &u("/"), "First", Value::Null),
-        custom(&ps, &u("/"), "Second", Value::Null),
-    ]), &chrome(1)).await;
+    send(
+        &api,
+        &make_batch(
+            &t.key,
+            "sess_s_deleted",
+            vec![
+                pageview(&ps, &u("/"), "", true),
+                custom(&ps, &u("/"), "First", Value::Null),
+                custom(&ps, &u("/"), "Second", Value::Null),
+            ],
+        ),
+        &chrome(1),
+    )
+    .await;
     api.stats_when(&t.token, &t.site_id, q, |s| conversions(s) == 1).await;
 
     // Act: delete the first goal; Z then sends only its event.
-    let (status, _) = api.send(reqwest::Method::DELETE, &format!("/api/sites/{}/goals/{first}", t.site_id), Some(&t.token), None).await;
+    let (status, _) =
+        api.send(reqwest::Method::DELETE, &format!("/api/sites/{}/goals/{first}", t.site_id), Some(&t.token), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    send(&api, &make_batch(&t.key, "sess_z_deleted", vec![pageview(&pz, &u("/"), "", true), custom(&pz, &u("/"), "First", Value::Null)]), &chrome(2)).await;
+    send(
+        &api,
+        &make_batch(
+            &t.key,
+            "sess_z_deleted",
+            vec![pageview(&pz, &u("/"), "", true), custom(&pz, &u("/"), "First", Value::Null)],
+        ),
+        &chrome(2),
+    )
+    .await;
     api.stats_when(&t.token, &t.site_id, q, |s| sessions(s) == 2).await;
     stack.wait_drained().await;
 

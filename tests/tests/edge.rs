@@ -24,7 +24,8 @@ async fn metrics_are_served_only_on_the_internal_listeners_without_cors() {
             let res = api.http.get(format!("{}{path}", stack.url(p))).send().await.expect("public port");
             assert_eq!(res.status(), StatusCode::OK, "{p:?}{path} stays public for balancers");
         }
-        let internal = api.http.get(stack.metrics_url(p)).header("origin", "https://evil.example").send().await.expect("metrics port");
+        let internal =
+            api.http.get(stack.metrics_url(p)).header("origin", "https://evil.example").send().await.expect("metrics port");
         assert_eq!(internal.status(), StatusCode::OK, "{p:?}");
         assert!(internal.headers().get("access-control-allow-origin").is_none(), "{p:?}: no CORS on metrics");
         assert!(internal.text().await.expect("text").contains("convertpulse_http_requests_total"), "{p:?}");
@@ -50,7 +51,13 @@ async fn invented_http_methods_share_the_metric_label_other() {
             .filter_map(|l| l.split("method=\"").nth(1)?.split('"').next())
             .collect();
         assert!(methods.contains(&"other"), "{p:?}: {methods:?}");
-        assert!(methods.iter().all(|m| ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "other"].contains(m)), "{p:?}: {methods:?}");
+        assert!(
+            methods
+                .iter()
+                .all(|m| ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "other"]
+                    .contains(m)),
+            "{p:?}: {methods:?}"
+        );
     }
 }
 
@@ -69,17 +76,20 @@ async fn every_answer_carries_security_headers_and_tokens_and_keys_are_never_cac
         }
         req.send()
     };
-    let register = send(Method::POST, "/api/auth/register", None, Some(json!({"email": email, "password": "long enough 1"}))).await.expect("register");
+    let register =
+        send(Method::POST, "/api/auth/register", None, Some(json!({"email": email, "password": "long enough 1"})))
+            .await
+            .expect("register");
     let register_headers = register.headers().clone();
     let token = register.json::<serde_json::Value>().await.expect("json")["token"].as_str().expect("token").to_string();
-    let site = send(Method::POST, "/api/sites", Some(token.clone()), Some(json!({"name": "H", "domain": "example.com"}))).await.expect("site");
+    let site = send(Method::POST, "/api/sites", Some(token.clone()), Some(json!({"name": "H", "domain": "example.com"})))
+        .await
+        .expect("site");
     let site_headers = site.headers().clone();
     let site_id = site.json::<serde_json::Value>().await.expect("json")["id"].as_str().expect("id").to_string();
 
-    let mut answers: Vec<(String, HeaderMap, bool)> = vec![
-        ("register 201".into(), register_headers, true),
-        ("create site 201".into(), site_headers, true),
-    ];
+    let mut answers: Vec<(String, HeaderMap, bool)> =
+        vec![("register 201".into(), register_headers, true), ("create site 201".into(), site_headers, true)];
     // (method, path, token, body, must not be stored)
     type Call = (Method, String, Option<String>, Option<serde_json::Value>, bool);
     let more: [Call; 8] = [
@@ -107,7 +117,11 @@ async fn every_answer_carries_security_headers_and_tokens_and_keys_are_never_cac
     }
 
     // Ingest's answers are not sniffed either.
-    let b = make_batch("cp_unknown_key_00000000000000000000", "session_hdr", vec![pageview(&id("page"), "https://example.com/", "", false)]);
+    let b = make_batch(
+        "cp_unknown_key_00000000000000000000",
+        "session_hdr",
+        vec![pageview(&id("page"), "https://example.com/", "", false)],
+    );
     let (status, _, headers) = api.post_batch_raw(serde_json::to_vec(&b).expect("json"), "application/json", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));

@@ -23,7 +23,12 @@ async fn ingest_refuses_bad_batches_with_the_contract_codes_and_counts_none() {
     let good = || make_batch(&t.key, "session_err", vec![pageview(&page, url, "", true)]);
 
     let mut deep = good();
-    deep["events"] = json!([pageview(&page, url, "", true), click(&page, url, "a", "b"), click(&page, url, "a", "b"), scroll(&page, url, 101, 0)]);
+    deep["events"] = json!([
+        pageview(&page, url, "", true),
+        click(&page, url, "a", "b"),
+        click(&page, url, "a", "b"),
+        scroll(&page, url, 101, 0)
+    ]);
     let mut unknown_key = good();
     unknown_key["key"] = json!("cp_no_such_key_000000000000000000");
     let mut bad_prev = good();
@@ -39,13 +44,55 @@ async fn ingest_refuses_bad_batches_with_the_contract_codes_and_counts_none() {
     let cases: Vec<(&str, Vec<u8>, Option<&str>, StatusCode, &str, &str)> = vec![
         ("malformed json", b"{\"key\": ".to_vec(), None, StatusCode::BAD_REQUEST, "invalid_batch", "body"),
         ("not an object", b"[]".to_vec(), None, StatusCode::BAD_REQUEST, "invalid_batch", "body"),
-        ("depth out of range", serde_json::to_vec(&deep).expect("json"), None, StatusCode::BAD_REQUEST, "invalid_batch", "events[3].depth"),
-        ("prev not below depth", serde_json::to_vec(&bad_prev).expect("json"), None, StatusCode::BAD_REQUEST, "invalid_batch", "events[0].prev"),
-        ("51 events", serde_json::to_vec(&too_many).expect("json"), None, StatusCode::BAD_REQUEST, "invalid_batch", "events"),
+        (
+            "depth out of range",
+            serde_json::to_vec(&deep).expect("json"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_batch",
+            "events[3].depth",
+        ),
+        (
+            "prev not below depth",
+            serde_json::to_vec(&bad_prev).expect("json"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_batch",
+            "events[0].prev",
+        ),
+        (
+            "51 events",
+            serde_json::to_vec(&too_many).expect("json"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_batch",
+            "events",
+        ),
         ("unknown key", serde_json::to_vec(&unknown_key).expect("json"), None, StatusCode::UNAUTHORIZED, "invalid_key", ""),
-        ("foreign origin", serde_json::to_vec(&good()).expect("json"), Some("https://notexample.com"), StatusCode::FORBIDDEN, "origin_not_allowed", ""),
-        ("lookalike origin", serde_json::to_vec(&good()).expect("json"), Some("https://example.com.evil.io"), StatusCode::FORBIDDEN, "origin_not_allowed", ""),
-        ("over 64 KiB", serde_json::to_vec(&huge).expect("json"), None, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", ""),
+        (
+            "foreign origin",
+            serde_json::to_vec(&good()).expect("json"),
+            Some("https://notexample.com"),
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "",
+        ),
+        (
+            "lookalike origin",
+            serde_json::to_vec(&good()).expect("json"),
+            Some("https://example.com.evil.io"),
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "",
+        ),
+        (
+            "over 64 KiB",
+            serde_json::to_vec(&huge).expect("json"),
+            None,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "",
+        ),
     ];
     for (case, body, origin, want_status, want_code, want_field) in cases {
         let (status, err, _) = api.post_batch_raw(body, "application/json", origin).await;
@@ -99,7 +146,8 @@ async fn ingest_rate_limits_per_key_with_retry_after() {
     let mut retry_after = None;
     for _ in 0..3 {
         let b = make_batch(&t.key, "session_rl", vec![pageview(&page, "https://example.com/", "", false)]);
-        let (status, body, headers) = api.post_batch_raw(serde_json::to_vec(&b).expect("json"), "application/json", None).await;
+        let (status, body, headers) =
+            api.post_batch_raw(serde_json::to_vec(&b).expect("json"), "application/json", None).await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             assert_eq!(err_code(&body), Some("rate_limited"));
             retry_after = headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -164,7 +212,8 @@ async fn api_error_rows_answer_with_the_contract_codes() {
     }
 
     // Unknown email and wrong password look the same.
-    let (s1, unknown) = api.post("/api/auth/login", None, &json!({"email": "nobody@example.com", "password": "whatever1"})).await;
+    let (s1, unknown) =
+        api.post("/api/auth/login", None, &json!({"email": "nobody@example.com", "password": "whatever1"})).await;
     let (s2, wrong) = api.post("/api/auth/login", None, &json!({"email": email, "password": "wrong password"})).await;
     assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
     assert_eq!(unknown, wrong, "same body for unknown email and wrong password");
@@ -183,7 +232,12 @@ async fn api_error_rows_answer_with_the_contract_codes() {
         &jsonwebtoken::EncodingKey::from_secret(b"test-secret-that-is-at-least-32-bytes-long"),
     )
     .expect("token");
-    for (case, auth) in [("missing", None), ("malformed", Some("garbage")), ("forged", Some(forged.as_str())), ("expired", Some(expired.as_str()))] {
+    for (case, auth) in [
+        ("missing", None),
+        ("malformed", Some("garbage")),
+        ("forged", Some(forged.as_str())),
+        ("expired", Some(expired.as_str())),
+    ] {
         let (status, err) = api.get("/api/auth/me", auth).await;
         assert_eq!((status, err_code(&err)), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "token {case}");
         let (status, _) = api.get("/api/sites", auth).await;
@@ -203,11 +257,25 @@ async fn api_error_rows_answer_with_the_contract_codes() {
         assert!(err["message"].as_str().is_some_and(|m| m.starts_with(field)), "names {field}: {err}");
     }
     let (site_id, _) = api.create_site(&token, "example.com", "Europe/Berlin").await;
-    let (status, err) = api.send(Method::PATCH, &format!("/api/sites/{site_id}"), Some(&token), Some(&json!({"timezone": "Nowhere/City"}))).await;
+    let (status, err) = api
+        .send(Method::PATCH, &format!("/api/sites/{site_id}"), Some(&token), Some(&json!({"timezone": "Nowhere/City"})))
+        .await;
     assert_eq!((status, err_code(&err)), (StatusCode::BAD_REQUEST, Some("invalid_site")));
-    let (status, site) = api.send(Method::PATCH, &format!("/api/sites/{site_id}"), Some(&token), Some(&json!({"name": "Renamed", "timezone": "Asia/Tokyo"}))).await;
-    assert_eq!((status, site["name"].as_str(), site["timezone"].as_str()), (StatusCode::OK, Some("Renamed"), Some("Asia/Tokyo")));
-    for (status_path, want) in [("/api/sites/does-not-exist", StatusCode::NOT_FOUND), ("/api/stats/does-not-exist", StatusCode::NOT_FOUND)] {
+    let (status, site) = api
+        .send(
+            Method::PATCH,
+            &format!("/api/sites/{site_id}"),
+            Some(&token),
+            Some(&json!({"name": "Renamed", "timezone": "Asia/Tokyo"})),
+        )
+        .await;
+    assert_eq!(
+        (status, site["name"].as_str(), site["timezone"].as_str()),
+        (StatusCode::OK, Some("Renamed"), Some("Asia/Tokyo"))
+    );
+    for (status_path, want) in
+        [("/api/sites/does-not-exist", StatusCode::NOT_FOUND), ("/api/stats/does-not-exist", StatusCode::NOT_FOUND)]
+    {
         let (status, err) = api.get(status_path, Some(&token)).await;
         assert_eq!((status, err_code(&err)), (want, Some("not_found")), "{status_path}");
     }
@@ -282,6 +350,9 @@ async fn services_refuse_to_start_with_an_out_of_range_setting_and_name_it() {
             .expect("the service's output");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(!out.status.success(), "{service} {name}={value}: exited successfully");
-        assert!(text.contains(&format!("Error: {name}=")), "{service} {name}={value}: the message names the setting: {text}");
+        assert!(
+            text.contains(&format!("Error: {name}=")),
+            "{service} {name}={value}: the message names the setting: {text}"
+        );
     }
 }

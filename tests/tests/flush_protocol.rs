@@ -48,7 +48,12 @@ fn flusher_with(db: &Database, clock: &ManualClock, compact_max_bytes: usize) ->
 }
 
 fn flusher_settings(compact_max_bytes: usize) -> Settings {
-    Settings { lease: LEASE, caps: Capacities::with_keys(1000, 1000), day_retention: Duration::from_secs(400 * 86_400), compact_max_bytes }
+    Settings {
+        lease: LEASE,
+        caps: Capacities::with_keys(1000, 1000),
+        day_retention: Duration::from_secs(400 * 86_400),
+        compact_max_bytes,
+    }
 }
 
 fn event(kind: EventKind, path: &str) -> Event {
@@ -75,16 +80,28 @@ fn fixture() -> Vec<BatchMessage> {
                 visitor: visitor(i % 17),
                 timezone: if site == "site-b" { "Europe/Berlin".into() } else { "UTC".into() },
                 domain: "example.com".into(),
-            device: Default::default(),
-            browser: Default::default(),
-            os: Default::default(),
-            country: Default::default(),
+                device: Default::default(),
+                browser: Default::default(),
+                os: Default::default(),
+                country: Default::default(),
                 events: vec![
                     event(
-                        EventKind::Pageview { referrer: sources[(i % 4) as usize].into(), title: "T".into(), new_session: i % 3 == 0, variant: None },
+                        EventKind::Pageview {
+                            referrer: sources[(i % 4) as usize].into(),
+                            title: "T".into(),
+                            new_session: i % 3 == 0,
+                            variant: None,
+                        },
                         &path,
                     ),
-                    event(EventKind::Click { selector: format!("button.s{}", i % 5), text: format!("Go {}", i % 5), href: None }, &path),
+                    event(
+                        EventKind::Click {
+                            selector: format!("button.s{}", i % 5),
+                            text: format!("Go {}", i % 5),
+                            href: None,
+                        },
+                        &path,
+                    ),
                     event(EventKind::Scroll { depth: (i % 100) as u8 + 1, prev: 0 }, &path),
                     event(EventKind::Time { seconds: 1.5 }, &path),
                 ],
@@ -132,7 +149,15 @@ async fn snapshot(db: &Database) -> Value {
             let loaded = stats_store::load(db, site, &range, tz, None).await.expect("stats load");
             assert!(loaded.docs_read <= stats_store::read_bound(&range), "read bound");
             let hourly = matches!(range, Range::Hours { .. });
-            let meta = Meta { site_id: site.into(), timeframe: "t".into(), timezone: tz.name().into(), from: String::new(), to: String::new(), hourly, page: None };
+            let meta = Meta {
+                site_id: site.into(),
+                timeframe: "t".into(),
+                timezone: tz.name().into(),
+                from: String::new(),
+                to: String::new(),
+                hourly,
+                page: None,
+            };
             let s = serde_json::to_value(stats::assemble(meta, loaded.inputs, &goal_names().await)).expect("json");
             out.insert(format!("{site} {}", if hourly { "24h" } else { "days" }), s);
         }
@@ -170,11 +195,20 @@ async fn reference(mongo: &Mongo) -> Value {
     // Conversions: sessions (3 batches each) of site-a that clicked button.s1 (i % 5 == 1) or
     // viewed /p3 (i % 7 == 3), once per session and day.
     let converted = |lo: u64, hi: u64| {
-        (lo..hi).filter(|i| i % 4 != 3 && (i % 5 == 1 || i % 7 == 3)).map(|i| i / 3).collect::<std::collections::HashSet<_>>().len() as i64
+        (lo..hi)
+            .filter(|i| i % 4 != 3 && (i % 5 == 1 || i % 7 == 3))
+            .map(|i| i / 3)
+            .collect::<std::collections::HashSet<_>>()
+            .len() as i64
     };
     assert_eq!(a["conversions"].as_i64(), Some(converted(0, 60) + converted(60, 80)), "{a}");
     assert!(a["conversions"].as_i64() > Some(0));
-    let pages: i64 = snap["site-a days"]["top_pages"].as_array().expect("pages").iter().map(|p| p["pageviews"].as_i64().unwrap_or(0)).sum();
+    let pages: i64 = snap["site-a days"]["top_pages"]
+        .as_array()
+        .expect("pages")
+        .iter()
+        .map(|p| p["pageviews"].as_i64().unwrap_or(0))
+        .sum();
     assert_eq!(pages, 60, "seven paths, all within the list");
     assert_eq!(snap["site-b days"]["summary"]["pageviews"], 20);
     snap
@@ -201,7 +235,8 @@ async fn a_flush_stopped_after_any_step_is_finished_by_redelivery_and_counts_onc
     for compact_max_bytes in [shared::rollup::siteday::COMPACT_MAX_BYTES, 0] {
         let total = first_flush_rollup_writes(&mongo, compact_max_bytes).await;
         assert!(total >= 2, "two site-days at least: {total}");
-        let mut steps = vec![Step::Claim, Step::RawBatches, Step::VisitorMarks, Step::SessionDocs(0), Step::SessionDocs(5), Step::Done];
+        let mut steps =
+            vec![Step::Claim, Step::RawBatches, Step::VisitorMarks, Step::SessionDocs(0), Step::SessionDocs(5), Step::Done];
         let mut writes = vec![0, 1, total / 2, total - 2, total - 1];
         writes.dedup();
         steps.extend(writes.into_iter().map(Step::RollupDocs));
@@ -213,7 +248,8 @@ async fn a_flush_stopped_after_any_step_is_finished_by_redelivery_and_counts_onc
             let err = dying.flush(first).await.expect_err("stops after the step");
             assert!(matches!(err, FlushError::Claimed { .. }), "case {case}: {err}");
             if let Step::RollupDocs(n) = step {
-                let stored = db.collection::<mongodb::bson::Document>(c::ROLLUPS).count_documents(doc! {}).await.expect("count");
+                let stored =
+                    db.collection::<mongodb::bson::Document>(c::ROLLUPS).count_documents(doc! {}).await.expect("count");
                 assert_eq!(stored, n as u64, "case {case}: the flush stopped with {n} documents written");
             }
 
@@ -270,7 +306,8 @@ async fn a_site_day_splitting_in_a_flush_that_dies_counts_every_event_once() {
         let db = database(&mongo).await;
         let clock = ManualClock::at(t0() + 2 * DAY);
         flusher_with(&db, &clock, limit).flush(first).await.expect("clean first flush");
-        let err = flusher_with(&db, &clock, limit).failing_after(Step::RollupDocs(n)).flush(second).await.expect_err("stops");
+        let err =
+            flusher_with(&db, &clock, limit).failing_after(Step::RollupDocs(n)).flush(second).await.expect_err("stops");
         assert!(matches!(err, FlushError::Claimed { .. }), "case {case}: {err}");
         clock.advance(LEASE.as_millis() as i64 + 1000);
         let other = flusher_with(&db, &clock, limit);
@@ -339,15 +376,20 @@ async fn units_of_the_previous_layout_move_into_split_site_days_and_a_half_done_
         flusher_with(&db, &clock, 0).failing_after(Step::RollupDocs(n)).flush(first).await.expect_err("stops");
         let site_days = as_second_layout(&db).await;
 
-        aggregator::migrate::run(&db, &flusher_settings(shared::rollup::siteday::COMPACT_MAX_BYTES), &clock).await.expect("migration");
-        let left = db.collection::<mongodb::bson::Document>(c::LEGACY_V2_ROLLUPS).count_documents(doc! {}).await.expect("count");
+        aggregator::migrate::run(&db, &flusher_settings(shared::rollup::siteday::COMPACT_MAX_BYTES), &clock)
+            .await
+            .expect("migration");
+        let left =
+            db.collection::<mongodb::bson::Document>(c::LEGACY_V2_ROLLUPS).count_documents(doc! {}).await.expect("count");
         assert_eq!(left, 0, "case {case}: the old collection is gone");
         assert_eq!(
             db.collection::<mongodb::bson::Document>(c::ROLLUPS).count_documents(doc! {}).await.expect("count"),
             (n + site_days) as u64,
             "case {case}: each old unit moved, and its {site_days} site-days marked split"
         );
-        aggregator::migrate::run(&db, &flusher_settings(shared::rollup::siteday::COMPACT_MAX_BYTES), &clock).await.expect("second run: nothing");
+        aggregator::migrate::run(&db, &flusher_settings(shared::rollup::siteday::COMPACT_MAX_BYTES), &clock)
+            .await
+            .expect("second run: nothing");
 
         clock.advance(LEASE.as_millis() as i64 + 1000);
         let other = flusher(&db, &clock);
@@ -445,10 +487,18 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
             country: Default::default(),
             events: vec![
                 event(
-                    EventKind::Pageview { referrer: format!("https://ref{i}.example.org/"), title: "T".into(), new_session: true, variant: None },
+                    EventKind::Pageview {
+                        referrer: format!("https://ref{i}.example.org/"),
+                        title: "T".into(),
+                        new_session: true,
+                        variant: None,
+                    },
                     &format!("/page/{i}"),
                 ),
-                event(EventKind::Click { selector: format!("a#link-{i}"), text: String::new(), href: None }, &format!("/page/{i}")),
+                event(
+                    EventKind::Click { selector: format!("a#link-{i}"), text: String::new(), href: None },
+                    &format!("/page/{i}"),
+                ),
             ],
         })
         .collect();
@@ -468,7 +518,10 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
             browser: Default::default(),
             os: Default::default(),
             country: Default::default(),
-            events: vec![event(EventKind::Pageview { referrer: String::new(), title: "T".into(), new_session: false, variant: None }, "/pricing")],
+            events: vec![event(
+                EventKind::Pageview { referrer: String::new(), title: "T".into(), new_session: false, variant: None },
+                "/pricing",
+            )],
         })
         .collect();
     for chunk in popular.chunks(3) {
@@ -487,8 +540,20 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
         let bound = stats_store::read_bound(&range);
         assert!(loaded.docs_read <= bound, "{range:?}: read {} documents, bound {bound}", loaded.docs_read);
         let hourly = matches!(range, Range::Hours { .. });
-        assert!(loaded.docs_read <= shared::rollup::Part::all().len(), "{range:?}: one bucket's documents, no tails: {}", loaded.docs_read);
-        let meta = Meta { site_id: "big".into(), timeframe: "t".into(), timezone: "UTC".into(), from: String::new(), to: String::new(), hourly, page: None };
+        assert!(
+            loaded.docs_read <= shared::rollup::Part::all().len(),
+            "{range:?}: one bucket's documents, no tails: {}",
+            loaded.docs_read
+        );
+        let meta = Meta {
+            site_id: "big".into(),
+            timeframe: "t".into(),
+            timezone: "UTC".into(),
+            from: String::new(),
+            to: String::new(),
+            hourly,
+            page: None,
+        };
         let s = serde_json::to_value(stats::assemble(meta, loaded.inputs, &[])).expect("json");
         let summary = &s["summary"];
         assert_eq!((summary["pageviews"].as_i64(), summary["clicks"].as_i64()), (Some(20_300), Some(20_000)), "{range:?}");

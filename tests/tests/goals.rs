@@ -11,11 +11,16 @@ async fn goals_are_created_listed_and_deleted_by_their_owner_only() {
     let owner = api.tenant("example.com", "UTC").await;
     let path = format!("/api/sites/{}/goals", owner.site_id);
 
-    let (status, goal) = api.post(&path, Some(&owner.token), &json!({"name": "Thanks", "kind": "pageview", "match": "/thank-you*"})).await;
+    let (status, goal) =
+        api.post(&path, Some(&owner.token), &json!({"name": "Thanks", "kind": "pageview", "match": "/thank-you*"})).await;
     assert_eq!(status, StatusCode::CREATED, "{goal}");
-    assert_eq!((goal["name"].as_str(), goal["kind"].as_str(), goal["match"].as_str()), (Some("Thanks"), Some("pageview"), Some("/thank-you*")));
+    assert_eq!(
+        (goal["name"].as_str(), goal["kind"].as_str(), goal["match"].as_str()),
+        (Some("Thanks"), Some("pageview"), Some("/thank-you*"))
+    );
     assert!(goal["id"].as_str().is_some_and(|id| !id.is_empty()) && goal["created_at"].as_str().is_some(), "{goal}");
-    let (status, second) = api.post(&path, Some(&owner.token), &json!({"name": "Signup", "kind": "event", "match": "Signup"})).await;
+    let (status, second) =
+        api.post(&path, Some(&owner.token), &json!({"name": "Signup", "kind": "event", "match": "Signup"})).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let (status, list) = api.get(&path, Some(&owner.token)).await;
@@ -75,7 +80,9 @@ async fn invalid_goals_name_the_field_and_a_site_has_at_most_twenty() {
     assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
 
     for i in 0..20 {
-        let (status, body) = api.post(&path, Some(&t.token), &json!({"name": format!("G{i}"), "kind": "click", "match": format!("button#b{i}")})).await;
+        let (status, body) = api
+            .post(&path, Some(&t.token), &json!({"name": format!("G{i}"), "kind": "click", "match": format!("button#b{i}")}))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "goal {i}: {body}");
     }
     let (status, err) = api.post(&path, Some(&t.token), &json!({"name": "G21", "kind": "event", "match": "x"})).await;
@@ -93,7 +100,10 @@ async fn forty_goal_creations_racing_on_one_site_leave_exactly_twenty() {
 
     let requests = (0..40).map(|i| {
         let (api, path, token) = (api.clone(), path.clone(), owner.token.clone());
-        tokio::spawn(async move { api.post(&path, Some(&token), &json!({"name": format!("Goal {i}"), "kind": "event", "match": format!("E{i}")})).await })
+        tokio::spawn(async move {
+            api.post(&path, Some(&token), &json!({"name": format!("Goal {i}"), "kind": "event", "match": format!("E{i}")}))
+                .await
+        })
     });
     let mut created = 0;
     for r in futures::future::join_all(requests).await {

@@ -35,7 +35,8 @@ async fn rotated_key_is_refused_within_five_seconds_and_the_new_one_works() {
     let t = api.tenant("example.com", "UTC").await;
     assert_eq!(status_for(&api, &t.key).await, StatusCode::ACCEPTED);
 
-    let (status, site) = api.post(&format!("/api/sites/{}/rotate-key", t.site_id), Some(&t.token), &serde_json::json!({})).await;
+    let (status, site) =
+        api.post(&format!("/api/sites/{}/rotate-key", t.site_id), Some(&t.token), &serde_json::json!({})).await;
     assert_eq!(status, StatusCode::OK, "{site}");
     let new_key = site["api_key"].as_str().expect("key").to_string();
     assert_ne!(new_key, t.key);
@@ -103,7 +104,11 @@ async fn concurrent_rotates_leave_exactly_one_live_key() {
         async move { api.post(&path, Some(&token), &serde_json::json!({})).await }
     });
     let answers = futures::future::join_all(rotates).await;
-    assert!(answers.iter().all(|(s, _)| *s == StatusCode::OK), "{:?}", answers.iter().map(|(s, b)| (s, b["error"].clone())).collect::<Vec<_>>());
+    assert!(
+        answers.iter().all(|(s, _)| *s == StatusCode::OK),
+        "{:?}",
+        answers.iter().map(|(s, b)| (s, b["error"].clone())).collect::<Vec<_>>()
+    );
     let distinct: std::collections::HashSet<&str> = answers.iter().filter_map(|(_, b)| b["api_key"].as_str()).collect();
     assert_eq!(distinct.len(), answers.len(), "every 200 is a rotation of its own, with a key of its own");
     let (_, site) = api.get(&format!("/api/sites/{}", t.site_id), Some(&t.token)).await;
@@ -136,7 +141,8 @@ async fn a_reconcile_that_read_mongodb_before_a_rotate_or_delete_never_revives_t
     let listing = registry.list_sites().await.expect("listing");
     assert!(listing.iter().any(|s| s.api_key == rotated.key) && listing.iter().any(|s| s.api_key == deleted.key));
     // ... a rotate and a delete land ...
-    let (status, site) = api.post(&format!("/api/sites/{}/rotate-key", rotated.site_id), Some(&rotated.token), &serde_json::json!({})).await;
+    let (status, site) =
+        api.post(&format!("/api/sites/{}/rotate-key", rotated.site_id), Some(&rotated.token), &serde_json::json!({})).await;
     assert_eq!(status, StatusCode::OK);
     let new_key = site["api_key"].as_str().expect("key").to_string();
     let (status, _) = api.send(Method::DELETE, &format!("/api/sites/{}", deleted.site_id), Some(&deleted.token), None).await;

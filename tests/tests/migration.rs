@@ -69,7 +69,12 @@ fn half_done_batches() -> Vec<BatchMessage> {
                     ts: 0,
                     page_id: ClientId::parse("page_0001").expect("id"),
                     url: "https://example.com/pricing".into(),
-                    kind: EventKind::Pageview { referrer: String::new(), title: "P".into(), new_session: false, variant: None },
+                    kind: EventKind::Pageview {
+                        referrer: String::new(),
+                        title: "P".into(),
+                        new_session: false,
+                        variant: None,
+                    },
                 },
                 Event {
                     ts: 0,
@@ -90,19 +95,19 @@ async fn seed_old_layout(db: &Database) {
     let guard = format!("f_{OLD_FLUSH}");
     let hour_expire = DateTime::from_millis(t0() + 49 * 3_600_000);
     let mut day_series = doc! {"_id": format!("s1|d|{today}"), "site_id": "s1", "day": &today,
-        "pageviews": 7_i64, "sessions": 2_i64, "clicks": 5_i64, "visitors": 3_i64, "scroll_sum": 100_i64, "time_sum": 7.5,
-        "r25": 2_i64, "r50": 1_i64};
+    "pageviews": 7_i64, "sessions": 2_i64, "clicks": 5_i64, "visitors": 3_i64, "scroll_sum": 100_i64, "time_sum": 7.5,
+    "r25": 2_i64, "r50": 1_i64};
     day_series.insert(&guard, 1);
     let hour_series = doc! {"_id": format!("s1|h|{hour}"), "site_id": "s1", "hour": hour, "expire_at": hour_expire,
-        "pageviews": 5_i32, "sessions": 2_i32, "clicks": 3_i32, "visitors": 2_i32, "scroll_sum": 100_i32, "time_sum": 7.5,
-        "r25": 2_i32, "r50": 1_i32};
+    "pageviews": 5_i32, "sessions": 2_i32, "clicks": 3_i32, "visitors": 2_i32, "scroll_sum": 100_i32, "time_sum": 7.5,
+    "r25": 2_i32, "r50": 1_i32};
     db.collection::<Document>(c::LEGACY_ROLLUPS).insert_many([day_series, hour_series]).await.expect("old series");
 
     let mut tops = Vec::new();
     for (bucket, is_day) in [(Some(today.as_str()), true), (None, false)] {
         let top = |dim: &str, key: &str, count: i64, text: Option<&str>| {
             let mut d = doc! {"_id": format!("s1|{}|{dim}|{key}", if is_day { format!("d|{today}") } else { format!("h|{hour}") }),
-                "site_id": "s1", "dim": dim, "key": key, "count": count};
+            "site_id": "s1", "dim": dim, "key": key, "count": count};
             match bucket {
                 Some(day) => d.insert("day", day),
                 None => d.insert("hour", hour),
@@ -125,8 +130,13 @@ async fn seed_old_layout(db: &Database) {
     db.collection::<Document>(c::LEGACY_TOP_ROLLUPS).insert_many(tops).await.expect("old tops");
 
     let mark = |id: String, v: &str, f: &str, day: bool| {
-        let mut d = doc! {"_id": id, "site_id": "s1", "v": v, "f": f, "expire_at": DateTime::from_millis(t0() + 3 * 86_400_000)};
-        if day { d.insert("day", &today) } else { d.insert("hour", hour) };
+        let mut d =
+            doc! {"_id": id, "site_id": "s1", "v": v, "f": f, "expire_at": DateTime::from_millis(t0() + 3 * 86_400_000)};
+        if day {
+            d.insert("day", &today)
+        } else {
+            d.insert("hour", hour)
+        };
         d
     };
     let mut marks = Vec::new();
@@ -163,7 +173,15 @@ async fn stats_of(db: &Database) -> (Value, Value) {
     ] {
         let loaded = stats_store::load(db, "s1", &range, tz, None).await.expect("load");
         let hourly = matches!(range, Range::Hours { .. });
-        let meta = Meta { site_id: "s1".into(), timeframe: "t".into(), timezone: "UTC".into(), from: String::new(), to: String::new(), hourly, page: None };
+        let meta = Meta {
+            site_id: "s1".into(),
+            timeframe: "t".into(),
+            timezone: "UTC".into(),
+            from: String::new(),
+            to: String::new(),
+            hourly,
+            page: None,
+        };
         out.push(serde_json::to_value(stats::assemble(meta, loaded.inputs, &[])).expect("json"));
     }
     let hours = out.pop().expect("24h");
@@ -194,16 +212,21 @@ async fn old_rollups_are_migrated_once_and_a_half_done_old_flush_is_finished_exa
     for s in [&days, &hours] {
         assert_eq!(s["top_pages"], json!([{"path": "/pricing", "pageviews": 4}, {"path": "/", "pageviews": 3}]));
         assert_eq!(s["top_clicks"], json!([{"selector": "button#cta", "text": "Go", "clicks": 5}]));
-        assert_eq!(s["top_referrers"], json!([{"source": "(direct)", "visits": 1, "conversions": 0}, {"source": "google.com", "visits": 1, "conversions": 0}]));
+        assert_eq!(
+            s["top_referrers"],
+            json!([{"source": "(direct)", "visits": 1, "conversions": 0}, {"source": "google.com", "visits": 1, "conversions": 0}])
+        );
     }
-    let hour_points: i64 = hours["series"].as_array().expect("series").iter().map(|p| p["visitors"].as_i64().unwrap_or(0)).sum();
+    let hour_points: i64 =
+        hours["series"].as_array().expect("series").iter().map(|p| p["visitors"].as_i64().unwrap_or(0)).sum();
     assert_eq!(hour_points, 3, "hour sketch from the old hourly marks");
 
     // The old layout is gone; running again changes nothing.
     for name in [c::LEGACY_ROLLUPS, c::LEGACY_TOP_ROLLUPS] {
         assert_eq!(db.collection::<Document>(name).count_documents(doc! {}).await.expect("count"), 0, "{name}");
     }
-    let hourly_marks = db.collection::<Document>(c::VISITOR_MARKS).count_documents(doc! {"hour": {"$exists": true}}).await.expect("count");
+    let hourly_marks =
+        db.collection::<Document>(c::VISITOR_MARKS).count_documents(doc! {"hour": {"$exists": true}}).await.expect("count");
     assert_eq!(hourly_marks, 0);
     migrate::run(&db, &settings(), &clock).await.expect("second run");
     assert_eq!(flusher.sweep().await.expect("sweep"), 0);
@@ -218,7 +241,8 @@ async fn a_new_database_is_marked_migrated_without_work() {
     let clock = ManualClock::at(t0());
     migrate::run(&db, &settings(), &clock).await.expect("migration");
     for id in migrate::IDS {
-        let record = db.collection::<Document>(c::MIGRATIONS).find_one(doc! {"_id": id}).await.expect("read").expect("recorded");
+        let record =
+            db.collection::<Document>(c::MIGRATIONS).find_one(doc! {"_id": id}).await.expect("read").expect("recorded");
         assert_eq!(record.get_str("state"), Ok("done"), "{id}");
     }
 }
@@ -229,7 +253,7 @@ async fn old_goals_move_into_site_configs_and_old_share_links_get_their_document
     let db = mongo.database().await;
     let goal = |id: &str, site: &str, created: i64, deleted: Option<i64>| {
         let mut d = doc! {"_id": id, "site_id": site, "name": format!("Goal {id}"), "kind": "event", "match": "Signup",
-            "created_at": DateTime::from_millis(created)};
+        "created_at": DateTime::from_millis(created)};
         if let Some(t) = deleted {
             d.insert("deleted_at", DateTime::from_millis(t));
         }
@@ -248,12 +272,22 @@ async fn old_goals_move_into_site_configs_and_old_share_links_get_their_document
 
     let configs = db.collection::<shared::site_config::SiteConfigDoc>(c::SITE_CONFIG);
     let s1 = configs.find_one(doc! {"_id": "s1"}).await.expect("read").expect("s1's config");
-    let summary: Vec<(&str, i64, Option<i64>)> = s1.goals.iter().map(|g| (g.id.as_str(), g.created_ms, g.deleted_ms)).collect();
+    let summary: Vec<(&str, i64, Option<i64>)> =
+        s1.goals.iter().map(|g| (g.id.as_str(), g.created_ms, g.deleted_ms)).collect();
     assert_eq!(summary, vec![("g1", 1_000, Some(5_000)), ("g2", 2_000, None)], "oldest first, the deleted one kept");
     let s2 = configs.find_one(doc! {"_id": "s2"}).await.expect("read").expect("s2's config");
     assert_eq!(s2.goals.len(), 1);
-    assert_eq!(db.collection::<Document>(c::LEGACY_GOALS).count_documents(doc! {}).await.expect("count"), 0, "old goals gone");
-    let link = db.collection::<Document>(c::SHARE_LINKS).find_one(doc! {"_id": "abc"}).await.expect("read").expect("s1's link");
+    assert_eq!(
+        db.collection::<Document>(c::LEGACY_GOALS).count_documents(doc! {}).await.expect("count"),
+        0,
+        "old goals gone"
+    );
+    let link =
+        db.collection::<Document>(c::SHARE_LINKS).find_one(doc! {"_id": "abc"}).await.expect("read").expect("s1's link");
     assert_eq!(link.get_str("site_id"), Ok("s1"));
-    assert_eq!(db.collection::<Document>(c::SHARE_LINKS).count_documents(doc! {}).await.expect("count"), 1, "only s1 had a link");
+    assert_eq!(
+        db.collection::<Document>(c::SHARE_LINKS).count_documents(doc! {}).await.expect("count"),
+        1,
+        "only s1 had a link"
+    );
 }

@@ -92,12 +92,17 @@ async fn each_service_user_may_do_its_job_and_nothing_else() {
     // The api creates and writes the sites bucket: its job.
     let api = server.connect("api").await;
     let sites = bus::sites_bucket(&jetstream::new(api.clone()), 1).await.expect("api opens cp_sites");
-    sites.put("cp_key_of_tenant_a", r#"{"site_id":"a","domain":"a.example","timezone":"UTC"}"#.into()).await.expect("api writes a key");
+    sites
+        .put("cp_key_of_tenant_a", r#"{"site_id":"a","domain":"a.example","timezone":"UTC"}"#.into())
+        .await
+        .expect("api writes a key");
 
     // Ingest reads keys, watches them, creates salts and publishes batches.
     let ingest = server.connect("ingest").await;
     let ingest_js = jetstream::new(ingest.clone());
-    let stream = bus::ensure_stream(&ingest_js, &bus::StreamLimits::from_env().expect("limits"), 1).await.expect("ingest creates the stream");
+    let stream = bus::ensure_stream(&ingest_js, &bus::StreamLimits::from_env().expect("limits"), 1)
+        .await
+        .expect("ingest creates the stream");
     let ingest_sites = bus::sites_bucket(&ingest_js, 1).await.expect("ingest opens cp_sites");
     let entry = ingest_sites.get("cp_key_of_tenant_a").await.expect("ingest reads a key");
     assert!(entry.is_some(), "ingest sees the api's key");
@@ -108,11 +113,15 @@ async fn each_service_user_may_do_its_job_and_nothing_else() {
     let mut limits = bus::StreamLimits::from_env().expect("limits");
     limits.max_msgs_per_site *= 2;
     let from = bus::StreamLimits::from_env().expect("limits").max_msgs_per_site;
-    assert_eq!(site_share::ensure(&ingest_js, &limits).await.expect("ingest updates the stream"), site_share::Outcome::Applied { from });
+    assert_eq!(
+        site_share::ensure(&ingest_js, &limits).await.expect("ingest updates the stream"),
+        site_share::Outcome::Applied { from }
+    );
 
     // ...but cannot point a key at another site, nor revoke one.
     assert!(
-        refused(ingest_sites.put("cp_key_of_tenant_a", r#"{"site_id":"b","domain":"b.example","timezone":"UTC"}"#.into())).await,
+        refused(ingest_sites.put("cp_key_of_tenant_a", r#"{"site_id":"b","domain":"b.example","timezone":"UTC"}"#.into()))
+            .await,
         "ingest's user wrote $KV.cp_sites"
     );
     assert!(refused(ingest_sites.delete("cp_key_of_tenant_a")).await, "ingest's user deleted a key");
@@ -125,15 +134,28 @@ async fn each_service_user_may_do_its_job_and_nothing_else() {
     let aggregator = server.connect("aggregator").await;
     let aggregator_js = jetstream::new(aggregator.clone());
     assert!(refused(bus::sites_bucket(&aggregator_js, 1)).await, "the aggregator's user opened cp_sites");
-    assert!(refused(aggregator_js.publish("$KV.cp_sites.cp_key_of_tenant_a", "{}".into()).await.expect("send").into_future()).await, "the aggregator's user wrote $KV.cp_sites");
-    assert!(refused(aggregator_js.publish("cp.events.a", "{}".into()).await.expect("send").into_future()).await, "the aggregator's user published a batch");
+    assert!(
+        refused(aggregator_js.publish("$KV.cp_sites.cp_key_of_tenant_a", "{}".into()).await.expect("send").into_future())
+            .await,
+        "the aggregator's user wrote $KV.cp_sites"
+    );
+    assert!(
+        refused(aggregator_js.publish("cp.events.a", "{}".into()).await.expect("send").into_future()).await,
+        "the aggregator's user published a batch"
+    );
     limits.max_msgs_per_site *= 2;
     assert!(refused(site_share::ensure(&aggregator_js, &limits)).await, "the aggregator's user updated the event stream");
 
     // The api writes keys and nothing else.
     let api_js = jetstream::new(api.clone());
-    assert!(refused(api_js.publish("cp.events.a", "{}".into()).await.expect("send").into_future()).await, "the api's user published a batch");
-    assert!(refused(api_js.publish("$KV.cp_salts.2026-11-27", "x".into()).await.expect("send").into_future()).await, "the api's user wrote a salt");
+    assert!(
+        refused(api_js.publish("cp.events.a", "{}".into()).await.expect("send").into_future()).await,
+        "the api's user published a batch"
+    );
+    assert!(
+        refused(api_js.publish("$KV.cp_salts.2026-11-27", "x".into()).await.expect("send").into_future()).await,
+        "the api's user wrote a salt"
+    );
 
     // The api purges the delete markers of revoked keys (api/src/keys.rs rule 6); ingest may not.
     sites.put("cp_revoked_key", r#"{"site_id":"r","domain":"r.example","timezone":"UTC"}"#.into()).await.expect("put");
@@ -144,7 +166,10 @@ async fn each_service_user_may_do_its_job_and_nothing_else() {
     let purged = sites.stream.purge().filter(marker).await.expect("the api purges a revoked key's marker");
     assert_eq!(purged.purged, 1);
     assert!(sites.entry("cp_revoked_key").await.expect("entry").is_none(), "no history left for the key");
-    assert!(refused(api.request("$JS.API.STREAM.PURGE.CP_EVENTS", "{}".into())).await, "the api's user purged the event stream");
+    assert!(
+        refused(api.request("$JS.API.STREAM.PURGE.CP_EVENTS", "{}".into())).await,
+        "the api's user purged the event stream"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +177,11 @@ async fn a_connection_without_valid_credentials_is_refused() {
     let server = Server::start();
     // Wait for the server through a valid user first, so the refusals below are the server's.
     let _ = server.connect("api").await;
-    for (case, user) in [("no user", None), ("wrong password", Some(("ingest", "not-the-password"))), ("unknown user", Some(("mallory", "x")))] {
+    for (case, user) in [
+        ("no user", None),
+        ("wrong password", Some(("ingest", "not-the-password"))),
+        ("unknown user", Some(("mallory", "x"))),
+    ] {
         let result = bus::connect(&server.settings(user), "test-intruder", Duration::from_secs(1)).await;
         assert!(result.is_err(), "case {case}: connected");
     }
@@ -164,10 +193,40 @@ fn make_certificates(dir: &std::path::Path) {
         let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (Debian package openssl)");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=cp-test-ca"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cp-test-ca",
+    ]);
     run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
     std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost").expect("ext.cnf");
-    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,8 +48,13 @@ fn run(stack: &Stack, what: &str, url: &str, extra: &[&str]) {
         .output()
         .expect("schemathesis runs");
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "schemathesis found differences on {what}:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
-    let summary = report.lines().filter(|l| l.contains("generated") || l.contains("No issues found")).collect::<Vec<_>>().join("\n");
+    assert!(
+        out.status.success(),
+        "schemathesis found differences on {what}:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary =
+        report.lines().filter(|l| l.contains("generated") || l.contains("No issues found")).collect::<Vec<_>>().join("\n");
     eprintln!("{what}: {summary}");
 }
 
@@ -63,8 +68,18 @@ async fn openapi_document_matches_the_running_api_and_ingest_under_every_schemat
     let auth = format!("Authorization: Bearer {token}");
 
     // Logging out ends the token every other operation runs with: it goes last, alone.
-    run(&stack, "the api", &stack.url(Proc::Api), &["--exclude-path", "/api/events/batch", "--exclude-path", "/api/auth/logout", "--header", &auth]);
-    run(&stack, "the api's logout", &stack.url(Proc::Api), &["--include-path", "/api/auth/logout", "--header", &auth, "--phases", "examples,coverage,fuzzing"]);
+    run(
+        &stack,
+        "the api",
+        &stack.url(Proc::Api),
+        &["--exclude-path", "/api/events/batch", "--exclude-path", "/api/auth/logout", "--header", &auth],
+    );
+    run(
+        &stack,
+        "the api's logout",
+        &stack.url(Proc::Api),
+        &["--include-path", "/api/auth/logout", "--header", &auth, "--phases", "examples,coverage,fuzzing"],
+    );
     // Ingest's operations are not linked to each other: no stateful phase. The generated keys
     // are unknown, and ingest validates the whole batch before it looks the key up, so a
     // schema-valid batch is answered 401 and any 400 to one is a difference.

@@ -34,7 +34,8 @@ async fn full_flow_reports_exact_stats_for_7d_24h_and_a_range() {
 
     // Arrange: register, log in, create a site in a non-UTC zone.
     let email = format!("{}@example.com", id("owner"));
-    let (status, body) = api.post("/api/auth/register", None, &json!({"email": email, "password": "correct horse 1", "name": "Owner"})).await;
+    let (status, body) =
+        api.post("/api/auth/register", None, &json!({"email": email, "password": "correct horse 1", "name": "Owner"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = api.post("/api/auth/login", None, &json!({"email": email, "password": "correct horse 1"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -50,30 +51,39 @@ async fn full_flow_reports_exact_stats_for_7d_24h_and_a_range() {
     let batches = [
         (
             "UA-one",
-            make_batch(&key, "session_one", vec![
-                pageview(&pa, pricing, "https://www.google.com/search?q=x", true),
-                scroll(&pa, pricing, 30, 0),
-                scroll(&pa, pricing, 80, 30),
-                click(&pa, pricing, "button#cta", "Start free trial"),
-                click(&pa, pricing, "button#cta", "Start free trial"),
-                time(&pa, pricing, 4.5),
-            ]),
+            make_batch(
+                &key,
+                "session_one",
+                vec![
+                    pageview(&pa, pricing, "https://www.google.com/search?q=x", true),
+                    scroll(&pa, pricing, 30, 0),
+                    scroll(&pa, pricing, 80, 30),
+                    click(&pa, pricing, "button#cta", "Start free trial"),
+                    click(&pa, pricing, "button#cta", "Start free trial"),
+                    time(&pa, pricing, 4.5),
+                ],
+            ),
         ),
         (
             "UA-one",
-            make_batch(&key, "session_one", vec![
-                pageview(&pb, home, "https://example.com/pricing", false),
-                scroll(&pb, home, 100, 0),
-                click(&pb, home, "a.nav", "Docs"),
-                time(&pb, home, 1.5),
-            ]),
+            make_batch(
+                &key,
+                "session_one",
+                vec![
+                    pageview(&pb, home, "https://example.com/pricing", false),
+                    scroll(&pb, home, 100, 0),
+                    click(&pb, home, "a.nav", "Docs"),
+                    time(&pb, home, 1.5),
+                ],
+            ),
         ),
         (
             "UA-two",
-            make_batch(&key, "session_two", vec![
-                pageview(&pc, "https://example.com/?utm_source=newsletter", "", true),
-                time(&pc, home, 2.0),
-            ]),
+            make_batch(
+                &key,
+                "session_two",
+                vec![pageview(&pc, "https://example.com/?utm_source=newsletter", "", true), time(&pc, home, 2.0)],
+            ),
         ),
     ];
     for (ua, b) in &batches {
@@ -110,7 +120,10 @@ async fn full_flow_reports_exact_stats_for_7d_24h_and_a_range() {
         json!([{"selector": "button#cta", "text": "Start free trial", "clicks": 2}, {"selector": "a.nav", "text": "Docs", "clicks": 1}])
     );
     assert_eq!(s["top_pages"], json!([{"path": "/", "pageviews": 2}, {"path": "/pricing", "pageviews": 1}]));
-    assert_eq!(s["top_referrers"], json!([{"source": "google.com", "visits": 1, "conversions": 0}, {"source": "newsletter", "visits": 1, "conversions": 0}]));
+    assert_eq!(
+        s["top_referrers"],
+        json!([{"source": "google.com", "visits": 1, "conversions": 0}, {"source": "newsletter", "visits": 1, "conversions": 0}])
+    );
 
     // 24h: same totals, 24 hourly points.
     let h = api.stats(&token, &site_id, "timeframe=24h").await;
@@ -118,15 +131,19 @@ async fn full_flow_reports_exact_stats_for_7d_24h_and_a_range() {
     assert_eq!(h["granularity"], "hour");
     let points = h["series"].as_array().expect("series");
     assert_eq!(points.len(), 24);
-    assert!(points.iter().all(|p| {
-        let start = p["start"].as_str().unwrap_or_default();
-        start.len() == 16 && start.ends_with(":00") && start.as_bytes()[10] == b'T'
-    }), "hourly labels: {h}");
+    assert!(
+        points.iter().all(|p| {
+            let start = p["start"].as_str().unwrap_or_default();
+            start.len() == 16 && start.ends_with(":00") && start.as_bytes()[10] == b'T'
+        }),
+        "hourly labels: {h}"
+    );
     assert_eq!(points.iter().map(|p| p["pageviews"].as_i64().unwrap_or(0)).sum::<i64>(), 3);
     assert_eq!(h["top_pages"], s["top_pages"]);
 
     // A from/to range ending today, and one in the past.
-    let r = api.stats(&token, &site_id, &format!("from={}&to={today}", s["series"][5]["start"].as_str().expect("day"))).await;
+    let r =
+        api.stats(&token, &site_id, &format!("from={}&to={today}", s["series"][5]["start"].as_str().expect("day"))).await;
     assert_eq!(summary(&r), expected_summary, "range summary: {r}");
     assert_eq!(r["series"].as_array().map(Vec::len), Some(2));
     assert_eq!(r["timeframe"], "custom");
@@ -175,7 +192,11 @@ async fn another_users_site_is_not_found_on_every_route() {
     ];
     for (method, path, body) in cases {
         let (status, err) = api.send(method.clone(), &path, Some(&intruder), body.as_ref()).await;
-        assert_eq!((status, err["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "case {method} {path}: {err}");
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "case {method} {path}: {err}"
+        );
     }
     let (status, list) = api.get("/api/sites", Some(&intruder)).await;
     assert_eq!((status, list), (StatusCode::OK, json!([])));
@@ -207,7 +228,11 @@ async fn concurrent_batches_share_stream_messages_and_count_once() {
     let batches: Vec<Value> = (0..BATCHES)
         .map(|i| {
             let page = id("page");
-            make_batch(&t.key, &format!("session_group_{i:04}"), vec![pageview(&page, &format!("https://example.com/p{}", i % 7), "", true)])
+            make_batch(
+                &t.key,
+                &format!("session_group_{i:04}"),
+                vec![pageview(&page, &format!("https://example.com/p{}", i % 7), "", true)],
+            )
         })
         .collect();
     let sends: Vec<&Value> = batches.iter().chain(batches.iter().take(SENT_TWICE)).collect();
@@ -223,7 +248,10 @@ async fn concurrent_batches_share_stream_messages_and_count_once() {
     let published = sample(&m, "convertpulse_ingest_publish_group_batches_sum");
     let messages = sample(&m, "convertpulse_ingest_publish_group_batches_count");
     assert_eq!(published, (BATCHES + SENT_TWICE) as f64, "every accepted batch was published once");
-    assert!(messages < published, "64 concurrent senders shared stream messages: {messages} messages for {published} batches");
+    assert!(
+        messages < published,
+        "64 concurrent senders shared stream messages: {messages} messages for {published} batches"
+    );
     // Nothing more was counted once the stream is drained.
     stack.wait_drained().await;
     assert_eq!(api.stats(&t.token, &t.site_id, "").await["summary"]["pageviews"], BATCHES);

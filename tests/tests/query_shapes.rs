@@ -33,16 +33,41 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
 
     // Act: accounts and sites.
     let token = api.register(&demo_email).await;
-    let login = ok(&api, Method::POST, "/api/auth/login", None, Some(&json!({"email": demo_email, "password": "correct horse 1"})), StatusCode::OK).await;
+    let login = ok(
+        &api,
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(&json!({"email": demo_email, "password": "correct horse 1"})),
+        StatusCode::OK,
+    )
+    .await;
     let token = login["token"].as_str().map(str::to_string).unwrap_or(token);
     ok(&api, Method::GET, "/api/auth/me", Some(&token), None, StatusCode::OK).await;
     let (site_id, key) = api.create_site(&token, "example.com", "Europe/Berlin").await;
     let (doomed_id, _) = api.create_site(&token, "doomed.example.com", "UTC").await;
     ok(&api, Method::GET, "/api/sites", Some(&token), None, StatusCode::OK).await;
     ok(&api, Method::GET, &format!("/api/sites/{site_id}"), Some(&token), None, StatusCode::OK).await;
-    ok(&api, Method::PATCH, &format!("/api/sites/{site_id}"), Some(&token), Some(&json!({"name": "Renamed"})), StatusCode::OK).await;
-    ok(&api, Method::PATCH, &format!("/api/sites/{doomed_id}"), Some(&token), Some(&json!({"domain": "moved.example.com"})), StatusCode::OK).await;
-    let rotated = ok(&api, Method::POST, &format!("/api/sites/{doomed_id}/rotate-key"), Some(&token), None, StatusCode::OK).await;
+    ok(
+        &api,
+        Method::PATCH,
+        &format!("/api/sites/{site_id}"),
+        Some(&token),
+        Some(&json!({"name": "Renamed"})),
+        StatusCode::OK,
+    )
+    .await;
+    ok(
+        &api,
+        Method::PATCH,
+        &format!("/api/sites/{doomed_id}"),
+        Some(&token),
+        Some(&json!({"domain": "moved.example.com"})),
+        StatusCode::OK,
+    )
+    .await;
+    let rotated =
+        ok(&api, Method::POST, &format!("/api/sites/{doomed_id}/rotate-key"), Some(&token), None, StatusCode::OK).await;
     assert!(rotated["api_key"].is_string(), "{rotated}");
     ok(&api, Method::DELETE, &format!("/api/sites/{doomed_id}"), Some(&token), None, StatusCode::NO_CONTENT).await;
     let demo = api.http.get(format!("{}/demo", api.api)).send().await.expect("api");
@@ -50,8 +75,24 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
 
     // Goals: one kept, one deleted.
     let goals = format!("/api/sites/{site_id}/goals");
-    ok(&api, Method::POST, &goals, Some(&token), Some(&json!({"name": "Thanks", "kind": "pageview", "match": "/thanks"})), StatusCode::CREATED).await;
-    let dropped = ok(&api, Method::POST, &goals, Some(&token), Some(&json!({"name": "Old", "kind": "event", "match": "Old"})), StatusCode::CREATED).await;
+    ok(
+        &api,
+        Method::POST,
+        &goals,
+        Some(&token),
+        Some(&json!({"name": "Thanks", "kind": "pageview", "match": "/thanks"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let dropped = ok(
+        &api,
+        Method::POST,
+        &goals,
+        Some(&token),
+        Some(&json!({"name": "Old", "kind": "event", "match": "Old"})),
+        StatusCode::CREATED,
+    )
+    .await;
     let dropped_id = dropped["id"].as_str().expect("goal id");
     ok(&api, Method::DELETE, &format!("{goals}/{dropped_id}"), Some(&token), None, StatusCode::NO_CONTENT).await;
     ok(&api, Method::GET, &goals, Some(&token), None, StatusCode::OK).await;
@@ -59,7 +100,14 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
     // Batches through ingest: two visits, one converting.
     let (p1, p2, p3) = (id("page"), id("page"), id("page"));
     let sent = [
-        make_batch(&key, "session_a", vec![pageview(&p1, &u("/pricing"), "https://www.google.com/", true), click(&p1, &u("/pricing"), "button#cta", "Start")]),
+        make_batch(
+            &key,
+            "session_a",
+            vec![
+                pageview(&p1, &u("/pricing"), "https://www.google.com/", true),
+                click(&p1, &u("/pricing"), "button#cta", "Start"),
+            ],
+        ),
         make_batch(&key, "session_a", vec![pageview(&p2, &u("/thanks"), &u("/pricing"), false)]),
         make_batch(&key, "session_b", vec![pageview(&p3, &u("/"), "", true)]),
     ];
@@ -71,12 +119,23 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
     assert_eq!(week["summary"]["conversions"], 1, "{week}");
 
     // Every read the dashboard makes.
-    for query in
-        ["timeframe=24h", "timeframe=7d", "timeframe=90d", "timeframe=7d&page=%2Fpricing", "timeframe=24h&page=%2Fpricing", "timeframe=7d&compare=previous"]
-    {
+    for query in [
+        "timeframe=24h",
+        "timeframe=7d",
+        "timeframe=90d",
+        "timeframe=7d&page=%2Fpricing",
+        "timeframe=24h&page=%2Fpricing",
+        "timeframe=7d&compare=previous",
+    ] {
         api.stats(&token, &site_id, query).await;
     }
-    let csv = api.http.get(format!("{}/api/stats/{site_id}/export.csv?timeframe=7d", api.api)).bearer_auth(&token).send().await.expect("api");
+    let csv = api
+        .http
+        .get(format!("{}/api/stats/{site_id}/export.csv?timeframe=7d", api.api))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("api");
     assert_eq!(csv.status(), StatusCode::OK, "export.csv");
     ok(&api, Method::GET, &format!("/api/stats/{site_id}/realtime"), Some(&token), None, StatusCode::OK).await;
 
@@ -84,8 +143,15 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
     let share = format!("/api/sites/{site_id}/share");
     let link = ok(&api, Method::POST, &share, Some(&token), Some(&json!({})), StatusCode::OK).await;
     let share_token = link["token"].as_str().expect("share token");
-    let public =
-        ok(&api, Method::GET, &format!("/api/public/{share_token}/stats?timeframe=7d&page=%2Fpricing&compare=previous"), None, None, StatusCode::OK).await;
+    let public = ok(
+        &api,
+        Method::GET,
+        &format!("/api/public/{share_token}/stats?timeframe=7d&page=%2Fpricing&compare=previous"),
+        None,
+        None,
+        StatusCode::OK,
+    )
+    .await;
     assert!(public["summary"].is_object(), "{public}");
     let page = api.http.get(format!("{}/share/{share_token}", api.api)).send().await.expect("api");
     assert_eq!(page.status(), StatusCode::OK, "shared page");
@@ -95,7 +161,15 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
     // The account: a password change, then a logout (each ends the user's tokens).
     let changed = json!({"current_password": "correct horse 1", "new_password": "correct horse 2"});
     ok(&api, Method::POST, "/api/auth/password", Some(&token), Some(&changed), StatusCode::NO_CONTENT).await;
-    let login = ok(&api, Method::POST, "/api/auth/login", None, Some(&json!({"email": demo_email, "password": "correct horse 2"})), StatusCode::OK).await;
+    let login = ok(
+        &api,
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(&json!({"email": demo_email, "password": "correct horse 2"})),
+        StatusCode::OK,
+    )
+    .await;
     let token = login["token"].as_str().expect("token").to_string();
     ok(&api, Method::POST, "/api/auth/logout", Some(&token), None, StatusCode::NO_CONTENT).await;
 
@@ -105,7 +179,12 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
 
     // Assert: every recorded shape has a row, and no hot-path row scans.
     let recorded = stack.query_shapes();
-    assert!(recorded.iter().any(|q| q.service == "aggregator" && q.collection == shared::names::collections::ROLLUPS && q.command == "update"), "the aggregator's writes were recorded: {recorded:?}");
+    assert!(
+        recorded.iter().any(|q| q.service == "aggregator"
+            && q.collection == shared::names::collections::ROLLUPS
+            && q.command == "update"),
+        "the aggregator's writes were recorded: {recorded:?}"
+    );
     let rows = queries::listed();
     let unlisted = queries::unlisted(&recorded, &rows);
     assert!(
@@ -114,7 +193,11 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
         queries::lines(&unlisted)
     );
     let scans: Vec<QueryShape> = queries::hot_path_scans(&rows);
-    assert!(scans.is_empty(), "hot-path queries not addressed by _id (address them by their computed _id):\n{}", queries::lines(&scans));
+    assert!(
+        scans.is_empty(),
+        "hot-path queries not addressed by _id (address them by their computed _id):\n{}",
+        queries::lines(&scans)
+    );
 }
 
 #[test]
@@ -125,7 +208,12 @@ fn a_shape_without_a_row_is_reported_and_one_with_a_row_is_not() {
          | api | sites | find | `{\"_id\":\"?\"}` | read a site | `_id` | yes |\n",
     )
     .expect("parses");
-    let shape = |service: &str, shape: &str| QueryShape { service: service.into(), command: "find".into(), collection: "sites".into(), shape: shape.into() };
+    let shape = |service: &str, shape: &str| QueryShape {
+        service: service.into(),
+        command: "find".into(),
+        collection: "sites".into(),
+        shape: shape.into(),
+    };
     let listed = shape("api", r#"{"_id":"?"}"#);
     let new_filter = shape("api", r#"{"owner_id":"?"}"#);
     let other_service = shape("aggregator", r#"{"_id":"?"}"#);
@@ -137,7 +225,8 @@ fn a_shape_without_a_row_is_reported_and_one_with_a_row_is_not() {
 
 #[test]
 fn a_library_level_shape_is_reported_unless_some_service_lists_it_or_the_test_sends_it_itself() {
-    let rows = queries::parse("| aggregator | rollups_v2 | find | `{\"_id\":{\"$in\":\"?\"}}` | read | `_id` | yes |\n").expect("parses");
+    let rows = queries::parse("| aggregator | rollups_v2 | find | `{\"_id\":{\"$in\":\"?\"}}` | read | `_id` | yes |\n")
+        .expect("parses");
     let shape = |command: &str, shape: &str| QueryShape {
         service: "library-tests".into(),
         command: command.into(),
@@ -148,7 +237,8 @@ fn a_library_level_shape_is_reported_unless_some_service_lists_it_or_the_test_se
     let own = shape("aggregate", "{}");
     let scan = shape("find", r#"{"site_id":"?"}"#);
 
-    let unlisted = queries::unlisted_for_any_service(&[listed, own, scan.clone()], &rows, &[("aggregate", "rollups_v2", "{}")]);
+    let unlisted =
+        queries::unlisted_for_any_service(&[listed, own, scan.clone()], &rows, &[("aggregate", "rollups_v2", "{}")]);
 
     assert_eq!(unlisted, vec![scan]);
 }
@@ -178,7 +268,8 @@ fn a_hot_path_row_is_a_scan_unless_it_has_id_equality_or_id_in() {
         addressed_by: String::new(),
         hot_path: hot,
     };
-    let rows = [row(r#"{"_id":"?"}"#, true), row(r#"{"site_id":"?"}"#, true), row(r#"{"site_id":"?"}"#, false), row("-", true)];
+    let rows =
+        [row(r#"{"_id":"?"}"#, true), row(r#"{"site_id":"?"}"#, true), row(r#"{"site_id":"?"}"#, false), row("-", true)];
     assert_eq!(queries::hot_path_scans(&rows), vec![rows[1].as_shape()]);
 }
 
@@ -220,15 +311,27 @@ async fn every_row_of_docs_queries_names_what_addresses_it_truthfully() {
 /// filter selects on its first field, `scan` when no index leads with a field it selects on.
 async fn check_addressed_by(db: &mongodb::Database, r: &Row) -> Result<(), String> {
     if r.shape == shared::command_log::NO_FILTER {
-        return if r.addressed_by == "-" { Ok(()) } else { Err(format!("no filter, want addressed by `-`, not {:?}", r.addressed_by)) };
+        return if r.addressed_by == "-" {
+            Ok(())
+        } else {
+            Err(format!("no filter, want addressed by `-`, not {:?}", r.addressed_by))
+        };
     }
     if queries::id_addressed(&r.shape) {
-        return if r.addressed_by == "_id" { Ok(()) } else { Err(format!("the filter has _id, want addressed by `_id`, not {:?}", r.addressed_by)) };
+        return if r.addressed_by == "_id" {
+            Ok(())
+        } else {
+            Err(format!("the filter has _id, want addressed by `_id`, not {:?}", r.addressed_by))
+        };
     }
     let filter: serde_json::Map<String, Value> = serde_json::from_str(&r.shape).map_err(|e| format!("{e}"))?;
     if filter.is_empty() {
         // Every document: no index can serve it (and a legacy collection may not exist).
-        return if r.addressed_by == "scan" { Ok(()) } else { Err(format!("the empty filter reads everything, want `scan`, not {:?}", r.addressed_by)) };
+        return if r.addressed_by == "scan" {
+            Ok(())
+        } else {
+            Err(format!("the empty filter reads everything, want `scan`, not {:?}", r.addressed_by))
+        };
     }
     let indexes: Vec<mongodb::IndexModel> = db
         .collection::<mongodb::bson::Document>(&r.collection)

@@ -29,10 +29,14 @@ async fn aggregator_killed_mid_stream_counts_every_accepted_event_exactly_once()
                     let key = key.clone();
                     async move {
                         let page = id("page");
-                        let b = make_batch(&key, &id("session"), vec![
-                            pageview(&page, "https://example.com/", "", true),
-                            click(&page, "https://example.com/", "button#buy", "Buy"),
-                        ]);
+                        let b = make_batch(
+                            &key,
+                            &id("session"),
+                            vec![
+                                pageview(&page, "https://example.com/", "", true),
+                                click(&page, "https://example.com/", "button#buy", "Buy"),
+                            ],
+                        );
                         api.post_batch(&b).await.0
                     }
                 })
@@ -53,9 +57,7 @@ async fn aggregator_killed_mid_stream_counts_every_accepted_event_exactly_once()
     let accepted = (first + second + third) as i64;
     assert_eq!(accepted, 400, "every batch was accepted");
 
-    let s = api
-        .stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"].as_i64() >= Some(accepted))
-        .await;
+    let s = api.stats_when(&t.token, &t.site_id, "", |s| s["summary"]["pageviews"].as_i64() >= Some(accepted)).await;
     assert_eq!(s["summary"]["pageviews"], accepted, "pageviews counted once each: {}", s["summary"]);
     assert_eq!(s["summary"]["clicks"], accepted, "clicks counted once each: {}", s["summary"]);
     assert_eq!(s["summary"]["sessions"], accepted);
@@ -80,7 +82,8 @@ async fn nats_down_means_503_within_two_seconds_and_ingest_recovers_by_itself() 
     let kept = make_batch(&t.key, "session_nats", vec![pageview(&id("page"), "https://example.com/", "", false)]);
     for _ in 0..3 {
         let started = Instant::now();
-        let (status, body, headers) = api.post_batch_raw(serde_json::to_vec(&kept).expect("json"), "application/json", None).await;
+        let (status, body, headers) =
+            api.post_batch_raw(serde_json::to_vec(&kept).expect("json"), "application/json", None).await;
         let took = started.elapsed();
         assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{body}");
         assert!(took < Duration::from_secs(2), "answered in {took:?}");
@@ -135,7 +138,9 @@ async fn mongodb_down_loses_nothing_and_the_aggregator_catches_up() {
         let http = api.http.clone();
         async move {
             let text = http.get(&url).send().await.ok()?.text().await.ok()?;
-            text.lines().any(|l| l.starts_with("convertpulse_aggregator_mongo_write_errors_total ") && !l.ends_with(" 0")).then_some(())
+            text.lines()
+                .any(|l| l.starts_with("convertpulse_aggregator_mongo_write_errors_total ") && !l.ends_with(" 0"))
+                .then_some(())
         }
     })
     .await;

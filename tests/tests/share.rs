@@ -48,7 +48,11 @@ async fn wait_dead(api: &Api, token: &str, what: &str) {
     let api = api.clone();
     wait::until(what, Duration::from_secs(5), || {
         let (api, token) = (api.clone(), token.to_string());
-        async move { (public(&api, &token, "").await.0 == StatusCode::NOT_FOUND && page_status(&api, &token).await == StatusCode::NOT_FOUND).then_some(()) }
+        async move {
+            (public(&api, &token, "").await.0 == StatusCode::NOT_FOUND
+                && page_status(&api, &token).await == StatusCode::NOT_FOUND)
+                .then_some(())
+        }
     })
     .await;
 }
@@ -60,17 +64,35 @@ async fn a_share_link_serves_the_owners_stats_read_only_until_it_is_replaced_or_
     let api = Api::new(&stack);
     let tz = v2::noon_zone();
     let t = api.tenant("example.com", &tz).await;
-    let (status, g) = api.post(&format!("/api/sites/{}/goals", t.site_id), Some(&t.token), &json!({"name": "Signup", "kind": "event", "match": "Signup"})).await;
+    let (status, g) = api
+        .post(
+            &format!("/api/sites/{}/goals", t.site_id),
+            Some(&t.token),
+            &json!({"name": "Signup", "kind": "event", "match": "Signup"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{g}");
     let goal_id = g["id"].as_str().expect("goal id").to_string();
     let (a, b) = (id("page"), id("page"));
-    send(&api, &make_batch(&t.key, &id("sess"), vec![
-        pageview(&a, &u("/pricing?utm_campaign=spring"), "https://www.google.com/", true),
-        click(&a, &u("/pricing"), "button#cta", "Go"),
-        custom(&a, &u("/pricing"), "Signup", Value::Null),
-    ]), &chrome(1)).await;
+    send(
+        &api,
+        &make_batch(
+            &t.key,
+            &id("sess"),
+            vec![
+                pageview(&a, &u("/pricing?utm_campaign=spring"), "https://www.google.com/", true),
+                click(&a, &u("/pricing"), "button#cta", "Go"),
+                custom(&a, &u("/pricing"), "Signup", Value::Null),
+            ],
+        ),
+        &chrome(1),
+    )
+    .await;
     send(&api, &make_batch(&t.key, &id("sess"), vec![pageview(&b, &u("/"), "", true)]), &chrome(2)).await;
-    api.stats_when(&t.token, &t.site_id, "timeframe=7d", |s| s["summary"]["pageviews"] == 2 && s["summary"]["conversions"] == 1).await;
+    api.stats_when(&t.token, &t.site_id, "timeframe=7d", |s| {
+        s["summary"]["pageviews"] == 2 && s["summary"]["conversions"] == 1
+    })
+    .await;
     stack.wait_drained().await;
     let (_, site_before) = api.get(&format!("/api/sites/{}", t.site_id), Some(&t.token)).await;
 
@@ -127,7 +149,11 @@ async fn a_share_link_serves_the_owners_stats_read_only_until_it_is_replaced_or_
     ];
     for (method, path, body) in &cases {
         let (status, err) = api.send(method.clone(), path, Some(&token), body.as_ref()).await;
-        assert_eq!((status, err["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "case {method} {path}: {err}");
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+            "case {method} {path}: {err}"
+        );
     }
     let (_, site_after) = api.get(&site, Some(&t.token)).await;
     assert_eq!(site_after, site_before, "the site, its name, domain and key are unchanged");
@@ -151,10 +177,16 @@ async fn a_share_link_serves_the_owners_stats_read_only_until_it_is_replaced_or_
     for (method, path) in &cases {
         let body = (method == Method::PATCH).then(|| json!({"name": "x"}));
         let (status, err) = api.send(method.clone(), path, Some(&t.token), body.as_ref()).await;
-        assert_eq!((status, err["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "case {method} {path}: {err}");
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "case {method} {path}: {err}"
+        );
     }
     // Nor does anything else open the public stats: the site id, the key, a made-up token.
-    for (case, not_a_token) in [("site id", t.site_id.as_str()), ("site key", t.key.as_str()), ("made up", "A".repeat(43).as_str())] {
+    for (case, not_a_token) in
+        [("site id", t.site_id.as_str()), ("site key", t.key.as_str()), ("made up", "A".repeat(43).as_str())]
+    {
         assert_eq!(public(&api, not_a_token, "").await.0, StatusCode::NOT_FOUND, "case {case}");
         assert_eq!(page_status(&api, not_a_token).await, StatusCode::NOT_FOUND, "case {case}");
     }
@@ -213,7 +245,10 @@ async fn public_stats_are_rate_limited_per_client_address_with_retry_after() {
     }
     let (status, body, retry_after) = get(None).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")), "request 6: {body}");
-    let secs: u64 = retry_after.as_deref().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("Retry-After in seconds: {retry_after:?}"));
+    let secs: u64 = retry_after
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("Retry-After in seconds: {retry_after:?}"));
     assert!((1..=60).contains(&secs), "Retry-After {secs}");
 
     // Another client is not held back, nor is the owner.

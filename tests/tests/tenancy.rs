@@ -61,7 +61,11 @@ async fn sixty_sites_sent_a_few_batches_each_count_exactly_what_each_was_sent_in
             *s.pages.entry(page).or_default() += 1;
             *s.sources.entry(format!("news{b}")).or_default() += 1;
             let visitor = i * BATCHES + b;
-            work.push((batch(key, &id("session"), events), format!("2001:db8:{:x}:{:x}::1", visitor >> 8, visitor & 0xff), format!("Mozilla/5.0 (X11; Linux x86_64) Tenancy/{visitor}")));
+            work.push((
+                batch(key, &id("session"), events),
+                format!("2001:db8:{:x}:{:x}::1", visitor >> 8, visitor & 0xff),
+                format!("Mozilla/5.0 (X11; Linux x86_64) Tenancy/{visitor}"),
+            ));
         }
     }
     let statuses: Vec<StatusCode> = stream::iter(work)
@@ -88,7 +92,9 @@ async fn sixty_sites_sent_a_few_batches_each_count_exactly_what_each_was_sent_in
 
     for (i, (site_id, _)) in sites.iter().enumerate() {
         let want = &sent[i];
-        let s = api.stats_when(&token, site_id, "timeframe=7d", |s| s["summary"]["pageviews"].as_i64() == Some(want.pageviews)).await;
+        let s = api
+            .stats_when(&token, site_id, "timeframe=7d", |s| s["summary"]["pageviews"].as_i64() == Some(want.pageviews))
+            .await;
         let got = Sent {
             pageviews: s["summary"]["pageviews"].as_i64().unwrap_or(-1),
             clicks: s["summary"]["clicks"].as_i64().unwrap_or(-1),
@@ -111,5 +117,7 @@ async fn sixty_sites_sent_a_few_batches_each_count_exactly_what_each_was_sent_in
 }
 
 fn rows(list: &Value, key: &str, count: &str) -> BTreeMap<String, i64> {
-    list.as_array().map(|a| a.iter().map(|r| (r[key].as_str().unwrap_or("?").to_string(), r[count].as_i64().unwrap_or(-1))).collect()).unwrap_or_default()
+    list.as_array()
+        .map(|a| a.iter().map(|r| (r[key].as_str().unwrap_or("?").to_string(), r[count].as_i64().unwrap_or(-1))).collect())
+        .unwrap_or_default()
 }

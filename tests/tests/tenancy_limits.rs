@@ -72,7 +72,12 @@ async fn forty_racing_creates_with_a_limit_of_five_leave_exactly_five_sites_and_
     let answers = futures::future::join_all(creates).await;
     let created: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).map(|(_, b)| b).collect();
     let refused: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::FORBIDDEN).map(|(_, b)| b).collect();
-    assert_eq!((created.len(), refused.len()), (5, 35), "{:?}", answers.iter().map(|(s, b)| (s, b["error"].clone())).collect::<Vec<_>>());
+    assert_eq!(
+        (created.len(), refused.len()),
+        (5, 35),
+        "{:?}",
+        answers.iter().map(|(s, b)| (s, b["error"].clone())).collect::<Vec<_>>()
+    );
     for body in &refused {
         assert_eq!(body["error"], "site_limit", "{body}");
         assert!(body["message"].as_str().is_some_and(|m| m.contains('5')), "the message names the limit: {body}");
@@ -80,7 +85,12 @@ async fn forty_racing_creates_with_a_limit_of_five_leave_exactly_five_sites_and_
     let (status, sites) = api.get("/api/sites", Some(&token)).await;
     assert_eq!((status, sites.as_array().map(Vec::len)), (StatusCode::OK, Some(5)));
     let counter_of = |db: Database, owner: String| async move {
-        db.collection::<SiteCountDoc>(c::SITE_COUNTS).find_one(doc! {"_id": owner}).await.expect("read").expect("a counter").n
+        db.collection::<SiteCountDoc>(c::SITE_COUNTS)
+            .find_one(doc! {"_id": owner})
+            .await
+            .expect("read")
+            .expect("a counter")
+            .n
     };
     let db = stack_db(&stack).await;
     let owner = db.collection::<SiteDoc>(c::SITES).find_one(doc! {}).await.expect("read").expect("a site").owner_id;
@@ -130,7 +140,10 @@ async fn an_account_whose_sites_predate_the_limit_is_counted_from_its_sites() {
 
     let (status, body) = api.post("/api/sites", Some(&t.token), &site_body(1)).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("site_limit")), "3 sites held: {body}");
-    assert_eq!(api.send(Method::DELETE, &format!("/api/sites/{}", t.site_id), Some(&t.token), None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.send(Method::DELETE, &format!("/api/sites/{}", t.site_id), Some(&t.token), None).await.0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(api.post("/api/sites", Some(&t.token), &site_body(2)).await.0, StatusCode::CREATED);
     assert_eq!(api.post("/api/sites", Some(&t.token), &site_body(3)).await.0, StatusCode::FORBIDDEN);
 }
@@ -144,7 +157,8 @@ async fn forty_racing_rotates_of_one_site_let_exactly_ten_through_and_the_rest_g
     let t = api.tenant("example.com", "UTC").await;
 
     let rotates = (0..40).map(|_| {
-        let (http, url, token) = (api.http.clone(), format!("{}/api/sites/{}/rotate-key", api.api, t.site_id), t.token.clone());
+        let (http, url, token) =
+            (api.http.clone(), format!("{}/api/sites/{}/rotate-key", api.api, t.site_id), t.token.clone());
         async move {
             let res = http.post(url).bearer_auth(token).json(&json!({})).send().await.expect("api reachable");
             let retry_after = res.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -155,7 +169,12 @@ async fn forty_racing_rotates_of_one_site_let_exactly_ten_through_and_the_rest_g
     let answers = futures::future::join_all(rotates).await;
     let ok: Vec<&Value> = answers.iter().filter(|(s, _, _)| *s == StatusCode::OK).map(|(_, b, _)| b).collect();
     let limited: Vec<_> = answers.iter().filter(|(s, _, _)| *s == StatusCode::TOO_MANY_REQUESTS).collect();
-    assert_eq!((ok.len(), limited.len()), (10, 30), "{:?}", answers.iter().map(|(s, b, _)| (s, b["error"].clone())).collect::<Vec<_>>());
+    assert_eq!(
+        (ok.len(), limited.len()),
+        (10, 30),
+        "{:?}",
+        answers.iter().map(|(s, b, _)| (s, b["error"].clone())).collect::<Vec<_>>()
+    );
     for (_, body, retry_after) in &limited {
         assert_eq!(body["error"], "rate_limited", "{body}");
         assert!(retry_after.is_some_and(|s| (1..=3600).contains(&s)), "Retry-After {retry_after:?}");
@@ -166,7 +185,13 @@ async fn forty_racing_rotates_of_one_site_let_exactly_ten_through_and_the_rest_g
     let (_, site) = api.get(&format!("/api/sites/{}", t.site_id), Some(&t.token)).await;
     let current = site["api_key"].as_str().expect("key").to_string();
     assert!(keys.contains(current.as_str()), "the site holds the last rotation's key");
-    let stored = stack_db(&stack).await.collection::<SiteDoc>(c::SITES).find_one(doc! {"_id": &t.site_id}).await.expect("read").expect("site");
+    let stored = stack_db(&stack)
+        .await
+        .collection::<SiteDoc>(c::SITES)
+        .find_one(doc! {"_id": &t.site_id})
+        .await
+        .expect("read")
+        .expect("site");
     assert_eq!(stored.key_rotations.len(), 10, "the rotation times stay bounded");
     for key in keys.iter().copied().chain([t.key.as_str()]).filter(|k| *k != current) {
         wait_refused(&api, key).await;
@@ -203,7 +228,10 @@ async fn after_rotations_and_deletions_the_sites_bucket_holds_one_message_per_li
     revoked.pop();
     for n in 0..3 {
         let (gone, gone_key) = api.create_site(&t.token, &format!("gone{n}.example.com"), "UTC").await;
-        assert_eq!(api.send(Method::DELETE, &format!("/api/sites/{gone}"), Some(&t.token), None).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(
+            api.send(Method::DELETE, &format!("/api/sites/{gone}"), Some(&t.token), None).await.0,
+            StatusCode::NO_CONTENT
+        );
         revoked.push(gone_key);
     }
 
@@ -217,7 +245,11 @@ async fn after_rotations_and_deletions_the_sites_bucket_holds_one_message_per_li
     assert!(left.is_some(), "the bucket holds {} messages for 2 live sites", bucket_messages(&js).await);
 
     for key in &revoked {
-        assert_eq!(batch_status(&api, key).await, StatusCode::UNAUTHORIZED, "a revoked key stays refused after its marker is purged");
+        assert_eq!(
+            batch_status(&api, key).await,
+            StatusCode::UNAUTHORIZED,
+            "a revoked key stays refused after its marker is purged"
+        );
     }
     for key in [&rotated_key, &kept_key] {
         assert_eq!(batch_status(&api, key).await, StatusCode::ACCEPTED, "a live key still works");
@@ -261,7 +293,8 @@ fn site(n: usize) -> SiteDoc {
 }
 
 fn entry(site: &SiteDoc) -> Vec<u8> {
-    serde_json::to_vec(&SiteEntry { site_id: site.id.clone(), domain: site.domain.clone(), timezone: site.timezone.clone() }).expect("json")
+    serde_json::to_vec(&SiteEntry { site_id: site.id.clone(), domain: site.domain.clone(), timezone: site.timezone.clone() })
+        .expect("json")
 }
 
 /// `n` sites in MongoDB, and their entries in the bucket: in step.
@@ -302,7 +335,9 @@ async fn a_reconcile_of_ten_thousand_sites_reads_no_key_when_in_step_and_repairs
     let clock = ManualClock::at(clock::system().now_ms());
     // Sets the registry's clock `ahead_ms` past the real time.
     let ahead = |ahead_ms: i64| clock.advance(clock::system().now_ms() + ahead_ms - clock.now_ms());
-    let registry = KeyRegistry::new(k.bucket.clone(), k.sites.clone()).with_clock(Arc::new(clock.clone())).with_purge_grace(Duration::from_secs(10));
+    let registry = KeyRegistry::new(k.bucket.clone(), k.sites.clone())
+        .with_clock(Arc::new(clock.clone()))
+        .with_purge_grace(Duration::from_secs(10));
 
     let in_step = timed(&registry, "in step").await;
     assert_eq!(in_step, Report { sites: N, entries: N, ..Report::default() }, "no per-key read, no write");
@@ -312,7 +347,10 @@ async fn a_reconcile_of_ten_thousand_sites_reads_no_key_when_in_step_and_repairs
         k.bucket.stream.purge().filter(format!("$KV.{}.{}", names::KV_SITES, s.api_key)).await.expect("purge");
     }
     for s in &all[5..9] {
-        k.bucket.put(&s.api_key, entry(&SiteDoc { domain: "stale.example.com".into(), ..s.clone() }).into()).await.expect("put");
+        k.bucket
+            .put(&s.api_key, entry(&SiteDoc { domain: "stale.example.com".into(), ..s.clone() }).into())
+            .await
+            .expect("put");
     }
     let orphans: Vec<SiteDoc> = (N..N + 3).map(site).collect();
     for s in &orphans {
@@ -416,7 +454,10 @@ async fn a_tick_during_a_run_is_skipped_and_a_dead_holders_lease_expires() {
 
     let leases = k.db.collection::<LeaseDoc>(c::LEASES);
     assert!(leases.find_one(doc! {"_id": LEASE_JOB}).await.expect("read").is_none(), "a finished run releases its lease");
-    leases.insert_one(LeaseDoc { id: LEASE_JOB.into(), holder: "api-dead".into(), until: clock.now_ms() + 60_000 }).await.expect("insert");
+    leases
+        .insert_one(LeaseDoc { id: LEASE_JOB.into(), holder: "api-dead".into(), until: clock.now_ms() + 60_000 })
+        .await
+        .expect("insert");
     assert!(matches!(r.run_once().await.expect("run"), Outcome::Leased), "the dead holder's lease holds until it expires");
     clock.advance(60_001);
     assert!(matches!(r.run_once().await.expect("run"), Outcome::Ran { .. }), "then it is taken over");

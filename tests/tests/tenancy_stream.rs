@@ -37,7 +37,8 @@ fn one_pageview(key: &str) -> Value {
 
 /// Posts `batch`; returns the status, the body and the `Retry-After` header.
 async fn post(api: &Api, batch: &Value) -> (StatusCode, Value, Option<String>) {
-    let (status, body, headers) = api.post_batch_raw(serde_json::to_vec(batch).expect("json"), "application/json", None).await;
+    let (status, body, headers) =
+        api.post_batch_raw(serde_json::to_vec(batch).expect("json"), "application/json", None).await;
     let retry_after = headers.get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
     (status, body, retry_after)
 }
@@ -91,14 +92,26 @@ async fn a_site_over_its_stream_share_gets_429_while_other_sites_are_accepted_an
     };
     let (flooded, steady) = tokio::join!(flood, steady);
     for (status, body, retry_after) in &flooded {
-        assert_eq!((*status, body["error"].as_str(), retry_after.as_deref()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"), Some("2")), "site A's flood: {body}");
+        assert_eq!(
+            (*status, body["error"].as_str(), retry_after.as_deref()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"), Some("2")),
+            "site A's flood: {body}"
+        );
     }
     for (status, body, _) in &steady {
         assert_eq!(*status, StatusCode::ACCEPTED, "site B is accepted while A floods: {body}");
     }
     let metrics = stack.metrics(Proc::Ingest).await;
-    assert_eq!(counter(&metrics, "convertpulse_ingest_site_share_full_total"), (1 + flooded.len()) as f64, "every refusal is counted as such");
-    assert_eq!(counter(&metrics, "convertpulse_ingest_publish_failures_total"), 0.0, "a site over its share is no publish failure");
+    assert_eq!(
+        counter(&metrics, "convertpulse_ingest_site_share_full_total"),
+        (1 + flooded.len()) as f64,
+        "every refusal is counted as such"
+    );
+    assert_eq!(
+        counter(&metrics, "convertpulse_ingest_publish_failures_total"),
+        0.0,
+        "a site over its share is no publish failure"
+    );
 
     // Act 3: the aggregator runs again and takes A's backlog; A is accepted again, and the
     // batch refused above, sent again as the tracker would, is accepted too.
@@ -156,11 +169,23 @@ async fn a_stream_full_as_a_whole_is_still_503_for_every_site() {
         assert!(accepted < 100, "a 1 MiB stream took {accepted} batches of 30 KB");
     };
     assert!(accepted > 0, "the stream took nothing");
-    assert_eq!((status, body["error"].as_str(), retry_after.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"), Some("2")), "site A, stream full: {body}");
+    assert_eq!(
+        (status, body["error"].as_str(), retry_after.as_deref()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"), Some("2")),
+        "site A, stream full: {body}"
+    );
     let (status, body, _) = post(&api, &big(&b.key)).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "site B, stream full: {body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
+        "site B, stream full: {body}"
+    );
     let metrics = stack.metrics(Proc::Ingest).await;
-    assert_eq!(counter(&metrics, "convertpulse_ingest_site_share_full_total"), 0.0, "a full stream is not a site over its share");
+    assert_eq!(
+        counter(&metrics, "convertpulse_ingest_site_share_full_total"),
+        0.0,
+        "a full stream is not a site over its share"
+    );
 }
 
 /// A nats-server with JetStream alone, on a free port; killed when dropped.
@@ -196,7 +221,8 @@ impl Drop for Nats {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_stream_gets_the_share_without_losing_a_stored_batch() {
     let nats = Nats::start();
-    let client = bus::connect(&bus::NatsSettings::plain(&nats.url), "test-share", Duration::from_secs(10)).await.expect("nats");
+    let client =
+        bus::connect(&bus::NatsSettings::plain(&nats.url), "test-share", Duration::from_secs(10)).await.expect("nats");
     let js = jetstream::new(client);
     let limits = |cap: i64| StreamLimits { max_msgs_per_site: cap, ..StreamLimits::from_env().expect("limits") };
 
@@ -226,25 +252,46 @@ async fn an_existing_stream_gets_the_share_without_losing_a_stored_batch() {
     let (messages, config) = stored(js.clone()).await;
     assert_eq!(messages, 11, "nothing lost");
     assert_eq!(
-        (config.max_messages_per_subject, config.discard_new_per_subject, config.max_bytes, config.max_age, config.retention, config.subjects.clone()),
+        (
+            config.max_messages_per_subject,
+            config.discard_new_per_subject,
+            config.max_bytes,
+            config.max_age,
+            config.retention,
+            config.subjects.clone()
+        ),
         (40, true, old.max_bytes, old.max_age, old.retention, old.subjects.clone()),
         "the share and nothing else"
     );
-    assert_eq!(site_share::ensure(&js, &limits(40)).await.expect("ensure"), Outcome::Unchanged, "the second time, nothing to do");
+    assert_eq!(
+        site_share::ensure(&js, &limits(40)).await.expect("ensure"),
+        Outcome::Unchanged,
+        "the second time, nothing to do"
+    );
 
     // Lowering waits the same way; raising is safe at any time.
     assert_eq!(site_share::ensure(&js, &limits(12)).await.expect("ensure"), Outcome::Deferred { held: 10 });
     assert_eq!(site_share::ensure(&js, &limits(100)).await.expect("ensure"), Outcome::Applied { from: 40 });
-    assert_eq!(site_share::ensure(&js, &limits(20)).await.expect("ensure"), Outcome::Applied { from: 100 }, "10 is at most half of 20");
+    assert_eq!(
+        site_share::ensure(&js, &limits(20)).await.expect("ensure"),
+        Outcome::Applied { from: 100 },
+        "10 is at most half of 20"
+    );
     let (messages, config) = stored(js.clone()).await;
     assert_eq!((messages, config.max_messages_per_subject), (11, 20), "nothing lost");
 
     // And the stream now refuses the busy site past its share, and only it.
     for n in 10..20 {
-        js.publish(names::event_subject("busy"), format!("{n}").into()).await.expect("publish").await.expect("within the share");
+        js.publish(names::event_subject("busy"), format!("{n}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("within the share");
     }
-    let refused = js.publish(names::event_subject("busy"), "over".into()).await.expect("publish").await.expect_err("over the share");
-    let server = std::error::Error::source(&refused).and_then(|e| e.downcast_ref::<jetstream::Error>()).expect("a server error");
+    let refused =
+        js.publish(names::event_subject("busy"), "over".into()).await.expect("publish").await.expect_err("over the share");
+    let server =
+        std::error::Error::source(&refused).and_then(|e| e.downcast_ref::<jetstream::Error>()).expect("a server error");
     assert!(site_share::is_refusal(server), "{refused}");
     js.publish(names::event_subject("quiet"), "q".into()).await.expect("publish").await.expect("another site is stored");
 }

@@ -26,14 +26,26 @@ fn now_ms() -> i64 {
 }
 
 async fn goal(api: &Api, t: &Tenant, name: &str, kind: &str, matcher: &str) -> String {
-    let (status, g) = api.post(&format!("/api/sites/{}/goals", t.site_id), Some(&t.token), &json!({"name": name, "kind": kind, "match": matcher})).await;
+    let (status, g) = api
+        .post(
+            &format!("/api/sites/{}/goals", t.site_id),
+            Some(&t.token),
+            &json!({"name": name, "kind": kind, "match": matcher}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "goal {name}: {g}");
     g["id"].as_str().expect("goal id").to_string()
 }
 
 /// `GET export.csv?query` as the owner: (status, content type, content disposition, body).
 async fn export(api: &Api, t: &Tenant, site_id: &str, query: &str) -> (StatusCode, String, String, String) {
-    let res = api.http.get(format!("{}/api/stats/{site_id}/export.csv?{query}", api.api)).bearer_auth(&t.token).send().await.expect("api");
+    let res = api
+        .http
+        .get(format!("{}/api/stats/{site_id}/export.csv?{query}", api.api))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .expect("api");
     let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let (ct, cd) = (header("content-type"), header("content-disposition"));
     (res.status(), ct, cd, res.text().await.expect("body"))
@@ -84,7 +96,16 @@ async fn realtime_shows_an_accepted_pageview_within_two_seconds_in_thirty_local_
     // Act: two visitors, three pageviews.
     let sent_from = now_ms();
     let (a, b, c) = (id("page"), id("page"), id("page"));
-    send(&api, &make_batch(&t.key, &id("sess"), vec![pageview(&a, &u("/pricing"), "", true), pageview(&b, &u("/"), &u("/pricing"), false)]), &chrome(1)).await;
+    send(
+        &api,
+        &make_batch(
+            &t.key,
+            &id("sess"),
+            vec![pageview(&a, &u("/pricing"), "", true), pageview(&b, &u("/"), &u("/pricing"), false)],
+        ),
+        &chrome(1),
+    )
+    .await;
     send(&api, &make_batch(&t.key, &id("sess"), vec![pageview(&c, &u("/?utm_source=x"), "", true)]), &chrome(2)).await;
     let accepted = now_ms();
 
@@ -97,13 +118,16 @@ async fn realtime_shows_an_accepted_pageview_within_two_seconds_in_thirty_local_
         async move {
             let (status, live) = api.get(&path, Some(&token)).await;
             let total: i64 = live["pageviews_30m"].as_array()?.iter().filter_map(|p| p["pageviews"].as_i64()).sum();
-            (status == StatusCode::OK && live["visitors_5m"] == 2 && total == 3 && live["top_pages_5m"] == want_pages).then_some(live)
+            (status == StatusCode::OK && live["visitors_5m"] == 2 && total == 3 && live["top_pages_5m"] == want_pages)
+                .then_some(live)
         }
     })
     .await;
     let live = match seen {
         Some(live) => live,
-        None => panic!("realtime did not show the pageviews within 2 s of the 202: {}", api.get(&path, Some(&t.token)).await.1),
+        None => {
+            panic!("realtime did not show the pageviews within 2 s of the 202: {}", api.get(&path, Some(&t.token)).await.1)
+        }
     };
     let sent_minutes = [v2::minute_of(sent_from, tz), v2::minute_of(accepted, tz)];
     for p in live["pageviews_30m"].as_array().expect("points") {
@@ -113,7 +137,10 @@ async fn realtime_shows_an_accepted_pageview_within_two_seconds_in_thirty_local_
         }
     }
     if sent_minutes[0] == sent_minutes[1] {
-        let last = live["pageviews_30m"].as_array().and_then(|p| p.iter().find(|p| p["minute"] == sent_minutes[0].as_str())).cloned();
+        let last = live["pageviews_30m"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["minute"] == sent_minutes[0].as_str()))
+            .cloned();
         assert_eq!(last, Some(json!({"minute": sent_minutes[0], "pageviews": 3})), "{live}");
     }
 
@@ -146,9 +173,24 @@ async fn compare_previous_gives_the_exact_summary_and_series_of_the_range_just_b
             // Before both ranges.
             site.msg("sess_x_prev", "x", at(14), vec![pv(0, "/", true)]),
             // The previous 7 days.
-            site.msg("sess_p1_prev", "p1", at(13), vec![pv(1, "/", true), click(&pages[1], &u("/"), "button#cta", "Go"), scroll(&pages[1], &u("/"), 50, 0), time(&pages[1], &u("/"), 10.0)]),
+            site.msg(
+                "sess_p1_prev",
+                "p1",
+                at(13),
+                vec![
+                    pv(1, "/", true),
+                    click(&pages[1], &u("/"), "button#cta", "Go"),
+                    scroll(&pages[1], &u("/"), 50, 0),
+                    time(&pages[1], &u("/"), 10.0),
+                ],
+            ),
             site.msg("sess_p2_prev", "p2", at(10), vec![pv(2, "/", true)]),
-            site.msg("sess_p3_prev", "p3", at(10) + 60_000, vec![pv(3, "/pricing", true), custom(&pages[3], &u("/pricing"), "Signup", Value::Null)]),
+            site.msg(
+                "sess_p3_prev",
+                "p3",
+                at(10) + 60_000,
+                vec![pv(3, "/pricing", true), custom(&pages[3], &u("/pricing"), "Signup", Value::Null)],
+            ),
             site.msg("sess_p4_prev", "p4", at(7), vec![pv(4, "/", true), pv(5, "/pricing", false)]),
             // The current 7 days (today: half an hour ago).
             site.msg("sess_c1_prev", "c1", at(6), vec![pv(6, "/", true), custom(&pages[6], &u("/"), "Signup", Value::Null)]),
@@ -195,7 +237,12 @@ async fn compare_previous_gives_the_exact_summary_and_series_of_the_range_just_b
     );
     assert_eq!(
         s["previous_series"],
-        json!([point(&day(14), 1, 1, 1, 0), point(&day(13), 1, 1, 1, 1), point(&day(12), 0, 0, 0, 0), point(&day(11), 0, 0, 0, 0)]),
+        json!([
+            point(&day(14), 1, 1, 1, 0),
+            point(&day(13), 1, 1, 1, 1),
+            point(&day(12), 0, 0, 0, 0),
+            point(&day(11), 0, 0, 0, 0)
+        ]),
         "{s}"
     );
 
@@ -229,9 +276,19 @@ async fn compare_previous_over_24_hours_gives_the_24_hours_before() {
     writer
         .write(&[
             site.msg("sess_h4_24h", "h4", now - 50 * HOUR_MS, vec![pageview(&pages[0], &u("/"), "", true)]),
-            site.msg("sess_h2_24h", "h2", now - 30 * HOUR_MS, vec![pageview(&pages[1], &u("/"), "", true), pageview(&pages[2], &u("/a"), "", false)]),
+            site.msg(
+                "sess_h2_24h",
+                "h2",
+                now - 30 * HOUR_MS,
+                vec![pageview(&pages[1], &u("/"), "", true), pageview(&pages[2], &u("/a"), "", false)],
+            ),
             site.msg("sess_h3_24h", "h3", now - 30 * HOUR_MS + 1000, vec![pageview(&pages[3], &u("/"), "", true)]),
-            site.msg("sess_h1_24h", "h1", now - 2 * HOUR_MS, vec![pageview(&pages[4], &u("/"), "", true), click(&pages[4], &u("/"), "a.x", "X")]),
+            site.msg(
+                "sess_h1_24h",
+                "h1",
+                now - 2 * HOUR_MS,
+                vec![pageview(&pages[4], &u("/"), "", true), click(&pages[4], &u("/"), "a.x", "X")],
+            ),
         ])
         .await;
 
@@ -277,32 +334,57 @@ async fn page_fixture(stack: &Stack, api: &Api, t: &Tenant) -> (String, String) 
     let (s1, s2) = (id("sess"), id("sess"));
     let batches = [
         (
-            make_batch(&t.key, &s1, vec![
-                pageview_variant(&p[0], &u("/pricing?utm_campaign=spring"), "https://www.google.com/", true, "A"),
-                scroll(&p[0], &pricing, 60, 0),
-                click(&p[0], &pricing, "button#cta", "Start"),
-                time(&p[0], &pricing, 10.0),
-            ]),
+            make_batch(
+                &t.key,
+                &s1,
+                vec![
+                    pageview_variant(&p[0], &u("/pricing?utm_campaign=spring"), "https://www.google.com/", true, "A"),
+                    scroll(&p[0], &pricing, 60, 0),
+                    click(&p[0], &pricing, "button#cta", "Start"),
+                    time(&p[0], &pricing, 10.0),
+                ],
+            ),
             1,
         ),
-        (make_batch(&t.key, &s1, vec![pageview(&p[1], &home, &pricing, false), click(&p[1], &home, "a.nav", "Docs"), time(&p[1], &home, 5.0)]), 1),
         (
-            make_batch(&t.key, &s2, vec![
-                pageview(&p[2], &home, "", true),
-                pageview(&p[3], &pricing, &home, false),
-                click(&p[3], &pricing, "button#buy", "Buy"),
-                custom(&p[3], &pricing, "Signup", Value::Null),
-                scroll(&p[3], &pricing, 30, 0),
-            ]),
+            make_batch(
+                &t.key,
+                &s1,
+                vec![pageview(&p[1], &home, &pricing, false), click(&p[1], &home, "a.nav", "Docs"), time(&p[1], &home, 5.0)],
+            ),
+            1,
+        ),
+        (
+            make_batch(
+                &t.key,
+                &s2,
+                vec![
+                    pageview(&p[2], &home, "", true),
+                    pageview(&p[3], &pricing, &home, false),
+                    click(&p[3], &pricing, "button#buy", "Buy"),
+                    custom(&p[3], &pricing, "Signup", Value::Null),
+                    scroll(&p[3], &pricing, 30, 0),
+                ],
+            ),
             2,
         ),
-        (make_batch(&t.key, &id("sess"), vec![pageview(&p[4], &u("/pricing#plans"), "https://t.co/x", true), time(&p[4], &pricing, 4.0)]), 1),
+        (
+            make_batch(
+                &t.key,
+                &id("sess"),
+                vec![pageview(&p[4], &u("/pricing#plans"), "https://t.co/x", true), time(&p[4], &pricing, 4.0)],
+            ),
+            1,
+        ),
         (make_batch(&t.key, &id("sess"), vec![pageview(&p[5], &home, "", true)]), 3),
     ];
     for (b, visitor) in &batches {
         send(api, b, &chrome(*visitor)).await;
     }
-    api.stats_when(&t.token, &t.site_id, "timeframe=7d", |s| s["summary"]["pageviews"] == 6 && s["summary"]["conversions"] == 2).await;
+    api.stats_when(&t.token, &t.site_id, "timeframe=7d", |s| {
+        s["summary"]["pageviews"] == 6 && s["summary"]["conversions"] == 2
+    })
+    .await;
     stack.wait_drained().await;
     (cta, signup)
 }
@@ -331,14 +413,23 @@ async fn page_filter_restricts_the_summary_series_and_every_list_to_the_page() {
     assert!(series[..6].iter().all(|p| p["pageviews"] == 0 && p["sessions"] == 0), "{s}");
     let cases: [(&str, Value); 15] = [
         ("top_pages", json!([{"path": "/pricing", "pageviews": 3}])),
-        ("top_referrers", json!([{"source": "google.com", "visits": 1, "conversions": 1}, {"source": "t.co", "visits": 1, "conversions": 0}])),
+        (
+            "top_referrers",
+            json!([{"source": "google.com", "visits": 1, "conversions": 1}, {"source": "t.co", "visits": 1, "conversions": 0}]),
+        ),
         ("top_campaigns", json!([{"name": "spring", "visits": 1, "conversions": 1}])),
         ("top_mediums", json!([])),
         ("variants", json!([{"variant": "A", "visits": 1, "conversions": 1, "rate": 1.0}])),
-        ("top_clicks", json!([{"selector": "button#buy", "text": "Buy", "clicks": 1}, {"selector": "button#cta", "text": "Start", "clicks": 1}])),
+        (
+            "top_clicks",
+            json!([{"selector": "button#buy", "text": "Buy", "clicks": 1}, {"selector": "button#cta", "text": "Start", "clicks": 1}]),
+        ),
         ("top_events", json!([{"name": "Signup", "count": 1}])),
         // P2's Signup happened on /pricing, but P2 entered on /.
-        ("goals", json!([{"id": cta, "name": "CTA", "conversions": 1, "rate": 0.5}, {"id": signup, "name": "Signup", "conversions": 0, "rate": 0.0}])),
+        (
+            "goals",
+            json!([{"id": cta, "name": "CTA", "conversions": 1, "rate": 0.5}, {"id": signup, "name": "Signup", "conversions": 0, "rate": 0.0}]),
+        ),
         (
             "scroll_distribution",
             json!([
@@ -370,7 +461,10 @@ async fn page_filter_restricts_the_summary_series_and_every_list_to_the_page() {
         ("top_referrers", json!([{"source": "(direct)", "visits": 2, "conversions": 1}])),
         ("top_clicks", json!([{"selector": "a.nav", "text": "Docs", "clicks": 1}])),
         ("top_events", json!([])),
-        ("goals", json!([{"id": cta, "name": "CTA", "conversions": 0, "rate": 0.0}, {"id": signup, "name": "Signup", "conversions": 1, "rate": 0.5}])),
+        (
+            "goals",
+            json!([{"id": cta, "name": "CTA", "conversions": 0, "rate": 0.0}, {"id": signup, "name": "Signup", "conversions": 1, "rate": 0.5}]),
+        ),
         ("variants", json!([])),
     ];
     for (field, want) in cases {
@@ -389,16 +483,38 @@ async fn page_filter_restricts_the_summary_series_and_every_list_to_the_page() {
     // A page nobody viewed: 200 and zeros; the goals are listed with nothing.
     let s = api.stats(&t.token, &t.site_id, "timeframe=7d&page=/nope").await;
     assert_eq!(s["summary"], zero_summary(), "{s}");
-    assert!(s["series"].as_array().is_some_and(|p| p.len() == 7 && p.iter().all(|p| p["pageviews"] == 0 && p["visitors"] == 0)), "{s}");
-    for list in ["top_pages", "top_clicks", "top_referrers", "top_campaigns", "top_mediums", "variants", "top_events", "top_devices", "top_browsers", "top_os", "top_countries"] {
+    assert!(
+        s["series"].as_array().is_some_and(|p| p.len() == 7 && p.iter().all(|p| p["pageviews"] == 0 && p["visitors"] == 0)),
+        "{s}"
+    );
+    for list in [
+        "top_pages",
+        "top_clicks",
+        "top_referrers",
+        "top_campaigns",
+        "top_mediums",
+        "variants",
+        "top_events",
+        "top_devices",
+        "top_browsers",
+        "top_os",
+        "top_countries",
+    ] {
         assert_eq!(s[list], json!([]), "case /nope {list}");
     }
-    assert_eq!(s["goals"], json!([{"id": cta, "name": "CTA", "conversions": 0, "rate": 0.0}, {"id": signup, "name": "Signup", "conversions": 0, "rate": 0.0}]));
+    assert_eq!(
+        s["goals"],
+        json!([{"id": cta, "name": "CTA", "conversions": 0, "rate": 0.0}, {"id": signup, "name": "Signup", "conversions": 0, "rate": 0.0}])
+    );
     assert!(s["scroll_distribution"].as_array().is_some_and(|b| b.iter().all(|b| b["pageviews"] == 0)), "{s}");
 
     // The site as a whole is unchanged by all this.
     let s = api.stats(&t.token, &t.site_id, "timeframe=7d").await;
-    assert_eq!((&s["summary"]["pageviews"], &s["summary"]["sessions"], &s["summary"]["conversions"]), (&json!(6), &json!(4), &json!(2)), "{s}");
+    assert_eq!(
+        (&s["summary"]["pageviews"], &s["summary"]["sessions"], &s["summary"]["conversions"]),
+        (&json!(6), &json!(4), &json!(2)),
+        "{s}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,14 +547,17 @@ async fn csv_export_equals_the_json_series_for_days_hours_and_a_page() {
         let label = |ms: i64| if hourly { v2::hour_of(ms, &tz) } else { v2::day_of(ms, &tz) };
         let series = s["series"].as_array().expect("series");
         if label(sent_from) == label(sent_until) {
-            let conversions: Vec<i64> = series.iter().map(|p| if p["start"] == label(sent_from).as_str() { converted } else { 0 }).collect();
+            let conversions: Vec<i64> =
+                series.iter().map(|p| if p["start"] == label(sent_from).as_str() { converted } else { 0 }).collect();
             assert_eq!(body, v2::expected_csv(&s["series"], &conversions), "case {query}");
         } else {
             // The fixture straddled an hour: the figures still match, conversions add up.
             let rows: Vec<&str> = body.lines().collect();
-            let without_conversions: Vec<String> = rows.iter().map(|r| r.rsplit_once(',').map(|(a, _)| a.to_string()).unwrap_or_default()).collect();
+            let without_conversions: Vec<String> =
+                rows.iter().map(|r| r.rsplit_once(',').map(|(a, _)| a.to_string()).unwrap_or_default()).collect();
             let want = v2::expected_csv(&s["series"], &vec![0; series.len()]);
-            let want_rows: Vec<String> = want.lines().map(|r| r.rsplit_once(',').map(|(a, _)| a.to_string()).unwrap_or_default()).collect();
+            let want_rows: Vec<String> =
+                want.lines().map(|r| r.rsplit_once(',').map(|(a, _)| a.to_string()).unwrap_or_default()).collect();
             assert_eq!(without_conversions, want_rows, "case {query}");
             let total: i64 = rows[1..].iter().filter_map(|r| r.rsplit(',').next()?.parse::<i64>().ok()).sum();
             assert_eq!(total, converted, "case {query}");
@@ -452,7 +571,11 @@ async fn csv_export_equals_the_json_series_for_days_hours_and_a_page() {
     assert_eq!(export(&api, &t, &t.site_id, &query).await.3, v2::expected_csv(&s["series"], &[2]), "case {query}");
     let (status, _, _, body) = export(&api, &t, &t.site_id, "timeframe=1y").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).ok().map(|e| e["error"].clone()), Some(json!("invalid_timeframe")), "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).ok().map(|e| e["error"].clone()),
+        Some(json!("invalid_timeframe")),
+        "{body}"
+    );
     let other = api.tenant("example.org", "UTC").await;
     let (status, _, _, body) = export(&api, &other, &t.site_id, "timeframe=7d").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "someone else's site: {body}");
@@ -468,12 +591,21 @@ async fn realtime_counts_a_visitor_whose_accepted_events_in_the_last_five_minute
     let path = format!("/api/stats/{}/realtime", t.site_id);
     let page = id("page");
     let pricing = u("/pricing");
-    send(&api, &make_batch(&t.key, &id("sess"), vec![
-        time(&page, &pricing, 12.0),
-        scroll(&page, &pricing, 40, 10),
-        click(&page, &pricing, "button#cta", "Go"),
-        custom(&page, &pricing, "Signup", Value::Null),
-    ]), &chrome(1)).await;
+    send(
+        &api,
+        &make_batch(
+            &t.key,
+            &id("sess"),
+            vec![
+                time(&page, &pricing, 12.0),
+                scroll(&page, &pricing, 40, 10),
+                click(&page, &pricing, "button#cta", "Go"),
+                custom(&page, &pricing, "Signup", Value::Null),
+            ],
+        ),
+        &chrome(1),
+    )
+    .await;
 
     let this = (api.clone(), path.clone(), t.token.clone());
     let seen = wait::poll(Duration::from_secs(2), || {

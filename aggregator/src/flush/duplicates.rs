@@ -16,7 +16,7 @@ use shared::{
     store::{FlushRecord, FlushState, raw_fields},
 };
 
-use super::{StepError, FlushId, FlushReport, Flusher, Verdict};
+use super::{FlushId, FlushReport, Flusher, StepError, Verdict};
 use crate::writer::WriteError;
 
 impl Flusher {
@@ -38,7 +38,8 @@ impl Flusher {
             .await?;
         report.cost.round_trips += 1;
         while let Some(d) = cursor.try_next().await? {
-            let get = |k: &str| d.get_str(k).map(str::to_string).map_err(|e| WriteError::Decode(format!("raw batch {k}: {e}")));
+            let get =
+                |k: &str| d.get_str(k).map(str::to_string).map_err(|e| WriteError::Decode(format!("raw batch {k}: {e}")));
             owner.insert(get("_id")?, get(raw_fields::FLUSH)?);
         }
         let flush_ids: Vec<&String> = owner.values().collect::<HashSet<_>>().into_iter().collect();

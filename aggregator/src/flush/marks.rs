@@ -22,7 +22,12 @@ use crate::writer::{self, Cost, WriteError};
 impl Flusher {
     /// Step 3: inserts the visitor marks of `msgs` — one per visitor and day, and one per
     /// visitor, page and day; returns the marks that are new.
-    pub(super) async fn new_marks<'m>(&self, id: &FlushId, msgs: &[&'m BatchMessage], cost: &mut Cost) -> Result<Vec<NewMark<'m>>, WriteError> {
+    pub(super) async fn new_marks<'m>(
+        &self,
+        id: &FlushId,
+        msgs: &[&'m BatchMessage],
+        cost: &mut Cost,
+    ) -> Result<Vec<NewMark<'m>>, WriteError> {
         let flush = id.to_string();
         let expire_at = self.expire_in(MARK_KEEP);
         let mut seen = HashSet::new();
@@ -46,7 +51,11 @@ impl Flusher {
                 }
                 Ok(())
             };
-            add(VisitorMarkDoc::id_of(&m.site_id, &day, &m.visitor), day.clone(), NewMark::Visitor { site: &m.site_id, day: b.day })?;
+            add(
+                VisitorMarkDoc::id_of(&m.site_id, &day, &m.visitor),
+                day.clone(),
+                NewMark::Visitor { site: &m.site_id, day: b.day },
+            )?;
             for ev in &m.events {
                 if let EventKind::Pageview { .. } = ev.kind {
                     // One mark per page, visitor and day; a new one counts the visitor in the
@@ -57,7 +66,8 @@ impl Flusher {
                 }
             }
         }
-        let dups: HashSet<usize> = writer::insert_unordered(&self.db, c::VISITOR_MARKS, docs, cost).await?.into_iter().collect();
+        let dups: HashSet<usize> =
+            writer::insert_unordered(&self.db, c::VISITOR_MARKS, docs, cost).await?.into_iter().collect();
         let mut ours: HashSet<String> = HashSet::new();
         if !dups.is_empty() {
             // A mark left by an earlier attempt at this same flush is still new for it.
@@ -80,7 +90,6 @@ impl Flusher {
             .map(|(_, (_, mark))| mark)
             .collect())
     }
-
 }
 
 /// A new distinct visitor, from a visitor mark that did not exist.
@@ -96,4 +105,3 @@ fn page_tag(path: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(&Sha256::digest(path.as_bytes())[..8])
 }
-

@@ -100,10 +100,18 @@ mod tests {
         let now = DateTime::from_millis(5);
         let first = merge(None, &key(), &delta(2, 1), &flush("a", 1), now, &caps, &none).expect("new document");
         assert_eq!((first.rev, pageviews(&first)), (1, 2));
-        assert_eq!(merge(Some(first.clone()), &key(), &delta(2, 1), &flush("a", 1), now, &caps, &none), None, "replay of a:1");
+        assert_eq!(
+            merge(Some(first.clone()), &key(), &delta(2, 1), &flush("a", 1), now, &caps, &none),
+            None,
+            "replay of a:1"
+        );
         let second = merge(Some(first), &key(), &delta(3, 2), &flush("a", 2), now, &caps, &none).expect("a:2 counts");
         assert_eq!((second.rev, pageviews(&second)), (2, 5));
-        assert_eq!(merge(Some(second.clone()), &key(), &delta(3, 2), &flush("a", 1), now, &caps, &none), None, "older flush of a");
+        assert_eq!(
+            merge(Some(second.clone()), &key(), &delta(3, 2), &flush("a", 1), now, &caps, &none),
+            None,
+            "older flush of a"
+        );
         let other = merge(Some(second), &key(), &delta(1, 3), &flush("b", 1), now, &caps, &none).expect("another instance");
         assert_eq!(pageviews(&other), 6);
         assert_eq!(other.applied.len(), 2);
@@ -129,13 +137,24 @@ mod tests {
         let units = [(unit(Bucket::Day(day)), delta(2, 1)), (unit(Bucket::Hour(hour)), delta(2, 1))];
         let now = DateTime::from_millis(hour * 1000);
         let none = HashSet::new();
-        let merged = merge_site_day(None, &sd, units.iter().map(|(k, d)| (k, d)), &flush("a", 1), now, &caps, &none).expect("new site-day");
+        let merged = merge_site_day(None, &sd, units.iter().map(|(k, d)| (k, d)), &flush("a", 1), now, &caps, &none)
+            .expect("new site-day");
         assert_eq!((merged.rev, merged.units.len()), (1, 2));
-        assert_eq!(merge_site_day(Some(merged.clone()), &sd, units.iter().map(|(k, d)| (k, d)), &flush("a", 1), now, &caps, &none), None, "replay");
+        assert_eq!(
+            merge_site_day(Some(merged.clone()), &sd, units.iter().map(|(k, d)| (k, d)), &flush("a", 1), now, &caps, &none),
+            None,
+            "replay"
+        );
         let later = DateTime::from_millis((hour + 49 * 3600) * 1000);
         let day_only = [(unit(Bucket::Day(day)), delta(1, 2))];
-        let next = merge_site_day(Some(merged), &sd, day_only.iter().map(|(k, d)| (k, d)), &flush("a", 2), later, &caps, &none).expect("a:2");
-        assert_eq!(next.units.keys().map(|(b, _)| *b).collect::<Vec<_>>(), vec![Bucket::Day(day)], "the hour is past its keep");
+        let next =
+            merge_site_day(Some(merged), &sd, day_only.iter().map(|(k, d)| (k, d)), &flush("a", 2), later, &caps, &none)
+                .expect("a:2");
+        assert_eq!(
+            next.units.keys().map(|(b, _)| *b).collect::<Vec<_>>(),
+            vec![Bucket::Day(day)],
+            "the hour is past its keep"
+        );
         match &next.units[&(Bucket::Day(day), Part::Series)] {
             Body::Series { counters, .. } => assert_eq!(counters.pageviews, 3),
             other => panic!("series: {other:?}"),

@@ -259,8 +259,11 @@ impl Flusher {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| claimed(e.into()))?;
-        let dups: HashSet<usize> =
-            writer::insert_unordered(&self.db, c::RAW_BATCHES, raw_docs, &mut report.cost).await.map_err(|e| claimed(e.into()))?.into_iter().collect();
+        let dups: HashSet<usize> = writer::insert_unordered(&self.db, c::RAW_BATCHES, raw_docs, &mut report.cost)
+            .await
+            .map_err(|e| claimed(e.into()))?
+            .into_iter()
+            .collect();
         self.stop_if(Step::RawBatches).map_err(claimed)?;
 
         let fresh: Vec<&BatchMessage> = msgs.iter().enumerate().filter(|(i, _)| !dups.contains(i)).map(|(_, m)| m).collect();
@@ -290,7 +293,11 @@ impl Flusher {
         if dups.is_empty() {
             Ok(())
         } else {
-            Err(WriteError::Statement { collection: c::FLUSHES.into(), code: 11000, message: format!("flush {id} claimed twice") })
+            Err(WriteError::Statement {
+                collection: c::FLUSHES.into(),
+                code: 11000,
+                message: format!("flush {id} claimed twice"),
+            })
         }
     }
 
@@ -312,7 +319,9 @@ impl Flusher {
         for mark in self.new_marks(id, &ordered, &mut report.cost).await? {
             match mark {
                 NewMark::Visitor { site, day } => deltas.add_new_visitor(site, day),
-                NewMark::PageVisitor { site, buckets, path } => buckets.into_iter().for_each(|b| deltas.add_page_visitor(site, buckets[0], b, &path)),
+                NewMark::PageVisitor { site, buckets, path } => {
+                    buckets.into_iter().for_each(|b| deltas.add_page_visitor(site, buckets[0], b, &path))
+                }
             }
         }
         self.stop_if(Step::VisitorMarks)?;
@@ -330,7 +339,11 @@ impl Flusher {
 
     /// The goals of the sites of `msgs`, deleted ones included (they still apply to batches
     /// received before their deletion): the sites' configs, by `_id`.
-    async fn read_goals(&self, msgs: &[&BatchMessage], cost: &mut Cost) -> Result<HashMap<String, Vec<GoalDoc>>, WriteError> {
+    async fn read_goals(
+        &self,
+        msgs: &[&BatchMessage],
+        cost: &mut Cost,
+    ) -> Result<HashMap<String, Vec<GoalDoc>>, WriteError> {
         let sites: Vec<String> = msgs.iter().map(|m| m.site_id.clone()).collect::<HashSet<_>>().into_iter().collect();
         let configs: HashMap<String, SiteConfigDoc> = self.read_docs(c::SITE_CONFIG, &sites, cost).await?;
         Ok(configs.into_iter().map(|(site, config)| (site, config.goals)).collect())
@@ -342,7 +355,12 @@ impl Flusher {
 
     /// Step 4a: the sessions of the batches; returns the effects their changes have on the
     /// rollups (see [`crate::sessions`]).
-    async fn write_sessions(&self, id: &FlushId, facts: Vec<SessionFacts>, report: &mut FlushReport) -> Result<Vec<(String, Effect)>, StepError> {
+    async fn write_sessions(
+        &self,
+        id: &FlushId,
+        facts: Vec<SessionFacts>,
+        report: &mut FlushReport,
+    ) -> Result<Vec<(String, Effect)>, StepError> {
         let mut by_session: BTreeMap<String, Vec<&SessionFacts>> = BTreeMap::new();
         for f in &facts {
             by_session.entry(SessionDoc::id_of(&f.site_id, &f.session_id)).or_default().push(f);
@@ -365,7 +383,8 @@ impl Flusher {
             });
             if let Some(w) = doc.applied.get(&id.inst).filter(|w| w.seq >= id.seq) {
                 // An earlier attempt at this flush wrote the session: its effects are stored.
-                let stored = if w.seq == id.seq { doc.effects.get(&id.inst).cloned().unwrap_or_default() } else { Vec::new() };
+                let stored =
+                    if w.seq == id.seq { doc.effects.get(&id.inst).cloned().unwrap_or_default() } else { Vec::new() };
                 effects.insert(sid.to_string(), stored);
                 return Ok(None);
             }

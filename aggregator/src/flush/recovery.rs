@@ -17,7 +17,7 @@ use shared::{
     store::{FlushRecord, FlushState, RawBatchDoc, flush_fields, raw_fields},
 };
 
-use super::{StepError, FlushId, FlushReport, Flusher};
+use super::{FlushId, FlushReport, Flusher, StepError};
 
 /// Most flushes one sweep finishes.
 const SWEEP_LIMIT: i64 = 100;

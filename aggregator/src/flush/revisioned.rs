@@ -16,7 +16,7 @@ use shared::{
     store::{FlushRecord, FlushState},
 };
 
-use super::{StepError, FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, PRUNE_AFTER, Step};
+use super::{FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, PRUNE_AFTER, Step, StepError};
 use crate::writer::{self, Cost, WriteError};
 
 /// Most ids in one `_id $in` read.
@@ -66,7 +66,8 @@ impl Flusher {
                 }
             }
         }
-        Err(WriteError::Statement { collection: collection.into(), code: 11000, message: "writes kept losing races".into() }.into())
+        Err(WriteError::Statement { collection: collection.into(), code: 11000, message: "writes kept losing races".into() }
+            .into())
     }
 
     /// Runs `statements` in order ([`writer::update_ordered`]), stopping with the injected
@@ -94,12 +95,23 @@ impl Flusher {
     }
 
     /// The documents with these ids, as stored, in chunks of [`READ_CHUNK`].
-    pub(super) async fn read_raw(&self, collection: &str, ids: &[String], cost: &mut Cost) -> Result<HashMap<String, Document>, WriteError> {
+    pub(super) async fn read_raw(
+        &self,
+        collection: &str,
+        ids: &[String],
+        cost: &mut Cost,
+    ) -> Result<HashMap<String, Document>, WriteError> {
         self.read_raw_projected(collection, ids, Document::new(), cost).await
     }
 
     /// [`Self::read_raw`], fetching only the fields of `projection` (all when empty).
-    pub(super) async fn read_raw_projected(&self, collection: &str, ids: &[String], projection: Document, cost: &mut Cost) -> Result<HashMap<String, Document>, WriteError> {
+    pub(super) async fn read_raw_projected(
+        &self,
+        collection: &str,
+        ids: &[String],
+        projection: Document,
+        cost: &mut Cost,
+    ) -> Result<HashMap<String, Document>, WriteError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(READ_CHUNK) {
             let coll = self.db.collection::<Document>(collection);
@@ -115,11 +127,20 @@ impl Flusher {
         Ok(out)
     }
 
-    pub(super) async fn read_docs<T: DeserializeOwned>(&self, collection: &str, ids: &[String], cost: &mut Cost) -> Result<HashMap<String, T>, WriteError> {
+    pub(super) async fn read_docs<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        ids: &[String],
+        cost: &mut Cost,
+    ) -> Result<HashMap<String, T>, WriteError> {
         self.read_raw(collection, ids, cost)
             .await?
             .into_iter()
-            .map(|(id, raw)| bson::from_document(raw).map(|doc| (id.clone(), doc)).map_err(|e| WriteError::Decode(format!("{collection} {id}: {e}"))))
+            .map(|(id, raw)| {
+                bson::from_document(raw)
+                    .map(|doc| (id.clone(), doc))
+                    .map_err(|e| WriteError::Decode(format!("{collection} {id}: {e}")))
+            })
             .collect()
     }
 

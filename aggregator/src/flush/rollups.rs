@@ -26,7 +26,7 @@ use shared::{
     rollup::{self, Part, Rollup, RollupDoc, RollupKey, SiteDay, SiteDayDoc, SiteDayRollup},
 };
 
-use super::{StepError, FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, Step, merge};
+use super::{FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, Step, StepError, merge};
 use crate::{
     rollup::{DocDelta, FlushDeltas},
     writer::WriteError,
@@ -71,12 +71,15 @@ fn decode<T: serde::de::DeserializeOwned>(raw: Document) -> Result<T, WriteError
 }
 
 fn read_unit(raw: Option<Document>) -> Result<Option<Rollup>, WriteError> {
-    raw.map(|d| decode::<RollupDoc>(d).and_then(|doc| Rollup::from_doc(doc).map_err(|e| WriteError::Decode(e.to_string())))).transpose()
+    raw.map(|d| decode::<RollupDoc>(d).and_then(|doc| Rollup::from_doc(doc).map_err(|e| WriteError::Decode(e.to_string()))))
+        .transpose()
 }
 
 fn read_site_day(raw: Option<Document>) -> Result<Option<SiteDayRollup>, WriteError> {
-    raw.map(|d| decode::<SiteDayDoc>(d).and_then(|doc| SiteDayRollup::from_doc(doc).map_err(|e| WriteError::Decode(e.to_string()))))
-        .transpose()
+    raw.map(|d| {
+        decode::<SiteDayDoc>(d).and_then(|doc| SiteDayRollup::from_doc(doc).map_err(|e| WriteError::Decode(e.to_string())))
+    })
+    .transpose()
 }
 
 /// The revision of a stored document.
@@ -94,7 +97,12 @@ fn is_split(raw: Option<&Document>) -> bool {
 
 impl Flusher {
     /// Merges `deltas` into their site-days and units (see the module documentation).
-    pub(super) async fn write_rollups(&self, id: &FlushId, deltas: FlushDeltas, report: &mut FlushReport) -> Result<(), StepError> {
+    pub(super) async fn write_rollups(
+        &self,
+        id: &FlushId,
+        deltas: FlushDeltas,
+        report: &mut FlushReport,
+    ) -> Result<(), StepError> {
         let mut pending: BTreeMap<SiteDay, Vec<(RollupKey, DocDelta)>> = BTreeMap::new();
         for (key, delta) in deltas.docs {
             pending.entry(key.site_day()).or_default().push((key, delta));
@@ -108,14 +116,16 @@ impl Flusher {
                 return Ok(());
             }
             // Site-days remembered as split: their units. The others: the site-day document.
-            let mut split: HashSet<String> = pending.keys().map(SiteDay::id).filter(|id| self.split_memory.contains(id)).collect();
+            let mut split: HashSet<String> =
+                pending.keys().map(SiteDay::id).filter(|id| self.split_memory.contains(id)).collect();
             let unit_ids = |units: &[(RollupKey, DocDelta)]| units.iter().map(|(k, _)| k.id()).collect::<Vec<_>>();
             let mut ids = Vec::new();
             for (sd, units) in &pending {
                 if split.contains(&sd.id()) { ids.extend(unit_ids(units)) } else { ids.push(sd.id()) }
             }
             let mut docs = self.read_raw(c::ROLLUPS, &ids, &mut report.cost).await?;
-            let newly_split: Vec<&SiteDay> = pending.keys().filter(|sd| !split.contains(&sd.id()) && is_split(docs.get(&sd.id()))).collect();
+            let newly_split: Vec<&SiteDay> =
+                pending.keys().filter(|sd| !split.contains(&sd.id()) && is_split(docs.get(&sd.id()))).collect();
             if !newly_split.is_empty() {
                 let more: Vec<String> = newly_split.iter().flat_map(|sd| unit_ids(&pending[*sd])).collect();
                 for sd in newly_split {
@@ -149,17 +159,29 @@ impl Flusher {
                         let read = units_read.remove(&key.id());
                         let read_rev = read.as_ref().map_or(0, |r| r.rev);
                         if let Some(doc) = merge::merge(read, key, delta, id, now, &caps, &prunable) {
-                            statements.push((class(Some(key.part)), sd.clone(), rollup::replace_statement(&doc.to_doc(retention), read_rev)?));
+                            statements.push((
+                                class(Some(key.part)),
+                                sd.clone(),
+                                rollup::replace_statement(&doc.to_doc(retention), read_rev)?,
+                            ));
                         }
                     }
                     continue;
                 }
                 let read = days_read.remove(&sd.id());
                 let read_rev = read.as_ref().map_or(0, |r| r.rev);
-                let Some(merged) = merge::merge_site_day(read, sd, units.iter().map(|(k, d)| (k, d)), id, now, &caps, &prunable) else { continue };
+                let Some(merged) =
+                    merge::merge_site_day(read, sd, units.iter().map(|(k, d)| (k, d)), id, now, &caps, &prunable)
+                else {
+                    continue;
+                };
                 let encoded = merged.encode();
                 if encoded.iter().flatten().map(Vec::len).sum::<usize>() <= self.settings.compact_max_bytes {
-                    statements.push((class(None), sd.clone(), merged.write_statement_encoded(encoded, retention, read_rev)?));
+                    statements.push((
+                        class(None),
+                        sd.clone(),
+                        merged.write_statement_encoded(encoded, retention, read_rev)?,
+                    ));
                 } else {
                     splitting.push((sd.clone(), read_rev, merged));
                 }
@@ -170,7 +192,8 @@ impl Flusher {
             statements.sort_by_key(|(class, _, _)| *class);
             let owners: Vec<SiteDay> = statements.iter().map(|(_, sd, _)| sd.clone()).collect();
             let commands: Vec<Document> = statements.into_iter().map(|(_, _, s)| s).collect();
-            let outcome = self.run_statements(c::ROLLUPS, commands, &mut written, Step::RollupDocs, &mut report.cost).await?;
+            let outcome =
+                self.run_statements(c::ROLLUPS, commands, &mut written, Step::RollupDocs, &mut report.cost).await?;
             report.rollup_writes = written as u64;
             match outcome {
                 None => return Ok(()),
@@ -182,16 +205,25 @@ impl Flusher {
                 }
             }
         }
-        Err(WriteError::Statement { collection: c::ROLLUPS.into(), code: 11000, message: "writes kept losing races".into() }.into())
+        Err(WriteError::Statement { collection: c::ROLLUPS.into(), code: 11000, message: "writes kept losing races".into() }
+            .into())
     }
 
     /// The statements of site-days that split now: each unit to its own document (over
     /// whatever an unfinished split left, by its revision), then the site-day as split.
-    async fn plan_splits(&self, splitting: Vec<(SiteDay, i64, SiteDayRollup)>, statements: &mut Vec<(u8, SiteDay, Document)>, report: &mut FlushReport) -> Result<(), StepError> {
+    async fn plan_splits(
+        &self,
+        splitting: Vec<(SiteDay, i64, SiteDayRollup)>,
+        statements: &mut Vec<(u8, SiteDay, Document)>,
+        report: &mut FlushReport,
+    ) -> Result<(), StepError> {
         let retention = self.settings.day_retention;
-        let keys = |m: &SiteDayRollup| m.units.keys().map(|(b, p)| RollupKey::new(m.key.site_id.clone(), m.key.day, *b, *p)).collect::<Vec<_>>();
+        let keys = |m: &SiteDayRollup| {
+            m.units.keys().map(|(b, p)| RollupKey::new(m.key.site_id.clone(), m.key.day, *b, *p)).collect::<Vec<_>>()
+        };
         let ids: Vec<String> = splitting.iter().flat_map(|(_, _, m)| keys(m)).map(|k| k.id()).collect();
-        let leftovers: HashMap<String, Document> = self.read_raw_projected(c::ROLLUPS, &ids, mongodb::bson::doc! {"rev": 1}, &mut report.cost).await?;
+        let leftovers: HashMap<String, Document> =
+            self.read_raw_projected(c::ROLLUPS, &ids, mongodb::bson::doc! {"rev": 1}, &mut report.cost).await?;
         for (sd, read_rev, merged) in splitting {
             tracing::info!(site_day = %sd.id(), units = merged.units.len(), "site-day splits into unit documents");
             for key in keys(&merged) {
@@ -199,7 +231,11 @@ impl Flusher {
                 let leftover_rev = leftovers.get(&id).map(rev_of).transpose()?.unwrap_or(0);
                 let Some(body) = merged.units.get(&(key.bucket, key.part)).cloned() else { continue };
                 let unit = Rollup { key: key.clone(), rev: leftover_rev + 1, applied: merged.applied.clone(), body };
-                statements.push((class(Some(key.part)), sd.clone(), rollup::replace_statement(&unit.to_doc(retention), leftover_rev)?));
+                statements.push((
+                    class(Some(key.part)),
+                    sd.clone(),
+                    rollup::replace_statement(&unit.to_doc(retention), leftover_rev)?,
+                ));
             }
             let marker = SiteDayRollup { units: Default::default(), split: true, ..merged };
             statements.push((class(None), sd.clone(), marker.write_statement(retention, read_rev)?));

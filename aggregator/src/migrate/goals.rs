@@ -35,7 +35,11 @@ pub(super) async fn migrate(db: &Database) -> anyhow::Result<()> {
             tracing::warn!(goal = %d.get_str("_id").unwrap_or("?"), "an old goal that does not read is left out");
             continue;
         };
-        by_site.entry(site.to_string()).or_insert_with(|| SiteConfigDoc { rev: 1, ..SiteConfigDoc::empty(site) }).goals.push(goal);
+        by_site
+            .entry(site.to_string())
+            .or_insert_with(|| SiteConfigDoc { rev: 1, ..SiteConfigDoc::empty(site) })
+            .goals
+            .push(goal);
     }
     if by_site.is_empty() {
         return Ok(());

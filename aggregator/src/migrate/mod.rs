@@ -83,7 +83,9 @@ async fn run_once(db: &Database, id: &str, clock: &dyn Clock) -> anyhow::Result<
 /// Extends the lease of migration `id` while it runs.
 pub(crate) async fn renew(db: &Database, id: &str, clock: &dyn Clock) -> anyhow::Result<()> {
     let until = clock.now_ms() + LEASE.as_millis() as i64;
-    db.collection::<Document>(c::MIGRATIONS).update_one(doc! {"_id": id, "state": "running"}, doc! {"$set": {"until_ms": until}}).await?;
+    db.collection::<Document>(c::MIGRATIONS)
+        .update_one(doc! {"_id": id, "state": "running"}, doc! {"$set": {"until_ms": until}})
+        .await?;
     Ok(())
 }
 

@@ -17,7 +17,11 @@ use crate::writer::{self, Cost};
 pub const ID: &str = "share-links-v1";
 
 pub(super) async fn migrate(db: &Database) -> anyhow::Result<()> {
-    let mut cursor = db.collection::<Document>(c::SITES).find(doc! {site_fields::SHARE_HASH: {"$exists": true}}).projection(doc! {site_fields::SHARE_HASH: 1}).await?;
+    let mut cursor = db
+        .collection::<Document>(c::SITES)
+        .find(doc! {site_fields::SHARE_HASH: {"$exists": true}})
+        .projection(doc! {site_fields::SHARE_HASH: 1})
+        .await?;
     let mut links = Vec::new();
     while let Some(site) = cursor.try_next().await? {
         if let (Ok(id), Ok(hash)) = (site.get_str("_id"), site.get_str(site_fields::SHARE_HASH)) {

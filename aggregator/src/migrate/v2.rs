@@ -23,9 +23,7 @@
 //! Every step writes documents whose content depends only on the old data, which stays until
 //! step 6: an interrupted migration simply runs again.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-};
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context as _;
 use futures::TryStreamExt;
@@ -154,7 +152,12 @@ fn key(site_id: String, bucket: Bucket, part: Part) -> RollupKey {
     RollupKey::new(site_id, day, bucket, part)
 }
 
-async fn migrate_series(db: &Database, settings: &Settings, clock: &dyn Clock, half_done: &HashMap<String, HalfDone>) -> anyhow::Result<()> {
+async fn migrate_series(
+    db: &Database,
+    settings: &Settings,
+    clock: &dyn Clock,
+    half_done: &HashMap<String, HalfDone>,
+) -> anyhow::Result<()> {
     let now = DateTime::from_millis(clock.now_ms());
     let mut cursor = db.collection::<Document>(c::LEGACY_ROLLUPS).find(doc! {}).await?;
     while let Some(d) = cursor.try_next().await? {
@@ -233,7 +236,9 @@ async fn migrate_tops(db: &Database, settings: &Settings, half_done: &HashMap<St
         let mut count = int(&d, "count");
         for f in guards(&d) {
             // Matched without the site-day, which the second layout did not have.
-            let added = partial.get(f).and_then(|p| p.docs.iter().find(|(k, _)| (&k.site_id, k.bucket, k.part) == (&key.site_id, key.bucket, key.part)));
+            let added = partial.get(f).and_then(|p| {
+                p.docs.iter().find(|(k, _)| (&k.site_id, k.bucket, k.part) == (&key.site_id, key.bucket, key.part))
+            });
             if let Some((_, DocDelta::Top(added))) = added {
                 count -= added.get(&name).map_or(0, |t| t.counts.n as i64);
             }
@@ -259,7 +264,14 @@ async fn migrate_tops(db: &Database, settings: &Settings, half_done: &HashMap<St
 async fn requeue_half_done(db: &Database, half_done: &HashMap<String, HalfDone>) -> anyhow::Result<()> {
     for (old, f) in half_done {
         let id = format!("{old}:1");
-        let record = FlushRecord { id: id.clone(), inst: old.clone(), seq: 1, state: FlushState::Applying, claimed_at: f.claimed_at, done_at: None };
+        let record = FlushRecord {
+            id: id.clone(),
+            inst: old.clone(),
+            seq: 1,
+            state: FlushState::Applying,
+            claimed_at: f.claimed_at,
+            done_at: None,
+        };
         let inserted = db.collection::<FlushRecord>(c::FLUSHES).insert_one(&record).await;
         if let Err(e) = inserted
             && !e.to_string().contains("11000")

@@ -136,8 +136,10 @@ async fn login(
     let Ok(email) = passwords::parse_email(body.email.as_deref().unwrap_or_default()) else {
         return Err(ApiError::InvalidCredentials);
     };
-    let attempt =
-        state.login_throttle.admit(&email, ip, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let attempt = state
+        .login_throttle
+        .admit(&email, ip, Instant::now())
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
 
     let user = state.users.find_one(doc! {f::EMAIL: &email}).await?;
     // Verify against a dummy hash for unknown emails so both failures take as long; a password
@@ -205,8 +207,10 @@ async fn change_password(
         .find_one(doc! {"_id": &auth.user_id})
         .await?
         .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
-    let attempt =
-        state.login_throttle.admit(&user.email, ip, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let attempt = state
+        .login_throttle
+        .admit(&user.email, ip, Instant::now())
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let current_ok =
         current.len() <= passwords::MAX_PASSWORD_BYTES && state.hasher.verify(current, user.password_hash.clone()).await?;
     if !current_ok {

@@ -23,8 +23,8 @@ use crate::{
     error::ApiError,
     extractors::{ApiJson, AuthUser},
     keys,
-    state::AppState,
     routes::{auth::rfc3339, sites::owned_site},
+    state::AppState,
 };
 
 pub fn router() -> Router<AppState> {
@@ -46,7 +46,13 @@ pub struct GoalView {
 
 impl From<&GoalDoc> for GoalView {
     fn from(g: &GoalDoc) -> Self {
-        Self { id: g.id.clone(), name: g.name.clone(), kind: g.kind, matcher: g.matcher.clone(), created_at: rfc3339(g.created_at()) }
+        Self {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            kind: g.kind,
+            matcher: g.matcher.clone(),
+            created_at: rfc3339(g.created_at()),
+        }
     }
 }
 
@@ -67,7 +73,8 @@ pub async fn live_goals(state: &AppState, site_id: &str) -> Result<Vec<GoalDoc>,
 /// if the aggregator has not moved them yet (it does at start; see `aggregator/src/migrate`).
 async fn first_config(state: &AppState, site_id: &str) -> Result<SiteConfigDoc, ApiError> {
     let mut config = SiteConfigDoc::empty(site_id);
-    let legacy: Vec<Document> = state.db.collection::<Document>(c::LEGACY_GOALS).find(doc! {"site_id": site_id}).await?.try_collect().await?;
+    let legacy: Vec<Document> =
+        state.db.collection::<Document>(c::LEGACY_GOALS).find(doc! {"site_id": site_id}).await?.try_collect().await?;
     config.goals = legacy.iter().filter_map(shared::site_config::legacy_goal).collect();
     config.goals.sort_by_key(|g| g.created_ms);
     Ok(config)
@@ -75,7 +82,11 @@ async fn first_config(state: &AppState, site_id: &str) -> Result<SiteConfigDoc, 
 
 /// Changes a site's config with `change` (which may refuse), by compare-and-set on its
 /// revision: a lost race reads again and retries.
-async fn change_config<T>(state: &AppState, site_id: &str, mut change: impl FnMut(&mut SiteConfigDoc) -> Result<T, ApiError>) -> Result<T, ApiError> {
+async fn change_config<T>(
+    state: &AppState,
+    site_id: &str,
+    mut change: impl FnMut(&mut SiteConfigDoc) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     for _ in 0..CONFIG_TRIES {
         let mut config = match read_config(state, site_id).await? {
             Some(c) => c,
@@ -93,8 +104,11 @@ async fn change_config<T>(state: &AppState, site_id: &str, mut change: impl FnMu
     Err(ApiError::Unavailable(anyhow::anyhow!("site config {site_id}: writes kept losing races")))
 }
 
-
-async fn list(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<Vec<GoalView>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<GoalView>>, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
     Ok(Json(live_goals(&state, &site.id).await?.iter().map(GoalView::from).collect()))
 }
@@ -140,7 +154,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(GoalView::from(&goal))))
 }
 
-async fn remove(State(state): State<AppState>, auth: AuthUser, Path((id, goal_id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, goal_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
     // Kept, marked with the time of deletion, so that the aggregator can replay a flush that
     // matched it; dropped two days later.

@@ -22,15 +22,15 @@ use serde::Serialize;
 use shared::{store::site_fields, time};
 
 use crate::{
-    share_links::{ShareLinkDoc, forget_link, links, site_by_token, token_hash},
     error::ApiError,
     extractors::{AuthUser, ClientIp},
     keys,
-    state::AppState,
     routes::{
         sites::owned_site,
         stats::{StatsQuery, compute},
     },
+    share_links::{ShareLinkDoc, forget_link, links, site_by_token, token_hash},
+    state::AppState,
     stats::Stats,
     throttle,
 };
@@ -74,7 +74,6 @@ async fn revoke(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
     forget_link(&state, before.and_then(|s| s.share_hash)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
-
 
 async fn public_stats(
     State(state): State<AppState>,

@@ -26,8 +26,8 @@ use crate::{
     extractors::{ApiJson, AuthUser},
     keys,
     quota::{self, SiteSlots},
-    state::AppState,
     routes::auth::rfc3339,
+    state::AppState,
 };
 
 /// Every answer here may carry a site key: no cache may keep it.
@@ -71,13 +71,17 @@ pub const MAX_SITE_NAME_CHARS: usize = 100;
 fn parse_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     if name.is_empty() || raw.chars().count() > MAX_SITE_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(ApiError::InvalidSite("name: must be 1 to 100 characters, not only spaces, without control characters".into()));
+        return Err(ApiError::InvalidSite(
+            "name: must be 1 to 100 characters, not only spaces, without control characters".into(),
+        ));
     }
     Ok(name.to_string())
 }
 
 fn parse_site_domain(raw: &str) -> Result<String, ApiError> {
-    parse_domain(raw).ok_or_else(|| ApiError::InvalidSite("domain: must be a bare host name like example.com (no scheme, port or path)".into()))
+    parse_domain(raw).ok_or_else(|| {
+        ApiError::InvalidSite("domain: must be a bare host name like example.com (no scheme, port or path)".into())
+    })
 }
 
 /// An IANA name exactly as the database spells it (`Europe/Berlin`).
@@ -93,7 +97,13 @@ pub async fn owned_site(state: &AppState, user: &AuthUser, id: &str) -> Result<S
 }
 
 async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Vec<SiteView>>, ApiError> {
-    let sites: Vec<SiteDoc> = state.sites.find(doc! {site_fields::OWNER_ID: &auth.user_id}).sort(doc! {site_fields::CREATED_AT: 1}).await?.try_collect().await?;
+    let sites: Vec<SiteDoc> = state
+        .sites
+        .find(doc! {site_fields::OWNER_ID: &auth.user_id})
+        .sort(doc! {site_fields::CREATED_AT: 1})
+        .await?
+        .try_collect()
+        .await?;
     Ok(Json(sites.iter().map(SiteView::from).collect()))
 }
 
@@ -104,7 +114,11 @@ struct CreateBody {
     timezone: Option<String>,
 }
 
-async fn create(State(state): State<AppState>, auth: AuthUser, ApiJson(body): ApiJson<CreateBody>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
     let site = SiteDoc {
         id: keys::new_id()?,
         owner_id: auth.user_id,
@@ -195,7 +209,11 @@ async fn update(
 async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     // A task of its own: once the document is gone, the slot, the key and the share link must follow.
     tokio::spawn(async move {
-        let site = state.sites.find_one_and_delete(doc! {"_id": &id, site_fields::OWNER_ID: &auth.user_id}).await?.ok_or(ApiError::NotFound)?;
+        let site = state
+            .sites
+            .find_one_and_delete(doc! {"_id": &id, site_fields::OWNER_ID: &auth.user_id})
+            .await?
+            .ok_or(ApiError::NotFound)?;
         give_back(&SiteSlots::new(&state.db, state.config.max_sites_per_account), &site.owner_id).await;
         state.keys.revoke(&site.api_key).await?;
         crate::share_links::forget_link(&state, site.share_hash).await
@@ -249,7 +267,12 @@ mod tests {
 
     #[test]
     fn names_bound_their_characters_not_their_trimmed_form() {
-        let ok = [("Landing", "Landing"), ("  Pricing page ", "Pricing page"), ("\u{a0}Ünïcode\u{3000}", "Ünïcode"), ("x\n", "x")];
+        let ok = [
+            ("Landing", "Landing"),
+            ("  Pricing page ", "Pricing page"),
+            ("\u{a0}Ünïcode\u{3000}", "Ünïcode"),
+            ("x\n", "x"),
+        ];
         for (raw, want) in ok {
             assert_eq!(parse_name(raw).expect(raw), want, "case {raw:?}");
         }

@@ -17,8 +17,8 @@ use shared::{store::SiteDoc, time};
 use crate::{
     error::ApiError,
     extractors::AuthUser,
-    state::AppState,
     routes::{goals::live_goals, sites::owned_site},
+    state::AppState,
     stats::{self, GoalName, Meta, Stats},
     stats_store,
     timeframe::Range,
@@ -55,7 +55,9 @@ impl StatsQuery {
             }
         };
         // Any other value is simply a page nobody viewed: zeros, as for an unknown path.
-        let page = get("page").filter(|p| !p.is_empty()).map(|p| if p.len() > MAX_PAGE_FILTER { "\u{0}".to_string() } else { p.to_string() });
+        let page = get("page")
+            .filter(|p| !p.is_empty())
+            .map(|p| if p.len() > MAX_PAGE_FILTER { "\u{0}".to_string() } else { p.to_string() });
         Ok(Self { range, compare, page })
     }
 }
@@ -67,15 +69,29 @@ pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Re
     let page = query.page.as_deref();
     let loaded = stats_store::load(&state.db, &site.id, &query.range, tz, page).await?;
     state.metrics.stats_documents_read.observe(loaded.docs_read as f64);
-    let goals: Vec<GoalName> = live_goals(state, &site.id).await?.into_iter().map(|g| GoalName { id: g.id, name: g.name }).collect();
+    let goals: Vec<GoalName> =
+        live_goals(state, &site.id).await?.into_iter().map(|g| GoalName { id: g.id, name: g.name }).collect();
     let (label, from, to, hourly) = match &query.range {
         Range::Days { label, from, to } => (label.clone(), time::day_string(*from), time::day_string(*to), false),
         Range::Hours { label, hours } => {
             let first = hours.first().copied().unwrap_or_default();
-            (label.clone(), time::day_string(time::local_day(first * 1000, tz)), time::day_string(time::local_day(now_ms, tz)), true)
+            (
+                label.clone(),
+                time::day_string(time::local_day(first * 1000, tz)),
+                time::day_string(time::local_day(now_ms, tz)),
+                true,
+            )
         }
     };
-    let meta = Meta { site_id: site.id.clone(), timeframe: label, timezone: site.timezone.clone(), from, to, hourly, page: query.page.clone() };
+    let meta = Meta {
+        site_id: site.id.clone(),
+        timeframe: label,
+        timezone: site.timezone.clone(),
+        from,
+        to,
+        hourly,
+        page: query.page.clone(),
+    };
     let mut out = stats::assemble(meta, loaded.inputs, &goals);
     if query.compare {
         let previous = query.range.previous(tz);
@@ -151,7 +167,11 @@ struct Realtime {
     top_pages_5m: Vec<PageNow>,
 }
 
-async fn realtime(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<Realtime>, ApiError> {
+async fn realtime(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Realtime>, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let live = stats_store::load_live(&state.db, &site.id, tz, chrono::Utc::now().timestamp_millis()).await?;

@@ -39,7 +39,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        ))
 }
 
 fn html(body: String, cache: &'static str) -> Response {
@@ -55,7 +58,9 @@ async fn read_or_404(path: std::path::PathBuf) -> Result<String, Response> {
 
 async fn page(State(state): State<AppState>, name: &str) -> Response {
     match read_or_404(state.config.web_dir.join(format!("{name}.html"))).await {
-        Ok(body) => html(body.replace("__CP_INGEST__", &html_attr(state.config.ingest_public_url.trim_end_matches('/'))), "no-cache"),
+        Ok(body) => {
+            html(body.replace("__CP_INGEST__", &html_attr(state.config.ingest_public_url.trim_end_matches('/'))), "no-cache")
+        }
         Err(res) => res,
     }
 }
@@ -114,7 +119,8 @@ async fn demo(State(state): State<AppState>) -> Response {
     };
     let endpoint = format!("{}/api/events/batch", state.config.ingest_public_url.trim_end_matches('/'));
     let body = template.replace("__CP_KEY__", &html_attr(&key)).replace("__CP_ENDPOINT__", &html_attr(&endpoint));
-    let csp = format!("{CSP}; connect-src 'self' {}", origin_of(&state.config.ingest_public_url)).replace("connect-src 'self'; ", "");
+    let csp = format!("{CSP}; connect-src 'self' {}", origin_of(&state.config.ingest_public_url))
+        .replace("connect-src 'self'; ", "");
     let mut res = html(body, "no-cache");
     if let Ok(v) = HeaderValue::from_str(&csp) {
         res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
@@ -125,7 +131,12 @@ async fn demo(State(state): State<AppState>) -> Response {
 async fn demo_key(state: &AppState) -> Option<String> {
     let email = state.config.demo_email.as_deref()?;
     let user = state.users.find_one(doc! {user_fields::EMAIL: email}).await.ok()??;
-    let site = state.sites.find_one(doc! {site_fields::OWNER_ID: &user.id}).sort(doc! {site_fields::CREATED_AT: 1}).await.ok()??;
+    let site = state
+        .sites
+        .find_one(doc! {site_fields::OWNER_ID: &user.id})
+        .sort(doc! {site_fields::CREATED_AT: 1})
+        .await
+        .ok()??;
     Some(site.api_key)
 }
 

@@ -72,10 +72,7 @@ fn accepted(n: usize) -> Response {
 }
 
 async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body) -> Result<usize, IngestError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(IngestError::PayloadTooLarge);
     }
@@ -105,10 +102,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
         }
     };
 
-    state
-        .key_limiter
-        .check(&site.entry.site_id, now)
-        .map_err(|retry_after| IngestError::RateLimited { retry_after })?;
+    state.key_limiter.check(&site.entry.site_id, now).map_err(|retry_after| IngestError::RateLimited { retry_after })?;
 
     let received_at = now_ms();
     let salt = state.salts.salt_at(received_at).await.map_err(|e| {
@@ -167,10 +161,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// Reads the body, keeping at most [`MAX_BODY`]; past that it reads on without keeping

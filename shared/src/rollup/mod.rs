@@ -73,7 +73,8 @@ impl Bucket {
     pub fn expire_at(&self, day_retention: Duration) -> DateTime {
         let ms = match self {
             Self::Day(day) => {
-                let end = day.succ_opt().unwrap_or(*day).and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0);
+                let end =
+                    day.succ_opt().unwrap_or(*day).and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0);
                 end + day_retention.as_millis() as i64
             }
             Self::Hour(start) => start * 1000 + HOURLY_KEEP.as_millis() as i64,
@@ -383,7 +384,9 @@ impl Body {
     /// What an empty unit `part` of `bucket` holds.
     pub fn empty(bucket: Bucket, part: Part) -> Self {
         match (part, bucket) {
-            (Part::Series, Bucket::Hour(_)) => Body::Series { counters: Series::default(), visitors: Some(VisitorSketch::default()) },
+            (Part::Series, Bucket::Hour(_)) => {
+                Body::Series { counters: Series::default(), visitors: Some(VisitorSketch::default()) }
+            }
             (Part::Series, _) => Body::Series { counters: Series::default(), visitors: None },
             (Part::Top(_), _) => Body::Top(TopList::default()),
             (Part::Live, _) => Body::Live(LiveMinute::default()),
@@ -402,12 +405,15 @@ impl Rollup {
     /// other ids) as a unit of the site-day `site_day`: what the migration writes.
     pub fn from_legacy_doc(mut doc: RollupDoc, site_day: NaiveDate) -> Result<Self, DecodeError> {
         let bucket = match (&doc.day, doc.hour, doc.minute) {
-            (Some(day), None, None) => Bucket::Day(time::parse_day(day).ok_or_else(|| DecodeError::new("fields", format!("{}: day {day:?}", doc.id)))?),
+            (Some(day), None, None) => Bucket::Day(
+                time::parse_day(day).ok_or_else(|| DecodeError::new("fields", format!("{}: day {day:?}", doc.id)))?,
+            ),
             (None, Some(hour), None) => Bucket::Hour(hour),
             (None, None, Some(minute)) => Bucket::Minute(minute),
             _ => return Err(DecodeError::new("fields", format!("{}: needs exactly one of day, hour and minute", doc.id))),
         };
-        let part = Part::parse(&doc.part).ok_or_else(|| DecodeError::new("fields", format!("{}: unknown part {:?}", doc.id, doc.part)))?;
+        let part = Part::parse(&doc.part)
+            .ok_or_else(|| DecodeError::new("fields", format!("{}: unknown part {:?}", doc.id, doc.part)))?;
         doc.id = RollupKey::new(doc.site_id.clone(), site_day, bucket, part).id();
         doc.site_day = Some(time::day_string(site_day));
         Self::from_doc(doc)
@@ -416,7 +422,9 @@ impl Rollup {
     pub fn from_doc(doc: RollupDoc) -> Result<Self, DecodeError> {
         let bad = |reason: String| DecodeError::new("fields", format!("{}: {reason}", doc.id));
         let bucket = match (&doc.day, doc.hour, doc.minute) {
-            (Some(day), None, None) => Bucket::Day(time::parse_day(day).ok_or_else(|| bad(format!("day {day:?} is not a date")))?),
+            (Some(day), None, None) => {
+                Bucket::Day(time::parse_day(day).ok_or_else(|| bad(format!("day {day:?} is not a date")))?)
+            }
             (None, Some(hour), None) => Bucket::Hour(hour),
             (None, None, Some(minute)) => Bucket::Minute(minute),
             _ => return Err(bad("needs exactly one of day, hour and minute".into())),
@@ -437,8 +445,12 @@ impl Rollup {
             return Err(bad("live documents, and only they, are minutes holding a live body".into()));
         }
         let body = match (part, doc.series, doc.visitors, doc.top) {
-            (Part::Live, None, None, None) => Body::Live(LiveMinute::decode(doc.live.as_ref().map(|b| b.bytes.as_slice()).unwrap_or_default())?),
-            (Part::Series, _, _, _) if doc.folded.is_some() || doc.tail.is_some() => return Err(bad("a series has no list".into())),
+            (Part::Live, None, None, None) => {
+                Body::Live(LiveMinute::decode(doc.live.as_ref().map(|b| b.bytes.as_slice()).unwrap_or_default())?)
+            }
+            (Part::Series, _, _, _) if doc.folded.is_some() || doc.tail.is_some() => {
+                return Err(bad("a series has no list".into()));
+            }
             (Part::Series, Some(counters), visitors, None) => {
                 let visitors = visitors.map(|b| VisitorSketch::decode(&b.bytes)).transpose()?;
                 if visitors.is_some() == bucket.is_day() {
@@ -459,7 +471,9 @@ impl Rollup {
     pub fn to_doc(&self, day_retention: Duration) -> RollupDoc {
         let binary = |bytes: Vec<u8>| Binary { subtype: BinarySubtype::Generic, bytes };
         let (series, visitors, top, tail, folded, live) = match &self.body {
-            Body::Series { counters, visitors } => (Some(counters.clone()), visitors.as_ref().map(|v| binary(v.encode())), None, None, None, None),
+            Body::Series { counters, visitors } => {
+                (Some(counters.clone()), visitors.as_ref().map(|v| binary(v.encode())), None, None, None, None)
+            }
             Body::Top(list) => {
                 let (head, tail) = list.encode();
                 (None, None, Some(binary(head)), tail.map(binary), list.filter_bits().map(|b| binary(b.to_vec())), None)
@@ -546,25 +560,76 @@ mod tests {
 
     #[test]
     fn a_field_that_does_not_read_is_an_error_not_a_zero() {
-        let good = Rollup::empty(RollupKey::of_day("s", day("2026-11-26"), Part::Series))
-            .to_doc(Duration::ZERO);
+        let good = Rollup::empty(RollupKey::of_day("s", day("2026-11-26"), Part::Series)).to_doc(Duration::ZERO);
         let good = mongodb::bson::to_document(&good).expect("bson");
         let cases: Vec<(&str, Box<dyn Fn(&mut Document)>)> = vec![
-            ("missing counter", Box::new(|d| { d.get_document_mut("series").expect("series").remove("clicks"); })),
-            ("counter of the wrong type", Box::new(|d| { d.get_document_mut("series").expect("series").insert("pageviews", "7"); })),
-            ("unknown part", Box::new(|d| { d.insert("part", "top:weather"); })),
-            ("unknown field", Box::new(|d| { d.insert("pageviews", 3); })),
-            ("day and hour", Box::new(|d| { d.insert("hour", 5_i64); })),
-            ("id from another bucket", Box::new(|d| { d.insert("day", "2026-11-25"); })),
-            ("day held by another site-day", Box::new(|d| { d.insert("site_day", "2026-11-25"); })),
-            ("no site-day", Box::new(|d| { d.remove("site_day"); })),
-            ("series without counters", Box::new(|d| { d.remove("series"); })),
-            ("top body on a series", Box::new(|d| { d.insert("top", Binary { subtype: BinarySubtype::Generic, bytes: vec![1] }); })),
+            (
+                "missing counter",
+                Box::new(|d| {
+                    d.get_document_mut("series").expect("series").remove("clicks");
+                }),
+            ),
+            (
+                "counter of the wrong type",
+                Box::new(|d| {
+                    d.get_document_mut("series").expect("series").insert("pageviews", "7");
+                }),
+            ),
+            (
+                "unknown part",
+                Box::new(|d| {
+                    d.insert("part", "top:weather");
+                }),
+            ),
+            (
+                "unknown field",
+                Box::new(|d| {
+                    d.insert("pageviews", 3);
+                }),
+            ),
+            (
+                "day and hour",
+                Box::new(|d| {
+                    d.insert("hour", 5_i64);
+                }),
+            ),
+            (
+                "id from another bucket",
+                Box::new(|d| {
+                    d.insert("day", "2026-11-25");
+                }),
+            ),
+            (
+                "day held by another site-day",
+                Box::new(|d| {
+                    d.insert("site_day", "2026-11-25");
+                }),
+            ),
+            (
+                "no site-day",
+                Box::new(|d| {
+                    d.remove("site_day");
+                }),
+            ),
+            (
+                "series without counters",
+                Box::new(|d| {
+                    d.remove("series");
+                }),
+            ),
+            (
+                "top body on a series",
+                Box::new(|d| {
+                    d.insert("top", Binary { subtype: BinarySubtype::Generic, bytes: vec![1] });
+                }),
+            ),
         ];
         for (case, mutate) in cases {
             let mut d = good.clone();
             mutate(&mut d);
-            let decoded = mongodb::bson::from_document::<RollupDoc>(d).map_err(|e| e.to_string()).and_then(|doc| Rollup::from_doc(doc).map_err(|e| e.to_string()));
+            let decoded = mongodb::bson::from_document::<RollupDoc>(d)
+                .map_err(|e| e.to_string())
+                .and_then(|doc| Rollup::from_doc(doc).map_err(|e| e.to_string()));
             assert!(decoded.is_err(), "case {case}: read as {decoded:?}");
         }
     }

@@ -199,7 +199,12 @@ impl SiteDayRollup {
     }
 
     /// [`Self::write_statement`] with the units already encoded ([`Self::encode`]).
-    pub fn write_statement_encoded(&self, encoded: [Option<Vec<u8>>; 3], day_retention: Duration, read_rev: i64) -> Result<Document, mongodb::bson::ser::Error> {
+    pub fn write_statement_encoded(
+        &self,
+        encoded: [Option<Vec<u8>>; 3],
+        day_retention: Duration,
+        read_rev: i64,
+    ) -> Result<Document, mongodb::bson::ser::Error> {
         let doc = self.to_doc_encoded(encoded, day_retention);
         let gone: Vec<&str> = [(Field::Days, &doc.d), (Field::Hours, &doc.h), (Field::Minutes, &doc.m)]
             .into_iter()
@@ -207,11 +212,15 @@ impl SiteDayRollup {
             .map(|(f, _)| f.name())
             .collect();
         let mut statement = crate::store::revisioned_write(&doc, &doc.id, read_rev)?;
-        if !gone.is_empty() && read_rev > 0
+        if !gone.is_empty()
+            && read_rev > 0
             && let Ok(u) = statement.get_document_mut("u")
         {
             // Only when there is something to remove: MongoDB before 5.0 refuses an empty `$unset`.
-            u.insert("$unset", gone.into_iter().map(|f| (f.to_string(), mongodb::bson::Bson::String(String::new()))).collect::<Document>());
+            u.insert(
+                "$unset",
+                gone.into_iter().map(|f| (f.to_string(), mongodb::bson::Bson::String(String::new()))).collect::<Document>(),
+            );
         }
         Ok(statement)
     }
@@ -253,7 +262,8 @@ pub struct Fetched {
 pub fn read_fetched(raw: &Document, field: Field) -> Result<Fetched, DecodeError> {
     let id = raw.get_str("_id").map_err(|e| DecodeError::new("site-day", format!("_id: {e}")))?;
     let bad = |reason: String| DecodeError::new("site-day", format!("{id}: {reason}"));
-    let split = raw.get(fields::SPLIT).and_then(crate::store::flag::read).ok_or_else(|| bad("split is not a flag".into()))?;
+    let split =
+        raw.get(fields::SPLIT).and_then(crate::store::flag::read).ok_or_else(|| bad("split is not a flag".into()))?;
     let day = id.rsplit('|').next().and_then(time::parse_day).ok_or_else(|| bad("_id names no day".into()))?;
     let units = match raw.get(field.name()) {
         None => Vec::new(),
@@ -366,7 +376,10 @@ fn decode_units(bytes: &[u8], field: Field, day: NaiveDate) -> Result<Vec<(Bucke
         let at = unzigzag(r.varint()?);
         let bucket = match field {
             Field::Days => {
-                let d = i32::try_from(at).ok().and_then(NaiveDate::from_num_days_from_ce_opt).ok_or_else(|| bad(format!("day {at}")))?;
+                let d = i32::try_from(at)
+                    .ok()
+                    .and_then(NaiveDate::from_num_days_from_ce_opt)
+                    .ok_or_else(|| bad(format!("day {at}")))?;
                 if d != day {
                     return Err(bad(format!("day {d} inside the site-day of {day}")));
                 }
@@ -418,13 +431,16 @@ mod tests {
 
     fn sample() -> SiteDayRollup {
         let mut r = SiteDayRollup::empty(SiteDay::new("s1", day()));
-        let series = Series { pageviews: 3, sessions: 1, time_sum: 2.5, reached: [1, 0, 0, 0], started: 1, ..Series::default() };
+        let series =
+            Series { pageviews: 3, sessions: 1, time_sum: 2.5, reached: [1, 0, 0, 0], started: 1, ..Series::default() };
         r.units.insert((Bucket::Day(day()), Part::Series), Body::Series { counters: series.clone(), visitors: None });
         let mut sketch = VisitorSketch::default();
         sketch.insert(7);
-        r.units.insert((Bucket::Hour(1_795_687_200), Part::Series), Body::Series { counters: series, visitors: Some(sketch) });
+        r.units
+            .insert((Bucket::Hour(1_795_687_200), Part::Series), Body::Series { counters: series, visitors: Some(sketch) });
         let mut list = TopList::default();
-        let deltas: BTreeMap<String, TopDelta> = [("/pricing".to_string(), TopDelta { counts: Counts::of(2), text: None })].into();
+        let deltas: BTreeMap<String, TopDelta> =
+            [("/pricing".to_string(), TopDelta { counts: Counts::of(2), text: None })].into();
         list.apply(&deltas, &Capacity { keys: 10, bytes: 1000, filter_bits_log2: 10 });
         r.units.insert((Bucket::Day(day()), Part::Top(Dim::Page)), Body::Top(list));
         let mut minute = LiveMinute::default();
@@ -464,22 +480,45 @@ mod tests {
     fn a_damaged_site_day_is_an_error_not_a_zero() {
         let good = mongodb::bson::to_document(&sample().to_doc(Duration::ZERO)).expect("bson");
         let cases: Vec<(&str, Box<dyn Fn(&mut Document)>)> = vec![
-            ("units in a split site-day", Box::new(|d| { d.insert("split", true); })),
-            ("id of another day", Box::new(|d| { d.insert("day", "2026-11-25"); })),
-            ("cut units", Box::new(|d| {
-                let b = d.get_binary_generic_mut("h").expect("h");
-                b.truncate(b.len() - 1);
-            })),
-            ("hours in the days field", Box::new(|d| {
-                let h = d.get("h").cloned().expect("h");
-                d.insert("d", h);
-            })),
-            ("unknown field", Box::new(|d| { d.insert("x", 1); })),
+            (
+                "units in a split site-day",
+                Box::new(|d| {
+                    d.insert("split", true);
+                }),
+            ),
+            (
+                "id of another day",
+                Box::new(|d| {
+                    d.insert("day", "2026-11-25");
+                }),
+            ),
+            (
+                "cut units",
+                Box::new(|d| {
+                    let b = d.get_binary_generic_mut("h").expect("h");
+                    b.truncate(b.len() - 1);
+                }),
+            ),
+            (
+                "hours in the days field",
+                Box::new(|d| {
+                    let h = d.get("h").cloned().expect("h");
+                    d.insert("d", h);
+                }),
+            ),
+            (
+                "unknown field",
+                Box::new(|d| {
+                    d.insert("x", 1);
+                }),
+            ),
         ];
         for (case, mutate) in cases {
             let mut d = good.clone();
             mutate(&mut d);
-            let decoded = mongodb::bson::from_document::<SiteDayDoc>(d).map_err(|e| e.to_string()).and_then(|doc| SiteDayRollup::from_doc(doc).map_err(|e| e.to_string()));
+            let decoded = mongodb::bson::from_document::<SiteDayDoc>(d)
+                .map_err(|e| e.to_string())
+                .and_then(|doc| SiteDayRollup::from_doc(doc).map_err(|e| e.to_string()));
             assert!(decoded.is_err(), "case {case}: read as {decoded:?}");
         }
     }

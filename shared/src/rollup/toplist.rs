@@ -240,7 +240,8 @@ impl TopList {
             let entry = TopEntry { key: key.clone(), counts: delta.counts, text: delta.text.clone(), last: seq };
             let need = entry.bytes();
             // How many of the next victims must go to make room, if they may.
-            let (mut free_keys, mut free_bytes, mut take) = (cap.keys.saturating_sub(live), cap.bytes.saturating_sub(bytes), 0);
+            let (mut free_keys, mut free_bytes, mut take) =
+                (cap.keys.saturating_sub(live), cap.bytes.saturating_sub(bytes), 0);
             while free_keys == 0 || free_bytes < need {
                 let Some(v) = victims.get(next_victim + take).and_then(|&v| slots[v].as_ref()) else { break };
                 if v.counts.n > delta.counts.n {
@@ -526,9 +527,12 @@ mod tests {
         let mut list = TopList::default();
         let mut total = 0;
         for round in 0..50_u64 {
-            let keys: Vec<(String, u64)> = (0..7).map(|i| (format!("/p{}", (round * 7 + i * i) % 23), 1 + (round + i) % 3)).collect();
-            let d: BTreeMap<String, TopDelta> =
-                keys.iter().map(|(k, n)| (k.clone(), TopDelta { counts: Counts { n: *n, conv: 1, ..Counts::default() }, text: None })).collect();
+            let keys: Vec<(String, u64)> =
+                (0..7).map(|i| (format!("/p{}", (round * 7 + i * i) % 23), 1 + (round + i) % 3)).collect();
+            let d: BTreeMap<String, TopDelta> = keys
+                .iter()
+                .map(|(k, n)| (k.clone(), TopDelta { counts: Counts { n: *n, conv: 1, ..Counts::default() }, text: None }))
+                .collect();
             total += d.values().map(|x| x.counts.n).sum::<u64>();
             list.apply(&d, &CAP);
             assert!(list.entries().len() <= 3, "round {round}: capped");
@@ -719,8 +723,22 @@ mod tests {
         assert_eq!(merge_heads(&head_refs, 10), HeadMerge::Exact(merge(week.iter(), 10)));
 
         // Two days of nothing but one-offs: a tail key could tie with the tenth row.
-        let a = list_of(&(0..100).map(|i| (format!("/a{i:03}"), 1)).collect::<Vec<_>>().iter().map(|(k, n): &(String, u64)| (k.as_str(), *n)).collect::<Vec<_>>());
-        let b = list_of(&(0..100).map(|i| (format!("/b{i:03}"), 1)).collect::<Vec<_>>().iter().map(|(k, n): &(String, u64)| (k.as_str(), *n)).collect::<Vec<_>>());
+        let a = list_of(
+            &(0..100)
+                .map(|i| (format!("/a{i:03}"), 1))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(k, n): &(String, u64)| (k.as_str(), *n))
+                .collect::<Vec<_>>(),
+        );
+        let b = list_of(
+            &(0..100)
+                .map(|i| (format!("/b{i:03}"), 1))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(k, n): &(String, u64)| (k.as_str(), *n))
+                .collect::<Vec<_>>(),
+        );
         let (ha, hb) = (head_only(&a), head_only(&b));
         assert_eq!(merge_heads(&[&ha, &hb], 10), HeadMerge::NeedTails(vec![0, 1]));
         // A key high in one head and in the other's tail: its count is not known.

@@ -85,7 +85,9 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         serve_baseline(addr)?;
         return Ok(None);
     }
-    let num = |k: &str, d: u64| -> anyhow::Result<u64> { map.get(k).map_or(Ok(d), |v| v.parse().with_context(|| format!("--{k}"))) };
+    let num = |k: &str, d: u64| -> anyhow::Result<u64> {
+        map.get(k).map_or(Ok(d), |v| v.parse().with_context(|| format!("--{k}")))
+    };
     Ok(Some(Args {
         api: map.get("api").cloned().unwrap_or_else(|| "http://127.0.0.1:8080".into()),
         ingest: map.get("ingest").cloned().unwrap_or_else(|| "http://127.0.0.1:8081".into()),
@@ -138,8 +140,14 @@ impl Rng {
 }
 
 const PAGES: [&str; 6] = ["/", "/pricing", "/features", "/blog/launch", "/signup", "/docs/start"];
-const REFERRERS: [&str; 5] = ["", "https://www.google.com/", "https://news.ycombinator.com/", "https://t.co/x", "https://example.org/post"];
-const BUTTONS: [(&str, &str); 4] = [("button#cta", "Start free trial"), ("a.nav-pricing", "Pricing"), ("button.plan-pro", "Choose Pro"), ("a#docs", "Read the docs")];
+const REFERRERS: [&str; 5] =
+    ["", "https://www.google.com/", "https://news.ycombinator.com/", "https://t.co/x", "https://example.org/post"];
+const BUTTONS: [(&str, &str); 4] = [
+    ("button#cta", "Start free trial"),
+    ("a.nav-pricing", "Pricing"),
+    ("button.plan-pro", "Choose Pro"),
+    ("a#docs", "Read the docs"),
+];
 
 /// One realistic batch: a pageview (sometimes a session start), scroll, clicks, time.
 /// Returns the body and how many pageviews it holds.
@@ -169,7 +177,13 @@ struct RunResult {
     pageviews_per_site: Vec<u64>,
 }
 
-async fn run_load(http: &reqwest::Client, ingest: &str, keys: &[String], concurrency: usize, duration: Duration) -> RunResult {
+async fn run_load(
+    http: &reqwest::Client,
+    ingest: &str,
+    keys: &[String],
+    concurrency: usize,
+    duration: Duration,
+) -> RunResult {
     let seq = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
@@ -188,7 +202,13 @@ async fn run_load(http: &reqwest::Client, ingest: &str, keys: &[String], concurr
                 // each in a /64 of its own: ingest limits IPv6 clients per /64.
                 let ip = format!("2001:db8:{:x}:{:x}::1", rng.below(0xffff), rng.below(0xffff));
                 let t0 = Instant::now();
-                let res = http.post(&url).header("content-type", "text/plain").header("x-forwarded-for", ip).body(body).send().await;
+                let res = http
+                    .post(&url)
+                    .header("content-type", "text/plain")
+                    .header("x-forwarded-for", ip)
+                    .body(body)
+                    .send()
+                    .await;
                 let status = match res {
                     Ok(r) => {
                         let s = r.status().as_u16();
@@ -206,7 +226,13 @@ async fn run_load(http: &reqwest::Client, ingest: &str, keys: &[String], concurr
             (lat, statuses, pageviews)
         }));
     }
-    let mut result = RunResult { accepted: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), statuses: BTreeMap::new(), pageviews_per_site: vec![0; keys.len()] };
+    let mut result = RunResult {
+        accepted: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+        statuses: BTreeMap::new(),
+        pageviews_per_site: vec![0; keys.len()],
+    };
     for t in tasks {
         if let Ok((lat, statuses, pvs)) = t.await {
             result.latencies_us.extend(lat);
@@ -246,7 +272,13 @@ fn report(name: &str, r: &RunResult) {
     println!("  refused by status: {}", if refused.is_empty() { "none".to_string() } else { refused.join(", ") });
 }
 
-async fn api_json(http: &reqwest::Client, method: reqwest::Method, url: String, token: Option<&str>, body: Option<Value>) -> anyhow::Result<Value> {
+async fn api_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let mut req = http.request(method, url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -285,15 +317,33 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn drive(args: Args) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).timeout(Duration::from_secs(10)).build()?;
+    let http =
+        reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).timeout(Duration::from_secs(10)).build()?;
 
     // A fresh account and sites.
-    let email = format!("loadgen-{}@loadtest.example", std::process::id() as u64 * 1000 + Instant::now().elapsed().subsec_nanos() as u64 % 1000);
-    let reg = api_json(&http, reqwest::Method::POST, format!("{}/api/auth/register", args.api), None, Some(json!({"email": email, "password": "loadgen-password"}))).await?;
+    let email = format!(
+        "loadgen-{}@loadtest.example",
+        std::process::id() as u64 * 1000 + Instant::now().elapsed().subsec_nanos() as u64 % 1000
+    );
+    let reg = api_json(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/api/auth/register", args.api),
+        None,
+        Some(json!({"email": email, "password": "loadgen-password"})),
+    )
+    .await?;
     let token = reg["token"].as_str().context("token")?.to_string();
     let mut sites = Vec::new();
     for i in 0..args.sites {
-        let s = api_json(&http, reqwest::Method::POST, format!("{}/api/sites", args.api), Some(&token), Some(json!({"name": format!("Load {i}"), "domain": "loadtest.example"}))).await?;
+        let s = api_json(
+            &http,
+            reqwest::Method::POST,
+            format!("{}/api/sites", args.api),
+            Some(&token),
+            Some(json!({"name": format!("Load {i}"), "domain": "loadtest.example"})),
+        )
+        .await?;
         sites.push((s["id"].as_str().context("id")?.to_string(), s["api_key"].as_str().context("key")?.to_string()));
     }
     let keys: Vec<String> = sites.iter().map(|(_, k)| k.clone()).collect();
@@ -310,7 +360,13 @@ async fn drive(args: Args) -> anyhow::Result<()> {
 
     // The aggregator starts only now, so the figures above are ingest's alone.
     let mut aggregator = match &args.start_aggregator {
-        Some(cmd) => Some(std::process::Command::new("bash").arg("-c").arg(format!("exec {cmd}")).spawn().context("starting the aggregator")?),
+        Some(cmd) => Some(
+            std::process::Command::new("bash")
+                .arg("-c")
+                .arg(format!("exec {cmd}"))
+                .spawn()
+                .context("starting the aggregator")?,
+        ),
         None => None,
     };
 
@@ -329,7 +385,10 @@ async fn drive(args: Args) -> anyhow::Result<()> {
             }
         }
         if all {
-            println!("  backlog drained: all accepted batches in stats {:.0} ms after the last 202", last_202.elapsed().as_secs_f64() * 1000.0);
+            println!(
+                "  backlog drained: all accepted batches in stats {:.0} ms after the last 202",
+                last_202.elapsed().as_secs_f64() * 1000.0
+            );
             break;
         }
         if Instant::now() > deadline {
@@ -359,7 +418,13 @@ async fn drive(args: Args) -> anyhow::Result<()> {
         fresh.push(t0.elapsed().as_micros() as u64);
     }
     fresh.sort_unstable();
-    println!("freshness (202 -> visible in stats, {} probes) ms: p50 {:.0}  p99 {:.0}  max {:.0}", fresh.len(), pct(&fresh, 0.5), pct(&fresh, 0.99), pct(&fresh, 1.0));
+    println!(
+        "freshness (202 -> visible in stats, {} probes) ms: p50 {:.0}  p99 {:.0}  max {:.0}",
+        fresh.len(),
+        pct(&fresh, 0.5),
+        pct(&fresh, 0.99),
+        pct(&fresh, 1.0)
+    );
 
     // A 90-day stats query, repeated.
     let mut q = Vec::new();
@@ -400,7 +465,11 @@ mod rollups {
             Err(_) => String::new(),
         };
         let value = |name: &str| {
-            text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            text.lines()
+                .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
         };
         Counters {
             events: value("convertpulse_aggregator_events_total"),
@@ -432,12 +501,20 @@ mod rollups {
         .to_string()
     }
 
-    async fn send(http: &reqwest::Client, ingest: &str, key: &str, total: u64, distinct: bool, concurrency: usize) -> anyhow::Result<u64> {
+    async fn send(
+        http: &reqwest::Client,
+        ingest: &str,
+        key: &str,
+        total: u64,
+        distinct: bool,
+        concurrency: usize,
+    ) -> anyhow::Result<u64> {
         let next = Arc::new(AtomicU64::new(0));
         let ok = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
-            let (http, url, key, next, ok) = (http.clone(), format!("{ingest}/api/events/batch"), key.to_string(), next.clone(), ok.clone());
+            let (http, url, key, next, ok) =
+                (http.clone(), format!("{ingest}/api/events/batch"), key.to_string(), next.clone(), ok.clone());
             tasks.push(tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
@@ -449,7 +526,13 @@ mod rollups {
                     // address in a /64 of its own (ingest limits IPv6 clients per /64).
                     let ip = format!("2001:db8:{:x}:{:x}::1", v >> 16, v & 0xffff);
                     let ua = format!("Mozilla/5.0 (X11; Linux x86_64) LoadTest/{v}");
-                    let res = http.post(&url).header("x-forwarded-for", ip).header("user-agent", ua).body(batch(&key, n, distinct)).send().await;
+                    let res = http
+                        .post(&url)
+                        .header("x-forwarded-for", ip)
+                        .header("user-agent", ua)
+                        .body(batch(&key, n, distinct))
+                        .send()
+                        .await;
                     match res {
                         Ok(r) if r.status() == 202 => {
                             ok.fetch_add(1, Ordering::Relaxed);
@@ -466,7 +549,14 @@ mod rollups {
         Ok(ok.load(Ordering::Relaxed))
     }
 
-    async fn query_times(http: &reqwest::Client, api: &str, token: &str, site: &str, timeframe: &str, n: usize) -> anyhow::Result<Vec<u64>> {
+    async fn query_times(
+        http: &reqwest::Client,
+        api: &str,
+        token: &str,
+        site: &str,
+        timeframe: &str,
+        n: usize,
+    ) -> anyhow::Result<Vec<u64>> {
         let mut q = Vec::with_capacity(n);
         for _ in 0..n {
             let t0 = Instant::now();
@@ -484,23 +574,46 @@ mod rollups {
         let n = args.distinct_keys.unwrap_or(20_000);
         let start_cmd = args.start_aggregator.clone().context("--distinct-keys needs --start-aggregator")?;
         let metrics_url = args.aggregator_metrics.clone().context("--distinct-keys needs --aggregator-metrics")?;
-        let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).timeout(Duration::from_secs(30)).build()?;
+        let http =
+            reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).timeout(Duration::from_secs(30)).build()?;
         let email = format!("rollups-{}@loadtest.example", std::process::id());
-        let reg = api_json(&http, reqwest::Method::POST, format!("{}/api/auth/register", args.api), None, Some(json!({"email": email, "password": "loadgen-password"}))).await?;
+        let reg = api_json(
+            &http,
+            reqwest::Method::POST,
+            format!("{}/api/auth/register", args.api),
+            None,
+            Some(json!({"email": email, "password": "loadgen-password"})),
+        )
+        .await?;
         let token = reg["token"].as_str().context("token")?.to_string();
         let mut sites = Vec::new();
         for name in ["few", "distinct"] {
-            let s = api_json(&http, reqwest::Method::POST, format!("{}/api/sites", args.api), Some(&token), Some(json!({"name": name, "domain": "loadtest.example"}))).await?;
+            let s = api_json(
+                &http,
+                reqwest::Method::POST,
+                format!("{}/api/sites", args.api),
+                Some(&token),
+                Some(json!({"name": name, "domain": "loadtest.example"})),
+            )
+            .await?;
             sites.push((s["id"].as_str().context("id")?.to_string(), s["api_key"].as_str().context("key")?.to_string()));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        println!("rollups: {n} batches (1 pageview + 1 click) per site, 10 keys vs {n} distinct pages, selectors, referrers and visitors");
-        println!("| keys | drain batches/s | docs written / 1,000 events | round trips / flush | batches / flush | aggregator CPU µs / batch |");
+        println!(
+            "rollups: {n} batches (1 pageview + 1 click) per site, 10 keys vs {n} distinct pages, selectors, referrers and visitors"
+        );
+        println!(
+            "| keys | drain batches/s | docs written / 1,000 events | round trips / flush | batches / flush | aggregator CPU µs / batch |"
+        );
         println!("|---|---|---|---|---|---|");
         for (i, distinct) in [false, true].into_iter().enumerate() {
             let (site, key) = &sites[i];
             let accepted = send(&http, &args.ingest, key, n, distinct, args.concurrency).await?;
-            let mut child = std::process::Command::new("bash").arg("-c").arg(format!("exec {start_cmd}")).spawn().context("starting the aggregator")?;
+            let mut child = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(format!("exec {start_cmd}"))
+                .spawn()
+                .context("starting the aggregator")?;
             let started = Instant::now();
             // A fresh process: its counters start at zero.
             let before = Counters::default();

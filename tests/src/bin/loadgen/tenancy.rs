@@ -55,7 +55,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(1800);
 const SEND_TRIES: u32 = 5;
 
 const PAGES: [&str; 8] = ["/", "/pricing", "/features", "/signup", "/blog/launch", "/docs/start", "/about", "/contact"];
-const REFERRERS: [&str; 5] = ["", "https://www.google.com/", "https://news.ycombinator.com/", "https://t.co/x", "https://example.org/post"];
+const REFERRERS: [&str; 5] =
+    ["", "https://www.google.com/", "https://news.ycombinator.com/", "https://t.co/x", "https://example.org/post"];
 const BUTTONS: [(&str, &str); 6] = [
     ("button#cta", "Start free trial"),
     ("a.nav-pricing", "Pricing"),
@@ -145,14 +146,21 @@ fn batch(key: &str, n: u64, j: u64, site_no: u64, shape: Shape, now_ms: i64) -> 
     match shape {
         Shape::Small => {
             if n.is_multiple_of(2) {
-                events.push(json!({"type": "scroll", "ts": now_ms + 800, "page_id": page_id, "url": url, "depth": 50, "prev": 0}));
+                events.push(
+                    json!({"type": "scroll", "ts": now_ms + 800, "page_id": page_id, "url": url, "depth": 50, "prev": 0}),
+                );
             }
-            events.push(json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text}));
+            events.push(
+                json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text}),
+            );
         }
         Shape::Kilobyte => {
             let (sel2, text2) = BUTTONS[((j + 2 * site_no + 1) % BUTTONS.len() as u64) as usize];
-            events.push(json!({"type": "scroll", "ts": now_ms + 800, "page_id": page_id, "url": url, "depth": 50, "prev": 0}));
-            events.push(json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text}));
+            events
+                .push(json!({"type": "scroll", "ts": now_ms + 800, "page_id": page_id, "url": url, "depth": 50, "prev": 0}));
+            events.push(
+                json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text}),
+            );
             events.push(json!({"type": "click", "ts": now_ms + 6000, "page_id": page_id, "url": url, "selector": sel2, "text": text2}));
             events.push(json!({"type": "time", "ts": now_ms + 9000, "page_id": page_id, "url": url, "seconds": 9}));
             clicks = 2;
@@ -167,7 +175,9 @@ fn batch(key: &str, n: u64, j: u64, site_no: u64, shape: Shape, now_ms: i64) -> 
 /// /64, and the visitor id hashes address and User-Agent) and a User-Agent of its own.
 fn visitor(n: u64) -> (String, String) {
     let ip = format!("2001:db8:{:x}:{:x}::1", (n >> 16) & 0xffff, n & 0xffff);
-    let ua = format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.{n}.0 Safari/537.36");
+    let ua = format!(
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.{n}.0 Safari/537.36"
+    );
     (ip, ua)
 }
 
@@ -205,10 +215,20 @@ async fn create_sites(ctx: &mut Ctx, label: &str, n: u64, per_account: u64) -> a
         let (http, api, token) = (&ctx.http, &ctx.api, &ctx.tokens[account]);
         let made: Vec<anyhow::Result<Site>> = futures::stream::iter(created..created + in_this)
             .map(|i| async move {
-                let s = api_json(http, reqwest::Method::POST, format!("{api}/api/sites"), Some(token), Some(json!({"name": format!("{label} {i}"), "domain": "loadtest.example"})))
-                    .await
-                    .with_context(|| format!("creating site {i} ({} in account {account})", i - created + 1))?;
-                Ok(Site { id: s["id"].as_str().context("site: no id")?.to_string(), key: s["api_key"].as_str().context("site: no api_key")?.to_string(), account })
+                let s = api_json(
+                    http,
+                    reqwest::Method::POST,
+                    format!("{api}/api/sites"),
+                    Some(token),
+                    Some(json!({"name": format!("{label} {i}"), "domain": "loadtest.example"})),
+                )
+                .await
+                .with_context(|| format!("creating site {i} ({} in account {account})", i - created + 1))?;
+                Ok(Site {
+                    id: s["id"].as_str().context("site: no id")?.to_string(),
+                    key: s["api_key"].as_str().context("site: no api_key")?.to_string(),
+                    account,
+                })
             })
             .buffered(CREATE_CONCURRENCY)
             .collect()
@@ -256,7 +276,12 @@ async fn wait_for_keys(ctx: &Ctx, sites: &[Site]) -> anyhow::Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "ingest still refuses {} of {} site keys after 60 s", pending.len(), sites.len());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "ingest still refuses {} of {} site keys after 60 s",
+            pending.len(),
+            sites.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -280,7 +305,8 @@ async fn send(ctx: &Ctx, sites: &[Site], per_site: u64, first: u64, shape: Shape
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(ctx.concurrency);
     for _ in 0..ctx.concurrency {
-        let (http, url, keys, tally, next) = (ctx.http.clone(), format!("{}/api/events/batch", ctx.ingest), keys.clone(), tally.clone(), next.clone());
+        let (http, url, keys, tally, next) =
+            (ctx.http.clone(), format!("{}/api/events/batch", ctx.ingest), keys.clone(), tally.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut refused: BTreeMap<u16, u64> = BTreeMap::new();
             let mut bytes = 0u64;
@@ -296,7 +322,13 @@ async fn send(ctx: &Ctx, sites: &[Site], per_site: u64, first: u64, shape: Shape
                 let mut tries = 0;
                 let status = loop {
                     tries += 1;
-                    let res = http.post(&url).header("x-forwarded-for", &ip).header("user-agent", &ua).body(body.clone()).send().await;
+                    let res = http
+                        .post(&url)
+                        .header("x-forwarded-for", &ip)
+                        .header("user-agent", &ua)
+                        .body(body.clone())
+                        .send()
+                        .await;
                     let status = match res {
                         Ok(r) => {
                             let s = r.status().as_u16();
@@ -346,7 +378,11 @@ struct Aggregator(Child);
 
 impl Aggregator {
     fn start(cmd: &str) -> anyhow::Result<Self> {
-        let child = std::process::Command::new("bash").arg("-c").arg(format!("exec {cmd}")).spawn().context("starting the aggregator")?;
+        let child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("exec {cmd}"))
+            .spawn()
+            .context("starting the aggregator")?;
         Ok(Self(child))
     }
 }
@@ -360,7 +396,10 @@ impl Drop for Aggregator {
 
 /// The value of an unlabelled metric, `None` when the text has no such line.
 fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' '))).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+    text.lines()
+        .find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ')))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Pageviews and clicks of a stats answer, `None` when it has none.
@@ -370,7 +409,11 @@ fn totals(stats: &Value) -> Option<(u64, u64)> {
 
 /// What a site's stats of the last 24 hours show (see the module doc), `None` when unreadable.
 async fn shown(http: &reqwest::Client, api: &str, token: &str, site: &str) -> Option<(u64, u64)> {
-    totals(&api_json(http, reqwest::Method::GET, format!("{api}/api/stats/{site}?timeframe=24h"), Some(token), None).await.ok()?)
+    totals(
+        &api_json(http, reqwest::Method::GET, format!("{api}/api/stats/{site}?timeframe=24h"), Some(token), None)
+            .await
+            .ok()?,
+    )
 }
 
 /// Compares every site's stats with what it was sent: one pass over all, then passes over those
@@ -444,7 +487,10 @@ async fn drain(ctx: &Ctx, sites: &[Site], sent: &Sent) -> anyhow::Result<Drained
         .map(|(i, seen)| {
             let want = sent.per_site[*i];
             let seen = seen.map_or("unreadable stats".to_string(), |(pv, c)| format!("{pv} pageviews, {c} clicks"));
-            format!("site {} ({}): stats show {seen}; sent (202) {} pageviews, {} clicks", i, sites[*i].id, want.pageviews, want.clicks)
+            format!(
+                "site {} ({}): stats show {seen}; sent (202) {} pageviews, {} clicks",
+                i, sites[*i].id, want.pageviews, want.clicks
+            )
         })
         .collect();
     Ok(Drained { secs, by_counter, cost, cpu, check_secs, mismatches })
@@ -453,20 +499,36 @@ async fn drain(ctx: &Ctx, sites: &[Site], sent: &Sent) -> anyhow::Result<Drained
 /// Sorted latencies (µs) of `n` stats queries for `timeframe`, one at a time, each of a random
 /// one of `sites`. Each answer's totals must equal what its site was sent (`sent`); a
 /// difference is added to `mismatches`.
-async fn query_times(ctx: &Ctx, sites: &[Site], sent: &[Counts], timeframe: &str, n: usize, rng: &mut Rng, mismatches: &mut Vec<String>) -> anyhow::Result<Vec<u64>> {
+async fn query_times(
+    ctx: &Ctx,
+    sites: &[Site],
+    sent: &[Counts],
+    timeframe: &str,
+    n: usize,
+    rng: &mut Rng,
+    mismatches: &mut Vec<String>,
+) -> anyhow::Result<Vec<u64>> {
     let mut q = Vec::with_capacity(n);
     for _ in 0..n {
         let i = rng.below(sites.len() as u64) as usize;
         let site = &sites[i];
         let t0 = Instant::now();
-        let res = ctx.http.get(format!("{}/api/stats/{}?timeframe={timeframe}", ctx.api, site.id)).bearer_auth(&ctx.tokens[site.account]).send().await?;
+        let res = ctx
+            .http
+            .get(format!("{}/api/stats/{}?timeframe={timeframe}", ctx.api, site.id))
+            .bearer_auth(&ctx.tokens[site.account])
+            .send()
+            .await?;
         let status = res.status();
         let body = res.bytes().await?;
         q.push(t0.elapsed().as_micros() as u64);
         anyhow::ensure!(status.is_success(), "stats of {} answered {status}", site.id);
         let seen = serde_json::from_slice::<Value>(&body).ok().as_ref().and_then(totals);
         if seen != Some((sent[i].pageviews, sent[i].clicks)) {
-            let m = format!("site {} {timeframe} stats show {seen:?} (pageviews, clicks); sent (202) {} pageviews, {} clicks", site.id, sent[i].pageviews, sent[i].clicks);
+            let m = format!(
+                "site {} {timeframe} stats show {seen:?} (pageviews, clicks); sent (202) {} pageviews, {} clicks",
+                site.id, sent[i].pageviews, sent[i].clicks
+            );
             if !mismatches.contains(&m) {
                 mismatches.push(m);
             }
@@ -479,7 +541,14 @@ async fn query_times(ctx: &Ctx, sites: &[Site], sent: &[Counts], timeframe: &str
 const TIMEFRAMES: [&str; 3] = ["24h", "7d", "90d"];
 
 /// p50 and p99 in ms per timeframe.
-async fn latencies(ctx: &Ctx, sites: &[Site], sent: &[Counts], n: usize, rng: &mut Rng, mismatches: &mut Vec<String>) -> anyhow::Result<Vec<(f64, f64)>> {
+async fn latencies(
+    ctx: &Ctx,
+    sites: &[Site],
+    sent: &[Counts],
+    n: usize,
+    rng: &mut Rng,
+    mismatches: &mut Vec<String>,
+) -> anyhow::Result<Vec<(f64, f64)>> {
     let mut out = Vec::new();
     for tf in TIMEFRAMES {
         let q = query_times(ctx, sites, sent, tf, n, rng, mismatches).await?;
@@ -494,9 +563,20 @@ struct PhaseResult {
     load: String,
 }
 
-async fn phase(ctx: &Ctx, name: &str, sites: &[Site], per_site: u64, first: u64, shape: Shape) -> anyhow::Result<PhaseResult> {
+async fn phase(
+    ctx: &Ctx,
+    name: &str,
+    sites: &[Site],
+    per_site: u64,
+    first: u64,
+    shape: Shape,
+) -> anyhow::Result<PhaseResult> {
     let sent = send(ctx, sites, per_site, first, shape).await?;
-    let refused: Vec<String> = sent.refused.iter().map(|(s, n)| format!("{n} × {}", if *s == 0 { "no answer".to_string() } else { s.to_string() })).collect();
+    let refused: Vec<String> = sent
+        .refused
+        .iter()
+        .map(|(s, n)| format!("{n} × {}", if *s == 0 { "no answer".to_string() } else { s.to_string() }))
+        .collect();
     println!(
         "{name}: {} of {} batches accepted in {:.1} s ({:.0}/s, {:.0} bytes each), refused: {}",
         sent.total.batches,
@@ -511,10 +591,18 @@ async fn phase(ctx: &Ctx, name: &str, sites: &[Site], per_site: u64, first: u64,
     println!(
         "{name}: drained in {:.1} s ({}); stats of all {} sites checked in {:.1} s: {}; load {load}",
         drained.secs,
-        if drained.by_counter { "timed by the aggregator's events counter" } else { "timed by the stats check: the aggregator has no events counter" },
+        if drained.by_counter {
+            "timed by the aggregator's events counter"
+        } else {
+            "timed by the stats check: the aggregator has no events counter"
+        },
         sites.len(),
         drained.check_secs,
-        if drained.mismatches.is_empty() { "every site equals what it was sent".to_string() } else { format!("{} MISMATCHES", drained.mismatches.len()) }
+        if drained.mismatches.is_empty() {
+            "every site equals what it was sent".to_string()
+        } else {
+            format!("{} MISMATCHES", drained.mismatches.len())
+        }
     );
     for m in drained.mismatches.iter().take(20) {
         println!("  MISMATCH {m}");
@@ -539,7 +627,10 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
         other => bail!("--batch-size {other:?}: small or 1k"),
     };
     let mut ctx = Ctx {
-        http: reqwest::Client::builder().pool_max_idle_per_host(args.concurrency.max(CHECK_CONCURRENCY)).timeout(Duration::from_secs(60)).build()?,
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(args.concurrency.max(CHECK_CONCURRENCY))
+            .timeout(Duration::from_secs(60))
+            .build()?,
         api: args.api.clone(),
         ingest: args.ingest.clone(),
         tokens: Vec::new(),
@@ -552,7 +643,11 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
         "tenancy: one busy site with {busy_batches} batches, then {n} sites with {per_site} each ({} batches, {} sites per account at most); batches: {}; {} stats queries per timeframe and target; load {}",
         n * per_site,
         args.sites_per_account,
-        if shape == Shape::Small { "pageview + click (+ scroll every other)" } else { "~1 KB: pageview, scroll, 2 clicks, time" },
+        if shape == Shape::Small {
+            "pageview + click (+ scroll every other)"
+        } else {
+            "~1 KB: pageview, scroll, 2 clicks, time"
+        },
         queries,
         loadavg()
     );
@@ -577,16 +672,32 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
     println!();
     println!("| figure | one busy site | {n} sites × {per_site} batches | ratio |");
     println!("|---|---|---|---|");
-    let row = |name: &str, a: f64, b: f64, digits: usize| println!("| {name} | {a:.digits$} | {b:.digits$} | {} |", ratio(b, a));
+    let row =
+        |name: &str, a: f64, b: f64, digits: usize| println!("| {name} | {a:.digits$} | {b:.digits$} | {} |", ratio(b, a));
     let (a, b) = (&one, &all);
     row("batches accepted", a.sent.total.batches as f64, b.sent.total.batches as f64, 0);
-    row("sent: batches/s accepted by ingest", a.sent.total.batches as f64 / a.sent.secs, b.sent.total.batches as f64 / b.sent.secs, 0);
-    row("drain: batches/s counted (aggregator start → all counted)", a.sent.total.batches as f64 / a.drained.secs, b.sent.total.batches as f64 / b.drained.secs, 0);
+    row(
+        "sent: batches/s accepted by ingest",
+        a.sent.total.batches as f64 / a.sent.secs,
+        b.sent.total.batches as f64 / b.sent.secs,
+        0,
+    );
+    row(
+        "drain: batches/s counted (aggregator start → all counted)",
+        a.sent.total.batches as f64 / a.drained.secs,
+        b.sent.total.batches as f64 / b.drained.secs,
+        0,
+    );
     let sc = |p: &PhaseResult| p.sent.total.batches as f64 / (p.sent.secs + p.drained.secs);
     row("batches/s sent and counted (first send → all counted)", sc(a), sc(b), 0);
     let per = |p: &PhaseResult| {
         let c = p.drained.cost;
-        (c.docs_written * 1000.0 / c.events.max(1.0), c.round_trips / c.flushes.max(1.0), p.sent.total.batches as f64 / c.flushes.max(1.0), p.drained.cpu * 1e6 / p.sent.total.batches.max(1) as f64)
+        (
+            c.docs_written * 1000.0 / c.events.max(1.0),
+            c.round_trips / c.flushes.max(1.0),
+            p.sent.total.batches as f64 / c.flushes.max(1.0),
+            p.drained.cpu * 1e6 / p.sent.total.batches.max(1) as f64,
+        )
     };
     let (pa, pb) = (per(a), per(b));
     row("documents written / 1,000 events", pa.0, pb.0, 0);
@@ -597,7 +708,9 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
     println!("load average (1, 5, 15 min) at the end of each drain: {} | {}", a.load, b.load);
 
     println!();
-    println!("| stats timeframe | busy site alone p50 / p99 ms | busy site, {n} sites' data present | any of the {n} sites | p50 ratio busy / alone | p50 ratio any / alone |");
+    println!(
+        "| stats timeframe | busy site alone p50 / p99 ms | busy site, {n} sites' data present | any of the {n} sites | p50 ratio busy / alone | p50 ratio any / alone |"
+    );
     println!("|---|---|---|---|---|---|");
     for (i, tf) in TIMEFRAMES.iter().enumerate() {
         let (al, bw, aw) = (alone[i], busy_with[i], any_with[i]);
@@ -620,7 +733,10 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
     }
     let failures = one.drained.mismatches.len() + all.drained.mismatches.len();
     if failures > 0 || !query_mismatches.is_empty() {
-        bail!("{failures} sites' stats differ from what they were sent after the drain, and {} timed stats answers do (see MISMATCH lines above)", query_mismatches.len());
+        bail!(
+            "{failures} sites' stats differ from what they were sent after the drain, and {} timed stats answers do (see MISMATCH lines above)",
+            query_mismatches.len()
+        );
     }
     Ok(())
 }
