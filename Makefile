@@ -4,12 +4,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps deps-test deps-bench deps-cluster deps-deploy frontend run cluster build test test-unit check-deploy bench bench-rollups bench-tenancy bench-wrk clean
+.PHONY: help deps deps-test deps-bench deps-cluster deps-deploy frontend run cluster build test test-unit check-deploy lint bench bench-rollups bench-tenancy bench-wrk clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
 	@echo "make cluster  the same scaled out: 3 NATS nodes (R3), 2 ingest, 2 aggregators, HAProxy in front (see README)"
-	@echo "make test   install what is missing, build once, run every test, then make check-deploy"
+	@echo "make test   install what is missing, make lint, build once, run every test, then make check-deploy"
+	@echo "make lint   cargo fmt --check and cargo clippy -D warnings over the workspace"
 	@echo "make check-deploy  validate deploy/ (Kubernetes, compose, Prometheus rules, NATS) and prove the alerts on a live cluster"
 	@echo "make bench  run the load generator against a fresh release stack (see docs/benchmarks.md)"
 	@echo "make bench-rollups  rollup cost with 10 vs 20,000 distinct keys a day (see docs/benchmarks.md)"
@@ -44,8 +45,16 @@ run: deps build
 cluster: deps-cluster build
 	@deploy/local/cluster.sh
 
-# One build of every target, then every test: unit tests, cross-process tests, browser tests.
-test: deps-test frontend
+# Formatting (rustfmt.toml) and clippy with warnings as errors, over every target.
+lint:
+	@for c in rustfmt clippy; do \
+		if ! cargo $${c/rustfmt/fmt} --version >/dev/null 2>&1; then rustup component add $$c; fi; \
+	done
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+# Lint, one build of every target, then every test: unit tests, cross-process tests, browser tests.
+test: deps-test frontend lint
 	cargo build --locked --workspace --all-targets
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --locked --workspace --no-fail-fast; \

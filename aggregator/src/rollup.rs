@@ -150,8 +150,7 @@ impl FlushDeltas {
         site: &str,
         buckets: [Bucket; 2],
         path: &str,
-        kind: Dim,
-        name: &str,
+        (kind, name): (Dim, &str),
         counts: Counts,
         text: Option<&str>,
     ) {
@@ -206,7 +205,7 @@ impl FlushDeltas {
                     let text = Some(text.trim());
                     self.top(site, b.stats(), Dim::Click, selector, one(1), text);
                     self.top(site, b.stats(), Dim::Page, &path, ext(page_ext::CLICKS, 1), None);
-                    self.page_attr(site, b.stats(), &path, Dim::Click, selector, one(1), text);
+                    self.page_attr(site, b.stats(), &path, (Dim::Click, selector), one(1), text);
                     facts.interacted = true;
                 }
                 EventKind::Time { seconds } => {
@@ -222,7 +221,7 @@ impl FlushDeltas {
                 }
                 EventKind::Event { name, .. } => {
                     self.top(site, b.stats(), Dim::Event, name, one(1), None);
-                    self.page_attr(site, b.stats(), &path, Dim::Event, name, one(1), None);
+                    self.page_attr(site, b.stats(), &path, (Dim::Event, name), one(1), None);
                     facts.interacted = true;
                 }
             }
@@ -272,7 +271,7 @@ impl FlushDeltas {
         ];
         for (dim, name) in start.attributes().into_iter().chain(audience) {
             self.top(site, b.stats(), dim, name, one(1), None);
-            self.page_attr(site, b.stats(), path, dim, name, one(1), None);
+            self.page_attr(site, b.stats(), path, (dim, name), one(1), None);
         }
         start
     }
@@ -312,18 +311,18 @@ impl FlushDeltas {
                 self.top(site, buckets, Dim::Page, &start.path, conv, None);
                 for (dim, name) in start.attributes() {
                     self.top(site, buckets, dim, name, conv, None);
-                    self.page_attr(site, buckets, &start.path, dim, name, conv, None);
+                    self.page_attr(site, buckets, &start.path, (dim, name), conv, None);
                 }
             }
             Effect::Goal { day, hour, goal, entry } => {
                 let buckets = [*day, *hour];
                 self.top(site, buckets, Dim::Goal, goal, one(1), None);
                 if let Some(path) = entry {
-                    self.page_attr(site, buckets, path, Dim::Goal, goal, one(1), None);
+                    self.page_attr(site, buckets, path, (Dim::Goal, goal), one(1), None);
                 }
             }
             Effect::GoalEntry { day, hour, goal, entry } => {
-                self.page_attr(site, [*day, *hour], entry, Dim::Goal, goal, one(1), None);
+                self.page_attr(site, [*day, *hour], entry, (Dim::Goal, goal), one(1), None);
             }
         }
     }

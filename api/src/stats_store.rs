@@ -115,21 +115,24 @@ struct Unit {
     body: Body,
 }
 
-/// Calls `visit` with the units `parts` of the `buckets` wanted, each bucket in the site-day
-/// `home(bucket)`: site-days first, then the units of those that have split (fetched with
+/// Calls `visit` with the units `parts` of the `buckets` wanted (all of one kind), each bucket in
+/// the site-day it falls in by `tz` (a day bucket is its own site-day): site-days first, then the units of those that have split (fetched with
 /// `projection`), one document at a time, so that a reader keeping only part of each unit
 /// holds little whatever the range. Returns how many documents that took.
 async fn visit_units(
     db: &Database,
     site_id: &str,
-    field: Field,
     buckets: &[Bucket],
-    home: impl Fn(&Bucket) -> NaiveDate,
+    tz: Tz,
     parts: &[Part],
     projection: Document,
     mut visit: impl FnMut(Unit) -> Result<(), ApiError>,
 ) -> Result<usize, ApiError> {
-    let mut days: Vec<NaiveDate> = buckets.iter().map(&home).collect();
+    let Some(first) = buckets.first() else { return Ok(0) };
+    let field = Field::of(first);
+    debug_assert!(buckets.iter().all(|b| Field::of(b) == field), "one kind of bucket per visit");
+    let home = |b: &Bucket| local_day_of(b, tz);
+    let mut days: Vec<NaiveDate> = buckets.iter().map(home).collect();
     days.sort_unstable();
     days.dedup();
     let by_id: HashMap<String, NaiveDate> = days.iter().map(|d| (SiteDay::id_of(site_id, *d), *d)).collect();
@@ -178,18 +181,13 @@ async fn visit_range(
     match range {
         Range::Days { from, to, .. } => {
             let buckets: Vec<Bucket> = from.iter_days().take_while(|d| d <= to).map(Bucket::Day).collect();
-            visit_units(db, site_id, Field::Days, &buckets, day_of, parts, projection, visit).await
+            visit_units(db, site_id, &buckets, tz, parts, projection, visit).await
         }
         Range::Hours { hours, .. } => {
             let buckets: Vec<Bucket> = hours.iter().map(|h| Bucket::Hour(*h)).collect();
-            visit_units(db, site_id, Field::Hours, &buckets, |b| local_day_of(b, tz), parts, projection, visit).await
+            visit_units(db, site_id, &buckets, tz, parts, projection, visit).await
         }
     }
-}
-
-/// The site-day of a day bucket.
-fn day_of(b: &Bucket) -> NaiveDate {
-    local_day_of(b, Tz::UTC)
 }
 
 /// The local day (in `tz`) a bucket falls in: its site-day.
@@ -398,21 +396,12 @@ pub async fn load_live(db: &Database, site_id: &str, tz: Tz, now_ms: i64) -> Res
     let first = last - 29 * 60;
     let mut minutes: HashMap<i64, LiveMinute> = HashMap::new();
     let buckets: Vec<Bucket> = (0..30).map(|i| Bucket::Minute(first + i * 60)).collect();
-    visit_units(
-        db,
-        site_id,
-        Field::Minutes,
-        &buckets,
-        |b| local_day_of(b, tz),
-        &[Part::Live],
-        Document::new(),
-        |u| {
-            if let (Bucket::Minute(m), Body::Live(minute)) = (u.bucket, u.body) {
-                minutes.entry(m).or_default().merge(&minute);
-            }
-            Ok(())
-        },
-    )
+    visit_units(db, site_id, &buckets, tz, &[Part::Live], Document::new(), |u| {
+        if let (Bucket::Minute(m), Body::Live(minute)) = (u.bucket, u.body) {
+            minutes.entry(m).or_default().merge(&minute);
+        }
+        Ok(())
+    })
     .await?;
     let pageviews = (0..30)
         .map(|i| first + i * 60)

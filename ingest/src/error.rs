@@ -14,13 +14,13 @@ pub enum IngestError {
     #[error("{0}")]
     InvalidBatch(String),
     /// 401: unknown, rotated or deleted key.
-    #[error("unknown, rotated or deleted site key")]
+    #[error("key: unknown, rotated or deleted site key")]
     InvalidKey,
     /// 403: the Origin is not the site's domain or a subdomain of it.
-    #[error("origin {0:?} is not allowed for this site")]
+    #[error("origin: {0:?} is not the site's domain or a subdomain of it")]
     OriginNotAllowed(String),
     /// 413: body over 64 KiB.
-    #[error("body is larger than 64 KiB")]
+    #[error("body: larger than 64 KiB")]
     PayloadTooLarge,
     /// 429 with `Retry-After`: the client's or the key's rate limit, or the site holds its whole
     /// share of the event stream.

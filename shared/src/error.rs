@@ -31,6 +31,30 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 20] = [
+        Self::InvalidBatch,
+        Self::InvalidKey,
+        Self::OriginNotAllowed,
+        Self::PayloadTooLarge,
+        Self::RateLimited,
+        Self::Unavailable,
+        Self::InvalidEmail,
+        Self::WeakPassword,
+        Self::EmailTaken,
+        Self::InvalidCredentials,
+        Self::Unauthorized,
+        Self::InvalidSite,
+        Self::SiteLimit,
+        Self::InvalidTimeframe,
+        Self::InvalidGoal,
+        Self::InvalidRequest,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Internal,
+        Self::InvalidPassword,
+    ];
+
     /// The wire form, e.g. `invalid_batch`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,19 +97,61 @@ impl ErrorBody {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
+    /// The position of `code` in [`ErrorCode::ALL`]. The match has no wildcard, so a new code
+    /// does not compile until it is given a place here, and the test below then holds it to one
+    /// in `ALL`.
+    fn position(code: ErrorCode) -> usize {
+        use ErrorCode::*;
+        match code {
+            InvalidBatch => 0,
+            InvalidKey => 1,
+            OriginNotAllowed => 2,
+            PayloadTooLarge => 3,
+            RateLimited => 4,
+            Unavailable => 5,
+            InvalidEmail => 6,
+            WeakPassword => 7,
+            EmailTaken => 8,
+            InvalidCredentials => 9,
+            Unauthorized => 10,
+            InvalidSite => 11,
+            SiteLimit => 12,
+            InvalidTimeframe => 13,
+            InvalidGoal => 14,
+            InvalidRequest => 15,
+            NotFound => 16,
+            MethodNotAllowed => 17,
+            Internal => 18,
+            InvalidPassword => 19,
+        }
+    }
+
     #[test]
-    fn wire_form_matches_as_str() {
-        for code in [
-            ErrorCode::InvalidBatch,
-            ErrorCode::OriginNotAllowed,
-            ErrorCode::SiteLimit,
-            ErrorCode::Internal,
-            ErrorCode::InvalidPassword,
-        ] {
+    fn every_code_is_listed_once_and_its_wire_form_is_as_str_both_ways() {
+        let mut seen = HashSet::new();
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(position(code), i, "{code:?} is out of place in ALL");
+            assert!(seen.insert(code.as_str()), "{} is spelled twice", code.as_str());
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).expect("parses"), code);
         }
+        assert!(serde_json::from_str::<ErrorCode>("\"no_such_code\"").is_err());
+    }
+
+    #[test]
+    fn the_openapi_error_enum_is_exactly_the_closed_set() {
+        let yaml = include_str!("../../docs/openapi.yaml");
+        let start = yaml.find("    Error:\n").expect("an Error schema");
+        let rest = &yaml[start..];
+        let open = rest.find("enum: [").expect("an enum of codes") + "enum: [".len();
+        let close = open + rest[open..].find(']').expect("the enum closes");
+        let listed: Vec<&str> = rest[open..close].split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let ours: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, ours);
     }
 }

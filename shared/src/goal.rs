@@ -131,11 +131,14 @@ mod tests {
         }
     }
 
+    /// (name, kind, match, the field the refusal names).
+    type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<String>, &'a str);
+
     #[test]
     fn each_refusal_names_its_field() {
         let long = |n: usize| "x".repeat(n);
         let long_name = "n".repeat(101);
-        let cases: Vec<(Option<&str>, Option<&str>, Option<String>, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (None, Some("event"), Some("Signup".into()), "name"),
             (Some("  "), Some("event"), Some("Signup".into()), "name"),
             (Some(long_name.as_str()), Some("event"), Some("Signup".into()), "name"),

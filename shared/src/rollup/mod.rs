@@ -558,11 +558,14 @@ mod tests {
         assert_eq!(hour.key.id(), "s1|c|2025-11-26|h|1764115200|series");
     }
 
+    /// A way to damage a stored document.
+    type Damage = Box<dyn Fn(&mut Document)>;
+
     #[test]
     fn a_field_that_does_not_read_is_an_error_not_a_zero() {
         let good = Rollup::empty(RollupKey::of_day("s", day("2026-11-26"), Part::Series)).to_doc(Duration::ZERO);
         let good = mongodb::bson::to_document(&good).expect("bson");
-        let cases: Vec<(&str, Box<dyn Fn(&mut Document)>)> = vec![
+        let cases: Vec<(&str, Damage)> = vec![
             (
                 "missing counter",
                 Box::new(|d| {

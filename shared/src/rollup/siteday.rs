@@ -476,10 +476,13 @@ mod tests {
         assert_eq!(r.units.keys().map(|(b, _)| *b).collect::<Vec<_>>(), vec![Bucket::Day(day()); 2]);
     }
 
+    /// A way to damage a stored document.
+    type Damage = Box<dyn Fn(&mut Document)>;
+
     #[test]
     fn a_damaged_site_day_is_an_error_not_a_zero() {
         let good = mongodb::bson::to_document(&sample().to_doc(Duration::ZERO)).expect("bson");
-        let cases: Vec<(&str, Box<dyn Fn(&mut Document)>)> = vec![
+        let cases: Vec<(&str, Damage)> = vec![
             (
                 "units in a split site-day",
                 Box::new(|d| {

@@ -322,15 +322,12 @@ impl TopList {
             entries.push(read_entry(&mut r)?);
         }
         r.finish()?;
-        match tail {
-            Some(bytes) => {
-                let mut t = Reader::new(bytes, "top list tail");
-                for _ in in_head..stored {
-                    entries.push(read_entry(&mut t)?);
-                }
-                t.finish()?;
+        if let Some(bytes) = tail {
+            let mut t = Reader::new(bytes, "top list tail");
+            for _ in in_head..stored {
+                entries.push(read_entry(&mut t)?);
             }
-            None => {}
+            t.finish()?;
         }
         let bits = filter.unwrap_or_default().to_vec();
         if !(bits.is_empty() || (bits.len().is_power_of_two() && bits.len() >= 8 && bits.len() <= 1 << 21)) {

@@ -191,7 +191,7 @@ async fn run_load(
     for worker in 0..concurrency {
         let (http, url, keys, seq) = (http.clone(), format!("{ingest}/api/events/batch"), keys.to_vec(), seq.clone());
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (worker as u64 + 1) * 0x2545_F491_4F6C_DD1D);
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((worker as u64 + 1) * 0x2545_F491_4F6C_DD1D));
             let mut lat = Vec::new();
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
             let mut pageviews = vec![0u64; keys.len()];
