@@ -7,6 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
 use futures::StreamExt;
 use shared::message::{BATCHES_HEADER, BatchMessage, ENCODING_HEADER, count_batches, decode_payload, split_batches};
+use shared::telemetry::Chain;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +65,7 @@ pub async fn run(
         let mut messages = match pull {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot pull from the stream, retrying");
+                tracing::warn!(error = %Chain(&e), "cannot pull from the stream, retrying");
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,
@@ -81,7 +82,7 @@ pub async fn run(
             let first = match first {
                 Some(Ok(m)) => m,
                 Some(Err(e)) => {
-                    tracing::debug!(error = %e, "pull ended");
+                    tracing::debug!(error = %Chain(&*e), "pull ended");
                     break;
                 }
                 None => break,
@@ -143,7 +144,7 @@ async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics, canc
                     slots.push(slot);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "unreadable batch in a stream message, dropping it");
+                    tracing::error!(error = %Chain(&e), "unreadable batch in a stream message, dropping it");
                     metrics.messages.with_label_values(&["invalid"]).inc();
                 }
             }
@@ -169,13 +170,13 @@ async fn process(chunk: Vec<Message>, flusher: &Flusher, metrics: &Metrics, canc
                     metrics.messages.with_label_values(&["retry"]).inc();
                 }
                 if let Err(e) = msg.ack_with(kind).await {
-                    tracing::warn!(error = %e, "ack failed; the message will be redelivered");
+                    tracing::warn!(error = %Chain(&*e), "ack failed; the message will be redelivered");
                 }
             }
         }
         Err(e) => {
             metrics.mongo_write_errors.inc();
-            tracing::error!(error = %e, batches = batches.len(), "flush failed; nothing acked");
+            tracing::error!(error = %Chain(&e), batches = batches.len(), "flush failed; nothing acked");
             let mut delay = None;
             if let FlushError::Claimed { flush, .. } = &e {
                 // This instance starts no other flush before this one is done (see flush.rs).
@@ -225,7 +226,7 @@ async fn finish(flusher: &Flusher, flush: &crate::flush::FlushId, metrics: &Metr
             Ok(false) => tracing::info!(%flush, "another aggregator is finishing this flush"),
             Err(e) => {
                 metrics.mongo_write_errors.inc();
-                tracing::warn!(%flush, error = %e, "finishing the failed flush, will retry");
+                tracing::warn!(%flush, error = %Chain(&e), "finishing the failed flush, will retry");
             }
         }
         tokio::select! {

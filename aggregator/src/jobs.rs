@@ -4,6 +4,7 @@
 
 use mongodb::Database;
 use shared::indexes::Expiry;
+use shared::telemetry::Chain;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::{expiry, flush::Flusher, metrics::Metrics};
@@ -18,7 +19,7 @@ pub async fn start(flusher: Flusher, db: Database, expiries: Vec<Expiry>, metric
                 match flusher.sweep().await {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(flushes = n, "sweep recovered half-done flushes"),
-                    Err(e) => tracing::warn!(error = %e, "recovery sweep failed"),
+                    Err(e) => tracing::warn!(error = %Chain(&e), "recovery sweep failed"),
                 }
             })
         })?)
@@ -34,7 +35,7 @@ pub async fn start(flusher: Flusher, db: Database, expiries: Vec<Expiry>, metric
                             tracing::debug!(collection, documents = n, "expired documents removed");
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+                    Err(e) => tracing::warn!(error = %Chain(&e), "expiry sweep failed"),
                 }
             })
         })?)

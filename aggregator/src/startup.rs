@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull};
 use shared::serve;
+use shared::telemetry::Chain;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -40,7 +41,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         match shared::indexes::ensure_indexes(&db, Some(config.raw_retention)).await {
             Ok(()) => break,
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "mongodb not ready, retrying");
+                tracing::warn!(error = %Chain(&*e), "mongodb not ready, retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -58,7 +59,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         match migrate::run(&db, &settings, clock.as_ref()).await {
             Ok(()) => break,
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "rollup migration failed, retrying");
+                tracing::warn!(error = %Chain(&*e), "rollup migration failed, retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }

@@ -4,6 +4,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use shared::telemetry::Chain;
 use shared::{error::ErrorCode, http::error_response};
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +103,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Unavailable(e) | Self::Internal(e) = &self {
-            tracing::error!(error = %format!("{e:#}"), "request failed");
+            tracing::error!(error = %Chain(e.as_ref()), "request failed");
         }
         let (status, code) = self.parts();
         let mut res = error_response(status, code, self.to_string());

@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use mongodb::Database;
 use shared::clock::Clock;
+use shared::telemetry::Chain;
 use tokio::{sync::Mutex, time::Instant};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -83,7 +84,7 @@ pub fn log(outcome: &anyhow::Result<Outcome>) {
         ),
         Ok(Outcome::Busy) => tracing::info!("site key reconcile still running; tick skipped"),
         Ok(Outcome::Leased) => tracing::debug!("site key reconcile runs in another api process"),
-        Err(e) => tracing::warn!(error = %format!("{e:#}"), "site key reconcile failed"),
+        Err(e) => tracing::warn!(error = %Chain(e.as_ref()), "site key reconcile failed"),
     }
 }
 

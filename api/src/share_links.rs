@@ -40,6 +40,7 @@ pub async fn site_by_token(state: &AppState, token: &str) -> Result<Option<SiteD
     }
     let hash = token_hash(token);
     let Some(link) = links(state).find_one(doc! {"_id": &hash}).await? else { return Ok(None) };
+    shared::http::record_site(&link.site_id);
     // The site must still hold this link: a link replaced or revoked meanwhile opens nothing.
     Ok(state.sites.find_one(doc! {"_id": &link.site_id, site_fields::SHARE_HASH: &hash}).await?)
 }

@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use async_nats::jetstream;
+use shared::telemetry::Chain;
 use shared::{names::collections as c, serve};
 
 use crate::{
@@ -27,7 +28,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         match shared::indexes::ensure_indexes(&db, None).await {
             Ok(()) => break,
             Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %format!("{e:#}"), "mongodb not ready, retrying");
+                tracing::warn!(error = %Chain(&*e), "mongodb not ready, retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => return Err(e),

@@ -10,6 +10,7 @@ use std::{net::IpAddr, path::Path};
 
 use serde::Deserialize;
 use shared::audience::Country;
+use shared::telemetry::Chain;
 
 /// IP-to-country lookups; empty when no database could be read.
 pub struct Countries {
@@ -50,7 +51,7 @@ impl Countries {
                 Self { reader: Some(reader) }
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read the ip-to-country database: countries are counted as (unknown)");
+                tracing::warn!(path = %path.display(), error = %Chain(&e), "cannot read the ip-to-country database: countries are counted as (unknown)");
                 Self::none()
             }
         }

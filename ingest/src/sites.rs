@@ -25,6 +25,7 @@ use async_nats::{
     jetstream::kv::{self, Operation},
 };
 use futures::StreamExt;
+use shared::telemetry::Chain;
 use shared::{names, site::SiteEntry};
 
 use crate::publisher::Lane;
@@ -75,7 +76,7 @@ impl SiteDirectory {
                 Err(e) => {
                     // A bad value must not leave a stale, possibly revoked, entry behind.
                     map.remove(&key);
-                    tracing::error!(error = %e, "unreadable site entry in key-value bucket");
+                    tracing::error!(error = %Chain(&e), "unreadable site entry in key-value bucket");
                 }
             },
             Operation::Delete | Operation::Purge => {
@@ -134,14 +135,14 @@ impl SiteDirectory {
                                     }
                                 }
                                 Some(Err(e)) => {
-                                    tracing::warn!(error = %e, "site watch error");
+                                    tracing::warn!(error = %Chain(&e), "site watch error");
                                     break;
                                 }
                                 None => break,
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot watch sites bucket"),
+                    Err(e) => tracing::warn!(error = %Chain(&e), "cannot watch sites bucket"),
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use async_nats::jetstream;
+use shared::telemetry::Chain;
 use shared::{serve, site_share::Outcome};
 use tokio::sync::watch;
 
@@ -29,7 +30,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let sites = SiteDirectory::default();
-    let follower = tokio::spawn(sites.clone().follow(sites_store, async move {
+    let mut follower = tokio::spawn(sites.clone().follow(sites_store, async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
     let share_keeper =
@@ -59,19 +60,26 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let internal = serve::bind(config.metrics_addr, "ingest metrics").await?;
     let (registry, http_metrics) = (state.metrics.registry.clone(), state.metrics.http.clone());
     let mut servers = serve::Servers::spawn(public, router(state), internal, registry, &config.http, http_metrics);
+    // The key watcher is supervised like the aggregator's consumer: it only returns when told
+    // to stop, so its end (a panic) is the end of ingest, and the orchestrator starts a fresh
+    // one, rather than serving on with a key table nobody keeps current (a deleted key would
+    // keep working).
     let result = tokio::select! {
         () = shutdown => Ok(()),
         e = servers.failed() => Err(e),
+        r = &mut follower => Err(anyhow::anyhow!("site key watcher ended unexpectedly: {r:?}")),
     };
     servers.stop().await;
 
     let _ = stop_tx.send(true);
-    let _ = follower.await;
+    if !follower.is_finished() {
+        let _ = follower.await;
+    }
     if let Some(keeper) = share_keeper {
         let _ = keeper.await;
     }
     if let Err(e) = nats.drain().await {
-        tracing::warn!(error = %e, "draining nats");
+        tracing::warn!(error = %Chain(&e), "draining nats");
     }
     tracing::info!("ingest stopped");
     result
@@ -96,7 +104,7 @@ async fn apply_site_share(js: &jetstream::Context, config: &Config) -> bool {
             false
         }
         Err(e) => {
-            tracing::warn!(cap, error = %format!("{e:#}"), "event stream share per site not applied");
+            tracing::warn!(cap, error = %Chain(&*e), "event stream share per site not applied");
             false
         }
     }

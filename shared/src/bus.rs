@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use async_nats::jetstream::{Context, kv, stream};
 
 use crate::names;
+use crate::telemetry::Chain;
 
 /// Largest message the event stream takes (headers and payload). Ingest keeps its grouped
 /// messages well under it (`ingest/src/publisher.rs`).
@@ -176,7 +177,7 @@ pub async fn connect(settings: &NatsSettings, service: &str, patience: Duration)
                 return Err(e).with_context(|| format!("NATS at {shown} refused the credentials of {service}"));
             }
             Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, url = %shown, "nats not reachable yet, retrying");
+                tracing::warn!(error = %Chain(&e), url = %shown, "nats not reachable yet, retrying");
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => return Err(e).with_context(|| format!("connecting to NATS at {shown}")),

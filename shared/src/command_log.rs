@@ -28,6 +28,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
+use crate::telemetry::Chain;
 use mongodb::{
     bson::{Bson, Document},
     event::{EventHandler, command::CommandEvent},
@@ -192,7 +193,7 @@ impl Sink {
             out.write_all(b"\n")
         });
         if let Err(e) = written.and_then(|()| out.flush()) {
-            tracing::warn!(error = %e, "writing the MongoDB command log failed");
+            tracing::warn!(error = %Chain(&e), "writing the MongoDB command log failed");
         }
     }
 }

@@ -12,7 +12,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use tracing::{Instrument, field::Empty};
 
+use crate::telemetry::Chain;
 use crate::{
     error::{ErrorBody, ErrorCode},
     metrics::{HttpMetrics, method_label},
@@ -43,24 +45,39 @@ pub async fn envelope_405(req: Request, next: Next) -> Response {
     res
 }
 
-/// Counts every request by route template, method and status. Unmatched paths share the
-/// label `unmatched` and unknown methods the label `other`, so a scanner cannot blow up the
-/// label set.
+/// Counts every request by route template, method and status, and runs it in a `request`
+/// span (method, route; `site` and `events` for the handler to [`record_site`] and
+/// [`record_events`]), so whatever a handler logs says which request, site and batch it was
+/// about. Unmatched paths share the label `unmatched` and unknown methods the label `other`,
+/// so a scanner cannot blow up the label set.
 pub async fn track_metrics(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = method_label(req.method());
-    let res = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics.observe(route, method, res.status(), started.elapsed().as_secs_f64());
+    let span = tracing::info_span!("request", method, route, site = Empty, events = Empty);
+    let res = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    tracing::debug!(parent: &span, status = res.status().as_u16(), ms = elapsed.as_secs_f64() * 1e3, "answered");
+    metrics.observe(route, method, res.status(), elapsed.as_secs_f64());
     res
+}
+
+/// Names the site of the current request in its span.
+pub fn record_site(site_id: &str) {
+    tracing::Span::current().record("site", site_id);
+}
+
+/// Records how many events the current request's batch holds in its span.
+pub fn record_events(n: usize) {
+    tracing::Span::current().record("events", n);
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "listening for ctrl-c");
+            tracing::error!(error = %Chain(&e), "listening for ctrl-c");
             std::future::pending::<()>().await;
         }
     };
@@ -71,7 +88,7 @@ pub async fn shutdown_signal() {
                 s.recv().await;
             }
             Err(e) => {
-                tracing::error!(error = %e, "listening for SIGTERM");
+                tracing::error!(error = %Chain(&e), "listening for SIGTERM");
                 std::future::pending::<()>().await;
             }
         }

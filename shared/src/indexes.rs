@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use mongodb::{Database, IndexModel, bson::doc, options::IndexOptions};
 
+use crate::telemetry::Chain;
 use crate::{
     names::collections as c,
     store::{DONE_FLUSH_KEEP, flush_fields, raw_fields, site_fields, user_fields},
@@ -97,7 +98,7 @@ async fn drop_ttl_indexes(collection: &mongodb::Collection<mongodb::bson::Docume
         let Some(name) = options.name else { continue };
         // Another service may drop it at the same moment: what matters is that it is gone.
         if let Err(e) = collection.drop_index(name.as_str()).await {
-            tracing::debug!(index = %name, error = %e, "dropping a TTL index failed (gone already?)");
+            tracing::debug!(index = %name, error = %Chain(&e), "dropping a TTL index failed (gone already?)");
         }
     }
     Ok(())

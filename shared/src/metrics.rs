@@ -1,6 +1,7 @@
 //! Prometheus helpers shared by the services: a registry per process, HTTP request metrics,
 //! and rendering the text exposition format.
 
+use crate::telemetry::Chain;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 /// Latency buckets in seconds, from 250 µs to 10 s.
@@ -73,7 +74,7 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 pub fn render(registry: &Registry) -> String {
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&registry.gather(), &mut buf) {
-        tracing::error!(error = %e, "encoding metrics");
+        tracing::error!(error = %Chain(&e), "encoding metrics");
     }
     String::from_utf8(buf).unwrap_or_default()
 }

@@ -45,6 +45,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use crate::telemetry::Chain;
 use crate::{client_ip::TrustedProxies, config as env, metrics::HttpMetrics};
 
 /// Longest wait, at shutdown, for open connections to finish.
@@ -167,7 +168,7 @@ pub async fn serve(
                 }
             };
             if let Err(e) = result {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+                tracing::debug!(error = %Chain(&e), %peer, "connection ended with an error");
             }
             if let Some(open) = &open {
                 open.dec();
@@ -284,7 +285,7 @@ async fn accept_error(e: io::Error) {
     if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
         return;
     }
-    tracing::error!(error = %e, "accepting a connection");
+    tracing::error!(error = %Chain(&e), "accepting a connection");
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 

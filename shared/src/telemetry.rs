@@ -1,5 +1,7 @@
 //! Logging: `tracing` to stdout, text by default, JSON with `CP_LOG_FORMAT=json`, level from
-//! `RUST_LOG`.
+//! `RUST_LOG`. Every request runs in a `request` span ([`crate::http::track_metrics`]) that
+//! handlers fill in with the site and the batch size; errors are logged with their cause chain
+//! ([`Chain`]).
 
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -16,14 +18,32 @@ pub fn init(service: &'static str) {
     tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "starting");
 }
 
-/// Logs an error with its whole cause chain.
-pub fn log_error(context: &str, err: &(dyn std::error::Error + 'static)) {
-    let mut chain = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
+/// Shows an error with its whole cause chain, `outer: cause: root cause`, the way `{:#}` shows
+/// an `anyhow::Error`: `tracing::warn!(error = %Chain(&e), "...")`.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
-    tracing::error!(error = %chain, "{context}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_shows_every_cause_outermost_first() {
+        let root = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let err = anyhow::Error::new(root).context("pulling from the stream").context("consumer");
+        assert_eq!(Chain(&*err).to_string(), "consumer: pulling from the stream: connection refused");
+        let bare = std::io::Error::other("alone");
+        assert_eq!(Chain(&bare).to_string(), "alone");
+    }
 }

@@ -239,9 +239,15 @@ impl Flusher {
         if self.fault == Some(step) { Err(StepError::Injected(step)) } else { Ok(()) }
     }
 
-    /// Writes `msgs` (distinct batches) and says, per message, whether it may be acked.
+    /// Writes `msgs` (distinct batches) and says, per message, whether it may be acked. Runs in a
+    /// `flush` span naming the flush, its batches, sites and new events, so what it logs says
+    /// which flush it was about.
+    #[tracing::instrument(name = "flush", skip_all, fields(batches = msgs.len(), sites, events, flush))]
     pub async fn flush(&self, msgs: &[BatchMessage]) -> Result<(Vec<Verdict>, FlushReport), FlushError> {
         let id = FlushId { inst: self.inst.to_string(), seq: self.next_seq.fetch_add(1, Ordering::SeqCst) };
+        let span = tracing::Span::current();
+        span.record("flush", tracing::field::display(&id));
+        span.record("sites", msgs.iter().map(|m| m.site_id.as_str()).collect::<HashSet<_>>().len());
         let mut report = FlushReport::default();
         self.claim(&id, &mut report.cost).await.map_err(|e| FlushError::NotClaimed(e.into()))?;
         let claimed = |error: StepError| FlushError::Claimed { flush: id.clone(), error };
@@ -269,6 +275,7 @@ impl Flusher {
         let fresh: Vec<&BatchMessage> = msgs.iter().enumerate().filter(|(i, _)| !dups.contains(i)).map(|(_, m)| m).collect();
         report.new_batches = fresh.len();
         report.events = fresh.iter().map(|m| m.events.len() as u64).sum();
+        span.record("events", report.events);
         self.apply(&id, &fresh, &mut report).await.map_err(claimed)?;
 
         let mut verdicts = vec![Verdict::Ack; msgs.len()];

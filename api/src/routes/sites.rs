@@ -14,6 +14,7 @@ use mongodb::{
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
+use shared::telemetry::Chain;
 use shared::{
     site::parse_domain,
     store::{MAX_KEY_ROTATIONS_PER_HOUR, SiteDoc, SiteKeys, site_fields},
@@ -93,6 +94,7 @@ fn parse_timezone(raw: &str) -> Result<String, ApiError> {
 
 /// The caller's site `id`, or 404.
 pub async fn owned_site(state: &AppState, user: &AuthUser, id: &str) -> Result<SiteDoc, ApiError> {
+    shared::http::record_site(id);
     state.sites.find_one(doc! {"_id": id, site_fields::OWNER_ID: &user.user_id}).await?.ok_or(ApiError::NotFound)
 }
 
@@ -159,7 +161,7 @@ async fn create_with_slot(state: AppState, site: SiteDoc) -> Result<SiteDoc, Api
 /// Gives a slot back; a failure only costs the account a slot, so it is logged, not answered.
 async fn give_back(slots: &SiteSlots, owner: &str) {
     if let Err(e) = slots.give_back(owner).await {
-        tracing::error!(error = %e, "a site slot could not be given back; the account's counter runs one high");
+        tracing::error!(error = %Chain(&e), "a site slot could not be given back; the account's counter runs one high");
     }
 }
 

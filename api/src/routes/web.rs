@@ -11,6 +11,7 @@ use axum::{
 };
 use mongodb::bson::doc;
 use shared::store::{site_fields, user_fields};
+use shared::telemetry::Chain;
 use tower_http::{
     services::{ServeDir, ServeFile},
     set_header::SetResponseHeaderLayer,
@@ -51,7 +52,7 @@ fn html(body: String, cache: &'static str) -> Response {
 
 async fn read_or_404(path: std::path::PathBuf) -> Result<String, Response> {
     tokio::fs::read_to_string(&path).await.map_err(|e| {
-        tracing::error!(error = %e, path = %path.display(), "static file missing");
+        tracing::error!(error = %Chain(&e), path = %path.display(), "static file missing");
         shared::http::error_response(StatusCode::NOT_FOUND, shared::error::ErrorCode::NotFound, "page not found")
     })
 }

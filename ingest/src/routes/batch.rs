@@ -23,6 +23,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::StreamExt;
+use shared::telemetry::Chain;
 use shared::{
     client_ip::{client_ip_from_headers, client_net},
     event::{Batch, EVENT_TYPES, MAX_EVENTS},
@@ -49,7 +50,6 @@ static ACCEPTED_BODIES: LazyLock<Vec<Bytes>> =
 
 /// Answers a batch: 202 `{"accepted": N}` once the stream has it (or at once for a bot), or the
 /// contract's error.
-#[tracing::instrument(level = "debug", skip_all)]
 pub async fn post_batch(State(state): State<AppState>, request: Request) -> Response {
     // The headers are read in place: the `HeaderMap` extractor would copy every one of them.
     let (parts, body) = request.into_parts();
@@ -83,7 +83,9 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
 
     let bytes = read_limited(body).await?;
     let batch = Batch::parse(&bytes)?;
+    shared::http::record_events(batch.events.len());
     let site = state.sites.lookup(&batch.key).ok_or(IngestError::InvalidKey)?;
+    shared::http::record_site(&site.entry.site_id);
 
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
@@ -106,7 +108,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
 
     let received_at = now_ms();
     let salt = state.salts.salt_at(received_at).await.map_err(|e| {
-        tracing::warn!(site_id = %site.entry.site_id, error = %e, "visitor salt unavailable");
+        tracing::warn!(error = %Chain(&*e), "visitor salt unavailable");
         IngestError::Unavailable { retry_after: UNAVAILABLE_RETRY_SECS }
     })?;
     let visitor = visitor::visitor_id(&salt, &site.entry.site_id, ip, user_agent);
@@ -127,7 +129,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
     // The message is the body's events plus about 400 bytes of envelope.
     let mut payload = Vec::with_capacity(bytes.len() + 512);
     serde_json::to_writer(&mut payload, &msg).map_err(|e| {
-        tracing::error!(site_id = %site.entry.site_id, error = %e, "encoding a batch message");
+        tracing::error!(error = %Chain(&e), "encoding a batch message");
         IngestError::Unavailable { retry_after: UNAVAILABLE_RETRY_SECS }
     })?;
 
@@ -142,7 +144,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
         }
         Err(e) => {
             state.metrics.publish_failures.inc();
-            tracing::warn!(site_id = %site.entry.site_id, error = %e, "publish failed");
+            tracing::warn!(error = %Chain(&e), "publish failed");
             return Err(e.into());
         }
     }
