@@ -362,7 +362,7 @@ mod tests {
     fn msg(events: Vec<Event>, tz: &str, received_at: i64) -> BatchMessage {
         BatchMessage {
             site_id: "s1".into(),
-            batch_id: "b1234567".into(),
+            batch_id: shared::ids::BatchId::new("b1234567"),
             session_id: "sess1234".into(),
             received_at,
             visitor: "00000000000000ff".into(),

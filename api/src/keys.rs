@@ -65,6 +65,7 @@ use futures::{StreamExt, TryStreamExt};
 use mongodb::{Collection, bson::doc};
 use shared::{
     clock::{self, Clock},
+    ids::SiteKey,
     site::SiteEntry,
     store::{SiteDoc, SiteKeys, site_fields as f},
 };
@@ -88,10 +89,10 @@ pub const MAX_PURGES_PER_RUN: usize = 1000;
 const REFRESH_TRIES: usize = 5;
 
 /// A new key: 192 random bits, URL-safe base64, prefixed so it is recognisable in a page.
-pub fn new_site_key() -> Result<String, ApiError> {
+pub fn new_site_key() -> Result<SiteKey, ApiError> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
-    Ok(format!("cp_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(SiteKey::from_random(&bytes))
 }
 
 /// A new share token: 256 random bits, URL-safe.
@@ -206,7 +207,7 @@ impl KeyRegistry {
     /// Publishes a key that has never been live (rule 2). `Revoked` when the bucket already
     /// holds a delete marker for it; a live entry written first by a refresh is left as is.
     pub async fn publish_new(&self, site: &SiteKeys) -> Result<KeyState, ApiError> {
-        if write_if(&self.store, &site.api_key, entry_of(site)?, 0).await? {
+        if write_if(&self.store, site.api_key.as_str(), entry_of(site)?, 0).await? {
             return Ok(KeyState::Live);
         }
         match within("read", self.store.entry(site.api_key.as_str())).await? {
@@ -217,15 +218,15 @@ impl KeyRegistry {
 
     /// Makes the bucket hold the current entry of site `site_id` under `key`, unless the key
     /// was revoked or the site holds it no more (rule 3).
-    pub async fn refresh(&self, site_id: &str, key: &str) -> Result<KeyState, ApiError> {
+    pub async fn refresh(&self, site_id: &str, key: &SiteKey) -> Result<KeyState, ApiError> {
         Ok(self.refresh_counted(site_id, key, &mut 0).await?.0)
     }
 
     /// [`Self::refresh`], adding its reads to `reads`; true when it wrote.
-    async fn refresh_counted(&self, site_id: &str, key: &str, reads: &mut usize) -> Result<(KeyState, bool), ApiError> {
+    async fn refresh_counted(&self, site_id: &str, key: &SiteKey, reads: &mut usize) -> Result<(KeyState, bool), ApiError> {
         for _ in 0..REFRESH_TRIES {
             *reads += 1;
-            let entry = within("read", self.store.entry(key)).await?;
+            let entry = within("read", self.store.entry(key.as_str())).await?;
             let revision = match &entry {
                 Some(e) if e.operation != Operation::Put => return Ok((KeyState::Revoked, false)),
                 Some(e) => e.revision,
@@ -240,7 +241,7 @@ impl KeyRegistry {
             if entry.as_ref().is_some_and(|e| e.value.as_ref() == value.as_slice()) {
                 return Ok((KeyState::Live, false));
             }
-            if write_if(&self.store, key, value, revision).await? {
+            if write_if(&self.store, key.as_str(), value, revision).await? {
                 return Ok((KeyState::Live, true));
             }
         }
@@ -248,16 +249,16 @@ impl KeyRegistry {
     }
 
     /// Site `site_id` if it holds `key` now: an `_id` lookup.
-    async fn holder(&self, site_id: &str, key: &str) -> Result<Option<SiteKeys>, ApiError> {
+    async fn holder(&self, site_id: &str, key: &SiteKey) -> Result<Option<SiteKeys>, ApiError> {
         Ok(self.sites.find_one(doc! {f::ID: site_id, f::API_KEY: key}).projection(SiteKeys::projection()).await?)
     }
 
     /// Revokes `key`, retrying briefly: a revoked key must stop working within seconds. The
     /// delete marker it leaves stays until the purge grace has passed (rule 6).
-    pub async fn revoke(&self, key: &str) -> Result<(), ApiError> {
+    pub async fn revoke(&self, key: &SiteKey) -> Result<(), ApiError> {
         let mut last = None;
         for attempt in 0..3 {
-            match within("delete", self.store.delete(key)).await {
+            match within("delete", self.store.delete(key.as_str())).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
@@ -273,7 +274,7 @@ impl KeyRegistry {
 
     /// The latest entry of every key: one pass over the bucket's stream, which keeps one
     /// message per key.
-    async fn latest_entries(&self) -> anyhow::Result<HashMap<String, Latest>> {
+    async fn latest_entries(&self) -> anyhow::Result<HashMap<SiteKey, Latest>> {
         let mut latest = HashMap::new();
         let mut watch = self.store.watch_with_history(">").await?;
         // An empty bucket delivers nothing. Asked after the watch began: anything written
@@ -288,7 +289,7 @@ impl KeyRegistry {
             let live = entry.operation == Operation::Put;
             let created_ms = i64::try_from(entry.created.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
             latest.insert(
-                entry.key,
+                SiteKey::from_stored(entry.key),
                 Latest {
                     live,
                     revision: entry.revision,
@@ -347,13 +348,13 @@ impl KeyRegistry {
             }
         }
 
-        let listed: HashSet<&str> = listing.iter().map(|s| s.api_key.as_str()).collect();
+        let listed: HashSet<&SiteKey> = listing.iter().map(|s| &s.api_key).collect();
         let now = self.clock.now_ms();
         let orphan_before = now - ORPHAN_GRACE.as_millis() as i64;
         let purge_before = now - self.purge_grace.as_millis() as i64;
         let (mut orphans, mut purges) = (0, 0);
         for (key, entry) in &latest {
-            if entry.live && entry.created_ms < orphan_before && !listed.contains(key.as_str()) {
+            if entry.live && entry.created_ms < orphan_before && !listed.contains(key) {
                 if orphans == MAX_ORPHANS_PER_RUN {
                     report.deferred += 1;
                     continue;
@@ -378,22 +379,22 @@ impl KeyRegistry {
 
     /// Revokes a live key no listed site holds, if its site does not hold it now either and
     /// the entry is still the one read (rule 5).
-    async fn revoke_orphan(&self, key: &str, entry: &Latest, reads: &mut usize) -> anyhow::Result<bool> {
+    async fn revoke_orphan(&self, key: &SiteKey, entry: &Latest, reads: &mut usize) -> anyhow::Result<bool> {
         let Ok(value) = serde_json::from_slice::<SiteEntry>(&entry.value) else {
             // Unreadable: ingest refuses it anyway; take it out.
-            return Ok(self.store.delete_expect_revision(key, Some(entry.revision)).await.is_ok());
+            return Ok(self.store.delete_expect_revision(key.as_str(), Some(entry.revision)).await.is_ok());
         };
         *reads += 1;
         if self.holder(&value.site_id, key).await?.is_some() {
             return Ok(false);
         }
-        Ok(self.store.delete_expect_revision(key, Some(entry.revision)).await.is_ok())
+        Ok(self.store.delete_expect_revision(key.as_str(), Some(entry.revision)).await.is_ok())
     }
 
     /// Removes a key's delete marker at `revision` from the bucket's stream (rule 6). Only
     /// messages up to that revision go: a later write, which no writer should make, would
     /// stay.
-    async fn purge_marker(&self, key: &str, revision: u64) -> anyhow::Result<bool> {
+    async fn purge_marker(&self, key: &SiteKey, revision: u64) -> anyhow::Result<bool> {
         let subject = format!("{}{key}", self.store.prefix);
         let purge = self.store.stream.purge().filter(subject).sequence(revision + 1);
         let done = tokio::time::timeout(KV_TIMEOUT, std::future::IntoFuture::into_future(purge))
@@ -412,7 +413,7 @@ mod tests {
         let a = new_site_key().expect("key");
         let b = new_site_key().expect("key");
         assert_ne!(a, b);
-        assert_eq!(a.len(), 3 + 32);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_eq!(a.as_str().len(), 3 + 32);
+        assert!(a.as_str().bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
     }
 }

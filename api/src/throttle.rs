@@ -32,6 +32,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use shared::ids::Email;
+
 /// The login window.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// The registration window.
@@ -254,8 +256,8 @@ impl LoginThrottle {
 
     /// Counts an attempt to prove the password of `email` from `ip`; `Err(seconds)` when
     /// either limit is reached.
-    pub fn admit(&self, email: &str, ip: IpAddr, now: Instant) -> Result<LoginAttempt, u64> {
-        let pair = self.pairs.admit(vec![pair_key(email, ip)], now)?;
+    pub fn admit(&self, email: &Email, ip: IpAddr, now: Instant) -> Result<LoginAttempt, u64> {
+        let pair = self.pairs.admit(vec![pair_key(email.as_str(), ip)], now)?;
         // Refused here, the pair's attempt is given back as it drops.
         let address = self.addresses.admit(vec![ip_key(ip)], now)?;
         Ok(LoginAttempt { pair, address })
@@ -286,6 +288,10 @@ impl LoginAttempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn email(s: &str) -> Email {
+        Email::parse(s).expect("an email address")
+    }
 
     fn keys(list: &[&str]) -> Vec<String> {
         list.iter().map(|k| k.to_string()).collect()
@@ -401,24 +407,24 @@ mod tests {
         let now = Instant::now();
         let (attacker, owner) = (ip("198.51.100.66"), ip("203.0.113.7"));
         for _ in 0..2 {
-            t.admit("victim@example.com", attacker, now).expect("admitted").failed();
+            t.admit(&email("victim@example.com"), attacker, now).expect("admitted").failed();
         }
-        assert!(t.admit("victim@example.com", attacker, now).is_err(), "the attacker's pair is locked");
+        assert!(t.admit(&email("victim@example.com"), attacker, now).is_err(), "the attacker's pair is locked");
         assert!(
-            t.admit("victim@example.com", ip("::ffff:198.51.100.66"), now).is_err(),
+            t.admit(&email("victim@example.com"), ip("::ffff:198.51.100.66"), now).is_err(),
             "written IPv4-mapped, the same address"
         );
-        t.admit("victim@example.com", owner, now).expect("the owner from elsewhere is not locked out").succeeded();
+        t.admit(&email("victim@example.com"), owner, now).expect("the owner from elsewhere is not locked out").succeeded();
         // One address trying many emails: the third failure locks the address for every email.
-        t.admit("other@example.com", attacker, now).expect("a third failure from the attacker's address").failed();
-        assert!(t.admit("third@example.com", attacker, now).is_err(), "the address is locked");
+        t.admit(&email("other@example.com"), attacker, now).expect("a third failure from the attacker's address").failed();
+        assert!(t.admit(&email("third@example.com"), attacker, now).is_err(), "the address is locked");
         // A success clears its pair and gives the address its attempt back.
         let a = ip("192.0.2.1");
-        t.admit("owner@example.com", a, now).expect("admitted").failed();
-        t.admit("owner@example.com", a, now).expect("admitted").succeeded();
-        t.admit("owner@example.com", a, now).expect("the pair started over after the success").failed();
-        t.admit("x@example.com", a, now).expect("the address got the success's attempt back").failed();
-        assert!(t.admit("y@example.com", a, now).is_err(), "three failures lock the address");
+        t.admit(&email("owner@example.com"), a, now).expect("admitted").failed();
+        t.admit(&email("owner@example.com"), a, now).expect("admitted").succeeded();
+        t.admit(&email("owner@example.com"), a, now).expect("the pair started over after the success").failed();
+        t.admit(&email("x@example.com"), a, now).expect("the address got the success's attempt back").failed();
+        assert!(t.admit(&email("y@example.com"), a, now).is_err(), "three failures lock the address");
     }
 
     #[test]
@@ -426,25 +432,28 @@ mod tests {
         let t = LoginThrottle::new(1, 5, 100);
         let now = Instant::now();
         let a = ip("192.0.2.9");
-        t.admit("victim@example.com", a, now).expect("admitted").failed();
+        t.admit(&email("victim@example.com"), a, now).expect("admitted").failed();
         for _ in 0..10 {
-            assert!(t.admit("victim@example.com", a, now).is_err());
+            assert!(t.admit(&email("victim@example.com"), a, now).is_err());
         }
         for i in 0..4 {
-            t.admit(&format!("u{i}@example.com"), a, now)
+            t.admit(&email(&format!("u{i}@example.com")), a, now)
                 .unwrap_or_else(|_| panic!("failure {} of the address", i + 2))
                 .failed();
         }
-        assert!(t.admit("u9@example.com", a, now).is_err(), "five failures lock the address, the refusals counted none");
+        assert!(
+            t.admit(&email("u9@example.com"), a, now).is_err(),
+            "five failures lock the address, the refusals counted none"
+        );
     }
 
     #[test]
     fn ipv6_login_pairs_are_per_64() {
         let t = LoginThrottle::new(1, 100, 100);
         let now = Instant::now();
-        t.admit("victim@example.com", ip("2001:db8:1:2::1"), now).expect("admitted").failed();
-        assert!(t.admit("victim@example.com", ip("2001:db8:1:2:ffff::9"), now).is_err(), "rotating within the /64");
-        assert!(t.admit("victim@example.com", ip("2001:db8:1:3::1"), now).is_ok(), "another /64");
+        t.admit(&email("victim@example.com"), ip("2001:db8:1:2::1"), now).expect("admitted").failed();
+        assert!(t.admit(&email("victim@example.com"), ip("2001:db8:1:2:ffff::9"), now).is_err(), "rotating within the /64");
+        assert!(t.admit(&email("victim@example.com"), ip("2001:db8:1:3::1"), now).is_ok(), "another /64");
     }
 
     #[test]

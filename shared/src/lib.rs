@@ -35,6 +35,7 @@ pub mod error;
 pub mod event;
 pub mod goal;
 pub mod http;
+pub mod ids;
 pub mod indexes;
 pub mod message;
 pub mod metrics;

@@ -15,13 +15,14 @@ use serde::{Deserialize, Serialize};
 use crate::{
     audience::{Browser, Country, Device, Os},
     event::{Event, EventRef},
+    ids::BatchId,
 };
 
 /// One accepted tracker batch plus what ingest knows and the client does not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchMessage {
     pub site_id: String,
-    pub batch_id: String,
+    pub batch_id: BatchId,
     pub session_id: String,
     /// Server receive time, ms since the epoch: what the batch is bucketed by.
     pub received_at: i64,
@@ -49,7 +50,7 @@ pub struct BatchMessage {
 impl BatchMessage {
     /// The JetStream message id: a retry of the same batch is stored once.
     pub fn msg_id(&self) -> String {
-        raw_batch_id(&self.site_id, &self.batch_id)
+        raw_batch_id(&self.site_id, self.batch_id.as_str())
     }
 }
 

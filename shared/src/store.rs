@@ -14,14 +14,17 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::message::BatchMessage;
+use crate::{
+    ids::{Email, SiteKey},
+    message::BatchMessage,
+};
 
 /// An account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserDoc {
     #[serde(rename = "_id")]
     pub id: String,
-    pub email: String,
+    pub email: Email,
     pub name: String,
     pub password_hash: String,
     pub created_at: DateTime,
@@ -48,7 +51,7 @@ pub struct SiteDoc {
     pub name: String,
     pub domain: String,
     pub timezone: String,
-    pub api_key: String,
+    pub api_key: SiteKey,
     pub created_at: DateTime,
     /// SHA-256 (hex) of the site's public share token, while a share link exists. The token
     /// itself is shown once, when created.
@@ -82,7 +85,7 @@ pub mod site_fields {
 pub struct SiteKeys {
     #[serde(rename = "_id")]
     pub id: String,
-    pub api_key: String,
+    pub api_key: SiteKey,
     pub domain: String,
     pub timezone: String,
 }

@@ -175,7 +175,7 @@ impl PastSite {
     pub fn msg(&self, session: &str, visitor: &str, received_at: i64, events: Vec<Value>) -> BatchMessage {
         BatchMessage {
             site_id: self.site_id.clone(),
-            batch_id: crate::batch::id("past"),
+            batch_id: shared::ids::BatchId::new(crate::batch::id("past")),
             session_id: session.to_string(),
             received_at,
             visitor: format!("{:0>32}", visitor),

@@ -22,6 +22,7 @@ use shared::{
     clock::ManualClock,
     event::{ClientId, Event, EventKind},
     goal::GoalKind,
+    ids::{BatchId, SiteKey},
     message::BatchMessage,
     names::collections as c,
     site_config::{GoalDoc, SiteConfigDoc},
@@ -74,7 +75,7 @@ fn fixture() -> Vec<BatchMessage> {
             let received_at = t0() + (i as i64) * 60_000 + if i >= 60 { DAY } else { 0 };
             BatchMessage {
                 site_id: site.into(),
-                batch_id: format!("batch_{i:04}"),
+                batch_id: BatchId::new(format!("batch_{i:04}")),
                 session_id: format!("sess_{:04}", i / 3),
                 received_at,
                 visitor: visitor(i % 17),
@@ -352,7 +353,7 @@ async fn as_second_layout(db: &Database) -> usize {
         name: id.into(),
         domain: "example.com".into(),
         timezone: tz.into(),
-        api_key: format!("key-{id}"),
+        api_key: SiteKey::from_stored(format!("key-{id}")),
         created_at: mongodb::bson::DateTime::from_millis(0),
         share_hash: None,
         key_rotations: Vec::new(),
@@ -475,7 +476,7 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
     let distinct: Vec<BatchMessage> = (0..20_000_u64)
         .map(|i| BatchMessage {
             site_id: "big".into(),
-            batch_id: format!("batch_{i:06}"),
+            batch_id: BatchId::new(format!("batch_{i:06}")),
             session_id: format!("sess_{i:06}"),
             received_at: t0() + (i as i64) * 100,
             visitor: visitor(i + 1),
@@ -508,7 +509,7 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
     let popular: Vec<BatchMessage> = (0..300_u64)
         .map(|i| BatchMessage {
             site_id: "big".into(),
-            batch_id: format!("pop_{i:06}"),
+            batch_id: BatchId::new(format!("pop_{i:06}")),
             session_id: format!("popsess_{i:06}"),
             received_at: t0() + 2_000_000 + (i as i64),
             visitor: visitor(1),

@@ -54,7 +54,7 @@ fn half_done_batches() -> Vec<BatchMessage> {
     (0..2)
         .map(|i| BatchMessage {
             site_id: "s1".into(),
-            batch_id: format!("old_batch_{i}"),
+            batch_id: shared::ids::BatchId::new(format!("old_batch_{i}")),
             session_id: "old_sess_1".into(),
             received_at: t0() + 60_000,
             visitor: "vF".into(),

@@ -19,7 +19,10 @@ use mongodb::{
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
-use shared::store::{UserDoc, user_fields as f};
+use shared::{
+    ids::Email,
+    store::{UserDoc, user_fields as f},
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
@@ -45,7 +48,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Serialize)]
 pub struct UserView {
     pub id: String,
-    pub email: String,
+    pub email: Email,
     pub name: String,
     pub created_at: String,
 }

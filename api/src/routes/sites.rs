@@ -16,6 +16,7 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 use shared::telemetry::Chain;
 use shared::{
+    ids::SiteKey,
     site::parse_domain,
     store::{MAX_KEY_ROTATIONS_PER_HOUR, SiteDoc, SiteKeys, site_fields},
     time::parse_tz,
@@ -47,7 +48,7 @@ pub struct SiteView {
     pub name: String,
     pub domain: String,
     pub timezone: String,
-    pub api_key: String,
+    pub api_key: SiteKey,
     pub created_at: String,
 }
 

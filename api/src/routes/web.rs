@@ -138,7 +138,7 @@ async fn demo_key(state: &AppState) -> Option<String> {
         .sort(doc! {site_fields::CREATED_AT: 1})
         .await
         .ok()??;
-    Some(site.api_key)
+    Some(site.api_key.into_string())
 }
 
 fn origin_of(url: &str) -> String {
