@@ -272,8 +272,7 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
 async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &str) -> Result<Loaded, ApiError> {
     let parts = [Part::Top(Dim::Page), Part::Top(Dim::PageAttr)];
     let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
-    // Kind → name → counts, and a text seen (clicks).
-    let mut breakdowns: HashMap<Dim, HashMap<String, (Counts, Option<String>)>> = HashMap::new();
+    let mut breakdowns = PageBreakdowns::new(MAX_PAGE_NAMES);
     // Each list is looked at as it arrives and only the path's entries are kept: a year's
     // page lists are never all in memory at once.
     let docs_read = visit_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
@@ -289,14 +288,7 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
                     if let Some((p, kind, name)) = split_page_attr_key(&e.key)
                         && p == path
                     {
-                        let names = breakdowns.entry(kind).or_default();
-                        let name =
-                            if names.len() >= MAX_PAGE_NAMES && !names.contains_key(name) { toplist::OTHER } else { name };
-                        let slot = names.entry(name.to_string()).or_default();
-                        slot.0.add(e.counts);
-                        if let Some(t) = e.text.as_ref().filter(|t| slot.1.as_ref().is_none_or(|cur| *t > cur)) {
-                            slot.1 = Some(t.clone());
-                        }
+                        breakdowns.add(kind, name, e.counts, e.text.as_deref());
                     }
                 }
             }
@@ -310,7 +302,7 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
     if pageviews > 0 {
         lists.insert(Dim::Page, vec![TopRow { key: path.to_string(), count: pageviews, conversions: 0, text: None }]);
     }
-    for (kind, names) in breakdowns {
+    for (kind, names) in breakdowns.by_kind {
         let mut ranked: Vec<TopRow> = names
             .into_iter()
             .map(|(key, (counts, text))| TopRow { key, count: counts.n as i64, conversions: counts.conv as i64, text })
@@ -320,6 +312,30 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
         lists.insert(kind, ranked);
     }
     Ok(Loaded { inputs: Inputs { points, distinct_visitors: None, lists }, docs_read })
+}
+
+/// A page's breakdowns summed over a range: kind → name → counts and a text seen (clicks).
+/// Each kind holds at most `max_names` names and `(other)`, which the names past them add to.
+struct PageBreakdowns {
+    max_names: usize,
+    by_kind: HashMap<Dim, HashMap<String, (Counts, Option<String>)>>,
+}
+
+impl PageBreakdowns {
+    fn new(max_names: usize) -> Self {
+        Self { max_names, by_kind: HashMap::new() }
+    }
+
+    fn add(&mut self, kind: Dim, name: &str, counts: Counts, text: Option<&str>) {
+        let names = self.by_kind.entry(kind).or_default();
+        let name = if names.len() >= self.max_names && !names.contains_key(name) { toplist::OTHER } else { name };
+        let slot = names.entry(name.to_string()).or_default();
+        slot.0.add(counts);
+        // The greatest text seen, so the answer does not depend on the order documents come in.
+        if let Some(t) = text.filter(|t| slot.1.as_deref().is_none_or(|cur| *t > cur)) {
+            slot.1 = Some(t.to_string());
+        }
+    }
 }
 
 /// A bucket's counters, with its distinct visitors (an hour's come from its sketch).
@@ -417,4 +433,32 @@ pub async fn load_live(db: &Database, site_id: &str, tz: Tz, now_ms: i64) -> Res
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(TOP_N);
     Ok(Live { pageviews, visitors_5m: recent.visitors.count(), top_pages_5m: top })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(n: u64) -> Counts {
+        Counts { n, ..Counts::default() }
+    }
+
+    #[test]
+    fn a_page_filter_holds_at_most_its_bound_of_names_and_folds_the_rest_into_other() {
+        let mut b = PageBreakdowns::new(3);
+        // A year of days, each naming new selectors: what reaches memory stays at the bound.
+        for day in 0..365u64 {
+            for i in 0..50u64 {
+                b.add(Dim::Click, &format!("#sel-{day}-{i}"), n(1), Some("Buy"));
+            }
+        }
+        b.add(Dim::Click, "#sel-0-1", n(5), Some("Buy now"));
+        b.add(Dim::Event, "Signup", n(2), None);
+        let clicks = &b.by_kind[&Dim::Click];
+        assert_eq!(clicks.len(), 4, "three names and (other)");
+        assert_eq!(clicks["#sel-0-0"].0.n, 1);
+        assert_eq!(clicks["#sel-0-1"], (n(6), Some("Buy now".to_string())), "a kept name still adds up, greatest text");
+        assert_eq!(clicks[toplist::OTHER].0.n, 365 * 50 - 3, "every other click is in (other)");
+        assert_eq!(b.by_kind[&Dim::Event]["Signup"].0.n, 2, "each kind has a bound of its own");
+    }
 }
