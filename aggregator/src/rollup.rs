@@ -224,6 +224,9 @@ impl FlushDeltas {
                     self.page_attr(site, b.stats(), &path, (Dim::Event, name), one(1), None);
                     facts.interacted = true;
                 }
+                // Seeing is not engaging: a view changes no counter of v2 (the page's
+                // attention figures are rolled up apart).
+                EventKind::View { .. } => {}
             }
             for goal in goals.iter().filter(|g| g.applies_at(msg.received_at) && matches_goal(g, ev, &path)) {
                 if !facts.goals.contains(&goal.id) {
@@ -410,8 +413,24 @@ mod tests {
                 pv("", false, None, "https://example.com/"),
                 ev(EventKind::Scroll { depth: 30, prev: 0 }, url),
                 ev(EventKind::Scroll { depth: 100, prev: 30 }, url),
-                ev(EventKind::Click { selector: "button#cta".into(), text: "Buy".into(), href: None }, url),
-                ev(EventKind::Click { selector: "button#cta".into(), text: "".into(), href: None }, url),
+                ev(
+                    EventKind::Click {
+                        selector: "button#cta".into(),
+                        text: "Buy".into(),
+                        href: None,
+                        marks: Default::default(),
+                    },
+                    url,
+                ),
+                ev(
+                    EventKind::Click {
+                        selector: "button#cta".into(),
+                        text: "".into(),
+                        href: None,
+                        marks: Default::default(),
+                    },
+                    url,
+                ),
                 ev(EventKind::Time { seconds: 2.5 }, url),
                 ev(EventKind::Time { seconds: 1.0 }, url),
                 ev(EventKind::Event { name: "Signup".into(), props: Default::default() }, url),
@@ -523,8 +542,24 @@ mod tests {
         let m = msg(
             vec![
                 pv("", false, None, "https://example.com/thank-you/pro"),
-                ev(EventKind::Click { selector: "button#cta".into(), text: "".into(), href: None }, "https://example.com/"),
-                ev(EventKind::Click { selector: "button#cta".into(), text: "".into(), href: None }, "https://example.com/"),
+                ev(
+                    EventKind::Click {
+                        selector: "button#cta".into(),
+                        text: "".into(),
+                        href: None,
+                        marks: Default::default(),
+                    },
+                    "https://example.com/",
+                ),
+                ev(
+                    EventKind::Click {
+                        selector: "button#cta".into(),
+                        text: "".into(),
+                        href: None,
+                        marks: Default::default(),
+                    },
+                    "https://example.com/",
+                ),
                 ev(EventKind::Event { name: "Signup".into(), props: Default::default() }, "https://example.com/"),
                 ev(EventKind::Event { name: "Later".into(), props: Default::default() }, "https://example.com/"),
             ],

@@ -56,8 +56,20 @@ pub const MAX_VARIANT_CHARS: usize = 64;
 /// Longest site key.
 const MAX_KEY_BYTES: usize = 128;
 
+/// Most tracked sections a page reports (`order` 0 to 49).
+pub const MAX_SECTIONS: u8 = 50;
+/// Longest section name (`data-cp-section` value or `id`), in characters.
+pub const MAX_SECTION_NAME_CHARS: usize = 64;
+/// Most visible time one `view` event may add, in ms.
+pub const MAX_VIEW_MS: u64 = 600_000;
+/// The reserved custom event a form's first focus sends: `props.form` names the form.
+pub const FORM_START: &str = "form_start";
+/// The reserved custom event a page left with a started, unsubmitted form sends: `props.form`
+/// and `props.field`, the last focused field's name or selector.
+pub const FORM_ABANDON: &str = "form_abandon";
+
 /// The event types, in the order of [`EventKindRef::index`].
-pub const EVENT_TYPES: [&str; 5] = ["pageview", "scroll", "click", "time", "event"];
+pub const EVENT_TYPES: [&str; 6] = ["pageview", "scroll", "click", "time", "event", "view"];
 
 /// A client-generated id (`batch_id`, `session_id`, `page_id`): 8 to 64 chars of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -128,6 +140,36 @@ impl<'de> Deserialize<'de> for PropValue {
     }
 }
 
+/// What a `view` event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewKind {
+    /// A tracked section of the page (`data-cp-section`, `<section>`, ...).
+    Section,
+    /// A call to action (`data-cp-cta`, `data-cp-event`, a button, ...).
+    Cta,
+}
+
+/// Where a click landed and what it was like (v3, all optional): the position as fractions of
+/// the document's width and height (3 decimals), and the rage and dead flags.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClickMarks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<f64>,
+    /// The third click within 700 ms and 30 px of the first; once per burst.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rage: bool,
+    /// A click on something that does not act, after which nothing happened for 1 s.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dead: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// What an event says, by type, as the event stream carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -149,15 +191,33 @@ pub enum EventKind {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         href: Option<String>,
+        #[serde(flatten)]
+        marks: ClickMarks,
     },
     Time {
         seconds: f64,
     },
-    /// A custom event (v2): page code, a `data-cp-event` click, `form_submit` or `outbound`.
+    /// A custom event (v2): page code, a `data-cp-event` click, `form_submit`, `outbound`,
+    /// and (v3) [`FORM_START`] and [`FORM_ABANDON`].
     Event {
         name: String,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         props: BTreeMap<String, PropValue>,
+    },
+    /// A section or call to action of the page was seen (v3).
+    View {
+        kind: ViewKind,
+        /// The section's name, or the CTA's selector as a click on it reports it.
+        name: String,
+        /// Sections only: position among the page's tracked sections, in document order.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order: Option<u8>,
+        /// The first report of this element in its pageview.
+        #[serde(default)]
+        seen: bool,
+        /// Visible time added since the element's last report in its pageview.
+        #[serde(default)]
+        ms: u32,
     },
 }
 
@@ -214,6 +274,8 @@ pub enum EventKindRef<'a> {
         text: Cow<'a, str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         href: Option<Cow<'a, str>>,
+        #[serde(flatten)]
+        marks: ClickMarks,
     },
     Time {
         seconds: f64,
@@ -222,6 +284,14 @@ pub enum EventKindRef<'a> {
         name: Cow<'a, str>,
         #[serde(skip_serializing_if = "PropsRef::is_empty")]
         props: PropsRef<'a>,
+    },
+    View {
+        kind: ViewKind,
+        name: Cow<'a, str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order: Option<u8>,
+        seen: bool,
+        ms: u32,
     },
 }
 
@@ -234,6 +304,7 @@ impl EventKindRef<'_> {
             Self::Click { .. } => 2,
             Self::Time { .. } => 3,
             Self::Event { .. } => 4,
+            Self::View { .. } => 5,
         }
     }
 }
@@ -279,8 +350,11 @@ impl EventRef<'_> {
                 variant: variant.as_ref().map(s),
             },
             EventKindRef::Scroll { depth, prev } => EventKind::Scroll { depth: *depth, prev: *prev },
-            EventKindRef::Click { selector, text, href } => {
-                EventKind::Click { selector: s(selector), text: s(text), href: href.as_ref().map(s) }
+            EventKindRef::Click { selector, text, href, marks } => {
+                EventKind::Click { selector: s(selector), text: s(text), href: href.as_ref().map(s), marks: *marks }
+            }
+            EventKindRef::View { kind, name, order, seen, ms } => {
+                EventKind::View { kind: *kind, name: s(name), order: *order, seen: *seen, ms: *ms }
             }
             EventKindRef::Time { seconds } => EventKind::Time { seconds: *seconds },
             EventKindRef::Event { name, props } => EventKind::Event {
@@ -427,7 +501,15 @@ fn parse_event<'a>(ev: RawEvent<'a>, last_valid_url: &mut Option<Cow<'a, str>>) 
             if let Some(href) = &href {
                 at("href", max_chars(href, MAX_URL_CHARS))?;
             }
-            EventKindRef::Click { selector, text, href }
+            let x = at("x", opt_fraction(ev.x))?;
+            let y = at("y", opt_fraction(ev.y))?;
+            match (x, y) {
+                (Some(_), None) => return at("y", Err("is required with x".into())),
+                (None, Some(_)) => return at("x", Err("is required with y".into())),
+                _ => {}
+            }
+            let marks = ClickMarks { x, y, rage: at("rage", opt_bool(ev.rage))?, dead: at("dead", opt_bool(ev.dead))? };
+            EventKindRef::Click { selector, text, href, marks }
         }
         "time" => {
             let seconds = match ev.seconds {
@@ -445,9 +527,39 @@ fn parse_event<'a>(ev: RawEvent<'a>, last_valid_url: &mut Option<Cow<'a, str>>) 
             if name.is_empty() || name.len() > MAX_EVENT_NAME_CHARS && name.chars().count() > MAX_EVENT_NAME_CHARS {
                 return at("name", Err("must be 1 to 64 characters".into()));
             }
-            EventKindRef::Event { name, props: props(ev.props)? }
+            let props = props(ev.props)?;
+            reserved_props(&name, &props)?;
+            EventKindRef::Event { name, props }
         }
-        _ => return at("type", Err("must be one of pageview, scroll, click, time, event".into())),
+        "view" => {
+            let kind = match at("kind", req_str(ev.view_kind))?.as_ref() {
+                "section" => ViewKind::Section,
+                "cta" => ViewKind::Cta,
+                _ => return at("kind", Err("must be section or cta".into())),
+            };
+            let name = at("name", req_str(ev.name))?;
+            let max = if kind == ViewKind::Section { MAX_SECTION_NAME_CHARS } else { MAX_SELECTOR_CHARS };
+            if name.is_empty() {
+                return at("name", Err(format!("must be 1 to {max} characters").into()));
+            }
+            at("name", max_chars(&name, max))?;
+            // A CTA has no place among the sections: an order sent with one is not kept.
+            let order = match kind {
+                ViewKind::Section => Some(at("order", int_in(ev.order, 0, MAX_SECTIONS - 1))?),
+                ViewKind::Cta => None,
+            };
+            let seen = at("seen", opt_bool(ev.seen))?;
+            let ms = match ev.ms {
+                None => 0,
+                Some(Any::Num(n)) => match n.as_u64().filter(|ms| *ms <= MAX_VIEW_MS) {
+                    Some(ms) => ms as u32,
+                    None => return at("ms", Err("must be an integer from 0 to 600000".into())),
+                },
+                Some(_) => return at("ms", Err("must be an integer from 0 to 600000".into())),
+            };
+            EventKindRef::View { kind, name, order, seen, ms }
+        }
+        _ => return at("type", Err("must be one of pageview, scroll, click, time, event, view".into())),
     };
     Ok(EventRef { ts, page_id, url, kind })
 }
@@ -485,6 +597,43 @@ fn props<'a>(raw: Option<PairsOr<'a, MAX_PROPS>>) -> EventResult<'a, PropsRef<'a
         out.push((key, value));
     }
     Ok(PropsRef(out))
+}
+
+/// The props the reserved form events must carry: `form` (both) and `field` (abandon), strings.
+fn reserved_props<'a>(name: &str, props: &PropsRef<'a>) -> EventResult<'a, ()> {
+    let required: &[&'static str] = match name {
+        FORM_START => &["form"],
+        FORM_ABANDON => &["form", "field"],
+        _ => return Ok(()),
+    };
+    for key in required {
+        match props.0.iter().find(|(k, _)| k == key) {
+            Some((_, PropValueRef::String(v))) if !v.is_empty() => {}
+            Some(_) => return Err((EventField::Prop(Cow::Borrowed(key)), "must be a non-empty string".into())),
+            None => return Err((EventField::Prop(Cow::Borrowed(key)), format!("is required for {name}").into())),
+        }
+    }
+    Ok(())
+}
+
+fn opt_bool(v: Option<Any<'_>>) -> Result<bool, Reason> {
+    match v {
+        None => Ok(false),
+        Some(Any::Bool(b)) => Ok(b),
+        Some(_) => Err("must be true or false".into()),
+    }
+}
+
+/// An optional fraction 0 to 1, kept to 3 decimals.
+fn opt_fraction(v: Option<Any<'_>>) -> Result<Option<f64>, Reason> {
+    match v {
+        None => Ok(None),
+        Some(Any::Num(n)) => match n.as_f64().filter(|f| (0.0..=1.0).contains(f)) {
+            Some(f) => Ok(Some((f * 1000.0).round() / 1000.0)),
+            None => Err("must be a number from 0 to 1".into()),
+        },
+        Some(_) => Err("must be a number from 0 to 1".into()),
+    }
 }
 
 fn opt_str(v: Option<Any<'_>>) -> Result<Option<Cow<'_, str>>, Reason> {
@@ -595,6 +744,92 @@ mod tests {
         assert_eq!(props.get("plan"), Some(&PropValue::String("pro".into())));
         assert_eq!(props.get("seats"), Some(&PropValue::Number(3.into())));
         assert_eq!(props.get("trial"), Some(&PropValue::Bool(true)));
+    }
+
+    fn view(extra: Value) -> Value {
+        let mut v = valid();
+        let mut ev = json!({"type": "view", "ts": 6, "page_id": "page_0001", "url": "https://example.com/a"});
+        for (k, val) in extra.as_object().expect("obj") {
+            ev[k] = val.clone();
+        }
+        v["events"] = json!([ev]);
+        v
+    }
+
+    #[test]
+    fn views_and_click_marks_parse_as_sent() {
+        let events = parse_owned(&view(json!({"kind": "section", "name": "pricing", "order": 3, "seen": true, "ms": 1200})))
+            .expect("section view");
+        assert_eq!(
+            events[0].kind,
+            EventKind::View { kind: ViewKind::Section, name: "pricing".into(), order: Some(3), seen: true, ms: 1200 }
+        );
+        // A CTA's order is not kept; seen and ms default to false and 0.
+        let events = parse_owned(&view(json!({"kind": "cta", "name": "a#buy", "order": 4}))).expect("cta view");
+        assert_eq!(
+            events[0].kind,
+            EventKind::View { kind: ViewKind::Cta, name: "a#buy".into(), order: None, seen: false, ms: 0 }
+        );
+
+        let mut v = valid();
+        v["events"][2]["x"] = json!(0.12345);
+        v["events"][2]["y"] = json!(1);
+        v["events"][2]["rage"] = json!(true);
+        let events = parse_owned(&v).expect("click with marks");
+        let EventKind::Click { marks, .. } = &events[2].kind else { panic!("click") };
+        assert_eq!(*marks, ClickMarks { x: Some(0.123), y: Some(1.0), rage: true, dead: false });
+        // The stream carries the marks flat on the click and reads them back the same.
+        let wire = serde_json::to_value(&events[2]).expect("serializes");
+        assert_eq!((wire["x"].clone(), wire["rage"].clone(), wire.get("dead")), (json!(0.123), json!(true), None));
+        assert_eq!(serde_json::from_value::<Event>(wire).expect("reads back"), events[2]);
+
+        let mut v = valid();
+        v["events"][4] = json!({"type": "event", "ts": 5, "page_id": "page_0001", "url": "https://example.com/a",
+            "name": "form_abandon", "props": {"form": "form#signup", "field": "email"}});
+        assert!(parse_owned(&v).is_ok(), "{:?}", parse_owned(&v));
+    }
+
+    #[test]
+    fn view_click_and_form_bounds_name_the_field() {
+        let cases: Vec<(Value, &str)> = vec![
+            (view(json!({"name": "pricing", "order": 0})), "events[0].kind"),
+            (view(json!({"kind": "banner", "name": "pricing", "order": 0})), "events[0].kind"),
+            (view(json!({"kind": "section", "order": 0})), "events[0].name"),
+            (view(json!({"kind": "section", "name": "", "order": 0})), "events[0].name"),
+            (view(json!({"kind": "section", "name": "x".repeat(65), "order": 0})), "events[0].name"),
+            (view(json!({"kind": "section", "name": "pricing"})), "events[0].order"),
+            (view(json!({"kind": "section", "name": "pricing", "order": 50})), "events[0].order"),
+            (view(json!({"kind": "section", "name": "pricing", "order": 0, "seen": "yes"})), "events[0].seen"),
+            (view(json!({"kind": "section", "name": "pricing", "order": 0, "ms": 600_001})), "events[0].ms"),
+            (view(json!({"kind": "section", "name": "pricing", "order": 0, "ms": -1})), "events[0].ms"),
+            (view(json!({"kind": "cta", "name": "a#buy", "ms": 1.5})), "events[0].ms"),
+        ];
+        for (v, field) in cases {
+            assert_eq!(refusal(&v).map(|e| e.field), Some(field.to_string()), "{v}");
+        }
+        let click = |marks: Value, field: &str| {
+            let mut v = valid();
+            for (k, val) in marks.as_object().expect("obj") {
+                v["events"][2][k] = val.clone();
+            }
+            assert_eq!(refusal(&v).map(|e| e.field), Some(field.to_string()), "{marks}");
+        };
+        click(json!({"x": 1.01, "y": 0.5}), "events[2].x");
+        click(json!({"x": 0.5, "y": -0.1}), "events[2].y");
+        click(json!({"x": 0.5}), "events[2].y");
+        click(json!({"y": 0.5}), "events[2].x");
+        click(json!({"rage": 1}), "events[2].rage");
+        click(json!({"dead": "true"}), "events[2].dead");
+        let form = |name: &str, props: Value, field: &str| {
+            let mut v = valid();
+            v["events"][4]["name"] = json!(name);
+            v["events"][4]["props"] = props.clone();
+            assert_eq!(refusal(&v).map(|e| e.field), Some(field.to_string()), "{name} {props}");
+        };
+        form("form_start", json!({}), "events[4].props.form");
+        form("form_start", json!({"form": 3}), "events[4].props.form");
+        form("form_abandon", json!({"form": "form#a"}), "events[4].props.field");
+        form("form_abandon", json!({"form": "", "field": "email"}), "events[4].props.form");
     }
 
     #[test]

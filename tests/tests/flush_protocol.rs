@@ -100,6 +100,7 @@ fn fixture() -> Vec<BatchMessage> {
                             selector: format!("button.s{}", i % 5),
                             text: format!("Go {}", i % 5),
                             href: None,
+                            marks: Default::default(),
                         },
                         &path,
                     ),
@@ -497,7 +498,12 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
                     &format!("/page/{i}"),
                 ),
                 event(
-                    EventKind::Click { selector: format!("a#link-{i}"), text: String::new(), href: None },
+                    EventKind::Click {
+                        selector: format!("a#link-{i}"),
+                        text: String::new(),
+                        href: None,
+                        marks: Default::default(),
+                    },
                     &format!("/page/{i}"),
                 ),
             ],

@@ -80,7 +80,12 @@ fn half_done_batches() -> Vec<BatchMessage> {
                     ts: 0,
                     page_id: ClientId::parse("page_0001").expect("id"),
                     url: "https://example.com/pricing".into(),
-                    kind: EventKind::Click { selector: "button#cta".into(), text: "Go".into(), href: None },
+                    kind: EventKind::Click {
+                        selector: "button#cta".into(),
+                        text: "Go".into(),
+                        href: None,
+                        marks: Default::default(),
+                    },
                 },
             ],
         })

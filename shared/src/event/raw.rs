@@ -293,4 +293,21 @@ pub(super) struct RawEvent<'a> {
     pub name: Option<Any<'a>>,
     #[serde(default, borrow)]
     pub props: Option<PairsOr<'a, { super::MAX_PROPS }>>,
+    /// A `view`'s `kind` (`section` or `cta`); `type` is the event's type.
+    #[serde(default, borrow, rename = "kind")]
+    pub view_kind: Option<Any<'a>>,
+    #[serde(default, borrow)]
+    pub order: Option<Any<'a>>,
+    #[serde(default, borrow)]
+    pub seen: Option<Any<'a>>,
+    #[serde(default, borrow)]
+    pub ms: Option<Any<'a>>,
+    #[serde(default, borrow)]
+    pub x: Option<Any<'a>>,
+    #[serde(default, borrow)]
+    pub y: Option<Any<'a>>,
+    #[serde(default, borrow)]
+    pub rage: Option<Any<'a>>,
+    #[serde(default, borrow)]
+    pub dead: Option<Any<'a>>,
 }
