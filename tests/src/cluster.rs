@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::wait;
+use crate::{stack::Backlog, wait};
 
 /// Ports of the script before the offset (see `deploy/local/cluster.sh`).
 const BASE_PORTS: [u16; 21] = [
@@ -220,6 +220,17 @@ impl Cluster {
             return Some((leader, current));
         }
         None
+    }
+
+    /// The aggregators' backlog ([`Backlog`]), asked of the cluster as its admin; `None` while
+    /// no node, the stream or the consumer answers.
+    pub async fn backlog(&self) -> Option<Backlog> {
+        let urls: Vec<String> = self.nats_urls().split(',').map(str::to_string).collect();
+        let nats = async_nats::ConnectOptions::with_user_and_password("admin".into(), self.secret("CP_NATS_ADMIN_PASSWORD"))
+            .connect(urls)
+            .await
+            .ok()?;
+        Backlog::of(&async_nats::jetstream::new(nats)).await
     }
 
     /// HAProxy's view of each server: name → (status, total sessions), from the stats CSV.
