@@ -5,8 +5,9 @@
 // Full-stack scenarios: main, spa, burst, offline (waits for "RESUMED" on stdin after printing
 // "KEPT"). Privacy: dnt, gpc, dnt-window, dnt-ms (legacy window.doNotTrack and
 // navigator.msDoNotTrack). Conversions, against the test's capture site (<page-url> is its
-// base): conversions, loading, hostile, retry. WebKit (classic WebDriver) runs these four; it
-// has no init scripts, so the privacy scenarios need Chromium or Firefox.
+// base): conversions, loading, hostile, retry; and throws, a page whose errors every engine
+// must report. WebKit (classic WebDriver) runs these five; it has no init scripts, so the
+// privacy scenarios need Chromium or Firefox.
 import { openPage } from './launch.mjs';
 import readline from 'node:readline';
 
@@ -143,6 +144,17 @@ const scenarios = {
     });
     await page.evaluate(() => window.convertpulse('After navigation'));
     await collectWindowErrors();
+  },
+  // Errors the checks must catch (pages/throws.html): logged, rejected and thrown while the
+  // page loads and on a click; then one thrown on a page that did not load /__errors.js.
+  async throws() {
+    await page.goto(`${pageUrl}/throws`);
+    await page.waitFor(() => window.__errors.length >= 2);
+    await page.click('#boom');
+    await page.waitFor(() => window.__errors.length >= 3);
+    await page.goto(`${pageUrl}/elsewhere`);
+    await page.evaluate(() => { setTimeout(() => { throw new Error('thrown on a page without the collector'); }); });
+    await page.waitFor(() => (window.__errors || []).length >= 1);
   },
   // The capture endpoint answers 429, then 503, then 202: ten events make a batch at once,
   // retried with the same batch_id until accepted.
