@@ -110,6 +110,7 @@ impl Cluster {
             if Instant::now() > deadline {
                 return Err("cluster not up within 180 s".to_string());
             }
+            // The poll interval of this deadline loop, which also watches the script exit.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(cluster)
@@ -281,6 +282,7 @@ impl Drop for Cluster {
                 if let Ok(Some(_)) = script.try_wait() {
                     break;
                 }
+                // The poll interval of this deadline loop (in Drop: no runtime to await in).
                 std::thread::sleep(Duration::from_millis(50));
             }
             let _ = script.kill();

@@ -323,6 +323,7 @@ impl Stack {
                 if let Ok(Some(_)) = child.try_wait() {
                     return started.elapsed();
                 }
+                // The poll interval of this deadline loop (what it returns is the time to stop).
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
