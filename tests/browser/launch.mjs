@@ -47,6 +47,18 @@ export function isPageError(message) {
   return message.type() === 'error' && !/^Failed to load resource|^NetworkError|Cross-Origin Request Blocked/.test(message.text());
 }
 
+/// Resolves once every chart of a dashboard page (`window.cpDashboard.charts`, Chart.js) lies
+/// within the window: after a viewport change they resize on a later frame. Rejects, failing
+/// the run, if one has not within 10 s.
+export function chartsWithinWindow(page) {
+  return page.waitForFunction(
+    () => Object.values(window.cpDashboard.charts).every((c) => c.canvas.getBoundingClientRect().right <= window.innerWidth + 1),
+    null,
+    { timeout: 10000 },
+  );
+}
+
+// For poll intervals and a scenario's deliberate pacing; never a wait for a condition.
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /// Opens one page of `engine` at 1280x800. Returns the page operations the drivers use:
@@ -145,6 +157,7 @@ async function openWebKit() {
   try {
     for (let i = 0; ; i++) {
       try { if ((await wd('GET', '/status')).ready) break; } catch (e) { if (i > 100) throw e; }
+      // The poll interval of this bounded loop (about 10 s).
       await sleep(100);
     }
     const session = await wd('POST', '/session', {
@@ -159,6 +172,7 @@ async function openWebKit() {
       for (;;) {
         try { if (await exec(fn, arg)) return; } catch (e) { /* mid-navigation */ }
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${fn}`);
+        // The poll interval of this deadline loop.
         await sleep(50);
       }
     };
