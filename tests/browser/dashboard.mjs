@@ -4,7 +4,7 @@
 //   prints  SITE {"id":..., "token":...}    after the site exists
 //   reads   SENT <pageviews> <expired-token> once batches are in
 //   node tests/browser/dashboard.mjs <api-url> <screenshot-dir>
-import { launch, newContext, isPageError } from './launch.mjs';
+import { launch, newContext, isPageError, chartsWithinWindow } from './launch.mjs';
 import readline from 'node:readline';
 import fs from 'node:fs';
 
@@ -65,8 +65,11 @@ try {
   const deadline = Date.now() + 20000;
   while (Date.now() < deadline) {
     await page.click('[data-tf="7d"]');
-    await page.waitForTimeout(400);
-    if ((await page.textContent('#c-pageviews')).replace(/,/g, '') === expected) break;
+    // Each refresh is given 400 ms to show them (the poll interval of this deadline loop).
+    const shown = await page
+      .waitForFunction((want) => document.getElementById('c-pageviews').textContent.replace(/,/g, '') === want, expected, { timeout: 400 })
+      .then(() => true, () => false);
+    if (shown) break;
   }
   const read = () => page.evaluate(() => {
     const text = (id) => document.getElementById(id).textContent;
@@ -87,10 +90,16 @@ try {
     };
   });
   out.week = await read();
-  // Hover the click bars so the tooltip (drawn on canvas) renders the payload text too.
+  // Hover the first click bar so the tooltip (drawn on canvas) renders the payload text too.
+  await page.locator('#clicks-chart').scrollIntoViewIfNeeded();
   const box = await page.locator('#clicks-chart').boundingBox();
-  if (box) await page.mouse.move(box.x + box.width / 2, box.y + box.height / 4);
-  await page.waitForTimeout(200);
+  // A horizontal bar spans from its base to x, centred on y (CSS pixels of the canvas).
+  const bar = await page.evaluate(() => {
+    const { base, x, y } = window.cpDashboard.charts['clicks-chart'].getDatasetMeta(0).data[0];
+    return { x: (base + x) / 2, y };
+  });
+  await page.mouse.move(box.x + bar.x, box.y + bar.y);
+  await page.waitForFunction(() => window.cpDashboard.charts['clicks-chart'].tooltip.getActiveElements().length > 0);
   await page.screenshot({ path: `${shots}/dashboard-1280.png`, fullPage: true });
 
   await page.click('[data-tf="24h"]');
@@ -98,7 +107,7 @@ try {
   out.day = await read();
 
   await page.setViewportSize({ width: 375, height: 800 });
-  await page.waitForTimeout(300);
+  await chartsWithinWindow(page);
   await page.screenshot({ path: `${shots}/dashboard-375.png`, fullPage: true });
   out.overflowAt375 = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
   out.overflowing = await page.evaluate(() => [...document.querySelectorAll('body *')]

@@ -4,7 +4,7 @@
 // the report.
 //   node tests/browser/dashboard_v2.mjs <scenario> <fake-api-url> <screenshot-dir>
 // Scenarios: figures, goals, filter, range, export, share, live, states, screens, account.
-import { launch, newContext, isPageError } from './launch.mjs';
+import { launch, newContext, isPageError, chartsWithinWindow } from './launch.mjs';
 import { IMG, SCRIPT } from './payloads.mjs';
 import fs from 'node:fs';
 
@@ -501,7 +501,7 @@ const scenarios = {
     await page.click('#t-pages button:text-is("/pricing")');
     await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '2.3k');
     await page.setViewportSize({ width: 375, height: 812 });
-    await page.waitForTimeout(300); // charts resize on the next frame
+    await chartsWithinWindow(page);
     await page.screenshot({ path: `${shots}/dashboard-v2-375.png`, fullPage: true });
     out.dashboard375 = await overflow(page);
 
@@ -510,7 +510,7 @@ const scenarios = {
     await rendered(shared, 'site-v2', true);
     await shared.screenshot({ path: `${shots}/share-1280.png`, fullPage: true });
     await shared.setViewportSize({ width: 375, height: 812 });
-    await shared.waitForTimeout(300);
+    await chartsWithinWindow(shared);
     await shared.screenshot({ path: `${shots}/share-375.png`, fullPage: true });
     out.share375 = await overflow(shared);
   },

@@ -232,6 +232,7 @@ function readBody(req) {
   });
 }
 
+// A slow server on purpose (a test sets `delayMs` to see loading states): pacing, not a wait.
 const later = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function handle(req, res) {

@@ -5,12 +5,19 @@
 // - Firefox: Debian's firefox-esr, driven headless over WebDriver BiDi by puppeteer-core.
 // - WebKit: WebKitGTK's MiniBrowser (Debian's webkit2gtk-driver) in a private Xvfb, driven over
 //   classic WebDriver by the few HTTP calls below. Classic WebDriver has neither init scripts
-//   nor error events: pages that need them collect errors themselves (/__errors.js of the
-//   capture site), and scenarios that need an init script do not run there.
+//   nor error events: page-errors.js records uncaught exceptions, unhandled rejections and
+//   console.error in the page (test pages load it first as /__errors.js; the driver injects it
+//   after each navigation too), and the driver reads what it recorded before each navigation
+//   and on close, and hands it to onError/onConsoleError. Scenarios that need an init script
+//   do not run there.
 // `openPage(engine)` hides the difference behind the few page operations the drivers use.
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+
+// The page side of WebKit's error hooks (see above).
+const PAGE_ERRORS = readFileSync(new URL('./page-errors.js', import.meta.url), 'utf8');
 
 // Headless Chromium says "HeadlessChrome" in its User-Agent, and ingest drops batches from
 // headless browsers as bots: the tests browse as an ordinary desktop Chrome on Linux, so what
@@ -40,6 +47,18 @@ export function isPageError(message) {
   return message.type() === 'error' && !/^Failed to load resource|^NetworkError|Cross-Origin Request Blocked/.test(message.text());
 }
 
+/// Resolves once every chart of a dashboard page (`window.cpDashboard.charts`, Chart.js) lies
+/// within the window: after a viewport change they resize on a later frame. Rejects, failing
+/// the run, if one has not within 10 s.
+export function chartsWithinWindow(page) {
+  return page.waitForFunction(
+    () => Object.values(window.cpDashboard.charts).every((c) => c.canvas.getBoundingClientRect().right <= window.innerWidth + 1),
+    null,
+    { timeout: 10000 },
+  );
+}
+
+// For poll intervals and a scenario's deliberate pacing; never a wait for a condition.
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /// Opens one page of `engine` at 1280x800. Returns the page operations the drivers use:
@@ -138,6 +157,7 @@ async function openWebKit() {
   try {
     for (let i = 0; ; i++) {
       try { if ((await wd('GET', '/status')).ready) break; } catch (e) { if (i > 100) throw e; }
+      // The poll interval of this bounded loop (about 10 s).
       await sleep(100);
     }
     const session = await wd('POST', '/session', {
@@ -152,18 +172,44 @@ async function openWebKit() {
       for (;;) {
         try { if (await exec(fn, arg)) return; } catch (e) { /* mid-navigation */ }
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${fn}`);
+        // The poll interval of this deadline loop.
         await sleep(50);
       }
     };
     const click = async (sel) => { await wd('POST', `${sid}/element/${await find(sel)}/click`, {}); };
+    // Error hooks: what page-errors.js recorded on the current page and was not handed over
+    // yet goes to the callbacks. Called before anything replaces the page (its records go with
+    // it) and on close; a page that cannot be read fails the run rather than hide its errors.
+    const errorHooks = [];
+    const consoleHooks = [];
+    const collect = async () => {
+      const got = await exec(() => {
+        const w = window;
+        const read = w.__pageErrorsRead || (w.__pageErrorsRead = { errors: 0, console: 0 });
+        const errors = (w.__errors || []).slice(read.errors);
+        const logged = (w.__consoleErrors || []).slice(read.console);
+        read.errors += errors.length;
+        read.console += logged.length;
+        return { errors, logged };
+      });
+      for (const e of got.errors) for (const cb of errorHooks) cb(e);
+      for (const t of got.logged) for (const cb of consoleHooks) cb(t);
+    };
+    const watch = () => wd('POST', `${sid}/execute/sync`, { script: PAGE_ERRORS, args: [] });
     return {
       engine: 'webkit',
-      goto: (url) => wd('POST', `${sid}/url`, { url }),
+      goto: async (url) => {
+        await collect();
+        await wd('POST', `${sid}/url`, { url });
+        await watch();
+      },
       click,
       clickAndWait: async (sel) => {
+        await collect();
         await exec(() => { window.__leaving = 1; });
         await click(sel);
         await waitFor(() => !window.__leaving && document.readyState === 'complete');
+        await watch();
       },
       type: async (sel, text) => { await wd('POST', `${sid}/element/${await find(sel)}/value`, { text }); },
       evaluate: exec,
@@ -172,11 +218,20 @@ async function openWebKit() {
       // A tab opened by a link does not take WebDriver's focus: nothing to do.
       front: async () => {},
       initScript: async () => {},
-      onError: () => {},
-      onConsoleError: () => {},
+      onError: (cb) => { errorHooks.push(cb); },
+      onConsoleError: (cb) => { consoleHooks.push(cb); },
+      // Classic WebDriver does not show the page's requests: counts of them stay 0 there, and
+      // the scenarios that assert them (the privacy ones) do not run on WebKit.
       onRequest: () => {},
       onResponse: () => {},
-      close: async () => { try { await wd('DELETE', sid); } finally { stop(); } },
+      close: async () => {
+        try {
+          await collect();
+          await wd('DELETE', sid);
+        } finally {
+          stop();
+        }
+      },
     };
   } catch (e) {
     stop();

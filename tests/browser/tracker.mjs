@@ -5,9 +5,11 @@
 // Full-stack scenarios: main, spa, burst, offline (waits for "RESUMED" on stdin after printing
 // "KEPT"). Privacy: dnt, gpc, dnt-window, dnt-ms (legacy window.doNotTrack and
 // navigator.msDoNotTrack). Conversions, against the test's capture site (<page-url> is its
-// base): conversions, loading, hostile, retry. WebKit (classic WebDriver) runs these four; it
-// has no init scripts, so the privacy scenarios need Chromium or Firefox.
+// base): conversions, loading, hostile, retry; and throws, a page whose errors every engine
+// must report. WebKit (classic WebDriver) runs these five; it has no init scripts, so the
+// privacy scenarios need Chromium or Firefox.
 import { openPage } from './launch.mjs';
+import http from 'node:http';
 import readline from 'node:readline';
 
 const [scenario, pageUrl, engine = 'chromium'] = process.argv.slice(2);
@@ -19,6 +21,16 @@ const log = (msg) => console.error(`driver[${engine}]: ${msg}`);
 // Waits until the snippet has started on the current page.
 const snippetStarted = () => page.waitFor(() => window.__cp === 1);
 
+// Polls `done` (in the driver) every 50 ms until it holds; throws naming `what` after `ms`.
+async function until(what, done, ms = 15000) {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    // The poll interval of this deadline loop.
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const scenarios = {
   async main() {
     const started = Date.now();
@@ -29,21 +41,24 @@ const scenarios = {
         window.scrollBy(0, 500);
         return window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1;
       });
+      // Pacing: a reader's pause between scroll steps, not a wait for a condition.
       await page.sleep(120);
       if (atBottom) break;
     }
     await page.click('#cta');
     await page.click('#cta');
     await page.click('[data-plan="pro"]');
+    // Pacing: the visit lasts 3 s on purpose; the visible time the stats report is measured
+    // against it.
     const left = 3000 - (Date.now() - started);
     if (left > 0) await page.sleep(left);
     return started;
   },
   async spa() {
     await page.goto(pageUrl);
-    await page.sleep(300);
+    await snippetStarted();
+    // The snippet wraps pushState: the second pageview is queued before this returns.
     await page.evaluate(() => history.pushState({}, '', '/spa/second?tab=1'));
-    await page.sleep(300);
     await page.click('#cta');
   },
   async burst() {
@@ -54,19 +69,22 @@ const scenarios = {
       await page.click('#cta');
       if (i % 5 === 0) await page.evaluate(() => window.scrollBy(0, 700));
     }
-    await page.sleep(300);
+    // The pageview and the first 19 clicks went out in two batches of ten while the page was
+    // open; the last six leave with the page.
+    await until('the two full batches to be accepted', () => out.accepted >= 2);
   },
   async offline() {
+    let failed = 0;
+    page.raw.on('requestfailed', (r) => { if (isBatch(r.url())) failed++; });
     await page.goto(pageUrl);
     await page.click('#cta');
     // The 5 s flush fails against the stopped ingest; the batch is kept for a retry.
-    await page.sleep(6500);
+    await until('the flush to fail against the stopped ingest', () => failed > 0);
     log('kept');
     console.log('KEPT');
     const rl = readline.createInterface({ input: process.stdin });
     for await (const line of rl) if (line.trim() === 'RESUMED') break;
-    const deadline = Date.now() + 30000;
-    while (out.accepted === 0 && Date.now() < deadline) await page.sleep(100);
+    await until('the kept batch to be accepted', () => out.accepted > 0, 30000);
     log(`accepted ${out.accepted} after resume`);
   },
 
@@ -144,6 +162,17 @@ const scenarios = {
     await page.evaluate(() => window.convertpulse('After navigation'));
     await collectWindowErrors();
   },
+  // Errors the checks must catch (pages/throws.html): logged, rejected and thrown while the
+  // page loads and on a click; then one thrown on a page that did not load /__errors.js.
+  async throws() {
+    await page.goto(`${pageUrl}/throws`);
+    await page.waitFor(() => window.__errors.length >= 2);
+    await page.click('#boom');
+    await page.waitFor(() => window.__errors.length >= 3);
+    await page.goto(`${pageUrl}/elsewhere`);
+    await page.evaluate(() => { setTimeout(() => { throw new Error('thrown on a page without the collector'); }); });
+    await page.waitFor(() => (window.__errors || []).length >= 1);
+  },
   // The capture endpoint answers 429, then 503, then 202: ten events make a batch at once,
   // retried with the same batch_id until accepted.
   async retry() {
@@ -154,6 +183,7 @@ const scenarios = {
     while (Date.now() < deadline) {
       const res = await fetch(`${pageUrl}/__captured`).then((r) => r.json());
       if (res.accepted > 0) break;
+      // The poll interval of this deadline loop.
       await page.sleep(100);
     }
     await collectWindowErrors();
@@ -167,8 +197,36 @@ for (const s of ['dnt', 'gpc', 'dnt-window', 'dnt-ms']) {
     await page.goto(pageUrl);
     await page.click('#cta');
     await page.evaluate(() => window.convertpulse('Blocked', { a: 1 }));
-    await page.sleep(300);
+    // Nothing to wait for here: the snippet would send these at its next flush, which the
+    // page's departure (leave) forces.
   };
+}
+
+// Navigates away, which fires visibilitychange and pagehide: the snippet hands what is left to
+// sendBeacon. Returns once a beacon the page queued after the snippet's own (to a server of
+// this driver) has arrived, so the browser is not closed on what it was still sending, and a
+// test that nothing was sent has looked long enough.
+async function leave() {
+  let arrived;
+  const received = new Promise((resolve) => { arrived = resolve; });
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => { res.writeHead(204, { 'access-control-allow-origin': '*' }); res.end(); arrived(); });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${server.address().port}/left`;
+    // Added after the snippet's listener, so it runs after it.
+    await page.evaluate((u) => { addEventListener('pagehide', () => navigator.sendBeacon(u, 'left')); }, url);
+    await page.goto('about:blank');
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the page\'s last beacon did not arrive within 10 s')), 10000);
+    });
+    await Promise.race([received, late]).finally(() => clearTimeout(timer));
+  } finally {
+    server.close();
+  }
 }
 
 async function collectWindowErrors() {
@@ -198,10 +256,7 @@ try {
   if (!['conversions', 'loading', 'hostile', 'retry'].includes(scenario)) await collectWindowErrors();
   if (started) out.visibleMs = Date.now() - started;
   out.userAgent = await page.evaluate(() => navigator.userAgent);
-  // Hiding the page: navigating away fires visibilitychange and pagehide, and the snippet
-  // hands what is left to sendBeacon.
-  await page.goto('about:blank');
-  await page.sleep(300);
+  await leave();
 } catch (e) {
   out.driverError = String(e && e.stack || e);
 } finally {

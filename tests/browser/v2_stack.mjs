@@ -141,6 +141,7 @@ async function visit() {
     while (Date.now() < deadline) {
       const bodies = await sent();
       if (bodies.some((b) => b.includes('"Signup"')) && out.batches.every((b) => b.status != null)) break;
+      // The poll interval of this deadline loop.
       await page.sleep(100);
     }
     await sent();

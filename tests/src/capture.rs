@@ -7,8 +7,9 @@
 //! ("another host": the ingest endpoint and the outbound links), so cross-origin requests and
 //! outbound clicks are real while nothing leaves the machine.
 //!
-//! Pages load `/__errors.js` first: it collects what reaches their error handlers where the
-//! driver has no error events of its own (WebKit over classic WebDriver).
+//! Pages load `/__errors.js` ([`ERROR_COLLECTOR`]) first: it records what reaches their error
+//! handlers and `console.error` where the driver has no error events of its own (WebKit over
+//! classic WebDriver), from the page's first script on.
 //!
 //! [`batch_violation`] checks a body against the contract's bounds (v1 plus the v2 `event`
 //! type and `variant`), so a test proves the server would never refuse what the snippet sent.
@@ -152,14 +153,13 @@ async fn snippet() -> Response {
     ([(header::CONTENT_TYPE, "application/javascript; charset=utf-8")], minified_snippet()).into_response()
 }
 
-/// Collects what reaches the page's error handlers into `window.__errors`, for drivers without
-/// error events or init scripts (WebKit over classic WebDriver); where an init script already
-/// did, it does nothing.
+/// `tests/browser/page-errors.js`: records what reaches a page's error handlers and
+/// `console.error`, for drivers without error events or init scripts (WebKit over classic
+/// WebDriver). Test pages load it first, as `/__errors.js`.
+pub const ERROR_COLLECTOR: &str = include_str!("../browser/page-errors.js");
+
 async fn error_collector() -> Response {
-    const JS: &str = "if (!window.__errors) { window.__errors = [];\n\
-        addEventListener('error', function (e) { __errors.push(String(e.message || e)); });\n\
-        addEventListener('unhandledrejection', function (e) { __errors.push('rejection: ' + String(e.reason)); }); }\n";
-    ([(header::CONTENT_TYPE, "application/javascript; charset=utf-8")], JS).into_response()
+    ([(header::CONTENT_TYPE, "application/javascript; charset=utf-8")], ERROR_COLLECTOR).into_response()
 }
 
 const CORS: (header::HeaderName, &str) = (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");

@@ -101,25 +101,29 @@ impl Api {
     }
 
     /// Waits until ingest knows `key`: a new key travels through the key-value watch, which
-    /// takes a few milliseconds. The probe is a batch from a foreign origin: ingest checks the
-    /// origin after the key, so 403 means the key is live (401 means not yet), and neither
-    /// answer counts anything.
+    /// takes a few milliseconds ([`Self::key_known`]).
     pub async fn wait_key_live(&self, key: &str) {
+        crate::wait::until("ingest to know the new key", Duration::from_secs(5), || async {
+            (self.key_known(key).await == Some(true)).then_some(())
+        })
+        .await;
+    }
+
+    /// Whether ingest knows `key` now. The probe is a batch from a foreign origin: ingest
+    /// checks the origin after the key, so 403 means the key is live and 401 that it is not,
+    /// and neither answer counts anything. `None` for any other answer.
+    pub async fn key_known(&self, key: &str) -> Option<bool> {
         let probe = crate::batch::batch(
             key,
             "session_probe",
             vec![crate::batch::pageview(&crate::batch::id("page"), "https://example.com/", "", false)],
         );
         let body = serde_json::to_vec(&probe).expect("json");
-        let this = self.clone();
-        crate::wait::until("ingest to know the new key", Duration::from_secs(5), || {
-            let (this, body) = (this.clone(), body.clone());
-            async move {
-                let (status, _, _) = this.post_batch_raw(body, "application/json", Some("https://key-probe.invalid")).await;
-                (status == StatusCode::FORBIDDEN).then_some(())
-            }
-        })
-        .await;
+        match self.post_batch_raw(body, "application/json", Some("https://key-probe.invalid")).await.0 {
+            StatusCode::FORBIDDEN => Some(true),
+            StatusCode::UNAUTHORIZED => Some(false),
+            _ => None,
+        }
     }
 
     /// A new user with one site on `domain`.

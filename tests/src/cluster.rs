@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::wait;
+use crate::{stack::Backlog, wait};
 
 /// Ports of the script before the offset (see `deploy/local/cluster.sh`).
 const BASE_PORTS: [u16; 21] = [
@@ -110,6 +110,7 @@ impl Cluster {
             if Instant::now() > deadline {
                 return Err("cluster not up within 180 s".to_string());
             }
+            // The poll interval of this deadline loop, which also watches the script exit.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(cluster)
@@ -222,6 +223,17 @@ impl Cluster {
         None
     }
 
+    /// The aggregators' backlog ([`Backlog`]), asked of the cluster as its admin; `None` while
+    /// no node, the stream or the consumer answers.
+    pub async fn backlog(&self) -> Option<Backlog> {
+        let urls: Vec<String> = self.nats_urls().split(',').map(str::to_string).collect();
+        let nats = async_nats::ConnectOptions::with_user_and_password("admin".into(), self.secret("CP_NATS_ADMIN_PASSWORD"))
+            .connect(urls)
+            .await
+            .ok()?;
+        Backlog::of(&async_nats::jetstream::new(nats)).await
+    }
+
     /// HAProxy's view of each server: name → (status, total sessions), from the stats CSV.
     pub async fn balancer_servers(&self) -> HashMap<String, (String, u64)> {
         let url = format!("http://127.0.0.1:{}/stats;csv", self.port(8404));
@@ -270,6 +282,7 @@ impl Drop for Cluster {
                 if let Ok(Some(_)) = script.try_wait() {
                     break;
                 }
+                // The poll interval of this deadline loop (in Drop: no runtime to await in).
                 std::thread::sleep(Duration::from_millis(50));
             }
             let _ = script.kill();

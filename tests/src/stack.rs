@@ -323,6 +323,7 @@ impl Stack {
                 if let Ok(Some(_)) = child.try_wait() {
                     return started.elapsed();
                 }
+                // The poll interval of this deadline loop (what it returns is the time to stop).
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
@@ -342,19 +343,27 @@ impl Stack {
         .await;
     }
 
-    /// Waits until the aggregators have acked everything in the stream (consumer lag 0 on
-    /// `/metrics`), so no accepted batch can still change the numbers.
+    /// What the aggregators have yet to finish, as JetStream counts it; `None` while NATS, the
+    /// stream or the aggregators' consumer cannot be asked.
+    pub async fn backlog(&self) -> Option<Backlog> {
+        let nats = async_nats::connect(format!("nats://127.0.0.1:{}", self.nats_port)).await.ok()?;
+        Backlog::of(&async_nats::jetstream::new(nats)).await
+    }
+
+    /// Waits until the aggregators have finished everything the stream was given
+    /// ([`Backlog::is_empty`]), so no accepted batch can still change the numbers.
     pub async fn wait_drained(&self) {
-        let url = self.metrics_url(Proc::Aggregator);
-        let http = self.http.clone();
-        wait::until("the consumer to drain", Duration::from_secs(15), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let text = http.get(&url).send().await.ok()?.text().await.ok()?;
-                text.lines().any(|l| l == "convertpulse_aggregator_consumer_pending 0").then_some(())
-            }
+        let nats =
+            async_nats::connect(format!("nats://127.0.0.1:{}", self.nats_port)).await.expect("the stack's NATS reachable");
+        let js = async_nats::jetstream::new(nats);
+        let drained = wait::poll(Duration::from_secs(15), || {
+            let js = js.clone();
+            async move { Backlog::of(&js).await.filter(Backlog::is_empty) }
         })
         .await;
+        if drained.is_none() {
+            panic!("the aggregators did not drain the stream within 15 s; now: {:?}", Backlog::of(&js).await);
+        }
     }
 
     /// The file a service appends the shapes of its MongoDB commands to
@@ -395,5 +404,37 @@ impl Drop for Stack {
         } else {
             eprintln!("test stack files kept in {}", self.dir.display());
         }
+    }
+}
+
+/// The aggregators' backlog, read from JetStream rather than from the aggregator's lag gauge
+/// (sampled every 2 s, so it can read 0 while a batch just accepted waits).
+///
+/// It is exact: ingest answers 202 only once the stream stored the message, the aggregator
+/// acks a message only once MongoDB holds every batch it carries (`aggregator::consumer`), and
+/// the stream's work-queue retention removes a message when it is acked or terminated. So a
+/// stream holding no message means every accepted batch is in MongoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Messages the stream still holds.
+    pub stored: u64,
+    /// Messages of the aggregators' consumer not yet delivered to an aggregator.
+    pub undelivered: u64,
+    /// Messages delivered to an aggregator and neither acked nor terminated yet.
+    pub unacked: usize,
+}
+
+impl Backlog {
+    /// The backlog of the stream and consumer `js` holds; `None` if either cannot be read.
+    pub async fn of(js: &async_nats::jetstream::Context) -> Option<Self> {
+        let mut stream = js.get_stream(shared::names::STREAM).await.ok()?;
+        let stored = stream.info().await.ok()?.state.messages;
+        let consumer = stream.consumer_info(shared::names::CONSUMER).await.ok()?;
+        Some(Self { stored, undelivered: consumer.num_pending, unacked: consumer.num_ack_pending })
+    }
+
+    /// Nothing stored, undelivered or unacked: every batch the stream took is counted.
+    pub fn is_empty(&self) -> bool {
+        *self == Self { stored: 0, undelivered: 0, unacked: 0 }
     }
 }

@@ -4,7 +4,7 @@
 //! nobody can lock the owner out from elsewhere; a lock outlives a flood of new keys; logging
 //! out and changing the password end every token the user held, within 5 s.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cp_tests::{batch::id, client::Api, stack::Stack, wait};
 use futures::future::join_all;
@@ -38,18 +38,20 @@ fn count(statuses: &[StatusCode], want: StatusCode) -> usize {
     statuses.iter().filter(|s| **s == want).count()
 }
 
-/// Polls (at most 5 s) until `token` is refused with 401 `unauthorized` on `/api/auth/me` and
-/// `/api/sites`.
-async fn wait_token_ended(api: &Api, token: &str, what: &str) {
-    let api = api.clone();
-    wait::until(what, Duration::from_secs(5), || {
-        let (api, token) = (api.clone(), token.to_string());
-        async move {
-            let (me, body) = api.get("/api/auth/me", Some(&token)).await;
-            let (sites, _) = api.get("/api/sites", Some(&token)).await;
-            (me == StatusCode::UNAUTHORIZED && code(&body) == Some("unauthorized") && sites == StatusCode::UNAUTHORIZED)
-                .then_some(())
-        }
+/// Whether `token` is refused with 401 `unauthorized` on `/api/auth/me` and `/api/sites`.
+async fn token_ended(api: &Api, token: &str) -> bool {
+    let (me, body) = api.get("/api/auth/me", Some(token)).await;
+    let (sites, _) = api.get("/api/sites", Some(token)).await;
+    me == StatusCode::UNAUTHORIZED && code(&body) == Some("unauthorized") && sites == StatusCode::UNAUTHORIZED
+}
+
+/// Polls until every token of `tokens` is refused ([`token_ended`]), all of them each round,
+/// and panics unless that happened within 5 s of `acked`, when the api acknowledged the
+/// change that ends them.
+async fn tokens_ended_within_five_seconds(api: &Api, acked: Instant, tokens: &[&str], what: &str) {
+    wait::until_within(what, acked, Duration::from_secs(5), || async move {
+        let ended = join_all(tokens.iter().map(|t| token_ended(api, t))).await;
+        ended.iter().all(|e| *e).then_some(())
     })
     .await;
 }
@@ -226,11 +228,12 @@ async fn logout_ends_every_token_of_the_user_within_five_seconds() {
     let (status, body) = api.send(Method::POST, "/api/auth/logout", None, None).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "logout needs a token");
     let (status, body) = api.send(Method::POST, "/api/auth/logout", Some(&laptop), None).await;
+    let acked = Instant::now();
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(body, Value::String(String::new()), "no body");
 
-    wait_token_ended(&api, &laptop, "the token that logged out to be refused").await;
-    wait_token_ended(&api, &phone, "the user's other token to be refused").await;
+    tokens_ended_within_five_seconds(&api, acked, &[&laptop, &phone], "the token that logged out and the user's other")
+        .await;
     let (status, _) = api.send(Method::POST, "/api/auth/logout", Some(&laptop), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "an ended token cannot log out again");
     assert_token_works(&api, &someone_else, "another user's token").await;
@@ -304,9 +307,10 @@ async fn a_password_change_ends_every_token_and_only_the_new_password_logs_in() 
     assert_token_works(&api, &token, "after the refusals").await;
 
     let (status, body) = change(json!({"current_password": PASSWORD, "new_password": "brand new pass"}), t()).await;
+    let acked = Instant::now();
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    wait_token_ended(&api, &token, "the token that changed the password to be refused").await;
-    wait_token_ended(&api, &other, "the user's other token to be refused").await;
+    tokens_ended_within_five_seconds(&api, acked, &[&token, &other], "the token that changed the password and the other")
+        .await;
 
     let (status, body) = api.post("/api/auth/login", None, &json!({"email": email, "password": PASSWORD})).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, Some("invalid_credentials")), "the old password");

@@ -1,6 +1,7 @@
 //! The tracker snippet in real headless browsers: Chromium against the real stack (stats), and
-//! Chromium and Firefox against a capture site (the exact request bodies of the v2 conversion
-//! features, which ingest validates separately).
+//! Chromium, Firefox and WebKit against a capture site (the exact request bodies of the v2
+//! conversion features, which ingest validates separately); and the drivers' error checks,
+//! shown to fail on a page that throws.
 
 use cp_tests::{
     browser::{self, Driver, gzip_len},
@@ -366,6 +367,29 @@ async fn retried(engine: &str) {
     assert!(!requests[3..].iter().any(|r| r.body == requests[0].body), "{engine}: the accepted batch was sent again");
 }
 in_engines!(a_refused_batch_is_retried_with_the_same_batch_id_until_accepted, retried, chromium, firefox, webkit);
+
+/// The error checks every test here relies on ([`assert_clean`]) can fail, in every engine
+/// (WebKit's come from its driver reading what `tests/browser/page-errors.js` recorded): each
+/// error of `pages/throws.html` is reported once, and so is one thrown on a page that did not
+/// load the collector itself.
+async fn page_errors(engine: &str) {
+    let site = CaptureSite::start().await;
+    let report = browser::run_in(engine, "throws", &site.base).await;
+    let texts = |key: &str| -> Vec<String> {
+        report[key].as_array().expect(key).iter().map(|v| v.as_str().expect("text").to_string()).collect()
+    };
+    let (thrown, logged) = (texts("pageErrors"), texts("consoleErrors"));
+    for what in
+        ["rejected while loading", "thrown while loading", "thrown on click", "thrown on a page without the collector"]
+    {
+        assert_eq!(thrown.iter().filter(|e| e.contains(what)).count(), 1, "{engine}: {what:?} once in {thrown:?}");
+    }
+    assert_eq!(thrown.len(), 4, "{engine}: {thrown:?}");
+    assert_eq!(logged, ["logged while loading 42", "logged on click"], "{engine}");
+    let clean = std::panic::catch_unwind(|| assert_clean(&report));
+    assert!(clean.is_err(), "{engine}: assert_clean passed a page that threw: {report}");
+}
+in_engines!(a_page_that_throws_or_logs_errors_fails_the_checks_in_every_engine, page_errors, chromium, firefox, webkit);
 
 async fn privacy_signals(engine: &str) {
     for scenario in ["dnt", "gpc", "dnt-window", "dnt-ms"] {

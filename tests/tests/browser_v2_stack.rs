@@ -26,6 +26,7 @@ use axum::{
 use cp_tests::{
     batch::{self, click, id, pageview, scroll, time},
     browser::Driver,
+    capture,
     client::{Api, Tenant},
     stack::Stack,
     wait,
@@ -80,10 +81,8 @@ fn page(w: &Wiring, uri: &Uri) -> Response {
     let endpoint = format!("{}/api/events/batch", w.ingest);
     let html = match uri.path() {
         "/__errors.js" => {
-            const JS: &str = "if (!window.__errors) { window.__errors = [];\n\
-                addEventListener('error', function (e) { __errors.push(String(e.message || e)); });\n\
-                addEventListener('unhandledrejection', function (e) { __errors.push('rejection: ' + String(e.reason)); }); }\n";
-            return ([(header::CONTENT_TYPE, "application/javascript; charset=utf-8")], JS).into_response();
+            return ([(header::CONTENT_TYPE, "application/javascript; charset=utf-8")], capture::ERROR_COLLECTOR)
+                .into_response();
         }
         "/landing" => {
             // A tag manager adds the real snippet 300 ms after the load event: the stub's

@@ -48,10 +48,13 @@ fn flusher_with(db: &Database, clock: &ManualClock, compact_max_bytes: usize) ->
     Flusher::new(db.clone(), flusher_settings(compact_max_bytes), Arc::new(clock.clone()))
 }
 
+/// Entries a top list keeps, per day and per hour.
+const LIST_KEYS: usize = 1000;
+
 fn flusher_settings(compact_max_bytes: usize) -> Settings {
     Settings {
         lease: LEASE,
-        caps: Capacities::with_keys(1000, 1000),
+        caps: Capacities::with_keys(LIST_KEYS, LIST_KEYS),
         day_retention: Duration::from_secs(400 * 86_400),
         compact_max_bytes,
     }
@@ -570,14 +573,25 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
         } else {
             assert_eq!(visitors, 20_000, "{range:?}: daily visitors exact");
         }
-        // The popular page is first with its exact count; (other) holds what the list folded.
+        // A list holds LIST_KEYS entries and folds the rest into (other), exactly. Pages: the
+        // first LIST_KEYS one-offs fill it, each later one evicts the oldest one-off, and the
+        // popular page evicts one more; so it keeps /pricing and LIST_KEYS - 1 one-offs, and
+        // (other) is what is left of the 20,300 pageviews. (other) ranks first, /pricing next
+        // with its exact count, then one-offs of one pageview each.
         let pages = s["top_pages"].as_array().expect("pages");
-        assert_eq!(pages[0], json!({"path": "(other)", "pageviews": pages[0]["pageviews"]}), "{range:?}");
+        let other_pageviews = 20_300 - 300 - (LIST_KEYS - 1);
+        assert_eq!(pages[0], json!({"path": "(other)", "pageviews": other_pageviews}), "{range:?}");
         assert_eq!(pages[1], json!({"path": "/pricing", "pageviews": 300}), "{range:?}");
-        assert!(pages.len() == 10, "{range:?}");
-        let clicks = &s["top_clicks"];
-        assert_eq!(clicks[0]["selector"], "(other)");
-        assert!(clicks[0]["clicks"].as_i64() >= Some(19_000 - 1), "{range:?}: {clicks}");
+        assert_eq!(pages.len(), stats_store::TOP_N, "{range:?}");
+        for p in &pages[2..] {
+            assert!(p["path"].as_str().is_some_and(|path| path.starts_with("/page/")), "{range:?}: {p}");
+            assert_eq!(p["pageviews"], 1, "{range:?}: a one-off page: {p}");
+        }
+        // Clicks: 20,000 one-off selectors; the list keeps the last LIST_KEYS of them.
+        let clicks = s["top_clicks"].as_array().expect("clicks");
+        assert_eq!(clicks[0], json!({"selector": "(other)", "text": "", "clicks": 20_000 - LIST_KEYS}), "{range:?}");
+        assert_eq!(clicks.len(), stats_store::TOP_N, "{range:?}");
+        assert!(clicks[1..].iter().all(|c| c["clicks"] == 1), "{range:?}: one-off selectors: {clicks:?}");
         assert_eq!(s["top_referrers"][0]["source"], "(other)");
     }
 }

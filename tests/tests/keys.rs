@@ -16,16 +16,23 @@ async fn status_for(api: &Api, key: &str) -> StatusCode {
     api.post_batch(&b).await.0
 }
 
-async fn refused_within_five_seconds(api: &Api, key: &str) -> Duration {
-    let started = Instant::now();
-    let api2 = api.clone();
-    wait::until("the old key to be refused", Duration::from_secs(5), || {
-        let api = api2.clone();
-        let key = key.to_string();
-        async move { (status_for(&api, &key).await == StatusCode::UNAUTHORIZED).then_some(()) }
+/// The contract: a rotated or deleted key is refused, and a new one accepted, within 5 s of
+/// the api acknowledging the change.
+const CONTRACT: Duration = Duration::from_secs(5);
+
+/// Waits until ingest refuses every key of `refused` and knows every key of `live`, probing all
+/// of them in each round, and panics unless all of that happened within [`CONTRACT`] of
+/// `acked`, the moment the api acknowledged the change: a key looked at last gets no more time
+/// than the first.
+async fn in_effect_within_five_seconds(api: &Api, acked: Instant, refused: Vec<&str>, live: Vec<&str>) {
+    let probes: Vec<(String, bool)> =
+        refused.iter().map(|k| (k.to_string(), false)).chain(live.iter().map(|k| (k.to_string(), true))).collect();
+    let probes = &probes;
+    wait::until_within("ingest to refuse the old keys and know the new ones", acked, CONTRACT, || async move {
+        let answers = futures::future::join_all(probes.iter().map(|(key, _)| api.key_known(key))).await;
+        probes.iter().zip(answers).all(|((_, want), got)| got == Some(*want)).then_some(())
     })
     .await;
-    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,13 +44,14 @@ async fn rotated_key_is_refused_within_five_seconds_and_the_new_one_works() {
 
     let (status, site) =
         api.post(&format!("/api/sites/{}/rotate-key", t.site_id), Some(&t.token), &serde_json::json!({})).await;
+    let acked = Instant::now();
     assert_eq!(status, StatusCode::OK, "{site}");
     let new_key = site["api_key"].as_str().expect("key").to_string();
     assert_ne!(new_key, t.key);
 
-    let took = refused_within_five_seconds(&api, &t.key).await;
-    eprintln!("old key refused after {took:?}");
-    api.wait_key_live(&new_key).await;
+    in_effect_within_five_seconds(&api, acked, vec![&t.key], vec![&new_key]).await;
+    eprintln!("old key refused and new key live after {:?}", acked.elapsed());
+    assert_eq!(status_for(&api, &t.key).await, StatusCode::UNAUTHORIZED, "the old key is refused");
     assert_eq!(status_for(&api, &new_key).await, StatusCode::ACCEPTED, "the new key works");
 }
 
@@ -55,8 +63,10 @@ async fn deleted_sites_key_is_refused_within_five_seconds() {
     assert_eq!(status_for(&api, &t.key).await, StatusCode::ACCEPTED);
 
     let (status, _) = api.send(Method::DELETE, &format!("/api/sites/{}", t.site_id), Some(&t.token), None).await;
+    let acked = Instant::now();
     assert_eq!(status, StatusCode::NO_CONTENT);
-    refused_within_five_seconds(&api, &t.key).await;
+    in_effect_within_five_seconds(&api, acked, vec![&t.key], vec![]).await;
+    assert_eq!(status_for(&api, &t.key).await, StatusCode::UNAUTHORIZED);
     let (status, _) = api.get(&format!("/api/sites/{}", t.site_id), Some(&t.token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -101,32 +111,38 @@ async fn concurrent_rotates_leave_exactly_one_live_key() {
     let rotates = (0..shared::store::MAX_KEY_ROTATIONS_PER_HOUR).map(|_| {
         let api = api.clone();
         let (path, token) = (format!("/api/sites/{}/rotate-key", t.site_id), t.token.clone());
-        async move { api.post(&path, Some(&token), &serde_json::json!({})).await }
+        async move {
+            let (status, body) = api.post(&path, Some(&token), &serde_json::json!({})).await;
+            (status, body, Instant::now())
+        }
     });
     let answers = futures::future::join_all(rotates).await;
     assert!(
-        answers.iter().all(|(s, _)| *s == StatusCode::OK),
+        answers.iter().all(|(s, _, _)| *s == StatusCode::OK),
         "{:?}",
-        answers.iter().map(|(s, b)| (s, b["error"].clone())).collect::<Vec<_>>()
+        answers.iter().map(|(s, b, _)| (s, b["error"].clone())).collect::<Vec<_>>()
     );
-    let distinct: std::collections::HashSet<&str> = answers.iter().filter_map(|(_, b)| b["api_key"].as_str()).collect();
+    let distinct: std::collections::HashSet<&str> = answers.iter().filter_map(|(_, b, _)| b["api_key"].as_str()).collect();
     assert_eq!(distinct.len(), answers.len(), "every 200 is a rotation of its own, with a key of its own");
     let (_, site) = api.get(&format!("/api/sites/{}", t.site_id), Some(&t.token)).await;
     let current = site["api_key"].as_str().expect("key").to_string();
+
+    // When the first rotation was acknowledged, the first key had been replaced; when the last
+    // was, every other key had been, and the current one made.
+    let first_ack = answers.iter().map(|(_, _, at)| *at).min().expect("answers");
+    let last_ack = answers.iter().map(|(_, _, at)| *at).max().expect("answers");
+    let replaced: Vec<&str> =
+        answers.iter().filter_map(|(_, b, _)| b["api_key"].as_str()).filter(|k| *k != current).collect();
+    tokio::join!(
+        in_effect_within_five_seconds(&api, first_ack, vec![&t.key], vec![]),
+        in_effect_within_five_seconds(&api, last_ack, replaced, vec![&current]),
+    );
+    assert_eq!(status_for(&api, &current).await, StatusCode::ACCEPTED);
 
     // Exactly one live key, and it is the one the site holds; a reconcile changes nothing.
     assert_eq!(live_keys_of(&bucket, &t.site_id).await, vec![current.clone()]);
     registry.reconcile().await.expect("reconcile");
     assert_eq!(live_keys_of(&bucket, &t.site_id).await, vec![current.clone()]);
-
-    let mut others: Vec<String> = answers.iter().filter_map(|(_, b)| b["api_key"].as_str().map(str::to_string)).collect();
-    others.push(t.key.clone());
-    others.retain(|k| *k != current);
-    for key in &others {
-        refused_within_five_seconds(&api, key).await;
-    }
-    api.wait_key_live(&current).await;
-    assert_eq!(status_for(&api, &current).await, StatusCode::ACCEPTED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,9 +159,11 @@ async fn a_reconcile_that_read_mongodb_before_a_rotate_or_delete_never_revives_t
     // ... a rotate and a delete land ...
     let (status, site) =
         api.post(&format!("/api/sites/{}/rotate-key", rotated.site_id), Some(&rotated.token), &serde_json::json!({})).await;
+    let rotate_acked = Instant::now();
     assert_eq!(status, StatusCode::OK);
     let new_key = site["api_key"].as_str().expect("key").to_string();
     let (status, _) = api.send(Method::DELETE, &format!("/api/sites/{}", deleted.site_id), Some(&deleted.token), None).await;
+    let delete_acked = Instant::now();
     assert_eq!(status, StatusCode::NO_CONTENT);
     // ... then the job writes the bucket from what it read.
     let report = registry.reconcile_from(&listing).await.expect("reconcile");
@@ -153,10 +171,12 @@ async fn a_reconcile_that_read_mongodb_before_a_rotate_or_delete_never_revives_t
 
     for (what, key) in [("rotated", &rotated.key), ("deleted", &deleted.key)] {
         assert!(is_revoked(&bucket, key).await, "the {what} key stays revoked in the bucket");
-        refused_within_five_seconds(&api, key).await;
     }
+    tokio::join!(
+        in_effect_within_five_seconds(&api, rotate_acked, vec![&rotated.key], vec![&new_key]),
+        in_effect_within_five_seconds(&api, delete_acked, vec![&deleted.key], vec![]),
+    );
     assert_eq!(live_keys_of(&bucket, &rotated.site_id).await, vec![new_key.clone()]);
     assert!(live_keys_of(&bucket, &deleted.site_id).await.is_empty());
-    api.wait_key_live(&new_key).await;
     assert_eq!(status_for(&api, &new_key).await, StatusCode::ACCEPTED);
 }

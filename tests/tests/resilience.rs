@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use cp_tests::{
     batch::{batch as make_batch, click, id, pageview},
     client::Api,
-    stack::{Proc, Stack},
+    stack::{Backlog, Proc, Stack},
     wait,
 };
 use futures::StreamExt;
@@ -67,6 +67,45 @@ async fn aggregator_killed_mid_stream_counts_every_accepted_event_exactly_once()
     stack.wait_drained().await;
     let again = api.stats(&t.token, &t.site_id, "").await;
     assert_eq!(again["summary"], s["summary"], "numbers are stable after the drain");
+}
+
+/// `Stack::wait_drained`, which other tests trust to mean "nothing accepted can still change
+/// the numbers", holds while the aggregator is down and returns only once every accepted batch
+/// shows in the stats: they are read once, right after it, without waiting for them. One batch
+/// per flush, so the restarted aggregator takes a few seconds over the backlog: longer than
+/// its lag gauge (0 at start, sampled every 2 s) would hold a wait on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_is_drained_only_once_every_accepted_batch_is_counted() {
+    let mut stack = Stack::start_with(&[("CP_FLUSH_MAX_BATCHES", "1")]).await;
+    let api = Api::new(&stack);
+    let t = api.tenant("example.com", "UTC").await;
+    stack.terminate(Proc::Aggregator);
+
+    const BATCHES: usize = 300;
+    for _ in 0..BATCHES {
+        let page = id("page");
+        let b = make_batch(&t.key, &id("session"), vec![pageview(&page, "https://example.com/", "", true)]);
+        assert_eq!(api.post_batch(&b).await.0, StatusCode::ACCEPTED);
+    }
+    // One at a time, so each batch is a stream message of its own, as ingest counts them.
+    let published = stack.metrics(Proc::Ingest).await;
+    assert!(
+        published.lines().any(|l| l == format!("convertpulse_ingest_publish_group_batches_count {BATCHES}")),
+        "{BATCHES} messages published: {published}"
+    );
+    let backlog = stack.backlog().await.expect("the stream and consumer answer");
+    assert_eq!(backlog, Backlog { stored: BATCHES as u64, undelivered: BATCHES as u64, unacked: 0 }, "nobody consumes");
+    assert!(!backlog.is_empty());
+    assert_eq!(api.stats(&t.token, &t.site_id, "").await["summary"]["pageviews"], 0, "nothing counted yet");
+
+    stack.start_proc(Proc::Aggregator);
+    stack.wait_drained().await;
+    let s = api.stats(&t.token, &t.site_id, "").await;
+    assert_eq!(
+        (s["summary"]["pageviews"].as_i64(), s["summary"]["sessions"].as_i64()),
+        (Some(BATCHES as i64), Some(BATCHES as i64)),
+        "{s}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -303,6 +303,27 @@ async fn pageviews(http: &reqwest::Client, api: &str, token: &str, site: &str) -
         .unwrap_or(0)
 }
 
+/// Waits (at most 30 s) until ingest knows every key of `keys`. The probe is a batch from a
+/// foreign origin: ingest checks the origin after the key, so 401 means not yet and 403 live,
+/// and neither answer counts anything.
+async fn wait_keys_live(http: &reqwest::Client, ingest: &str, keys: &[String]) -> anyhow::Result<()> {
+    use cp_tests::batch::{batch, id, pageview};
+    let url = format!("{ingest}/api/events/batch");
+    let live = cp_tests::wait::poll(Duration::from_secs(30), || async {
+        for key in keys {
+            let probe = batch(key, "session_probe", vec![pageview(&id("page"), "https://loadtest.example/", "", false)]);
+            let res = http.post(&url).header("origin", "https://key-probe.invalid").json(&probe).send().await.ok()?;
+            if res.status() != 403 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    anyhow::ensure!(live.is_some(), "ingest did not know the new site keys within 30 s");
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     // `--serve-baseline` runs its own server runtime; everything else runs here.
     let Some(args) = parse_args()? else { return Ok(()) };
@@ -347,7 +368,7 @@ async fn drive(args: Args) -> anyhow::Result<()> {
         sites.push((s["id"].as_str().context("id")?.to_string(), s["api_key"].as_str().context("key")?.to_string()));
     }
     let keys: Vec<String> = sites.iter().map(|(_, k)| k.clone()).collect();
-    tokio::time::sleep(Duration::from_millis(300)).await; // let ingest see the new keys
+    wait_keys_live(&http, &args.ingest, &keys).await?;
 
     println!("load: {} workers for {:?}, {} sites", args.concurrency, args.duration, args.sites);
     if let Some(base) = &args.baseline {
@@ -395,6 +416,7 @@ async fn drive(args: Args) -> anyhow::Result<()> {
             println!("  backlog NOT drained within {:?}", args.drain_wait);
             break;
         }
+        // The poll interval of this deadline loop (20 ms: the drain time is what it measures).
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -598,7 +620,8 @@ mod rollups {
             .await?;
             sites.push((s["id"].as_str().context("id")?.to_string(), s["api_key"].as_str().context("key")?.to_string()));
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let keys: Vec<String> = sites.iter().map(|(_, k)| k.clone()).collect();
+        wait_keys_live(&http, &args.ingest, &keys).await?;
         println!(
             "rollups: {n} batches (1 pageview + 1 click) per site, 10 keys vs {n} distinct pages, selectors, referrers and visitors"
         );
@@ -621,6 +644,7 @@ mod rollups {
             let deadline = Instant::now() + Duration::from_secs(1800);
             while pageviews(&http, &args.api, &token, site).await < accepted {
                 anyhow::ensure!(Instant::now() < deadline, "backlog not drained in 30 minutes");
+                // The poll interval of this deadline loop.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let drain = started.elapsed().as_secs_f64();

@@ -282,6 +282,7 @@ async fn wait_for_keys(ctx: &Ctx, sites: &[Site]) -> anyhow::Result<()> {
             pending.len(),
             sites.len()
         );
+        // The poll interval of this deadline loop.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -342,6 +343,7 @@ async fn send(ctx: &Ctx, sites: &[Site], per_site: u64, first: u64, shape: Shape
                         Err(_) => 0,
                     };
                     if matches!(status, 0 | 429 | 503) && tries < SEND_TRIES {
+                        // Pacing: a refused batch is retried after a growing pause, as the tracker does.
                         tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
                         continue;
                     }
@@ -433,6 +435,7 @@ async fn check(ctx: &Ctx, sites: &[Site], sent: &[Counts], deadline: Instant) ->
             pending.sort_unstable_by_key(|(i, _)| *i);
             return pending;
         }
+        // The poll interval of this deadline loop.
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -469,6 +472,7 @@ async fn drain(ctx: &Ctx, sites: &[Site], sent: &Sent) -> anyhow::Result<Drained
                 _ => {}
             }
         }
+        // The poll interval of this deadline loop (50 ms: the drain time is what it measures).
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mut secs = started.elapsed().as_secs_f64();
