@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use shared::{
-    event::{Event, EventKind},
+    event::{Event, EventKind, FORM_ABANDON, FORM_START, FORM_SUBMIT, PropValue, ViewKind},
     goal::{GoalKind, path_matches},
     message::BatchMessage,
     rollup::{
-        Body, Bucket, Capacity, Counts, Dim, LiveMinute, Part, RollupKey, Series, TopDelta, page_attr_key, sketch,
+        Body, Bucket, Capacity, Counts, Dim, LiveMinute, Part, RollupKey, Series, TopDelta,
+        attention::{self, Kind},
+        page_attr_key, sketch,
         toplist::page_ext,
     },
     site_config::GoalDoc,
@@ -50,11 +52,15 @@ impl Capacities {
         }
     }
 
-    /// The capacity of one list. Page breakdowns hold several keys per page (its sources,
-    /// clicks, events, …), so they get four times the keys and bytes.
+    /// The capacity of one list. Page breakdowns and attention hold several keys per page (its
+    /// sources, clicks, events, …; its sections, CTAs, forms, map cells), so they get four
+    /// times the keys and bytes.
     pub fn of(&self, bucket: &Bucket, part: Part) -> Capacity {
         let base = if bucket.is_day() { self.day } else { self.hour };
-        if part == Part::Top(Dim::PageAttr) { Capacity { keys: base.keys * 4, bytes: base.bytes * 4, ..base } } else { base }
+        match part {
+            Part::Top(Dim::PageAttr | Dim::Attention) => Capacity { keys: base.keys * 4, bytes: base.bytes * 4, ..base },
+            _ => base,
+        }
     }
 }
 
@@ -157,6 +163,19 @@ impl FlushDeltas {
         self.top(site, buckets, Dim::PageAttr, &page_attr_key(path, kind, name), counts, text);
     }
 
+    /// Adds `counts` (and a text) to the attention entry `kind` `name` of the page `path`.
+    fn attention(
+        &mut self,
+        site: &str,
+        buckets: [Bucket; 2],
+        path: &str,
+        (kind, name): (Kind, &str),
+        counts: Counts,
+        text: Option<&str>,
+    ) {
+        self.top(site, buckets, Dim::Attention, &attention::key(path, kind, name), counts, text);
+    }
+
     /// Adds what `msg` says by itself (its day's and pages' new visitors excluded: see
     /// [`Self::add_new_visitor`], [`Self::add_page_visitor`]); returns what its session learns
     /// from it, for [`crate::sessions`]. `goals` are the site's goals.
@@ -199,14 +218,33 @@ impl FlushDeltas {
                     }
                     self.top(site, b.stats(), Dim::Page, &path, page, None);
                     facts.interacted |= *depth > ENGAGING_DEPTH;
+                    let mut halves = [Counts::default(); 2];
+                    for bin in attention::bins_reached(*prev, *depth) {
+                        let half = &mut halves[bin / attention::BINS_PER_ENTRY];
+                        half.n += 1;
+                        half.ext[bin % attention::BINS_PER_ENTRY] += 1;
+                    }
+                    for (i, half) in halves.into_iter().enumerate().filter(|(_, h)| h.n > 0) {
+                        self.attention(site, b.stats(), &path, (Kind::Scroll, ["0", "1"][i]), half, None);
+                    }
                 }
-                EventKind::Click { selector, text, .. } => {
+                EventKind::Click { selector, text, marks, .. } => {
                     counters.clicks += 1;
                     let text = Some(text.trim());
                     self.top(site, b.stats(), Dim::Click, selector, one(1), text);
                     self.top(site, b.stats(), Dim::Page, &path, ext(page_ext::CLICKS, 1), None);
                     self.page_attr(site, b.stats(), &path, (Dim::Click, selector), one(1), text);
                     facts.interacted = true;
+                    facts.add_click(ev.page_id.as_str(), &path, selector, text.filter(|t| !t.is_empty()));
+                    if let (Some(x), Some(y)) = (marks.x, marks.y) {
+                        let (col, row) = attention::cell_of(x, y);
+                        self.attention(site, b.stats(), &path, (Kind::Cell, &attention::cell_name(col, row)), one(1), None);
+                    }
+                    for (flag, kind) in [(marks.rage, Kind::Rage), (marks.dead, Kind::Dead)] {
+                        if flag {
+                            self.attention(site, b.stats(), &path, (kind, selector), one(1), None);
+                        }
+                    }
                 }
                 EventKind::Time { seconds } => {
                     counters.time_sum += seconds;
@@ -219,14 +257,28 @@ impl FlushDeltas {
                         None,
                     );
                 }
-                EventKind::Event { name, .. } => {
+                EventKind::Event { name, props } => {
                     self.top(site, b.stats(), Dim::Event, name, one(1), None);
                     self.page_attr(site, b.stats(), &path, (Dim::Event, name), one(1), None);
                     facts.interacted = true;
+                    self.add_form_event(site, b.stats(), &path, name, props);
                 }
-                // Seeing is not engaging: a view changes no counter of v2 (the page's
-                // attention figures are rolled up apart).
-                EventKind::View { .. } => {}
+                // Seeing is not engaging: a view changes no counter of v2, only the page's
+                // attention.
+                EventKind::View { kind: ViewKind::Section, name, order, seen, ms } => {
+                    let mut c = ext(attention::VISIBLE_MS, u64::from(*ms));
+                    c.n = u64::from(*seen);
+                    // Zero-padded, so the greatest text a merge keeps is the highest order.
+                    let order = order.map(|o| format!("{o:02}"));
+                    self.attention(site, b.stats(), &path, (Kind::Section, name), c, order.as_deref());
+                }
+                EventKind::View { kind: ViewKind::Cta, name, seen, .. } => {
+                    if *seen {
+                        let mut c = ext(attention::VIEWERS, 1);
+                        c.n = 1;
+                        self.attention(site, b.stats(), &path, (Kind::Cta, name), c, None);
+                    }
+                }
             }
             for goal in goals.iter().filter(|g| g.applies_at(msg.received_at) && matches_goal(g, ev, &path)) {
                 if !facts.goals.contains(&goal.id) {
@@ -279,6 +331,37 @@ impl FlushDeltas {
         start
     }
 
+    /// A form's start, submit or abandon (the reserved events `form_start`, `form_submit` and
+    /// `form_abandon`, which name their form in `props.form`).
+    fn add_form_event(
+        &mut self,
+        site: &str,
+        buckets: [Bucket; 2],
+        path: &str,
+        name: &str,
+        props: &BTreeMap<String, PropValue>,
+    ) {
+        let prop = |k: &str| match props.get(k) {
+            Some(PropValue::String(v)) if !v.is_empty() => Some(v.as_str()),
+            _ => None,
+        };
+        let slot = match name {
+            FORM_START => attention::STARTS,
+            FORM_SUBMIT => attention::SUBMITS,
+            FORM_ABANDON => attention::ABANDONS,
+            _ => return,
+        };
+        let Some(form) = prop("form") else { return };
+        let mut c = ext(slot, 1);
+        c.n = 1;
+        self.attention(site, buckets, path, (Kind::Form, form), c, None);
+        if name == FORM_ABANDON
+            && let Some(field) = prop("field")
+        {
+            self.attention(site, buckets, path, (Kind::Abandon, &attention::abandon_name(form, field)), one(1), None);
+        }
+    }
+
     /// Counts one new distinct visitor of `site` on `day`.
     pub fn add_new_visitor(&mut self, site: &str, day: Bucket) {
         self.series(site, day, day).0.visitors += 1;
@@ -326,6 +409,11 @@ impl FlushDeltas {
             }
             Effect::GoalEntry { day, hour, goal, entry } => {
                 self.page_attr(site, [*day, *hour], entry, (Dim::Goal, goal), one(1), None);
+            }
+            Effect::Clicker { day, hour, path, selector, text } => {
+                let mut c = ext(attention::CLICKERS, 1);
+                c.n = 1;
+                self.attention(site, [*day, *hour], path, (Kind::Cta, selector), c, text.as_deref());
             }
         }
     }
@@ -403,6 +491,63 @@ mod tests {
     }
 
     const T: i64 = 1_764_064_800_000; // 2025-11-25T10:00:00Z
+
+    #[test]
+    fn attention_counts_views_marks_scroll_and_forms_per_page() {
+        use shared::event::{ClickMarks, PropValue, ViewKind};
+        let url = "https://example.com/landing";
+        let view = |kind, name: &str, order, seen, ms| ev(EventKind::View { kind, name: name.into(), order, seen, ms }, url);
+        let click = |selector: &str, marks: ClickMarks| {
+            ev(EventKind::Click { selector: selector.into(), text: "Buy".into(), href: None, marks }, url)
+        };
+        let form = |name: &str, props: &[(&str, &str)]| {
+            let props = props.iter().map(|(k, v)| (k.to_string(), PropValue::String(v.to_string()))).collect();
+            ev(EventKind::Event { name: name.into(), props }, url)
+        };
+        let m = msg(
+            vec![
+                view(ViewKind::Section, "pricing", Some(3), true, 1200),
+                view(ViewKind::Section, "pricing", Some(3), false, 800),
+                view(ViewKind::Cta, "a#buy", None, true, 0),
+                click("a#buy", ClickMarks { x: Some(0.5), y: Some(0.999), rage: false, dead: false }),
+                click("a#buy", ClickMarks { x: Some(0.5), y: Some(0.999), rage: true, dead: false }),
+                click("div.price", ClickMarks { x: Some(0.0), y: Some(0.0), rage: false, dead: true }),
+                ev(EventKind::Scroll { depth: 12, prev: 0 }, url),
+                ev(EventKind::Scroll { depth: 55, prev: 12 }, url),
+                form("form_start", &[("form", "form#signup")]),
+                form("form_abandon", &[("form", "form#signup"), ("field", "email")]),
+                form("form_submit", &[("form", "form#signup")]),
+                // A start without its form is an ordinary event.
+                form("form_start", &[]),
+            ],
+            "UTC",
+            T,
+        );
+        let mut d = FlushDeltas::default();
+        let facts = d.add_batch(&m, &[]);
+        let list = top(&d, day("2025-11-25"), Dim::Attention);
+        let at = |kind, name: &str| list.get(&attention::key("/landing", kind, name)).map(|t| t.counts).unwrap_or_default();
+        let section = at(Kind::Section, "pricing");
+        assert_eq!((section.n, section.ext[attention::VISIBLE_MS]), (1, 2000));
+        assert_eq!(list[&attention::key("/landing", Kind::Section, "pricing")].text.as_deref(), Some("03"));
+        let cta = at(Kind::Cta, "a#buy");
+        assert_eq!((cta.ext[attention::VIEWERS], cta.ext[attention::CLICKERS]), (1, 0), "clickers come from the session");
+        assert_eq!(at(Kind::Rage, "a#buy").n, 1);
+        assert_eq!(at(Kind::Dead, "div.price").n, 1);
+        assert_eq!(at(Kind::Cell, "10.49").n, 2);
+        assert_eq!(at(Kind::Cell, "0.0").n, 1);
+        let f = at(Kind::Form, "form#signup");
+        assert_eq!((f.ext[attention::STARTS], f.ext[attention::SUBMITS], f.ext[attention::ABANDONS]), (1, 1, 1));
+        assert_eq!(at(Kind::Abandon, &attention::abandon_name("form#signup", "email")).n, 1);
+        let (low, high) = (at(Kind::Scroll, "0"), at(Kind::Scroll, "1"));
+        assert_eq!(low.ext, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], "5 % to 50 %");
+        assert_eq!((high.ext[0], high.ext[1]), (1, 0), "55 %, not 60 %");
+        // Two clicks on a#buy and one on div.price: the session turns them into clickers.
+        let pairs: Vec<&str> = facts.clicks.iter().map(|c| c.selector.as_str()).collect();
+        assert_eq!(pairs, vec!["a#buy", "div.price"]);
+        // Views change no v2 counter.
+        assert_eq!(top(&d, day("2025-11-25"), Dim::Page)["/landing"].counts.n, 0);
+    }
 
     #[test]
     fn counts_every_event_kind() {

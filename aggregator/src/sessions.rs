@@ -36,6 +36,9 @@ use crate::buckets::Buckets;
 /// more than a day; these only bound a document that page code could try to grow).
 const MAX_DAYS: usize = 31;
 const MAX_GOALS: usize = 200;
+/// How many (pageview, element) pairs a session remembers as clicked: the latest ones. A page
+/// has at most 30 CTAs, and clicks on a pageview's elements come before the next pageview's.
+const MAX_CLICKED: usize = 64;
 
 /// The first pageview of a session: what its visits and conversions are attributed to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +83,18 @@ pub struct SessionFacts {
     pub interacted: bool,
     /// Goals completed (ids), each once.
     pub goals: Vec<String>,
+    /// Clicks, in order: what makes a pageview one of an element's clickers.
+    pub clicks: Vec<Click>,
+}
+
+/// A click, as [`SessionFacts`] keep it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Click {
+    /// Which pageview, and which element in it (a hash of `page_id` and selector).
+    pub mark: u64,
+    pub path: String,
+    pub selector: String,
+    pub text: Option<String>,
 }
 
 impl SessionFacts {
@@ -93,12 +108,22 @@ impl SessionFacts {
             pageviews: 0,
             interacted: false,
             goals: Vec::new(),
+            clicks: Vec::new(),
         }
+    }
+
+    /// A click on `selector` in the pageview `page_id` of `path`.
+    pub fn add_click(&mut self, page_id: &str, path: &str, selector: &str, text: Option<&str>) {
+        let mark = shared::rollup::sketch::visitor_hash64(&format!("{page_id}\u{1f}{selector}"));
+        if self.clicks.iter().any(|c| c.mark == mark) {
+            return;
+        }
+        self.clicks.push(Click { mark, path: path.into(), selector: selector.into(), text: text.map(str::to_string) });
     }
 
     /// True when these facts cannot change any session (nothing to read or write).
     pub fn is_empty(&self) -> bool {
-        self.start.is_none() && self.pageviews == 0 && !self.interacted && self.goals.is_empty()
+        self.start.is_none() && self.pageviews == 0 && !self.interacted && self.goals.is_empty() && self.clicks.is_empty()
     }
 }
 
@@ -139,6 +164,17 @@ pub enum Effect {
         goal: String,
         entry: String,
     },
+    /// The pageview's first click on `selector` (v3): one more clicker of it.
+    Clicker {
+        #[serde(with = "bucket_serde::day")]
+        day: Bucket,
+        #[serde(with = "bucket_serde::hour")]
+        hour: Bucket,
+        path: String,
+        selector: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
 }
 
 /// A goal the session completed on a day.
@@ -178,6 +214,9 @@ pub struct SessionState {
     pub conversions: Vec<Conversion>,
     /// Goal completions counted, at most one per goal and day.
     pub goals: Vec<GoalDone>,
+    /// The latest [`MAX_CLICKED`] (pageview, element) pairs clicked (v3; [`Click::mark`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clicked: Vec<i64>,
 }
 
 /// Applies the facts of a session's batches (oldest first) to its state; returns the effects.
@@ -212,6 +251,24 @@ pub fn transition(state: &mut SessionState, facts: &[&SessionFacts]) -> Vec<Effe
             effects.push(Effect::Engaged { start: start.clone() });
         }
         let (day, hour) = (f.buckets.day, f.buckets.hour);
+        for c in &f.clicks {
+            // Stored as i64: BSON has no unsigned integers.
+            let mark = c.mark as i64;
+            if state.clicked.contains(&mark) {
+                continue;
+            }
+            if state.clicked.len() >= MAX_CLICKED {
+                state.clicked.remove(0);
+            }
+            state.clicked.push(mark);
+            effects.push(Effect::Clicker {
+                day,
+                hour,
+                path: c.path.clone(),
+                selector: c.selector.clone(),
+                text: c.text.clone(),
+            });
+        }
         for goal in &f.goals {
             if state.goals.iter().any(|g| g.day == day && g.goal == *goal) || state.goals.len() >= MAX_GOALS {
                 continue;
@@ -325,6 +382,7 @@ mod tests {
             pageviews,
             interacted,
             goals: goals.iter().map(|g| g.to_string()).collect(),
+            clicks: Vec::new(),
         }
     }
 
@@ -337,8 +395,38 @@ mod tests {
                 Effect::Attributed { .. } => "attributed",
                 Effect::Goal { .. } => "goal",
                 Effect::GoalEntry { .. } => "goal entry",
+                Effect::Clicker { .. } => "clicker",
             })
             .collect()
+    }
+
+    #[test]
+    fn a_pageview_clicks_an_element_once_across_batches() {
+        let mut state = SessionState::default();
+        let mut first = facts("2025-11-25", None, 1, true, &[]);
+        first.add_click("page_1", "/", "a#buy", Some("Buy"));
+        first.add_click("page_1", "/", "a#buy", Some("Buy"));
+        first.add_click("page_1", "/", "a#faq", None);
+        assert_eq!(first.clicks.len(), 2, "a batch keeps each pair once");
+        let mut again = facts("2025-11-25", None, 0, true, &[]);
+        again.add_click("page_1", "/", "a#buy", None);
+        again.add_click("page_2", "/", "a#buy", None);
+        let effects = transition(&mut state, &[&first, &again]);
+        let clicked: Vec<(&str, &str)> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Clicker { path, selector, .. } => Some((path.as_str(), selector.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(clicked, vec![("/", "a#buy"), ("/", "a#faq"), ("/", "a#buy")]);
+        assert!(transition(&mut state, &[&again]).iter().all(|e| !matches!(e, Effect::Clicker { .. })), "already counted");
+
+        // The session remembers the latest pairs only, so its document stays bounded.
+        let mut many = facts("2025-11-25", None, 0, true, &[]);
+        (0..200).for_each(|i| many.add_click(&format!("later_{i}"), "/", "a#buy", None));
+        assert_eq!(transition(&mut state, &[&many]).len(), 200);
+        assert_eq!(state.clicked.len(), MAX_CLICKED);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
 //!   and reading the rollups.
 
+pub mod attention;
 pub mod config;
 pub mod error;
 pub mod extractors;

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::goals::router())
         .merge(routes::share::router())
         .merge(routes::stats::router())
+        .merge(routes::overlay::router())
         .merge(routes::health::router())
         .merge(routes::web::router(&state))
         .fallback(shared::http::not_found)

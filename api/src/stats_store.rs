@@ -68,9 +68,15 @@ pub fn read_bound(range: &Range) -> usize {
     buckets_in(range) * (1 + Part::all().len() + Dim::ALL.len())
 }
 
-/// The parts a site-wide request reads: page breakdowns only serve page filters.
+/// The dimensions of one page's views (page filters, the attention view), never of a
+/// site-wide request.
+fn is_per_page(dim: Dim) -> bool {
+    matches!(dim, Dim::PageAttr | Dim::Attention)
+}
+
+/// The parts a site-wide request reads.
 fn site_parts() -> Vec<Part> {
-    Part::all().into_iter().filter(|p| *p != Part::Top(Dim::PageAttr)).collect()
+    Part::all().into_iter().filter(|p| !matches!(p, Part::Top(d) if is_per_page(*d))).collect()
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -246,7 +252,7 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
         }
     }
     let mut lists = HashMap::new();
-    for dim in Dim::ALL.into_iter().filter(|d| *d != Dim::PageAttr) {
+    for dim in Dim::ALL.into_iter().filter(|d| !is_per_page(*d)) {
         let limit = if dim == Dim::Goal { ALL_GOALS } else { TOP_N };
         let (rows, read) = top(db, tops.remove(&dim).unwrap_or_default(), limit).await?;
         docs_read += read;
@@ -312,6 +318,42 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
         lists.insert(kind, ranked);
     }
     Ok(Loaded { inputs: Inputs { points, distinct_visitors: None, lists }, docs_read })
+}
+
+/// The attention view of the page `path` over `range`: the page list and the attention list
+/// of each bucket, whole, each looked at as it arrives and only the path's entries kept.
+/// Returns the view and how many documents it read (at most `site-days + buckets × 2`).
+pub async fn load_attention(
+    db: &Database,
+    site_id: &str,
+    range: &Range,
+    tz: Tz,
+    path: &str,
+) -> Result<(crate::attention::PageView, usize), ApiError> {
+    let parts = [Part::Top(Dim::Page), Part::Top(Dim::Attention)];
+    let mut page = crate::attention::PageAttention::default();
+    let docs_read = visit_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
+        let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
+        match u.part {
+            Part::Top(Dim::Page) => {
+                if let Some(e) = list.entries().iter().find(|e| e.key == path) {
+                    page.add_page(&e.counts);
+                }
+            }
+            _ => {
+                for e in list.entries() {
+                    if let Some((p, kind, name)) = rollup::attention::split_key(&e.key)
+                        && p == path
+                    {
+                        page.add(kind, name, e.counts, e.text.as_deref());
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((page.finish(path), docs_read))
 }
 
 /// A page's breakdowns summed over a range: kind → name → counts and a text seen (clicks).

@@ -21,6 +21,18 @@ struct Claims {
     exp: i64,
 }
 
+/// An overlay token's claims: read-only, one site and one page, for an hour. It has no `sub`,
+/// so it never passes as a user's token, and a user's token has no `site`.
+#[derive(Debug, Serialize, Deserialize)]
+struct OverlayClaims {
+    site: String,
+    path: String,
+    exp: i64,
+}
+
+/// How long an overlay link opens its page's attention.
+pub const OVERLAY_TTL_SECS: i64 = 3600;
+
 /// Issues and verifies tokens.
 #[derive(Clone)]
 pub struct Tokens {
@@ -62,6 +74,28 @@ impl Tokens {
     }
 }
 
+impl Tokens {
+    /// A token that opens the attention view of `path` of `site_id` for
+    /// [`OVERLAY_TTL_SECS`] from `now`.
+    pub fn issue_overlay(&self, site_id: &str, path: &str, now: i64) -> Result<String, ApiError> {
+        let claims = OverlayClaims { site: site_id.to_string(), path: path.to_string(), exp: now + OVERLAY_TTL_SECS };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| ApiError::Internal(e.into()))
+    }
+
+    /// The site and path of a validly signed, unexpired overlay token.
+    pub fn verify_overlay(&self, token: &str) -> Result<(String, String), ApiError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = 5;
+        decode::<OverlayClaims>(token, &self.decoding, &validation).map(|d| (d.claims.site, d.claims.path)).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::Unauthorized("overlay link expired"),
+                _ => ApiError::Unauthorized("invalid overlay link"),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +131,18 @@ mod tests {
         )
         .expect("encodes");
         assert_eq!(tokens.verify(&old).expect("valid"), ("u1".to_string(), 0));
+    }
+
+    #[test]
+    fn overlay_tokens_open_their_page_only_and_never_pass_as_a_user() {
+        let tokens = Tokens::new(SECRET, Duration::from_secs(3600));
+        let now = chrono::Utc::now().timestamp();
+        let t = tokens.issue_overlay("site1", "/pricing", now).expect("issues");
+        assert_eq!(tokens.verify_overlay(&t).expect("valid"), ("site1".to_string(), "/pricing".to_string()));
+        assert!(tokens.verify(&t).is_err(), "an overlay token is no user token");
+        let user = tokens.issue("u1", 0, now).expect("issues");
+        assert!(tokens.verify_overlay(&user).is_err(), "a user token is no overlay token");
+        let old = tokens.issue_overlay("site1", "/pricing", now - OVERLAY_TTL_SECS - 60).expect("issues");
+        assert!(matches!(tokens.verify_overlay(&old), Err(ApiError::Unauthorized("overlay link expired"))));
     }
 }

@@ -64,6 +64,8 @@ pub const MAX_SECTION_NAME_CHARS: usize = 64;
 pub const MAX_VIEW_MS: u64 = 600_000;
 /// The reserved custom event a form's first focus sends: `props.form` names the form.
 pub const FORM_START: &str = "form_start";
+/// The custom event the tracker sends when a form is submitted (v2): `props.form` names it.
+pub const FORM_SUBMIT: &str = "form_submit";
 /// The reserved custom event a page left with a started, unsubmitted form sends: `props.form`
 /// and `props.field`, the last focused field's name or selector.
 pub const FORM_ABANDON: &str = "form_abandon";
@@ -457,7 +459,7 @@ fn parse_event<'a>(ev: RawEvent<'a>, last_valid_url: &mut Option<Cow<'a, str>>) 
     let page_id = at("page_id", client_id(ev.page_id))?;
     let url = at("url", req_str(ev.url))?;
     at("url", max_chars(&url, MAX_URL_CHARS))?;
-    let url = without_fragment(url);
+    let url = without_overlay(without_fragment(url));
     if last_valid_url.as_deref() != Some(&*url) {
         if !crate::urls::is_http_url(&url) {
             return at("url", Err("must be an absolute http or https URL".into()));
@@ -479,7 +481,7 @@ fn parse_event<'a>(ev: RawEvent<'a>, last_valid_url: &mut Option<Cow<'a, str>>) 
             if let Some(v) = &variant {
                 at("variant", variant_rule(v))?;
             }
-            EventKindRef::Pageview { referrer: without_fragment(referrer), title, new_session, variant }
+            EventKindRef::Pageview { referrer: without_overlay(without_fragment(referrer)), title, new_session, variant }
         }
         "scroll" => {
             let depth = at("depth", int_in(ev.depth, 1, 100))?;
@@ -685,6 +687,23 @@ fn max_chars(value: &str, max: usize) -> Result<(), Reason> {
         return Err(format!("must be at most {max} characters").into());
     }
     Ok(())
+}
+
+/// The query parameter of an overlay link (v3): its token opens a page's attention, so it never
+/// leaves in an event.
+const OVERLAY_PARAM: &str = "cp_overlay";
+
+/// `value` without any `cp_overlay` query parameter (and without the `?` when nothing else is
+/// left), borrowing when there is none.
+fn without_overlay(value: Cow<'_, str>) -> Cow<'_, str> {
+    let Some(q) = value.find('?').filter(|_| value.contains(OVERLAY_PARAM)) else { return value };
+    let kept: Vec<&str> = value[q + 1..].split('&').filter(|p| p.split('=').next() != Some(OVERLAY_PARAM)).collect();
+    let mut out = value[..q].to_string();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    Cow::Owned(out)
 }
 
 /// `value` up to its first `#`, borrowing when it borrowed.
@@ -1041,6 +1060,9 @@ mod tests {
             ("https://example.com/reset#token=secret", "https://example.com/reset"),
             ("https://example.com/a?x=1#", "https://example.com/a?x=1"),
             ("https://example.com/plain", "https://example.com/plain"),
+            ("https://example.com/p?cp_overlay=tok#x", "https://example.com/p"),
+            ("https://example.com/p?a=1&cp_overlay=tok&b=2", "https://example.com/p?a=1&b=2"),
+            ("https://example.com/p?cp_overlay_x=1", "https://example.com/p?cp_overlay_x=1"),
         ];
         for (url, want) in cases {
             let mut v = valid();

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod goals;
 pub mod health;
+pub mod overlay;
 pub mod share;
 pub mod sites;
 pub mod stats;

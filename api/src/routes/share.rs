@@ -27,7 +27,7 @@ use crate::{
     keys,
     routes::{
         sites::owned_site,
-        stats::{StatsQuery, compute},
+        stats::{StatsQuery, compute, page_path, page_view},
     },
     share_links::{ShareLinkDoc, forget_link, links, site_by_token, token_hash},
     state::AppState,
@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/sites/{id}/share", post(create).delete(revoke))
         .route("/api/public/{token}/stats", get(public_stats))
+        .route("/api/public/{token}/page", get(public_page))
 }
 
 #[derive(Serialize)]
@@ -90,4 +91,20 @@ async fn public_stats(
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let query = StatsQuery::parse(&params, tz, chrono::Utc::now().timestamp_millis())?;
     Ok(Json(compute(&state, &site, &query).await?))
+}
+
+async fn public_page(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(token): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<crate::attention::PageView>, ApiError> {
+    state
+        .public_throttle
+        .admit(vec![throttle::ip_key(ip)], std::time::Instant::now())
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?
+        .keep();
+    let site = site_by_token(&state, &token).await?.ok_or(ApiError::NotFound)?;
+    let path = page_path(params.get("path").map(String::as_str))?;
+    Ok(Json(page_view(&state, &site, &path, &params).await?))
 }

@@ -29,10 +29,52 @@ pub fn router() -> Router<AppState> {
         .route("/api/stats/{id}", get(read))
         .route("/api/stats/{id}/export.csv", get(export))
         .route("/api/stats/{id}/realtime", get(realtime))
+        .route("/api/stats/{id}/page", get(page))
 }
 
 /// Longest page filter, in bytes: a longer one names no page.
-const MAX_PAGE_FILTER: usize = 2048;
+pub const MAX_PAGE_FILTER: usize = 2048;
+
+/// The `path` of a page view or an overlay: `/` then anything but a query or a fragment, at
+/// most [`MAX_PAGE_FILTER`] bytes.
+pub fn page_path(raw: Option<&str>) -> Result<String, ApiError> {
+    let invalid = |why: &str| ApiError::InvalidRequest(format!("path: {why}"));
+    let p = raw.ok_or_else(|| invalid("is required"))?;
+    if !p.starts_with('/') || p.contains(['?', '#']) {
+        return Err(invalid("must be a URL path: / then no ? or #"));
+    }
+    if p.len() > MAX_PAGE_FILTER {
+        return Err(invalid("must be at most 2048 bytes"));
+    }
+    Ok(p.to_string())
+}
+
+/// The attention view of one page of `site` (`path`, `timeframe` or `from`/`to` in `params`):
+/// what the owner, a shared link and an overlay see.
+pub async fn page_view(
+    state: &AppState,
+    site: &SiteDoc,
+    path: &str,
+    params: &HashMap<String, String>,
+) -> Result<crate::attention::PageView, ApiError> {
+    let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
+    let get = |k: &str| params.get(k).map(String::as_str);
+    let range = Range::resolve(get("timeframe"), get("from"), get("to"), tz, chrono::Utc::now().timestamp_millis())?;
+    let (view, docs_read) = stats_store::load_attention(&state.db, &site.id, &range, tz, path).await?;
+    state.metrics.stats_documents_read.observe(docs_read as f64);
+    Ok(view)
+}
+
+async fn page(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<crate::attention::PageView>, ApiError> {
+    let site = owned_site(&state, &auth, &id).await?;
+    let path = page_path(params.get("path").map(String::as_str))?;
+    Ok(Json(page_view(&state, &site, &path, &params).await?))
+}
 
 /// The query of a stats view: range, comparison, page filter.
 pub struct StatsQuery {

@@ -24,6 +24,7 @@
 //! `rev` is unchanged), and `applied`, the highest flush sequence of each aggregator instance
 //! already counted in it: the exactly-once protocol in `aggregator/src/flush` rests on both.
 
+pub mod attention;
 pub mod codec;
 pub mod live;
 pub mod siteday;
@@ -116,10 +117,13 @@ pub enum Dim {
     /// shows in its lists (sources, campaigns, … of the sessions that entered on it, clicks and
     /// events on it, goals those sessions completed).
     PageAttr,
+    /// On-page attention (v3), keyed `path␟kind␟name` ([`attention::key`]): sections seen,
+    /// CTAs seen and clicked, rage and dead clicks, forms, the scroll map and the click map.
+    Attention,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 13] = [
+    pub const ALL: [Dim; 14] = [
         Dim::Page,
         Dim::Click,
         Dim::Source,
@@ -133,6 +137,7 @@ impl Dim {
         Dim::Os,
         Dim::Country,
         Dim::PageAttr,
+        Dim::Attention,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -150,6 +155,7 @@ impl Dim {
             Self::Os => "os",
             Self::Country => "country",
             Self::PageAttr => "page_attr",
+            Self::Attention => "attention",
         }
     }
 

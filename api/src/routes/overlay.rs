@@ -1,0 +1,112 @@
+//! The attention overlay: `POST /api/sites/{id}/overlay` (the owner) makes a link that opens a
+//! page of the site with `?cp_overlay=<token>`; there the tracker sends nothing and loads
+//! `/convertpulse-overlay.js`, which reads `GET /api/overlay/{token}` and paints the click map,
+//! the scroll map and the sections' view rates over the live page.
+//!
+//! The token is signed, read-only, names one site and one path, and ends after an hour
+//! ([`crate::tokens::OVERLAY_TTL_SECS`]). The page that reads it is the customer's, on another
+//! origin: the overlay's answers allow any origin, as the token is all they need.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use mongodb::bson::doc;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::ApiError,
+    extractors::{ApiJson, AuthUser, ClientIp},
+    routes::{
+        sites::owned_site,
+        stats::{page_path, page_view},
+    },
+    state::AppState,
+    throttle,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/sites/{id}/overlay", post(create))
+        .route("/api/overlay/{token}", get(read))
+        .route("/convertpulse-overlay.js", get(script))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    path: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct OverlayLink {
+    url: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Json<OverlayLink>, ApiError> {
+    let site = owned_site(&state, &auth, &id).await?;
+    let raw = match &body.path {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(p)) => Some(p.as_str()),
+        Some(_) => return Err(ApiError::InvalidRequest("path: must be a string".into())),
+    };
+    let path = page_path(raw)?;
+    let token = state.tokens.issue_overlay(&site.id, &path, chrono::Utc::now().timestamp())?;
+    Ok(Json(OverlayLink { url: format!("https://{}{}?cp_overlay={token}", site.domain, path) }))
+}
+
+/// The answer to another origin's page: readable there, never cached.
+fn cross_origin(mut res: Response) -> Response {
+    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    res
+}
+
+async fn read(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(token): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let answer = async {
+        state
+            .public_throttle
+            .admit(vec![throttle::ip_key(ip)], std::time::Instant::now())
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?
+            .keep();
+        let (site_id, path) = state.tokens.verify_overlay(&token)?;
+        // A site deleted since the link was made opens nothing.
+        shared::http::record_site(&site_id);
+        let site = state.sites.find_one(doc! {"_id": &site_id}).await?.ok_or(ApiError::NotFound)?;
+        Ok::<_, ApiError>(Json(page_view(&state, &site, &path, &params).await?))
+    };
+    cross_origin(answer.await.into_response())
+}
+
+/// The overlay script, served like the snippet but never counted in its size.
+async fn script(State(state): State<AppState>) -> Response {
+    let dir = &state.config.tracker_dir;
+    let minified = dir.join("dist").join("convertpulse-overlay.min.js");
+    let path = if tokio::fs::try_exists(&minified).await.unwrap_or(false) { minified } else { dir.join("overlay.js") };
+    match tokio::fs::read_to_string(&path).await {
+        Ok(body) => cross_origin(
+            (
+                [
+                    (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
+                    (header::CACHE_CONTROL, "public, max-age=3600"),
+                ],
+                body,
+            )
+                .into_response(),
+        ),
+        Err(_) => ApiError::NotFound.into_response(),
+    }
+}
