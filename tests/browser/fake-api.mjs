@@ -48,6 +48,28 @@ const control = { visitors_5m: 7, failStats: 0, delayMs: 0 };
 
 // Figures -------------------------------------------------------------------------------
 
+// The attention of a page (contract v3), with hostile strings where tracking puts text.
+function attention(path) {
+  const scroll = Array.from({ length: 20 }, (_, i) => Math.round(2345 * (1 - i / 25)));
+  return {
+    path, pageviews: 2345, visitors: 812,
+    sections: [
+      { name: 'hero', order: 0, viewers: 2300, view_rate: 0.9808, avg_visible_seconds: 6.4 },
+      { name: 'pricing', order: 3, viewers: 1200, view_rate: 0.5117, avg_visible_seconds: 12.5 },
+      { name: IMG, order: 4, viewers: 10, view_rate: 0.0043, avg_visible_seconds: 1 },
+    ],
+    ctas: [
+      { selector: 'a#buy', text: 'Buy now', viewers: 1500, clickers: 240, ctr: 0.16 },
+      { selector: IMG, text: SCRIPT, viewers: 30, clickers: 1, ctr: 0.0333 },
+    ],
+    rage_clicks: [{ selector: 'img.hero', count: 12 }],
+    dead_clicks: [{ selector: 'div.price', count: 40 }],
+    forms: [{ form: 'form#signup', starts: 300, submits: 120, abandons: [{ field: 'email', count: 90 }, { field: IMG, count: 3 }] }],
+    scroll_map: scroll,
+    click_map: { cols: 20, rows: 50, cells: [[10, 15, 240], [2, 45, 40], [19, 49, 1]] },
+  };
+}
+
 const SUMMARY = {
   all: {
     now: { pageviews: 12345, visitors: 3456, sessions: 4210, clicks: 987, avg_scroll_depth: 54.6, avg_time_seconds: 184.2, conversions: 321, conversion_rate: 0.0762, bounce_rate: 0.4123 },
@@ -255,6 +277,10 @@ async function handle(req, res) {
   if (req.method === 'POST' && p === '/__fake/delay') { control.delayMs = (await readBody(req)).ms; return send(res, 204, null); }
 
   // Public stats of a shared link: no token.
+  if (req.method === 'GET' && (g = m(/^\/api\/public\/([^/]+)\/page$/))) {
+    if (!shares.has(decodeURIComponent(g[1]))) return error(res, 404, 'not_found');
+    return send(res, 200, attention(q.get('path')));
+  }
   if (req.method === 'GET' && (g = m(/^\/api\/public\/([^/]+)\/stats$/))) {
     const siteId = shares.get(decodeURIComponent(g[1]));
     if (!siteId) return error(res, 404, 'not_found', 'not found');
@@ -303,6 +329,18 @@ async function handle(req, res) {
     if (control.failStats > 0) { control.failStats--; return error(res, 500, 'internal', 'internal error'); }
     const [status, body] = stats(site, q);
     return send(res, status, body);
+  }
+  if ((g = m(/^\/api\/stats\/([^/]+)\/page$/)) && req.method === 'GET') {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    if (!q.get('path')) return error(res, 400, 'invalid_request', 'path: is required');
+    return send(res, 200, attention(q.get('path')));
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/overlay$/)) && req.method === 'POST') {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    const b = await readBody(req);
+    return send(res, 200, { url: 'https://' + site.domain + b.path + '?cp_overlay=fake-overlay-token' });
   }
   if ((g = m(/^\/api\/stats\/([^/]+)\/realtime$/)) && req.method === 'GET') {
     const site = siteOf(g[1]);

@@ -410,8 +410,10 @@ async fn a_public_link_is_created_copied_rotated_and_revoked_and_its_page_is_rea
     assert!(!requests.is_empty());
     for q in requests {
         assert!(
-            q["path"].as_str().is_some_and(|p| p.starts_with("/api/public/") && p.ends_with("/stats")),
-            "only public stats: {q}"
+            q["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/api/public/") && (p.ends_with("/stats") || p.ends_with("/page"))),
+            "only public stats and page views: {q}"
         );
         assert_eq!(q["auth"], false, "the owner's token (in this browser's storage) is never sent: {q}");
         assert_eq!(q["method"], "GET");
@@ -536,4 +538,42 @@ async fn the_owner_changes_the_password_and_logs_out_on_the_server() {
     assert_eq!(calls[1]["body"], json!({"current_password": "correct horse 1", "new_password": "brand new pass"}));
     assert_eq!(calls[2]["body"], json!({"email": "owner@example.com", "password": "brand new pass"}));
     assert!(std::path::Path::new(&format!("{}/account-1280.png", shots())).exists(), "screenshot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_page_shows_its_attention_and_the_owner_opens_the_overlay() {
+    let r = run("attention").await;
+    let o = &r["owner"];
+    assert_eq!(o["shown"], true);
+    assert_eq!(o["title"], "On-page attention · /pricing");
+    let table = |v: &Value, title: &str| {
+        v["tables"].as_array().expect("tables").iter().find(|t| t["title"] == title).map(|t| t["rows"].clone())
+    };
+    assert_eq!(
+        table(o, "Sections seen"),
+        Some(json!([
+            ["hero", "2,300", "98.1%", "6.4 s"],
+            ["pricing", "1,200", "51.2%", "12.5 s"],
+            [IMG, "10", "0.4%", "1.0 s"]
+        ]))
+    );
+    assert_eq!(
+        table(o, "Calls to action").map(|rows| rows[0].clone()),
+        Some(json!(["a#buy — Buy now", "1,500", "240", "16.0%"]))
+    );
+    assert_eq!(table(o, "Rage clicks"), Some(json!([["img.hero", "12"]])));
+    assert_eq!(table(o, "Dead clicks"), Some(json!([["div.price", "40"]])));
+    assert_eq!(table(o, "Forms"), Some(json!([["form#signup", "300", "120", format!("email (90), {IMG} (3)")]])));
+    assert_eq!(o["scroll"], json!(["5%100.0%", "10%96.0%"]));
+    assert_eq!(o["overlayButton"], json!(["Open overlay"]));
+    assert_eq!((o["xss"].clone(), o["injected"].clone()), (Value::Null, json!(0)), "hostile strings stay text");
+    assert_eq!(r["pageCalls"][0], "path=%2Fpricing&timeframe=30d");
+    assert_eq!(r["overlayPosts"], json!([{"path": "/pricing"}]));
+    assert_eq!(r["opened"], "https://acme.example/pricing?cp_overlay=fake-overlay-token");
+    assert_eq!(r["unfilteredHidden"], true);
+    // The shared page: the same figures, no overlay.
+    let s = &r["shared"];
+    assert_eq!(table(s, "Rage clicks"), table(o, "Rage clicks"));
+    assert_eq!(s["overlayButton"], json!([]));
+    assert_eq!(r["publicCalls"][0], "path=%2Fpricing&timeframe=7d");
 }

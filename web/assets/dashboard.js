@@ -1,6 +1,6 @@
 // The owner's dashboard: sites, snippet and key, the live view, the stats of a timeframe or a
 // custom range (refreshed every 10 s while the tab is visible, compared with the previous
-// period, optionally filtered to one page), CSV export, goals, the public link and the site's
+// period, optionally filtered to one page, with that page's on-page attention), CSV export, goals, the public link and the site's
 // settings, and the account (log out, change the password). The view (site, timeframe or
 // range, page) lives in the URL: it can be shared, and back/forward restore it. Every string
 // that came from tracking is set as text.
@@ -16,6 +16,7 @@ import { createGoals } from './goals.js';
 import { createSharing } from './sharing.js';
 import { downloadCsv } from './export.js';
 import { createAccount } from './account.js';
+import { createAttention } from './attention.js';
 
 const STATS_EVERY_MS = 10000;
 const LIVE_EVERY_MS = 5000;
@@ -58,6 +59,7 @@ function main() {
       state.stats = stats;
       if (fresh) controls.showRange(stats.from, stats.to);
       goals.statsChanged();
+      attention.show(state.view);
     },
     onError: (e) => e.status === 401,
     onFilter: (path) => {
@@ -68,6 +70,11 @@ function main() {
   const live = createLive({ fetchRealtime: () => call('/api/stats/' + siteBase() + '/realtime'), charts: state.charts, interval: LIVE_EVERY_MS });
   const goals = createGoals({ call, suggestions: () => suggestions(state.stats), onChange: () => loader.refresh() });
   const sharing = createSharing({ call });
+  const attention = createAttention({
+    root: $('attention'),
+    fetchPage: (query) => call('/api/stats/' + siteBase() + '/page?' + query),
+    openOverlay: (path) => call('/api/sites/' + siteBase() + '/overlay', { method: 'POST', body: { path } }),
+  });
 
   /** Shows `view` of the current site; `how` is 'push' or 'replace' for the history entry. */
   function go(view, how) {

@@ -9,6 +9,7 @@ import { readView, viewSearch } from './viewstate.js';
 import { createStatsView } from './view.js';
 import { createControls } from './controls.js';
 import { createLoader } from './loader.js';
+import { createAttention } from './attention.js';
 
 // Public stats are rate-limited: a slower refresh than the owner's.
 const STATS_EVERY_MS = 30000;
@@ -28,6 +29,12 @@ function main() {
   }
 
   const controls = createControls((view) => go(view, 'push'));
+  // Read-only: no overlay from a shared link.
+  const attention = createAttention({
+    root: $('attention'),
+    fetchPage: (query) => request('/api/public/' + encodeURIComponent(token) + '/page?' + query),
+    openOverlay: null,
+  });
   const statsView = createStatsView($('stats'), { charts: state.charts, empty: $('empty'), filterable: true });
   const loader = createLoader({
     view: statsView,
@@ -39,6 +46,7 @@ function main() {
         controls.setTimeZone(stats.timezone);
         controls.showRange(stats.from, stats.to);
       }
+      attention.show(state.view);
     },
     onError: (e) => {
       if (e.status !== 404) return false;
