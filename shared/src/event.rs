@@ -551,13 +551,14 @@ fn parse_event<'a>(ev: RawEvent<'a>, last_valid_url: &mut Option<Cow<'a, str>>) 
                 ViewKind::Cta => None,
             };
             let seen = at("seen", opt_bool(ev.seen))?;
+            // A measurement: a fraction of a millisecond is rounded, not refused.
             let ms = match ev.ms {
                 None => 0,
-                Some(Any::Num(n)) => match n.as_u64().filter(|ms| *ms <= MAX_VIEW_MS) {
-                    Some(ms) => ms as u32,
-                    None => return at("ms", Err("must be an integer from 0 to 600000".into())),
+                Some(Any::Num(n)) => match n.as_f64().filter(|ms| (0.0..=MAX_VIEW_MS as f64).contains(ms)) {
+                    Some(ms) => ms.round() as u32,
+                    None => return at("ms", Err("must be a number from 0 to 600000".into())),
                 },
-                Some(_) => return at("ms", Err("must be an integer from 0 to 600000".into())),
+                Some(_) => return at("ms", Err("must be a number from 0 to 600000".into())),
             };
             EventKindRef::View { kind, name, order, seen, ms }
         }
@@ -821,7 +822,7 @@ mod tests {
             (view(json!({"kind": "section", "name": "pricing", "order": 0, "seen": "yes"})), "events[0].seen"),
             (view(json!({"kind": "section", "name": "pricing", "order": 0, "ms": 600_001})), "events[0].ms"),
             (view(json!({"kind": "section", "name": "pricing", "order": 0, "ms": -1})), "events[0].ms"),
-            (view(json!({"kind": "cta", "name": "a#buy", "ms": 1.5})), "events[0].ms"),
+            (view(json!({"kind": "cta", "name": "a#buy", "ms": "5"})), "events[0].ms"),
         ];
         for (v, field) in cases {
             assert_eq!(refusal(&v).map(|e| e.field), Some(field.to_string()), "{v}");

@@ -61,7 +61,17 @@ async fn create(
     };
     let path = page_path(raw)?;
     let token = state.tokens.issue_overlay(&site.id, &path, chrono::Utc::now().timestamp())?;
-    Ok(Json(OverlayLink { url: format!("https://{}{}?cp_overlay={token}", site.domain, path) }))
+    Ok(Json(OverlayLink { url: overlay_url(&site.domain, &path, &token)? }))
+}
+
+/// `https://<domain><path>?cp_overlay=<token>`, the path percent-encoded where a URL needs it
+/// (a path from the page list is already; one typed by hand may not be).
+fn overlay_url(domain: &str, path: &str, token: &str) -> Result<String, ApiError> {
+    let mut url = url::Url::parse(&format!("https://{domain}/"))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("site domain {domain:?} makes no URL: {e}")))?;
+    url.set_path(path);
+    url.query_pairs_mut().append_pair("cp_overlay", token);
+    Ok(url.into())
 }
 
 /// The answer to another origin's page: readable there, never cached.
@@ -108,5 +118,22 @@ async fn script(State(state): State<AppState>) -> Response {
                 .into_response(),
         ),
         Err(_) => ApiError::NotFound.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_urls_are_urls_whatever_the_path() {
+        assert_eq!(
+            overlay_url("example.com", "/pricing", "t.k").expect("url"),
+            "https://example.com/pricing?cp_overlay=t.k"
+        );
+        assert_eq!(
+            overlay_url("example.com", "/caf\u{e9} menu/%41", "t").expect("url"),
+            "https://example.com/caf%C3%A9%20menu/%41?cp_overlay=t"
+        );
     }
 }

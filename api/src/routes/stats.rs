@@ -36,15 +36,15 @@ pub fn router() -> Router<AppState> {
 pub const MAX_PAGE_FILTER: usize = 2048;
 
 /// The `path` of a page view or an overlay: `/` then anything but a query or a fragment, at
-/// most [`MAX_PAGE_FILTER`] bytes.
+/// most [`MAX_PAGE_FILTER`] characters.
 pub fn page_path(raw: Option<&str>) -> Result<String, ApiError> {
     let invalid = |why: &str| ApiError::InvalidRequest(format!("path: {why}"));
     let p = raw.ok_or_else(|| invalid("is required"))?;
     if !p.starts_with('/') || p.contains(['?', '#']) {
         return Err(invalid("must be a URL path: / then no ? or #"));
     }
-    if p.len() > MAX_PAGE_FILTER {
-        return Err(invalid("must be at most 2048 bytes"));
+    if p.chars().count() > MAX_PAGE_FILTER {
+        return Err(invalid("must be at most 2048 characters"));
     }
     Ok(p.to_string())
 }
