@@ -62,10 +62,16 @@ fn buckets_in(range: &Range) -> usize {
     }
 }
 
-/// The most documents a request for `range` may read: its site-days (at most one per bucket),
-/// every part of every bucket once, plus the top lists' tails once.
+/// The most documents a site-wide request for `range` may read: its site-days (at most one per
+/// bucket), every part it reads of every bucket once, plus its top lists' tails once. (A page's
+/// views read two parts a bucket, whole: fewer.)
 pub fn read_bound(range: &Range) -> usize {
-    buckets_in(range) * (1 + Part::all().len() + Dim::ALL.len())
+    buckets_in(range) * (1 + site_parts().len() + site_dims().count())
+}
+
+/// The dimensions a site-wide request ranks.
+fn site_dims() -> impl Iterator<Item = Dim> {
+    Dim::ALL.into_iter().filter(|d| !is_per_page(*d))
 }
 
 /// The dimensions of one page's views (page filters, the attention view), never of a
@@ -252,7 +258,7 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
         }
     }
     let mut lists = HashMap::new();
-    for dim in Dim::ALL.into_iter().filter(|d| !is_per_page(*d)) {
+    for dim in site_dims() {
         let limit = if dim == Dim::Goal { ALL_GOALS } else { TOP_N };
         let (rows, read) = top(db, tops.remove(&dim).unwrap_or_default(), limit).await?;
         docs_read += read;

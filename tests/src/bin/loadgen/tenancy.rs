@@ -72,6 +72,9 @@ enum Shape {
     Small,
     /// A scroll, two clicks and a time event, URLs with campaign parameters (~1 KB).
     Kilobyte,
+    /// The same with what the v3 snippet adds: a section and a CTA seen, the clicks' positions
+    /// (~1.3 KB).
+    Attention,
 }
 
 /// What accepted batches hold, per site or in total.
@@ -136,7 +139,7 @@ fn batch(key: &str, n: u64, j: u64, site_no: u64, shape: Shape, now_ms: i64) -> 
     let mut events = Vec::with_capacity(5);
     let (url, title) = match shape {
         Shape::Small => (format!("https://loadtest.example{page}"), "Load test".to_string()),
-        Shape::Kilobyte => (
+        Shape::Kilobyte | Shape::Attention => (
             format!("https://loadtest.example{page}?utm_source=newsletter&utm_campaign=spring-{j}"),
             format!("Spring launch: {page} | Load test"),
         ),
@@ -154,14 +157,25 @@ fn batch(key: &str, n: u64, j: u64, site_no: u64, shape: Shape, now_ms: i64) -> 
                 json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text}),
             );
         }
-        Shape::Kilobyte => {
+        Shape::Kilobyte | Shape::Attention => {
             let (sel2, text2) = BUTTONS[((j + 2 * site_no + 1) % BUTTONS.len() as u64) as usize];
             events
                 .push(json!({"type": "scroll", "ts": now_ms + 800, "page_id": page_id, "url": url, "depth": 50, "prev": 0}));
-            events.push(
-                json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text}),
-            );
-            events.push(json!({"type": "click", "ts": now_ms + 6000, "page_id": page_id, "url": url, "selector": sel2, "text": text2}));
+            let mut click1 =
+                json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text});
+            let mut click2 = json!({"type": "click", "ts": now_ms + 6000, "page_id": page_id, "url": url, "selector": sel2, "text": text2});
+            if shape == Shape::Attention {
+                // What the v3 snippet adds: the section and the CTA seen, and where clicks land.
+                let at = |k: u64| ((n * 37 + k * 11) % 1000) as f64 / 1000.0;
+                events.push(json!({"type": "view", "ts": now_ms + 1200, "page_id": page_id, "url": url, "kind": "section",
+                                   "name": "hero", "order": 0, "seen": true, "ms": 1000 + j % 5000}));
+                events.push(json!({"type": "view", "ts": now_ms + 1300, "page_id": page_id, "url": url, "kind": "cta",
+                                   "name": sel, "seen": true, "ms": 1000}));
+                (click1["x"], click1["y"], click2["x"], click2["y"]) =
+                    (json!(at(1)), json!(at(2)), json!(at(3)), json!(at(4)));
+            }
+            events.push(click1);
+            events.push(click2);
             events.push(json!({"type": "time", "ts": now_ms + 9000, "page_id": page_id, "url": url, "seconds": 9}));
             clicks = 2;
         }
@@ -628,7 +642,8 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
     let shape = match args.batch_size.as_str() {
         "small" => Shape::Small,
         "1k" => Shape::Kilobyte,
-        other => bail!("--batch-size {other:?}: small or 1k"),
+        "1k-attention" => Shape::Attention,
+        other => bail!("--batch-size {other:?}: small, 1k or 1k-attention"),
     };
     let mut ctx = Ctx {
         http: reqwest::Client::builder()
