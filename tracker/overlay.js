@@ -3,10 +3,11 @@
 // (an overlay link from the dashboard: read-only, one site and one page, for an hour). Reads
 // GET <api>/api/overlay/<token>?timeframe=... from the origin it was loaded from and paints:
 // the click map (a 20 × 50 grid over the document, each cell as strong as its share of the
-// busiest), the scroll map (a bar along the right edge: the share of pageviews that reached each
-// 5 % of the page) and, on each tracked section, its view rate and average visible time. Sends
-// nothing; everything it adds lives under one element and goes with the Close button. Page
-// data only ever reaches the page through textContent.
+// busiest), the scroll map (a bar along the right edge with the share of pageviews that reached
+// each 5 % of the page, and a fold line every 25 % saying "x % reached here") and, at the top edge
+// of each tracked section, its view rate and average visible time. A panel switches each layer
+// and the range, and closes. Sends nothing; everything it adds lives under one element and goes
+// with Close. Page data only ever reaches the page through textContent.
 (function (w, d) {
   var me = d.currentScript;
   var token = new URLSearchParams(location.search).get('cp_overlay');
@@ -40,7 +41,18 @@
   range.value = '30d';
   var close = el('button', 'cursor:pointer', 'Close');
   close.type = 'button';
-  panel.append(title, status, range, close);
+  // One switch per layer; a layer is an element of its own, shown or hidden.
+  var layers = {}, switches = el('div', 'margin:6px 0');
+  [['clicks', 'Click map'], ['scroll', 'Scroll map'], ['sections', 'Sections']].forEach(function (l) {
+    var label = el('label', 'margin-right:10px;cursor:pointer'), box = el('input');
+    box.type = 'checkbox';
+    box.checked = true;
+    box.setAttribute('data-layer', l[0]);
+    box.addEventListener('change', function () { if (layers[l[0]]) layers[l[0]].hidden = !box.checked; });
+    label.append(box, ' ' + l[1]);
+    switches.appendChild(label);
+  });
+  panel.append(title, status, switches, range, close);
   close.addEventListener('click', function () { root.remove(); panel.remove(); });
   range.addEventListener('change', load);
   d.body.append(root, panel);
@@ -50,7 +62,13 @@
   function paint(view) {
     if (layer) layer.remove();
     var de = d.documentElement, W = de.scrollWidth, H = de.scrollHeight;
-    layer = el('div', 'position:absolute;left:0;top:0;width:' + W + 'px;height:' + H + 'px');
+    var box = 'position:absolute;left:0;top:0;width:' + W + 'px;height:' + H + 'px';
+    layer = el('div', box);
+    ['clicks', 'scroll', 'sections'].forEach(function (name) {
+      layers[name] = layer.appendChild(el('div', box));
+      layers[name].setAttribute('data-cp-layer', name);
+      layers[name].hidden = !panel.querySelector('[data-layer=' + name + ']').checked;
+    });
     var map = view.click_map, max = 1, total = 0;
     map.cells.forEach(function (c) { max = Math.max(max, c[2]); total += c[2]; });
     var cw = W / map.cols, ch = H / map.rows;
@@ -58,7 +76,7 @@
       var cell = el('div', 'position:absolute;left:' + c[0] * cw + 'px;top:' + c[1] * ch + 'px;width:' + cw + 'px;height:' + ch +
         'px;background:rgba(239,68,68,' + (0.15 + 0.6 * c[2] / max).toFixed(2) + ')');
       cell.title = c[2] + ' clicks';
-      layer.appendChild(cell);
+      layers.clicks.appendChild(cell);
     });
     // The scroll map: 20 bands down the right edge, darker where fewer pageviews reached.
     var reached = view.scroll_map, views = Math.max(view.pageviews, 1);
@@ -68,14 +86,22 @@
         'px;background:rgba(17,24,39,' + (0.75 - 0.6 * share).toFixed(2) + ');color:#fff;font:11px system-ui,sans-serif;' +
         'text-align:center;padding-top:2px', pct(share));
       band.title = n + ' of ' + view.pageviews + ' pageviews reached ' + (i + 1) * 5 + ' %';
-      layer.appendChild(band);
+      layers.scroll.appendChild(band);
+      // A fold line at 25, 50, 75 and 100 % of the page.
+      if ((i + 1) % 5 == 0) {
+        layers.scroll.appendChild(el('div', 'position:absolute;left:0;right:0;top:' + ((i + 1) * H) / 20 +
+          'px;border-top:2px dashed #f59e0b;height:0'));
+        layers.scroll.appendChild(el('div', 'position:absolute;right:52px;top:' + (((i + 1) * H) / 20 - 22) +
+          'px;background:#f59e0b;color:#111827;font:12px system-ui,sans-serif;padding:2px 6px;border-radius:4px',
+          pct(share) + ' reached here'));
+      }
     });
     // Each section's figures at its top-left corner.
     view.sections.forEach(function (s) {
       var target = d.querySelector('[data-cp-section="' + CSS.escape(s.name) + '"]') || d.getElementById(s.name);
       if (!target) return;
       var r = target.getBoundingClientRect();
-      layer.appendChild(el('div', 'position:absolute;left:' + (r.left + w.scrollX + 8) + 'px;top:' + (r.top + w.scrollY + 8) +
+      layers.sections.appendChild(el('div', 'position:absolute;left:' + (r.left + w.scrollX + 8) + 'px;top:' + (r.top + w.scrollY + 8) +
         'px;background:#2563eb;color:#fff;font:12px system-ui,sans-serif;padding:2px 6px;border-radius:4px',
         s.name + ': ' + pct(s.view_rate) + ' viewed, ' + s.avg_visible_seconds + ' s'));
     });

@@ -282,7 +282,7 @@ const scenarios = {
     out.owner = await readAttention(page);
     out.pageCalls = out.requests.filter((r) => r.path === '/api/stats/site-v2/page').map((r) => r.query);
     await page.evaluate(() => { window.open = (u) => { window.__opened = u; }; });
-    await page.click('#attention button:text-is("Open overlay")');
+    await page.click('#attention button:text-is("Open overlay on my page")');
     await page.waitForFunction(() => window.__opened);
     out.opened = await page.evaluate(() => window.__opened);
     out.overlayPosts = out.requests.filter((r) => r.path === '/api/sites/site-v2/overlay').map((r) => JSON.parse(r.body));

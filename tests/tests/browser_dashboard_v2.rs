@@ -550,7 +550,7 @@ async fn a_filtered_page_shows_its_attention_and_the_owner_opens_the_overlay() {
         v["tables"].as_array().expect("tables").iter().find(|t| t["title"] == title).map(|t| t["rows"].clone())
     };
     assert_eq!(
-        table(o, "Sections seen"),
+        table(o, "Sections seen, in page order"),
         Some(json!([
             ["hero", "2,300", "98.1%", "6.4 s"],
             ["pricing", "1,200", "51.2%", "12.5 s"],
@@ -563,9 +563,9 @@ async fn a_filtered_page_shows_its_attention_and_the_owner_opens_the_overlay() {
     );
     assert_eq!(table(o, "Rage clicks"), Some(json!([["img.hero", "12"]])));
     assert_eq!(table(o, "Dead clicks"), Some(json!([["div.price", "40"]])));
-    assert_eq!(table(o, "Forms"), Some(json!([["form#signup", "300", "120", format!("email (90), {IMG} (3)")]])));
+    assert_eq!(table(o, "Forms: started, sent, and where the rest left"), Some(json!([["form#signup", "300", "120", format!("email (90), {IMG} (3)")]])));
     assert_eq!(o["scroll"], json!(["5%100.0%", "10%96.0%"]));
-    assert_eq!(o["overlayButton"], json!(["Open overlay"]));
+    assert_eq!(o["overlayButton"], json!(["Open overlay on my page"]));
     assert_eq!((o["xss"].clone(), o["injected"].clone()), (Value::Null, json!(0)), "hostile strings stay text");
     assert_eq!(r["pageCalls"][0], "path=%2Fpricing&timeframe=30d");
     assert_eq!(r["overlayPosts"], json!([{"path": "/pricing"}]));

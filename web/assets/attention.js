@@ -95,7 +95,7 @@ export function createAttention(options) {
     const head = el('div', null, 'attention-head');
     head.appendChild(el('h2', 'On-page attention · ' + view.path));
     if (o.openOverlay) {
-      const button = el('button', 'Open overlay', 'button ghost small');
+      const button = el('button', 'Open overlay on my page', 'button ghost small');
       button.type = 'button';
       const status = el('span', '', 'muted');
       status.setAttribute('role', 'status');
@@ -113,9 +113,15 @@ export function createAttention(options) {
     root.appendChild(el('p', full(view.pageviews) + ' pageviews by ' + full(view.visitors) + ' visitors', 'muted'));
     const grid = el('div', null, 'attention-grid');
     grid.appendChild(scrollMap(view));
-    grid.appendChild(table('Sections seen', ['Section', 'Viewers', 'Seen by', 'Avg visible'],
+    const sections = table('Sections seen, in page order', ['Section', 'Viewers', 'Seen by', 'Avg visible'],
       view.sections.map((s) => [s.name, full(s.viewers), percent(s.view_rate), s.avg_visible_seconds.toFixed(1) + ' s']),
-      'No tracked sections seen yet: mark them with data-cp-section="name".'));
+      'No tracked sections seen yet: mark them with data-cp-section="name".');
+    // Each section's row is a bar as long as its view rate.
+    sections.querySelectorAll('tbody tr').forEach((tr, i) => {
+      tr.firstChild.classList.add('bar');
+      tr.firstChild.style.setProperty('--share', Math.min(100, view.sections[i].view_rate * 100).toFixed(1) + '%');
+    });
+    grid.appendChild(sections);
     grid.appendChild(table('Calls to action', ['Element', 'Viewers', 'Clickers', 'Click-through'],
       view.ctas.map((c) => [c.text ? c.selector + ' — ' + c.text : c.selector, full(c.viewers), full(c.clickers), percent(c.ctr)]),
       'No calls to action seen yet.'));
@@ -124,7 +130,7 @@ export function createAttention(options) {
       'No rage clicks.'));
     grid.appendChild(table('Dead clicks', ['Element', 'Clicks'], view.dead_clicks.map((r) => [r.selector, full(r.count)]),
       'No dead clicks.'));
-    grid.appendChild(table('Forms', ['Form', 'Started', 'Sent', 'Left at'],
+    grid.appendChild(table('Forms: started, sent, and where the rest left', ['Form', 'Started', 'Sent', 'Left at'],
       view.forms.map((f) => [f.form, full(f.starts), full(f.submits),
         f.abandons.length ? f.abandons.map((a) => a.field + ' (' + full(a.count) + ')').join(', ') : '—']),
       'No form activity.'));
