@@ -156,7 +156,8 @@ struct Latest {
 /// Writes to the sites bucket.
 #[derive(Clone)]
 pub struct KeyRegistry {
-    store: kv::Store,
+    /// The sites bucket; `None` in a [`KeyRegistry::detached`] one.
+    store: Option<kv::Store>,
     sites: Collection<SiteKeys>,
     purge_grace: Duration,
     clock: Arc<dyn Clock>,
@@ -188,7 +189,18 @@ async fn write_if(store: &kv::Store, key: &str, value: Vec<u8>, revision: u64) -
 
 impl KeyRegistry {
     pub fn new(store: kv::Store, sites: Collection<SiteDoc>) -> Self {
-        Self { store, sites: sites.clone_with_type(), purge_grace: DEFAULT_PURGE_GRACE, clock: clock::system() }
+        Self { store: Some(store), ..Self::detached(sites) }
+    }
+
+    /// A registry with no bucket behind it: every bucket operation answers 503 `unavailable`.
+    /// For tests of the routes that refuse a request before it reaches the bucket
+    /// (`api/tests/router.rs`).
+    pub fn detached(sites: Collection<SiteDoc>) -> Self {
+        Self { store: None, sites: sites.clone_with_type(), purge_grace: DEFAULT_PURGE_GRACE, clock: clock::system() }
+    }
+
+    fn store(&self) -> Result<&kv::Store, ApiError> {
+        self.store.as_ref().ok_or_else(|| unavailable("access", "this registry is detached from the bucket"))
     }
 
     /// Purges delete markers once they are `grace` old (rule 6).
@@ -207,10 +219,10 @@ impl KeyRegistry {
     /// Publishes a key that has never been live (rule 2). `Revoked` when the bucket already
     /// holds a delete marker for it; a live entry written first by a refresh is left as is.
     pub async fn publish_new(&self, site: &SiteKeys) -> Result<KeyState, ApiError> {
-        if write_if(&self.store, site.api_key.as_str(), entry_of(site)?, 0).await? {
+        if write_if(self.store()?, site.api_key.as_str(), entry_of(site)?, 0).await? {
             return Ok(KeyState::Live);
         }
-        match within("read", self.store.entry(site.api_key.as_str())).await? {
+        match within("read", self.store()?.entry(site.api_key.as_str())).await? {
             Some(e) if e.operation == Operation::Put => Ok(KeyState::Live),
             _ => Ok(KeyState::Revoked),
         }
@@ -226,7 +238,7 @@ impl KeyRegistry {
     async fn refresh_counted(&self, site_id: &str, key: &SiteKey, reads: &mut usize) -> Result<(KeyState, bool), ApiError> {
         for _ in 0..REFRESH_TRIES {
             *reads += 1;
-            let entry = within("read", self.store.entry(key.as_str())).await?;
+            let entry = within("read", self.store()?.entry(key.as_str())).await?;
             let revision = match &entry {
                 Some(e) if e.operation != Operation::Put => return Ok((KeyState::Revoked, false)),
                 Some(e) => e.revision,
@@ -241,7 +253,7 @@ impl KeyRegistry {
             if entry.as_ref().is_some_and(|e| e.value.as_ref() == value.as_slice()) {
                 return Ok((KeyState::Live, false));
             }
-            if write_if(&self.store, key.as_str(), value, revision).await? {
+            if write_if(self.store()?, key.as_str(), value, revision).await? {
                 return Ok((KeyState::Live, true));
             }
         }
@@ -258,7 +270,7 @@ impl KeyRegistry {
     pub async fn revoke(&self, key: &SiteKey) -> Result<(), ApiError> {
         let mut last = None;
         for attempt in 0..3 {
-            match within("delete", self.store.delete(key.as_str())).await {
+            match within("delete", self.store()?.delete(key.as_str())).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
@@ -276,11 +288,12 @@ impl KeyRegistry {
     /// message per key.
     async fn latest_entries(&self) -> anyhow::Result<HashMap<SiteKey, Latest>> {
         let mut latest = HashMap::new();
-        let mut watch = self.store.watch_with_history(">").await?;
+        let store = self.store()?;
+        let mut watch = store.watch_with_history(">").await?;
         // An empty bucket delivers nothing. Asked after the watch began: anything written
         // since is delivered, the last with nothing left behind it (`delta` 0). (`Store::status`
         // would answer from the info cached when the bucket was opened.)
-        if self.store.stream.clone().info().await?.state.messages == 0 {
+        if store.stream.clone().info().await?.state.messages == 0 {
             return Ok(latest);
         }
         while let Some(entry) = watch.next().await {
@@ -382,21 +395,22 @@ impl KeyRegistry {
     async fn revoke_orphan(&self, key: &SiteKey, entry: &Latest, reads: &mut usize) -> anyhow::Result<bool> {
         let Ok(value) = serde_json::from_slice::<SiteEntry>(&entry.value) else {
             // Unreadable: ingest refuses it anyway; take it out.
-            return Ok(self.store.delete_expect_revision(key.as_str(), Some(entry.revision)).await.is_ok());
+            return Ok(self.store()?.delete_expect_revision(key.as_str(), Some(entry.revision)).await.is_ok());
         };
         *reads += 1;
         if self.holder(&value.site_id, key).await?.is_some() {
             return Ok(false);
         }
-        Ok(self.store.delete_expect_revision(key.as_str(), Some(entry.revision)).await.is_ok())
+        Ok(self.store()?.delete_expect_revision(key.as_str(), Some(entry.revision)).await.is_ok())
     }
 
     /// Removes a key's delete marker at `revision` from the bucket's stream (rule 6). Only
     /// messages up to that revision go: a later write, which no writer should make, would
     /// stay.
     async fn purge_marker(&self, key: &SiteKey, revision: u64) -> anyhow::Result<bool> {
-        let subject = format!("{}{key}", self.store.prefix);
-        let purge = self.store.stream.purge().filter(subject).sequence(revision + 1);
+        let store = self.store()?;
+        let subject = format!("{}{key}", store.prefix);
+        let purge = store.stream.purge().filter(subject).sequence(revision + 1);
         let done = tokio::time::timeout(KV_TIMEOUT, std::future::IntoFuture::into_future(purge))
             .await
             .map_err(|_| anyhow::anyhow!("purging a key timed out"))??;

@@ -12,16 +12,17 @@
 //! 3. The cache holds at most [`CAPACITY`] users (only ids from validly signed tokens reach
 //!    it); when full, expired entries go, and if none has expired the read is not cached.
 //!
-//! Callers pass the clock (`now`), so every step is tested deterministically.
+//! The cache takes the time as an argument (`now`), so every step is tested deterministically;
+//! [`TokenVersions`] reads it from the clock it was given.
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use mongodb::{Collection, bson::doc};
-use shared::store::UserDoc;
+use shared::{clock::Clock, store::UserDoc};
 
 use crate::error::ApiError;
 
@@ -34,25 +35,26 @@ pub const CAPACITY: usize = 10_000;
 pub struct TokenVersions {
     users: Collection<UserDoc>,
     cache: VersionCache,
+    clock: Arc<dyn Clock>,
 }
 
 impl TokenVersions {
-    pub fn new(users: Collection<UserDoc>) -> Self {
-        Self { users, cache: VersionCache::new(CAPACITY, FRESH_FOR) }
+    pub fn new(users: Collection<UserDoc>, clock: Arc<dyn Clock>) -> Self {
+        Self { users, cache: VersionCache::new(CAPACITY, FRESH_FOR), clock }
     }
 
     /// The current version of `user_id`; `None` when the account no longer exists.
     pub async fn current(&self, user_id: &str) -> Result<Option<i64>, ApiError> {
-        if let Some(v) = self.cache.get(user_id, Instant::now()) {
+        if let Some(v) = self.cache.get(user_id, self.clock.instant()) {
             return Ok(Some(v));
         }
         let Some(user) = self.users.find_one(doc! {"_id": user_id}).await? else { return Ok(None) };
-        Ok(Some(self.cache.put(user_id, user.token_version, Instant::now())))
+        Ok(Some(self.cache.put(user_id, user.token_version, self.clock.instant())))
     }
 
     /// Records a version this instance has just written (a logout, a password change).
     pub fn ended(&self, user_id: &str, version: i64) {
-        self.cache.put(user_id, version, Instant::now());
+        self.cache.put(user_id, version, self.clock.instant());
     }
 }
 

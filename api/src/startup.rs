@@ -1,7 +1,7 @@
 //! Wiring: connect to MongoDB and NATS, prepare indexes and the sites bucket, serve the public
 //! and the internal (metrics) listener.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
@@ -12,12 +12,7 @@ use crate::{
     config::Config,
     jobs::{self, Reconciler},
     keys::{self, KeyRegistry},
-    metrics::Metrics,
-    passwords::{self, Hasher},
-    revocation::TokenVersions,
     router::{AppState, router},
-    throttle::{self, LoginThrottle, Throttle},
-    tokens::Tokens,
 };
 
 /// Builds the state: connections, indexes, the bucket.
@@ -36,40 +31,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let nats = shared::bus::connect(&config.backends.nats, "convertpulse-api", Duration::from_secs(30)).await?;
     let js = jetstream::new(nats.clone());
-    let sites = db.collection(c::SITES);
-    let keys = KeyRegistry::new(shared::bus::sites_bucket(&js, config.backends.nats.replicas).await?, sites.clone())
-        .with_purge_grace(config.key_purge_grace);
-    let dummy_hash =
-        passwords::hash("not a password anyone has".into(), config.bcrypt_cost).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(AppState {
-        tokens: Arc::new(Tokens::new(&config.jwt_secret, config.jwt_ttl)),
-        login_throttle: Arc::new(LoginThrottle::new(
-            config.login_max_failures,
-            config.login_max_failures_per_ip,
-            config.login_throttle_keys,
-        )),
-        token_versions: Arc::new(TokenVersions::new(db.collection(c::USERS))),
-        register_throttle: Arc::new(Throttle::new(
-            config.register_max_per_ip,
-            throttle::REGISTER_WINDOW,
-            throttle::CAPACITY,
-        )),
-        public_throttle: Arc::new(Throttle::new(
-            config.public_stats_per_min.max(1),
-            std::time::Duration::from_secs(60),
-            throttle::CAPACITY,
-        )),
-        hasher: Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency),
-        users: db.collection(c::USERS),
-        sites,
-        site_config: db.collection(c::SITE_CONFIG),
-        db,
-        keys,
-        dummy_hash: Arc::new(dummy_hash),
-        metrics: Metrics::new().context("registering metrics")?,
-        nats,
-        config: Arc::new(config),
-    })
+    let keys =
+        KeyRegistry::new(shared::bus::sites_bucket(&js, config.backends.nats.replicas).await?, db.collection(c::SITES))
+            .with_purge_grace(config.key_purge_grace);
+    AppState::new(config, db, nats, keys, shared::clock::system()).await
 }
 
 /// Runs the api until `shutdown` resolves; in-flight requests finish first. If either
@@ -78,7 +43,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let (addr, metrics_addr, limits) = (config.addr, config.metrics_addr, config.http.clone());
     let state = build_state(config).await?;
     // A first reconcile before serving, unless another api process is running one.
-    let reconciler = Reconciler::new(state.keys.clone(), &state.db, keys::new_id()?, shared::clock::system());
+    let reconciler = Reconciler::new(state.keys.clone(), &state.db, keys::new_id()?, state.clock.clone());
     let first = reconciler.run_once().await.context("publishing site keys")?;
     jobs::log(&Ok(first));
     let mut scheduler = jobs::start(reconciler).await?;

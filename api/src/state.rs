@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use mongodb::{Collection, Database};
 use shared::{
+    clock::Clock,
+    names::collections as c,
     site_config::SiteConfigDoc,
     store::{SiteDoc, UserDoc},
 };
@@ -13,9 +16,9 @@ use crate::{
     config::Config,
     keys::KeyRegistry,
     metrics::Metrics,
-    passwords::Hasher,
+    passwords::{self, Hasher},
     revocation::TokenVersions,
-    throttle::{LoginThrottle, Throttle},
+    throttle::{self, LoginThrottle, Throttle},
     tokens::Tokens,
 };
 
@@ -44,4 +47,55 @@ pub struct AppState {
     pub dummy_hash: Arc<String>,
     pub metrics: Metrics,
     pub nats: async_nats::Client,
+    /// The time every time-dependent rule reads (token expiry, token versions, attempt
+    /// limits, key rotations, goals, stats ranges): the system clock, or a test's.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// The state over connections already made (`startup::build_state` makes them): the
+    /// token keys, throttles and metrics are built here, and the hash verified against for
+    /// unknown emails is made at the configured bcrypt cost. Tests build it over a MongoDB
+    /// client that never connects and a detached key registry (`tests/router.rs`).
+    pub async fn new(
+        config: Config,
+        db: Database,
+        nats: async_nats::Client,
+        keys: KeyRegistry,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let dummy_hash = passwords::hash("not a password anyone has".into(), config.bcrypt_cost)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Self {
+            tokens: Arc::new(Tokens::new(&config.jwt_secret, config.jwt_ttl, clock.clone())),
+            login_throttle: Arc::new(LoginThrottle::new(
+                config.login_max_failures,
+                config.login_max_failures_per_ip,
+                config.login_throttle_keys,
+            )),
+            token_versions: Arc::new(TokenVersions::new(db.collection(c::USERS), clock.clone())),
+            register_throttle: Arc::new(Throttle::new(
+                config.register_max_per_ip,
+                throttle::REGISTER_WINDOW,
+                throttle::CAPACITY,
+            )),
+            public_throttle: Arc::new(Throttle::new(
+                config.public_stats_per_min.max(1),
+                std::time::Duration::from_secs(60),
+                throttle::CAPACITY,
+            )),
+            hasher: Hasher::new(config.bcrypt_cost, config.bcrypt_concurrency),
+            users: db.collection(c::USERS),
+            sites: db.collection(c::SITES),
+            site_config: db.collection(c::SITE_CONFIG),
+            db,
+            keys,
+            dummy_hash: Arc::new(dummy_hash),
+            metrics: Metrics::new().context("registering metrics")?,
+            nats,
+            clock,
+            config: Arc::new(config),
+        })
+    }
 }

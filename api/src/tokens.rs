@@ -1,16 +1,21 @@
-//! JWTs: HS256 only, `exp` required and checked. Keys are built once at start.
+//! JWTs: HS256 only, `exp` required and checked against the clock the tokens were given (the
+//! system's, but in tests), with [`LEEWAY_SECS`] of leeway. Keys are built once at start.
 //!
 //! A token carries its user's token version (`tv`) at issue: logging out or changing the
 //! password raises the version, which ends every token issued before (`revocation`). Tokens
 //! issued before versions existed carry none and read as version 0, the version of every
 //! account that has never ended its tokens.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
+use shared::clock::Clock;
 
 use crate::error::ApiError;
+
+/// Seconds past `exp` a token is still taken, for clocks a little apart.
+pub const LEEWAY_SECS: i64 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -40,24 +45,32 @@ pub struct Tokens {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl Tokens {
-    pub fn new(secret: &str, ttl: Duration) -> Self {
+    pub fn new(secret: &str, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 5;
+        // Checked in `verify` against `clock`: the library would read the system's.
+        validation.validate_exp = false;
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
             ttl,
+            clock,
         }
     }
 
+    fn now_secs(&self) -> i64 {
+        self.clock.now_ms().div_euclid(1000)
+    }
+
     /// A token for `user_id` at token version `version`, valid for the configured lifetime
-    /// from `now` (epoch seconds).
-    pub fn issue(&self, user_id: &str, version: i64, now: i64) -> Result<String, ApiError> {
+    /// from now.
+    pub fn issue(&self, user_id: &str, version: i64) -> Result<String, ApiError> {
+        let now = self.now_secs();
         let claims = Claims { sub: user_id.to_string(), tv: version, iat: now, exp: now + self.ttl.as_secs() as i64 };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| ApiError::Internal(e.into()))
     }
@@ -65,12 +78,13 @@ impl Tokens {
     /// The user id and token version of a validly signed, unexpired token (whether that
     /// version is still the user's is for `revocation` to say).
     pub fn verify(&self, token: &str) -> Result<(String, i64), ApiError> {
-        decode::<Claims>(token, &self.decoding, &self.validation).map(|data| (data.claims.sub, data.claims.tv)).map_err(
-            |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::Unauthorized("token expired"),
-                _ => ApiError::Unauthorized("invalid token"),
-            },
-        )
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| ApiError::Unauthorized("invalid token"))?
+            .claims;
+        if claims.exp < self.now_secs() - LEEWAY_SECS {
+            return Err(ApiError::Unauthorized("token expired"));
+        }
+        Ok((claims.sub, claims.tv))
     }
 }
 
@@ -98,38 +112,61 @@ impl Tokens {
 
 #[cfg(test)]
 mod tests {
+    use shared::clock::ManualClock;
+
     use super::*;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
+    /// 2026-11-25T12:00:00Z.
+    const T0: i64 = 1_795_608_000_000;
+
+    fn tokens_at(clock: &ManualClock) -> Tokens {
+        Tokens::new(SECRET, Duration::from_secs(3600), Arc::new(clock.clone()))
+    }
+
+    fn signed(secret: &str, claims: serde_json::Value) -> String {
+        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("encodes")
+    }
+
     #[test]
     fn issued_tokens_verify_and_others_do_not() {
-        let tokens = Tokens::new(SECRET, Duration::from_secs(3600));
-        let now = chrono::Utc::now().timestamp();
-        let t = tokens.issue("u1", 3, now).expect("issues");
+        let clock = ManualClock::at(T0);
+        let tokens = tokens_at(&clock);
+        let t = tokens.issue("u1", 3).expect("issues");
         assert_eq!(tokens.verify(&t).expect("valid"), ("u1".to_string(), 3));
-        let expired = tokens.issue("u1", 0, now - 7200).expect("issues");
-        assert!(matches!(tokens.verify(&expired), Err(ApiError::Unauthorized("token expired"))));
-        let forged = Tokens::new("another secret that is long enough!!", Duration::from_secs(3600))
-            .issue("u1", 0, now)
-            .expect("issues");
-        assert!(tokens.verify(&forged).is_err());
-        assert!(tokens.verify("not.a.token").is_err());
-        // alg=none must never be accepted.
-        let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1MSIsImV4cCI6OTk5OTk5OTk5OX0.";
-        assert!(tokens.verify(none).is_err());
+        let exp = T0 / 1000 + 600;
+        let cases = [
+            (
+                "forged",
+                signed("another secret that is long enough!!", serde_json::json!({"sub": "u1", "iat": 0, "exp": exp})),
+            ),
+            ("no exp", signed(SECRET, serde_json::json!({"sub": "u1", "iat": 0}))),
+            ("no sub", signed(SECRET, serde_json::json!({"iat": 0, "exp": exp}))),
+            ("not a token", "not.a.token".to_string()),
+            // alg=none must never be accepted.
+            ("alg none", "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1MSIsImV4cCI6OTk5OTk5OTk5OX0.".to_string()),
+        ];
+        for (case, token) in cases {
+            assert!(matches!(tokens.verify(&token), Err(ApiError::Unauthorized("invalid token"))), "case {case}");
+        }
+    }
+
+    #[test]
+    fn a_token_expires_its_lifetime_and_the_leeway_after_it_was_issued() {
+        let clock = ManualClock::at(T0);
+        let tokens = tokens_at(&clock);
+        let t = tokens.issue("u1", 0).expect("issues");
+        clock.advance((3600 + LEEWAY_SECS) * 1000);
+        assert!(tokens.verify(&t).is_ok(), "the last second of the leeway");
+        clock.advance(1000);
+        assert!(matches!(tokens.verify(&t), Err(ApiError::Unauthorized("token expired"))));
     }
 
     #[test]
     fn a_token_without_a_version_reads_as_version_zero() {
-        let tokens = Tokens::new(SECRET, Duration::from_secs(3600));
-        let exp = chrono::Utc::now().timestamp() + 600;
-        let old = encode(
-            &Header::new(Algorithm::HS256),
-            &serde_json::json!({"sub": "u1", "iat": 0, "exp": exp}),
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .expect("encodes");
+        let tokens = tokens_at(&ManualClock::at(T0));
+        let old = signed(SECRET, serde_json::json!({"sub": "u1", "iat": 0, "exp": T0 / 1000 + 600}));
         assert_eq!(tokens.verify(&old).expect("valid"), ("u1".to_string(), 0));
     }
 

@@ -13,7 +13,8 @@
 //! - [`audience`]: device, browser, OS and bot verdicts from the User-Agent.
 //! - [`geo`]: the country of a client IP.
 //! - [`origin`]: whether a request's `Origin` belongs to the site.
-//! - [`publisher`]: publishing a batch and waiting for the stream's ack.
+//! - [`publisher`]: publishing a batch and waiting for the stream's ack (JetStream; a stream in
+//!   memory for tests of the router without NATS, `tests/router.rs`).
 //! - [`metrics`]: Prometheus figures.
 
 pub mod audience;

@@ -13,6 +13,13 @@
 //! 202 by that one ack, so "202 only once the stream has it" holds batch by batch; when the
 //! stream refuses the message because the site holds its whole share of it
 //! ([`shared::site_share`]), every batch of the group gets [`PublishFailure::SiteShareFull`].
+//!
+//! The stream is JetStream over the NATS connection, or, for tests of the HTTP surface without
+//! NATS, a [`MemoryStream`]: everything above the stream (lanes, groups, deadlines) is the same.
+
+pub mod memory;
+
+pub use memory::MemoryStream;
 
 use std::{
     collections::VecDeque,
@@ -231,11 +238,25 @@ impl Slot {
     }
 }
 
+/// Where published messages go.
+#[derive(Clone)]
+enum Transport {
+    /// The event stream, over the NATS connection; shared, since a publisher is cloned for
+    /// every publish.
+    Stream(Arc<Nats>),
+    /// A stream in memory (tests).
+    Memory(MemoryStream),
+}
+
+struct Nats {
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
 /// Publishes batches with a deadline on the ack.
 #[derive(Clone)]
 pub struct Publisher {
-    client: async_nats::Client,
-    js: jetstream::Context,
+    transport: Transport,
     timeout: Duration,
     /// Publishes of one lane awaiting their ack before its batches queue.
     in_flight: usize,
@@ -249,8 +270,31 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Publishes to the event stream over `client`.
     pub fn new(
         client: async_nats::Client,
+        timeout: Duration,
+        in_flight: usize,
+        group_max: usize,
+        groups: prometheus::Histogram,
+    ) -> Self {
+        let transport = Transport::Stream(Arc::new(Nats { js: jetstream::new(client.clone()), client }));
+        Self::with_transport(transport, timeout, in_flight, group_max, groups)
+    }
+
+    /// Publishes to `stream`, in memory, with the same lanes and groups as [`Publisher::new`].
+    pub fn in_memory(
+        stream: MemoryStream,
+        timeout: Duration,
+        in_flight: usize,
+        group_max: usize,
+        groups: prometheus::Histogram,
+    ) -> Self {
+        Self::with_transport(Transport::Memory(stream), timeout, in_flight, group_max, groups)
+    }
+
+    fn with_transport(
+        transport: Transport,
         timeout: Duration,
         in_flight: usize,
         group_max: usize,
@@ -264,14 +308,22 @@ impl Publisher {
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         };
         Self {
-            js: jetstream::new(client.clone()),
-            client,
+            transport,
             timeout,
             in_flight: in_flight.max(1),
             group_max: group_max.max(1),
             instance: instance.into(),
             next_group: Arc::new(AtomicU64::new(1)),
             groups,
+        }
+    }
+
+    /// True while the stream can be reached: the NATS connection is up (a stream in memory
+    /// says what its test told it).
+    pub fn is_connected(&self) -> bool {
+        match &self.transport {
+            Transport::Stream(nats) => nats.client.connection_state() == async_nats::connection::State::Connected,
+            Transport::Memory(stream) => stream.is_connected(),
         }
     }
 
@@ -337,6 +389,11 @@ impl Publisher {
         grouped: Option<usize>,
         deadline: Instant,
     ) -> Result<(), PublishFailure> {
+        let Nats { client, js } = match &self.transport {
+            Transport::Stream(nats) => nats.as_ref(),
+            // One attempt: a stream in memory has no connection to lose and no leader to elect.
+            Transport::Memory(stream) => return stream.publish(&subject, msg_id, &payload, grouped),
+        };
         let mut headers = HeaderMap::new();
         headers.insert(NATS_MESSAGE_ID, msg_id);
         if let Some(batches) = grouped {
@@ -348,10 +405,9 @@ impl Publisher {
             // While disconnected the client would buffer the publish and send it after
             // reconnecting, whenever that is: wait for the connection instead, and answer 503
             // at the deadline so the tracker retries the same batch.
-            let last = if self.client.connection_state() == async_nats::connection::State::Connected {
+            let last = if client.connection_state() == async_nats::connection::State::Connected {
                 let attempt = async {
-                    let ack = self
-                        .js
+                    let ack = js
                         .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
                         .await
                         .map_err(|e| PublishFailure::Refused(e.to_string()))?;

@@ -61,27 +61,44 @@ impl SiteDirectory {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
+    /// A directory holding exactly `entries` (API key, site), caught up as a watch over a
+    /// bucket holding them would leave it: for tests and tools that run without NATS, which
+    /// change it with [`Self::put`] and [`Self::remove`].
+    pub fn from_entries(entries: impl IntoIterator<Item = (String, SiteEntry)>) -> Self {
+        let dir = Self::default();
+        for (key, entry) in entries {
+            dir.put(key, entry);
+        }
+        dir.synced.store(true, Ordering::Relaxed);
+        dir
+    }
+
     /// True once the initial contents of the bucket have been loaded.
     pub fn is_synced(&self) -> bool {
         self.synced.load(Ordering::Relaxed)
     }
 
+    /// Makes `key` live for `entry`, as a put in the bucket does.
+    pub fn put(&self, key: String, entry: SiteEntry) {
+        self.entries.write().unwrap_or_else(|p| p.into_inner()).insert(key, Arc::new(Site::new(entry)));
+    }
+
+    /// Ends `key`, as a delete in the bucket does.
+    pub fn remove(&self, key: &str) {
+        self.entries.write().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
     fn apply(&self, key: String, operation: Operation, value: &[u8]) {
-        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         match operation {
             Operation::Put => match serde_json::from_slice::<SiteEntry>(value) {
-                Ok(site) => {
-                    map.insert(key, Arc::new(Site::new(site)));
-                }
+                Ok(site) => self.put(key, site),
                 Err(e) => {
                     // A bad value must not leave a stale, possibly revoked, entry behind.
-                    map.remove(&key);
+                    self.remove(&key);
                     tracing::error!(error = %Chain(&e), "unreadable site entry in key-value bucket");
                 }
             },
-            Operation::Delete | Operation::Purge => {
-                map.remove(&key);
-            }
+            Operation::Delete | Operation::Purge => self.remove(&key),
         }
     }
 

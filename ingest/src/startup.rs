@@ -53,7 +53,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         user_agents: crate::audience::UserAgents::new(),
         countries: crate::geo::Countries::open(config.geoip_db.as_deref()),
         metrics,
-        nats: nats.clone(),
+        clock: shared::clock::system(),
     }));
 
     let public = serve::bind(config.addr, "ingest").await?;

@@ -1,9 +1,11 @@
 //! The state every request shares, behind one `Arc`. Routes import it from here, below the
-//! router.
+//! router. Every field can be made without NATS (a [`crate::publisher::MemoryStream`],
+//! [`SaltCache::in_memory`], [`SiteDirectory::from_entries`]), so tests drive the real router
+//! in-process.
 
 use std::{net::IpAddr, sync::Arc};
 
-use shared::client_ip::TrustedProxies;
+use shared::{client_ip::TrustedProxies, clock::Clock};
 
 use crate::{
     audience::UserAgents, geo::Countries, limiter::RateLimiter, metrics::Metrics, publisher::Publisher, salt::SaltCache,
@@ -35,5 +37,7 @@ pub struct Shared {
     /// Client IP to country.
     pub countries: Countries,
     pub metrics: Metrics,
-    pub nats: async_nats::Client,
+    /// Receive times, the salt's day and the rate limits read it: the system clock, or a
+    /// test's.
+    pub clock: Arc<dyn Clock>,
 }

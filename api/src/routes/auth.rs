@@ -4,8 +4,6 @@
 //! device: each raises the user's token version (`revocation`). A password change answers 204
 //! without a new token; the dashboard logs in again with the new password.
 
-use std::time::Instant;
-
 use axum::{
     Json, Router,
     extract::State,
@@ -102,7 +100,7 @@ async fn register(
     let name = parse_user_name(body.name.as_deref())?;
     let attempt = state
         .register_throttle
-        .admit(vec![ip_key(ip)], Instant::now())
+        .admit(vec![ip_key(ip)], state.clock.instant())
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let password_hash = state.hasher.hash_new(password).await?;
     let user = UserDoc { id: keys::new_id()?, email, name, password_hash, created_at: DateTime::now(), token_version: 0 };
@@ -116,7 +114,7 @@ async fn register(
         }
         Err(e) => return Err(e.into()),
     }
-    let token = state.tokens.issue(&user.id, user.token_version, Utc::now().timestamp())?;
+    let token = state.tokens.issue(&user.id, user.token_version)?;
     Ok((StatusCode::CREATED, Json(Session { token, user: (&user).into() })))
 }
 
@@ -141,7 +139,7 @@ async fn login(
     };
     let attempt = state
         .login_throttle
-        .admit(&email, ip, Instant::now())
+        .admit(&email, ip, state.clock.instant())
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
 
     let user = state.users.find_one(doc! {f::EMAIL: &email}).await?;
@@ -152,7 +150,7 @@ async fn login(
     match user {
         Some(user) if password_ok => {
             attempt.succeeded();
-            let token = state.tokens.issue(&user.id, user.token_version, Utc::now().timestamp())?;
+            let token = state.tokens.issue(&user.id, user.token_version)?;
             Ok(Json(Session { token, user: (&user).into() }))
         }
         _ => {
@@ -212,7 +210,7 @@ async fn change_password(
         .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
     let attempt = state
         .login_throttle
-        .admit(&user.email, ip, Instant::now())
+        .admit(&user.email, ip, state.clock.instant())
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let current_ok =
         current.len() <= passwords::MAX_PASSWORD_BYTES && state.hasher.verify(current, user.password_hash.clone()).await?;

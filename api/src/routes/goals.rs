@@ -143,11 +143,11 @@ async fn create(
         name: spec.name,
         kind: spec.kind,
         matcher: spec.matcher,
-        created_ms: chrono::Utc::now().timestamp_millis(),
+        created_ms: state.clock.now_ms(),
         deleted_ms: None,
     };
     change_config(&state, &site.id, |config| {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = state.clock.now_ms();
         config.add_goal(goal.clone(), now).map_err(|e| ApiError::InvalidGoal(e.to_string()))
     })
     .await?;
@@ -163,7 +163,7 @@ async fn remove(
     // Kept, marked with the time of deletion, so that the aggregator can replay a flush that
     // matched it; dropped two days later.
     change_config(&state, &site.id, |config| {
-        if config.delete_goal(&goal_id, chrono::Utc::now().timestamp_millis()) { Ok(()) } else { Err(ApiError::NotFound) }
+        if config.delete_goal(&goal_id, state.clock.now_ms()) { Ok(()) } else { Err(ApiError::NotFound) }
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)

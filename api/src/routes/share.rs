@@ -84,12 +84,12 @@ async fn public_stats(
 ) -> Result<Json<Stats>, ApiError> {
     state
         .public_throttle
-        .admit(vec![throttle::ip_key(ip)], std::time::Instant::now())
+        .admit(vec![throttle::ip_key(ip)], state.clock.instant())
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?
         .keep();
     let site = site_by_token(&state, &token).await?.ok_or(ApiError::NotFound)?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
-    let query = StatsQuery::parse(&params, tz, chrono::Utc::now().timestamp_millis())?;
+    let query = StatsQuery::parse(&params, tz, state.clock.now_ms())?;
     Ok(Json(compute(&state, &site, &query).await?))
 }
 

@@ -238,7 +238,7 @@ const ROTATE_ROUNDS: usize = MAX_KEY_ROTATIONS_PER_HOUR + 2;
 async fn rotate(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<SiteView>, ApiError> {
     for _ in 0..ROTATE_ROUNDS {
         let site = owned_site(&state, &auth, &id).await?;
-        let rotations = quota::next_rotations(&site.key_rotations, chrono::Utc::now().timestamp_millis())
+        let rotations = quota::next_rotations(&site.key_rotations, state.clock.now_ms())
             .map_err(|retry_after| ApiError::RotationLimit { retry_after })?;
         let next = SiteDoc { api_key: keys::new_site_key()?, ..site.clone() };
         state.keys.publish_new(&SiteKeys::from(&next)).await?;

@@ -107,7 +107,7 @@ impl StatsQuery {
 /// The stats of `site` for `query`: what the owner and a shared link see.
 pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Result<Stats, ApiError> {
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = state.clock.now_ms();
     let page = query.page.as_deref();
     let loaded = stats_store::load(&state.db, &site.id, &query.range, tz, page).await?;
     state.metrics.stats_documents_read.observe(loaded.docs_read as f64);
@@ -153,7 +153,7 @@ async fn read(
 ) -> Result<Json<Stats>, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
-    let query = StatsQuery::parse(&params, tz, chrono::Utc::now().timestamp_millis())?;
+    let query = StatsQuery::parse(&params, tz, state.clock.now_ms())?;
     Ok(Json(compute(&state, &site, &query).await?))
 }
 
@@ -175,7 +175,7 @@ async fn export(
 ) -> Result<Response, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
-    let mut query = StatsQuery::parse(&params, tz, chrono::Utc::now().timestamp_millis())?;
+    let mut query = StatsQuery::parse(&params, tz, state.clock.now_ms())?;
     query.compare = false;
     let stats = compute(&state, &site, &query).await?;
     let filename = format!("convertpulse-{}-{}-{}.csv", site.id, stats.from, stats.to);
@@ -216,7 +216,7 @@ async fn realtime(
 ) -> Result<Json<Realtime>, ApiError> {
     let site = owned_site(&state, &auth, &id).await?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
-    let live = stats_store::load_live(&state.db, &site.id, tz, chrono::Utc::now().timestamp_millis()).await?;
+    let live = stats_store::load_live(&state.db, &site.id, tz, state.clock.now_ms()).await?;
     Ok(Json(Realtime {
         visitors_5m: live.visitors_5m,
         pageviews_30m: live.pageviews.into_iter().map(|(minute, pageviews)| Minute { minute, pageviews }).collect(),

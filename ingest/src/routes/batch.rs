@@ -78,7 +78,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
     }
 
     let ip = client_ip_from_headers(peer, headers, &state.trusted);
-    let now = Instant::now();
+    let now = state.clock.instant();
     state.ip_limiter.check(&client_net(ip), now).map_err(|retry_after| IngestError::RateLimited { retry_after })?;
 
     let bytes = read_limited(body).await?;
@@ -106,7 +106,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
 
     state.key_limiter.check(&site.entry.site_id, now).map_err(|retry_after| IngestError::RateLimited { retry_after })?;
 
-    let received_at = now_ms();
+    let received_at = state.clock.now_ms();
     let salt = state.salts.salt_at(received_at).await.map_err(|e| {
         tracing::warn!(error = %Chain(&*e), "visitor salt unavailable");
         IngestError::Unavailable { retry_after: UNAVAILABLE_RETRY_SECS }
@@ -160,10 +160,6 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
         }
     }
     Ok(batch.events.len())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// Reads the body, keeping at most [`MAX_BODY`]; past that it reads on without keeping

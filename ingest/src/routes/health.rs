@@ -13,7 +13,7 @@ pub async fn healthz() -> &'static str {
 /// 200 when NATS is connected and the site keys are loaded; 503 naming what is not.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let mut failing = Vec::new();
-    if state.nats.connection_state() != async_nats::connection::State::Connected {
+    if !state.publisher.is_connected() {
         failing.push("nats");
     }
     if !state.sites.is_synced() {
