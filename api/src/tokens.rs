@@ -89,24 +89,27 @@ impl Tokens {
 }
 
 impl Tokens {
-    /// A token that opens the attention view of `path` of `site_id` for
-    /// [`OVERLAY_TTL_SECS`] from `now`.
-    pub fn issue_overlay(&self, site_id: &str, path: &str, now: i64) -> Result<String, ApiError> {
-        let claims = OverlayClaims { site: site_id.to_string(), path: path.to_string(), exp: now + OVERLAY_TTL_SECS };
+    /// A token that opens the attention view of `path` of `site_id` for [`OVERLAY_TTL_SECS`]
+    /// from now.
+    pub fn issue_overlay(&self, site_id: &str, path: &str) -> Result<String, ApiError> {
+        let exp = self.now_secs() + OVERLAY_TTL_SECS;
+        let claims = OverlayClaims { site: site_id.to_string(), path: path.to_string(), exp };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| ApiError::Internal(e.into()))
     }
 
-    /// The site and path of a validly signed, unexpired overlay token.
+    /// The site and path of a validly signed, unexpired overlay token (the same leeway as a
+    /// user's token).
     pub fn verify_overlay(&self, token: &str) -> Result<(String, String), ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
-        validation.leeway = 5;
-        decode::<OverlayClaims>(token, &self.decoding, &validation).map(|d| (d.claims.site, d.claims.path)).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::Unauthorized("overlay link expired"),
-                _ => ApiError::Unauthorized("invalid overlay link"),
-            }
-        })
+        validation.validate_exp = false;
+        let claims = decode::<OverlayClaims>(token, &self.decoding, &validation)
+            .map_err(|_| ApiError::Unauthorized("invalid overlay link"))?
+            .claims;
+        if claims.exp < self.now_secs() - LEEWAY_SECS {
+            return Err(ApiError::Unauthorized("overlay link expired"));
+        }
+        Ok((claims.site, claims.path))
     }
 }
 
@@ -172,14 +175,16 @@ mod tests {
 
     #[test]
     fn overlay_tokens_open_their_page_only_and_never_pass_as_a_user() {
-        let tokens = Tokens::new(SECRET, Duration::from_secs(3600));
-        let now = chrono::Utc::now().timestamp();
-        let t = tokens.issue_overlay("site1", "/pricing", now).expect("issues");
+        let clock = ManualClock::at(T0);
+        let tokens = tokens_at(&clock);
+        let t = tokens.issue_overlay("site1", "/pricing").expect("issues");
         assert_eq!(tokens.verify_overlay(&t).expect("valid"), ("site1".to_string(), "/pricing".to_string()));
         assert!(tokens.verify(&t).is_err(), "an overlay token is no user token");
-        let user = tokens.issue("u1", 0, now).expect("issues");
+        let user = tokens.issue("u1", 0).expect("issues");
         assert!(tokens.verify_overlay(&user).is_err(), "a user token is no overlay token");
-        let old = tokens.issue_overlay("site1", "/pricing", now - OVERLAY_TTL_SECS - 60).expect("issues");
-        assert!(matches!(tokens.verify_overlay(&old), Err(ApiError::Unauthorized("overlay link expired"))));
+        clock.advance((OVERLAY_TTL_SECS + LEEWAY_SECS) * 1000);
+        assert!(tokens.verify_overlay(&t).is_ok(), "the last second of the leeway");
+        clock.advance(1000);
+        assert!(matches!(tokens.verify_overlay(&t), Err(ApiError::Unauthorized("overlay link expired"))));
     }
 }

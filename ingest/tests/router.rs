@@ -190,9 +190,11 @@ fn every_type() -> Value {
         pageview(),
         {"type": "scroll", "ts": 1, "page_id": "page_0001", "url": url, "depth": 50, "prev": 25},
         {"type": "click", "ts": 2, "page_id": "page_0001", "url": url, "selector": "a#buy", "text": "Buy",
-         "href": "https://example.com/buy"},
+         "href": "https://example.com/buy", "x": 0.5, "y": 0.25, "rage": true},
         {"type": "time", "ts": 3, "page_id": "page_0001", "url": url, "seconds": 12.5},
-        {"type": "event", "ts": 4, "page_id": "page_0001", "url": url, "name": "Signup", "props": {"plan": "pro"}}
+        {"type": "event", "ts": 4, "page_id": "page_0001", "url": url, "name": "Signup", "props": {"plan": "pro"}},
+        {"type": "view", "ts": 5, "page_id": "page_0001", "url": url, "kind": "section", "name": "pricing", "order": 2,
+         "seen": true, "ms": 1200}
     ])
 }
 
@@ -212,7 +214,7 @@ async fn an_accepted_batch_is_on_the_stream_exactly_as_sent_and_enriched() {
     events[0]["url"] = json!("https://example.com/pricing#plans");
     let answer = ingest.post_json(&batch_of(KEY, "batch_0001", events)).await;
 
-    assert_eq!((answer.status, &answer.body), (StatusCode::ACCEPTED, &json!({"accepted": 5})));
+    assert_eq!((answer.status, &answer.body), (StatusCode::ACCEPTED, &json!({"accepted": 6})));
     assert_eq!(answer.header(header::ACCESS_CONTROL_ALLOW_ORIGIN), Some("*"));
     let messages = ingest.stream.messages();
     assert_eq!(messages.len(), 1, "one stream message: {messages:?}");
@@ -232,7 +234,7 @@ async fn an_accepted_batch_is_on_the_stream_exactly_as_sent_and_enriched() {
     .expect("the expected message");
     assert_eq!(ingest.stream.batches().expect("batch messages"), vec![want], "the fragment is dropped, the rest kept");
     let by_type: Vec<u64> = ingest.state.metrics.events_accepted.iter().map(|c| c.get()).collect();
-    assert_eq!((ingest.state.metrics.batches_accepted.get(), by_type), (1, vec![1, 1, 1, 1, 1]));
+    assert_eq!((ingest.state.metrics.batches_accepted.get(), by_type), (1, vec![1, 1, 1, 1, 1, 1]));
 }
 
 #[tokio::test]

@@ -563,7 +563,10 @@ async fn a_filtered_page_shows_its_attention_and_the_owner_opens_the_overlay() {
     );
     assert_eq!(table(o, "Rage clicks"), Some(json!([["img.hero", "12"]])));
     assert_eq!(table(o, "Dead clicks"), Some(json!([["div.price", "40"]])));
-    assert_eq!(table(o, "Forms: started, sent, and where the rest left"), Some(json!([["form#signup", "300", "120", format!("email (90), {IMG} (3)")]])));
+    assert_eq!(
+        table(o, "Forms: started, sent, and where the rest left"),
+        Some(json!([["form#signup", "300", "120", format!("email (90), {IMG} (3)")]]))
+    );
     assert_eq!(o["scroll"], json!(["5%100.0%", "10%96.0%"]));
     assert_eq!(o["overlayButton"], json!(["Open overlay on my page"]));
     assert_eq!((o["xss"].clone(), o["injected"].clone()), (Value::Null, json!(0)), "hostile strings stay text");

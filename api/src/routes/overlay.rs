@@ -60,7 +60,7 @@ async fn create(
         Some(_) => return Err(ApiError::InvalidRequest("path: must be a string".into())),
     };
     let path = page_path(raw)?;
-    let token = state.tokens.issue_overlay(&site.id, &path, chrono::Utc::now().timestamp())?;
+    let token = state.tokens.issue_overlay(&site.id, &path)?;
     Ok(Json(OverlayLink { url: overlay_url(&site.domain, &path, &token)? }))
 }
 

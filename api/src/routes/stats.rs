@@ -59,7 +59,7 @@ pub async fn page_view(
 ) -> Result<crate::attention::PageView, ApiError> {
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let get = |k: &str| params.get(k).map(String::as_str);
-    let range = Range::resolve(get("timeframe"), get("from"), get("to"), tz, chrono::Utc::now().timestamp_millis())?;
+    let range = Range::resolve(get("timeframe"), get("from"), get("to"), tz, state.clock.now_ms())?;
     let (view, docs_read) = stats_store::load_attention(&state.db, &site.id, &range, tz, path).await?;
     state.metrics.stats_documents_read.observe(docs_read as f64);
     Ok(view)
