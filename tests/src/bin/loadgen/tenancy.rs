@@ -662,10 +662,10 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
         "tenancy: one busy site with {busy_batches} batches, then {n} sites with {per_site} each ({} batches, {} sites per account at most); batches: {}; {} stats queries per timeframe and target; load {}",
         n * per_site,
         args.sites_per_account,
-        if shape == Shape::Small {
-            "pageview + click (+ scroll every other)"
-        } else {
-            "~1 KB: pageview, scroll, 2 clicks, time"
+        match shape {
+            Shape::Small => "pageview + click (+ scroll every other)",
+            Shape::Kilobyte => "~1 KB: pageview, scroll, 2 clicks, time",
+            Shape::Attention => "~1.5 KB: pageview, scroll, a section and a CTA seen, 2 clicks with positions, time",
         },
         queries,
         loadavg()
