@@ -15,6 +15,8 @@ use shared::rollup::{
     toplist,
 };
 
+use crate::stats_store::KindSums;
+
 /// Rows of each ranked list in the answer.
 pub const LIST_ROWS: usize = 20;
 /// Most distinct names summed per kind over a range (a page whose selectors change every day
@@ -86,11 +88,16 @@ pub struct PageView {
 type Sums = HashMap<String, (Counts, Option<String>)>;
 
 /// A page's attention entries summed over a range.
-#[derive(Default)]
 pub struct PageAttention {
     pageviews: u64,
     visitors: u64,
-    by_kind: HashMap<Kind, Sums>,
+    sums: KindSums<Kind>,
+}
+
+impl Default for PageAttention {
+    fn default() -> Self {
+        Self { pageviews: 0, visitors: 0, sums: KindSums::new(MAX_NAMES) }
+    }
 }
 
 impl PageAttention {
@@ -103,18 +110,11 @@ impl PageAttention {
     /// Adds an entry of a bucket's attention list (entries of other pages are the caller's to
     /// skip).
     pub fn add(&mut self, kind: Kind, name: &str, counts: Counts, text: Option<&str>) {
-        let names = self.by_kind.entry(kind).or_default();
-        let name = if names.len() >= MAX_NAMES && !names.contains_key(name) { toplist::OTHER } else { name };
-        let slot = names.entry(name.to_string()).or_default();
-        slot.0.add(counts);
-        // The greatest text, so the answer does not depend on the order documents come in.
-        if let Some(t) = text.filter(|t| slot.1.as_deref().is_none_or(|cur| *t > cur)) {
-            slot.1 = Some(t.to_string());
-        }
+        self.sums.add(kind, name, counts, text);
     }
 
     pub fn finish(mut self, path: &str) -> PageView {
-        let mut take = |k: Kind| self.by_kind.remove(&k).unwrap_or_default();
+        let mut take = |k: Kind| self.sums.take(&k);
         let (sections, ctas, rage, dead, forms, abandons, scroll, cells) = (
             take(Kind::Section),
             take(Kind::Cta),

@@ -284,7 +284,7 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
 async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &str) -> Result<Loaded, ApiError> {
     let parts = [Part::Top(Dim::Page), Part::Top(Dim::PageAttr)];
     let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
-    let mut breakdowns = PageBreakdowns::new(MAX_PAGE_NAMES);
+    let mut breakdowns = KindSums::new(MAX_PAGE_NAMES);
     // Each list is looked at as it arrives and only the path's entries are kept: a year's
     // page lists are never all in memory at once.
     let docs_read = visit_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
@@ -362,19 +362,21 @@ pub async fn load_attention(
     Ok((page.finish(path), docs_read))
 }
 
-/// A page's breakdowns summed over a range: kind → name → counts and a text seen (clicks).
-/// Each kind holds at most `max_names` names and `(other)`, which the names past them add to.
-struct PageBreakdowns {
+/// Entries of one page summed over a range, by kind (a page breakdown's [`Dim`], an attention
+/// [`rollup::attention::Kind`]): kind → name → counts and a text seen. Each kind holds at most
+/// `max_names` names and `(other)`, which the names past them add to, so a year of lists never
+/// holds more than that in memory.
+pub(crate) struct KindSums<K> {
     max_names: usize,
-    by_kind: HashMap<Dim, HashMap<String, (Counts, Option<String>)>>,
+    pub(crate) by_kind: HashMap<K, HashMap<String, (Counts, Option<String>)>>,
 }
 
-impl PageBreakdowns {
-    fn new(max_names: usize) -> Self {
+impl<K: Eq + std::hash::Hash> KindSums<K> {
+    pub(crate) fn new(max_names: usize) -> Self {
         Self { max_names, by_kind: HashMap::new() }
     }
 
-    fn add(&mut self, kind: Dim, name: &str, counts: Counts, text: Option<&str>) {
+    pub(crate) fn add(&mut self, kind: K, name: &str, counts: Counts, text: Option<&str>) {
         let names = self.by_kind.entry(kind).or_default();
         let name = if names.len() >= self.max_names && !names.contains_key(name) { toplist::OTHER } else { name };
         let slot = names.entry(name.to_string()).or_default();
@@ -383,6 +385,11 @@ impl PageBreakdowns {
         if let Some(t) = text.filter(|t| slot.1.as_deref().is_none_or(|cur| *t > cur)) {
             slot.1 = Some(t.to_string());
         }
+    }
+
+    /// The sums of one kind, taken out.
+    pub(crate) fn take(&mut self, kind: &K) -> HashMap<String, (Counts, Option<String>)> {
+        self.by_kind.remove(kind).unwrap_or_default()
     }
 }
 
@@ -493,7 +500,7 @@ mod tests {
 
     #[test]
     fn a_page_filter_holds_at_most_its_bound_of_names_and_folds_the_rest_into_other() {
-        let mut b = PageBreakdowns::new(3);
+        let mut b = KindSums::new(3);
         // A year of days, each naming new selectors: what reaches memory stays at the bound.
         for day in 0..365u64 {
             for i in 0..50u64 {

@@ -103,22 +103,7 @@ async fn read(
 
 /// The overlay script, served like the snippet but never counted in its size.
 async fn script(State(state): State<AppState>) -> Response {
-    let dir = &state.config.tracker_dir;
-    let minified = dir.join("dist").join("convertpulse-overlay.min.js");
-    let path = if tokio::fs::try_exists(&minified).await.unwrap_or(false) { minified } else { dir.join("overlay.js") };
-    match tokio::fs::read_to_string(&path).await {
-        Ok(body) => cross_origin(
-            (
-                [
-                    (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
-                    (header::CACHE_CONTROL, "public, max-age=3600"),
-                ],
-                body,
-            )
-                .into_response(),
-        ),
-        Err(_) => ApiError::NotFound.into_response(),
-    }
+    crate::routes::web::tracker_script(&state, "convertpulse-overlay.min.js", "overlay.js", "public, max-age=3600").await
 }
 
 #[cfg(test)]

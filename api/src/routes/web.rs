@@ -86,14 +86,21 @@ async fn shared_page(State(state): State<AppState>, axum::extract::Path(token): 
 /// The tracker: long-lived in caches (its URL is what customers paste, so it cannot carry a
 /// version; a day keeps updates reasonably quick).
 async fn snippet(State(state): State<AppState>) -> Response {
+    tracker_script(&state, "convertpulse.min.js", "convertpulse.js", "public, max-age=86400, stale-while-revalidate=604800")
+        .await
+}
+
+/// A script of the tracker's folder for any page to load: `dist/<minified>` when built, else
+/// `<source>`.
+pub async fn tracker_script(state: &AppState, minified: &str, source: &str, cache: &'static str) -> Response {
     let dir = &state.config.tracker_dir;
-    let minified = dir.join("dist").join("convertpulse.min.js");
-    let path = if tokio::fs::try_exists(&minified).await.unwrap_or(false) { minified } else { dir.join("convertpulse.js") };
+    let built = dir.join("dist").join(minified);
+    let path = if tokio::fs::try_exists(&built).await.unwrap_or(false) { built } else { dir.join(source) };
     match read_or_404(path).await {
         Ok(body) => (
             [
                 (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
-                (header::CACHE_CONTROL, "public, max-age=86400, stale-while-revalidate=604800"),
+                (header::CACHE_CONTROL, cache),
                 (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
             ],
             body,
