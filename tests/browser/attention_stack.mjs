@@ -35,7 +35,7 @@ async function until(what, check, ms = 20000) {
   for (;;) {
     const got = await check();
     if (got) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}; the page view: ${JSON.stringify(await pageView())}`);
     // The poll interval of this deadline loop.
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -266,12 +266,34 @@ pub fn batch_violation(batch: &Value) -> Option<String> {
                 (1..=100).contains(&depth) && (0..=99).contains(&prev) && prev < depth
             }
             "click" => {
+                let fraction = |k: &str| e[k].as_f64().is_some_and(|f| (0.0..=1.0).contains(&f));
+                let flag = |k: &str| e.get(k).is_none_or(Value::is_boolean);
                 within(&e["selector"], 256)
                     && within(&e["text"], 128)
                     && (e.get("href").is_none() || within(&e["href"], 2048))
+                    && (e.get("x").is_none() && e.get("y").is_none() || fraction("x") && fraction("y"))
+                    && flag("rage")
+                    && flag("dead")
+            }
+            "view" => {
+                let name = chars(&e["name"]).unwrap_or(0);
+                let placed = match e["kind"].as_str() {
+                    Some("section") => (1..=64).contains(&name) && e["order"].as_u64().is_some_and(|o| o < 50),
+                    Some("cta") => (1..=256).contains(&name),
+                    _ => false,
+                };
+                placed && e["seen"].is_boolean() && e["ms"].as_f64().is_some_and(|ms| (0.0..=600_000.0).contains(&ms))
             }
             "time" => e["seconds"].as_f64().is_some_and(|s| s > 0.0 && s <= 1800.0),
-            "event" => chars(&e["name"]).is_some_and(|n| (1..=64).contains(&n)) && props_ok(e.get("props")),
+            "event" => {
+                let prop = |k: &str| chars(&e["props"][k]).is_some_and(|n| n > 0);
+                let reserved = match e["name"].as_str() {
+                    Some("form_start") => prop("form"),
+                    Some("form_abandon") => prop("form") && prop("field"),
+                    _ => true,
+                };
+                chars(&e["name"]).is_some_and(|n| (1..=64).contains(&n)) && props_ok(e.get("props")) && reserved
+            }
             _ => false,
         };
         if !ok {
