@@ -3,7 +3,7 @@
 //! CTAs (`tests/browser/pages/attention.html`, served by a page server of the test's own on the
 //! site's host and wired to the stack's snippet):
 //!
-//! - a scripted visit, in Chromium and in Firefox — the CTA clicked, a rage burst on an image,
+//! - a scripted visit, in Chromium, Firefox and WebKit — the CTA clicked, a rage burst on an image,
 //!   a click on a price that does nothing, the pricing section reached and its form left at the
 //!   email field, the FAQ never reached — gives exactly the contract's page view;
 //! - the owner opens the overlay from the dashboard's page view; opened on the page, it paints
@@ -181,6 +181,11 @@ mod a_scripted_visit_gives_the_exact_page_view {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn firefox() {
         super::scripted_visit("firefox").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webkit() {
+        super::scripted_visit("webkit").await;
     }
 }
 

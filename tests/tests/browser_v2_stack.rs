@@ -247,8 +247,9 @@ async fn converting_visit(engine: &str) {
     let events: Vec<&Value> = batches.iter().flat_map(|b| b["events"].as_array().expect("events")).collect();
     let count = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
     assert_eq!(
+        // The events: the page's four, the snippet's outbound, form_start and form_submit, and Signup.
         (count("pageview"), count("click"), count("event")),
-        (2, 4, 7),
+        (2, 4, 8),
         "{engine}: pageviews, clicks and events sent, in {} requests ({} batches): {}",
         r["batches"].as_array().map_or(0, Vec::len),
         batches.len(),
@@ -281,6 +282,7 @@ async fn converting_visit(engine: &str) {
             {"name": "Experiment viewed", "count": 1},
             {"name": "Pricing viewed", "count": 1},
             {"name": "Signup", "count": 1},
+            {"name": "form_start", "count": 1},
             {"name": "form_submit", "count": 1},
             {"name": "outbound", "count": 1},
         ]),
