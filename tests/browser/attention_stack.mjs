@@ -3,11 +3,13 @@
 // stack and a page server for tests/browser/pages/attention.html, runs a scenario and compares
 // the report with what the contract says the page view must answer.
 //   node tests/browser/attention_stack.mjs <scenario> <config-json>
-// config: {api, landing, siteId, token, shots, engine}
+// config: {api, landing, siteId, token, shots, engine, path (default /attention), shot}
 // Scenarios:
 //   visit    (chromium or firefox) a visitor clicks the CTA, bursts on an image, clicks a
 //            price that does nothing, scrolls to the pricing form, starts it and leaves; after
 //            each step the api's page view is polled (with a deadline) until it shows the step
+//   demo     (chromium) a visitor on the api's own /demo page clicks its CTA and scrolls to the
+//            bottom; the page view is polled until it shows the visit
 //   overlay  (chromium) the owner filters the dashboard to the page and opens the overlay from
 //            it; the overlay link, opened on the page server, paints over the live page and
 //            the page sends nothing
@@ -20,7 +22,7 @@ const out = { scenario, engine: cfg.engine || 'chromium', pageErrors: [], consol
 const log = (msg) => console.error(`attention_stack[${scenario}]: ${msg}`);
 if (cfg.shots) fs.mkdirSync(cfg.shots, { recursive: true });
 
-const PATH = '/attention';
+const PATH = cfg.path || '/attention';
 
 async function pageView() {
   const res = await fetch(`${cfg.api}/api/stats/${encodeURIComponent(cfg.siteId)}/page?path=${encodeURIComponent(PATH)}&timeframe=24h`,
@@ -91,6 +93,31 @@ async function visit() {
   }
 }
 
+async function demo() {
+  const page = await openPage('chromium');
+  try {
+    page.onError((e) => out.pageErrors.push(e));
+    page.onConsoleError((t) => out.consoleErrors.push(t));
+    // The demo page has no error collector of its own: one goes in before any page script.
+    await page.initScript(() => {
+      window.__errors = [];
+      window.addEventListener('error', (e) => window.__errors.push(String(e.message || e)));
+      window.addEventListener('unhandledrejection', (e) => window.__errors.push('rejection: ' + String(e.reason)));
+    });
+    await page.goto(`${cfg.landing}${PATH}`);
+    await page.waitFor(() => window.__cp === 1);
+    await page.click('#cta');
+    await page.evaluate(() => window.scrollTo(0, document.getElementById('pricing').offsetTop));
+    await page.click('button[data-plan=pro]');
+    out.seen = await until('the demo visit in the page view',
+      async () => { const v = await pageView(); return v.pageviews > 0 && v.sections.length > 0 && v.click_map.cells.length > 0 ? v : null; });
+    out.windowErrors = await page.evaluate(() => window.__errors || []);
+    await page.goto('about:blank');
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
 async function overlay() {
   const browser = await launch();
   try {
@@ -133,7 +160,7 @@ async function overlay() {
       };
     });
     out.painted = await painted();
-    await visitor.screenshot({ path: `${cfg.shots}/stack-attention-overlay-1280.png` });
+    await visitor.screenshot({ path: `${cfg.shots}/stack-attention-${cfg.shot || 'overlay'}-1280.png` });
     // The panel's switch hides a layer; Close removes everything.
     await visitor.click('input[data-layer=clicks]');
     out.afterSwitch = await painted();
@@ -145,7 +172,7 @@ async function overlay() {
   }
 }
 
-const scenarios = { visit, overlay };
+const scenarios = { visit, demo, overlay };
 
 try {
   if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);

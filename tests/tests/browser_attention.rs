@@ -8,7 +8,8 @@
 //!   email field, the FAQ never reached — gives exactly the contract's page view;
 //! - the owner opens the overlay from the dashboard's page view; opened on the page, it paints
 //!   the click map, the scroll map and the sections, switches a layer off, closes, and the page
-//!   sends nothing meanwhile (screenshots in `target/cp-artifacts/screenshots/stack-attention-*`).
+//!   sends nothing meanwhile — on the test page, and on the api's own `/demo` page after a visit
+//!   there (screenshots in `target/cp-artifacts/screenshots/stack-attention-*`).
 
 use std::path::Path;
 
@@ -87,8 +88,15 @@ async fn site() -> Site {
 }
 
 async fn drive(s: &Site, scenario: &str, engine: &str) -> Value {
-    let config = json!({"api": s.api.api, "landing": s.landing, "siteId": s.t.site_id, "token": s.t.token,
-                        "shots": shots(), "engine": engine});
+    drive_with(s, scenario, engine, json!({})).await
+}
+
+async fn drive_with(s: &Site, scenario: &str, engine: &str, extra: Value) -> Value {
+    let mut config = json!({"api": s.api.api, "landing": s.landing, "siteId": s.t.site_id, "token": s.t.token,
+                            "shots": shots(), "engine": engine});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        config[k] = v;
+    }
     let report = Driver::start("attention_stack.mjs", &[scenario, &config.to_string()]).finish().await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/cp-artifacts/reports");
     if std::fs::create_dir_all(&dir).is_ok() {
@@ -212,4 +220,45 @@ async fn the_overlay_opens_from_the_dashboard_and_paints_over_the_page_sending_n
     assert!(requests.contains(&"/convertpulse-overlay.js"), "{requests:?}");
     assert!(requests.iter().any(|p| p.starts_with("/api/overlay/")), "{requests:?}");
     assert!(!requests.iter().any(|p| p.ends_with("/api/events/batch")), "the overlay page sends nothing: {requests:?}");
+}
+
+/// The demo account's site on the page server's host, as `make run` seeds it (`/demo` reports to
+/// the first site of `CP_DEMO_EMAIL`).
+async fn demo_site() -> Site {
+    let email = format!("{}@example.com", id("demo"));
+    let stack = Stack::start_with(&[("CP_DEMO_EMAIL", &email)]).await;
+    let api = Api::new(&stack);
+    api.register(&email).await;
+    let (status, login) = api.post("/api/auth/login", None, &json!({"email": email, "password": "correct horse 1"})).await;
+    assert_eq!(status, StatusCode::OK, "log in: {login}");
+    let token = login["token"].as_str().expect("token").to_string();
+    let (site_id, key) = api.create_site(&token, "127.0.0.1", "UTC").await;
+    let landing = api.api.clone();
+    Site { _stack: stack, api, t: Tenant { token, site_id, key }, landing }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overlay_opens_on_the_demo_page_after_a_visit_there() {
+    let s = demo_site().await;
+    let on_demo = json!({"path": "/demo", "shot": "demo-overlay"});
+    let visit = drive_with(&s, "demo", "chromium", on_demo.clone()).await;
+    let seen: Vec<&str> =
+        visit["seen"]["sections"].as_array().expect("sections").iter().filter_map(|s| s["name"].as_str()).collect();
+    // The visitor scrolled to the pricing at once: the hero was in view for less than a second.
+    assert_eq!(seen, vec!["pricing"], "the demo's marked sections seen");
+    let r = drive_with(&s, "overlay", "chromium", on_demo).await;
+    let link = r["link"].as_str().expect("overlay link");
+    assert!(link.starts_with("https://127.0.0.1/demo?cp_overlay="), "{link}");
+    let p = &r["painted"];
+    assert!(p["cells"].as_u64().is_some_and(|n| n >= 1), "the click map: {p}");
+    assert_eq!(p["bands"], 20, "{p}");
+    assert!(
+        p["labels"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l.as_str().is_some_and(|l| l.starts_with("pricing: 100 % viewed")))),
+        "{p}"
+    );
+    let requests: Vec<&str> = r["requests"].as_array().expect("requests").iter().filter_map(Value::as_str).collect();
+    assert!(!requests.iter().any(|p| p.ends_with("/api/events/batch")), "the overlay page sends nothing: {requests:?}");
+    assert_eq!(r["afterClose"], 0);
 }
