@@ -12,12 +12,13 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use shared::{
     event::{Event, EventKind, FORM_ABANDON, FORM_START, FORM_SUBMIT, PropValue, ViewKind},
+    funnel::FunnelDoc,
     goal::{GoalKind, path_matches},
     message::BatchMessage,
     rollup::{
         Body, Bucket, Capacity, Counts, Dim, LiveMinute, Part, RollupKey, Series, TopDelta,
         attention::{self, Kind},
-        page_attr_key, sketch,
+        funnel_key, page_attr_key, sketch,
         toplist::page_ext,
     },
     site_config::GoalDoc,
@@ -180,6 +181,12 @@ impl FlushDeltas {
     /// [`Self::add_new_visitor`], [`Self::add_page_visitor`]); returns what its session learns
     /// from it, for [`crate::sessions`]. `goals` are the site's goals.
     pub fn add_batch(&mut self, msg: &BatchMessage, goals: &[&GoalDoc]) -> SessionFacts {
+        self.add_batch_with(msg, goals, &[])
+    }
+
+    /// [`Self::add_batch`], with the site's funnels too: the facts then say which events
+    /// matched which steps of the funnels that apply to the batch.
+    pub fn add_batch_with(&mut self, msg: &BatchMessage, goals: &[&GoalDoc], funnels: &[&FunnelDoc]) -> SessionFacts {
         let b = buckets_of(msg);
         let site = msg.site_id.as_str();
         let visitor = sketch::visitor_hash64(&msg.visitor);
@@ -283,6 +290,17 @@ impl FlushDeltas {
             for goal in goals.iter().filter(|g| g.applies_at(msg.received_at) && matches_goal(g, ev, &path)) {
                 if !facts.goals.contains(&goal.id) {
                     facts.goals.push(goal.id.clone());
+                }
+            }
+            for funnel in funnels.iter().filter(|f| f.applies_at(msg.received_at)) {
+                let mask = funnel
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, step)| matches_rule(step.kind, &step.matcher, ev, &path))
+                    .fold(0u8, |m, (i, _)| m | (1 << i));
+                if mask != 0 {
+                    facts.add_funnel_hit(funnel, mask, ev.ts);
                 }
             }
         }
@@ -415,16 +433,25 @@ impl FlushDeltas {
                 c.n = 1;
                 self.attention(site, [*day, *hour], path, (Kind::Cta, selector), c, text.as_deref());
             }
+            Effect::FunnelStep { day, hour, funnel, step } => {
+                self.top(site, [*day, *hour], Dim::Funnel, &funnel_key(funnel, *step as usize), one(1), None);
+            }
         }
     }
 }
 
 /// True when event `ev` (on page `path`) completes `goal`.
 pub fn matches_goal(goal: &GoalDoc, ev: &Event, path: &str) -> bool {
-    match (&goal.kind, &ev.kind) {
-        (GoalKind::Pageview, EventKind::Pageview { .. }) => path_matches(&goal.matcher, path),
-        (GoalKind::Click, EventKind::Click { selector, .. }) => *selector == goal.matcher,
-        (GoalKind::Event, EventKind::Event { name, .. }) => *name == goal.matcher,
+    matches_rule(goal.kind, &goal.matcher, ev, path)
+}
+
+/// True when event `ev` (on page `path`) matches a goal's or a funnel step's `kind` and
+/// `matcher`.
+pub fn matches_rule(kind: GoalKind, matcher: &str, ev: &Event, path: &str) -> bool {
+    match (kind, &ev.kind) {
+        (GoalKind::Pageview, EventKind::Pageview { .. }) => path_matches(matcher, path),
+        (GoalKind::Click, EventKind::Click { selector, .. }) => *selector == matcher,
+        (GoalKind::Event, EventKind::Event { name, .. }) => *name == matcher,
         _ => false,
     }
 }
@@ -487,7 +514,15 @@ mod tests {
     }
 
     fn goal(kind: GoalKind, matcher: &str, created_ms: i64) -> GoalDoc {
-        GoalDoc { id: format!("g-{matcher}"), name: "G".into(), kind, matcher: matcher.into(), created_ms, deleted_ms: None }
+        GoalDoc {
+            id: format!("g-{matcher}"),
+            name: "G".into(),
+            kind,
+            matcher: matcher.into(),
+            created_ms,
+            deleted_ms: None,
+            backfilling: false,
+        }
     }
 
     const T: i64 = 1_764_064_800_000; // 2025-11-25T10:00:00Z

@@ -23,9 +23,11 @@
 
 use std::collections::BTreeMap;
 
+use chrono::Datelike;
 use mongodb::bson::DateTime;
 use serde::{Deserialize, Serialize};
 use shared::{
+    funnel::{FunnelDoc, Progress},
     message::BatchMessage,
     rollup::{Bucket, Dim, Watermark},
 };
@@ -36,6 +38,11 @@ use crate::buckets::Buckets;
 /// more than a day; these only bound a document that page code could try to grow).
 const MAX_DAYS: usize = 31;
 const MAX_GOALS: usize = 200;
+/// Funnels a session keeps progress of (a site has at most 10 live ones, and keeps deleted
+/// ones two days).
+const MAX_FUNNELS: usize = 32;
+/// Hits a session keeps per funnel while that funnel's backfill runs (see [`FunnelState`]).
+const MAX_PENDING: usize = 64;
 /// How many (pageview, element) pairs a session remembers as clicked: the latest ones. A page
 /// has at most 30 CTAs, and clicks on a pageview's elements come before the next pageview's.
 const MAX_CLICKED: usize = 64;
@@ -85,6 +92,84 @@ pub struct SessionFacts {
     pub goals: Vec<String>,
     /// Clicks, in order: what makes a pageview one of an element's clickers.
     pub clicks: Vec<Click>,
+    /// Events matching steps of the funnels that apply to the batch, per funnel.
+    pub funnels: Vec<FunnelFacts>,
+}
+
+/// The events of one batch that match steps of one funnel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunnelFacts {
+    pub id: String,
+    pub steps: usize,
+    /// The funnel's creation: a session first seen before it straddles it.
+    pub created_ms: i64,
+    /// The funnel's backfill still runs.
+    pub backfilling: bool,
+    pub hits: Vec<Hit>,
+}
+
+/// An event matching steps of a funnel: which (`m`, bit i = step i + 1), when (`ts`, event
+/// time), and the buckets of its batch (`d`: days since the common era, `h`: epoch seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hit {
+    pub m: i32,
+    pub ts: i64,
+    pub d: i32,
+    pub h: i64,
+}
+
+/// A session's progress along one funnel.
+///
+/// A funnel created while the session runs (the session was first seen before it) needs the
+/// session's events from before the creation, which only the backfill reads (from the raw
+/// batches). Until the backfill has merged them (`resolved`), the live path keeps the
+/// session's hits in `pending` and counts nothing; the backfill then continues the progress
+/// it computed over those hits. Every other session is resolved from the start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunnelState {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<Progress>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Hit>,
+    #[serde(default)]
+    pub resolved: bool,
+}
+
+impl FunnelState {
+    /// Advances along a funnel of `steps` steps with `hits`; the steps reached, as effects.
+    pub fn advance(&mut self, steps: usize, hits: &[Hit], effects: &mut Vec<Effect>) {
+        for hit in hits {
+            if let Some(step) = Progress::advance(&mut self.p, steps, |i| hit.m & (1 << i) != 0, hit.ts, hit.d, hit.h) {
+                effects.push(self.step_effect(step));
+            }
+        }
+    }
+
+    /// The effect of reaching `step`, in the buckets of the first step.
+    pub fn step_effect(&self, step: usize) -> Effect {
+        let p = self.p.expect("a step reached has progress");
+        Effect::FunnelStep { day: day_bucket(p.day), hour: Bucket::Hour(p.hour), funnel: self.id.clone(), step: step as u8 }
+    }
+}
+
+/// A day bucket's number: days since the common era.
+pub fn day_number(b: Bucket) -> i32 {
+    match b {
+        Bucket::Day(d) => d.num_days_from_ce(),
+        _ => 0,
+    }
+}
+
+fn day_bucket(n: i32) -> Bucket {
+    Bucket::Day(chrono::NaiveDate::from_num_days_from_ce_opt(n).unwrap_or_default())
+}
+
+fn hour_number(b: Bucket) -> i64 {
+    match b {
+        Bucket::Hour(h) => h,
+        _ => 0,
+    }
 }
 
 /// A click, as [`SessionFacts`] keep it.
@@ -109,6 +194,22 @@ impl SessionFacts {
             interacted: false,
             goals: Vec::new(),
             clicks: Vec::new(),
+            funnels: Vec::new(),
+        }
+    }
+
+    /// An event of this batch, at event time `ts`, matches the steps `mask` of `funnel`.
+    pub fn add_funnel_hit(&mut self, funnel: &FunnelDoc, mask: u8, ts: i64) {
+        let hit = Hit { m: i32::from(mask), ts, d: day_number(self.buckets.day), h: hour_number(self.buckets.hour) };
+        match self.funnels.iter_mut().find(|f| f.id == funnel.id) {
+            Some(f) => f.hits.push(hit),
+            None => self.funnels.push(FunnelFacts {
+                id: funnel.id.clone(),
+                steps: funnel.steps.len(),
+                created_ms: funnel.created_ms,
+                backfilling: funnel.backfilling,
+                hits: vec![hit],
+            }),
         }
     }
 
@@ -123,7 +224,12 @@ impl SessionFacts {
 
     /// True when these facts cannot change any session (nothing to read or write).
     pub fn is_empty(&self) -> bool {
-        self.start.is_none() && self.pageviews == 0 && !self.interacted && self.goals.is_empty() && self.clicks.is_empty()
+        self.start.is_none()
+            && self.pageviews == 0
+            && !self.interacted
+            && self.goals.is_empty()
+            && self.clicks.is_empty()
+            && self.funnels.is_empty()
     }
 }
 
@@ -175,6 +281,16 @@ pub enum Effect {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
     },
+    /// The session reached `step` (from 1) of `funnel`; counted in the buckets of its first
+    /// step.
+    FunnelStep {
+        #[serde(with = "bucket_serde::day")]
+        day: Bucket,
+        #[serde(with = "bucket_serde::hour")]
+        hour: Bucket,
+        funnel: String,
+        step: u8,
+    },
 }
 
 /// A goal the session completed on a day.
@@ -217,6 +333,13 @@ pub struct SessionState {
     /// The latest [`MAX_CLICKED`] (pageview, element) pairs clicked (v3; [`Click::mark`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clicked: Vec<i64>,
+    /// Receive time (ms) of the session's first batch; absent on documents written before
+    /// funnels, which count as first seen before any funnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_ms: Option<i64>,
+    /// Progress along funnels (v3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub funnels: Vec<FunnelState>,
 }
 
 /// Applies the facts of a session's batches (oldest first) to its state; returns the effects.
@@ -269,6 +392,9 @@ pub fn transition(state: &mut SessionState, facts: &[&SessionFacts]) -> Vec<Effe
                 text: c.text.clone(),
             });
         }
+        for ff in &f.funnels {
+            advance_funnel(state, ff, &mut effects);
+        }
         for goal in &f.goals {
             if state.goals.iter().any(|g| g.day == day && g.goal == *goal) || state.goals.len() >= MAX_GOALS {
                 continue;
@@ -287,6 +413,34 @@ pub fn transition(state: &mut SessionState, facts: &[&SessionFacts]) -> Vec<Effe
         }
     }
     effects
+}
+
+/// One batch's hits of one funnel: counted, or kept pending while the funnel's backfill still
+/// has to merge the session's events from before the funnel existed ([`FunnelState`]).
+fn advance_funnel(state: &mut SessionState, ff: &FunnelFacts, effects: &mut Vec<Effect>) {
+    let straddles = state.first_ms.unwrap_or(0) < ff.created_ms;
+    let at = match state.funnels.iter().position(|s| s.id == ff.id) {
+        Some(at) => at,
+        None if state.funnels.len() >= MAX_FUNNELS => return,
+        None => {
+            state.funnels.push(FunnelState { id: ff.id.clone(), p: None, pending: Vec::new(), resolved: !straddles });
+            state.funnels.len() - 1
+        }
+    };
+    let st = &mut state.funnels[at];
+    if !st.resolved {
+        if ff.backfilling {
+            let room = MAX_PENDING.saturating_sub(st.pending.len());
+            st.pending.extend(ff.hits.iter().take(room));
+            return;
+        }
+        // The backfill is over and did not resolve this session: it had no step before the
+        // funnel existed, so what was kept pending starts from nothing.
+        st.resolved = true;
+        let pending = std::mem::take(&mut st.pending);
+        st.advance(ff.steps, &pending, effects);
+    }
+    st.advance(ff.steps, &ff.hits, effects);
 }
 
 /// A session's document.
@@ -383,6 +537,7 @@ mod tests {
             interacted,
             goals: goals.iter().map(|g| g.to_string()).collect(),
             clicks: Vec::new(),
+            funnels: Vec::new(),
         }
     }
 
@@ -396,6 +551,7 @@ mod tests {
                 Effect::Goal { .. } => "goal",
                 Effect::GoalEntry { .. } => "goal entry",
                 Effect::Clicker { .. } => "clicker",
+                Effect::FunnelStep { .. } => "funnel step",
             })
             .collect()
     }
@@ -492,6 +648,63 @@ mod tests {
         let late = transition(&mut state, &[&facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])]);
         assert_eq!(kinds(&late), vec!["attributed", "goal entry", "engaged"]);
         assert!(transition(&mut state, &[&facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[])]).is_empty());
+    }
+
+    fn hits(f: &mut SessionFacts, created_ms: i64, backfilling: bool, masks: &[(u8, i64)]) {
+        let funnel = FunnelDoc {
+            id: "f1".into(),
+            name: "F".into(),
+            steps: vec![shared::funnel::FunnelStep { kind: shared::goal::GoalKind::Event, matcher: "a".into() }; 3],
+            created_ms,
+            deleted_ms: None,
+            backfilling,
+        };
+        for (mask, ts) in masks {
+            f.add_funnel_hit(&funnel, *mask, *ts);
+        }
+    }
+
+    fn steps(effects: &[Effect]) -> Vec<u8> {
+        effects.iter().filter_map(|e| if let Effect::FunnelStep { step, .. } = e { Some(*step) } else { None }).collect()
+    }
+
+    #[test]
+    fn a_session_advances_along_a_funnel_once_across_batches() {
+        let mut state = SessionState { first_ms: Some(100), ..SessionState::default() };
+        let mut a = facts("2026-11-25", None, 1, false, &[]);
+        // Step 2 before step 1 counts nothing; then 1 and 2.
+        hits(&mut a, 50, false, &[(0b010, 1), (0b001, 2), (0b010, 3)]);
+        assert_eq!(steps(&transition(&mut state, &[&a])), vec![1, 2]);
+        let mut b = facts("2026-11-26", None, 1, false, &[]);
+        hits(&mut b, 50, false, &[(0b001, 4), (0b100, 5), (0b100, 6)]);
+        let fx = transition(&mut state, &[&b]);
+        assert_eq!(steps(&fx), vec![3]);
+        match &fx[0] {
+            Effect::FunnelStep { day, .. } => assert_eq!(*day, Bucket::Day(time::parse_day("2026-11-25").expect("day"))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_session_older_than_a_backfilling_funnel_keeps_its_hits_pending() {
+        let mut state = SessionState { first_ms: Some(100), ..SessionState::default() };
+        let mut during = facts("2026-11-25", None, 1, false, &[]);
+        hits(&mut during, 200, true, &[(0b001, 1), (0b010, 2)]);
+        assert!(steps(&transition(&mut state, &[&during])).is_empty(), "the backfill counts it");
+        assert_eq!(state.funnels[0].pending.len(), 2);
+        assert!(!state.funnels[0].resolved);
+        // The backfill ended without resolving this session (nothing before the funnel): the
+        // pending hits count with the next batch.
+        let mut after = facts("2026-11-25", None, 1, false, &[]);
+        hits(&mut after, 200, false, &[(0b100, 3)]);
+        assert_eq!(steps(&transition(&mut state, &[&after])), vec![1, 2, 3]);
+        assert!(state.funnels[0].resolved && state.funnels[0].pending.is_empty());
+
+        // A session first seen after the funnel counts at once.
+        let mut young = SessionState { first_ms: Some(300), ..SessionState::default() };
+        let mut f = facts("2026-11-25", None, 1, false, &[]);
+        hits(&mut f, 200, true, &[(0b001, 1)]);
+        assert_eq!(steps(&transition(&mut young, &[&f])), vec![1]);
     }
 
     #[test]

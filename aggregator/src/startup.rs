@@ -86,6 +86,11 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         jobs::start(flusher.clone(), db, shared::indexes::expiries(config.raw_retention), metrics.clone()).await?;
     let settings = ChunkSettings { max_batches: config.max_batches, max_wait: config.flush_interval };
     let lag = tokio::spawn(consumer::watch_lag(consumer.clone(), metrics.clone(), cancel.clone()));
+    let backfills = {
+        let (flusher, backlog, cancel) =
+            (flusher.clone(), flush::backfill::Backlog::Stream(Box::new(js.clone())), cancel.clone());
+        tokio::spawn(async move { flusher.run_backfills(backlog, cancel).await })
+    };
     let mut work = tokio::spawn(consumer::run(consumer, flusher, metrics, settings, cancel.clone()));
 
     let mut shutdown = std::pin::pin!(shutdown);
@@ -103,6 +108,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     }
     let _ = scheduler.shutdown().await;
     let _ = lag.await;
+    // A backfill stopped halfway resumes from its last chunk, here or elsewhere.
+    backfills.abort();
     servers.stop().await;
     tracing::info!("aggregator stopped");
     result

@@ -47,6 +47,9 @@ pub enum ApiError {
     /// 400 `invalid_goal`; the message names the field.
     #[error("{0}")]
     InvalidGoal(String),
+    /// 400 `invalid_funnel`; the message names the field.
+    #[error("{0}")]
+    InvalidFunnel(String),
     /// 400 `invalid_request`: a body that is not the JSON the route takes.
     #[error("{0}")]
     InvalidRequest(String),
@@ -90,6 +93,7 @@ impl ApiError {
             Self::InvalidSite(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSite),
             Self::InvalidTimeframe(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTimeframe),
             Self::InvalidGoal(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidGoal),
+            Self::InvalidFunnel(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidFunnel),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),

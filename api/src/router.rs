@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::sites::router())
         .merge(routes::goals::router())
+        .merge(routes::funnels::router())
         .merge(routes::share::router())
         .merge(routes::stats::router())
         .merge(routes::overlay::router())

@@ -74,10 +74,10 @@ fn site_dims() -> impl Iterator<Item = Dim> {
     Dim::ALL.into_iter().filter(|d| !is_per_page(*d))
 }
 
-/// The dimensions of one page's views (page filters, the attention view), never of a
-/// site-wide request.
+/// The dimensions of one page's views (page filters, the attention view) and of funnels,
+/// never of a site-wide request.
 fn is_per_page(dim: Dim) -> bool {
-    matches!(dim, Dim::PageAttr | Dim::Attention)
+    matches!(dim, Dim::PageAttr | Dim::Attention | Dim::Funnel)
 }
 
 /// The parts a site-wide request reads.
@@ -360,6 +360,34 @@ pub async fn load_attention(
     })
     .await?;
     Ok((page.finish(path), docs_read))
+}
+
+/// The sessions that reached each step of funnel `funnel_id` (of `steps` steps) over `range`:
+/// the funnel list of each bucket, whole. Returns the counts and how many documents it read
+/// (at most `site-days + buckets`).
+pub async fn load_funnel(
+    db: &Database,
+    site_id: &str,
+    range: &Range,
+    tz: Tz,
+    funnel_id: &str,
+    steps: usize,
+) -> Result<(Vec<i64>, usize), ApiError> {
+    let mut counts = vec![0_i64; steps];
+    let docs_read = visit_range(db, site_id, range, tz, &[Part::Top(Dim::Funnel)], bson::doc! {"folded": 0}, |u| {
+        let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
+        for e in list.entries() {
+            if let Some((id, step)) = rollup::split_funnel_key(&e.key)
+                && id == funnel_id
+                && (1..=steps).contains(&step)
+            {
+                counts[step - 1] += e.counts.n as i64;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((counts, docs_read))
 }
 
 /// Entries of one page summed over a range, by kind (a page breakdown's [`Dim`], an attention

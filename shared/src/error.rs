@@ -28,11 +28,13 @@ pub enum ErrorCode {
     Internal,
     /// A new password (password change) outside the registration rules.
     InvalidPassword,
+    /// A funnel definition refused; the message names the field.
+    InvalidFunnel,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::InvalidBatch,
         Self::InvalidKey,
         Self::OriginNotAllowed,
@@ -53,6 +55,7 @@ impl ErrorCode {
         Self::MethodNotAllowed,
         Self::Internal,
         Self::InvalidPassword,
+        Self::InvalidFunnel,
     ];
 
     /// The wire form, e.g. `invalid_batch`.
@@ -78,6 +81,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal => "internal",
             Self::InvalidPassword => "invalid_password",
+            Self::InvalidFunnel => "invalid_funnel",
         }
     }
 }
@@ -127,6 +131,7 @@ mod tests {
             MethodNotAllowed => 17,
             Internal => 18,
             InvalidPassword => 19,
+            InvalidFunnel => 20,
         }
     }
 

@@ -60,28 +60,39 @@ pub struct GoalSpec {
 impl GoalSpec {
     /// Validates a goal as the api receives it.
     pub fn parse(name: Option<&str>, kind: Option<&str>, matcher: Option<&str>) -> Result<Self, GoalError> {
-        // Bounded as sent, stored trimmed.
-        let raw_name = name.unwrap_or_default();
-        let name = raw_name.trim();
-        if name.is_empty() || raw_name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-            return Err(err("name", format!("must be 1 to {MAX_NAME_CHARS} characters, without control characters")));
-        }
-        let kind = kind.and_then(GoalKind::parse).ok_or_else(|| err("kind", "must be one of pageview, click, event"))?;
-        let raw_matcher = matcher.unwrap_or_default();
-        let matcher = raw_matcher.trim();
-        let (max, what) = match kind {
-            GoalKind::Pageview => (MAX_PATH_CHARS, "a path starting with '/', '*' matching any run of characters"),
-            GoalKind::Click => (MAX_SELECTOR_CHARS, "a selector as the snippet reports it"),
-            GoalKind::Event => (MAX_EVENT_CHARS, "an event name"),
-        };
-        if matcher.is_empty() || raw_matcher.chars().count() > max || matcher.chars().any(char::is_control) {
-            return Err(err("match", format!("must be {what}, 1 to {max} characters")));
-        }
-        if kind == GoalKind::Pageview && !matcher.starts_with('/') && !matcher.starts_with('*') {
-            return Err(err("match", format!("must be {what}")));
-        }
-        Ok(Self { name: name.to_string(), kind, matcher: matcher.to_string() })
+        let name = parse_name(name)?;
+        let (kind, matcher) = parse_matcher(kind, matcher)?;
+        Ok(Self { name, kind, matcher })
     }
+}
+
+/// A goal's or a funnel's name: 1 to [`MAX_NAME_CHARS`] as sent, stored trimmed.
+pub fn parse_name(name: Option<&str>) -> Result<String, GoalError> {
+    let raw_name = name.unwrap_or_default();
+    let name = raw_name.trim();
+    if name.is_empty() || raw_name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(err("name", format!("must be 1 to {MAX_NAME_CHARS} characters, without control characters")));
+    }
+    Ok(name.to_string())
+}
+
+/// What a goal or a funnel step matches: its `kind` and `match` (errors name those fields).
+pub fn parse_matcher(kind: Option<&str>, matcher: Option<&str>) -> Result<(GoalKind, String), GoalError> {
+    let kind = kind.and_then(GoalKind::parse).ok_or_else(|| err("kind", "must be one of pageview, click, event"))?;
+    let raw_matcher = matcher.unwrap_or_default();
+    let matcher = raw_matcher.trim();
+    let (max, what) = match kind {
+        GoalKind::Pageview => (MAX_PATH_CHARS, "a path starting with '/', '*' matching any run of characters"),
+        GoalKind::Click => (MAX_SELECTOR_CHARS, "a selector as the snippet reports it"),
+        GoalKind::Event => (MAX_EVENT_CHARS, "an event name"),
+    };
+    if matcher.is_empty() || raw_matcher.chars().count() > max || matcher.chars().any(char::is_control) {
+        return Err(err("match", format!("must be {what}, 1 to {max} characters")));
+    }
+    if kind == GoalKind::Pageview && !matcher.starts_with('/') && !matcher.starts_with('*') {
+        return Err(err("match", format!("must be {what}")));
+    }
+    Ok((kind, matcher.to_string()))
 }
 
 /// True when `path` matches `pattern`, where `*` matches any run of characters (also none)

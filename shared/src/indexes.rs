@@ -74,7 +74,16 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
         (c::RECOVERIES, vec![index(doc! {"until": 1}, None)]),
     ];
     if raw_retention.is_some() {
-        plan.push((c::RAW_BATCHES, vec![index(doc! {raw_fields::FLUSH: 1}, None), index(doc! {"received": 1}, None)]));
+        plan.push((
+            c::RAW_BATCHES,
+            vec![
+                index(doc! {raw_fields::FLUSH: 1}, None),
+                index(doc! {"received": 1}, None),
+                // A backfill reads one site's batches in receive order.
+                index(doc! {"site_id": 1, "received_at": 1}, None),
+            ],
+        ));
+        plan.push((c::BACKFILLS, vec![index(doc! {"lease_until_ms": 1}, None)]));
     }
     for (name, models) in plan {
         let collection = db.collection::<Doc>(name);

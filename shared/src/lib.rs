@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`event`]: the tracker batch as it arrives on the wire, and its validation.
-//! - [`goal`]: goals (what converts) and how events match them.
+//! - [`goal`]: goals (what converts) and how events match them; [`funnel`]: ordered steps.
+//! - [`backfill`]: the jobs that count a new goal or funnel over the raw batches kept.
 //! - [`audience`]: device, browser, OS and country, as ingest derives them.
 //! - [`message`]: the enriched batch that ingest publishes and the aggregator consumes.
 //! - [`names`]: stream, subject, key-value bucket and collection names.
@@ -26,6 +27,7 @@
 
 pub mod audience;
 pub mod backends;
+pub mod backfill;
 pub mod bus;
 pub mod client_ip;
 pub mod clock;
@@ -33,6 +35,7 @@ pub mod command_log;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod funnel;
 pub mod goal;
 pub mod http;
 pub mod ids;

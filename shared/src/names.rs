@@ -46,6 +46,9 @@ pub mod collections {
     /// The rollup documents stats are read from: site-days and, once split, their units (see
     /// [`crate::rollup`]).
     pub const ROLLUPS: &str = "rollups_v3";
+    /// Backfills under way: one per new goal or funnel, counting the raw batches kept from
+    /// before it existed (see [`crate::backfill`]); removed when done.
+    pub const BACKFILLS: &str = "backfills";
     /// Leases taken while an aggregator recovers a flush that another process left half done.
     pub const RECOVERIES: &str = "recoveries";
     /// One-off data migrations done, and the lease of one under way.

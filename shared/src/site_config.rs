@@ -20,7 +20,10 @@ use std::time::Duration;
 use mongodb::bson::{DateTime, Document, doc};
 use serde::{Deserialize, Serialize};
 
-use crate::goal::{GoalKind, MAX_GOALS_PER_SITE};
+use crate::{
+    funnel::{FunnelDoc, MAX_FUNNELS_PER_SITE},
+    goal::{GoalKind, MAX_GOALS_PER_SITE},
+};
 
 /// How long a deleted goal is kept for the aggregator.
 pub const DELETED_GOAL_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
@@ -41,6 +44,10 @@ pub struct GoalDoc {
     /// When it was deleted (epoch ms): it counts no batch received from then on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_ms: Option<i64>,
+    /// True until the backfill has counted the raw batches received before its creation
+    /// (goals created before backfills existed have none: false).
+    #[serde(default)]
+    pub backfilling: bool,
 }
 
 impl GoalDoc {
@@ -69,6 +76,9 @@ pub struct SiteConfigDoc {
     /// Live goals, and deleted ones for [`DELETED_GOAL_KEEP`], oldest first.
     #[serde(default)]
     pub goals: Vec<GoalDoc>,
+    /// Live funnels, and deleted ones for [`DELETED_GOAL_KEEP`], oldest first.
+    #[serde(default)]
+    pub funnels: Vec<FunnelDoc>,
 }
 
 /// Why a goal cannot be added.
@@ -76,6 +86,8 @@ pub struct SiteConfigDoc {
 pub enum GoalLimit {
     #[error("goals: a site has at most {MAX_GOALS_PER_SITE} goals; delete one first")]
     Full,
+    #[error("funnels: a site has at most {MAX_FUNNELS_PER_SITE} funnels; delete one first")]
+    FunnelsFull,
 }
 
 impl SiteConfigDoc {
@@ -108,17 +120,46 @@ impl SiteConfigDoc {
         true
     }
 
-    /// Drops deleted goals older than [`DELETED_GOAL_KEEP`], and all but the most recent
-    /// [`MAX_DELETED_GOALS`].
-    fn forget_deleted(&mut self, now_ms: i64) {
-        let keep_from = now_ms - DELETED_GOAL_KEEP.as_millis() as i64;
-        self.goals.retain(|g| g.deleted_ms.is_none_or(|d| d >= keep_from));
-        let mut deleted: Vec<i64> = self.goals.iter().filter_map(|g| g.deleted_ms).collect();
-        if deleted.len() > MAX_DELETED_GOALS {
-            deleted.sort_unstable();
-            let cutoff = deleted[deleted.len() - MAX_DELETED_GOALS];
-            self.goals.retain(|g| g.deleted_ms.is_none_or(|d| d >= cutoff));
+    /// The live funnels, oldest first.
+    pub fn live_funnels(&self) -> impl Iterator<Item = &FunnelDoc> {
+        self.funnels.iter().filter(|f| f.is_live())
+    }
+
+    /// Adds `funnel`, unless the site has [`MAX_FUNNELS_PER_SITE`] live funnels.
+    pub fn add_funnel(&mut self, funnel: FunnelDoc, now_ms: i64) -> Result<(), GoalLimit> {
+        if self.live_funnels().count() >= MAX_FUNNELS_PER_SITE {
+            return Err(GoalLimit::FunnelsFull);
         }
+        self.forget_deleted(now_ms);
+        self.funnels.push(funnel);
+        Ok(())
+    }
+
+    /// Marks the live funnel `funnel_id` deleted at `now_ms`; false when there is none.
+    pub fn delete_funnel(&mut self, funnel_id: &str, now_ms: i64) -> bool {
+        let Some(f) = self.funnels.iter_mut().find(|f| f.id == funnel_id && f.is_live()) else { return false };
+        f.deleted_ms = Some(now_ms);
+        self.forget_deleted(now_ms);
+        true
+    }
+
+    /// Ends the backfill of goal or funnel `item_id`; false when there is no such item.
+    pub fn end_backfill(&mut self, item_id: &str) -> bool {
+        let goal = self.goals.iter_mut().find(|g| g.id == item_id).map(|g| &mut g.backfilling);
+        match goal.or_else(|| self.funnels.iter_mut().find(|f| f.id == item_id).map(|f| &mut f.backfilling)) {
+            Some(flag) => {
+                *flag = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops deleted goals and funnels older than [`DELETED_GOAL_KEEP`], and all but the most
+    /// recent [`MAX_DELETED_GOALS`] of each.
+    fn forget_deleted(&mut self, now_ms: i64) {
+        forget(&mut self.goals, |g| g.deleted_ms, now_ms);
+        forget(&mut self.funnels, |f| f.deleted_ms, now_ms);
     }
 
     /// The write of this config if the stored one is still at `read_rev` (0: none stored),
@@ -126,7 +167,22 @@ impl SiteConfigDoc {
     /// duplicate-key error (the filter finds nothing, and the insert collides on `_id`).
     pub fn write_statement(&self, read_rev: i64) -> Result<(Document, Document), mongodb::bson::ser::Error> {
         let goals = mongodb::bson::to_bson(&self.goals)?;
-        Ok((doc! {"_id": &self.id, "rev": read_rev}, doc! {"$set": {"rev": read_rev + 1, "goals": goals}}))
+        let funnels = mongodb::bson::to_bson(&self.funnels)?;
+        Ok((
+            doc! {"_id": &self.id, "rev": read_rev},
+            doc! {"$set": {"rev": read_rev + 1, "goals": goals, "funnels": funnels}},
+        ))
+    }
+}
+
+fn forget<T>(items: &mut Vec<T>, deleted_ms: impl Fn(&T) -> Option<i64>, now_ms: i64) {
+    let keep_from = now_ms - DELETED_GOAL_KEEP.as_millis() as i64;
+    items.retain(|i| deleted_ms(i).is_none_or(|d| d >= keep_from));
+    let mut deleted: Vec<i64> = items.iter().filter_map(&deleted_ms).collect();
+    if deleted.len() > MAX_DELETED_GOALS {
+        deleted.sort_unstable();
+        let cutoff = deleted[deleted.len() - MAX_DELETED_GOALS];
+        items.retain(|i| deleted_ms(i).is_none_or(|d| d >= cutoff));
     }
 }
 
@@ -141,6 +197,7 @@ pub fn legacy_goal(d: &Document) -> Option<GoalDoc> {
         matcher: d.get_str("match").ok()?.to_string(),
         created_ms: ms("created_at")?,
         deleted_ms: ms("deleted_at"),
+        backfilling: false,
     })
 }
 
@@ -156,6 +213,7 @@ mod tests {
             matcher: "Signup".into(),
             created_ms,
             deleted_ms: None,
+            backfilling: false,
         }
     }
 

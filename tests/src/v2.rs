@@ -145,15 +145,18 @@ impl PastWriter {
         assert!(verdicts.iter().all(|v| *v == Verdict::Ack), "every batch written: {verdicts:?}");
     }
 
-    /// Moves the creation time of every goal of `site_id` back by `by_ms` (keeping their
-    /// order), so that the goals apply to batches written for earlier days: a goal counts
+    /// Moves the creation time of every goal and funnel of `site_id` back by `by_ms` (keeping
+    /// their order), so that they apply to batches written for earlier days: a goal counts
     /// what arrives after it was created.
     pub async fn backdate_goals(&self, site_id: &str, by_ms: i64) {
         let configs = self.db.collection::<shared::site_config::SiteConfigDoc>(c::SITE_CONFIG);
         let mut config = configs.find_one(doc! {"_id": site_id}).await.expect("config read").expect("the site has goals");
-        assert!(!config.goals.is_empty(), "the site has goals");
+        assert!(!config.goals.is_empty() || !config.funnels.is_empty(), "the site has goals or funnels");
         for g in &mut config.goals {
             g.created_ms -= by_ms;
+        }
+        for f in &mut config.funnels {
+            f.created_ms -= by_ms;
         }
         let (filter, update) = config.write_statement(config.rev).expect("statement");
         let res = configs.update_one(filter, update).await.expect("config written");

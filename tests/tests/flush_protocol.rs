@@ -126,11 +126,13 @@ async fn database(mongo: &Mongo) -> Database {
         matcher: matcher.into(),
         created_ms: t0() - DAY,
         deleted_ms: None,
+        backfilling: false,
     };
     let config = SiteConfigDoc {
         id: "site-a".into(),
         rev: 1,
         goals: vec![goal("g-click", GoalKind::Click, "button.s1"), goal("g-page", GoalKind::Pageview, "/p3")],
+        funnels: Vec::new(),
     };
     db.collection::<SiteConfigDoc>(c::SITE_CONFIG).insert_one(config).await.expect("goals");
     db

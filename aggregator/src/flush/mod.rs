@@ -43,6 +43,7 @@
 //! Tests stop a flush after any step ([`Step`]) and check that recovery counts every event
 //! exactly once.
 
+pub mod backfill;
 mod duplicates;
 mod marks;
 pub mod merge;
@@ -65,6 +66,7 @@ use mongodb::{
 };
 use shared::{
     clock::Clock,
+    funnel::FunnelDoc,
     message::BatchMessage,
     names::collections as c,
     rollup::Watermark,
@@ -83,10 +85,14 @@ use revisioned::{Stored, is_prunable};
 /// How long visitor marks are kept: a local day lasts at most 26 h, plus redelivery time.
 pub(super) const MARK_KEEP: Duration = Duration::from_secs(3 * 24 * 3600);
 /// How long a session document is kept after the session was first seen.
-const SESSION_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
+pub(crate) const SESSION_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
 /// A watermark of another instance untouched this long is dropped once none of that
 /// instance's flushes is still applying.
 const PRUNE_AFTER: Duration = Duration::from_secs(3600);
+/// The instance ids of backfill chunks start so ([`shared::backfill::BackfillDoc::instance`]).
+pub(crate) const BACKFILL_PREFIX: &str = "bf-";
+/// How long a backfill's watermark is kept untouched.
+const BACKFILL_PRUNE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Lost races on one flush's documents before it gives up (and is retried as a whole).
 const MAX_WRITE_ROUNDS: usize = 20;
 
@@ -205,6 +211,8 @@ pub struct Flusher {
     clock: Arc<dyn Clock>,
     fault: Option<Step>,
     split_memory: Arc<rollups::SplitMemory>,
+    /// Raw batches per backfill chunk ([`backfill::CHUNK_BATCHES`]; tests make it small).
+    backfill_chunk: usize,
 }
 
 impl Flusher {
@@ -217,7 +225,15 @@ impl Flusher {
             clock,
             fault: None,
             split_memory: Arc::default(),
+            backfill_chunk: backfill::CHUNK_BATCHES,
         }
+    }
+
+    /// A flusher whose backfills write chunks of `batches` raw batches: for tests that stop a
+    /// backfill between chunks.
+    pub fn with_backfill_chunk(mut self, batches: usize) -> Self {
+        self.backfill_chunk = batches.max(1);
+        self
     }
 
     /// A flusher that stops with [`StepError::Injected`] right after `step`: for tests of
@@ -310,15 +326,17 @@ impl Flusher {
 
     /// Steps 3 to 5 for the batches of flush `id`.
     async fn apply(&self, id: &FlushId, msgs: &[&BatchMessage], report: &mut FlushReport) -> Result<(), StepError> {
-        let goals = self.read_goals(msgs, &mut report.cost).await?;
+        let configs = self.read_configs(msgs, &mut report.cost).await?;
         // Oldest first, and in the same order however the batches were read (a recovery).
         let mut ordered: Vec<&BatchMessage> = msgs.to_vec();
         ordered.sort_by(|a, b| (a.received_at, &a.site_id, &a.batch_id).cmp(&(b.received_at, &b.site_id, &b.batch_id)));
         let mut deltas = FlushDeltas::default();
         let mut facts = Vec::new();
         for m in &ordered {
-            let site_goals: Vec<&GoalDoc> = goals.get(&m.site_id).map(|g| g.iter().collect()).unwrap_or_default();
-            let f = deltas.add_batch(m, &site_goals);
+            let config = configs.get(&m.site_id);
+            let site_goals: Vec<&GoalDoc> = config.map(|c| c.goals.iter().collect()).unwrap_or_default();
+            let site_funnels: Vec<&FunnelDoc> = config.map(|c| c.funnels.iter().collect()).unwrap_or_default();
+            let f = deltas.add_batch_with(m, &site_goals, &site_funnels);
             if !f.is_empty() {
                 facts.push(f);
             }
@@ -344,16 +362,15 @@ impl Flusher {
         self.stop_if(Step::Done)
     }
 
-    /// The goals of the sites of `msgs`, deleted ones included (they still apply to batches
-    /// received before their deletion): the sites' configs, by `_id`.
-    async fn read_goals(
+    /// The goals and funnels of the sites of `msgs`, deleted ones included (they still apply
+    /// to batches received before their deletion): the sites' configs, by `_id`.
+    async fn read_configs(
         &self,
         msgs: &[&BatchMessage],
         cost: &mut Cost,
-    ) -> Result<HashMap<String, Vec<GoalDoc>>, WriteError> {
+    ) -> Result<HashMap<String, SiteConfigDoc>, WriteError> {
         let sites: Vec<String> = msgs.iter().map(|m| m.site_id.clone()).collect::<HashSet<_>>().into_iter().collect();
-        let configs: HashMap<String, SiteConfigDoc> = self.read_docs(c::SITE_CONFIG, &sites, cost).await?;
-        Ok(configs.into_iter().map(|(site, config)| (site, config.goals)).collect())
+        self.read_docs(c::SITE_CONFIG, &sites, cost).await
     }
 
     fn expire_in(&self, keep: Duration) -> DateTime {
@@ -386,12 +403,10 @@ impl Flusher {
                 applied: BTreeMap::new(),
                 effects: BTreeMap::new(),
                 expire_at,
-                state: SessionState::default(),
+                state: SessionState { first_ms: batches.iter().map(|f| f.received_at).min(), ..SessionState::default() },
             });
-            if let Some(w) = doc.applied.get(&id.inst).filter(|w| w.seq >= id.seq) {
+            if let Some(stored) = stored_effects(&doc, id) {
                 // An earlier attempt at this flush wrote the session: its effects are stored.
-                let stored =
-                    if w.seq == id.seq { doc.effects.get(&id.inst).cloned().unwrap_or_default() } else { Vec::new() };
                 effects.insert(sid.to_string(), stored);
                 return Ok(None);
             }
@@ -402,14 +417,9 @@ impl Flusher {
                 effects.insert(sid.to_string(), fx);
                 return Ok(None);
             }
-            let read_rev = doc.rev;
-            doc.applied.retain(|inst, w| !is_prunable(prunable, inst, w));
-            doc.effects.retain(|inst, _| doc.applied.contains_key(inst));
-            doc.applied.insert(id.inst.clone(), Watermark { seq: id.seq, at: now });
-            doc.effects.insert(id.inst.clone(), fx.clone());
-            doc.rev += 1;
+            let statement = record_session(&mut doc, id, now, prunable, fx.clone())?;
             effects.insert(sid.to_string(), fx);
-            Ok(Some(revisioned_statement(&doc, &doc.id, read_rev)?))
+            Ok(Some(statement))
         })
         .await?;
         Ok(by_session
@@ -428,8 +438,29 @@ impl Stored for SessionDoc {
     }
 }
 
-fn revisioned_statement(doc: &SessionDoc, id: &str, read_rev: i64) -> Result<Document, StepError> {
-    Ok(shared::store::revisioned_write(doc, id, read_rev)?)
+/// The effects flush `id` counted in `doc`, when `doc` already counts it (an earlier attempt
+/// wrote it); empty when a later flush of that instance has written it since.
+fn stored_effects(doc: &SessionDoc, id: &FlushId) -> Option<Vec<Effect>> {
+    let w = doc.applied.get(&id.inst).filter(|w| w.seq >= id.seq)?;
+    Some(if w.seq == id.seq { doc.effects.get(&id.inst).cloned().unwrap_or_default() } else { Vec::new() })
+}
+
+/// Records flush `id` and its effects `fx` in `doc` (dropping prunable watermarks) and returns
+/// the write of `doc`, conditional on the revision it was read at.
+fn record_session(
+    doc: &mut SessionDoc,
+    id: &FlushId,
+    now: DateTime,
+    prunable: &HashSet<String>,
+    fx: Vec<Effect>,
+) -> Result<Document, StepError> {
+    let read_rev = doc.rev;
+    doc.applied.retain(|inst, w| !is_prunable(prunable, inst, w));
+    doc.effects.retain(|inst, _| doc.applied.contains_key(inst));
+    doc.applied.insert(id.inst.clone(), Watermark { seq: id.seq, at: now });
+    doc.effects.insert(id.inst.clone(), fx);
+    doc.rev += 1;
+    Ok(shared::store::revisioned_write(&*doc, &doc.id, read_rev)?)
 }
 
 fn new_instance_id() -> String {

@@ -16,7 +16,9 @@ use shared::{
     store::{FlushRecord, FlushState},
 };
 
-use super::{FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, PRUNE_AFTER, Step, StepError};
+use super::{
+    BACKFILL_PREFIX, BACKFILL_PRUNE_AFTER, FlushId, FlushReport, Flusher, MAX_WRITE_ROUNDS, PRUNE_AFTER, Step, StepError,
+};
 use crate::writer::{self, Cost, WriteError};
 
 /// Most ids in one `_id $in` read.
@@ -157,9 +159,13 @@ impl Flusher {
         cost: &mut Cost,
     ) -> Result<HashSet<String>, WriteError> {
         let cutoff = self.clock.now_ms() - PRUNE_AFTER.as_millis() as i64;
+        // A backfill's chunks have no flush record; a backfill stalled (every aggregator down)
+        // resumes its chunk within days, so its watermarks are kept a week.
+        let backfill_cutoff = self.clock.now_ms() - BACKFILL_PRUNE_AFTER.as_millis() as i64;
         let mut stale: HashSet<String> = HashSet::new();
         for map in applied {
             for (inst, w) in map {
+                let cutoff = if inst.starts_with(BACKFILL_PREFIX) { backfill_cutoff } else { cutoff };
                 if inst.as_str() != &*self.inst && w.at.timestamp_millis() < cutoff {
                     stale.insert(FlushId { inst: inst.clone(), seq: w.seq }.to_string());
                 }

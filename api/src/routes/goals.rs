@@ -14,6 +14,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use serde::{Deserialize, Serialize};
 use shared::{
+    backfill::{BackfillDoc, ItemKind},
     goal::{GoalKind, GoalSpec},
     names::collections as c,
     site_config::{GoalDoc, SiteConfigDoc},
@@ -42,6 +43,8 @@ pub struct GoalView {
     #[serde(rename = "match")]
     pub matcher: String,
     pub created_at: String,
+    /// True while the backfill counts the raw batches kept from before the goal.
+    pub backfilling: bool,
 }
 
 impl From<&GoalDoc> for GoalView {
@@ -52,6 +55,7 @@ impl From<&GoalDoc> for GoalView {
             kind: g.kind,
             matcher: g.matcher.clone(),
             created_at: rfc3339(g.created_at()),
+            backfilling: g.backfilling,
         }
     }
 }
@@ -60,7 +64,7 @@ impl From<&GoalDoc> for GoalView {
 const CONFIG_TRIES: usize = 20;
 
 /// The stored config of a site, by `_id`; `None` when it has none yet.
-async fn read_config(state: &AppState, site_id: &str) -> Result<Option<SiteConfigDoc>, ApiError> {
+pub(crate) async fn read_config(state: &AppState, site_id: &str) -> Result<Option<SiteConfigDoc>, ApiError> {
     Ok(state.site_config.find_one(doc! {"_id": site_id}).await?)
 }
 
@@ -82,7 +86,7 @@ async fn first_config(state: &AppState, site_id: &str) -> Result<SiteConfigDoc, 
 
 /// Changes a site's config with `change` (which may refuse), by compare-and-set on its
 /// revision: a lost race reads again and retries.
-async fn change_config<T>(
+pub(crate) async fn change_config<T>(
     state: &AppState,
     site_id: &str,
     mut change: impl FnMut(&mut SiteConfigDoc) -> Result<T, ApiError>,
@@ -145,13 +149,29 @@ async fn create(
         matcher: spec.matcher,
         created_ms: state.clock.now_ms(),
         deleted_ms: None,
+        backfilling: true,
     };
+    start_backfill(&state, &site.id, ItemKind::Goal, &goal.id, goal.created_ms).await?;
     change_config(&state, &site.id, |config| {
         let now = state.clock.now_ms();
         config.add_goal(goal.clone(), now).map_err(|e| ApiError::InvalidGoal(e.to_string()))
     })
     .await?;
     Ok((StatusCode::CREATED, Json(GoalView::from(&goal))))
+}
+
+/// Records the backfill of a new item before the item itself, so that no stored item lacks
+/// its backfill (one whose item never got stored removes itself; see `shared::backfill`).
+pub(crate) async fn start_backfill(
+    state: &AppState,
+    site_id: &str,
+    kind: ItemKind,
+    item_id: &str,
+    cut_ms: i64,
+) -> Result<(), ApiError> {
+    let job = BackfillDoc::new(site_id, kind, item_id, cut_ms);
+    state.db.collection::<BackfillDoc>(c::BACKFILLS).insert_one(job).await?;
+    Ok(())
 }
 
 async fn remove(

@@ -1,6 +1,7 @@
 //! The api's HTTP handlers, one module per resource, each exposing its own `router()`.
 
 pub mod auth;
+pub mod funnels;
 pub mod goals;
 pub mod health;
 pub mod overlay;

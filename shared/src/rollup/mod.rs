@@ -120,10 +120,13 @@ pub enum Dim {
     /// On-page attention (v3), keyed `path␟kind␟name` ([`attention::key`]): sections seen,
     /// CTAs seen and clicked, rage and dead clicks, forms, the scroll map and the click map.
     Attention,
+    /// Funnel steps (v3), keyed `funnel_id␟step` ([`funnel_key`]): sessions that reached the
+    /// step, counted in the bucket where the session reached the first step.
+    Funnel,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 14] = [
+    pub const ALL: [Dim; 15] = [
         Dim::Page,
         Dim::Click,
         Dim::Source,
@@ -138,6 +141,7 @@ impl Dim {
         Dim::Country,
         Dim::PageAttr,
         Dim::Attention,
+        Dim::Funnel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -156,6 +160,7 @@ impl Dim {
             Self::Country => "country",
             Self::PageAttr => "page_attr",
             Self::Attention => "attention",
+            Self::Funnel => "funnel",
         }
     }
 
@@ -177,6 +182,17 @@ pub fn page_attr_key(path: &str, kind: Dim, name: &str) -> String {
     k.push(PAGE_ATTR_SEP);
     k.push_str(name);
     k
+}
+
+/// The key of a funnel step's entry: `funnel_id␟step`, steps counted from 1.
+pub fn funnel_key(funnel_id: &str, step: usize) -> String {
+    format!("{funnel_id}{PAGE_ATTR_SEP}{step}")
+}
+
+/// Splits a [`Dim::Funnel`] key into the funnel id and the step.
+pub fn split_funnel_key(key: &str) -> Option<(&str, usize)> {
+    let (id, step) = key.split_once(PAGE_ATTR_SEP)?;
+    Some((id, step.parse().ok()?))
 }
 
 /// Splits a [`Dim::PageAttr`] key into path, kind and name.
