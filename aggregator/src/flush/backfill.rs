@@ -20,9 +20,9 @@
 //! the chunk's number as its sequence, so a document that already counts the chunk is not
 //! counted again. A chunk is the next [`CHUNK_BATCHES`] raw batches after the cursor (or the
 //! next [`RESOLVE_SESSIONS`] sessions), so a resumed job computes the same chunk again; the
-//! sessions' states at the cursor are rebuilt by reading the session keep before it again,
-//! without writing. Sessions longer than that keep (which the live path also starts afresh)
-//! may then differ.
+//! sessions' states at the cursor are rebuilt by reading two session keeps before it again,
+//! without writing. Only a session id in use for longer than a keep (two days, which the live
+//! path also starts afresh) may then be rebuilt differently.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -388,12 +388,15 @@ impl Flusher {
         let mut pass = Pass::new(item, job.cut_ms);
         let inst = job.instance();
         let keep = SESSION_KEEP.as_millis() as i64;
-        // Scan from the cursor (states rebuilt from a session keep before it); a resolve
-        // rebuilds the tail sessions, first seen within a keep before the cut.
+        // A resumed scan rebuilds the sessions' states at its cursor, a resolve its tail
+        // sessions (first seen within a keep before the cut), by reading again from two keeps
+        // before: every session alive there was first seen after that, and one first seen
+        // within the first keep is known by its true first batch, so the tail sessions and
+        // the chunks are those of the first attempt.
         let (from, write) = match job.phase {
-            Phase::Scan if job.cursor_ms > 0 => (job.cursor_ms - keep, false),
+            Phase::Scan if job.cursor_ms > 0 => (job.cursor_ms - 2 * keep, false),
             Phase::Scan => (0, true),
-            _ => (job.cut_ms - keep, false),
+            _ => (job.cut_ms - 2 * keep, false),
         };
         let filter = doc! {"site_id": &job.site_id, "received_at": {"$gte": from, "$lt": job.cut_ms}};
         let mut cursor = self
@@ -424,6 +427,7 @@ impl Flusher {
             if in_chunk == chunk_size {
                 job.seq += 1;
                 self.write_backfill_chunk(&job.site_id, &inst, job.seq, std::mem::take(&mut chunk)).await?;
+                self.stop_if(super::Step::BackfillChunk(job.seq as usize))?;
                 (job.cursor_ms, job.cursor_id) = last.clone();
                 job.events = pass.events;
                 in_chunk = 0;
@@ -436,6 +440,7 @@ impl Flusher {
             if in_chunk > 0 {
                 job.seq += 1;
                 self.write_backfill_chunk(&job.site_id, &inst, job.seq, chunk).await?;
+                self.stop_if(super::Step::BackfillChunk(job.seq as usize))?;
                 (job.cursor_ms, job.cursor_id) = last;
             }
             job.events = pass.events;
@@ -455,6 +460,7 @@ impl Flusher {
             let id = FlushId { inst: inst.clone(), seq: job.seq };
             let effects = self.resolve_sessions(&id, &job, &pass, group).await?;
             self.write_backfill_chunk(&job.site_id, &inst, job.seq, effects).await?;
+            self.stop_if(super::Step::BackfillChunk(job.seq as usize))?;
             job.cursor_id = group[group.len() - 1].0.clone();
             if !self.save_progress(&job).await? {
                 return Ok(Turn::LostLease);

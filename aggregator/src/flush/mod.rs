@@ -126,6 +126,8 @@ pub enum Step {
     SessionDocs(usize),
     /// After writing this many rollup documents of the flush.
     RollupDocs(usize),
+    /// A backfill: after writing chunk n (from 1), before recording its progress.
+    BackfillChunk(usize),
     Done,
 }
 
