@@ -18,7 +18,7 @@ use shared::{
     rollup::{
         Body, Bucket, Capacity, Counts, Dim, LiveMinute, Part, RollupKey, Series, TopDelta,
         attention::{self, Kind},
-        funnel_key, page_attr_key, sketch,
+        filter_key, filter_kind, funnel_key, page_attr_key, sketch,
         toplist::page_ext,
     },
     site_config::GoalDoc,
@@ -59,7 +59,9 @@ impl Capacities {
     pub fn of(&self, bucket: &Bucket, part: Part) -> Capacity {
         let base = if bucket.is_day() { self.day } else { self.hour };
         match part {
-            Part::Top(Dim::PageAttr | Dim::Attention) => Capacity { keys: base.keys * 4, bytes: base.bytes * 4, ..base },
+            Part::Top(Dim::PageAttr | Dim::Attention | Dim::Filter) => {
+                Capacity { keys: base.keys * 4, bytes: base.bytes * 4, ..base }
+            }
             _ => base,
         }
     }
@@ -334,6 +336,10 @@ impl FlushDeltas {
             campaign: urls::utm(&ev.url, "utm_campaign"),
             medium: urls::utm(&ev.url, "utm_medium"),
             variant: variant.map(str::to_string),
+            device: msg.device.as_str().to_string(),
+            browser: msg.browser.as_str().to_string(),
+            os: msg.os.as_str().to_string(),
+            country: msg.country.as_str().to_string(),
         };
         self.top(site, b.stats(), Dim::Page, path, ext(page_ext::ENTRIES, 1), None);
         let audience = [
@@ -391,6 +397,63 @@ impl FlushDeltas {
         match self.entry(site, day, bucket, Part::Top(Dim::Page)) {
             DocDelta::Top(t) => t.entry(path.to_string()).or_default().add(ext(page_ext::VISITORS, 1), None),
             _ => unreachable!("top key holds a top delta"),
+        }
+    }
+
+    /// What `msg` adds under each filter value of its session (`start`, known once the
+    /// session's first pageview is): its pageviews, clicks, scroll and time, its session start,
+    /// and its pages.
+    pub fn add_filtered(&mut self, msg: &BatchMessage, start: &Start) {
+        let b = buckets_of(msg);
+        let site = msg.site_id.as_str();
+        let values = start.filter_values();
+        for ev in &msg.events {
+            let mut all = Counts::default();
+            let mut page = None;
+            match &ev.kind {
+                EventKind::Pageview { new_session, .. } => {
+                    all.n = 1;
+                    all.ext[page_ext::ENTRIES] = u64::from(*new_session);
+                    // A session's visitor, once per session: what a filtered view calls
+                    // visitors.
+                    all.ext[page_ext::VISITORS] = u64::from(*new_session);
+                    page = Some(urls::page_path(&ev.url));
+                }
+                EventKind::Click { .. } => all.ext[page_ext::CLICKS] = 1,
+                EventKind::Scroll { depth, prev } => {
+                    all.ext[page_ext::SCROLL_SUM] = u64::from(depth - prev);
+                    for (slot, m) in MILESTONES.iter().enumerate() {
+                        if prev < m && m <= depth {
+                            all.ext[page_ext::REACHED + slot] = 1;
+                        }
+                    }
+                }
+                EventKind::Time { seconds } => all.ext[page_ext::TIME_MS] = (seconds * 1000.0).round() as u64,
+                _ => continue,
+            }
+            for (dim, value) in &values {
+                self.top(site, b.stats(), Dim::Filter, &filter_key(dim, value, filter_kind::ALL, ""), all, None);
+                if let Some(path) = &page {
+                    self.top(site, b.stats(), Dim::Filter, &filter_key(dim, value, filter_kind::PAGE, path), one(1), None);
+                }
+            }
+        }
+    }
+
+    /// What a session effect adds under the session's filter values (`start`).
+    pub fn add_effect_filtered(&mut self, site: &str, start: &Start, effect: &Effect) {
+        let (buckets, kind, name, counts) = match effect {
+            Effect::Engaged { start } => ([start.day, start.hour], filter_kind::ALL, "", ext(page_ext::ENGAGED, 1)),
+            Effect::Attributed { day, hour, .. } => {
+                ([*day, *hour], filter_kind::ALL, "", Counts { conv: 1, ..Counts::default() })
+            }
+            Effect::Goal { day, hour, goal, entry: Some(_) } | Effect::GoalEntry { day, hour, goal, .. } => {
+                ([*day, *hour], filter_kind::GOAL, goal.as_str(), one(1))
+            }
+            _ => return,
+        };
+        for (dim, value) in start.filter_values() {
+            self.top(site, buckets, Dim::Filter, &filter_key(dim, value, kind, name), counts, None);
         }
     }
 
@@ -767,6 +830,10 @@ mod tests {
             campaign: Some("spring".into()),
             medium: None,
             variant: Some("B".into()),
+            device: "mobile".into(),
+            browser: "Firefox".into(),
+            os: "Android".into(),
+            country: "DE".into(),
         };
         let mut d = FlushDeltas::default();
         d.add_effect("s1", &Effect::Engaged { start: start.clone() });

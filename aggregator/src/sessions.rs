@@ -63,9 +63,35 @@ pub struct Start {
     pub medium: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// Device, browser, OS and country of the first pageview's batch (v3; empty in documents
+    /// written before).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub browser: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub os: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub country: String,
 }
 
 impl Start {
+    /// The session's value of each filter dimension ([`shared::rollup::FILTER_DIMS`]) it has.
+    pub fn filter_values(&self) -> Vec<(&'static str, &str)> {
+        let all = [
+            ("source", Some(self.source.as_str())),
+            ("campaign", self.campaign.as_deref()),
+            ("medium", self.medium.as_deref()),
+            ("variant", self.variant.as_deref()),
+            ("country", Some(self.country.as_str())),
+            ("device", Some(self.device.as_str())),
+            ("browser", Some(self.browser.as_str())),
+            ("os", Some(self.os.as_str())),
+            ("entry_page", Some(self.path.as_str())),
+        ];
+        all.into_iter().filter_map(|(d, v)| v.filter(|v| !v.is_empty()).map(|v| (d, v))).collect()
+    }
+
     /// The dimensions a session's conversions are attributed to, with its values (only those
     /// it has: a session without a campaign is listed under no campaign).
     pub fn attributes(&self) -> Vec<(Dim, &str)> {
@@ -523,6 +549,10 @@ mod tests {
             campaign: Some("spring".into()),
             medium: None,
             variant: None,
+            device: String::new(),
+            browser: String::new(),
+            os: String::new(),
+            country: String::new(),
         }
     }
 

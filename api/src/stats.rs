@@ -131,6 +131,9 @@ pub struct Stats {
     /// The page filter, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<String>,
+    /// The one-click filter (`dimension:value`), when one was asked for (v3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     pub summary: Summary,
     pub series: Vec<Point>,
     pub scroll_distribution: Vec<ScrollBucket>,
@@ -246,6 +249,7 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
         to: meta.to,
         granularity: if meta.hourly { "hour" } else { "day" },
         page: meta.page,
+        filter: None,
         goals: goals
             .iter()
             .map(|g| {

@@ -77,7 +77,7 @@ fn site_dims() -> impl Iterator<Item = Dim> {
 /// The dimensions of one page's views (page filters, the attention view) and of funnels,
 /// never of a site-wide request.
 fn is_per_page(dim: Dim) -> bool {
-    matches!(dim, Dim::PageAttr | Dim::Attention | Dim::Funnel)
+    matches!(dim, Dim::PageAttr | Dim::Attention | Dim::Funnel | Dim::Filter)
 }
 
 /// The parts a site-wide request reads.
@@ -324,6 +324,49 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
         lists.insert(kind, ranked);
     }
     Ok(Loaded { inputs: Inputs { points, distinct_visitors: None, lists }, docs_read })
+}
+
+/// The stats of the sessions whose `dim` is `value` (a one-click filter) over `range`: the
+/// filter list of each bucket, whole, each looked at as it arrives and only the value's
+/// entries kept (at most `site-days + buckets` documents). Summary and series come from the
+/// value's own counters, `top_pages` and `goals` from its pages and goals; the other lists are
+/// empty.
+pub async fn load_filter(
+    db: &Database,
+    site_id: &str,
+    range: &Range,
+    tz: Tz,
+    dim: &str,
+    value: &str,
+) -> Result<Loaded, ApiError> {
+    let prefix = rollup::filter_prefix(dim, value);
+    let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
+    let mut names = KindSums::new(MAX_PAGE_NAMES);
+    let docs_read = visit_range(db, site_id, range, tz, &[Part::Top(Dim::Filter)], bson::doc! {"folded": 0}, |u| {
+        let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
+        for e in list.entries() {
+            let Some((kind, name)) = e.key.strip_prefix(&prefix).and_then(rollup::split_filter_rest) else { continue };
+            match kind {
+                rollup::filter_kind::ALL => rows.entry(u.bucket).or_default().add(&page_row(&e.counts)),
+                rollup::filter_kind::PAGE => names.add(Dim::Page, name, e.counts, None),
+                rollup::filter_kind::GOAL => names.add(Dim::Goal, name, e.counts, None),
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let mut lists: HashMap<Dim, Vec<TopRow>> = HashMap::new();
+    for (kind, entries) in names.by_kind {
+        let mut ranked: Vec<TopRow> = entries
+            .into_iter()
+            .map(|(key, (counts, _))| TopRow { key, count: counts.n as i64, conversions: counts.conv as i64, text: None })
+            .collect();
+        ranked.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        ranked.truncate(if kind == Dim::Goal { ALL_GOALS } else { TOP_N });
+        lists.insert(kind, ranked);
+    }
+    Ok(Loaded { inputs: Inputs { points: points(range, tz, rows), distinct_visitors: None, lists }, docs_read })
 }
 
 /// The attention view of the page `path` over `range`: the page list and the attention list

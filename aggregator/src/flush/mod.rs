@@ -338,10 +338,10 @@ impl Flusher {
             let config = configs.get(&m.site_id);
             let site_goals: Vec<&GoalDoc> = config.map(|c| c.goals.iter().collect()).unwrap_or_default();
             let site_funnels: Vec<&FunnelDoc> = config.map(|c| c.funnels.iter().collect()).unwrap_or_default();
-            let f = deltas.add_batch_with(m, &site_goals, &site_funnels);
-            if !f.is_empty() {
-                facts.push(f);
-            }
+            // Every batch's session is read, even when the batch changes nothing in it: its
+            // start puts the batch under the one-click filters. (Read in the same `_id $in`
+            // round trip; a session the batch does not change is not written.)
+            facts.push(deltas.add_batch_with(m, &site_goals, &site_funnels));
         }
         for mark in self.new_marks(id, &ordered, &mut report.cost).await? {
             match mark {
@@ -352,8 +352,19 @@ impl Flusher {
             }
         }
         self.stop_if(Step::VisitorMarks)?;
-        for (site, effect) in self.write_sessions(id, facts, report).await? {
+        let (effects, starts) = self.write_sessions(id, facts, report).await?;
+        for (site, session, effect) in effects {
             deltas.add_effect(&site, &effect);
+            if let Some(start) = starts.get(&session) {
+                deltas.add_effect_filtered(&site, start, &effect);
+            }
+        }
+        // One-click filters: each batch under its session's attribution, once the session's
+        // first pageview is known (a batch that arrives in an earlier flush than it is not).
+        for m in &ordered {
+            if let Some(start) = starts.get(&SessionDoc::id_of(&m.site_id, &m.session_id)) {
+                deltas.add_filtered(m, start);
+            }
         }
         self.write_rollups(id, deltas, report).await?;
         // The server's date: a client-set date would be stored as a string by the stand-in.
@@ -380,18 +391,20 @@ impl Flusher {
     }
 
     /// Step 4a: the sessions of the batches; returns the effects their changes have on the
-    /// rollups (see [`crate::sessions`]).
+    /// rollups (see [`crate::sessions`]), as (site, session document id, effect), and the
+    /// sessions' starts where known.
     async fn write_sessions(
         &self,
         id: &FlushId,
         facts: Vec<SessionFacts>,
         report: &mut FlushReport,
-    ) -> Result<Vec<(String, Effect)>, StepError> {
+    ) -> Result<(Vec<(String, String, Effect)>, HashMap<String, sessions::Start>), StepError> {
         let mut by_session: BTreeMap<String, Vec<&SessionFacts>> = BTreeMap::new();
         for f in &facts {
             by_session.entry(SessionDoc::id_of(&f.site_id, &f.session_id)).or_default().push(f);
         }
         let mut effects: BTreeMap<String, Vec<Effect>> = BTreeMap::new();
+        let mut starts: HashMap<String, sessions::Start> = HashMap::new();
         let now = self.now();
         let expire_at = self.expire_in(SESSION_KEEP);
         let ids: Vec<String> = by_session.keys().cloned().collect();
@@ -405,15 +418,20 @@ impl Flusher {
                 applied: BTreeMap::new(),
                 effects: BTreeMap::new(),
                 expire_at,
-                state: SessionState { first_ms: batches.iter().map(|f| f.received_at).min(), ..SessionState::default() },
+                state: SessionState {
+                    first_ms: batches.iter().filter(|f| !f.is_empty()).map(|f| f.received_at).min(),
+                    ..SessionState::default()
+                },
             });
             if let Some(stored) = stored_effects(&doc, id) {
                 // An earlier attempt at this flush wrote the session: its effects are stored.
                 effects.insert(sid.to_string(), stored);
+                starts.extend(doc.state.start.clone().map(|s| (sid.to_string(), s)));
                 return Ok(None);
             }
             let before = doc.state.clone();
             let fx = sessions::transition(&mut doc.state, batches);
+            starts.extend(doc.state.start.clone().map(|s| (sid.to_string(), s)));
             if fx.is_empty() && doc.state == before {
                 // Nothing changes: no write (a replay computes the same nothing).
                 effects.insert(sid.to_string(), fx);
@@ -424,13 +442,14 @@ impl Flusher {
             Ok(Some(statement))
         })
         .await?;
-        Ok(by_session
+        let effects = by_session
             .iter()
             .flat_map(|(sid, batches)| {
                 let site = batches[0].site_id.clone();
-                effects.remove(sid).unwrap_or_default().into_iter().map(move |e| (site.clone(), e))
+                effects.remove(sid).unwrap_or_default().into_iter().map(move |e| (site.clone(), sid.clone(), e))
             })
-            .collect())
+            .collect();
+        Ok((effects, starts))
     }
 }
 

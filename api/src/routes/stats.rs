@@ -81,6 +81,25 @@ pub struct StatsQuery {
     pub range: Range,
     pub compare: bool,
     pub page: Option<String>,
+    /// A one-click filter: (dimension, value).
+    pub filter: Option<(String, String)>,
+}
+
+/// Longest filter value, in characters.
+pub const MAX_FILTER_VALUE: usize = 2048;
+
+/// `filter=dimension:value`: one of the segment dimensions, an exact value.
+fn parse_filter(raw: &str) -> Result<(String, String), ApiError> {
+    let invalid = |why: String| ApiError::InvalidRequest(format!("filter: {why}"));
+    let (dim, value) = raw.split_once(':').ok_or_else(|| invalid("must be dimension:value".into()))?;
+    if !shared::rollup::FILTER_DIMS.contains(&dim) {
+        let shown: String = dim.chars().take(40).collect();
+        return Err(invalid(format!("{shown:?} is not one of {}", shared::rollup::FILTER_DIMS.join(", "))));
+    }
+    if value.is_empty() || value.chars().count() > MAX_FILTER_VALUE {
+        return Err(invalid(format!("the value must be 1 to {MAX_FILTER_VALUE} characters")));
+    }
+    Ok((dim.to_string(), value.to_string()))
 }
 
 impl StatsQuery {
@@ -100,7 +119,11 @@ impl StatsQuery {
         let page = get("page")
             .filter(|p| !p.is_empty())
             .map(|p| if p.len() > MAX_PAGE_FILTER { "\u{0}".to_string() } else { p.to_string() });
-        Ok(Self { range, compare, page })
+        let filter = get("filter").filter(|f| !f.is_empty()).map(parse_filter).transpose()?;
+        if filter.is_some() && page.is_some() {
+            return Err(ApiError::InvalidRequest("filter: cannot be combined with page".into()));
+        }
+        Ok(Self { range, compare, page, filter })
     }
 }
 
@@ -109,7 +132,13 @@ pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Re
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let now_ms = state.clock.now_ms();
     let page = query.page.as_deref();
-    let loaded = stats_store::load(&state.db, &site.id, &query.range, tz, page).await?;
+    let load = |range: Range| async move {
+        match &query.filter {
+            Some((dim, value)) => stats_store::load_filter(&state.db, &site.id, &range, tz, dim, value).await,
+            None => stats_store::load(&state.db, &site.id, &range, tz, page).await,
+        }
+    };
+    let loaded = load(query.range.clone()).await?;
     state.metrics.stats_documents_read.observe(loaded.docs_read as f64);
     let goals: Vec<GoalName> =
         live_goals(state, &site.id).await?.into_iter().map(|g| GoalName { id: g.id, name: g.name }).collect();
@@ -135,9 +164,10 @@ pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Re
         page: query.page.clone(),
     };
     let mut out = stats::assemble(meta, loaded.inputs, &goals);
+    out.filter = query.filter.as_ref().map(|(d, v)| format!("{d}:{v}"));
     if query.compare {
         let previous = query.range.previous(tz);
-        let before = stats_store::load(&state.db, &site.id, &previous, tz, page).await?;
+        let before = load(previous).await?;
         state.metrics.stats_documents_read.observe(before.docs_read as f64);
         out.previous = Some(stats::summarize(&before.inputs.points, before.inputs.distinct_visitors));
         out.previous_series = Some(stats::series(before.inputs.points));

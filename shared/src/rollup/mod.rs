@@ -120,13 +120,17 @@ pub enum Dim {
     /// On-page attention (v3), keyed `path␟kind␟name` ([`attention::key`]): sections seen,
     /// CTAs seen and clicked, rage and dead clicks, forms, the scroll map and the click map.
     Attention,
+    /// One-click filters (v3), keyed `dimension␟value␟kind␟name` ([`filter_key`]): for each
+    /// attribution value of a session, the counters of its events (kind `all`, counted like a
+    /// page's own, [`toplist::page_ext`]), its pages (`page`) and its goals (`goal`).
+    Filter,
     /// Funnel steps (v3), keyed `funnel_id␟step` ([`funnel_key`]): sessions that reached the
     /// step, counted in the bucket where the session reached the first step.
     Funnel,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 15] = [
+    pub const ALL: [Dim; 16] = [
         Dim::Page,
         Dim::Click,
         Dim::Source,
@@ -142,6 +146,7 @@ impl Dim {
         Dim::PageAttr,
         Dim::Attention,
         Dim::Funnel,
+        Dim::Filter,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -161,6 +166,7 @@ impl Dim {
             Self::PageAttr => "page_attr",
             Self::Attention => "attention",
             Self::Funnel => "funnel",
+            Self::Filter => "filter",
         }
     }
 
@@ -187,6 +193,33 @@ pub fn page_attr_key(path: &str, kind: Dim, name: &str) -> String {
 /// The key of a funnel step's entry: `funnel_id␟step`, steps counted from 1.
 pub fn funnel_key(funnel_id: &str, step: usize) -> String {
     format!("{funnel_id}{PAGE_ATTR_SEP}{step}")
+}
+
+/// The attribution dimensions a filter (and a segment) selects sessions by.
+pub const FILTER_DIMS: [&str; 9] =
+    ["source", "campaign", "medium", "variant", "country", "device", "browser", "os", "entry_page"];
+
+/// What a [`Dim::Filter`] entry counts for its dimension and value.
+pub mod filter_kind {
+    /// The value's own counters, as a page's ([`super::toplist::page_ext`]).
+    pub const ALL: &str = "all";
+    pub const PAGE: &str = "page";
+    pub const GOAL: &str = "goal";
+}
+
+/// The key of a filter entry: `dimension␟value␟kind␟name`.
+pub fn filter_key(dim: &str, value: &str, kind: &str, name: &str) -> String {
+    [dim, value, kind, name].join(&PAGE_ATTR_SEP.to_string())
+}
+
+/// The key prefix of every entry of `dim` = `value`: `dimension␟value␟`.
+pub fn filter_prefix(dim: &str, value: &str) -> String {
+    format!("{dim}{PAGE_ATTR_SEP}{value}{PAGE_ATTR_SEP}")
+}
+
+/// Splits the rest of a filter key after its [`filter_prefix`] into kind and name.
+pub fn split_filter_rest(rest: &str) -> Option<(&str, &str)> {
+    rest.split_once(PAGE_ATTR_SEP)
 }
 
 /// Splits a [`Dim::Funnel`] key into the funnel id and the step.
