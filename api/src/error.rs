@@ -50,6 +50,9 @@ pub enum ApiError {
     /// 400 `invalid_funnel`; the message names the field.
     #[error("{0}")]
     InvalidFunnel(String),
+    /// 400 `invalid_segment`; the message names the field.
+    #[error("{0}")]
+    InvalidSegment(String),
     /// 400 `invalid_request`: a body that is not the JSON the route takes.
     #[error("{0}")]
     InvalidRequest(String),
@@ -94,6 +97,7 @@ impl ApiError {
             Self::InvalidTimeframe(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTimeframe),
             Self::InvalidGoal(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidGoal),
             Self::InvalidFunnel(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidFunnel),
+            Self::InvalidSegment(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSegment),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),

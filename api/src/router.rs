@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::sites::router())
         .merge(routes::goals::router())
         .merge(routes::funnels::router())
+        .merge(routes::segments::router())
         .merge(routes::share::router())
         .merge(routes::stats::router())
         .merge(routes::overlay::router())

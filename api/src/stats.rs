@@ -134,6 +134,11 @@ pub struct Stats {
     /// The one-click filter (`dimension:value`), when one was asked for (v3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// The segment (its id), when one was asked for (v3), and whether its backfill still runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfilling: Option<bool>,
     pub summary: Summary,
     pub series: Vec<Point>,
     pub scroll_distribution: Vec<ScrollBucket>,
@@ -250,6 +255,8 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
         granularity: if meta.hourly { "hour" } else { "day" },
         page: meta.page,
         filter: None,
+        segment: None,
+        backfilling: None,
         goals: goals
             .iter()
             .map(|g| {

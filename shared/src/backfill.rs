@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub enum ItemKind {
     Goal,
     Funnel,
+    Segment,
 }
 
 /// Where a backfill stands.

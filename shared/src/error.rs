@@ -30,11 +30,13 @@ pub enum ErrorCode {
     InvalidPassword,
     /// A funnel definition refused; the message names the field.
     InvalidFunnel,
+    /// A segment definition refused; the message names the field.
+    InvalidSegment,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::InvalidBatch,
         Self::InvalidKey,
         Self::OriginNotAllowed,
@@ -56,6 +58,7 @@ impl ErrorCode {
         Self::Internal,
         Self::InvalidPassword,
         Self::InvalidFunnel,
+        Self::InvalidSegment,
     ];
 
     /// The wire form, e.g. `invalid_batch`.
@@ -82,6 +85,7 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::InvalidPassword => "invalid_password",
             Self::InvalidFunnel => "invalid_funnel",
+            Self::InvalidSegment => "invalid_segment",
         }
     }
 }
@@ -132,6 +136,7 @@ mod tests {
             Internal => 18,
             InvalidPassword => 19,
             InvalidFunnel => 20,
+            InvalidSegment => 21,
         }
     }
 

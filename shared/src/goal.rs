@@ -70,7 +70,7 @@ impl GoalSpec {
 pub fn parse_name(name: Option<&str>) -> Result<String, GoalError> {
     let raw_name = name.unwrap_or_default();
     let name = raw_name.trim();
-    if name.is_empty() || raw_name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if name.is_empty() || raw_name.chars().count() > MAX_NAME_CHARS || raw_name.chars().any(char::is_control) {
         return Err(err("name", format!("must be 1 to {MAX_NAME_CHARS} characters, without control characters")));
     }
     Ok(name.to_string())
@@ -86,7 +86,10 @@ pub fn parse_matcher(kind: Option<&str>, matcher: Option<&str>) -> Result<(GoalK
         GoalKind::Click => (MAX_SELECTOR_CHARS, "a selector as the snippet reports it"),
         GoalKind::Event => (MAX_EVENT_CHARS, "an event name"),
     };
-    if matcher.is_empty() || raw_matcher.chars().count() > max || matcher.chars().any(char::is_control) {
+    // A path may come with leading or trailing white space (trimmed); a selector or an event
+    // name holds no control character at all, as sent.
+    let checked = if kind == GoalKind::Pageview { matcher } else { raw_matcher };
+    if matcher.is_empty() || raw_matcher.chars().count() > max || checked.chars().any(char::is_control) {
         return Err(err("match", format!("must be {what}, 1 to {max} characters")));
     }
     if kind == GoalKind::Pageview && !matcher.starts_with('/') && !matcher.starts_with('*') {

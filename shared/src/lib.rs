@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`event`]: the tracker batch as it arrives on the wire, and its validation.
 //! - [`goal`]: goals (what converts) and how events match them; [`funnel`]: ordered steps.
+//! - [`segment`]: saved segments, sessions selected by their attribution.
 //! - [`backfill`]: the jobs that count a new goal or funnel over the raw batches kept.
 //! - [`audience`]: device, browser, OS and country, as ingest derives them.
 //! - [`message`]: the enriched batch that ingest publishes and the aggregator consumes.
@@ -44,6 +45,7 @@ pub mod message;
 pub mod metrics;
 pub mod names;
 pub mod rollup;
+pub mod segment;
 pub mod serve;
 pub mod site;
 pub mod site_config;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     funnel::{FunnelDoc, MAX_FUNNELS_PER_SITE},
     goal::{GoalKind, MAX_GOALS_PER_SITE},
+    segment::{MAX_SEGMENTS_PER_SITE, SegmentDoc},
 };
 
 /// How long a deleted goal is kept for the aggregator.
@@ -79,6 +80,9 @@ pub struct SiteConfigDoc {
     /// Live funnels, and deleted ones for [`DELETED_GOAL_KEEP`], oldest first.
     #[serde(default)]
     pub funnels: Vec<FunnelDoc>,
+    /// Live segments, and deleted ones for [`DELETED_GOAL_KEEP`], oldest first.
+    #[serde(default)]
+    pub segments: Vec<SegmentDoc>,
 }
 
 /// Why a goal cannot be added.
@@ -88,6 +92,8 @@ pub enum GoalLimit {
     Full,
     #[error("funnels: a site has at most {MAX_FUNNELS_PER_SITE} funnels; delete one first")]
     FunnelsFull,
+    #[error("segments: a site has at most {MAX_SEGMENTS_PER_SITE} segments; delete one first")]
+    SegmentsFull,
 }
 
 impl SiteConfigDoc {
@@ -143,10 +149,35 @@ impl SiteConfigDoc {
         true
     }
 
+    /// The live segments, oldest first.
+    pub fn live_segments(&self) -> impl Iterator<Item = &SegmentDoc> {
+        self.segments.iter().filter(|s| s.is_live())
+    }
+
+    /// Adds `segment`, unless the site has [`MAX_SEGMENTS_PER_SITE`] live segments.
+    pub fn add_segment(&mut self, segment: SegmentDoc, now_ms: i64) -> Result<(), GoalLimit> {
+        if self.live_segments().count() >= MAX_SEGMENTS_PER_SITE {
+            return Err(GoalLimit::SegmentsFull);
+        }
+        self.forget_deleted(now_ms);
+        self.segments.push(segment);
+        Ok(())
+    }
+
+    /// Marks the live segment `segment_id` deleted at `now_ms`; false when there is none.
+    pub fn delete_segment(&mut self, segment_id: &str, now_ms: i64) -> bool {
+        let Some(s) = self.segments.iter_mut().find(|s| s.id == segment_id && s.is_live()) else { return false };
+        s.deleted_ms = Some(now_ms);
+        self.forget_deleted(now_ms);
+        true
+    }
+
     /// Ends the backfill of goal or funnel `item_id`; false when there is no such item.
     pub fn end_backfill(&mut self, item_id: &str) -> bool {
         let goal = self.goals.iter_mut().find(|g| g.id == item_id).map(|g| &mut g.backfilling);
-        match goal.or_else(|| self.funnels.iter_mut().find(|f| f.id == item_id).map(|f| &mut f.backfilling)) {
+        let funnel = self.funnels.iter_mut().find(|f| f.id == item_id).map(|f| &mut f.backfilling);
+        let segment = self.segments.iter_mut().find(|s| s.id == item_id).map(|s| &mut s.backfilling);
+        match goal.or(funnel).or(segment) {
             Some(flag) => {
                 *flag = false;
                 true
@@ -160,6 +191,7 @@ impl SiteConfigDoc {
     fn forget_deleted(&mut self, now_ms: i64) {
         forget(&mut self.goals, |g| g.deleted_ms, now_ms);
         forget(&mut self.funnels, |f| f.deleted_ms, now_ms);
+        forget(&mut self.segments, |s| s.deleted_ms, now_ms);
     }
 
     /// The write of this config if the stored one is still at `read_rev` (0: none stored),
@@ -168,10 +200,9 @@ impl SiteConfigDoc {
     pub fn write_statement(&self, read_rev: i64) -> Result<(Document, Document), mongodb::bson::ser::Error> {
         let goals = mongodb::bson::to_bson(&self.goals)?;
         let funnels = mongodb::bson::to_bson(&self.funnels)?;
-        Ok((
-            doc! {"_id": &self.id, "rev": read_rev},
-            doc! {"$set": {"rev": read_rev + 1, "goals": goals, "funnels": funnels}},
-        ))
+        let segments = mongodb::bson::to_bson(&self.segments)?;
+        let set = doc! {"rev": read_rev + 1, "goals": goals, "funnels": funnels, "segments": segments};
+        Ok((doc! {"_id": &self.id, "rev": read_rev}, doc! {"$set": set}))
     }
 }
 

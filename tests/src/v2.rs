@@ -151,12 +151,15 @@ impl PastWriter {
     pub async fn backdate_goals(&self, site_id: &str, by_ms: i64) {
         let configs = self.db.collection::<shared::site_config::SiteConfigDoc>(c::SITE_CONFIG);
         let mut config = configs.find_one(doc! {"_id": site_id}).await.expect("config read").expect("the site has goals");
-        assert!(!config.goals.is_empty() || !config.funnels.is_empty(), "the site has goals or funnels");
+        assert!(!(config.goals.is_empty() && config.funnels.is_empty() && config.segments.is_empty()), "something to move");
         for g in &mut config.goals {
             g.created_ms -= by_ms;
         }
         for f in &mut config.funnels {
             f.created_ms -= by_ms;
+        }
+        for s in &mut config.segments {
+            s.created_ms -= by_ms;
         }
         let (filter, update) = config.write_statement(config.rev).expect("statement");
         let res = configs.update_one(filter, update).await.expect("config written");

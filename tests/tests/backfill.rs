@@ -139,7 +139,7 @@ fn items(created_ms: i64, backfilling: bool) -> (GoalDoc, FunnelDoc) {
 async fn database(mongo: &Mongo, created_ms: i64, backfilling: bool) -> Database {
     let db = mongo.database().await;
     let (goal, funnel) = items(created_ms, backfilling);
-    let config = SiteConfigDoc { id: SITE.into(), rev: 1, goals: vec![goal], funnels: vec![funnel] };
+    let config = SiteConfigDoc { id: SITE.into(), rev: 1, goals: vec![goal], funnels: vec![funnel], segments: Vec::new() };
     db.collection::<SiteConfigDoc>(c::SITE_CONFIG).insert_one(config).await.expect("config");
     if backfilling {
         let jobs = [

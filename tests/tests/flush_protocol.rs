@@ -133,6 +133,7 @@ async fn database(mongo: &Mongo) -> Database {
         rev: 1,
         goals: vec![goal("g-click", GoalKind::Click, "button.s1"), goal("g-page", GoalKind::Pageview, "/p3")],
         funnels: Vec::new(),
+        segments: Vec::new(),
     };
     db.collection::<SiteConfigDoc>(c::SITE_CONFIG).insert_one(config).await.expect("goals");
     db

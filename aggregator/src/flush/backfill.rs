@@ -36,7 +36,8 @@ use shared::{
     funnel::FunnelDoc,
     message::BatchMessage,
     names::collections as c,
-    rollup::Bucket,
+    rollup::{Bucket, Part},
+    segment::{SegmentDoc, lens_site},
     site_config::{GoalDoc, SiteConfigDoc},
     store::RawBatchDoc,
     telemetry::Chain,
@@ -45,7 +46,7 @@ use shared::{
 use super::{FlushId, FlushReport, Flusher, SESSION_KEEP, StepError, record_session, stored_effects};
 use crate::{
     rollup::FlushDeltas,
-    sessions::{Effect, FunnelState, GoalDone, SessionDoc, SessionFacts},
+    sessions::{Effect, FunnelState, GoalDone, SessionDoc, SessionFacts, SessionState},
     writer::WriteError,
 };
 
@@ -116,6 +117,16 @@ pub enum Turn {
 enum Item {
     Goal(GoalDoc),
     Funnel(FunnelDoc),
+    /// A segment, with the site's goals (which its sessions' conversions count).
+    Segment(SegmentDoc, Vec<GoalDoc>),
+}
+
+/// What a chunk writes: session effects (with the site id they count under) and, for a
+/// segment, the batches of its sessions under the segment's site id.
+#[derive(Default)]
+struct Chunk {
+    effects: Vec<(String, Effect)>,
+    lens_msgs: Vec<BatchMessage>,
 }
 
 /// A session as the job keeps it in memory.
@@ -129,6 +140,8 @@ struct Mem {
     goal_days: Vec<(Bucket, Bucket, bool)>,
     /// Funnel: the progress.
     funnel: FunnelState,
+    /// Segment: the session's whole state, as its document would hold it.
+    state: SessionState,
 }
 
 /// The sessions a job keeps, and what it reads.
@@ -148,19 +161,27 @@ impl Pass {
         match &self.item {
             Item::Goal(g) => &g.id,
             Item::Funnel(f) => &f.id,
+            Item::Segment(s, _) => &s.id,
         }
     }
 
-    /// One raw batch: updates its session; returns the effects to count now (none for a tail
-    /// session, whose figures wait for the resolve phase).
-    fn add(&mut self, msg: &BatchMessage) -> Vec<Effect> {
+    /// One raw batch: updates its session and adds what to count now to `chunk` (nothing for
+    /// a tail session of a goal or a funnel, whose figures wait for the resolve phase).
+    fn add(&mut self, msg: &BatchMessage, chunk: &mut Chunk) {
         self.events += msg.events.len() as i64;
         let facts = match &self.item {
             Item::Goal(g) => FlushDeltas::default().add_batch(msg, &[g]),
             Item::Funnel(f) => FlushDeltas::default().add_batch_with(msg, &[], &[f]),
+            Item::Segment(_, goals) => {
+                let goals: Vec<&GoalDoc> = goals.iter().collect();
+                FlushDeltas::default().add_batch(msg, &goals)
+            }
         };
-        if facts.is_empty() {
-            return Vec::new();
+        let known = self.sessions.contains_key(&facts.session_id);
+        // A batch that changes nothing in a session the live path has no document of yet is
+        // not counted there either (only a segment counts such batches of known sessions).
+        if facts.is_empty() && !(known && matches!(self.item, Item::Segment(..))) {
+            return;
         }
         let keep = SESSION_KEEP.as_millis() as i64;
         if self.sessions.len() >= MAX_SESSIONS {
@@ -169,12 +190,14 @@ impl Pass {
         let key = facts.session_id.clone();
         let cut = self.cut_ms;
         let item_id = self.item_id().to_string();
+        let resolves = !matches!(self.item, Item::Segment(..));
         let fresh = || Mem {
             first_ms: msg.received_at,
-            tail: msg.received_at >= cut - keep,
+            tail: resolves && msg.received_at >= cut - keep,
             entry: None,
             goal_days: Vec::new(),
             funnel: FunnelState { id: item_id.clone(), p: None, pending: Vec::new(), resolved: true },
+            state: SessionState::default(),
         };
         let mem = self.sessions.entry(key).or_insert_with(fresh);
         // The session document is gone by then: the live path starts the session afresh.
@@ -182,8 +205,20 @@ impl Pass {
             *mem = fresh();
         }
         let mut effects = Vec::new();
+        if let Item::Segment(seg, _) = &self.item {
+            let fx = crate::sessions::transition(&mut mem.state, &[&facts]);
+            let Some(start) = &mem.state.start else { return };
+            if seg.matches(&start.filter_values()) {
+                let lens = lens_site(&msg.site_id, &seg.id);
+                chunk.effects.extend(fx.into_iter().map(|e| (lens.clone(), e)));
+                chunk.lens_msgs.push(BatchMessage { site_id: lens, ..msg.clone() });
+            }
+            return;
+        }
         apply(mem, &self.item, &facts, &mut effects);
-        if mem.tail { Vec::new() } else { effects }
+        if !mem.tail {
+            chunk.effects.extend(effects.into_iter().map(|e| (msg.site_id.clone(), e)));
+        }
     }
 
     /// Drops the sessions past their keep at `now_ms`, and if that is not enough, the oldest
@@ -231,6 +266,7 @@ fn apply(mem: &mut Mem, item: &Item, facts: &SessionFacts, effects: &mut Vec<Eff
                 mem.funnel.advance(funnel.steps.len(), &ff.hits, effects);
             }
         }
+        Item::Segment(..) => {}
     }
 }
 
@@ -282,6 +318,8 @@ fn resolve(mem: &Mem, item: &Item, cut_ms: i64, doc: Option<&mut SessionDoc>) ->
                 None => {}
             }
         }
+        // Counted in full by the scan.
+        Item::Segment(..) => {}
     }
     effects
 }
@@ -346,6 +384,10 @@ impl Flusher {
                 .iter()
                 .find(|f| f.id == job.item_id && f.is_live())
                 .map(|f| Item::Funnel(FunnelDoc { created_ms: i64::MIN, backfilling: false, ..f.clone() })),
+            // The goals as the live path had them: each from its creation on.
+            ItemKind::Segment => cfg.segments.iter().find(|s| s.id == job.item_id && s.is_live()).map(|s| {
+                Item::Segment(SegmentDoc { created_ms: i64::MIN, backfilling: false, ..s.clone() }, cfg.goals.clone())
+            }),
         });
         let Some(item) = item else {
             // Deleted, or never stored (the api failed between the two writes).
@@ -407,7 +449,7 @@ impl Flusher {
             .batch_size(1000)
             .await?;
         let mut writing = write;
-        let mut chunk: Vec<Effect> = Vec::new();
+        let mut chunk = Chunk::default();
         let mut in_chunk = 0_usize;
         let mut last = (job.cursor_ms, job.cursor_id.clone());
         while let Some(raw) = cursor.try_next().await? {
@@ -417,16 +459,16 @@ impl Flusher {
             {
                 writing = true;
             }
-            let effects = pass.add(&raw.msg);
             if !writing || job.phase != Phase::Scan {
+                pass.add(&raw.msg, &mut Chunk::default());
                 continue;
             }
-            chunk.extend(effects);
+            pass.add(&raw.msg, &mut chunk);
             in_chunk += 1;
             last = (raw.msg.received_at, raw.id.clone());
             if in_chunk == chunk_size {
                 job.seq += 1;
-                self.write_backfill_chunk(&job.site_id, &inst, job.seq, std::mem::take(&mut chunk)).await?;
+                self.write_backfill_chunk(&inst, job.seq, std::mem::take(&mut chunk)).await?;
                 self.stop_if(super::Step::BackfillChunk(job.seq as usize))?;
                 (job.cursor_ms, job.cursor_id) = last.clone();
                 job.events = pass.events;
@@ -439,7 +481,7 @@ impl Flusher {
         if job.phase == Phase::Scan {
             if in_chunk > 0 {
                 job.seq += 1;
-                self.write_backfill_chunk(&job.site_id, &inst, job.seq, chunk).await?;
+                self.write_backfill_chunk(&inst, job.seq, chunk).await?;
                 self.stop_if(super::Step::BackfillChunk(job.seq as usize))?;
                 (job.cursor_ms, job.cursor_id) = last;
             }
@@ -459,7 +501,9 @@ impl Flusher {
             job.seq += 1;
             let id = FlushId { inst: inst.clone(), seq: job.seq };
             let effects = self.resolve_sessions(&id, &job, &pass, group).await?;
-            self.write_backfill_chunk(&job.site_id, &inst, job.seq, effects).await?;
+            let chunk =
+                Chunk { effects: effects.into_iter().map(|e| (job.site_id.clone(), e)).collect(), lens_msgs: Vec::new() };
+            self.write_backfill_chunk(&inst, job.seq, chunk).await?;
             self.stop_if(super::Step::BackfillChunk(job.seq as usize))?;
             job.cursor_id = group[group.len() - 1].0.clone();
             if !self.save_progress(&job).await? {
@@ -474,17 +518,23 @@ impl Flusher {
         Ok(Turn::Done)
     }
 
-    /// Writes a chunk's effects to the rollups as flush (`inst`, `seq`), hours past their keep
-    /// left out.
-    async fn write_backfill_chunk(&self, site: &str, inst: &str, seq: i64, effects: Vec<Effect>) -> Result<(), StepError> {
+    /// Writes a chunk to the rollups as flush (`inst`, `seq`): its effects, and a segment's
+    /// batches with their visitor marks; hours past their keep and live minutes left out.
+    async fn write_backfill_chunk(&self, inst: &str, seq: i64, chunk: Chunk) -> Result<(), StepError> {
+        let id = FlushId { inst: inst.to_string(), seq };
+        let mut report = FlushReport::default();
         let mut deltas = FlushDeltas::default();
-        for e in &effects {
+        for (site, e) in &chunk.effects {
             deltas.add_effect(site, e);
         }
+        for lm in &chunk.lens_msgs {
+            deltas.add_batch(lm, &[]);
+        }
+        let lens_refs: Vec<&BatchMessage> = chunk.lens_msgs.iter().collect();
+        self.add_marks(&id, &lens_refs, &mut deltas, &mut report).await?;
         let oldest_hour = (self.clock.now_ms() - HOUR_KEEP.as_millis() as i64) / 1000;
-        deltas.docs.retain(|k, _| !matches!(k.bucket, Bucket::Hour(h) if h < oldest_hour));
-        let id = FlushId { inst: inst.to_string(), seq };
-        self.write_rollups(&id, deltas, &mut FlushReport::default()).await
+        deltas.docs.retain(|k, _| !matches!(k.bucket, Bucket::Hour(h) if h < oldest_hour) && k.part != Part::Live);
+        self.write_rollups(&id, deltas, &mut report).await
     }
 
     /// The resolve chunk `id`: each session's document merged with its state before the cut

@@ -69,7 +69,7 @@ use shared::{
     funnel::FunnelDoc,
     message::BatchMessage,
     names::collections as c,
-    rollup::Watermark,
+    rollup::{Part, Watermark},
     site_config::{GoalDoc, SiteConfigDoc},
     store::{FlushRecord, FlushState, RawBatchDoc, flush_fields},
 };
@@ -343,20 +343,43 @@ impl Flusher {
             // round trip; a session the batch does not change is not written.)
             facts.push(deltas.add_batch_with(m, &site_goals, &site_funnels));
         }
-        for mark in self.new_marks(id, &ordered, &mut report.cost).await? {
-            match mark {
-                NewMark::Visitor { site, day } => deltas.add_new_visitor(site, day),
-                NewMark::PageVisitor { site, buckets, path } => {
-                    buckets.into_iter().for_each(|b| deltas.add_page_visitor(site, buckets[0], b, &path))
+        self.add_marks(id, &ordered, &mut deltas, report).await?;
+        self.stop_if(Step::VisitorMarks)?;
+        let (effects, starts) = self.write_sessions(id, facts, report).await?;
+
+        // Segments: every batch and session change of a session in a segment counts once
+        // more under the segment's own site id (`shared::segment`), once the session's first
+        // pageview is known.
+        let mut lens_msgs: Vec<BatchMessage> = Vec::new();
+        let mut lenses: HashMap<String, Vec<String>> = HashMap::new();
+        for m in &ordered {
+            let session = SessionDoc::id_of(&m.site_id, &m.session_id);
+            let (Some(start), Some(config)) = (starts.get(&session), configs.get(&m.site_id)) else { continue };
+            let values = start.filter_values();
+            for seg in config.segments.iter().filter(|s| s.applies_at(m.received_at) && s.matches(&values)) {
+                let lens = shared::segment::lens_site(&m.site_id, &seg.id);
+                lens_msgs.push(BatchMessage { site_id: lens.clone(), ..(*m).clone() });
+                let of_session = lenses.entry(session.clone()).or_default();
+                if !of_session.contains(&lens) {
+                    of_session.push(lens);
                 }
             }
         }
-        self.stop_if(Step::VisitorMarks)?;
-        let (effects, starts) = self.write_sessions(id, facts, report).await?;
+        for lm in &lens_msgs {
+            deltas.add_batch(lm, &[]);
+        }
+        let lens_refs: Vec<&BatchMessage> = lens_msgs.iter().collect();
+        self.add_marks(id, &lens_refs, &mut deltas, report).await?;
+        // A segment has no live view.
+        deltas.docs.retain(|k, _| !(k.part == Part::Live && k.site_id.contains(shared::segment::LENS_SEP)));
+
         for (site, session, effect) in effects {
             deltas.add_effect(&site, &effect);
             if let Some(start) = starts.get(&session) {
                 deltas.add_effect_filtered(&site, start, &effect);
+            }
+            for lens in lenses.get(&session).into_iter().flatten() {
+                deltas.add_effect(lens, &effect);
             }
         }
         // One-click filters: each batch under its session's attribution, once the session's
@@ -373,6 +396,28 @@ impl Flusher {
         report.cost.round_trips += 1;
         report.cost.docs_written += 1;
         self.stop_if(Step::Done)
+    }
+
+    /// Step 3 for `msgs`: their visitor marks, and the new visitors they make in `deltas`.
+    async fn add_marks(
+        &self,
+        id: &FlushId,
+        msgs: &[&BatchMessage],
+        deltas: &mut FlushDeltas,
+        report: &mut FlushReport,
+    ) -> Result<(), StepError> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        for mark in self.new_marks(id, msgs, &mut report.cost).await? {
+            match mark {
+                NewMark::Visitor { site, day } => deltas.add_new_visitor(site, day),
+                NewMark::PageVisitor { site, buckets, path } => {
+                    buckets.into_iter().for_each(|b| deltas.add_page_visitor(site, buckets[0], b, &path))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The goals and funnels of the sites of `msgs`, deleted ones included (they still apply

@@ -69,9 +69,25 @@ async fn create(
 fn overlay_url(domain: &str, path: &str, token: &str) -> Result<String, ApiError> {
     let mut url = url::Url::parse(&format!("https://{domain}/"))
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("site domain {domain:?} makes no URL: {e}")))?;
-    url.set_path(path);
+    url.set_path(&encode_path(path));
     url.query_pairs_mut().append_pair("cp_overlay", token);
     Ok(url.into())
+}
+
+/// `path` written with only what RFC 3986 allows in a path: unreserved characters, sub-delims,
+/// `:`, `@`, `/` and escapes kept; every other byte (a `%` that starts no escape, `[`, `|`,
+/// a control or non-ASCII character) percent-encoded. A URL parser keeps some of those as they
+/// are, which makes the URL invalid.
+fn encode_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape_start =
+            b == b'%' && bytes.len() > i + 2 && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit();
+        let allowed = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) || escape_start;
+        if allowed { out.push(b as char) } else { out.push_str(&format!("%{b:02X}")) }
+    }
+    out
 }
 
 /// The answer to another origin's page: readable there, never cached.
@@ -119,6 +135,15 @@ mod tests {
         assert_eq!(
             overlay_url("example.com", "/caf\u{e9} menu/%41", "t").expect("url"),
             "https://example.com/caf%C3%A9%20menu/%41?cp_overlay=t"
+        );
+        assert_eq!(
+            overlay_url("example.com", "/100%/%F2%A7%8x/%", "t").expect("url"),
+            "https://example.com/100%25/%F2%A7%258x/%25?cp_overlay=t",
+            "a % that starts no escape is one"
+        );
+        assert_eq!(
+            overlay_url("example.com", "/a[W:]|^\\\r", "t").expect("url"),
+            "https://example.com/a%5BW:%5D%7C%5E%5C%0D?cp_overlay=t"
         );
     }
 }

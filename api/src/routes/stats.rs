@@ -83,6 +83,8 @@ pub struct StatsQuery {
     pub page: Option<String>,
     /// A one-click filter: (dimension, value).
     pub filter: Option<(String, String)>,
+    /// A saved segment's id.
+    pub segment: Option<String>,
 }
 
 /// Longest filter value, in characters.
@@ -123,7 +125,8 @@ impl StatsQuery {
         if filter.is_some() && page.is_some() {
             return Err(ApiError::InvalidRequest("filter: cannot be combined with page".into()));
         }
-        Ok(Self { range, compare, page, filter })
+        let segment = get("segment").filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(Self { range, compare, page, filter, segment })
     }
 }
 
@@ -132,10 +135,23 @@ pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Re
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let now_ms = state.clock.now_ms();
     let page = query.page.as_deref();
+    // A segment is read as a site of its own: its rollups are written under its lens id.
+    let segment = match &query.segment {
+        Some(id) => Some(
+            crate::routes::segments::live_segments(state, &site.id)
+                .await?
+                .into_iter()
+                .find(|s| s.id == *id)
+                .ok_or(ApiError::NotFound)?,
+        ),
+        None => None,
+    };
+    let read_site = segment.as_ref().map_or_else(|| site.id.clone(), |s| shared::segment::lens_site(&site.id, &s.id));
+    let read_site = &read_site;
     let load = |range: Range| async move {
         match &query.filter {
-            Some((dim, value)) => stats_store::load_filter(&state.db, &site.id, &range, tz, dim, value).await,
-            None => stats_store::load(&state.db, &site.id, &range, tz, page).await,
+            Some((dim, value)) => stats_store::load_filter(&state.db, read_site, &range, tz, dim, value).await,
+            None => stats_store::load(&state.db, read_site, &range, tz, page).await,
         }
     };
     let loaded = load(query.range.clone()).await?;
@@ -165,6 +181,8 @@ pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Re
     };
     let mut out = stats::assemble(meta, loaded.inputs, &goals);
     out.filter = query.filter.as_ref().map(|(d, v)| format!("{d}:{v}"));
+    out.segment = segment.as_ref().map(|s| s.id.clone());
+    out.backfilling = segment.as_ref().map(|s| s.backfilling);
     if query.compare {
         let previous = query.range.previous(tz);
         let before = load(previous).await?;
