@@ -8,7 +8,7 @@
 //! loadgen --api URL --ingest URL --distinct-keys 20000 --start-aggregator CMD
 //!         --aggregator-metrics URL      # rollup cost: 10 keys against N distinct keys a day
 //! loadgen --api URL --ingest URL --tenancy 1000 [--batches-per-site 5] [--busy-batches B]
-//!         [--batch-size small|1k] [--sites-per-account 100] --start-aggregator CMD
+//!         [--batch-size small|1k] [--sites-per-account 100] [--segments K] --start-aggregator CMD
 //!         --aggregator-metrics URL      # many sites against one busy site (tenancy.rs)
 //! ```
 //! Reports accepted batches/s, latency percentiles, refusals by status, freshness (time from a
@@ -48,6 +48,8 @@ struct Args {
     busy_batches: Option<u64>,
     batch_size: String,
     sites_per_account: u64,
+    /// Segments created on each site of a tenancy run, each matching every session.
+    segments: u64,
 }
 
 fn parse_args() -> anyhow::Result<Option<Args>> {
@@ -55,7 +57,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     let mut it = argv.get(1..).unwrap_or_default().iter();
     while let Some(k) = it.next() {
-        const KNOWN: [&str; 18] = [
+        const KNOWN: [&str; 19] = [
             "api",
             "ingest",
             "concurrency",
@@ -74,6 +76,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
             "busy-batches",
             "batch-size",
             "sites-per-account",
+            "segments",
         ];
         let Some(name) = k.strip_prefix("--").filter(|n| KNOWN.contains(n)) else {
             bail!("unknown argument {k:?}; options: --{}", KNOWN.join(", --"))
@@ -106,6 +109,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         busy_batches: map.get("busy-batches").map(|v| v.parse()).transpose().context("--busy-batches")?,
         batch_size: map.get("batch-size").cloned().unwrap_or_else(|| "small".into()),
         sites_per_account: num("sites-per-account", 100)?.max(1),
+        segments: num("segments", 0)?.min(10),
     }))
 }
 

@@ -255,6 +255,36 @@ async fn create_sites(ctx: &mut Ctx, label: &str, n: u64, per_account: u64) -> a
     Ok(sites)
 }
 
+/// Creates `k` segments on each site, each matching every session (an OS that is not
+/// `(none)`): the worst case of what segments cost, every batch counted k more times.
+async fn create_segments(ctx: &Ctx, sites: &[Site], k: u64) -> anyhow::Result<()> {
+    if k == 0 {
+        return Ok(());
+    }
+    let (http, api) = (&ctx.http, &ctx.api);
+    let made: Vec<anyhow::Result<Value>> = futures::stream::iter(sites.iter().flat_map(|s| (0..k).map(move |i| (s, i))))
+        .map(|(site, i)| async move {
+            let body =
+                json!({"name": format!("all {i}"), "filters": [{"dimension": "os", "op": "is_not", "value": "(none)"}]});
+            api_json(
+                http,
+                reqwest::Method::POST,
+                format!("{api}/api/sites/{}/segments", site.id),
+                Some(&ctx.tokens[site.account]),
+                Some(body),
+            )
+            .await
+            .with_context(|| format!("creating segment {i} of site {}", site.id))
+        })
+        .buffered(CREATE_CONCURRENCY)
+        .collect()
+        .await;
+    for m in made {
+        m?;
+    }
+    Ok(())
+}
+
 /// Waits until ingest knows every key. The probe is a batch from a crawler's User-Agent:
 /// ingest checks the key (401 while unknown), then answers 202 and publishes nothing.
 async fn wait_for_keys(ctx: &Ctx, sites: &[Site]) -> anyhow::Result<()> {
@@ -659,9 +689,10 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
     };
     let queries = args.stats_queries.max(1);
     println!(
-        "tenancy: one busy site with {busy_batches} batches, then {n} sites with {per_site} each ({} batches, {} sites per account at most); batches: {}; {} stats queries per timeframe and target; load {}",
+        "tenancy: one busy site with {busy_batches} batches, then {n} sites with {per_site} each ({} batches, {} sites per account at most, {} segments each, matching every session); batches: {}; {} stats queries per timeframe and target; load {}",
         n * per_site,
         args.sites_per_account,
+        args.segments,
         match shape {
             Shape::Small => "pageview + click (+ scroll every other)",
             Shape::Kilobyte => "~1 KB: pageview, scroll, 2 clicks, time",
@@ -672,6 +703,7 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
     );
 
     let busy = create_sites(&mut ctx, "busy", 1, 1).await?;
+    create_segments(&ctx, &busy, args.segments).await?;
     wait_for_keys(&ctx, &busy).await?;
     let one = phase(&ctx, "one busy site", &busy, busy_batches, 0, shape).await?;
     let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
@@ -681,6 +713,7 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
 
     let t0 = Instant::now();
     let many = create_sites(&mut ctx, "site", n, args.sites_per_account).await?;
+    create_segments(&ctx, &many, args.segments).await?;
     wait_for_keys(&ctx, &many).await?;
     println!("created {n} sites in {} accounts in {:.1} s", ctx.tokens.len() - 1, t0.elapsed().as_secs_f64());
     let all = phase(&ctx, &format!("{n} sites"), &many, per_site, busy_batches, shape).await?;
