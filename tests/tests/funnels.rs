@@ -241,3 +241,45 @@ async fn a_backfilled_funnel_and_goal_equal_those_that_existed_from_the_start() 
         (old_row["conversions"].clone(), old_row["rate"].clone())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_whose_aggregator_is_killed_finishes_in_the_next_one_and_counts_once() {
+    let mut stack = Stack::start().await;
+    let api = Api::new(&stack);
+    let tz = v2::noon_zone();
+    let t = api.tenant("example.com", &tz).await;
+    let past = PastWriter::new(&stack).await;
+    let site = PastSite { site_id: t.site_id.clone(), timezone: tz.clone(), domain: "example.com".into() };
+    let now = now_ms();
+    // Twelve sessions two days ago: all reach step 1, the even ones step 2, every fourth step 3.
+    let history: Vec<_> = (0..12_i64)
+        .map(|i| {
+            let p = id("page");
+            let mut events = vec![pageview(&p, &u("/"), "", true)];
+            if i % 2 == 0 {
+                events.push(click(&p, &u("/"), "button#cta", "Start"));
+            }
+            if i % 4 == 0 {
+                events.push(custom(&p, &u("/"), "Signup", json!({})));
+            }
+            site.msg(
+                &format!("sess_killed_{i}"),
+                &format!("k{i}"),
+                v2::local_noon_days_ago(now, &tz, 2) + i * 60_000,
+                events,
+            )
+        })
+        .collect();
+    past.write(&history).await;
+    let funnel = create_funnel(&api, &t, "Across a kill").await;
+    let fid = funnel["id"].as_str().expect("id");
+
+    // The aggregator dies while the job waits for the stream (or has just taken it), and
+    // another one starts: the job is taken again once its lease has run out.
+    stack.kill(cp_tests::stack::Proc::Aggregator);
+    assert_eq!(funnel_stats(&api, &t, fid, "timeframe=7d").await["backfilling"], true);
+    stack.start_proc(cp_tests::stack::Proc::Aggregator);
+    stack.wait_ready(cp_tests::stack::Proc::Aggregator).await;
+    wait_backfilled(&api, &t).await;
+    assert_eq!(sessions_per_step(&funnel_stats(&api, &t, fid, "timeframe=7d").await), vec![12, 6, 3]);
+}

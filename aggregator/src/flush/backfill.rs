@@ -390,9 +390,9 @@ impl Flusher {
             }),
         });
         let Some(item) = item else {
-            // Deleted, or never stored (the api failed between the two writes).
-            let stored_too_long = self.clock.now_ms() - job.cut_ms > LEASE.as_millis() as i64;
-            if config.is_some() || stored_too_long {
+            // Deleted, or never stored (the api failed between its two writes). Not before a
+            // lease has passed since the creation: the api may still be storing the item.
+            if self.clock.now_ms() - job.cut_ms > LEASE.as_millis() as i64 {
                 coll.delete_one(doc! {"_id": &job.id}).await?;
                 return Ok(Turn::Done);
             }
