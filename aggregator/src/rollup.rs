@@ -407,35 +407,39 @@ impl FlushDeltas {
         let b = buckets_of(msg);
         let site = msg.site_id.as_str();
         let values = start.filter_values();
+        // The batch's events summed first: one entry per value, whatever the batch holds.
+        let mut all = Counts::default();
+        let mut pages: Vec<String> = Vec::new();
         for ev in &msg.events {
-            let mut all = Counts::default();
-            let mut page = None;
             match &ev.kind {
                 EventKind::Pageview { new_session, .. } => {
-                    all.n = 1;
-                    all.ext[page_ext::ENTRIES] = u64::from(*new_session);
+                    all.n += 1;
+                    all.ext[page_ext::ENTRIES] += u64::from(*new_session);
                     // A session's visitor, once per session: what a filtered view calls
                     // visitors.
-                    all.ext[page_ext::VISITORS] = u64::from(*new_session);
-                    page = Some(urls::page_path(&ev.url));
+                    all.ext[page_ext::VISITORS] += u64::from(*new_session);
+                    pages.push(urls::page_path(&ev.url));
                 }
-                EventKind::Click { .. } => all.ext[page_ext::CLICKS] = 1,
+                EventKind::Click { .. } => all.ext[page_ext::CLICKS] += 1,
                 EventKind::Scroll { depth, prev } => {
-                    all.ext[page_ext::SCROLL_SUM] = u64::from(depth - prev);
+                    all.ext[page_ext::SCROLL_SUM] += u64::from(depth - prev);
                     for (slot, m) in MILESTONES.iter().enumerate() {
                         if prev < m && m <= depth {
-                            all.ext[page_ext::REACHED + slot] = 1;
+                            all.ext[page_ext::REACHED + slot] += 1;
                         }
                     }
                 }
-                EventKind::Time { seconds } => all.ext[page_ext::TIME_MS] = (seconds * 1000.0).round() as u64,
-                _ => continue,
+                EventKind::Time { seconds } => all.ext[page_ext::TIME_MS] += (seconds * 1000.0).round() as u64,
+                _ => {}
             }
-            for (dim, value) in &values {
-                self.top(site, b.stats(), Dim::Filter, &filter_key(dim, value, filter_kind::ALL, ""), all, None);
-                if let Some(path) = &page {
-                    self.top(site, b.stats(), Dim::Filter, &filter_key(dim, value, filter_kind::PAGE, path), one(1), None);
-                }
+        }
+        if all == Counts::default() {
+            return;
+        }
+        for (dim, value) in &values {
+            self.top(site, b.stats(), Dim::Filter, &filter_key(dim, value, filter_kind::ALL, ""), all, None);
+            for path in &pages {
+                self.top(site, b.stats(), Dim::Filter, &filter_key(dim, value, filter_kind::PAGE, path), one(1), None);
             }
         }
     }
