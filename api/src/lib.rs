@@ -11,11 +11,13 @@
 //! - [`quota`]: per-tenant limits (sites per account, key rotations per site).
 //! - [`share_links`]: share links as stored, found by their token's hash.
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
-//!   and reading the rollups.
+//!   and reading the rollups; [`experiment`]: the statistics of an A/B experiment (issue 22;
+//!   not served yet).
 
 pub mod attention;
 pub mod config;
 pub mod error;
+pub mod experiment;
 pub mod extractors;
 pub mod jobs;
 pub mod keys;
