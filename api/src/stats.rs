@@ -99,6 +99,62 @@ pub struct Variant {
     pub visits: i64,
     pub conversions: i64,
     pub rate: f64,
+    /// The Wilson 95 % interval of `rate` (v3).
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// The probability that this variant's true rate exceeds the control's; `null` for the
+    /// control (v3).
+    pub p_beat_control: Option<f64>,
+}
+
+/// `experiment` (v3): the control and how far the comparison can be trusted.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Experiment {
+    pub control: String,
+    /// The chi-square test's p-value that visits are split evenly across the variants.
+    pub sample_ratio_p: f64,
+    /// Every variant has at least 100 visits and 10 conversions.
+    pub enough_data: bool,
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// Fills each variant's interval and probability to beat the control, and returns the
+/// experiment: the control is `control` when it names a listed variant, else the variant named
+/// `A` or `control`, else the one with the most visits (the first listed). `(other)` (variants
+/// past the stored keys) takes no part. `None` without variants.
+pub fn experiment(variants: &mut [Variant], control: Option<&str>) -> Option<Experiment> {
+    let real = |v: &&mut Variant| v.variant != shared::rollup::toplist::OTHER;
+    let names: Vec<String> = variants.iter_mut().filter(real).map(|v| v.variant.clone()).collect();
+    let chosen = control
+        .filter(|c| names.iter().any(|n| n == c))
+        .map(str::to_string)
+        .or_else(|| names.iter().find(|n| *n == "A" || *n == "control").cloned())
+        .or_else(|| {
+            // Most visits first, ties by name: the list's own order.
+            names.first().cloned()
+        })?;
+    let of = |v: &Variant| (v.conversions.max(0) as u64, v.visits.max(0) as u64);
+    let control_counts = variants.iter().find(|v| v.variant == chosen).map(of)?;
+    let mut counts = Vec::new();
+    for v in variants.iter_mut() {
+        let (low, high) = crate::experiment::wilson(of(v).0, of(v).1);
+        (v.ci_low, v.ci_high) = (round4(low), round4(high));
+        let is_real = v.variant != shared::rollup::toplist::OTHER;
+        v.p_beat_control =
+            (is_real && v.variant != chosen).then(|| round4(crate::experiment::p_beat_control(control_counts, of(v))));
+        if is_real {
+            counts.push(of(v));
+        }
+    }
+    let visits: Vec<u64> = counts.iter().map(|c| c.1).collect();
+    Some(Experiment {
+        control: chosen,
+        sample_ratio_p: round4(crate::experiment::sample_ratio_p(&visits)),
+        enough_data: crate::experiment::enough_data(&counts),
+    })
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -149,6 +205,9 @@ pub struct Stats {
     pub top_campaigns: Vec<Campaign>,
     pub top_mediums: Vec<Campaign>,
     pub variants: Vec<Variant>,
+    /// With variants (v3): the control, the sample-ratio test and whether there is enough data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<Experiment>,
     pub top_events: Vec<CustomEvent>,
     pub top_devices: Vec<Audience>,
     pub top_browsers: Vec<Audience>,
@@ -246,7 +305,7 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
     let campaigns = |rows: Vec<TopRow>| {
         rows.into_iter().map(|t| Campaign { name: t.key, visits: t.count, conversions: t.conversions }).collect()
     };
-    Stats {
+    let mut stats = Stats {
         site_id: meta.site_id,
         timeframe: meta.timeframe,
         timezone: meta.timezone,
@@ -285,8 +344,12 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
                 variant: t.key,
                 visits: t.count,
                 conversions: t.conversions,
+                ci_low: 0.0,
+                ci_high: 0.0,
+                p_beat_control: None,
             })
             .collect(),
+        experiment: None,
         top_events: list(Dim::Event).into_iter().map(|t| CustomEvent { name: t.key, count: t.count }).collect(),
         top_devices: visits(list(Dim::Device)),
         top_browsers: visits(list(Dim::Browser)),
@@ -294,7 +357,9 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
         top_countries: list(Dim::Country).into_iter().map(|t| CountryVisits { country: t.key, visits: t.count }).collect(),
         previous: None,
         previous_series: None,
-    }
+    };
+    stats.experiment = experiment(&mut stats.variants, None);
+    stats
 }
 
 #[cfg(test)]
@@ -444,7 +509,12 @@ mod tests {
             "every live goal, in their order; deleted ones hidden"
         );
         assert_eq!(s.top_referrers[0], TopReferrer { source: "google.com".into(), visits: 5, conversions: 2 });
-        assert_eq!(s.variants[0], Variant { variant: "B".into(), visits: 3, conversions: 2, rate: 0.6667 });
+        let b = &s.variants[0];
+        assert_eq!((b.variant.as_str(), b.visits, b.conversions, b.rate), ("B", 3, 2, 0.6667));
+        // A is the control: it has no probability to beat itself.
+        assert_eq!((s.variants[1].variant.as_str(), s.variants[1].p_beat_control), ("A", None));
+        assert!(b.p_beat_control.is_some_and(|p| p > 0.5) && b.ci_low < b.rate && b.rate < b.ci_high);
+        assert_eq!(s.experiment.as_ref().map(|e| (e.control.as_str(), e.enough_data)), Some(("A", false)));
         assert_eq!(s.top_campaigns[0], Campaign { name: "spring_sale".into(), visits: 4, conversions: 2 });
         assert_eq!(s.top_countries[1], CountryVisits { country: "(unknown)".into(), visits: 3 });
     }

@@ -310,7 +310,11 @@ async fn converting_visit(engine: &str) {
     assert_eq!(s["top_referrers"], json!([{"source": "newsletter", "visits": 1, "conversions": 1}]), "{engine}");
     assert_eq!(s["top_campaigns"], json!([{"name": "spring_launch", "visits": 1, "conversions": 1}]), "{engine}");
     assert_eq!(s["top_mediums"], json!([{"name": "email", "visits": 1, "conversions": 1}]), "{engine}");
-    assert_eq!(s["variants"], json!([{"variant": "B", "visits": 1, "conversions": 1, "rate": 1.0}]), "{engine}");
+    assert_eq!(
+        s["variants"],
+        json!([{"variant": "B", "visits": 1, "conversions": 1, "rate": 1.0, "ci_low": 0.2065, "ci_high": 1.0, "p_beat_control": null}]),
+        "{engine}"
+    );
     let browser_name = if engine == "firefox" { "Firefox" } else { "Chrome" };
     assert_eq!(
         [&s["top_devices"], &s["top_browsers"], &s["top_os"], &s["top_countries"]],

@@ -216,7 +216,7 @@ async fn conversions_rates_and_first_pageview_attribution_are_exact_for_a_script
         ]),
         "goals in creation order: {s}"
     );
-    let cases: [(&str, Value); 8] = [
+    let cases: [(&str, Value); 9] = [
         (
             "top_referrers",
             json!([
@@ -247,10 +247,13 @@ async fn conversions_rates_and_first_pageview_attribution_are_exact_for_a_script
         (
             "variants",
             json!([
-                {"variant": "A", "visits": 4, "conversions": 2, "rate": 0.5},
-                {"variant": "B", "visits": 3, "conversions": 3, "rate": 1.0},
+                {"variant": "A", "visits": 4, "conversions": 2, "rate": 0.5, "ci_low": 0.15, "ci_high": 0.85, "p_beat_control": null},
+                {"variant": "B", "visits": 3, "conversions": 3, "rate": 1.0, "ci_low": 0.4385, "ci_high": 1.0, "p_beat_control": 0.881},
             ]),
         ),
+        // Values from SciPy: Wilson intervals, the integral of B's posterior density times A's
+        // posterior CDF, and the chi-square test of a 4 / 3 split.
+        ("experiment", json!({"control": "A", "sample_ratio_p": 0.7055, "enough_data": false})),
         (
             "top_events",
             json!([
@@ -488,7 +491,10 @@ async fn a_session_converting_on_two_days_counts_on_each_and_the_range_adds_the_
         ("top_campaigns", json!([{"name": "spring", "visits": 1, "conversions": 2}])),
         ("top_mediums", json!([{"name": "email", "visits": 1, "conversions": 2}])),
         // The contract's rate is conversions / visits, days added up: 2 / 1.
-        ("variants", json!([{"variant": "B", "visits": 1, "conversions": 2, "rate": 2.0}])),
+        (
+            "variants",
+            json!([{"variant": "B", "visits": 1, "conversions": 2, "rate": 2.0, "ci_low": 0.2065, "ci_high": 1.0, "p_beat_control": null}]),
+        ),
         (
             "top_referrers",
             json!([
@@ -590,7 +596,7 @@ async fn a_conversion_that_arrives_before_the_first_pageview_counts_for_the_entr
         );
         assert_eq!(
             s["variants"],
-            json!([{"variant": "B", "visits": 1, "conversions": 1, "rate": 1.0}]),
+            json!([{"variant": "B", "visits": 1, "conversions": 1, "rate": 1.0, "ci_low": 0.2065, "ci_high": 1.0, "p_beat_control": null}]),
             "case {query}: variants"
         );
         assert_eq!(

@@ -419,7 +419,10 @@ async fn page_filter_restricts_the_summary_series_and_every_list_to_the_page() {
         ),
         ("top_campaigns", json!([{"name": "spring", "visits": 1, "conversions": 1}])),
         ("top_mediums", json!([])),
-        ("variants", json!([{"variant": "A", "visits": 1, "conversions": 1, "rate": 1.0}])),
+        (
+            "variants",
+            json!([{"variant": "A", "visits": 1, "conversions": 1, "rate": 1.0, "ci_low": 0.2065, "ci_high": 1.0, "p_beat_control": null}]),
+        ),
         (
             "top_clicks",
             json!([{"selector": "button#buy", "text": "Buy", "clicks": 1}, {"selector": "button#cta", "text": "Start", "clicks": 1}]),

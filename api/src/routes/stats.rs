@@ -85,6 +85,8 @@ pub struct StatsQuery {
     pub filter: Option<(String, String)>,
     /// A saved segment's id.
     pub segment: Option<String>,
+    /// The experiment's control variant (`?control=NAME`).
+    pub control: Option<String>,
 }
 
 /// Longest filter value, in characters.
@@ -126,7 +128,8 @@ impl StatsQuery {
             return Err(ApiError::InvalidRequest("filter: cannot be combined with page".into()));
         }
         let segment = get("segment").filter(|s| !s.is_empty()).map(str::to_string);
-        Ok(Self { range, compare, page, filter, segment })
+        let control = get("control").filter(|c| !c.is_empty()).map(str::to_string);
+        Ok(Self { range, compare, page, filter, segment, control })
     }
 }
 
@@ -182,6 +185,9 @@ pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Re
     let mut out = stats::assemble(meta, loaded.inputs, &goals);
     out.filter = query.filter.as_ref().map(|(d, v)| format!("{d}:{v}"));
     out.segment = segment.as_ref().map(|s| s.id.clone());
+    if query.control.is_some() {
+        out.experiment = stats::experiment(&mut out.variants, query.control.as_deref());
+    }
     out.backfilling = segment.as_ref().map(|s| s.backfilling);
     if query.compare {
         let previous = query.range.previous(tz);
