@@ -283,3 +283,36 @@ async fn a_backfill_whose_aggregator_is_killed_finishes_in_the_next_one_and_coun
     wait_backfilled(&api, &t).await;
     assert_eq!(sessions_per_step(&funnel_stats(&api, &t, fid, "timeframe=7d").await), vec![12, 6, 3]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_funnel_and_segment_creations_racing_on_one_site_leave_exactly_ten_of_each() {
+    let stack = Stack::start().await;
+    let api = Api::new(&stack);
+    let t = api.tenant("example.com", "UTC").await;
+    for (what, body, code) in [
+        ("funnels", json!({"name": "F", "steps": steps()}), "invalid_funnel"),
+        (
+            "segments",
+            json!({"name": "S", "filters": [{"dimension": "source", "op": "is", "value": "x"}]}),
+            "invalid_segment",
+        ),
+    ] {
+        let path = format!("/api/sites/{}/{what}", t.site_id);
+        let requests = (0..40).map(|_| {
+            let (api, path, token, body) = (api.clone(), path.clone(), t.token.clone(), body.clone());
+            tokio::spawn(async move { api.post(&path, Some(&token), &body).await })
+        });
+        let mut created = 0;
+        for r in futures::future::join_all(requests).await {
+            let (status, body) = r.expect("request task");
+            match status {
+                StatusCode::CREATED => created += 1,
+                StatusCode::BAD_REQUEST => assert_eq!(body["error"], code, "{body}"),
+                other => panic!("a racing create answered {other}: {body}"),
+            }
+        }
+        assert_eq!(created, 10, "{what}: exactly the limit is created");
+        let (_, list) = api.get(&path, Some(&t.token)).await;
+        assert_eq!(list.as_array().map(Vec::len), Some(10), "{what}");
+    }
+}
