@@ -3,7 +3,8 @@
 // tests/tests/browser_dashboard_v2.rs starts the fake api, runs each scenario and asserts on
 // the report.
 //   node tests/browser/dashboard_v2.mjs <scenario> <fake-api-url> <screenshot-dir>
-// Scenarios: figures, goals, filter, range, export, share, live, states, screens, account.
+// Scenarios: figures, goals, filter, range, export, share, live, states, screens, account,
+// attention, funnels, segments, rowFilter.
 import { launch, newContext, isPageError, chartsWithinWindow } from './launch.mjs';
 import { IMG, SCRIPT } from './payloads.mjs';
 import fs from 'node:fs';
@@ -163,6 +164,8 @@ const scenarios = {
     await page.press('#goal-match', 'Enter');
     await page.waitForFunction(() => document.querySelectorAll('#goal-list tr').length === 5);
     out.afterCreate = await list();
+    // A new goal is backfilled: its row says so.
+    out.newGoalBackfill = await page.evaluate(() => [...document.querySelectorAll('#goal-list tr')].map((tr) => (tr.querySelector('.backfill') || {}).textContent || ''));
     out.posts = out.requests.filter((r) => r.method === 'POST' && r.path === '/api/sites/site-v2/goals').map((r) => JSON.parse(r.body));
     // The stats were reloaded: the new goals are in the goals table.
     await page.waitForFunction(() => document.querySelectorAll('#t-goals tr').length === 5);
@@ -530,7 +533,7 @@ const scenarios = {
 
     // Tab through the page: every stop is a control, and the filter rows are among them.
     const stops = [];
-    for (let i = 0; i < 80; i++) {
+    for (let i = 0; i < 200; i++) {
       await page.keyboard.press('Tab');
       stops.push(await page.evaluate(() => {
         const e = document.activeElement;
@@ -557,6 +560,229 @@ const scenarios = {
     out.share375 = await overflow(shared);
   },
 };
+
+// Issue 21: funnels, segments and one-click filters.
+Object.assign(scenarios, {
+  // The chart of a funnel over the range, another funnel still backfilling, the editor's
+  // refusals next to the step they name, a new funnel, and deleting one.
+  async funnels() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', false);
+    await page.waitForFunction(() => document.querySelectorAll('#funnel-chart .funnel-step').length === 3);
+    const chart = () => page.evaluate(() => ({
+      steps: [...document.querySelectorAll('#funnel-chart .funnel-step')].map((li) => {
+        const t = (sel) => { const e = li.querySelector(sel); return e ? e.textContent : null; };
+        return { no: t('.step-no'), kind: t('.step-kind'), match: t('.step-match'), sessions: t('.step-sessions'), prev: t('.step-prev'), start: t('.step-start'), drop: t('.step-drop'), share: li.querySelector('.step-bar').style.getPropertyValue('--share') };
+      }),
+      label: document.querySelector('#funnel-chart ol').getAttribute('aria-label'),
+      backfill: document.getElementById('funnel-backfill').hidden ? null : document.getElementById('funnel-backfill').textContent.replace(/\s+/g, ' ').trim(),
+      chosen: document.getElementById('funnel-select').value,
+      options: [...document.querySelectorAll('#funnel-select option')].map((o) => o.textContent),
+    }));
+    const list = () => page.evaluate(() => [...document.querySelectorAll('#funnel-list tr')].map((tr) => [...tr.children].map((td) => td.textContent)));
+    const funnelCalls = () => out.requests.filter((r) => /^\/api\/stats\/site-v2\/funnels\//.test(r.path)).map((r) => r.path + '?' + r.query);
+    out.first = await chart();
+    out.list = await list();
+    // The chart follows the range.
+    await page.click('[data-tf="30d"]');
+    await page.waitForFunction(() => window.cpDashboard.stats.timeframe === '30d');
+    await page.waitForFunction(() => document.querySelectorAll('#funnel-chart .funnel-step').length === 3);
+    out.callsAfter30d = funnelCalls();
+    // A funnel still counting past data, with hostile strings.
+    await page.selectOption('#funnel-select', 'funnel-2');
+    await page.waitForFunction(() => document.querySelectorAll('#funnel-chart .funnel-step').length === 2);
+    out.second = await chart();
+    out.secondView = await read(page);
+
+    const errors = () => page.evaluate(() => ({
+      name: document.getElementById('funnel-name-error').textContent,
+      steps: [...document.querySelectorAll('#funnel-steps .field-error')].map((p) => p.textContent),
+      form: document.getElementById('funnel-form-error').textContent,
+      focused: document.activeElement.id,
+      invalid: [...document.querySelectorAll('#funnel-form [aria-invalid="true"]')].map((e) => e.id),
+    }));
+    const posts = () => out.requests.filter((r) => r.method === 'POST' && r.path === '/api/sites/site-v2/funnels').length;
+    // Refused in the page: no name, an empty match.
+    await page.fill('#funnel-step-0-match', '/');
+    await page.click('#funnel-save');
+    out.inline = await errors();
+    out.postsAfterInline = await posts();
+    // Refused by the api: the message goes to the step it names.
+    await page.fill('#funnel-name', 'Trial funnel');
+    await page.fill('#funnel-step-1-match', 'pricing');
+    await page.click('#funnel-save');
+    await page.waitForFunction(() => document.getElementById('funnel-step-1-error').textContent !== '');
+    out.refused = await errors();
+    await page.setViewportSize({ width: 375, height: 812 });
+    await page.locator('#funnels').screenshot({ path: `${shots}/funnels-375.png` });
+    out.funnels375 = await overflow(page);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // Fixed, with a third step: created, chosen, counting past data.
+    await page.fill('#funnel-step-1-match', '/pricing');
+    await page.click('#funnel-add-step');
+    out.focusAfterAdd = await page.evaluate(() => document.activeElement.id);
+    await page.selectOption('#funnel-step-2-kind', 'event');
+    await page.fill('#funnel-step-2-match', 'Trial started');
+    await page.click('#funnel-save');
+    await page.waitForFunction(() => document.querySelectorAll('#funnel-list tr').length === 3 && document.getElementById('funnel-select').value === 'funnel-3');
+    await page.waitForFunction(() => document.querySelectorAll('#funnel-chart .funnel-step').length === 3 && !document.getElementById('funnel-backfill').hidden);
+    out.created = { chart: await chart(), list: await list(), errors: await errors(), name: await page.inputValue('#funnel-name'), rows: await page.evaluate(() => document.querySelectorAll('#funnel-steps li').length) };
+    out.posts = out.requests.filter((r) => r.method === 'POST' && r.path === '/api/sites/site-v2/funnels').map((r) => JSON.parse(r.body));
+    // Deleted after the confirmation.
+    await page.click('#funnel-list tr:nth-child(2) button');
+    await page.waitForFunction(() => document.querySelectorAll('#funnel-list tr').length === 2);
+    out.afterDelete = await list();
+    out.deletes = out.requests.filter((r) => r.method === 'DELETE').map((r) => r.path);
+    out.end = await read(page);
+  },
+
+  // The segment picker: every stats call, the URL and history carry `segment=`; the chip names
+  // it; the editor refuses next to the condition named and creates; deleting the segment shown
+  // goes back to all visitors.
+  async segments() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', true);
+    await page.waitForFunction(() => !document.getElementById('segment-picker').hidden && document.querySelectorAll('#segment-select option').length === 3);
+    const picker = () => page.evaluate(() => ({
+      options: [...document.querySelectorAll('#segment-select option')].map((o) => [o.value, o.textContent]),
+      value: document.getElementById('segment-select').value,
+      chip: !document.getElementById('segment-bar').hidden,
+      name: document.getElementById('segment-chip-name').textContent,
+      backfill: !document.getElementById('segment-chip-backfill').hidden,
+    }));
+    out.initial = await picker();
+    let n = statsCalls().length;
+    await page.selectOption('#segment-select', 'seg-1');
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '3.2k');
+    await rendered(page, 'site-v2', true);
+    out.chosen = { picker: await picker(), read: await read(page), calls: statsCalls().slice(n).map((r) => r.query) };
+    n = statsCalls().length;
+    await page.click('[data-tf="30d"]');
+    await page.waitForFunction(() => window.cpDashboard.stats.timeframe === '30d');
+    await rendered(page, 'site-v2', true);
+    out.month = { url: (await read(page)).url, calls: statsCalls().slice(n).map((r) => r.query), picker: await picker() };
+    await page.goBack();
+    await page.waitForFunction(() => document.querySelector('[data-tf="7d"]').getAttribute('aria-pressed') === 'true');
+    await rendered(page, 'site-v2', true);
+    out.back1 = { url: (await read(page)).url, picker: await picker() };
+    n = statsCalls().length;
+    await page.goBack();
+    await page.waitForFunction(() => document.getElementById('segment-bar').hidden && document.getElementById('c-pageviews').textContent === '12.3k');
+    out.back2 = { url: (await read(page)).url, picker: await picker(), calls: statsCalls().slice(n).map((r) => r.query) };
+    // A hostile name, still counting past data; the chip's button goes back to all visitors.
+    await page.selectOption('#segment-select', 'seg-2');
+    await page.waitForFunction(() => !document.getElementById('segment-chip-backfill').hidden);
+    out.hostile = { picker: await picker(), read: await read(page) };
+    await page.click('#segment-clear');
+    await page.waitForFunction(() => document.getElementById('segment-bar').hidden && document.getElementById('c-pageviews').textContent === '12.3k');
+    out.cleared = { url: (await read(page)).url, picker: await picker(), focused: await page.evaluate(() => document.activeElement.id) };
+
+    // The editor.
+    const errors = () => page.evaluate(() => ({
+      name: document.getElementById('segment-name-error').textContent,
+      conditions: [...document.querySelectorAll('#segment-conditions .field-error')].map((p) => p.textContent),
+      form: document.getElementById('segment-form-error').textContent,
+      focused: document.activeElement.id,
+      invalid: [...document.querySelectorAll('#segment-form [aria-invalid="true"]')].map((e) => e.id),
+    }));
+    const list = () => page.evaluate(() => [...document.querySelectorAll('#segment-list tr')].map((tr) => [...tr.children].map((td) => td.textContent)));
+    out.list = await list();
+    await page.fill('#segment-name', 'Germany');
+    await page.selectOption('#segment-condition-0-dimension', 'country');
+    await page.fill('#segment-condition-0-value', 'Germany');
+    await page.click('#segment-save');
+    await page.waitForFunction(() => document.getElementById('segment-condition-0-error').textContent !== '');
+    out.refused = await errors();
+    await page.fill('#segment-condition-0-value', 'DE');
+    await page.click('#segment-add-condition');
+    await page.selectOption('#segment-condition-1-dimension', 'device');
+    await page.selectOption('#segment-condition-1-op', 'is_not');
+    await page.fill('#segment-condition-1-value', 'mobile');
+    await page.click('#segment-save');
+    await page.waitForFunction(() => document.querySelectorAll('#segment-list tr').length === 3);
+    out.created = { list: await list(), picker: await picker(), errors: await errors(), status: await page.textContent('#segment-status') };
+    out.posts = out.requests.filter((r) => r.method === 'POST' && r.path === '/api/sites/site-v2/segments').map((r) => JSON.parse(r.body));
+    // Deleting the segment on screen shows all visitors again.
+    await page.selectOption('#segment-select', 'seg-3');
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '3.2k');
+    await page.click('#segment-list tr:nth-child(3) button');
+    await page.waitForFunction(() => document.querySelectorAll('#segment-list tr').length === 2 && document.getElementById('segment-bar').hidden);
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '12.3k');
+    out.afterDelete = { url: (await read(page)).url, picker: await picker(), list: await list() };
+    out.deletes = out.requests.filter((r) => r.method === 'DELETE').map((r) => r.path);
+    out.end = await read(page);
+  },
+
+  // Clicking a row of an attribution table filters by its value: calls, URL, chip, history;
+  // a page filter and a one-click filter replace each other.
+  async rowFilter() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', true);
+    const mark = () => statsCalls().length;
+    const since = (n) => statsCalls().slice(n).map((r) => r.query);
+    const chip = () => page.evaluate(() => ({
+      shown: !document.getElementById('filter-bar').hidden,
+      label: document.getElementById('filter-label').textContent,
+      value: document.getElementById('filter-value').textContent,
+      clear: document.getElementById('filter-clear').getAttribute('aria-label'),
+      note: document.getElementById('filter-note').hidden ? null : document.getElementById('filter-note').textContent,
+      clicksChart: !document.getElementById('clicks-chart').closest('[hidden]'),
+    }));
+    out.otherRowButtons = await page.evaluate(() => document.querySelectorAll('#t-referrers tr:last-child button').length);
+    let n = mark();
+    await page.click('#t-referrers button:text-is("google.com")');
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '4.6k');
+    await rendered(page, 'site-v2', true);
+    out.source = { read: await read(page), chip: await chip(), focused: await page.evaluate(() => document.activeElement.id), calls: since(n) };
+    n = mark();
+    await page.click('[data-tf="30d"]');
+    await page.waitForFunction(() => window.cpDashboard.stats.timeframe === '30d');
+    await rendered(page, 'site-v2', true);
+    out.month = { url: (await read(page)).url, calls: since(n) };
+    // A top page replaces the filter (the api takes one or the other).
+    n = mark();
+    await page.click('#t-pages button:text-is("/pricing")');
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '2.3k');
+    out.page = { read: await read(page), chip: await chip(), calls: since(n) };
+    // Back: the source filter again; back: 7 days, still filtered; back: unfiltered.
+    await page.goBack();
+    await page.waitForFunction(() => document.getElementById('c-pageviews').textContent === '4.6k');
+    out.back1 = { url: (await read(page)).url, chip: await chip() };
+    await page.goBack();
+    await page.waitForFunction(() => document.querySelector('[data-tf="7d"]').getAttribute('aria-pressed') === 'true');
+    await rendered(page, 'site-v2', true);
+    out.back2 = { url: (await read(page)).url, chip: await chip() };
+    n = mark();
+    await page.goBack();
+    await page.waitForFunction(() => document.getElementById('filter-bar').hidden && document.getElementById('c-pageviews').textContent === '12.3k');
+    out.back3 = { read: await read(page), chip: await chip(), calls: since(n) };
+    // A country from the keyboard, then a device: the value is the api's, not the label.
+    await page.focus('#t-countries tr:nth-child(1) button');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => /filter=country/.test(location.search) && document.getElementById('c-pageviews').textContent === '4.6k');
+    out.country = { url: (await read(page)).url, chip: await chip() };
+    await page.click('#filter-clear');
+    await page.waitForFunction(() => document.getElementById('filter-bar').hidden && document.getElementById('c-pageviews').textContent === '12.3k');
+    await page.click('#t-devices button:text-is("Desktop")');
+    await page.waitForFunction(() => /filter=device/.test(location.search) && document.getElementById('c-pageviews').textContent === '4.6k');
+    out.device = { url: (await read(page)).url, chip: await chip() };
+    // A hostile campaign: encoded, shown as text, inert; the URL reopens the same view.
+    await page.click('#filter-clear');
+    await page.waitForFunction(() => document.getElementById('filter-bar').hidden && document.getElementById('c-pageviews').textContent === '12.3k');
+    await page.click('#t-campaigns tr:nth-child(3) button');
+    await page.waitForFunction(() => /filter=campaign/.test(location.search) && document.getElementById('c-pageviews').textContent === '4.6k');
+    out.hostile = { read: await read(page), chip: await chip(), query: statsCalls().filter((r) => r.query.includes('compare')).slice(-1)[0].query };
+    await page.setViewportSize({ width: 375, height: 812 });
+    await chartsWithinWindow(page);
+    await page.screenshot({ path: `${shots}/row-filter-375.png`, fullPage: true });
+    out.filtered375 = await overflow(page);
+    const again = watch(await context.newPage());
+    await again.goto(`${api}${out.hostile.read.url}`);
+    await rendered(again, 'site-v2', false);
+    await again.waitForFunction(() => document.getElementById('c-pageviews').textContent === '4.6k');
+    out.reopened = { read: await read(again), chip: await (async () => again.evaluate(() => document.getElementById('filter-value').textContent))() };
+  },
+});
 
 // Whether the page scrolls sideways, and what sticks out.
 function overflow(page) {

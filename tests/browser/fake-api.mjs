@@ -12,6 +12,11 @@
 // `owner@example.com` with the password `correct horse 1`. Logging in issues another token;
 // logging out or changing the password ends every token the owner holds (contract v3).
 //
+// Issue 21: funnels (`funnel-1` with exact figures, `funnel-2` with hostile strings and still
+// backfilling), segments (`seg-1`, and `seg-2` with a hostile name, still backfilling) and
+// one-click filters (`filter=dimension:value`: summary, series, goals and top pages only; the
+// other lists empty; refused with `page`). Goals created here are backfilling.
+//
 // Test controls (no auth): POST /__fake/realtime {visitors_5m}, POST /__fake/fail {stats: n}
 // (the next n stats calls answer 500), POST /__fake/delay {ms} (stats answer after ms).
 import http from 'node:http';
@@ -36,9 +41,22 @@ const sites = [
   { id: 'site-v1', name: 'Legacy site', domain: 'legacy.example', timezone: 'UTC', api_key: 'cp_live_LEGACYKEY0123456789abcd', created_at: '2025-06-01T10:00:00Z' },
 ];
 let goals = [
-  { id: 'goal-1', name: 'Signup ' + IMG, kind: 'event', match: 'Signup', created_at: '2026-02-01T09:00:00Z' },
-  { id: 'goal-2', name: 'Thank-you page', kind: 'pageview', match: '/thank-you*', created_at: '2026-02-02T09:00:00Z' },
+  { id: 'goal-1', name: 'Signup ' + IMG, kind: 'event', match: 'Signup', created_at: '2026-02-01T09:00:00Z', backfilling: false },
+  { id: 'goal-2', name: 'Thank-you page', kind: 'pageview', match: '/thank-you*', created_at: '2026-02-02T09:00:00Z', backfilling: false },
 ];
+let funnels = [
+  { id: 'funnel-1', name: 'Signup funnel', steps: [{ kind: 'pageview', match: '/' }, { kind: 'pageview', match: '/pricing' }, { kind: 'event', match: 'Signup' }], created_at: '2026-02-03T09:00:00Z', backfilling: false },
+  { id: 'funnel-2', name: 'Checkout ' + IMG, steps: [{ kind: 'click', match: SCRIPT }, { kind: 'pageview', match: '/' + IMG }], created_at: '2026-02-04T09:00:00Z', backfilling: true },
+];
+let funnelSeq = 3;
+// Sessions that reached each step of a funnel over any range.
+const FUNNEL_SESSIONS = { 'funnel-1': [4000, 1200, 300], 'funnel-2': [80, 20] };
+let segments = [
+  { id: 'seg-1', name: 'Email visitors', filters: [{ dimension: 'medium', op: 'is', value: 'email' }], created_at: '2026-02-05T09:00:00Z', backfilling: false },
+  { id: 'seg-2', name: 'Hostile ' + SCRIPT, filters: [{ dimension: 'source', op: 'contains', value: IMG }], created_at: '2026-02-06T09:00:00Z', backfilling: true },
+];
+let segmentSeq = 3;
+const DIMENSIONS = ['source', 'campaign', 'medium', 'variant', 'country', 'device', 'browser', 'os', 'entry_page'];
 let goalSeq = 3;
 const GOAL_FIGURES = { 'goal-1': { conversions: 200, rate: 0.0476 }, 'goal-2': { conversions: 150, rate: 0.0357 } };
 // token -> site id; a known token for tests that open the shared page directly.
@@ -83,6 +101,15 @@ const SUMMARY = {
 SUMMARY['/' + IMG] = {
   now: { pageviews: 1200, visitors: 400, sessions: 300, clicks: 40, avg_scroll_depth: 20, avg_time_seconds: 12, conversions: 3, conversion_rate: 0.01, bounce_rate: 0.8 },
   before: { pageviews: 0, visitors: 0, sessions: 0, clicks: 0, avg_scroll_depth: 0, avg_time_seconds: 0, conversions: 0, conversion_rate: 0, bounce_rate: 0 },
+};
+// A segment's sessions, and a one-click filter's, whatever the segment or value.
+SUMMARY.segment = {
+  now: { pageviews: 3210, visitors: 900, sessions: 1000, clicks: 250, avg_scroll_depth: 60, avg_time_seconds: 90, conversions: 120, conversion_rate: 0.12, bounce_rate: 0.3 },
+  before: { pageviews: 3000, visitors: 900, sessions: 1000, clicks: 250, avg_scroll_depth: 60, avg_time_seconds: 90, conversions: 100, conversion_rate: 0.1, bounce_rate: 0.3 },
+};
+SUMMARY.filter = {
+  now: { pageviews: 4567, visitors: 1400, sessions: 1500, clicks: 310, avg_scroll_depth: 50, avg_time_seconds: 100, conversions: 140, conversion_rate: 0.0933, bounce_rate: 0.35 },
+  before: { pageviews: 4000, visitors: 1400, sessions: 1500, clicks: 300, avg_scroll_depth: 50, avg_time_seconds: 100, conversions: 120, conversion_rate: 0.08, bounce_rate: 0.35 },
 };
 const ZERO = { pageviews: 0, visitors: 0, sessions: 0, clicks: 0, avg_scroll_depth: 0, avg_time_seconds: 0, conversions: 0, conversion_rate: 0, bounce_rate: 0 };
 const V1_KEYS = ['pageviews', 'visitors', 'sessions', 'clicks', 'avg_scroll_depth', 'avg_time_seconds'];
@@ -169,7 +196,16 @@ function stats(site, q) {
   const r = range(q, site.timezone);
   if (!r) return [400, { error: 'invalid_timeframe', message: 'timeframe must be 24h, 7d, 30d or 90d, or from/to a valid range of at most 366 days' }];
   const page = q.get('page') || '';
-  const fig = page ? SUMMARY[page] || { now: ZERO, before: ZERO } : SUMMARY.all;
+  const filter = q.get('filter') || '';
+  const segmentId = q.get('segment') || '';
+  if (filter) {
+    const at = filter.indexOf(':');
+    if (at <= 0 || !DIMENSIONS.includes(filter.slice(0, at)) || at === filter.length - 1) return [400, { error: 'invalid_request', message: 'filter: must be dimension:value' }];
+    if (page) return [400, { error: 'invalid_request', message: 'filter: cannot be combined with page' }];
+  }
+  const segment = segmentId ? segments.find((x) => x.id === segmentId) : null;
+  if (segmentId && (!segment || site.id !== 'site-v2')) return [404, { error: 'not_found', message: 'not found' }];
+  const fig = filter ? SUMMARY.filter : page ? SUMMARY[page] || { now: ZERO, before: ZERO } : segment ? SUMMARY.segment : SUMMARY.all;
   const scale = page ? fig.now.pageviews / SUMMARY.all.now.pageviews : 1;
   const body = {
     site_id: site.id, timeframe: r.timeframe, timezone: site.timezone, from: r.from, to: r.to, granularity: r.hourly ? 'hour' : 'day',
@@ -179,6 +215,19 @@ function stats(site, q) {
   };
   Object.assign(body, lists(page));
   body.goals = goals.map((g) => Object.assign({ id: g.id, name: g.name }, page ? { conversions: 0, rate: 0 } : GOAL_FIGURES[g.id] || { conversions: 0, rate: 0 }));
+  if (segment) {
+    Object.keys(body).filter((k) => /^top_|^variants$/.test(k)).forEach((k) => { body[k] = body[k].map((x) => scaleRow(x, 0.25)); });
+    body.segment = segment.id;
+    body.backfilling = segment.backfilling;
+  }
+  if (filter) {
+    // The api answers summary, series, goals and top pages of the filtered sessions; the other
+    // lists come back empty.
+    ['top_clicks', 'top_referrers', 'top_campaigns', 'top_mediums', 'variants', 'top_events', 'top_devices', 'top_browsers', 'top_os', 'top_countries']
+      .forEach((k) => { body[k] = []; });
+    body.top_pages = [{ path: '/', pageviews: 3000 }, { path: '/pricing', pageviews: 1567 }];
+    body.filter = filter;
+  }
   if (q.get('compare') === 'previous') body.previous = Object.assign({}, fig.before);
   if (site.id === 'site-v1') {
     // The api before v2: v1 fields only.
@@ -211,6 +260,45 @@ function csv(site, q) {
   const lines = ['start,pageviews,visitors,sessions,clicks,conversions'];
   body.series.forEach((p) => lines.push([p.start, p.pageviews, p.visitors, p.sessions, p.clicks, p.conversions].join(',')));
   return [200, lines.join('\n') + '\n', `convertpulse-${site.domain}-${body.from}-${body.to}.csv`];
+}
+
+function funnelStats(f, q, tz) {
+  const r = range(q, tz);
+  if (!r) return [400, { error: 'invalid_timeframe', message: 'timeframe must be 24h, 7d, 30d or 90d, or from/to a valid range of at most 366 days' }];
+  const sessions = FUNNEL_SESSIONS[f.id] || f.steps.map(() => 0);
+  const rate = (a, b) => (b > 0 ? Math.round(a / b * 10000) / 10000 : 0);
+  return [200, {
+    id: f.id, name: f.name, backfilling: f.backfilling,
+    steps: f.steps.map((s, i) => ({ kind: s.kind, match: s.match, sessions: sessions[i], rate_from_previous: i ? rate(sessions[i], sessions[i - 1]) : rate(sessions[0], sessions[0]), rate_from_start: rate(sessions[i], sessions[0]) })),
+  }];
+}
+
+// Field names first, as the api's invalid_funnel and invalid_segment messages.
+function validateFunnel(b) {
+  if (!b || typeof b !== 'object') return 'name: the body must be a JSON object';
+  if (typeof b.name !== 'string' || !b.name.trim() || b.name.length > 100) return 'name: must be 1 to 100 characters';
+  if (!Array.isArray(b.steps)) return 'steps: must be a list of steps';
+  if (b.steps.length < 2 || b.steps.length > 8) return `steps: must hold 2 to 8 steps, not ${b.steps.length}`;
+  for (let i = 0; i < b.steps.length; i++) {
+    const st = b.steps[i];
+    if (!['pageview', 'click', 'event'].includes(st && st.kind)) return `steps[${i}].kind: must be one of pageview, click, event`;
+    if (typeof st.match !== 'string' || !st.match.trim()) return `steps[${i}].match: must not be empty`;
+    if (st.kind === 'pageview' && !/^\s*[/*]/.test(st.match)) return `steps[${i}].match: must be a path starting with '/', '*' matching any run of characters`;
+  }
+  return null;
+}
+function validateSegment(b) {
+  if (!b || typeof b !== 'object') return 'name: the body must be a JSON object';
+  if (typeof b.name !== 'string' || !b.name.trim() || b.name.length > 100) return 'name: must be 1 to 100 characters';
+  if (!Array.isArray(b.filters) || b.filters.length < 1 || b.filters.length > 5) return 'filters: must hold 1 to 5 conditions';
+  for (let i = 0; i < b.filters.length; i++) {
+    const f = b.filters[i];
+    if (!DIMENSIONS.includes(f && f.dimension)) return `filters[${i}].dimension: must be one of ${DIMENSIONS.join(', ')}`;
+    if (!['is', 'is_not', 'contains'].includes(f.op)) return `filters[${i}].op: must be one of is, is_not, contains`;
+    if (typeof f.value !== 'string' || !f.value) return `filters[${i}].value: must be 1 to 2048 characters`;
+    if (f.dimension === 'country' && f.op !== 'contains' && !/^([A-Z]{2}|\(unknown\))$/.test(f.value)) return `filters[${i}].value: a country is a two-letter code such as DE`;
+  }
+  return null;
 }
 
 function validateGoal(b) {
@@ -363,7 +451,7 @@ async function handle(req, res) {
       const problem = validateGoal(b);
       if (problem) return error(res, 400, 'invalid_goal', problem);
       if (goals.length >= 20) return error(res, 400, 'invalid_goal', 'a site has at most 20 goals');
-      const goal = { id: 'goal-' + goalSeq++, name: b.name.trim(), kind: b.kind, match: b.match, created_at: new Date().toISOString() };
+      const goal = { id: 'goal-' + goalSeq++, name: b.name.trim(), kind: b.kind, match: b.match, created_at: new Date().toISOString(), backfilling: true };
       goals.push(goal);
       return send(res, 201, goal);
     }
@@ -373,6 +461,40 @@ async function handle(req, res) {
     const id = decodeURIComponent(g[2]);
     if (!v2(site) || !goals.some((x) => x.id === id)) return error(res, 404, 'not_found');
     goals = goals.filter((x) => x.id !== id);
+    return send(res, 204, null);
+  }
+  if ((g = m(/^\/api\/stats\/([^/]+)\/funnels\/([^/]+)$/)) && req.method === 'GET') {
+    const site = siteOf(g[1]);
+    const f = funnels.find((x) => x.id === decodeURIComponent(g[2]));
+    if (!v2(site) || !f) return error(res, 404, 'not_found');
+    const [status, body] = funnelStats(f, q, site.timezone);
+    return send(res, status, body);
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/(funnels|segments)$/))) {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    const isFunnel = g[2] === 'funnels';
+    if (req.method === 'GET') return send(res, 200, isFunnel ? funnels : segments);
+    if (req.method === 'POST') {
+      const b = await readBody(req);
+      const problem = isFunnel ? validateFunnel(b) : validateSegment(b);
+      if (problem) return error(res, 400, isFunnel ? 'invalid_funnel' : 'invalid_segment', problem);
+      const all = isFunnel ? funnels : segments;
+      if (all.length >= 10) return error(res, 400, isFunnel ? 'invalid_funnel' : 'invalid_segment', `${g[2]}: a site has at most 10 ${g[2]}; delete one first`);
+      const made = isFunnel
+        ? { id: 'funnel-' + funnelSeq++, name: b.name.trim(), steps: b.steps.map((x) => ({ kind: x.kind, match: x.match.trim() })), created_at: new Date().toISOString(), backfilling: true }
+        : { id: 'seg-' + segmentSeq++, name: b.name.trim(), filters: b.filters.map((x) => ({ dimension: x.dimension, op: x.op, value: x.value })), created_at: new Date().toISOString(), backfilling: true };
+      all.push(made);
+      return send(res, 201, made);
+    }
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/(funnels|segments)\/([^/]+)$/)) && req.method === 'DELETE') {
+    const site = siteOf(g[1]);
+    const id = decodeURIComponent(g[3]);
+    const all = g[2] === 'funnels' ? funnels : segments;
+    if (!v2(site) || !all.some((x) => x.id === id)) return error(res, 404, 'not_found');
+    if (g[2] === 'funnels') funnels = funnels.filter((x) => x.id !== id);
+    else segments = segments.filter((x) => x.id !== id);
     return send(res, 204, null);
   }
   if ((g = m(/^\/api\/sites\/([^/]+)\/share$/))) {

@@ -1,8 +1,9 @@
-// Unit tests of the dashboard's pure modules (web/assets/format.js, viewstate.js), run by
+// Unit tests of the dashboard's pure modules (web/assets/format.js, viewstate.js, editor.js's refusedField), run by
 // tests/tests/web_units.rs with `node --experimental-detect-module` (web/ has no package.json
 // of its own). Prints one JSON line: {"cases": N, "failures": ["<case>: got X, want Y", ...]}.
 import * as f from '../../web/assets/format.js';
 import * as v from '../../web/assets/viewstate.js';
+import * as e from '../../web/assets/editor.js';
 
 const failures = [];
 let cases = 0;
@@ -83,5 +84,27 @@ eq('statsQuery export', v.statsQuery({ timeframe: '30d', page: '/x' }), 'page=%2
 eq('viewSearch', v.viewSearch({ timeframe: '30d', page: '/x' }, { site: 'abc' }), '?site=abc&timeframe=30d&page=%2Fx');
 eq('viewSearch round trip', v.readView(v.viewSearch({ from: '2026-01-01', to: '2026-01-02', page: '/<img>' }, { site: 's' })),
   { from: '2026-01-01', to: '2026-01-02', page: '/<img>' });
+
+// One-click filters and segments in the URL and the stats query (issue 21).
+eq('parseFilter', v.parseFilter('source:google.com'), { dimension: 'source', value: 'google.com' });
+eq('parseFilter value with a colon', v.parseFilter('entry_page:/a:b'), { dimension: 'entry_page', value: '/a:b' });
+eq('parseFilter unknown dimension', v.parseFilter('planet:mars'), null);
+eq('parseFilter no value', v.parseFilter('source:'), null);
+eq('readView filter and segment', v.readView('?timeframe=30d&filter=country%3ADE&segment=seg-1'), { timeframe: '30d', filter: 'country:DE', segment: 'seg-1' });
+eq('readView page wins over filter', v.readView('?page=%2Fx&filter=country%3ADE'), { timeframe: '7d', page: '/x' });
+eq('readView bad filter', v.readView('?filter=planet%3Amars'), { timeframe: '7d' });
+eq('withFilter replaces the page', v.withFilter({ timeframe: '7d', page: '/x', segment: 's' }, { filter: 'source:a' }), { timeframe: '7d', segment: 's', filter: 'source:a' });
+eq('withFilter replaces the filter', v.withFilter({ timeframe: '7d', filter: 'source:a' }, { page: '/y' }), { timeframe: '7d', page: '/y' });
+eq('withFilter none', v.withFilter({ timeframe: '7d', filter: 'source:a' }, null), { timeframe: '7d' });
+eq('statsQuery filter and segment', v.statsQuery({ timeframe: '7d', filter: 'source:a b', segment: 'seg-1' }, { compare: true }),
+  'filter=source%3Aa+b&segment=seg-1&compare=previous&timeframe=7d');
+eq('viewSearch filter round trip', v.readView(v.viewSearch({ timeframe: '24h', filter: 'campaign:<img>', segment: 'x&y' }, { site: 's' })),
+  { timeframe: '24h', filter: 'campaign:<img>', segment: 'x&y' });
+eq('sameView segment', v.sameView({ timeframe: '7d', segment: 'a' }, { timeframe: '7d' }), false);
+eq('rangeOf', v.rangeOf({ from: '2026-01-01', to: '2026-01-02', page: '/x' }), { from: '2026-01-01', to: '2026-01-02' });
+eq('refusedField row', e.refusedField('steps[1].match: must be a path', ['name', 'steps']), { field: 'steps', index: 1, sub: 'match' });
+eq('refusedField whole', e.refusedField('name: must be 1 to 100 characters', ['name', 'steps']), { field: 'name' });
+eq('refusedField list', e.refusedField('filters: must hold 1 to 5 conditions', ['name', 'filters']), { field: 'filters' });
+eq('refusedField other', e.refusedField('funnels: a site has at most 10 funnels', ['name', 'steps']), null);
 
 console.log(JSON.stringify({ cases, failures }));

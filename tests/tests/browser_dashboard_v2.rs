@@ -4,7 +4,8 @@
 //! `tests/browser/dashboard_v2.mjs` with a fake api of its own and asserts on its report:
 //! figures exactly as formatted, changes against the previous period, inert payloads, goals,
 //! the page filter and history, the date range, CSV export, sharing, the live counter, loading
-//! and error states, and screenshots at 1280 and 375 px in `target/cp-artifacts/screenshots/`.
+//! and error states, and screenshots at 1280 and 375 px in `target/cp-artifacts/screenshots/`;
+//! issue 21's funnels (chart and editor), segment picker and editor, and one-click filters.
 
 use cp_tests::browser::{Driver, FakeApi};
 use serde_json::{Value, json};
@@ -13,7 +14,8 @@ const IMG: &str = "<img src=x onerror=\"window.__xss=1;alert(1)\">";
 const SCRIPT: &str = "<script>window.__xss=2;alert(2)</script>";
 
 /// The confirmations the app itself asks for; any other dialog is a payload that ran.
-const APP_DIALOGS: [&str; 3] = ["Delete the goal ", "Replace the public link?", "Revoke the public link?"];
+const APP_DIALOGS: [&str; 5] =
+    ["Delete the goal ", "Delete the funnel ", "Delete the segment ", "Replace the public link?", "Revoke the public link?"];
 
 fn shots() -> String {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/cp-artifacts/screenshots").to_string_lossy().to_string()
@@ -253,6 +255,11 @@ async fn goals_are_created_from_picked_or_typed_matches_deleted_and_refused_next
         ])
     );
     assert_eq!(r["afterCreate"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        r["newGoalBackfill"],
+        json!(["", "", "Counting past data…", "Counting past data…", "Counting past data…"]),
+        "new goals say they are counting past data while the api backfills them"
+    );
     assert_eq!(r["afterCreate"][4], json!(["Newsletter", "Custom event", "newsletter_signup"]));
     assert_eq!(r["goalsTable"][2], json!(["Pricing visit", "0", "0.0%"]), "stats reloaded after a goal was added");
 
@@ -579,4 +586,253 @@ async fn a_filtered_page_shows_its_attention_and_the_owner_opens_the_overlay() {
     assert_eq!(table(s, "Rage clicks"), table(o, "Rage clicks"));
     assert_eq!(s["overlayButton"], json!([]));
     assert_eq!(r["publicCalls"][0], "path=%2Fpricing&timeframe=7d");
+}
+
+const PAST: &str = "Counting past data… This funnel is new: the visits kept from before it are still being counted, and its figures grow until that is done.";
+
+/// One step of the funnel chart as the driver reads it: number, kind, match, sessions, the
+/// share of the previous step, of the first step, the drop before it, and the bar's length.
+fn step(no: &str, kind: &str, matcher: &str, figures: [&str; 4], share: &str) -> Value {
+    let or_null = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
+    json!({"no": no, "kind": kind, "match": matcher, "sessions": figures[0], "prev": or_null(figures[1]),
+        "start": figures[2], "drop": or_null(figures[3]), "share": share})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_funnel_chart_shows_each_steps_sessions_and_drops_and_the_editor_refuses_next_to_the_step() {
+    let r = run("funnels").await;
+    assert!(r["driverError"].is_null(), "{}", r["driverError"]);
+    // 4,000 → 1,200 → 300 sessions: bars as long as the share of the first step, and the
+    // figures in words (the api's rate_from_previous and rate_from_start, and the drop).
+    let first = &r["first"];
+    assert_eq!(
+        first["steps"],
+        json!([
+            step("1", "Page visited", "/", ["4,000 sessions", "", "entered the funnel", ""], "100.0%"),
+            step(
+                "2",
+                "Page visited",
+                "/pricing",
+                ["1,200 sessions", "30.0% of the previous step", "30.0% of the first step", "↓ 2,800 dropped off (70.0%)"],
+                "30.0%"
+            ),
+            step(
+                "3",
+                "Custom event",
+                "Signup",
+                ["300 sessions", "25.0% of the previous step", "7.5% of the first step", "↓ 900 dropped off (75.0%)"],
+                "7.5%"
+            ),
+        ])
+    );
+    assert_eq!(first["label"], "Sessions that reached each step of Signup funnel");
+    assert_eq!(first["backfill"], Value::Null, "a funnel done backfilling says nothing of it");
+    assert_eq!(first["chosen"], "funnel-1");
+    assert_eq!(
+        r["list"],
+        json!([
+            ["Signup funnel", "/ → /pricing → Signup", "Delete"],
+            [format!("Checkout {IMG}"), format!("{SCRIPT} → /{IMG}"), "Counting past data…Delete"]
+        ])
+    );
+    // The chart follows the dashboard's range.
+    assert_eq!(
+        r["callsAfter30d"].as_array().and_then(|c| c.last()),
+        Some(&json!("/api/stats/site-v2/funnels/funnel-1?timeframe=30d")),
+        "{}",
+        r["callsAfter30d"]
+    );
+
+    // A funnel still backfilling, with hostile strings: said, and inert.
+    let second = &r["second"];
+    assert_eq!(second["backfill"], PAST);
+    assert_eq!(second["steps"][0]["match"], SCRIPT);
+    assert_eq!(second["steps"][1]["match"], img_path());
+    assert_eq!(second["steps"][1]["drop"], "↓ 60 dropped off (75.0%)");
+    assert_eq!(second["steps"][1]["start"], "25.0% of the first step");
+    assert_inert(&r["secondView"], "funnel with hostile strings");
+
+    // Refused in the page: nothing sent; then by the api: next to the step it names.
+    assert_eq!(r["postsAfterInline"], 0);
+    assert_eq!(r["inline"]["name"], "Give the funnel a name.");
+    assert_eq!(r["inline"]["steps"], json!(["", "Enter what step 2 matches."]));
+    assert_eq!(r["inline"]["focused"], "funnel-name");
+    let refused = &r["refused"];
+    assert_eq!(
+        refused["steps"],
+        json!(["", "steps[1].match: must be a path starting with '/', '*' matching any run of characters"])
+    );
+    assert_eq!((refused["name"].as_str(), refused["form"].as_str()), (Some(""), Some("")));
+    assert_eq!(refused["focused"], "funnel-step-1-match");
+    assert_eq!(refused["invalid"], json!(["funnel-step-1-match"]));
+    assert_eq!(r["funnels375"]["scrolls"], false, "the funnel panel fits 375 px: {}", r["funnels375"]);
+
+    // Created with a third step: chosen, charted, counting past data; the form is empty again.
+    assert_eq!(r["focusAfterAdd"], "funnel-step-2-kind");
+    assert_eq!(
+        r["posts"][1],
+        json!({"name": "Trial funnel", "steps": [
+            {"kind": "pageview", "match": "/"}, {"kind": "pageview", "match": "/pricing"}, {"kind": "event", "match": "Trial started"}
+        ]})
+    );
+    let created = &r["created"];
+    assert_eq!(created["chart"]["chosen"], "funnel-3");
+    assert_eq!(created["chart"]["backfill"], PAST);
+    assert_eq!(created["chart"]["steps"][2]["match"], "Trial started");
+    assert_eq!(created["list"][2], json!(["Trial funnel", "/ → /pricing → Trial started", "Counting past data…Delete"]));
+    assert_eq!((created["name"].as_str(), created["rows"].as_u64()), (Some(""), Some(2)));
+
+    // Deleted after the confirmation.
+    assert_eq!(r["deletes"], json!(["/api/sites/site-v2/funnels/funnel-2"]));
+    assert_eq!(r["afterDelete"].as_array().map(Vec::len), Some(2));
+    assert_eq!(r["afterDelete"][1][0], "Trial funnel");
+    assert_inert(&r["end"], "funnels");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_segment_picker_puts_the_segment_on_every_call_the_url_and_the_chip_and_the_editor_creates_one() {
+    let r = run("segments").await;
+    assert!(r["driverError"].is_null(), "{}", r["driverError"]);
+    assert_eq!(
+        r["initial"]["options"],
+        json!([["", "All visitors"], ["seg-1", "Email visitors"], ["seg-2", format!("Hostile {SCRIPT}")]])
+    );
+    assert_eq!(r["initial"]["chip"], false);
+
+    // Chosen: the segment's figures, every stats call and the URL carry it, the chip names it.
+    let c = &r["chosen"];
+    assert_eq!(card(&c["read"], "pageviews"), ("3.2k".to_string(), "↑ 7.0%".to_string()));
+    assert_eq!(c["read"]["url"], "/dashboard?site=site-v2&timeframe=7d&segment=seg-1");
+    assert_eq!((c["picker"]["value"].as_str(), c["picker"]["chip"].as_bool()), (Some("seg-1"), Some(true)));
+    assert_eq!(c["picker"]["name"], "Email visitors");
+    assert_eq!(c["picker"]["backfill"], false);
+    let calls = c["calls"].as_array().expect("calls");
+    assert!(
+        !calls.is_empty() && calls.iter().all(|q| q.as_str().is_some_and(|q| q.starts_with("segment=seg-1&"))),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&json!("segment=seg-1&compare=previous&timeframe=7d")), "{calls:?}");
+    // A new range keeps it; back and back again take it away, with one call without it.
+    assert_eq!(r["month"]["url"], "/dashboard?site=site-v2&timeframe=30d&segment=seg-1");
+    assert!(r["month"]["calls"].as_array().expect("calls").contains(&json!("segment=seg-1&compare=previous&timeframe=30d")));
+    assert_eq!(r["back1"]["url"], "/dashboard?site=site-v2&timeframe=7d&segment=seg-1");
+    assert_eq!(r["back1"]["picker"]["value"], "seg-1");
+    assert_eq!(r["back2"]["url"], "/dashboard?site=site-v2&timeframe=7d");
+    assert_eq!((r["back2"]["picker"]["value"].as_str(), r["back2"]["picker"]["chip"].as_bool()), (Some(""), Some(false)));
+    assert_eq!(r["back2"]["calls"], json!(["compare=previous&timeframe=7d"]), "one call without the segment");
+
+    // A hostile name still backfilling: as text, said; the chip's button shows all visitors.
+    assert_eq!(r["hostile"]["picker"]["name"], format!("Hostile {SCRIPT}"));
+    assert_eq!(r["hostile"]["picker"]["backfill"], true);
+    assert_inert(&r["hostile"]["read"], "hostile segment");
+    assert_eq!(r["cleared"]["url"], "/dashboard?site=site-v2&timeframe=7d");
+    assert_eq!(r["cleared"]["focused"], "segment-select");
+
+    // The editor: the api's refusal next to the condition it names, then a segment made.
+    assert_eq!(r["list"][0], json!(["Email visitors", "Medium is email", "Delete"]));
+    assert_eq!(r["refused"]["conditions"], json!(["filters[0].value: a country is a two-letter code such as DE"]));
+    assert_eq!(r["refused"]["focused"], "segment-condition-0-value");
+    assert_eq!(r["refused"]["invalid"], json!(["segment-condition-0-value"]));
+    assert_eq!(
+        r["posts"][1],
+        json!({"name": "Germany", "filters": [
+            {"dimension": "country", "op": "is", "value": "DE"}, {"dimension": "device", "op": "is_not", "value": "mobile"}
+        ]})
+    );
+    assert_eq!(
+        r["created"]["list"][2],
+        json!(["Germany", "Country is DE and Device is not mobile", "Counting past data…Delete"])
+    );
+    assert_eq!(r["created"]["picker"]["options"][3], json!(["seg-3", "Germany"]));
+    // Deleting the segment on screen goes back to all visitors.
+    assert_eq!(r["deletes"], json!(["/api/sites/site-v2/segments/seg-3"]));
+    assert_eq!(r["afterDelete"]["url"], "/dashboard?site=site-v2&timeframe=7d");
+    assert_eq!(r["afterDelete"]["picker"]["options"].as_array().map(Vec::len), Some(3));
+    assert_inert(&r["end"], "segments");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicking_a_source_row_filters_every_call_and_the_url_chip_and_history_follow() {
+    let r = run("rowFilter").await;
+    assert!(r["driverError"].is_null(), "{}", r["driverError"]);
+    assert_eq!(r["otherRowButtons"], 0, "an (other) row filters nothing");
+    let s = &r["source"];
+    assert_eq!(s["read"]["url"], "/dashboard?site=site-v2&timeframe=7d&filter=source%3Agoogle.com");
+    assert_eq!(card(&s["read"], "pageviews"), ("4.6k".to_string(), "↑ 14%".to_string()));
+    assert_eq!(s["chip"]["label"], "Source is");
+    assert_eq!(s["chip"]["value"], "google.com");
+    assert_eq!(s["chip"]["clear"], "Remove the source filter");
+    assert_eq!(s["focused"], "filter-clear", "keyboard focus moves to the chip");
+    let calls = s["calls"].as_array().expect("calls");
+    assert!(
+        !calls.is_empty() && calls.iter().all(|q| q.as_str().is_some_and(|q| q.starts_with("filter=source%3Agoogle.com&"))),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&json!("filter=source%3Agoogle.com&compare=previous&timeframe=7d")), "{calls:?}");
+    // Only what the api answers under a filter is shown; the rest says why it is not there.
+    let panels = s["read"]["panels"].as_object().expect("panels");
+    let shown: Vec<&str> = panels.iter().filter(|(_, v)| **v == true).map(|(k, _)| k.as_str()).collect();
+    assert_eq!(shown, ["pages", "goals"], "no empty \"nothing yet\" tables under a filter");
+    assert!(
+        s["chip"]["note"].as_str().is_some_and(|n| n.starts_with("Not available with this filter: Sources, Campaigns")),
+        "{}",
+        s["chip"]["note"]
+    );
+    assert_eq!(s["chip"]["clicksChart"], false);
+    assert_eq!(s["read"]["tables"]["pages"], rows(&[&["/", "3k"], &["/pricing", "1.6k"]]));
+
+    // A new range keeps the filter; a top page replaces it (never both on a call).
+    assert_eq!(r["month"]["url"], "/dashboard?site=site-v2&timeframe=30d&filter=source%3Agoogle.com");
+    assert!(
+        r["month"]["calls"]
+            .as_array()
+            .expect("calls")
+            .contains(&json!("filter=source%3Agoogle.com&compare=previous&timeframe=30d"))
+    );
+    assert_eq!(r["page"]["read"]["url"], "/dashboard?site=site-v2&timeframe=30d&page=%2Fpricing");
+    assert_eq!(
+        (r["page"]["chip"]["label"].as_str(), r["page"]["chip"]["value"].as_str()),
+        (Some("Page is"), Some("/pricing"))
+    );
+    let page_calls = r["page"]["calls"].as_array().expect("calls");
+    assert!(
+        !page_calls.is_empty()
+            && page_calls
+                .iter()
+                .all(|q| q.as_str().is_some_and(|q| q.starts_with("page=%2Fpricing&") && !q.contains("filter="))),
+        "{page_calls:?}"
+    );
+
+    // Back: the source filter again, at 30 then 7 days; back again: unfiltered, one plain call.
+    assert_eq!(r["back1"]["url"], "/dashboard?site=site-v2&timeframe=30d&filter=source%3Agoogle.com");
+    assert_eq!(r["back1"]["chip"]["value"], "google.com");
+    assert_eq!(r["back2"]["url"], "/dashboard?site=site-v2&timeframe=7d&filter=source%3Agoogle.com");
+    let b = &r["back3"];
+    assert_eq!(b["read"]["url"], "/dashboard?site=site-v2&timeframe=7d");
+    assert_eq!((b["chip"]["shown"].as_bool(), b["chip"]["note"].as_str()), (Some(false), None));
+    assert_eq!(card(&b["read"], "pageviews").0, "12.3k");
+    assert_eq!(b["calls"], json!(["compare=previous&timeframe=7d"]), "one unfiltered stats call");
+    assert!(b["read"]["panels"].as_object().expect("panels").values().all(|v| *v == true), "every table is back");
+
+    // Other tables: the api's value in the call, a readable one on the chip.
+    assert_eq!(r["country"]["url"], "/dashboard?site=site-v2&timeframe=7d&filter=country%3ADE");
+    assert_eq!(
+        (r["country"]["chip"]["label"].as_str(), r["country"]["chip"]["value"].as_str()),
+        (Some("Country is"), Some("Germany"))
+    );
+    assert_eq!(r["device"]["url"], "/dashboard?site=site-v2&timeframe=7d&filter=device%3Adesktop");
+    assert_eq!(r["device"]["chip"]["label"], "Device is");
+
+    // A hostile campaign: encoded, shown as text, inert; its URL reopens the same view.
+    let h = &r["hostile"];
+    assert_eq!(h["chip"]["value"], IMG);
+    assert_eq!(
+        h["query"],
+        "filter=campaign%3A%3Cimg+src%3Dx+onerror%3D%22window.__xss%3D1%3Balert%281%29%22%3E&compare=previous&timeframe=7d"
+    );
+    assert_inert(&h["read"], "hostile one-click filter");
+    assert_eq!(r["filtered375"]["scrolls"], false, "no horizontal scroll at 375 px: {}", r["filtered375"]);
+    assert_eq!(r["reopened"]["read"]["url"], h["read"]["url"]);
+    assert_eq!(r["reopened"]["chip"], IMG);
+    assert_inert(&r["reopened"]["read"], "reopened hostile filter");
 }

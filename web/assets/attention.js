@@ -7,7 +7,7 @@
 
 import { el } from './dom.js';
 import { full, percent } from './format.js';
-import { statsQuery } from './viewstate.js';
+import { statsQuery, rangeOf } from './viewstate.js';
 
 /**
  * options: `root` (an empty element), `fetchPage(query)` -> Promise of the page view (rejects
@@ -145,9 +145,7 @@ export function createAttention(options) {
         shown = null;
         return;
       }
-      const range = Object.assign({}, view);
-      delete range.page;
-      const query = 'path=' + encodeURIComponent(view.page) + '&' + statsQuery(range);
+      const query = 'path=' + encodeURIComponent(view.page) + '&' + statsQuery(rangeOf(view));
       if (shown !== query) {
         root.textContent = '';
         root.appendChild(el('p', 'Loading on-page attention…', 'muted'));

@@ -1,9 +1,10 @@
 // The toolbar of a dashboard: timeframe buttons, the custom date range (which cannot be
 // applied while invalid: from after to, over 366 days, or in the future), and the removable
-// page-filter chip. It only reports the view the user asked for; the page decides what to do.
+// chip of the page filter or the one-click filter ("Page is /pricing", "Source is google.com"). It only reports the view the user asked for; the page decides what to do.
 
 import { $ } from './dom.js';
-import { rangeProblem, todayIn } from './format.js';
+import { countryName, rangeProblem, todayIn } from './format.js';
+import { DIMENSIONS, parseFilter } from './viewstate.js';
 
 /** Binds the toolbar markup (ids as in dashboard.html); `onChange(view)` gets a new view. */
 export function createControls(onChange) {
@@ -26,26 +27,41 @@ export function createControls(onChange) {
   }
 
   buttons.forEach((b) => b.addEventListener('click', () => {
-    onChange(withPage({ timeframe: b.getAttribute('data-tf') }));
+    onChange(withRange({ timeframe: b.getAttribute('data-tf') }));
   }));
   form.from.addEventListener('input', check);
   form.to.addEventListener('input', check);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     if (!check()) return;
-    onChange(withPage({ from: form.from.value, to: form.to.value }));
+    onChange(withRange({ from: form.from.value, to: form.to.value }));
   });
   $('filter-clear').addEventListener('click', () => {
     const v = Object.assign({}, current);
     delete v.page;
+    delete v.filter;
     onChange(v);
     // The chip is gone: keep keyboard focus on the page rather than losing it to <body>.
     $('site-title').focus();
   });
 
-  function withPage(v) {
-    if (current.page) v.page = current.page;
-    return v;
+  // A new range keeps what the view is filtered to.
+  function withRange(range) {
+    const v = Object.assign({}, current);
+    delete v.timeframe;
+    delete v.from;
+    delete v.to;
+    return Object.assign(v, range);
+  }
+
+  // What the chip says: the page, or the filter's dimension and value.
+  function chip(view) {
+    if (view.page) return { label: 'Page is', value: view.page, what: 'the page filter' };
+    const f = parseFilter(view.filter);
+    if (!f) return null;
+    const name = DIMENSIONS[f.dimension];
+    const value = f.dimension === 'country' ? countryName(f.value) : f.value;
+    return { label: name + ' is', value, what: 'the ' + name.toLowerCase() + ' filter' };
   }
 
   return {
@@ -59,8 +75,13 @@ export function createControls(onChange) {
       }
       form.from.max = form.to.max = today();
       check();
-      $('filter-bar').hidden = !view.page;
-      $('filter-value').textContent = view.page || '';
+      const c = chip(view);
+      $('filter-bar').hidden = !c;
+      $('filter-value').textContent = c ? c.value : '';
+      $('filter-label').textContent = c ? c.label : '';
+      const clear = $('filter-clear');
+      clear.setAttribute('aria-label', 'Remove ' + (c ? c.what : 'the filter'));
+      clear.title = clear.getAttribute('aria-label');
     },
     /** The range a timeframe resolved to, shown in the inputs unless the user is editing them. */
     showRange(from, to) {

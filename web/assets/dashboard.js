@@ -1,13 +1,14 @@
 // The owner's dashboard: sites, snippet and key, the live view, the stats of a timeframe or a
 // custom range (refreshed every 10 s while the tab is visible, compared with the previous
-// period, optionally filtered to one page, with that page's on-page attention), CSV export, goals, the public link and the site's
-// settings, and the account (log out, change the password). The view (site, timeframe or
-// range, page) lives in the URL: it can be shared, and back/forward restore it. Every string
+// period, optionally filtered to one page (with that page's on-page attention) or by a clicked
+// row of a table, optionally for a saved segment), funnels, CSV export, goals, segments, the
+// public link and the site's settings, and the account (log out, change the password). The
+// view (site, timeframe or range, page or filter, segment) lives in the URL: it can be shared, and back/forward restore it. Every string
 // that came from tracking is set as text.
 
 import { $, el, copyText } from './dom.js';
 import { request } from './http.js';
-import { readView, statsQuery, viewSearch } from './viewstate.js';
+import { readView, statsQuery, viewSearch, withFilter } from './viewstate.js';
 import { createStatsView, suggestions } from './view.js';
 import { createControls } from './controls.js';
 import { createLoader } from './loader.js';
@@ -17,6 +18,8 @@ import { createSharing } from './sharing.js';
 import { downloadCsv } from './export.js';
 import { createAccount } from './account.js';
 import { createAttention } from './attention.js';
+import { createFunnels } from './funnels.js';
+import { createSegments } from './segments.js';
 
 const STATS_EVERY_MS = 10000;
 const LIVE_EVERY_MS = 5000;
@@ -48,6 +51,11 @@ function main() {
     });
   }
   const siteBase = () => encodeURIComponent(state.site.id);
+  function withoutSiteParts(view) {
+    const v = withFilter(view, null);
+    delete v.segment;
+    return v;
+  }
 
   const controls = createControls((view) => go(view, 'push'));
   const statsView = createStatsView($('stats'), { charts: state.charts, empty: $('empty'), filterable: true });
@@ -59,17 +67,29 @@ function main() {
       state.stats = stats;
       if (fresh) controls.showRange(stats.from, stats.to);
       goals.statsChanged();
+      segments.stats(stats);
+      funnels.refresh();
       attention.show(state.view);
     },
     onError: (e) => e.status === 401,
-    onFilter: (path) => {
-      go(Object.assign({}, state.view, { page: path }), 'push');
+    onFilter: (change) => {
+      go(withFilter(state.view, change), 'push');
       $('filter-clear').focus();
     },
   });
   const live = createLive({ fetchRealtime: () => call('/api/stats/' + siteBase() + '/realtime'), charts: state.charts, interval: LIVE_EVERY_MS });
   const goals = createGoals({ call, suggestions: () => suggestions(state.stats), onChange: () => loader.refresh() });
   const sharing = createSharing({ call });
+  const funnels = createFunnels({ call, view: () => state.view });
+  const segments = createSegments({
+    call,
+    pick: (id) => {
+      const view = Object.assign({}, state.view);
+      if (id) view.segment = id;
+      else delete view.segment;
+      go(view, 'push');
+    },
+  });
   const attention = createAttention({
     root: $('attention'),
     fetchPage: (query) => call('/api/stats/' + siteBase() + '/page?' + query),
@@ -80,6 +100,7 @@ function main() {
   function go(view, how) {
     state.view = view;
     controls.show(view);
+    segments.view(view);
     const url = location.pathname + viewSearch(view, { site: state.site.id });
     if (url !== location.pathname + location.search) {
       if (how === 'push') history.pushState(null, '', url);
@@ -139,6 +160,8 @@ function main() {
     controls.setTimeZone(s.timezone);
     state.stats = null;
     goals.show(s);
+    funnels.show(s);
+    segments.show(s);
     sharing.show(s);
     live.start();
     go(state.view, how);
@@ -155,10 +178,8 @@ function main() {
   // Controls
   $('site-select').addEventListener('change', (e) => {
     state.site = state.sites.filter((s) => s.id === e.target.value)[0];
-    // A page of one site means nothing on another.
-    const view = Object.assign({}, state.view);
-    delete view.page;
-    state.view = view;
+    // A page, filter or segment of one site means nothing on another.
+    state.view = withoutSiteParts(state.view);
     renderSite('push');
   });
   $('export').addEventListener('click', () => {
@@ -210,8 +231,7 @@ function main() {
     call('/api/sites/' + siteBase(), { method: 'DELETE' })
       .then(() => {
         state.site = null;
-        state.view = Object.assign({}, state.view);
-        delete state.view.page;
+        state.view = withoutSiteParts(state.view);
         return loadSites();
       })
       .catch(siteActionError);

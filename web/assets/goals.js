@@ -1,13 +1,14 @@
 // Managing a site's goals (owner only): the list, a form to add one (a page path or a clicked
 // element picked from the site's current top lists, or typed; an event name typed, with the
 // snippet's own `form_submit` and `outbound` suggested), and deleting. The api's
-// `invalid_goal` message is shown next to the field it names. A server without goals (404 on
-// the list) hides the panel.
+// `invalid_goal` message is shown next to the field it names. A goal made recently says
+// "Counting past data…" while the api still backfills it (`backfilling`). A server without
+// goals (404 on the list) hides the panel.
 
 import { $, el, messageRow } from './dom.js';
 
 export const MAX_GOALS = 20;
-const KINDS = {
+export const KINDS = {
   pageview: { label: 'Page visited', match: 'Page path', hint: 'A path such as /thank-you; * matches any characters (/thank-you*).', placeholder: '/thank-you', pick: 'Pick one of the top pages' },
   click: { label: 'Element clicked', match: 'Element selector', hint: 'The selector exactly as shown in Top clicks, e.g. button#cta.', placeholder: 'button#cta', pick: 'Pick one of the top clicks' },
   event: { label: 'Custom event', match: 'Event name', hint: 'Exactly as sent: window.convertpulse(\'Signup\'), data-cp-event="Signup", or the snippet\'s form_submit and outbound.', placeholder: 'Signup', pick: 'Pick an event' },
@@ -53,6 +54,7 @@ export function createGoals(options) {
       tr.appendChild(el('td', (KINDS[g.kind] || { label: g.kind }).label));
       tr.appendChild(el('td', g.match, 'mono'));
       const td = el('td', null, 'actions');
+      if (g.backfilling) td.appendChild(el('span', 'Counting past data…', 'backfill'));
       const del = el('button', 'Delete', 'button small danger-btn');
       del.type = 'button';
       del.setAttribute('aria-label', 'Delete goal ' + g.name);
@@ -64,12 +66,13 @@ export function createGoals(options) {
     const full = goals.length >= MAX_GOALS;
     limit.hidden = !full;
     Array.prototype.forEach.call(form.elements, (e) => { e.disabled = full; });
-    fillPicker();
+    if (document.activeElement !== pick) fillPicker();
   }
 
-  function load() {
+  // `quiet`: a refresh of the list on screen, which stays until the answer replaces it.
+  function load(quiet) {
     const mine = ++seq;
-    messageRow(list, 'Loading…', 'muted', 4);
+    if (!quiet) messageRow(list, 'Loading…', 'muted', 4);
     return o.call(base()).then((rows) => {
       if (mine !== seq) return;
       panel.hidden = false;
@@ -147,7 +150,7 @@ export function createGoals(options) {
       form.name.value = '';
       form.match.value = '';
       pick.value = '';
-      status.textContent = 'Goal "' + goal.name + '" added. It counts conversions from now on.';
+      status.textContent = 'Goal "' + goal.name + '" added. It also counts the visits kept from before it; until that is done it says "Counting past data…".';
       return load().then(o.onChange);
     }, (err) => {
       // invalid_goal names the field in its message: show it there.
@@ -175,6 +178,8 @@ export function createGoals(options) {
     /** The stats changed: the picker offers their top lists. */
     statsChanged() {
       if (document.activeElement !== pick) fillPicker();
+      // A backfill ends on the server: the list is asked again until none says it is running.
+      if (site && goals.some((g) => g.backfilling)) load(true);
     },
   };
 }

@@ -12,7 +12,7 @@ import { isDay, previousRange } from './format.js';
  * options: `view` (a stats view), `fetchStats(query)` -> Promise of stats (rejects with an
  * Error carrying `status` and `code`), `interval` (ms), `onStats(stats, fresh)`,
  * `onError(error)` -> true when the page handled it (then nothing more is shown),
- * `onFilter(path)`.
+ * `onFilter(change)` ({page} or {filter: 'dimension:value'}: a row was chosen).
  */
 export function createLoader(options) {
   const o = options;
@@ -40,7 +40,7 @@ export function createLoader(options) {
   }
 
   function render(stats, prev, fresh) {
-    o.view.render(stats, { page: target.view.page, onFilter: o.onFilter, previousSeries: prev });
+    o.view.render(stats, { page: target.view.page, filter: target.view.filter, onFilter: o.onFilter, previousSeries: prev });
     o.onStats(stats, fresh);
   }
 
@@ -48,9 +48,9 @@ export function createLoader(options) {
     const p = stats.previous;
     if (p && Array.isArray(p.series)) return p.series;
     if (stats.granularity === 'hour' || !isDay(stats.from) || !isDay(stats.to)) return null;
-    const range = previousRange(stats.from, stats.to);
-    range.page = target.view.page;
-    const query = statsQuery(range);
+    // The same page, filter and segment over the previous range.
+    const view = target.view;
+    const query = statsQuery(Object.assign({}, previousRange(stats.from, stats.to), { page: view.page, filter: view.filter, segment: view.segment }));
     const key = target.scope + '?' + query;
     if (previousSeries.has(key)) return previousSeries.get(key);
     o.fetchStats(query).then((prevStats) => {

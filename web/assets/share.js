@@ -5,7 +5,7 @@
 
 import { $ } from './dom.js';
 import { request } from './http.js';
-import { readView, viewSearch } from './viewstate.js';
+import { readView, viewSearch, withFilter } from './viewstate.js';
 import { createStatsView } from './view.js';
 import { createControls } from './controls.js';
 import { createLoader } from './loader.js';
@@ -53,8 +53,8 @@ function main() {
       invalid();
       return true;
     },
-    onFilter: (path) => {
-      go(Object.assign({}, state.view, { page: path }), 'push');
+    onFilter: (change) => {
+      go(withFilter(state.view, change), 'push');
       $('filter-clear').focus();
     },
   });

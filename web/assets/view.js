@@ -4,6 +4,12 @@
 // specs below into an empty container; a figure or table the server does not send (an older
 // api without the v2 fields) is hidden rather than shown as zero.
 //
+// A row of a table whose key is a session attribution (sources, campaigns, mediums, variants,
+// countries, devices, browsers, OS) is a one-click filter: choosing it asks for
+// `filter=dimension:value`; a top page's row asks for the page filter. Under a one-click filter
+// the api answers the summary, the series, goals and top pages only: the other tables are
+// hidden and one line says they are not available with a filter (never a "nothing yet").
+//
 // Every string that came from tracking (paths, selectors, texts, sources, campaigns, mediums,
 // variants, event names, countries, goal names) is set with textContent or handed to the
 // charts as a plain label; links are built only for http(s) URLs.
@@ -53,26 +59,31 @@ const conversionColumns = [
 const TABLES = [
   {
     key: 'top_pages', id: 'pages', title: 'Top pages', measure: (r) => r.pageviews, hint: 'Select a page to see the whole dashboard for it alone.',
-    columns: [{ head: 'Path', cell: pageCell }, { head: 'Pageviews', count: (r) => r.pageviews }],
+    choose: (r) => ({ page: r.path }), keep: true,
+    columns: [{ head: 'Path', cell: filterCell((r) => r.path, 'Show only this page') }, { head: 'Pageviews', count: (r) => r.pageviews }],
   },
   {
     key: 'top_referrers', id: 'referrers', title: 'Sources', measure: (r) => r.visits,
+    dimension: 'source', value: (r) => r.source,
     columns: [{ head: 'Source', cell: sourceCell }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns),
   },
   {
-    key: 'goals', id: 'goals', title: 'Goals', measure: (r) => r.conversions, empty: 'No goals yet.', optional: true,
+    key: 'goals', id: 'goals', title: 'Goals', measure: (r) => r.conversions, empty: 'No goals yet.', optional: true, keep: true,
     columns: [{ head: 'Goal', text: (r) => r.name }, { head: 'Conv.', title: 'Conversions: sessions that completed the goal', count: (r) => r.conversions }, { head: 'Rate', title: 'Share of sessions that completed the goal', rate: (r) => r.rate }],
   },
   {
     key: 'top_campaigns', id: 'campaigns', title: 'Campaigns', measure: (r) => r.visits, empty: 'No visits with utm_campaign yet.', optional: true,
+    dimension: 'campaign', value: (r) => r.name,
     columns: [{ head: 'Campaign', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns),
   },
   {
     key: 'top_mediums', id: 'mediums', title: 'Mediums', measure: (r) => r.visits, empty: 'No visits with utm_medium yet.', optional: true,
+    dimension: 'medium', value: (r) => r.name,
     columns: [{ head: 'Medium', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns),
   },
   {
     key: 'variants', id: 'variants', title: 'A/B variants', measure: (r) => r.visits, empty: 'No visits with a variant yet.', optional: true,
+    dimension: 'variant', value: (r) => r.variant,
     columns: [{ head: 'Variant', text: (r) => r.variant }, { head: 'Visits', count: (r) => r.visits }, { head: 'Conv.', title: 'Conversions', count: (r) => r.conversions }, { head: 'Rate', title: 'Conversion rate: conversions / visits', rate: (r) => r.rate }],
   },
   {
@@ -85,18 +96,22 @@ const TABLES = [
   },
   {
     key: 'top_devices', id: 'devices', title: 'Devices', measure: (r) => r.visits, optional: true,
+    dimension: 'device', value: (r) => r.name,
     columns: [{ head: 'Device', text: (r) => DEVICE_NAMES[r.name] || r.name }, { head: 'Visits', count: (r) => r.visits }],
   },
   {
     key: 'top_browsers', id: 'browsers', title: 'Browsers', measure: (r) => r.visits, optional: true,
+    dimension: 'browser', value: (r) => r.name,
     columns: [{ head: 'Browser', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }],
   },
   {
     key: 'top_os', id: 'os', title: 'Operating systems', measure: (r) => r.visits, optional: true,
+    dimension: 'os', value: (r) => r.name,
     columns: [{ head: 'OS', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }],
   },
   {
     key: 'top_countries', id: 'countries', title: 'Countries', measure: (r) => r.visits, optional: true,
+    dimension: 'country', value: (r) => r.country,
     columns: [{ head: 'Country', cell: countryCell }, { head: 'Visits', count: (r) => r.visits }],
   },
 ];
@@ -108,44 +123,61 @@ function shorten(s, n) {
   return s.length > n ? s.slice(0, n - 1) + '…' : s;
 }
 
-function pageCell(r, ctx) {
-  const td = el('td');
-  if (isOther(r.path) || !ctx.onFilter) {
-    td.textContent = r.path;
-    if (isOther(r.path)) td.className = 'other';
+/**
+ * The first cell of a row, `text(r)`: a real button (reachable with Tab, activated with Enter
+ * or Space) when the row can filter (`ctx.choice(r)`). The row's own click handler (for a click
+ * anywhere on the row) receives this click as it bubbles.
+ */
+function filterCell(text, title) {
+  return (r, ctx) => {
+    const td = el('td');
+    const shown = text(r);
+    if (!ctx.choice || !ctx.choice(r)) {
+      td.textContent = shown;
+      if (isOther(shown)) td.className = 'other';
+      return td;
+    }
+    const b = el('button', shown, 'row-filter');
+    b.type = 'button';
+    b.title = title;
+    if (ctx.active(r)) b.setAttribute('aria-current', 'true');
+    td.appendChild(b);
     return td;
-  }
-  // A real button: reachable with Tab, activated with Enter or Space. The row's own click
-  // handler (for a click anywhere on the row) receives this click as it bubbles.
-  const b = el('button', r.path, 'row-filter');
-  b.type = 'button';
-  b.title = 'Show only this page';
-  if (ctx.page === r.path) b.setAttribute('aria-current', 'true');
-  td.appendChild(b);
-  return td;
+  };
 }
 
-function sourceCell(r) {
-  const td = el('td');
+function sourceCell(r, ctx) {
   const source = r.source == null ? '' : String(r.source);
   const href = source.indexOf('.') > 0 && !isOther(source) ? safeUrl('https://' + source) : null;
+  const link = el('a', null, 'ext-link');
   if (href) {
-    const a = el('a', source);
-    a.href = href;
-    a.rel = 'noopener noreferrer nofollow';
-    a.target = '_blank';
-    td.appendChild(a);
-  } else {
-    td.textContent = source;
-    if (isOther(source)) td.className = 'other';
+    link.href = href;
+    link.rel = 'noopener noreferrer nofollow';
+    link.target = '_blank';
+  }
+  if (href && !(ctx.choice && ctx.choice(r))) {
+    // A row that filters nothing: the source itself is the link.
+    const td = el('td');
+    link.className = '';
+    link.textContent = source;
+    td.appendChild(link);
+    return td;
+  }
+  const td = filterCell(() => source, 'Show only visits from this source')(r, ctx);
+  if (href) {
+    // Beside the filter button; its arrow comes from the style sheet, so the cell's text
+    // stays the source alone.
+    link.title = 'Open ' + source;
+    link.setAttribute('aria-label', 'Open ' + source + ' in a new tab');
+    link.addEventListener('click', (e) => e.stopPropagation());
+    td.appendChild(link);
   }
   return td;
 }
 
-function countryCell(r) {
-  const td = el('td', countryName(r.country));
+function countryCell(r, ctx) {
+  const td = filterCell((x) => countryName(x.country), 'Show only visits from this country')(r, ctx);
   if (/^[A-Z]{2}$/.test(String(r.country))) td.title = r.country;
-  if (isOther(r.country)) td.className = 'other';
   return td;
 }
 
@@ -164,8 +196,9 @@ function numberCell(n) {
   return td;
 }
 
-function makeCell(col, r, ctx) {
+function makeCell(col, r, ctx, first) {
   if (col.cell) return col.cell(r, ctx);
+  if (first && ctx.choice && ctx.choice(r)) return filterCell(col.text, 'Show only these visits')(r, ctx);
   if (col.count) return numberCell(col.count(r));
   if (col.rate) return el('td', percent(col.rate(r)), 'num');
   const value = col.text(r);
@@ -175,8 +208,8 @@ function makeCell(col, r, ctx) {
 }
 
 /**
- * Builds the panels into `root`. Options: `filterable` says that top-page rows filter the
- * dashboard (render's `ctx.onFilter` does it); `empty` is the element shown when nothing was
+ * Builds the panels into `root`. Options: `filterable` says that rows filter the dashboard
+ * (render's `ctx.onFilter` does it); `empty` is the element shown when nothing was
  * tracked yet; `charts` the object that keeps the Chart.js instances (read by the browser tests).
  */
 export function createStatsView(root, options) {
@@ -207,6 +240,7 @@ export function createStatsView(root, options) {
   // Charts
   const chartsBox = el('div', null, 'charts');
   const chartBoxes = {};
+  const chartFigures = {};
   [['series-chart', 'Traffic', 'Pageviews, visitors and clicks over time, with the previous period dashed', true],
     ['scroll-chart', 'Scroll depth', 'Pageviews by maximum scroll depth', false],
     ['clicks-chart', 'Top clicks', 'Most clicked elements', false]].forEach(([id, caption, label, wide]) => {
@@ -221,6 +255,7 @@ export function createStatsView(root, options) {
     fig.appendChild(box);
     chartsBox.appendChild(fig);
     chartBoxes[id] = box;
+    chartFigures[id] = fig;
   });
   root.appendChild(chartsBox);
 
@@ -249,6 +284,11 @@ export function createStatsView(root, options) {
     tablesBox.appendChild(panel);
     return { spec: t, panel, table, thead, tbody };
   });
+  // Under a one-click filter: what the hidden tables would have been.
+  const filterNote = el('p', null, 'notice filter-note');
+  filterNote.id = 'filter-note';
+  filterNote.hidden = true;
+  root.appendChild(filterNote);
   root.appendChild(tablesBox);
 
   function columnsOf(t, ctx) {
@@ -270,6 +310,17 @@ export function createStatsView(root, options) {
     t.table.classList.toggle('three', cols.length === 3);
   }
 
+  // What choosing a row of `spec` asks for ({page} or {filter}), or null when it cannot filter.
+  function chooser(spec, ctx) {
+    if (!ctx.onFilter) return null;
+    if (spec.choose) return (r) => (isOther(r.path) ? null : spec.choose(r));
+    if (!spec.dimension) return null;
+    return (r) => {
+      const v = spec.value(r);
+      return v == null || v === '' || isOther(v) ? null : { filter: spec.dimension + ':' + v };
+    };
+  }
+
   function fill(t, rows, ctx) {
     const cols = columnsOf(t, ctx);
     head(t, cols);
@@ -278,18 +329,25 @@ export function createStatsView(root, options) {
       return;
     }
     t.tbody.textContent = '';
+    const choice = chooser(t.spec, ctx);
+    const active = (r) => {
+      const c = choice && choice(r);
+      return !!c && (c.page ? c.page === ctx.page : c.filter === ctx.filter);
+    };
+    const rowCtx = Object.assign({}, ctx, { choice, active });
     const max = Math.max.apply(null, rows.map((r) => Number(t.spec.measure(r)) || 0).concat([1]));
     rows.forEach((r) => {
       const tr = el('tr');
-      cols.forEach((c) => tr.appendChild(makeCell(c, r, ctx)));
+      cols.forEach((c, i) => tr.appendChild(makeCell(c, r, rowCtx, i === 0)));
       // A bar behind the first cell, as long as the row's share of the largest row.
       const first = tr.firstChild;
       first.classList.add('bar');
       first.style.setProperty('--share', Math.round((Number(t.spec.measure(r)) || 0) / max * 100) + '%');
-      if (t.spec.key === 'top_pages' && ctx.onFilter && !isOther(r.path)) {
+      const change = choice && choice(r);
+      if (change) {
         tr.classList.add('filterable');
-        if (ctx.page === r.path) tr.classList.add('active');
-        tr.addEventListener('click', () => ctx.onFilter(r.path));
+        if (active(r)) tr.classList.add('active');
+        tr.addEventListener('click', () => ctx.onFilter(change));
       }
       t.tbody.appendChild(tr);
     });
@@ -439,7 +497,7 @@ export function createStatsView(root, options) {
       root.classList.add('busy');
     },
 
-    /** Shows `stats`; `ctx`: {page, onFilter, previousSeries}. */
+    /** Shows `stats`; `ctx`: {page, filter, onFilter(change), previousSeries}. */
     render(stats, ctx) {
       hasData = true;
       root.removeAttribute('aria-busy');
@@ -447,15 +505,26 @@ export function createStatsView(root, options) {
       setChartStatus('');
       const summary = stats.summary || {};
       const prev = previousSummary(stats);
-      const c = { page: ctx.page, onFilter: ctx.onFilter, conversions: summary.conversions != null };
+      const c = { page: ctx.page, filter: ctx.filter, onFilter: ctx.onFilter, conversions: summary.conversions != null };
       renderCards(summary, prev);
       renderCharts(stats, ctx.previousSeries);
+      // A one-click filter answers the summary, series, goals and top pages only: the other
+      // lists come back empty (or not at all), which must not read as "nothing yet".
+      const filtered = !!ctx.filter;
+      const unavailable = [];
       tables.forEach((t) => {
         const rows = stats[t.spec.key];
-        t.panel.hidden = !Array.isArray(rows);
-        if (Array.isArray(rows)) fill(t, rows, c);
+        const off = filtered && !t.spec.keep;
+        if (off && Array.isArray(rows)) unavailable.push(t.spec.title);
+        t.panel.hidden = off || !Array.isArray(rows);
+        if (!t.panel.hidden) fill(t, rows, c);
       });
-      if (opts.empty) opts.empty.hidden = !(summary.pageviews === 0 && summary.clicks === 0) || !!ctx.page;
+      chartFigures['clicks-chart'].hidden = filtered;
+      filterNote.hidden = !filtered;
+      filterNote.textContent = filtered
+        ? 'Not available with this filter: ' + unavailable.concat(['the click chart']).join(', ') + '. Remove the filter to see them.'
+        : '';
+      if (opts.empty) opts.empty.hidden = !(summary.pageviews === 0 && summary.clicks === 0) || !!ctx.page || filtered;
     },
   };
 }
