@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps deps-test deps-bench deps-cluster deps-deploy frontend run cluster build test test-unit check-deploy lint bench bench-rollups bench-tenancy bench-wrk clean
+.PHONY: help deps deps-test deps-bench deps-cluster deps-deploy frontend run cluster build test test-unit check-deploy lint bench bench-rollups bench-tenancy bench-backfill bench-wrk clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench  run the load generator against a fresh release stack (see docs/benchmarks.md)"
 	@echo "make bench-rollups  rollup cost with 10 vs 20,000 distinct keys a day (see docs/benchmarks.md)"
 	@echo "make bench-tenancy  one busy site vs 1,000 sites with the same batches: drain, cost, every site's stats checked, query times"
+	@echo "make bench-backfill  a new goal's and funnel's backfill over 90 days of raw batches, against a plain read of them"
 	@echo "make bench-wrk  wrk with realistic batches against ingest and a bare handler, same run (docs/benchmarks.md)"
 
 deps:
@@ -82,6 +83,13 @@ bench-rollups: deps build
 # BENCH_BUSY_BATCHES, BENCH_BATCH_SIZE, BENCH_QUERIES (see the script).
 bench-tenancy: deps build
 	@deploy/local/bench-tenancy.sh
+
+# Backfill speed: 90 days of raw batches, a plain read of them (the baseline) against a goal's
+# and a funnel's backfill. Tunables: BENCH_DAYS, BENCH_BATCHES_PER_DAY, BENCH_ROUNDS, BENCH_PERF
+# (see the script). Needs only the MongoDB-wire server and its own binary.
+bench-backfill: deps
+	cargo build --locked --release -p cp-tests --bin bench_backfill
+	@deploy/local/bench-backfill.sh
 
 # wrk and perf come from Debian.
 deps-bench:
