@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use shared::{
-    event::{Event, EventKind, FORM_ABANDON, FORM_START, FORM_SUBMIT, PropValue, ViewKind},
+    event::{Event, EventKind, FORM_ABANDON, FORM_START, FORM_SUBMIT, PropValue, ViewKind, revenue_of},
     funnel::FunnelDoc,
     goal::{GoalKind, path_matches},
     message::BatchMessage,
     rollup::{
         Body, Bucket, Capacity, Counts, Dim, LiveMinute, Part, RollupKey, Series, TopDelta,
         attention::{self, Kind},
-        filter_key, filter_kind, funnel_key, page_attr_key, sketch,
+        detail, filter_key, filter_kind, funnel_key, page_attr_key, sketch,
         toplist::page_ext,
     },
     site_config::GoalDoc,
@@ -59,7 +59,7 @@ impl Capacities {
     pub fn of(&self, bucket: &Bucket, part: Part) -> Capacity {
         let base = if bucket.is_day() { self.day } else { self.hour };
         match part {
-            Part::Top(Dim::PageAttr | Dim::Attention | Dim::Filter) => {
+            Part::Top(Dim::PageAttr | Dim::Attention | Dim::Filter | Dim::Detail) => {
                 Capacity { keys: base.keys * 4, bytes: base.bytes * 4, ..base }
             }
             _ => base,
@@ -205,6 +205,7 @@ impl FlushDeltas {
                 EventKind::Pageview { referrer, new_session, variant, .. } => {
                     counters.pageviews += 1;
                     facts.pageviews += 1;
+                    facts.add_page(&path, ev.ts);
                     self.top(site, b.stats(), Dim::Page, &path, one(1), None);
                     if let DocDelta::Live(m) = self.entry(site, b.day, b.minute, Part::Live) {
                         m.add_pageview(&path, visitor);
@@ -271,6 +272,16 @@ impl FlushDeltas {
                     self.page_attr(site, b.stats(), &path, (Dim::Event, name), one(1), None);
                     facts.interacted = true;
                     self.add_form_event(site, b.stats(), &path, name, props);
+                    self.add_props(site, b.stats(), name, props);
+                    if let Some((currency, milli)) = revenue_of(props, &msg.currency) {
+                        let key = detail::key(detail::REVENUE, detail::ALL, "", currency);
+                        self.top(site, b.stats(), Dim::Detail, &key, one(milli), None);
+                        for goal in goals.iter().filter(|g| g.applies_at(msg.received_at) && matches_goal(g, ev, &path)) {
+                            let key = detail::key(detail::REVENUE, detail::GOAL, &goal.id, currency);
+                            self.top(site, b.stats(), Dim::Detail, &key, one(milli), None);
+                        }
+                        facts.add_revenue(currency, milli);
+                    }
                 }
                 // Seeing is not engaging: a view changes no counter of v2, only the page's
                 // attention.
@@ -293,6 +304,7 @@ impl FlushDeltas {
                 if !facts.goals.contains(&goal.id) {
                     facts.goals.push(goal.id.clone());
                 }
+                facts.goal_ts = Some(facts.goal_ts.map_or(ev.ts, |t| t.min(ev.ts)));
             }
             for funnel in funnels.iter().filter(|f| f.applies_at(msg.received_at)) {
                 let mask = funnel
@@ -340,6 +352,7 @@ impl FlushDeltas {
             browser: msg.browser.as_str().to_string(),
             os: msg.os.as_str().to_string(),
             country: msg.country.as_str().to_string(),
+            ts: Some(ev.ts),
         };
         self.top(site, b.stats(), Dim::Page, path, ext(page_ext::ENTRIES, 1), None);
         let audience = [
@@ -383,6 +396,33 @@ impl FlushDeltas {
             && let Some(field) = prop("field")
         {
             self.attention(site, buckets, path, (Kind::Abandon, &attention::abandon_name(form, field)), one(1), None);
+        }
+    }
+
+    /// A custom event's properties (v3): one entry per key and value, read by
+    /// `GET /api/stats/{id}/events/{name}`. Numbers and booleans as their JSON text.
+    fn add_props(&mut self, site: &str, buckets: [Bucket; 2], name: &str, props: &BTreeMap<String, PropValue>) {
+        for (key, value) in props {
+            let text = match value {
+                PropValue::String(s) => s.clone(),
+                PropValue::Number(n) => n.to_string(),
+                PropValue::Bool(b) => b.to_string(),
+            };
+            self.top(site, buckets, Dim::Detail, &detail::key(detail::PROP, name, key, &text), one(1), None);
+        }
+    }
+
+    /// Adds `milli` of `currency` to each attribute of a session (`start`) and a time to
+    /// conversion to the site and those attributes: the [`Dim::Detail`] entries of effects.
+    fn add_detail(&mut self, buckets: [Bucket; 2], site: &str, start: &Start, kind: &str, last: &str, n: u64) {
+        let mut scopes = vec![(detail::ALL, "")];
+        scopes.extend(start.attributes().into_iter().map(|(dim, v)| (dim.as_str(), v)));
+        for (scope, name) in scopes {
+            // The site's revenue is counted from the events themselves (`add_batch`).
+            if kind == detail::REVENUE && scope == detail::ALL {
+                continue;
+            }
+            self.top(site, buckets, Dim::Detail, &detail::key(kind, scope, name, last), one(n), None);
         }
     }
 
@@ -503,6 +543,16 @@ impl FlushDeltas {
             Effect::FunnelStep { day, hour, funnel, step } => {
                 self.top(site, [*day, *hour], Dim::Funnel, &funnel_key(funnel, *step as usize), one(1), None);
             }
+            Effect::Revenue { day, hour, start, currency, milli } => {
+                self.add_detail([*day, *hour], site, start, detail::REVENUE, currency, *milli);
+            }
+            Effect::TimeToConversion { day, hour, start, bucket } => {
+                let name = detail::TTC_BUCKETS.get(*bucket as usize).copied().unwrap_or(">2h");
+                self.add_detail([*day, *hour], site, start, detail::TTC, name, 1);
+            }
+            Effect::Continued { day, hour, path } => {
+                self.top(site, [*day, *hour], Dim::Page, path, ext(page_ext::CONTINUED, 1), None);
+            }
         }
     }
 }
@@ -557,6 +607,7 @@ mod tests {
             browser: Default::default(),
             os: Default::default(),
             country: Default::default(),
+            currency: "USD".into(),
             events,
         }
     }
@@ -642,7 +693,7 @@ mod tests {
         assert_eq!((f.ext[attention::STARTS], f.ext[attention::SUBMITS], f.ext[attention::ABANDONS]), (1, 1, 1));
         assert_eq!(at(Kind::Abandon, &attention::abandon_name("form#signup", "email")).n, 1);
         let (low, high) = (at(Kind::Scroll, "0"), at(Kind::Scroll, "1"));
-        assert_eq!(low.ext, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], "5 % to 50 %");
+        assert_eq!(low.ext[..10], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], "5 % to 50 %");
         assert_eq!((high.ext[0], high.ext[1]), (1, 0), "55 %, not 60 %");
         // Two clicks on a#buy and one on div.price: the session turns them into clickers.
         let pairs: Vec<&str> = facts.clicks.iter().map(|c| c.selector.as_str()).collect();
@@ -838,6 +889,7 @@ mod tests {
             browser: "Firefox".into(),
             os: "Android".into(),
             country: "DE".into(),
+            ts: None,
         };
         let mut d = FlushDeltas::default();
         d.add_effect("s1", &Effect::Engaged { start: start.clone() });

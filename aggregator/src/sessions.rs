@@ -73,6 +73,10 @@ pub struct Start {
     pub os: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub country: String,
+    /// Event time (ms) of the first pageview, what a time to conversion runs from (v3; absent
+    /// in documents written before, whose sessions count no time to conversion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
 }
 
 impl Start {
@@ -120,6 +124,13 @@ pub struct SessionFacts {
     pub clicks: Vec<Click>,
     /// Events matching steps of the funnels that apply to the batch, per funnel.
     pub funnels: Vec<FunnelFacts>,
+    /// The paths and event times of its pageviews (v3: what makes a page not the session's
+    /// exit).
+    pub pages: Vec<(String, i64)>,
+    /// The earliest event time of an event completing a goal (v3: time to conversion).
+    pub goal_ts: Option<i64>,
+    /// Revenue carried by its events, per currency in thousandths (v3).
+    pub revenue: Vec<(String, u64)>,
 }
 
 /// The events of one batch that match steps of one funnel.
@@ -221,6 +232,24 @@ impl SessionFacts {
             goals: Vec::new(),
             clicks: Vec::new(),
             funnels: Vec::new(),
+            pages: Vec::new(),
+            goal_ts: None,
+            revenue: Vec::new(),
+        }
+    }
+
+    /// A pageview of `path` at event time `ts`.
+    pub fn add_page(&mut self, path: &str, ts: i64) {
+        if self.pages.len() < MAX_BATCH_PAGES {
+            self.pages.push((path.to_string(), ts));
+        }
+    }
+
+    /// `milli` thousandths of `currency` carried by an event.
+    pub fn add_revenue(&mut self, currency: &str, milli: u64) {
+        match self.revenue.iter_mut().find(|(c, _)| c == currency) {
+            Some((_, sum)) => *sum += milli,
+            None => self.revenue.push((currency.to_string(), milli)),
         }
     }
 
@@ -256,8 +285,14 @@ impl SessionFacts {
             && self.goals.is_empty()
             && self.clicks.is_empty()
             && self.funnels.is_empty()
+            && self.revenue.is_empty()
     }
 }
+
+/// The most pageviews of one batch whose paths the facts keep (a batch holds at most 50 events).
+const MAX_BATCH_PAGES: usize = 50;
+/// Revenue a session keeps while its first pageview is unknown (its attribution).
+const MAX_PENDING_REVENUE: usize = 16;
 
 /// A session's state change, as it counts in the rollups (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -317,6 +352,57 @@ pub enum Effect {
         funnel: String,
         step: u8,
     },
+    /// Revenue of the session's events (v3), for its source, campaign, medium and variant.
+    Revenue {
+        #[serde(with = "bucket_serde::day")]
+        day: Bucket,
+        #[serde(with = "bucket_serde::hour")]
+        hour: Bucket,
+        start: Start,
+        currency: String,
+        milli: u64,
+    },
+    /// The session's first goal completion came `bucket` ([`shared::rollup::detail::TTC_BUCKETS`])
+    /// after its first pageview (v3).
+    TimeToConversion {
+        #[serde(with = "bucket_serde::day")]
+        day: Bucket,
+        #[serde(with = "bucket_serde::hour")]
+        hour: Bucket,
+        start: Start,
+        bucket: u8,
+    },
+    /// A pageview of `path` was followed by another of its session: not an exit (v3).
+    Continued {
+        #[serde(with = "bucket_serde::day")]
+        day: Bucket,
+        #[serde(with = "bucket_serde::hour")]
+        hour: Bucket,
+        path: String,
+    },
+}
+
+/// The session's first goal completion (v3), kept until its time to conversion is counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirstGoal {
+    pub ts: i64,
+    #[serde(with = "bucket_serde::day")]
+    pub day: Bucket,
+    #[serde(with = "bucket_serde::hour")]
+    pub hour: Bucket,
+    pub counted: bool,
+}
+
+/// Revenue that arrived before the session's first pageview, kept until its attribution is
+/// known (v3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRevenue {
+    #[serde(with = "bucket_serde::day")]
+    pub day: Bucket,
+    #[serde(with = "bucket_serde::hour")]
+    pub hour: Bucket,
+    pub currency: String,
+    pub milli: u64,
 }
 
 /// A goal the session completed on a day.
@@ -366,6 +452,30 @@ pub struct SessionState {
     /// Progress along funnels (v3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub funnels: Vec<FunnelState>,
+    /// The path of the latest pageview: the session's exit page so far (v3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_path: Option<String>,
+    /// Its event time (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ts: Option<i64>,
+    /// The first goal completion (v3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_goal: Option<FirstGoal>,
+    /// Revenue waiting for the start (v3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_revenue: Vec<PendingRevenue>,
+}
+
+/// The time-to-conversion effect of the first goal completion, once the start is known.
+fn time_to_conversion(state: &mut SessionState, effects: &mut Vec<Effect>) {
+    let (Some(start), Some(first)) = (&state.start, &mut state.first_goal) else { return };
+    let Some(from) = start.ts else { return };
+    if first.counted {
+        return;
+    }
+    first.counted = true;
+    let bucket = shared::rollup::detail::ttc_bucket(first.ts - from) as u8;
+    effects.push(Effect::TimeToConversion { day: first.day, hour: first.hour, start: start.clone(), bucket });
 }
 
 /// Applies the facts of a session's batches (oldest first) to its state; returns the effects.
@@ -389,6 +499,16 @@ pub fn transition(state: &mut SessionState, facts: &[&SessionFacts]) -> Vec<Effe
                     entry: start.path.clone(),
                 });
             }
+            for r in std::mem::take(&mut state.pending_revenue) {
+                effects.push(Effect::Revenue {
+                    day: r.day,
+                    hour: r.hour,
+                    start: start.clone(),
+                    currency: r.currency,
+                    milli: r.milli,
+                });
+            }
+            time_to_conversion(state, &mut effects);
         }
         state.pageviews = (state.pageviews + f.pageviews).min(2);
         state.engaged |= f.interacted || state.pageviews >= 2;
@@ -400,6 +520,44 @@ pub fn transition(state: &mut SessionState, facts: &[&SessionFacts]) -> Vec<Effe
             effects.push(Effect::Engaged { start: start.clone() });
         }
         let (day, hour) = (f.buckets.day, f.buckets.hour);
+        // Every pageview but the latest by event time was followed by another: each is
+        // counted `Continued` once, when a later one arrives or, arriving late, at once.
+        for (path, ts) in &f.pages {
+            let continued = match (&state.last_path, state.last_ts) {
+                (Some(_), Some(last)) if *ts < last => path.clone(),
+                (Some(prev), _) => {
+                    let prev = prev.clone();
+                    state.last_path = Some(path.clone());
+                    state.last_ts = Some(*ts);
+                    prev
+                }
+                (None, _) => {
+                    state.last_path = Some(path.clone());
+                    state.last_ts = Some(*ts);
+                    continue;
+                }
+            };
+            effects.push(Effect::Continued { day, hour, path: continued });
+        }
+        for (currency, milli) in &f.revenue {
+            match &state.start {
+                Some(start) => effects.push(Effect::Revenue {
+                    day,
+                    hour,
+                    start: start.clone(),
+                    currency: currency.clone(),
+                    milli: *milli,
+                }),
+                None if state.pending_revenue.len() < MAX_PENDING_REVENUE => {
+                    state.pending_revenue.push(PendingRevenue { day, hour, currency: currency.clone(), milli: *milli });
+                }
+                None => {}
+            }
+        }
+        if let (None, Some(ts)) = (&state.first_goal, f.goal_ts) {
+            state.first_goal = Some(FirstGoal { ts, day, hour, counted: false });
+            time_to_conversion(state, &mut effects);
+        }
         for c in &f.clicks {
             // Stored as i64: BSON has no unsigned integers.
             let mark = c.mark as i64;
@@ -553,6 +711,7 @@ mod tests {
             browser: String::new(),
             os: String::new(),
             country: String::new(),
+            ts: Some(0),
         }
     }
 
@@ -568,6 +727,9 @@ mod tests {
             goals: goals.iter().map(|g| g.to_string()).collect(),
             clicks: Vec::new(),
             funnels: Vec::new(),
+            pages: Vec::new(),
+            goal_ts: None,
+            revenue: Vec::new(),
         }
     }
 
@@ -582,6 +744,9 @@ mod tests {
                 Effect::GoalEntry { .. } => "goal entry",
                 Effect::Clicker { .. } => "clicker",
                 Effect::FunnelStep { .. } => "funnel step",
+                Effect::Revenue { .. } => "revenue",
+                Effect::TimeToConversion { .. } => "time to conversion",
+                Effect::Continued { .. } => "continued",
             })
             .collect()
     }
@@ -735,6 +900,49 @@ mod tests {
         let mut f = facts("2026-11-25", None, 1, false, &[]);
         hits(&mut f, 200, true, &[(0b001, 1)]);
         assert_eq!(steps(&transition(&mut young, &[&f])), vec![1]);
+    }
+
+    #[test]
+    fn revenue_waits_for_the_start_and_the_first_goal_times_the_conversion() {
+        let mut state = SessionState::default();
+        // Out of order: the purchase (goal at 95 s, 12.5 EUR) arrives before the first pageview.
+        let mut buy = facts("2026-11-25", None, 1, true, &["g1"]);
+        buy.goal_ts = Some(95_000);
+        buy.revenue = vec![("EUR".into(), 12_500)];
+        buy.pages = vec![("/checkout".into(), 90_000)];
+        let fx = transition(&mut state, &[&buy]);
+        assert!(!kinds(&fx).contains(&"revenue") && !kinds(&fx).contains(&"time to conversion"), "{fx:?}");
+        assert_eq!(state.pending_revenue.len(), 1);
+
+        let mut first = facts("2026-11-25", Some(start("2026-11-25")), 1, false, &[]);
+        first.pages = vec![("/".into(), 0), ("/pricing".into(), 100_000)];
+        let fx = transition(&mut state, &[&first]);
+        let revenue: Vec<(&str, u64)> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Revenue { currency, milli, .. } => Some((currency.as_str(), *milli)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(revenue, vec![("EUR", 12_500)]);
+        let ttc: Vec<u8> = fx
+            .iter()
+            .filter_map(|e| if let Effect::TimeToConversion { bucket, .. } = e { Some(*bucket) } else { None })
+            .collect();
+        assert_eq!(ttc, vec![3], "95 s after the first pageview (ts 0): 1-5m");
+        // By event time: / (0 s, arriving late) was followed by /checkout (90 s), which was
+        // followed by /pricing (100 s), the exit.
+        let continued: Vec<&str> = fx
+            .iter()
+            .filter_map(|e| if let Effect::Continued { path, .. } = e { Some(path.as_str()) } else { None })
+            .collect();
+        assert_eq!(continued, vec!["/", "/checkout"]);
+        assert_eq!(state.last_path.as_deref(), Some("/pricing"));
+
+        // A second goal later counts no second time to conversion.
+        let mut again = facts("2026-11-25", None, 0, true, &["g2"]);
+        again.goal_ts = Some(500_000);
+        assert!(!kinds(&transition(&mut state, &[&again])).contains(&"time to conversion"));
     }
 
     #[test]

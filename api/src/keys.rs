@@ -164,7 +164,12 @@ pub struct KeyRegistry {
 }
 
 fn entry_of(site: &SiteKeys) -> Result<Vec<u8>, ApiError> {
-    let entry = SiteEntry { site_id: site.id.clone(), domain: site.domain.clone(), timezone: site.timezone.clone() };
+    let entry = SiteEntry {
+        site_id: site.id.clone(),
+        domain: site.domain.clone(),
+        timezone: site.timezone.clone(),
+        currency: site.currency.clone(),
+    };
     serde_json::to_vec(&entry).map_err(|e| ApiError::Internal(e.into()))
 }
 

@@ -1,10 +1,13 @@
 //! The stats response and its arithmetic, from rollup rows already read. Pure, so every
 //! definition of the contract is unit-tested here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use shared::rollup::{Dim, Series};
+use shared::{
+    money,
+    rollup::{Counts, Dim, Series, detail, toplist::page_ext},
+};
 
 /// Counters of one bucket (a day or an hour), of the site or, with a page filter, of a page:
 /// the stored [`Series`] itself (a page's are read from its entry in the page list), with
@@ -38,7 +41,16 @@ pub struct Summary {
     pub conversions: i64,
     pub conversion_rate: f64,
     pub bounce_rate: f64,
+    /// Revenue per currency (v3); absent from `previous`, which reads no revenue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<Revenue>,
 }
+
+/// Sums per currency code (v3): the site's currency always, at 0 when nothing came in.
+pub type Revenue = BTreeMap<String, f64>;
+
+/// Sessions per time-to-conversion bucket, in [`detail::TTC_BUCKETS`] order (v3).
+pub type TtcCounts = [i64; 7];
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Point {
@@ -76,6 +88,9 @@ pub struct TopReferrer {
     pub source: String,
     pub visits: i64,
     pub conversions: i64,
+    pub revenue: Revenue,
+    /// First conversions per time bucket (v3), as [`Stats::time_to_conversion`] orders them.
+    pub time_to_conversion: TtcCounts,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -84,6 +99,7 @@ pub struct GoalStats {
     pub name: String,
     pub conversions: i64,
     pub rate: f64,
+    pub revenue: Revenue,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -91,6 +107,8 @@ pub struct Campaign {
     pub name: String,
     pub visits: i64,
     pub conversions: i64,
+    pub revenue: Revenue,
+    pub time_to_conversion: TtcCounts,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -99,6 +117,8 @@ pub struct Variant {
     pub visits: i64,
     pub conversions: i64,
     pub rate: f64,
+    pub revenue: Revenue,
+    pub time_to_conversion: TtcCounts,
     /// The Wilson 95 % interval of `rate` (v3).
     pub ci_low: f64,
     pub ci_high: f64,
@@ -157,6 +177,29 @@ pub fn experiment(variants: &mut [Variant], control: Option<&str>) -> Option<Exp
     })
 }
 
+/// A bucket of `time_to_conversion` (v3).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct TtcBucket {
+    pub bucket: &'static str,
+    pub conversions: i64,
+}
+
+/// A row of `top_entry_pages` (v3): sessions that started on the page.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct EntryPage {
+    pub path: String,
+    pub visits: i64,
+    pub conversions: i64,
+    pub bounce_rate: f64,
+}
+
+/// A row of `top_exit_pages` (v3): sessions whose last pageview was of the page.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ExitPage {
+    pub path: String,
+    pub exits: i64,
+}
+
 #[derive(Debug, Serialize, PartialEq)]
 pub struct CustomEvent {
     pub name: String,
@@ -213,6 +256,10 @@ pub struct Stats {
     pub top_browsers: Vec<Audience>,
     pub top_os: Vec<Audience>,
     pub top_countries: Vec<CountryVisits>,
+    /// Sessions by the time from their first pageview to their first goal completion (v3).
+    pub time_to_conversion: Vec<TtcBucket>,
+    pub top_entry_pages: Vec<EntryPage>,
+    pub top_exit_pages: Vec<ExitPage>,
     /// `?compare=previous`: the summary of the range of the same length just before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous: Option<Summary>,
@@ -232,6 +279,10 @@ pub struct Inputs {
     /// The rows of each dimension's list, ranked, at most 10 (goals: every goal with
     /// conversions).
     pub lists: HashMap<Dim, Vec<TopRow>>,
+    /// Every page entry read, with its counters, ranked (v3: entry and exit pages).
+    pub pages: Vec<(String, Counts)>,
+    /// Every [`Dim::Detail`] entry read: key and sum (v3: revenue, time to conversion).
+    pub details: Vec<(String, u64)>,
 }
 
 /// Identity of the request, echoed back.
@@ -243,6 +294,8 @@ pub struct Meta {
     pub to: String,
     pub hourly: bool,
     pub page: Option<String>,
+    /// The site's currency: always shown in revenue sums (v3).
+    pub currency: String,
 }
 
 fn ratio(sum: f64, pageviews: i64) -> f64 {
@@ -270,7 +323,77 @@ pub fn summarize(points: &[(String, RollupRow)], distinct_visitors: Option<i64>)
         conversions: total.conversions,
         conversion_rate: rate(total.conversions, total.sessions),
         bounce_rate: rate(total.started - total.engaged, total.started),
+        revenue: None,
     }
+}
+
+/// Revenue sums and times to conversion, by scope and name, from [`Dim::Detail`] entries.
+#[derive(Default)]
+struct Details {
+    revenue: HashMap<(String, String), Revenue>,
+    ttc: HashMap<(String, String), TtcCounts>,
+}
+
+impl Details {
+    fn of(entries: &[(String, u64)]) -> Self {
+        let mut d = Self::default();
+        for (key, n) in entries {
+            let Some((kind, scope, name, last)) = detail::split(key) else { continue };
+            let at = (scope.to_string(), name.to_string());
+            match kind {
+                detail::REVENUE => {
+                    *d.revenue.entry(at).or_default().entry(last.to_string()).or_default() += money::from_milli(*n)
+                }
+                detail::TTC => {
+                    if let Some(i) = detail::TTC_BUCKETS.iter().position(|b| *b == last) {
+                        d.ttc.entry(at).or_default()[i] += *n as i64;
+                    }
+                }
+                _ => {}
+            }
+        }
+        d
+    }
+
+    /// The revenue of `scope` `name`, with `currency` at 0 when absent; sums rounded to cents'
+    /// tenths (what was stored).
+    fn revenue(&self, scope: &str, name: &str, currency: &str) -> Revenue {
+        let mut r = self.revenue.get(&(scope.to_string(), name.to_string())).cloned().unwrap_or_default();
+        r.entry(currency.to_string()).or_insert(0.0);
+        r.values_mut().for_each(|v| *v = (*v * 1000.0).round() / 1000.0);
+        r
+    }
+
+    fn ttc(&self, scope: &str, name: &str) -> TtcCounts {
+        self.ttc.get(&(scope.to_string(), name.to_string())).copied().unwrap_or_default()
+    }
+}
+
+/// Entry pages by visits and exit pages by exits, at most 10 each, ties by path, from every
+/// page entry read. A page's exits are its pageviews not followed by another (clamped at 0:
+/// a pageview and the one after it may fall on different days of the range's edge).
+fn entry_exit(pages: &[(String, Counts)]) -> (Vec<EntryPage>, Vec<ExitPage>) {
+    let e = |c: &Counts, i: usize| c.ext[i] as i64;
+    let mut entries: Vec<EntryPage> = pages
+        .iter()
+        .filter(|(_, c)| e(c, page_ext::ENTRIES) > 0)
+        .map(|(path, c)| EntryPage {
+            path: path.clone(),
+            visits: e(c, page_ext::ENTRIES),
+            conversions: c.conv as i64,
+            bounce_rate: rate(e(c, page_ext::ENTRIES) - e(c, page_ext::ENGAGED), e(c, page_ext::ENTRIES)),
+        })
+        .collect();
+    entries.sort_by(|a, b| b.visits.cmp(&a.visits).then_with(|| a.path.cmp(&b.path)));
+    entries.truncate(10);
+    let mut exits: Vec<ExitPage> = pages
+        .iter()
+        .map(|(path, c)| ExitPage { path: path.clone(), exits: (c.n as i64 - e(c, page_ext::CONTINUED)).max(0) })
+        .filter(|x| x.exits > 0)
+        .collect();
+    exits.sort_by(|a, b| b.exits.cmp(&a.exits).then_with(|| a.path.cmp(&b.path)));
+    exits.truncate(10);
+    (entries, exits)
 }
 
 /// The series of points, as the response shows it.
@@ -299,11 +422,22 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
     // Clamped at zero: a scroll can arrive in a later bucket than its pageview.
     let dist =
         [("0-25", total.pageviews - r25), ("25-50", r25 - r50), ("50-75", r50 - r75), ("75-100", r75 - r100), ("100", r100)];
+    let details = Details::of(&inputs.details);
+    let cur = meta.currency.as_str();
+    let (top_entry_pages, top_exit_pages) = entry_exit(&inputs.pages);
     let mut list = |dim: Dim| inputs.lists.remove(&dim).unwrap_or_default();
     let goal_rows: HashMap<String, i64> = list(Dim::Goal).into_iter().map(|r| (r.key, r.count)).collect();
     let visits = |rows: Vec<TopRow>| rows.into_iter().map(|t| Audience { name: t.key, visits: t.count }).collect();
-    let campaigns = |rows: Vec<TopRow>| {
-        rows.into_iter().map(|t| Campaign { name: t.key, visits: t.count, conversions: t.conversions }).collect()
+    let campaigns = |rows: Vec<TopRow>, scope: Dim| {
+        rows.into_iter()
+            .map(|t| Campaign {
+                revenue: details.revenue(scope.as_str(), &t.key, cur),
+                time_to_conversion: details.ttc(scope.as_str(), &t.key),
+                name: t.key,
+                visits: t.count,
+                conversions: t.conversions,
+            })
+            .collect()
     };
     let mut stats = Stats {
         site_id: meta.site_id,
@@ -320,7 +454,13 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
             .iter()
             .map(|g| {
                 let conversions = goal_rows.get(&g.id).copied().unwrap_or(0);
-                GoalStats { id: g.id.clone(), name: g.name.clone(), conversions, rate: rate(conversions, summary.sessions) }
+                GoalStats {
+                    id: g.id.clone(),
+                    name: g.name.clone(),
+                    conversions,
+                    rate: rate(conversions, summary.sessions),
+                    revenue: details.revenue(detail::GOAL, &g.id, cur),
+                }
             })
             .collect(),
         series: series(inputs.points),
@@ -333,14 +473,22 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
         top_pages: list(Dim::Page).into_iter().map(|t| TopPage { path: t.key, pageviews: t.count }).collect(),
         top_referrers: list(Dim::Source)
             .into_iter()
-            .map(|t| TopReferrer { source: t.key, visits: t.count, conversions: t.conversions })
+            .map(|t| TopReferrer {
+                revenue: details.revenue(Dim::Source.as_str(), &t.key, cur),
+                time_to_conversion: details.ttc(Dim::Source.as_str(), &t.key),
+                source: t.key,
+                visits: t.count,
+                conversions: t.conversions,
+            })
             .collect(),
-        top_campaigns: campaigns(list(Dim::Campaign)),
-        top_mediums: campaigns(list(Dim::Medium)),
+        top_campaigns: campaigns(list(Dim::Campaign), Dim::Campaign),
+        top_mediums: campaigns(list(Dim::Medium), Dim::Medium),
         variants: list(Dim::Variant)
             .into_iter()
             .map(|t| Variant {
                 rate: rate(t.conversions, t.count),
+                revenue: details.revenue(Dim::Variant.as_str(), &t.key, cur),
+                time_to_conversion: details.ttc(Dim::Variant.as_str(), &t.key),
                 variant: t.key,
                 visits: t.count,
                 conversions: t.conversions,
@@ -355,10 +503,17 @@ pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
         top_browsers: visits(list(Dim::Browser)),
         top_os: visits(list(Dim::Os)),
         top_countries: list(Dim::Country).into_iter().map(|t| CountryVisits { country: t.key, visits: t.count }).collect(),
+        time_to_conversion: {
+            let all = details.ttc(detail::ALL, "");
+            detail::TTC_BUCKETS.iter().zip(all).map(|(bucket, conversions)| TtcBucket { bucket, conversions }).collect()
+        },
+        top_entry_pages,
+        top_exit_pages,
         previous: None,
         previous_series: None,
     };
     stats.experiment = experiment(&mut stats.variants, None);
+    stats.summary.revenue = Some(details.revenue(detail::ALL, "", cur));
     stats
 }
 
@@ -375,6 +530,7 @@ mod tests {
             to: "2026-11-25".into(),
             hourly,
             page: None,
+            currency: "USD".into(),
         }
     }
 
@@ -424,7 +580,8 @@ mod tests {
                 avg_time_seconds: 2.625,
                 conversions: 1,
                 conversion_rate: 0.3333,
-                bounce_rate: 0.6667
+                bounce_rate: 0.6667,
+                revenue: Some([("USD".to_string(), 0.0)].into()),
             }
         );
         let dist: Vec<(&str, i64)> = s.scroll_distribution.iter().map(|b| (b.bucket, b.pageviews)).collect();
@@ -500,7 +657,41 @@ mod tests {
             GoalName { id: "g2".into(), name: "Thanks".into() },
             GoalName { id: "g3".into(), name: "New".into() },
         ];
-        let s = assemble(meta(false), Inputs { points: vec![("d".into(), day)], distinct_visitors: None, lists }, &goals);
+        let k = |kind, scope, name, last| detail::key(kind, scope, name, last);
+        let details = vec![
+            (k(detail::REVENUE, detail::ALL, "", "USD"), 30_500),
+            (k(detail::REVENUE, detail::ALL, "", "EUR"), 9_990),
+            (k(detail::REVENUE, detail::GOAL, "g2", "EUR"), 9_990),
+            (k(detail::REVENUE, "source", "google.com", "USD"), 30_500),
+            (k(detail::TTC, detail::ALL, "", "1-5m"), 2),
+            (k(detail::TTC, detail::ALL, "", ">2h"), 1),
+            (k(detail::TTC, "source", "google.com", "1-5m"), 2),
+        ];
+        let mut landing = Counts::of(6);
+        (landing.ext[page_ext::ENTRIES], landing.ext[page_ext::ENGAGED], landing.ext[page_ext::CONTINUED]) = (4, 3, 5);
+        landing.conv = 2;
+        let mut pricing = Counts::of(3);
+        (pricing.ext[page_ext::ENTRIES], pricing.ext[page_ext::CONTINUED]) = (1, 0);
+        let pages = vec![("/landing".to_string(), landing), ("/pricing".to_string(), pricing)];
+        let inputs = Inputs { points: vec![("d".into(), day)], distinct_visitors: None, lists, pages, details };
+        let s = assemble(meta(false), inputs, &goals);
+        let money = |pairs: &[(&str, f64)]| pairs.iter().map(|(c, v)| (c.to_string(), *v)).collect::<Revenue>();
+        assert_eq!(s.summary.revenue, Some(money(&[("EUR", 9.99), ("USD", 30.5)])));
+        assert_eq!(s.goals[1].revenue, money(&[("EUR", 9.99), ("USD", 0.0)]), "the site's currency always shows");
+        let ttc: Vec<i64> = s.time_to_conversion.iter().map(|b| b.conversions).collect();
+        assert_eq!(ttc, vec![0, 0, 0, 2, 0, 0, 1]);
+        assert_eq!(s.time_to_conversion[3].bucket, "1-5m");
+        assert_eq!(
+            s.top_entry_pages,
+            vec![
+                EntryPage { path: "/landing".into(), visits: 4, conversions: 2, bounce_rate: 0.25 },
+                EntryPage { path: "/pricing".into(), visits: 1, conversions: 0, bounce_rate: 1.0 },
+            ]
+        );
+        assert_eq!(
+            s.top_exit_pages,
+            vec![ExitPage { path: "/pricing".into(), exits: 3 }, ExitPage { path: "/landing".into(), exits: 1 }]
+        );
         assert_eq!((s.summary.conversion_rate, s.summary.bounce_rate), (0.375, 0.25));
         let goals: Vec<(&str, i64, f64)> = s.goals.iter().map(|g| (g.name.as_str(), g.conversions, g.rate)).collect();
         assert_eq!(
@@ -508,14 +699,32 @@ mod tests {
             vec![("Signup", 1, 0.125), ("Thanks", 2, 0.25), ("New", 0, 0.0)],
             "every live goal, in their order; deleted ones hidden"
         );
-        assert_eq!(s.top_referrers[0], TopReferrer { source: "google.com".into(), visits: 5, conversions: 2 });
+        assert_eq!(
+            s.top_referrers[0],
+            TopReferrer {
+                source: "google.com".into(),
+                visits: 5,
+                conversions: 2,
+                revenue: money(&[("USD", 30.5)]),
+                time_to_conversion: [0, 0, 0, 2, 0, 0, 0],
+            }
+        );
         let b = &s.variants[0];
         assert_eq!((b.variant.as_str(), b.visits, b.conversions, b.rate), ("B", 3, 2, 0.6667));
         // A is the control: it has no probability to beat itself.
         assert_eq!((s.variants[1].variant.as_str(), s.variants[1].p_beat_control), ("A", None));
         assert!(b.p_beat_control.is_some_and(|p| p > 0.5) && b.ci_low < b.rate && b.rate < b.ci_high);
         assert_eq!(s.experiment.as_ref().map(|e| (e.control.as_str(), e.enough_data)), Some(("A", false)));
-        assert_eq!(s.top_campaigns[0], Campaign { name: "spring_sale".into(), visits: 4, conversions: 2 });
+        assert_eq!(
+            s.top_campaigns[0],
+            Campaign {
+                name: "spring_sale".into(),
+                visits: 4,
+                conversions: 2,
+                revenue: money(&[("USD", 0.0)]),
+                time_to_conversion: [0; 7],
+            }
+        );
         assert_eq!(s.top_countries[1], CountryVisits { country: "(unknown)".into(), visits: 3 });
     }
 

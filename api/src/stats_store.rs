@@ -45,6 +45,11 @@ use crate::{
 pub const TOP_N: usize = 10;
 /// Goals are listed whole (a site has at most 20 live ones).
 const ALL_GOALS: usize = 1000;
+/// Pages ranked for entry and exit pages (v3): each is listed from the pages with the most
+/// pageviews, exact within these.
+const ALL_PAGES: usize = 1000;
+/// Revenue, time-to-conversion and property entries read whole (v3).
+const ALL_DETAILS: usize = 4000;
 /// Most distinct names a page filter sums per breakdown over its range; names past it (a
 /// page whose sources change every day of a year) are summed into `(other)`.
 const MAX_PAGE_NAMES: usize = 20_000;
@@ -258,15 +263,30 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
         }
     }
     let mut lists = HashMap::new();
+    let (mut pages, mut details) = (Vec::new(), Vec::new());
     for dim in site_dims() {
-        let limit = if dim == Dim::Goal { ALL_GOALS } else { TOP_N };
+        let limit = match dim {
+            Dim::Goal => ALL_GOALS,
+            Dim::Page => ALL_PAGES,
+            Dim::Detail => ALL_DETAILS,
+            _ => TOP_N,
+        };
         let (rows, read) = top(db, tops.remove(&dim).unwrap_or_default(), limit).await?;
         docs_read += read;
+        match dim {
+            Dim::Page => pages = rows.iter().map(|r| (r.key.clone(), r.counts)).collect(),
+            Dim::Detail => {
+                details = rows.into_iter().map(|r| (r.key, r.counts.n)).collect();
+                continue;
+            }
+            _ => {}
+        }
         let mut rows: Vec<TopRow> = rows.into_iter().map(top_row).collect();
         if dim == Dim::Page {
             // A page's entry also carries the conversions of sessions that entered on it and
             // the scrolls and clicks on it, which may land in a bucket without its pageviews.
             rows.retain(|r| r.count > 0);
+            rows.truncate(TOP_N);
         }
         lists.insert(dim, rows);
     }
@@ -278,7 +298,8 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
         }
         Range::Days { .. } => None,
     };
-    Ok(Loaded { inputs: Inputs { points: points(range, tz, rows), distinct_visitors, lists }, docs_read })
+    let inputs = Inputs { points: points(range, tz, rows), distinct_visitors, lists, pages, details };
+    Ok(Loaded { inputs, docs_read })
 }
 
 async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &str) -> Result<Loaded, ApiError> {
@@ -323,7 +344,7 @@ async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &s
         ranked.truncate(if kind == Dim::Goal { ALL_GOALS } else { TOP_N });
         lists.insert(kind, ranked);
     }
-    Ok(Loaded { inputs: Inputs { points, distinct_visitors: None, lists }, docs_read })
+    Ok(Loaded { inputs: Inputs { points, distinct_visitors: None, lists, ..Inputs::default() }, docs_read })
 }
 
 /// The stats of the sessions whose `dim` is `value` (a one-click filter) over `range`: the
@@ -366,7 +387,10 @@ pub async fn load_filter(
         ranked.truncate(if kind == Dim::Goal { ALL_GOALS } else { TOP_N });
         lists.insert(kind, ranked);
     }
-    Ok(Loaded { inputs: Inputs { points: points(range, tz, rows), distinct_visitors: None, lists }, docs_read })
+    Ok(Loaded {
+        inputs: Inputs { points: points(range, tz, rows), distinct_visitors: None, lists, ..Inputs::default() },
+        docs_read,
+    })
 }
 
 /// The attention view of the page `path` over `range`: the page list and the attention list
@@ -403,6 +427,83 @@ pub async fn load_attention(
     })
     .await?;
     Ok((page.finish(path), docs_read))
+}
+
+/// Most property keys an event's answer lists, and values per key (v3, the contract's).
+pub const MAX_PROP_KEYS: usize = 30;
+pub const MAX_PROP_VALUES: usize = 10;
+
+/// `GET /api/stats/{id}/events/{name}` (v3).
+#[derive(Debug, serde::Serialize, PartialEq)]
+pub struct EventProps {
+    pub name: String,
+    pub count: i64,
+    pub props: Vec<PropKey>,
+}
+
+#[derive(Debug, serde::Serialize, PartialEq)]
+pub struct PropKey {
+    pub key: String,
+    pub values: Vec<PropCount>,
+}
+
+#[derive(Debug, serde::Serialize, PartialEq)]
+pub struct PropCount {
+    pub value: String,
+    pub count: i64,
+}
+
+/// The custom event `name` over `range` and its properties: the event and detail lists of
+/// each bucket, whole, keeping only that event's entries (at most `site-days + 2 x buckets`
+/// documents). Keys by events carrying them, most first, ties by key, at most
+/// [`MAX_PROP_KEYS`]; each key's values likewise, at most [`MAX_PROP_VALUES`].
+pub async fn load_event_props(
+    db: &Database,
+    site_id: &str,
+    range: &Range,
+    tz: Tz,
+    name: &str,
+) -> Result<(EventProps, usize), ApiError> {
+    let mut count = 0_i64;
+    let prefix = format!("{}{sep}{name}{sep}", rollup::detail::PROP, sep = rollup::PAGE_ATTR_SEP);
+    let mut values = KindSums::<String>::new(MAX_PAGE_NAMES);
+    let parts = [Part::Top(Dim::Event), Part::Top(Dim::Detail)];
+    let docs_read = visit_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
+        let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
+        for e in list.entries() {
+            if u.part == Part::Top(Dim::Event) {
+                if e.key == name {
+                    count += e.counts.n as i64;
+                }
+            } else if let Some((key, value)) = e.key.strip_prefix(&prefix).and_then(|r| r.split_once(rollup::PAGE_ATTR_SEP))
+            {
+                values.add(key.to_string(), value, e.counts, None);
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let by_count = |a: &(String, i64), b: &(String, i64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+    let mut keys: Vec<(String, Vec<(String, i64)>)> = values
+        .by_kind
+        .into_iter()
+        .map(|(key, vals)| {
+            let mut vals: Vec<(String, i64)> = vals.into_iter().map(|(v, (c, _))| (v, c.n as i64)).collect();
+            vals.sort_by(by_count);
+            (key, vals)
+        })
+        .collect();
+    let total = |vals: &[(String, i64)]| vals.iter().map(|v| v.1).sum::<i64>();
+    keys.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0)));
+    keys.truncate(MAX_PROP_KEYS);
+    let props = keys
+        .into_iter()
+        .map(|(key, vals)| PropKey {
+            key,
+            values: vals.into_iter().take(MAX_PROP_VALUES).map(|(value, count)| PropCount { value, count }).collect(),
+        })
+        .collect();
+    Ok((EventProps { name: name.to_string(), count, props }, docs_read))
 }
 
 /// The sessions that reached each step of funnel `funnel_id` (of `steps` steps) over `range`:

@@ -176,9 +176,13 @@ mod tests {
     use super::*;
 
     fn put(dir: &SiteDirectory, key: &str, site_id: &str) {
-        let value =
-            serde_json::to_vec(&SiteEntry { site_id: site_id.into(), domain: "example.com".into(), timezone: "UTC".into() })
-                .expect("json");
+        let value = serde_json::to_vec(&SiteEntry {
+            site_id: site_id.into(),
+            domain: "example.com".into(),
+            timezone: "UTC".into(),
+            currency: "USD".into(),
+        })
+        .expect("json");
         dir.apply(key.to_string(), Operation::Put, &value);
     }
 

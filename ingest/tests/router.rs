@@ -73,7 +73,12 @@ struct Ingest {
 }
 
 fn site(site_id: &str) -> SiteEntry {
-    SiteEntry { site_id: site_id.into(), domain: "example.com".into(), timezone: "Europe/Berlin".into() }
+    SiteEntry {
+        site_id: site_id.into(),
+        domain: "example.com".into(),
+        timezone: "Europe/Berlin".into(),
+        currency: "USD".into(),
+    }
 }
 
 fn ingest(options: Options) -> Ingest {

@@ -27,6 +27,7 @@ use serde::{
 };
 use serde_json::Number;
 
+use crate::money;
 use raw::{Any, ListOr, ObjectOr, PairsOr, RawBatch, RawEvent};
 
 /// Most events in one batch.
@@ -531,6 +532,7 @@ fn parse_event<'a>(ev: RawEvent<'a>, last_valid_url: &mut Option<Cow<'a, str>>) 
             }
             let props = props(ev.props)?;
             reserved_props(&name, &props)?;
+            revenue_props(&props)?;
             EventKindRef::Event { name, props }
         }
         "view" => {
@@ -617,6 +619,43 @@ fn reserved_props<'a>(name: &str, props: &PropsRef<'a>) -> EventResult<'a, ()> {
         }
     }
     Ok(())
+}
+
+/// Revenue (v3): `props.revenue` a number from 0 to 1e9, `props.currency` an ISO 4217 code.
+fn revenue_props<'a>(props: &PropsRef<'a>) -> EventResult<'a, ()> {
+    for (key, value) in &props.0 {
+        let ok = match (key.as_ref(), value) {
+            (money::REVENUE_PROP, PropValueRef::Number(n)) => {
+                n.as_f64().is_some_and(|v| (0.0..=money::MAX_REVENUE).contains(&v))
+            }
+            (money::REVENUE_PROP, _) => false,
+            (money::CURRENCY_PROP, PropValueRef::String(c)) => money::is_currency(c),
+            (money::CURRENCY_PROP, _) => false,
+            _ => true,
+        };
+        if !ok {
+            let reason = if key == money::REVENUE_PROP {
+                "must be a number from 0 to 1000000000"
+            } else {
+                "must be an ISO 4217 currency code such as USD or EUR"
+            };
+            return Err((EventField::Prop(key.clone()), reason.into()));
+        }
+    }
+    Ok(())
+}
+
+/// The revenue an event carries, with its currency (`default` when it names none).
+pub fn revenue_of<'p>(props: &'p BTreeMap<String, PropValue>, default: &'p str) -> Option<(&'p str, u64)> {
+    let amount = match props.get(money::REVENUE_PROP) {
+        Some(PropValue::Number(n)) => n.as_f64()?,
+        _ => return None,
+    };
+    let currency = match props.get(money::CURRENCY_PROP) {
+        Some(PropValue::String(c)) if money::is_currency(c) => c.as_str(),
+        _ => default,
+    };
+    Some((currency, money::to_milli(amount)))
 }
 
 fn opt_bool(v: Option<Any<'_>>) -> Result<bool, Reason> {

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`event`]: the tracker batch as it arrives on the wire, and its validation.
 //! - [`goal`]: goals (what converts) and how events match them; [`funnel`]: ordered steps.
+//! - [`money`]: revenue: currencies and amounts.
 //! - [`segment`]: saved segments, sessions selected by their attribution.
 //! - [`backfill`]: the jobs that count a new goal or funnel over the raw batches kept.
 //! - [`audience`]: device, browser, OS and country, as ingest derives them.
@@ -43,6 +44,7 @@ pub mod ids;
 pub mod indexes;
 pub mod message;
 pub mod metrics;
+pub mod money;
 pub mod names;
 pub mod rollup;
 pub mod segment;

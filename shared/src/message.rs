@@ -44,6 +44,10 @@ pub struct BatchMessage {
     /// Country of the client IP (v2; `(unknown)` before, or when the database does not know).
     #[serde(default)]
     pub country: Country,
+    /// The site's currency at receive time: that of revenue that names none (v3; `USD` in
+    /// messages written before).
+    #[serde(default = "crate::money::default_currency")]
+    pub currency: String,
     pub events: Vec<Event>,
 }
 
@@ -68,6 +72,7 @@ pub struct BatchMessageRef<'a> {
     pub browser: Browser,
     pub os: Os,
     pub country: Country,
+    pub currency: &'a str,
     pub events: &'a [EventRef<'a>],
 }
 
@@ -192,6 +197,7 @@ mod tests {
             visitor: "v",
             timezone: "UTC",
             domain: "example.com",
+            currency: "EUR",
             device: Device::Mobile,
             browser: Browser::Safari,
             os: Os::Ios,

@@ -9,6 +9,9 @@ pub struct SiteEntry {
     pub site_id: String,
     pub domain: String,
     pub timezone: String,
+    /// The currency of revenue that names none (v3; `USD` in entries written before).
+    #[serde(default = "crate::money::default_currency")]
+    pub currency: String,
 }
 
 /// A bare host name (`example.com`, `localhost`): labels of `a-z0-9-`, no scheme, port, path

@@ -51,6 +51,9 @@ pub struct SiteDoc {
     pub name: String,
     pub domain: String,
     pub timezone: String,
+    /// The currency of revenue that names none (v3; `USD` for sites created before).
+    #[serde(default = "crate::money::default_currency")]
+    pub currency: String,
     pub api_key: SiteKey,
     pub created_at: DateTime,
     /// SHA-256 (hex) of the site's public share token, while a share link exists. The token
@@ -73,6 +76,7 @@ pub mod site_fields {
     pub const OWNER_ID: &str = "owner_id";
     pub const DOMAIN: &str = "domain";
     pub const TIMEZONE: &str = "timezone";
+    pub const CURRENCY: &str = "currency";
     pub const API_KEY: &str = "api_key";
     pub const KEY_ROTATIONS: &str = "key_rotations";
     pub const CREATED_AT: &str = "created_at";
@@ -88,19 +92,27 @@ pub struct SiteKeys {
     pub api_key: SiteKey,
     pub domain: String,
     pub timezone: String,
+    #[serde(default = "crate::money::default_currency")]
+    pub currency: String,
 }
 
 impl SiteKeys {
     /// The projection that reads a [`SiteDoc`] as a [`SiteKeys`].
     pub fn projection() -> mongodb::bson::Document {
         use site_fields as f;
-        doc! {f::ID: 1, f::API_KEY: 1, f::DOMAIN: 1, f::TIMEZONE: 1}
+        doc! {f::ID: 1, f::API_KEY: 1, f::DOMAIN: 1, f::TIMEZONE: 1, f::CURRENCY: 1}
     }
 }
 
 impl From<&SiteDoc> for SiteKeys {
     fn from(s: &SiteDoc) -> Self {
-        Self { id: s.id.clone(), api_key: s.api_key.clone(), domain: s.domain.clone(), timezone: s.timezone.clone() }
+        Self {
+            id: s.id.clone(),
+            api_key: s.api_key.clone(),
+            domain: s.domain.clone(),
+            timezone: s.timezone.clone(),
+            currency: s.currency.clone(),
+        }
     }
 }
 

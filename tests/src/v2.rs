@@ -191,6 +191,7 @@ impl PastSite {
             browser: Default::default(),
             os: Default::default(),
             country: Default::default(),
+            currency: "USD".into(),
             events: events
                 .into_iter()
                 .map(|e| serde_json::from_value::<Event>(e).expect("an event of the wire format"))

@@ -98,6 +98,7 @@ fn fixture() -> Vec<BatchMessage> {
                 browser: Default::default(),
                 os: Default::default(),
                 country: Default::default(),
+                currency: "USD".into(),
                 events,
             }
         })

@@ -88,6 +88,7 @@ fn fixture() -> Vec<BatchMessage> {
                 browser: Default::default(),
                 os: Default::default(),
                 country: Default::default(),
+                currency: "USD".into(),
                 events: vec![
                     event(
                         EventKind::Pageview {
@@ -165,6 +166,7 @@ async fn snapshot(db: &Database) -> Value {
                 to: String::new(),
                 hourly,
                 page: None,
+                currency: "USD".into(),
             };
             let s = serde_json::to_value(stats::assemble(meta, loaded.inputs, &goal_names().await)).expect("json");
             out.insert(format!("{site} {}", if hourly { "24h" } else { "days" }), s);
@@ -360,6 +362,7 @@ async fn as_second_layout(db: &Database) -> usize {
         name: id.into(),
         domain: "example.com".into(),
         timezone: tz.into(),
+        currency: "USD".into(),
         api_key: SiteKey::from_stored(format!("key-{id}")),
         created_at: mongodb::bson::DateTime::from_millis(0),
         share_hash: None,
@@ -493,6 +496,7 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
             browser: Default::default(),
             os: Default::default(),
             country: Default::default(),
+            currency: "USD".into(),
             events: vec![
                 event(
                     EventKind::Pageview {
@@ -531,6 +535,7 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
             browser: Default::default(),
             os: Default::default(),
             country: Default::default(),
+            currency: "USD".into(),
             events: vec![event(
                 EventKind::Pageview { referrer: String::new(), title: "T".into(), new_session: false, variant: None },
                 "/pricing",
@@ -566,6 +571,7 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
             to: String::new(),
             hourly,
             page: None,
+            currency: "USD".into(),
         };
         let s = serde_json::to_value(stats::assemble(meta, loaded.inputs, &[])).expect("json");
         let summary = &s["summary"];

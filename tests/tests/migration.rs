@@ -64,6 +64,7 @@ fn half_done_batches() -> Vec<BatchMessage> {
             browser: Default::default(),
             os: Default::default(),
             country: Default::default(),
+            currency: "USD".into(),
             events: vec![
                 Event {
                     ts: 0,
@@ -186,6 +187,7 @@ async fn stats_of(db: &Database) -> (Value, Value) {
             to: String::new(),
             hourly,
             page: None,
+            currency: "USD".into(),
         };
         out.push(serde_json::to_value(stats::assemble(meta, loaded.inputs, &[])).expect("json"));
     }

@@ -132,6 +132,7 @@ async fn an_account_whose_sites_predate_the_limit_is_counted_from_its_sites() {
             name: format!("Old {n}"),
             domain: "old.example.com".into(),
             timezone: "UTC".into(),
+            currency: "USD".into(),
             api_key: shared::ids::SiteKey::from_stored(format!("cp_old_{n}_{}", id("k"))),
             created_at: DateTime::now(),
             share_hash: None,
@@ -297,6 +298,7 @@ fn site(n: usize) -> SiteDoc {
         name: format!("Site {n}"),
         domain: format!("s{n}.example.com"),
         timezone: "UTC".into(),
+        currency: "USD".into(),
         api_key: shared::ids::SiteKey::from_stored(format!("cp_key_{n:05}_{}", id("k"))),
         created_at: DateTime::now(),
         share_hash: None,
@@ -305,8 +307,13 @@ fn site(n: usize) -> SiteDoc {
 }
 
 fn entry(site: &SiteDoc) -> Vec<u8> {
-    serde_json::to_vec(&SiteEntry { site_id: site.id.clone(), domain: site.domain.clone(), timezone: site.timezone.clone() })
-        .expect("json")
+    serde_json::to_vec(&SiteEntry {
+        site_id: site.id.clone(),
+        domain: site.domain.clone(),
+        timezone: site.timezone.clone(),
+        currency: "USD".into(),
+    })
+    .expect("json")
 }
 
 /// `n` sites in MongoDB, and their entries in the bucket: in step.

@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/sites/{id}/share", post(create).delete(revoke))
         .route("/api/public/{token}/stats", get(public_stats))
         .route("/api/public/{token}/page", get(public_page))
+        .route("/api/public/{token}/events/{name}", get(public_event))
 }
 
 #[derive(Serialize)]
@@ -91,6 +92,21 @@ async fn public_stats(
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let query = StatsQuery::parse(&params, tz, state.clock.now_ms())?;
     Ok(Json(compute(&state, &site, &query).await?))
+}
+
+async fn public_event(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path((token, name)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<crate::stats_store::EventProps>, ApiError> {
+    state
+        .public_throttle
+        .admit(vec![throttle::ip_key(ip)], std::time::Instant::now())
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?
+        .keep();
+    let site = site_by_token(&state, &token).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(crate::routes::stats::event_view(&state, &site, &name, &params).await?))
 }
 
 async fn public_page(

@@ -14,13 +14,13 @@ use mongodb::{
     options::ReturnDocument,
 };
 use serde::{Deserialize, Serialize};
-use shared::telemetry::Chain;
 use shared::{
     ids::SiteKey,
     site::parse_domain,
     store::{MAX_KEY_ROTATIONS_PER_HOUR, SiteDoc, SiteKeys, site_fields},
     time::parse_tz,
 };
+use shared::{money, telemetry::Chain};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
@@ -48,6 +48,8 @@ pub struct SiteView {
     pub name: String,
     pub domain: String,
     pub timezone: String,
+    /// The currency of revenue that names none (v3).
+    pub currency: String,
     pub api_key: SiteKey,
     pub created_at: String,
 }
@@ -59,6 +61,7 @@ impl From<&SiteDoc> for SiteView {
             name: s.name.clone(),
             domain: s.domain.clone(),
             timezone: s.timezone.clone(),
+            currency: s.currency.clone(),
             api_key: s.api_key.clone(),
             created_at: rfc3339(s.created_at),
         }
@@ -94,6 +97,15 @@ fn parse_timezone(raw: &str) -> Result<String, ApiError> {
 }
 
 /// The caller's site `id`, or 404.
+/// An ISO 4217 code (v3): the currency of revenue that names none.
+fn parse_currency(raw: &str) -> Result<String, ApiError> {
+    if money::is_currency(raw) {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::InvalidSite("currency: must be an ISO 4217 currency code such as USD or EUR".into()))
+    }
+}
+
 pub async fn owned_site(state: &AppState, user: &AuthUser, id: &str) -> Result<SiteDoc, ApiError> {
     shared::http::record_site(id);
     state.sites.find_one(doc! {"_id": id, site_fields::OWNER_ID: &user.user_id}).await?.ok_or(ApiError::NotFound)
@@ -115,6 +127,7 @@ struct CreateBody {
     name: Option<String>,
     domain: Option<String>,
     timezone: Option<String>,
+    currency: Option<String>,
 }
 
 async fn create(
@@ -128,6 +141,7 @@ async fn create(
         name: parse_name(body.name.as_deref().unwrap_or_default())?,
         domain: parse_site_domain(body.domain.as_deref().unwrap_or_default())?,
         timezone: parse_timezone(body.timezone.as_deref().unwrap_or("UTC"))?,
+        currency: parse_currency(body.currency.as_deref().unwrap_or(money::DEFAULT_CURRENCY))?,
         api_key: keys::new_site_key()?,
         created_at: DateTime::now(),
         share_hash: None,
@@ -175,6 +189,7 @@ struct UpdateBody {
     name: Option<String>,
     domain: Option<String>,
     timezone: Option<String>,
+    currency: Option<String>,
 }
 
 async fn update(
@@ -193,6 +208,9 @@ async fn update(
     if let Some(tz) = &body.timezone {
         set.insert("timezone", parse_timezone(tz)?);
     }
+    if let Some(cur) = &body.currency {
+        set.insert(site_fields::CURRENCY, parse_currency(cur)?);
+    }
     let filter = doc! {"_id": &id, site_fields::OWNER_ID: &auth.user_id};
     let site = if set.is_empty() {
         state.sites.find_one(filter).await?
@@ -200,7 +218,7 @@ async fn update(
         state.sites.find_one_and_update(filter, doc! {"$set": set}).return_document(ReturnDocument::After).await?
     }
     .ok_or(ApiError::NotFound)?;
-    if body.domain.is_some() || body.timezone.is_some() {
+    if body.domain.is_some() || body.timezone.is_some() || body.currency.is_some() {
         // Publishes whatever key the site holds now, never a key a rotate revoked meanwhile.
         state.keys.refresh(&site.id, &site.api_key).await?;
     }
@@ -254,7 +272,7 @@ async fn rotate(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
             state.keys.revoke(&next.api_key).await?;
             continue;
         };
-        if current.domain != next.domain || current.timezone != next.timezone {
+        if current.domain != next.domain || current.timezone != next.timezone || current.currency != next.currency {
             // A domain change landed between the read and the swap: publish what the site says now.
             state.keys.refresh(&current.id, &current.api_key).await?;
         }

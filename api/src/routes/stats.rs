@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/stats/{id}/export.csv", get(export))
         .route("/api/stats/{id}/realtime", get(realtime))
         .route("/api/stats/{id}/page", get(page))
+        .route("/api/stats/{id}/events/{name}", get(event_props))
 }
 
 /// Longest page filter, in bytes: a longer one names no page.
@@ -74,6 +75,34 @@ async fn page(
     let site = owned_site(&state, &auth, &id).await?;
     let path = page_path(params.get("path").map(String::as_str))?;
     Ok(Json(page_view(&state, &site, &path, &params).await?))
+}
+
+/// The properties of custom event `name` of `site` (v3): what the owner and a shared link see.
+pub async fn event_view(
+    state: &AppState,
+    site: &SiteDoc,
+    name: &str,
+    params: &HashMap<String, String>,
+) -> Result<stats_store::EventProps, ApiError> {
+    if name.is_empty() || name.chars().count() > shared::event::MAX_EVENT_NAME_CHARS {
+        return Err(ApiError::InvalidRequest("name: must be 1 to 64 characters".into()));
+    }
+    let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
+    let get = |k: &str| params.get(k).map(String::as_str);
+    let range = Range::resolve(get("timeframe"), get("from"), get("to"), tz, state.clock.now_ms())?;
+    let (view, docs_read) = stats_store::load_event_props(&state.db, &site.id, &range, tz, name).await?;
+    state.metrics.stats_documents_read.observe(docs_read as f64);
+    Ok(view)
+}
+
+async fn event_props(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, name)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<stats_store::EventProps>, ApiError> {
+    let site = owned_site(&state, &auth, &id).await?;
+    Ok(Json(event_view(&state, &site, &name, &params).await?))
 }
 
 /// The query of a stats view: range, comparison, page filter.
@@ -181,6 +210,7 @@ pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Re
         to,
         hourly,
         page: query.page.clone(),
+        currency: site.currency.clone(),
     };
     let mut out = stats::assemble(meta, loaded.inputs, &goals);
     out.filter = query.filter.as_ref().map(|(d, v)| format!("{d}:{v}"));

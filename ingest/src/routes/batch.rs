@@ -120,6 +120,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
         visitor: visitor.as_str(),
         timezone: &site.entry.timezone,
         domain: &site.entry.domain,
+        currency: &site.entry.currency,
         device: audience.device,
         browser: audience.browser,
         os: audience.os,

@@ -127,10 +127,15 @@ pub enum Dim {
     /// Funnel steps (v3), keyed `funnel_id␟step` ([`funnel_key`]): sessions that reached the
     /// step, counted in the bucket where the session reached the first step.
     Funnel,
+    /// Revenue, times to conversion and event properties (v3), keyed by [`detail`]: revenue
+    /// sums per currency (in thousandths) for the site, its goals and its sessions' source,
+    /// campaign, medium and variant; first conversions per time bucket, for the site and those
+    /// attributes; custom events per property value.
+    Detail,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 16] = [
+    pub const ALL: [Dim; 17] = [
         Dim::Page,
         Dim::Click,
         Dim::Source,
@@ -147,6 +152,7 @@ impl Dim {
         Dim::Attention,
         Dim::Funnel,
         Dim::Filter,
+        Dim::Detail,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -167,6 +173,7 @@ impl Dim {
             Self::Attention => "attention",
             Self::Funnel => "funnel",
             Self::Filter => "filter",
+            Self::Detail => "detail",
         }
     }
 
@@ -220,6 +227,86 @@ pub fn filter_prefix(dim: &str, value: &str) -> String {
 /// Splits the rest of a filter key after its [`filter_prefix`] into kind and name.
 pub fn split_filter_rest(rest: &str) -> Option<(&str, &str)> {
     rest.split_once(PAGE_ATTR_SEP)
+}
+
+/// The keys of [`Dim::Detail`] entries, each `kind␟…` with the parts separated by
+/// [`PAGE_ATTR_SEP`].
+pub mod detail {
+    use super::PAGE_ATTR_SEP as SEP;
+
+    /// Revenue: `r␟scope␟name␟currency`, `n` = the sum in thousandths of the unit.
+    pub const REVENUE: &str = "r";
+    /// First conversions by time from the session's first pageview:
+    /// `t␟scope␟name␟bucket`, `n` = sessions.
+    pub const TTC: &str = "t";
+    /// Custom event properties: `p␟event␟key␟value`, `n` = events.
+    pub const PROP: &str = "p";
+    /// The scope of site-wide entries (its name is empty); the others are the attribution
+    /// dimensions' names (`source`, `campaign`, `medium`, `variant`) and `goal`.
+    pub const ALL: &str = "all";
+    pub const GOAL: &str = "goal";
+
+    /// The contract's time-to-conversion buckets, and their upper bounds in seconds.
+    pub const TTC_BUCKETS: [&str; 7] = ["<10s", "10-30s", "30s-1m", "1-5m", "5-30m", "30m-2h", ">2h"];
+    const TTC_BOUNDS_S: [i64; 6] = [10, 30, 60, 300, 1800, 7200];
+
+    /// The bucket of a time to conversion (a negative one, from clocks out of order, is `<10s`).
+    pub fn ttc_bucket(ms: i64) -> usize {
+        let s = ms.max(0) / 1000;
+        TTC_BOUNDS_S.iter().position(|&b| s < b).unwrap_or(TTC_BUCKETS.len() - 1)
+    }
+
+    pub fn key(kind: &str, a: &str, b: &str, c: &str) -> String {
+        let mut k = String::with_capacity(kind.len() + a.len() + b.len() + c.len() + 3);
+        for (i, part) in [kind, a, b, c].into_iter().enumerate() {
+            if i > 0 {
+                k.push(SEP);
+            }
+            k.push_str(part);
+        }
+        k
+    }
+
+    /// Splits a key into its kind and three parts.
+    pub fn split(key: &str) -> Option<(&str, &str, &str, &str)> {
+        let mut p = key.splitn(4, SEP);
+        Some((p.next()?, p.next()?, p.next()?, p.next()?))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn time_buckets_follow_the_contract() {
+            let cases = [
+                (0, 0),
+                (9_999, 0),
+                (10_000, 1),
+                (29_999, 1),
+                (30_000, 2),
+                (59_999, 2),
+                (60_000, 3),
+                (299_000, 3),
+                (300_000, 4),
+                (1_799_000, 4),
+                (1_800_000, 5),
+                (7_199_000, 5),
+                (7_200_000, 6),
+                (-5, 0),
+            ];
+            for (ms, b) in cases {
+                assert_eq!(ttc_bucket(ms), b, "{ms} ms");
+            }
+        }
+
+        #[test]
+        fn keys_split_back() {
+            let k = key(REVENUE, "source", "google.com", "EUR");
+            assert_eq!(split(&k), Some(("r", "source", "google.com", "EUR")));
+            assert_eq!(split(&key(PROP, "Signup", "plan", "a\u{1f}b")), Some(("p", "Signup", "plan", "a\u{1f}b")));
+        }
+    }
 }
 
 /// Splits a [`Dim::Funnel`] key into the funnel id and the step.

@@ -48,7 +48,7 @@ pub struct Counts {
 }
 
 /// How many further counters a key may carry.
-pub const EXT: usize = 10;
+pub const EXT: usize = 11;
 
 /// The further counters of a page ([`super::Dim::Page`]): what a page filter reports.
 pub mod page_ext {
@@ -66,6 +66,9 @@ pub mod page_ext {
     pub const ENGAGED: usize = 8;
     /// Distinct visitors who viewed the page in the bucket.
     pub const VISITORS: usize = 9;
+    /// Pageviews of the page that were followed by another pageview of their session (v3):
+    /// its exits are its pageviews less these.
+    pub const CONTINUED: usize = 10;
 }
 
 impl Counts {
