@@ -21,7 +21,7 @@ fs.mkdirSync(shots, { recursive: true });
 
 const out = { scenario, payloads: { IMG, SCRIPT }, pageErrors: [], consoleErrors: [], dialogs: [], requests: [] };
 const browser = await launch();
-const context = await newContext(browser, { viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+const context = await newContext(browser, { viewport: { width: 1280, height: 900 }, acceptDownloads: true, locale: 'en-US' });
 await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: api });
 // A payload that ran would set window.__xss or open a dialog; a CSP refusal is logged here too.
 await context.addInitScript(() => {
@@ -781,6 +781,62 @@ Object.assign(scenarios, {
     await rendered(again, 'site-v2', false);
     await again.waitForFunction(() => document.getElementById('c-pageviews').textContent === '4.6k');
     out.reopened = { read: await read(again), chip: await (async () => again.evaluate(() => document.getElementById('filter-value').textContent))() };
+  },
+});
+
+// Issue 22: experiments, revenue, time to conversion, entry and exit pages, event properties.
+Object.assign(scenarios, {
+  async experiments() {
+    await fake('/__fake/v3', { on: true });
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', true);
+    await page.waitForFunction(() => document.getElementById('c-revenue').textContent !== '–' && !document.getElementById('p-ttc').hidden);
+    const extra = () => page.evaluate(() => ({
+      note: document.getElementById('experiment-note').hidden ? null : document.getElementById('experiment-note').textContent,
+      noteWarning: document.getElementById('experiment-note').classList.contains('warning'),
+      bars: [...document.querySelectorAll('#t-variants .ci-range')].map((b) => [b.style.left, b.style.width]),
+      ticks: [...document.querySelectorAll('#t-variants .ci-rate')].map((b) => b.style.left),
+      sparks: [...document.querySelectorAll('#t-referrers .ttc-spark')].map((s) => s.getAttribute('aria-label')),
+      ttc: [...document.querySelectorAll('#ttc-bars li')].map((li) => [li.querySelector('.ttc-label').textContent, li.querySelector('.ttc-fill').style.width, li.querySelector('.num').textContent]),
+      ttcShown: !document.getElementById('p-ttc').hidden,
+      revenueCard: document.getElementById('c-revenue').textContent,
+      revenueShown: !document.getElementById('card-revenue').hidden,
+    }));
+    out.view = await read(page);
+    out.extra = await extra();
+    // A custom event's row opens its properties, for the dashboard's range.
+    const eventCalls = () => out.requests.filter((r) => /\/events\//.test(r.path)).map((r) => r.path + '?' + r.query);
+    await page.click('#t-events tr:nth-child(1)');
+    await page.waitForFunction(() => document.querySelectorAll('#event-props .prop-block').length === 2);
+    const props = () => page.evaluate(() => ({
+      title: document.getElementById('h-event-props').textContent,
+      count: document.querySelector('#event-props p').textContent,
+      blocks: [...document.querySelectorAll('#event-props .prop-block')].map((b) => [b.querySelector('h3').textContent, [...b.querySelectorAll('li')].map((li) => [...li.children].map((c) => c.textContent))]),
+      active: [...document.querySelectorAll('#t-events tr.active')].map((tr) => tr.firstChild.textContent),
+    }));
+    out.props = await props();
+    await page.click('[data-tf="30d"]');
+    await page.waitForFunction(() => window.cpDashboard.stats.timeframe === '30d');
+    await rendered(page, 'site-v2', true);
+    await page.waitForFunction(() => document.querySelectorAll('#event-props .prop-block').length === 2);
+    out.eventCalls = eventCalls();
+    // An event without properties, from the keyboard.
+    await page.focus('#t-events tr:nth-child(3)');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => /outbound/.test(document.getElementById('h-event-props').textContent) && !/Loading/.test(document.getElementById('event-props').textContent));
+    out.noProps = await props();
+    await page.click('#event-props-close');
+    out.closed = await page.evaluate(() => document.getElementById('p-event-props').hidden);
+    out.end = await read(page);
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.locator('#p-variants').screenshot({ path: `${shots}/variants-375.png` });
+    out.narrow = await overflow(page);
+    // A balanced split with too few conversions says so instead.
+    await fake('/__fake/v3', { on: true, srm: 0.42, enough: false });
+    await page.click('[data-tf="7d"]');
+    await page.waitForFunction(() => window.cpDashboard.stats.timeframe === '7d' && window.cpDashboard.stats.experiment.enough_data === false);
+    await rendered(page, 'site-v2', true);
+    out.early = await extra();
   },
 });
 

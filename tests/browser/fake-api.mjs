@@ -62,7 +62,33 @@ const GOAL_FIGURES = { 'goal-1': { conversions: 200, rate: 0.0476 }, 'goal-2': {
 // token -> site id; a known token for tests that open the shared page directly.
 const shares = new Map([['share-initial-token-0123456789abcdef', 'site-v2']]);
 let shareSeq = 0;
-const control = { visitors_5m: 7, failStats: 0, delayMs: 0 };
+const control = { visitors_5m: 7, failStats: 0, delayMs: 0, v3: false };
+
+// Issue 22's fields, sent once a test turns `control.v3` on (POST /__fake/v3): revenue in two
+// currencies, the variants' statistics with a broken split, time to conversion, entry and exit
+// pages; and the properties of custom events.
+const TTC = [5, 40, 30, 60, 25, 8, 2];
+function addV3(body) {
+  const rev = (eur, usd) => (usd ? { EUR: eur, USD: usd } : { EUR: eur });
+  body.summary.revenue = rev(12345.5, 99);
+  const ttc = (f) => TTC.map((n) => Math.round(n * f));
+  const byName = { 'google.com': [rev(8000, 99), ttc(0.5)], '(direct)': [rev(4345.5), ttc(0.3)] };
+  body.top_referrers = body.top_referrers.map((r) => Object.assign({}, r, { revenue: (byName[r.source] || [rev(0)])[0], time_to_conversion: (byName[r.source] || [null, ttc(0)])[1] }));
+  ['top_campaigns', 'top_mediums'].forEach((k) => { body[k] = body[k].map((r, i) => Object.assign({}, r, { revenue: rev(i === 0 ? 5000 : 0), time_to_conversion: ttc(i === 0 ? 0.4 : 0) })); });
+  body.goals = body.goals.map((g, i) => Object.assign({}, g, { revenue: rev(i === 0 ? 12345.5 : 0, i === 0 ? 99 : 0) }));
+  const stats = { B: [0.0717, 0.0962, 0.9876, rev(7000, 99), ttc(0.6)], A: [0.0607, 0.0827, null, rev(5345.5), ttc(0.4)] };
+  body.variants = body.variants.map((v) => {
+    const [lo, hi, p, revenue, t] = stats[v.variant] || [0, 0.2775, 0.0312, rev(0), ttc(0)];
+    return Object.assign({}, v, { ci_low: lo, ci_high: hi, p_beat_control: p, revenue, time_to_conversion: t });
+  });
+  body.experiment = { control: 'A', sample_ratio_p: control.srm == null ? 0.0042 : control.srm, enough_data: control.enough !== false };
+  body.time_to_conversion = ['<10s', '10-30s', '30s-1m', '1-5m', '5-30m', '30m-2h', '>2h'].map((bucket, i) => ({ bucket, conversions: TTC[i] }));
+  body.top_entry_pages = [{ path: '/', visits: 3000, conversions: 240, bounce_rate: 0.412 }, { path: '/' + IMG, visits: 40, conversions: 0, bounce_rate: 1 }];
+  body.top_exit_pages = [{ path: '/pricing', exits: 1800 }, { path: '/', exits: 1200 }, { path: SCRIPT, exits: 5 }];
+}
+const EVENT_PROPS = {
+  Signup: [{ key: 'plan', values: [{ value: 'pro', count: 200 }, { value: 'basic', count: 100 }, { value: IMG, count: 21 }] }, { key: 'revenue', values: [{ value: '49.5', count: 120 }] }],
+};
 
 // Figures -------------------------------------------------------------------------------
 
@@ -228,6 +254,7 @@ function stats(site, q) {
     body.top_pages = [{ path: '/', pageviews: 3000 }, { path: '/pricing', pageviews: 1567 }];
     body.filter = filter;
   }
+  if (control.v3 && site.id === 'site-v2' && !filter) addV3(body);
   if (q.get('compare') === 'previous') body.previous = Object.assign({}, fig.before);
   if (site.id === 'site-v1') {
     // The api before v2: v1 fields only.
@@ -362,6 +389,11 @@ async function handle(req, res) {
   // Test controls.
   if (req.method === 'POST' && p === '/__fake/realtime') { Object.assign(control, await readBody(req)); return send(res, 204, null); }
   if (req.method === 'POST' && p === '/__fake/fail') { control.failStats = (await readBody(req)).stats; return send(res, 204, null); }
+  if (req.method === 'POST' && p === '/__fake/v3') {
+    const b = await readBody(req);
+    Object.assign(control, { v3: b.on !== false, srm: b.srm, enough: b.enough });
+    return send(res, 204, null);
+  }
   if (req.method === 'POST' && p === '/__fake/delay') { control.delayMs = (await readBody(req)).ms; return send(res, 204, null); }
 
   // Public stats of a shared link: no token.
@@ -417,6 +449,14 @@ async function handle(req, res) {
     if (control.failStats > 0) { control.failStats--; return error(res, 500, 'internal', 'internal error'); }
     const [status, body] = stats(site, q);
     return send(res, status, body);
+  }
+  if ((g = m(/^\/api\/stats\/([^/]+)\/events\/([^/]+)$/)) && req.method === 'GET') {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    if (!range(q, site.timezone)) return error(res, 400, 'invalid_timeframe', 'bad range');
+    const name = decodeURIComponent(g[2]);
+    const count = { Signup: 321, form_submit: 280, outbound: 95 }[name] || 3;
+    return send(res, 200, { name, count, props: EVENT_PROPS[name] || [] });
   }
   if ((g = m(/^\/api\/stats\/([^/]+)\/page$/)) && req.method === 'GET') {
     const site = siteOf(g[1]);

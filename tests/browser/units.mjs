@@ -52,6 +52,17 @@ eq('ratio(5, 0)', f.ratio(5, 0), '—');
   ['de', 'de'], ['<img src=x>', '<img src=x>'], ['', ''], [null, '']]
   .forEach(([c, want]) => eq(`countryName(${c})`, f.countryName(c), want));
 
+// Money: per currency, never converted, largest first, in the locale's own way.
+[[{ EUR: 49.5, USD: 10 }, '€49.50 · $10.00'],
+  [{ USD: 10, EUR: 49.5 }, '€49.50 · $10.00'],
+  [{ JPY: 1200 }, '¥1,200'],
+  [{ EUR: 0 }, '—'],
+  [{}, '—'],
+  [null, '—']]
+  .forEach(([r, want]) => eq(`money(${JSON.stringify(r)})`, f.money(r, 'en-US'), want));
+eq('hasMoney({EUR: 0})', f.hasMoney({ EUR: 0 }), false);
+eq('hasMoney({EUR: 0, USD: 1})', f.hasMoney({ EUR: 0, USD: 1 }), true);
+
 // Date ranges: from <= to, at most 366 days, not in the future, real dates.
 const today = '2026-11-26';
 [[['2026-11-01', '2026-11-26'], ''],

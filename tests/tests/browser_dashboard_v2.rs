@@ -836,3 +836,79 @@ async fn clicking_a_source_row_filters_every_call_and_the_url_chip_and_history_f
     assert_eq!(r["reopened"]["chip"], IMG);
     assert_inert(&r["reopened"]["read"], "reopened hostile filter");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_variant_table_shows_intervals_chances_and_a_broken_split_and_revenue_time_and_properties_follow() {
+    let r = run("experiments").await;
+    assert!(r["driverError"].is_null(), "{}", r["driverError"]);
+    let v = &r["view"];
+    let t = &v["tables"];
+    // Money in the browser's locale (en-US here), per currency, never converted.
+    assert_eq!(card(v, "revenue").0, "€12,345.50 · $99.00");
+    assert_eq!(
+        v["headers"]["variants"],
+        json!(["Variant", "Visits", "Conv.", "Rate", "95% interval", "Chance to beat control", "Revenue", "Time to conv."])
+    );
+    assert_eq!(
+        t["variants"],
+        rows(&[
+            &["B", "2.1k", "171", "8.3%", "7.2%–9.6%", "98.8% to beat A", "€7,000.00 · $99.00", ""],
+            &["A", "2.1k", "150", "7.1%", "6.1%–8.3%", "control", "€5,345.50", ""],
+            &[IMG, "10", "0", "0.0%", "0.0%–27.8%", "3.1% to beat A", "—", ""]
+        ])
+    );
+    // The interval as a bar on a 0-100 % scale, the rate as a tick inside it.
+    let x = &r["extra"];
+    assert_eq!(x["bars"], json!([["7.17%", "2.45%"], ["6.07%", "2.2%"], ["0%", "27.75%"]]));
+    assert_eq!(x["ticks"], json!(["8.34%", "7.14%", "0%"]));
+    assert_eq!(
+        x["note"],
+        "Sample ratio mismatch: visits are not split evenly across the variants (p = 0.004). Fix the split before trusting these results."
+    );
+    assert_eq!(x["noteWarning"], true);
+    assert_eq!(
+        r["early"]["note"],
+        "Not enough data yet: every variant needs at least 100 visits and 10 conversions before the chance to beat the control settles."
+    );
+    assert_eq!(r["early"]["noteWarning"], false);
+
+    assert_eq!(v["headers"]["referrers"], json!(["Source", "Visits", "Conv.", "CR", "Revenue", "Time to conv."]));
+    assert_eq!(t["referrers"][0], json!(["google.com", "1.5k", "120", "8.0%", "€8,000.00 · $99.00", ""]));
+    assert_eq!(t["referrers"][2], json!([IMG, "300", "10", "3.3%", "—", ""]));
+    assert_eq!(x["sparks"][0], "<10s: 3, 10-30s: 20, 30s-1m: 15, 1-5m: 30, 5-30m: 13, 30m-2h: 4, >2h: 1");
+    assert_eq!(t["goals"][0], json!([format!("Signup {IMG}"), "200", "4.8%", "€12,345.50 · $99.00"]));
+    assert_eq!(t["mediums"][0], json!(["email", "700", "70", "10.0%", "€5,000.00"]));
+    assert_eq!(
+        x["ttc"],
+        json!([
+            ["<10s", "8%", "5 (2.9%)"],
+            ["10-30s", "67%", "40 (23.5%)"],
+            ["30s-1m", "50%", "30 (17.6%)"],
+            ["1-5m", "100%", "60 (35.3%)"],
+            ["5-30m", "42%", "25 (14.7%)"],
+            ["30m-2h", "13%", "8 (4.7%)"],
+            [">2h", "3%", "2 (1.2%)"]
+        ])
+    );
+    assert_eq!(v["headers"]["entry-pages"], json!(["Path", "Visits", "Conv.", "Bounce"]));
+    assert_eq!(t["entry-pages"], rows(&[&["/", "3k", "240", "41.2%"], &[&img_path(), "40", "0", "100.0%"]]));
+    assert_eq!(t["exit-pages"], rows(&[&["/pricing", "1.8k"], &["/", "1.2k"], &[SCRIPT, "5"]]));
+
+    // A custom event's row opens its properties; they follow the range, once per range.
+    assert_eq!(
+        r["props"],
+        json!({"title": "Properties of Signup", "count": "321 events in this range.", "active": ["Signup"], "blocks": [
+            ["plan", [["pro", "200"], ["basic", "100"], [IMG, "21"]]], ["revenue", [["49.5", "120"]]]
+        ]})
+    );
+    assert_eq!(
+        r["eventCalls"],
+        json!(["/api/stats/site-v2/events/Signup?timeframe=7d", "/api/stats/site-v2/events/Signup?timeframe=30d"])
+    );
+    assert_eq!(r["noProps"]["title"], "Properties of outbound");
+    assert_eq!(r["noProps"]["blocks"], json!([]));
+    assert_eq!(r["closed"], true);
+    assert_eq!(r["narrow"]["scrolls"], false, "the variant table fits 375 px: {}", r["narrow"]);
+    assert_inert(v, "experiments");
+    assert_inert(&r["end"], "experiments, after the properties");
+}

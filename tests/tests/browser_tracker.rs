@@ -83,7 +83,10 @@ async fn a_visit_reports_one_pageview_three_clicks_full_scroll_and_visible_time(
         ])
     );
     assert_eq!(s["top_pages"], json!([{"path": "/landing", "pageviews": 1}]));
-    assert_eq!(s["top_referrers"], json!([{"source": "(direct)", "visits": 1, "conversions": 0}]));
+    assert_eq!(
+        s["top_referrers"],
+        json!([{"source": "(direct)", "visits": 1, "conversions": 0, "revenue": {"USD": 0.0}, "time_to_conversion": [0, 0, 0, 0, 0, 0, 0]}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,7 +167,7 @@ async fn conversions_rates_and_first_pageview_attribution_are_exact_for_a_script
     // Assert 1: S10 converts before anyone knows where it came from.
     api.stats_when(&t.token, &t.site_id, q, |s| sessions(s) == 8 && conversions(s) == 4).await;
     stack.wait_drained().await;
-    let s = api.stats(&t.token, &t.site_id, q).await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, q).await);
     assert_eq!((sessions(&s), conversions(&s)), (8, 4), "S2, S3, S8 and S10 converted: {s}");
     assert_eq!(
         s["top_campaigns"],
@@ -193,7 +193,7 @@ async fn conversions_rates_and_first_pageview_attribution_are_exact_for_a_script
     api.stats_when(&t.token, &t.site_id, q, |s| sessions(s) == 9 && conversions(s) == 5 && s["summary"]["pageviews"] == 10)
         .await;
     stack.wait_drained().await;
-    let s = api.stats(&t.token, &t.site_id, q).await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, q).await);
     assert_eq!(
         s["summary"],
         json!({
@@ -308,7 +308,7 @@ async fn conversions_rates_and_first_pageview_attribution_are_exact_for_a_script
     stack.wait_drained().await;
 
     // Assert 3: nothing changes.
-    let again = api.stats(&t.token, &t.site_id, q).await;
+    let again = v2::only_v2(&api.stats(&t.token, &t.site_id, q).await);
     assert_eq!(again, s, "redelivered batches are counted once");
 }
 
@@ -324,7 +324,9 @@ async fn a_goal_created_mid_stream_counts_the_batches_received_after_it_and_none
     let before =
         make_batch(&t.key, "sess_x_mid", vec![pageview(&px, &u("/"), "", true), custom(&px, &u("/"), "Late", Value::Null)]);
     send(&api, &before, &chrome(1)).await;
-    let s = api.stats_when(&t.token, &t.site_id, q, |s| s["top_events"] == json!([{"name": "Late", "count": 1}])).await;
+    let s = v2::only_v2(
+        &api.stats_when(&t.token, &t.site_id, q, |s| s["top_events"] == json!([{"name": "Late", "count": 1}])).await,
+    );
     assert_eq!((conversions(&s), &s["goals"]), (0, &json!([])), "no goal yet: {s}");
 
     // Act: the goal, then at once session Y sends `Late` and X a pageview without it.
@@ -343,7 +345,7 @@ async fn a_goal_created_mid_stream_counts_the_batches_received_after_it_and_none
     // Assert: only Y converted; the late-created goal counts nothing that came before.
     api.stats_when(&t.token, &t.site_id, q, |s| s["summary"]["pageviews"] == 3).await;
     stack.wait_drained().await;
-    let s = api.stats(&t.token, &t.site_id, q).await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, q).await);
     assert_eq!(
         (conversions(&s), &s["summary"]["conversion_rate"], &s["top_events"]),
         (1, &json!(0.5), &json!([{"name": "Late", "count": 2}])),
@@ -430,7 +432,7 @@ async fn a_session_converting_on_two_days_counts_on_each_and_the_range_adds_the_
 
     // Assert: each day on its own, then the two days together.
     let one_day = |day: &str| format!("from={day}&to={day}");
-    let s1 = api.stats(&t.token, &t.site_id, &one_day(&day1)).await;
+    let s1 = v2::only_v2(&api.stats(&t.token, &t.site_id, &one_day(&day1)).await);
     assert_eq!(
         s1["summary"],
         json!({"pageviews": 2, "visitors": 2, "sessions": 2, "clicks": 0, "avg_scroll_depth": 0.0, "avg_time_seconds": 0.0,
@@ -443,7 +445,7 @@ async fn a_session_converting_on_two_days_counts_on_each_and_the_range_adds_the_
         json!([{"path": "/pricing", "pageviews": 1}, {"path": "/spring", "pageviews": 1}]),
         "day 1: {s1}"
     );
-    let s2 = api.stats(&t.token, &t.site_id, &one_day(&day2)).await;
+    let s2 = v2::only_v2(&api.stats(&t.token, &t.site_id, &one_day(&day2)).await);
     assert_eq!(
         s2["summary"],
         json!({"pageviews": 3, "visitors": 3, "sessions": 2, "clicks": 0, "avg_scroll_depth": 0.0, "avg_time_seconds": 0.0,
@@ -467,7 +469,7 @@ async fn a_session_converting_on_two_days_counts_on_each_and_the_range_adds_the_
     );
 
     let range = format!("from={day1}&to={day2}");
-    let s = api.stats(&t.token, &t.site_id, &range).await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, &range).await);
     assert_eq!(
         s["summary"],
         json!({"pageviews": 5, "visitors": 5, "sessions": 4, "clicks": 0, "avg_scroll_depth": 0.0, "avg_time_seconds": 0.0,
@@ -533,7 +535,7 @@ async fn a_session_converting_on_two_days_counts_on_each_and_the_range_adds_the_
         }
     };
     assert_eq!(csv(range.clone()).await, v2::expected_csv(&s["series"], &[1, 2]), "range CSV");
-    let week = api.stats(&t.token, &t.site_id, "timeframe=7d").await;
+    let week = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=7d").await);
     assert_eq!(week["summary"], s["summary"], "7 days hold both days: {week}");
     let mut per_day = vec![0; 7];
     let days: Vec<&str> = week["series"].as_array().expect("series").iter().filter_map(|p| p["start"].as_str()).collect();
@@ -582,7 +584,7 @@ async fn a_conversion_that_arrives_before_the_first_pageview_counts_for_the_entr
     // Assert: the site, and the page both sessions entered on, count Q's conversion alike.
     let goals = json!([{"id": cta, "name": "CTA", "conversions": 1, "rate": 0.5}, {"id": signup, "name": "Signup", "conversions": 1, "rate": 0.5}]);
     for query in [q, "timeframe=7d&page=/pricing"] {
-        let s = api.stats(&t.token, &t.site_id, query).await;
+        let s = v2::only_v2(&api.stats(&t.token, &t.site_id, query).await);
         assert_eq!(
             (sessions(&s), conversions(&s), &s["summary"]["conversion_rate"]),
             (2, 2, &json!(1.0)),
@@ -652,7 +654,7 @@ async fn a_deleted_goal_is_no_longer_listed_and_counts_nothing_received_after_it
     stack.wait_drained().await;
 
     // Assert: Z did not convert; the deleted goal is gone from the list.
-    let s = api.stats(&t.token, &t.site_id, q).await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, q).await);
     assert_eq!((conversions(&s), &s["summary"]["conversion_rate"]), (1, &json!(0.5)), "{s}");
     assert_eq!(s["goals"], json!([{"id": second, "name": "Second", "conversions": 1, "rate": 0.5}]), "{s}");
     assert_eq!(s["top_events"], json!([{"name": "First", "count": 2}, {"name": "Second", "count": 1}]), "{s}");

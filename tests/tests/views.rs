@@ -200,7 +200,7 @@ async fn compare_previous_gives_the_exact_summary_and_series_of_the_range_just_b
         .await;
 
     // Act.
-    let s = api.stats(&t.token, &t.site_id, "timeframe=7d&compare=previous").await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=7d&compare=previous").await);
 
     // Assert.
     assert_eq!(
@@ -228,7 +228,7 @@ async fn compare_previous_gives_the_exact_summary_and_series_of_the_range_just_b
     assert_eq!(s["goals"], json!([{"id": signup, "name": "Signup", "conversions": 1, "rate": 0.3333}]), "{s}");
 
     // A custom range of 4 days: the 4 days before it.
-    let s = api.stats(&t.token, &t.site_id, &format!("from={}&to={}&compare=previous", day(10), day(7))).await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, &format!("from={}&to={}&compare=previous", day(10), day(7))).await);
     assert_eq!(
         s["previous"],
         json!({"pageviews": 2, "visitors": 2, "sessions": 2, "clicks": 1, "avg_scroll_depth": 25.0, "avg_time_seconds": 5.0,
@@ -247,7 +247,7 @@ async fn compare_previous_gives_the_exact_summary_and_series_of_the_range_just_b
     );
 
     // With a page filter: that page's previous figures.
-    let s = api.stats(&t.token, &t.site_id, "timeframe=7d&compare=previous&page=/pricing").await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=7d&compare=previous&page=/pricing").await);
     assert_eq!(
         s["previous"],
         json!({"pageviews": 2, "visitors": 2, "sessions": 1, "clicks": 0, "avg_scroll_depth": 0.0, "avg_time_seconds": 0.0,
@@ -256,7 +256,7 @@ async fn compare_previous_gives_the_exact_summary_and_series_of_the_range_just_b
     );
 
     // Without the parameter there is no comparison; another value is refused.
-    let s = api.stats(&t.token, &t.site_id, "timeframe=7d").await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=7d").await);
     assert!(s.get("previous").is_none() && s.get("previous_series").is_none(), "{s}");
     let (status, err) = api.get(&format!("/api/stats/{}?compare=last_year", t.site_id), Some(&t.token)).await;
     assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_timeframe")), "{err}");
@@ -292,7 +292,7 @@ async fn compare_previous_over_24_hours_gives_the_24_hours_before() {
         ])
         .await;
 
-    let s = api.stats(&t.token, &t.site_id, "timeframe=24h&compare=previous").await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=24h&compare=previous").await);
     assert_eq!(
         s["summary"],
         json!({"pageviews": 1, "visitors": 1, "sessions": 1, "clicks": 1, "avg_scroll_depth": 0.0, "avg_time_seconds": 0.0,
@@ -398,7 +398,7 @@ async fn page_filter_restricts_the_summary_series_and_every_list_to_the_page() {
 
     // /pricing: its 3 pageviews, 2 visitors, the 2 sessions that entered on it (P1 converted,
     // P3 bounced), the clicks, scroll and time on it.
-    let s = api.stats(&t.token, &t.site_id, "timeframe=7d&page=/pricing").await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=7d&page=/pricing").await);
     assert_eq!(s["page"], "/pricing", "{s}");
     assert_eq!(
         s["summary"],
@@ -452,7 +452,7 @@ async fn page_filter_restricts_the_summary_series_and_every_list_to_the_page() {
     }
 
     // /: 3 pageviews by 3 visitors; P2 and P4 entered on it, P2 converted (on /pricing).
-    let s = api.stats(&t.token, &t.site_id, "timeframe=7d&page=/").await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=7d&page=/").await);
     assert_eq!(
         s["summary"],
         json!({"pageviews": 3, "visitors": 3, "sessions": 2, "clicks": 1, "avg_scroll_depth": 0.0, "avg_time_seconds": 5.0 / 3.0,
@@ -475,8 +475,8 @@ async fn page_filter_restricts_the_summary_series_and_every_list_to_the_page() {
     }
 
     // The last 24 hours hold the same figures for the page.
-    let h = api.stats(&t.token, &t.site_id, "timeframe=24h&page=/pricing").await;
-    let d = api.stats(&t.token, &t.site_id, "timeframe=7d&page=/pricing").await;
+    let h = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=24h&page=/pricing").await);
+    let d = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=7d&page=/pricing").await);
     assert_eq!(h["summary"], d["summary"], "24h vs 7d for /pricing: {h}");
     let hours = h["series"].as_array().expect("series");
     assert_eq!(hours.len(), 24);
@@ -484,7 +484,7 @@ async fn page_filter_restricts_the_summary_series_and_every_list_to_the_page() {
     assert_eq!((sum("pageviews"), sum("visitors"), sum("sessions"), sum("clicks")), (3, 2, 2, 2), "{h}");
 
     // A page nobody viewed: 200 and zeros; the goals are listed with nothing.
-    let s = api.stats(&t.token, &t.site_id, "timeframe=7d&page=/nope").await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=7d&page=/nope").await);
     assert_eq!(s["summary"], zero_summary(), "{s}");
     assert!(
         s["series"].as_array().is_some_and(|p| p.len() == 7 && p.iter().all(|p| p["pageviews"] == 0 && p["visitors"] == 0)),
@@ -512,7 +512,7 @@ async fn page_filter_restricts_the_summary_series_and_every_list_to_the_page() {
     assert!(s["scroll_distribution"].as_array().is_some_and(|b| b.iter().all(|b| b["pageviews"] == 0)), "{s}");
 
     // The site as a whole is unchanged by all this.
-    let s = api.stats(&t.token, &t.site_id, "timeframe=7d").await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, "timeframe=7d").await);
     assert_eq!(
         (&s["summary"]["pageviews"], &s["summary"]["sessions"], &s["summary"]["conversions"]),
         (&json!(6), &json!(4), &json!(2)),
@@ -541,7 +541,7 @@ async fn csv_export_equals_the_json_series_for_days_hours_and_a_page() {
         ("timeframe=7d&compare=previous", 2),
     ];
     for (query, converted) in cases {
-        let s = api.stats(&t.token, &t.site_id, query).await;
+        let s = v2::only_v2(&api.stats(&t.token, &t.site_id, query).await);
         let (status, content_type, disposition, body) = export(&api, &t, &t.site_id, query).await;
         assert_eq!(status, StatusCode::OK, "case {query}: {body}");
         assert!(content_type.starts_with("text/csv"), "case {query}: {content_type}");
@@ -570,7 +570,7 @@ async fn csv_export_equals_the_json_series_for_days_hours_and_a_page() {
     // A custom range, and errors as for stats.
     let day = v2::day_of(sent_from, &tz);
     let query = format!("from={day}&to={day}");
-    let s = api.stats(&t.token, &t.site_id, &query).await;
+    let s = v2::only_v2(&api.stats(&t.token, &t.site_id, &query).await);
     assert_eq!(export(&api, &t, &t.site_id, &query).await.3, v2::expected_csv(&s["series"], &[2]), "case {query}");
     let (status, _, _, body) = export(&api, &t, &t.site_id, "timeframe=1y").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

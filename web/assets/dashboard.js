@@ -8,7 +8,7 @@
 
 import { $, el, copyText } from './dom.js';
 import { request } from './http.js';
-import { readView, statsQuery, viewSearch, withFilter } from './viewstate.js';
+import { rangeQuery, readView, statsQuery, viewSearch, withFilter } from './viewstate.js';
 import { createStatsView, suggestions } from './view.js';
 import { createControls } from './controls.js';
 import { createLoader } from './loader.js';
@@ -58,7 +58,12 @@ function main() {
   }
 
   const controls = createControls((view) => go(view, 'push'));
-  const statsView = createStatsView($('stats'), { charts: state.charts, empty: $('empty'), filterable: true });
+  const statsView = createStatsView($('stats'), {
+    charts: state.charts,
+    empty: $('empty'),
+    filterable: true,
+    fetchEvent: (name) => call('/api/stats/' + siteBase() + '/events/' + encodeURIComponent(name) + '?' + rangeQuery(state.view)),
+  });
   const loader = createLoader({
     view: statsView,
     interval: STATS_EVERY_MS,

@@ -66,6 +66,30 @@ export function change(current, previous, kind) {
     : { arrow: '↓', text: shown + unit, direction: 'down' };
 }
 
+/** True when a revenue map ({"EUR": 49.5}) holds any amount above 0. */
+export function hasMoney(revenue) {
+  return !!revenue && typeof revenue === 'object' && Object.keys(revenue).some((c) => Number(revenue[c]) > 0);
+}
+
+/**
+ * Revenue per currency as the browser's locale writes money, never converted: {"EUR": 49.5,
+ * "USD": 10} -> "€49.50 · $10.00" (largest first); "—" when nothing came in. `locale` for tests.
+ */
+export function money(revenue, locale) {
+  if (!hasMoney(revenue)) return '—';
+  return Object.keys(revenue)
+    .filter((c) => Number(revenue[c]) > 0)
+    .sort((a, b) => revenue[b] - revenue[a] || (a < b ? -1 : 1))
+    .map((c) => {
+      try {
+        return new Intl.NumberFormat(locale, { style: 'currency', currency: c }).format(revenue[c]);
+      } catch (e) {
+        return revenue[c] + ' ' + c;
+      }
+    })
+    .join(' · ');
+}
+
 let regions = null;
 /** "DE" -> "Germany"; anything that is not a two-letter code ("(unknown)", "(other)") as is. */
 export function countryName(code) {

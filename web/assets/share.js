@@ -5,7 +5,7 @@
 
 import { $ } from './dom.js';
 import { request } from './http.js';
-import { readView, viewSearch, withFilter } from './viewstate.js';
+import { rangeQuery, readView, viewSearch, withFilter } from './viewstate.js';
 import { createStatsView } from './view.js';
 import { createControls } from './controls.js';
 import { createLoader } from './loader.js';
@@ -35,7 +35,12 @@ function main() {
     fetchPage: (query) => request('/api/public/' + encodeURIComponent(token) + '/page?' + query),
     openOverlay: null,
   });
-  const statsView = createStatsView($('stats'), { charts: state.charts, empty: $('empty'), filterable: true });
+  const statsView = createStatsView($('stats'), {
+    charts: state.charts,
+    empty: $('empty'),
+    filterable: true,
+    fetchEvent: (name) => request('/api/public/' + encodeURIComponent(token) + '/events/' + encodeURIComponent(name) + '?' + rangeQuery(state.view)),
+  });
   const loader = createLoader({
     view: statsView,
     interval: STATS_EVERY_MS,

@@ -15,7 +15,7 @@
 // charts as a plain label; links are built only for http(s) URLs.
 
 import { el, messageRow } from './dom.js';
-import { compact, full, duration, percent, ratio, change, countryName } from './format.js';
+import { compact, full, duration, percent, ratio, change, countryName, money, hasMoney } from './format.js';
 
 const BRAND = '#4f46e5';
 
@@ -36,6 +36,8 @@ const CARDS = [
   { key: 'clicks', id: 'clicks', label: 'Clicks' },
   { key: 'conversions', id: 'conversions', label: 'Conversions' },
   { key: 'conversion_rate', id: 'conversion-rate', label: 'Conv. rate', title: 'Conversion rate: sessions that completed a goal / sessions', kind: 'rate' },
+  // Revenue per currency, never converted; shown once any came in (v3).
+  { key: 'revenue', id: 'revenue', label: 'Revenue', title: 'Revenue per currency, never converted', show: money, exact: money, money: true },
 ];
 
 function showCard(card, v) {
@@ -56,6 +58,11 @@ const conversionColumns = [
   { head: 'Conv.', title: 'Conversions: sessions that completed a goal', count: (r) => r.conversions, conv: true },
   { head: 'CR', title: 'Conversion rate: conversions / visits', text: (r) => ratio(r.conversions, r.visits), num: true, conv: true },
 ];
+// v3: revenue per currency, and the first conversions by time since the first pageview as a
+// small histogram; shown when the server sends them and any came in.
+const revenueColumn = { head: 'Revenue', title: 'Revenue of these sessions, per currency (never converted)', text: (r) => money(r.revenue), num: true, rev: true };
+const ttcColumn = { head: 'Time to conv.', title: 'First conversions by time since the first pageview: <10s, 10-30s, 30s-1m, 1-5m, 5-30m, 30m-2h, >2h', cell: ttcCell, ttc: true };
+export const TTC_LABELS = ['<10s', '10-30s', '30s-1m', '1-5m', '5-30m', '30m-2h', '>2h'];
 const TABLES = [
   {
     key: 'top_pages', id: 'pages', title: 'Top pages', measure: (r) => r.pageviews, hint: 'Select a page to see the whole dashboard for it alone.',
@@ -65,29 +72,45 @@ const TABLES = [
   {
     key: 'top_referrers', id: 'referrers', title: 'Sources', measure: (r) => r.visits,
     dimension: 'source', value: (r) => r.source,
-    columns: [{ head: 'Source', cell: sourceCell }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns),
+    columns: [{ head: 'Source', cell: sourceCell }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns, [revenueColumn, ttcColumn]),
   },
   {
     key: 'goals', id: 'goals', title: 'Goals', measure: (r) => r.conversions, empty: 'No goals yet.', optional: true, keep: true,
-    columns: [{ head: 'Goal', text: (r) => r.name }, { head: 'Conv.', title: 'Conversions: sessions that completed the goal', count: (r) => r.conversions }, { head: 'Rate', title: 'Share of sessions that completed the goal', rate: (r) => r.rate }],
+    columns: [{ head: 'Goal', text: (r) => r.name }, { head: 'Conv.', title: 'Conversions: sessions that completed the goal', count: (r) => r.conversions }, { head: 'Rate', title: 'Share of sessions that completed the goal', rate: (r) => r.rate },
+      { head: 'Revenue', title: 'Revenue of the events completing the goal, per currency', text: (r) => money(r.revenue), num: true, rev: true }],
   },
   {
     key: 'top_campaigns', id: 'campaigns', title: 'Campaigns', measure: (r) => r.visits, empty: 'No visits with utm_campaign yet.', optional: true,
     dimension: 'campaign', value: (r) => r.name,
-    columns: [{ head: 'Campaign', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns),
+    columns: [{ head: 'Campaign', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns, [revenueColumn, ttcColumn]),
   },
   {
     key: 'top_mediums', id: 'mediums', title: 'Mediums', measure: (r) => r.visits, empty: 'No visits with utm_medium yet.', optional: true,
     dimension: 'medium', value: (r) => r.name,
-    columns: [{ head: 'Medium', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns),
+    columns: [{ head: 'Medium', text: (r) => r.name }, { head: 'Visits', count: (r) => r.visits }].concat(conversionColumns, [revenueColumn]),
   },
   {
     key: 'variants', id: 'variants', title: 'A/B variants', measure: (r) => r.visits, empty: 'No visits with a variant yet.', optional: true,
     dimension: 'variant', value: (r) => r.variant,
-    columns: [{ head: 'Variant', text: (r) => r.variant }, { head: 'Visits', count: (r) => r.visits }, { head: 'Conv.', title: 'Conversions', count: (r) => r.conversions }, { head: 'Rate', title: 'Conversion rate: conversions / visits', rate: (r) => r.rate }],
+    columns: [{ head: 'Variant', text: (r) => r.variant }, { head: 'Visits', count: (r) => r.visits }, { head: 'Conv.', title: 'Conversions', count: (r) => r.conversions }, { head: 'Rate', title: 'Conversion rate: conversions / visits', rate: (r) => r.rate },
+      { head: '95% interval', title: 'Where the true conversion rate lies, 19 times out of 20 (Wilson)', cell: intervalCell, exp: true },
+      { head: 'Chance to beat control', title: 'The probability that the variant\'s true rate is higher than the control\'s', cell: chanceCell, exp: true },
+      revenueColumn, ttcColumn],
   },
   {
-    key: 'top_events', id: 'events', title: 'Custom events', measure: (r) => r.count, empty: 'No custom events yet.', optional: true,
+    key: 'top_entry_pages', id: 'entry-pages', title: 'Entry pages', measure: (r) => r.visits, empty: 'No sessions yet.', optional: true,
+    choose: (r) => ({ page: r.path }),
+    columns: [{ head: 'Path', cell: filterCell((r) => r.path, 'Show only this page') }, { head: 'Visits', count: (r) => r.visits },
+      { head: 'Conv.', title: 'Conversions: sessions that started here and completed a goal', count: (r) => r.conversions, conv: true },
+      { head: 'Bounce', title: 'Bounce rate of the sessions that started here', rate: (r) => r.bounce_rate }],
+  },
+  {
+    key: 'top_exit_pages', id: 'exit-pages', title: 'Exit pages', measure: (r) => r.exits, empty: 'No sessions yet.', optional: true,
+    choose: (r) => ({ page: r.path }),
+    columns: [{ head: 'Path', cell: filterCell((r) => r.path, 'Show only this page') }, { head: 'Exits', title: 'Sessions whose last page this was', count: (r) => r.exits }],
+  },
+  {
+    key: 'top_events', id: 'events', title: 'Custom events', measure: (r) => r.count, empty: 'No custom events yet.', optional: true, drill: true,
     columns: [{ head: 'Event', text: (r) => r.name }, { head: 'Count', count: (r) => r.count }],
   },
   {
@@ -190,6 +213,54 @@ function safeUrl(u) {
   }
 }
 
+// The Wilson interval as a bar on a 0 to 100 % scale, the rate as a tick; the figures in words.
+function intervalCell(r) {
+  const td = el('td', null, 'ci-cell');
+  if (typeof r.ci_low !== 'number' || typeof r.ci_high !== 'number') return td;
+  const scale = el('span', null, 'ci');
+  const span = el('span', null, 'ci-range');
+  span.style.left = (r.ci_low * 100).toFixed(2) + '%';
+  span.style.width = Math.max(0.5, (r.ci_high - r.ci_low) * 100).toFixed(2) + '%';
+  const tick = el('span', null, 'ci-rate');
+  tick.style.left = ((Number(r.rate) || 0) * 100).toFixed(2) + '%';
+  scale.appendChild(span);
+  scale.appendChild(tick);
+  td.appendChild(scale);
+  td.appendChild(el('span', percent(r.ci_low) + '–' + percent(r.ci_high), 'ci-text'));
+  return td;
+}
+
+function chanceCell(r, ctx) {
+  const control = ctx.experiment && ctx.experiment.control;
+  if (r.p_beat_control == null) return el('td', r.variant === control ? 'control' : '—', 'num muted');
+  const td = el('td', percent(r.p_beat_control) + ' to beat ' + control, 'num');
+  if (r.p_beat_control >= 0.95) td.classList.add('good');
+  else if (r.p_beat_control <= 0.05) td.classList.add('bad');
+  return td;
+}
+
+// Seven bars, one per time bucket, as tall as the bucket's share of the row's largest.
+function ttcCell(r) {
+  const td = el('td', null, 'ttc-cell');
+  const counts = Array.isArray(r.time_to_conversion) ? r.time_to_conversion : [];
+  const max = Math.max.apply(null, counts.concat([1]));
+  const spark = el('span', null, 'ttc-spark');
+  spark.setAttribute('role', 'img');
+  spark.setAttribute('aria-label', TTC_LABELS.map((l, i) => l + ': ' + (counts[i] || 0)).join(', '));
+  spark.title = spark.getAttribute('aria-label');
+  TTC_LABELS.forEach((_, i) => {
+    const b = el('span', null, 'ttc-bar');
+    b.style.height = Math.round((counts[i] || 0) / max * 100) + '%';
+    spark.appendChild(b);
+  });
+  td.appendChild(spark);
+  return td;
+}
+
+function rangeKey(stats) {
+  return [stats.timeframe, stats.from, stats.to].join(' ');
+}
+
 function numberCell(n) {
   const td = el('td', compact(n || 0), 'num');
   if (Math.abs(n) >= 1000) td.title = full(n);
@@ -284,15 +355,141 @@ export function createStatsView(root, options) {
     tablesBox.appendChild(panel);
     return { spec: t, panel, table, thead, tbody };
   });
+  // The variants' verdict (v3): a broken split, or not enough data yet.
+  const variantsPanel = tables.find((t) => t.spec.id === 'variants').panel;
+  const experimentNote = el('p', null, 'notice experiment-note');
+  experimentNote.id = 'experiment-note';
+  experimentNote.hidden = true;
+  variantsPanel.insertBefore(experimentNote, variantsPanel.querySelector('.table-wrap'));
+
+  // Time to conversion (v3): seven bars.
+  const ttcPanel = el('section', null, 'panel ttc-panel');
+  ttcPanel.id = 'p-ttc';
+  ttcPanel.hidden = true;
+  const ttcHead = el('h2', 'Time to conversion');
+  ttcHead.id = 'h-ttc';
+  ttcPanel.appendChild(ttcHead);
+  ttcPanel.appendChild(el('p', 'From the first pageview to the first goal completion of each converting session.', 'hint small-hint'));
+  const ttcList = el('ol', null, 'ttc-bars');
+  ttcList.id = 'ttc-bars';
+  ttcList.setAttribute('aria-labelledby', ttcHead.id);
+  ttcPanel.appendChild(ttcList);
+
+  // A custom event's properties (v3), opened from its row.
+  const eventPanel = el('section', null, 'panel event-panel');
+  eventPanel.id = 'p-event-props';
+  eventPanel.hidden = true;
+  const eventHead = el('h2');
+  eventHead.id = 'h-event-props';
+  const eventClose = el('button', 'Close', 'button small ghost');
+  eventClose.type = 'button';
+  eventClose.id = 'event-props-close';
+  const eventBody = el('div', null, 'event-props');
+  eventBody.id = 'event-props';
+  eventBody.setAttribute('aria-live', 'polite');
+  eventPanel.appendChild(eventHead);
+  eventPanel.appendChild(eventClose);
+  eventPanel.appendChild(eventBody);
+  let eventShown = null;
+  let eventRange = null; // the range its properties were asked for
+  let eventSeq = 0;
+  let lastCtx = null;
+  let lastStats = null;
+  eventClose.addEventListener('click', () => {
+    eventShown = null;
+    eventPanel.hidden = true;
+    if (lastStats) fillEvents();
+  });
+
+  function showEvent(name) {
+    eventShown = name;
+    eventRange = lastStats && rangeKey(lastStats);
+    eventPanel.hidden = false;
+    eventHead.textContent = 'Properties of ' + name;
+    eventBody.textContent = '';
+    eventBody.appendChild(el('p', 'Loading…', 'muted'));
+    if (lastStats) fillEvents();
+    const mine = ++eventSeq;
+    opts.fetchEvent(name).then((data) => {
+      if (mine !== eventSeq) return;
+      eventBody.textContent = '';
+      eventBody.appendChild(el('p', full(data.count) + (data.count === 1 ? ' event' : ' events') + ' in this range.', 'muted'));
+      const props = Array.isArray(data.props) ? data.props : [];
+      if (!props.length) eventBody.appendChild(el('p', 'No properties sent with this event.', 'muted'));
+      props.forEach((p) => {
+        const block = el('div', null, 'prop-block');
+        block.appendChild(el('h3', p.key));
+        const list = el('ol', null, 'prop-values');
+        const max = Math.max.apply(null, (p.values || []).map((v) => v.count).concat([1]));
+        (p.values || []).forEach((v) => {
+          const li = el('li', null, 'bar');
+          li.style.setProperty('--share', Math.round(v.count / max * 100) + '%');
+          li.appendChild(el('span', v.value, 'prop-value'));
+          li.appendChild(el('span', full(v.count), 'num'));
+          list.appendChild(li);
+        });
+        block.appendChild(list);
+        eventBody.appendChild(block);
+      });
+    }, (e) => {
+      if (mine !== eventSeq) return;
+      eventBody.textContent = '';
+      eventBody.appendChild(el('p', 'Could not load the properties: ' + ((e && e.message) || 'error'), 'error-text'));
+    });
+  }
+
+  function fillEvents() {
+    const t = tables.find((x) => x.spec.id === 'events');
+    if (!t.panel.hidden && Array.isArray(lastStats.top_events)) fill(t, lastStats.top_events, lastCtx);
+  }
+
+  function renderTtc(stats, filtered) {
+    const rows = stats.time_to_conversion;
+    ttcPanel.hidden = filtered || !Array.isArray(rows) || !(Array.isArray(stats.goals) && stats.goals.length);
+    if (ttcPanel.hidden) return;
+    ttcList.textContent = '';
+    const max = Math.max.apply(null, rows.map((r) => Number(r.conversions) || 0).concat([1]));
+    const total = rows.reduce((a, r) => a + (Number(r.conversions) || 0), 0);
+    rows.forEach((r) => {
+      const li = el('li', null, 'ttc-row');
+      li.appendChild(el('span', r.bucket, 'ttc-label'));
+      const bar = el('span', null, 'ttc-track');
+      const fillBar = el('span', null, 'ttc-fill');
+      fillBar.style.width = Math.round((Number(r.conversions) || 0) / max * 100) + '%';
+      bar.appendChild(fillBar);
+      li.appendChild(bar);
+      li.appendChild(el('span', full(r.conversions) + (total ? ' (' + percent(r.conversions / total) + ')' : ''), 'num'));
+      ttcList.appendChild(li);
+    });
+  }
+
+  function renderExperiment(stats, filtered) {
+    const x = stats.experiment;
+    experimentNote.hidden = true;
+    experimentNote.className = 'notice experiment-note';
+    if (filtered || !x || !Array.isArray(stats.variants) || !stats.variants.length) return;
+    if (typeof x.sample_ratio_p === 'number' && x.sample_ratio_p < 0.01) {
+      experimentNote.textContent = 'Sample ratio mismatch: visits are not split evenly across the variants (p = '
+        + (x.sample_ratio_p < 0.001 ? '< 0.001' : x.sample_ratio_p.toFixed(3)) + '). Fix the split before trusting these results.';
+      experimentNote.classList.add('warning');
+      experimentNote.hidden = false;
+    } else if (x.enough_data === false) {
+      experimentNote.textContent = 'Not enough data yet: every variant needs at least 100 visits and 10 conversions before the chance to beat the control settles.';
+      experimentNote.hidden = false;
+    }
+  }
+
   // Under a one-click filter: what the hidden tables would have been.
   const filterNote = el('p', null, 'notice filter-note');
   filterNote.id = 'filter-note';
   filterNote.hidden = true;
   root.appendChild(filterNote);
   root.appendChild(tablesBox);
+  root.appendChild(ttcPanel);
+  root.appendChild(eventPanel);
 
   function columnsOf(t, ctx) {
-    return t.spec.columns.filter((c) => !c.conv || ctx.conversions);
+    return t.spec.columns.filter((c) => (!c.conv || ctx.conversions) && (!c.rev || ctx.revenue) && (!c.exp || ctx.experiment) && (!c.ttc || ctx.ttc));
   }
 
   function head(t, cols) {
@@ -348,6 +545,15 @@ export function createStatsView(root, options) {
         tr.classList.add('filterable');
         if (active(r)) tr.classList.add('active');
         tr.addEventListener('click', () => ctx.onFilter(change));
+      } else if (t.spec.drill && opts.fetchEvent && typeof r.name === 'string' && r.name && !isOther(r.name)) {
+        // A custom event's row opens its properties.
+        tr.classList.add('filterable');
+        if (eventShown === r.name) tr.classList.add('active');
+        tr.tabIndex = 0;
+        tr.title = 'Show the properties of this event';
+        const open = () => showEvent(r.name);
+        tr.addEventListener('click', open);
+        tr.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } });
       }
       t.tbody.appendChild(tr);
     });
@@ -442,12 +648,12 @@ export function createStatsView(root, options) {
   function renderCards(summary, prev) {
     cards.forEach((c) => {
       const v = summary[c.spec.key];
-      c.box.hidden = v == null;
-      if (v == null) return;
+      c.box.hidden = v == null || (c.spec.money && !hasMoney(v));
+      if (c.box.hidden) return;
       c.value.textContent = showCard(c.spec, v);
       c.value.title = exactCard(c.spec, v);
       c.delta.className = 'delta';
-      if (!prev) {
+      if (!prev || c.spec.money) {
         c.delta.textContent = '';
         c.delta.removeAttribute('title');
         return;
@@ -505,7 +711,13 @@ export function createStatsView(root, options) {
       setChartStatus('');
       const summary = stats.summary || {};
       const prev = previousSummary(stats);
-      const c = { page: ctx.page, filter: ctx.filter, onFilter: ctx.onFilter, conversions: summary.conversions != null };
+      const ttcTotal = Array.isArray(stats.time_to_conversion) ? stats.time_to_conversion.reduce((a, r) => a + (Number(r.conversions) || 0), 0) : 0;
+      const c = {
+        page: ctx.page, filter: ctx.filter, onFilter: ctx.onFilter, conversions: summary.conversions != null,
+        revenue: hasMoney(summary.revenue), experiment: stats.experiment || null, ttc: ttcTotal > 0,
+      };
+      lastCtx = c;
+      lastStats = stats;
       renderCards(summary, prev);
       renderCharts(stats, ctx.previousSeries);
       // A one-click filter answers the summary, series, goals and top pages only: the other
@@ -519,6 +731,11 @@ export function createStatsView(root, options) {
         t.panel.hidden = off || !Array.isArray(rows);
         if (!t.panel.hidden) fill(t, rows, c);
       });
+      renderTtc(stats, filtered);
+      renderExperiment(stats, filtered);
+      // The properties follow the range (a refresh of the same range leaves them).
+      if (eventShown && !filtered && rangeKey(stats) !== eventRange) showEvent(eventShown);
+      else if (filtered) { eventShown = null; eventPanel.hidden = true; }
       chartFigures['clicks-chart'].hidden = filtered;
       filterNote.hidden = !filtered;
       filterNote.textContent = filtered

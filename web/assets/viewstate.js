@@ -83,6 +83,13 @@ export function statsQuery(view, opts) {
   return q.toString();
 }
 
+/** The range part of a query alone (`timeframe=7d` or `from=…&to=…`). */
+export function rangeQuery(view) {
+  const q = new URLSearchParams();
+  rangeParams(view, q);
+  return q.toString();
+}
+
 function rangeParams(view, q) {
   if (view.from) {
     q.set('from', view.from);
