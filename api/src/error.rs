@@ -75,6 +75,9 @@ pub enum ApiError {
     /// 400 `invalid_password`: a password change's new password breaks the registration rules.
     #[error("new_password: {0}")]
     InvalidPassword(&'static str),
+    /// 403 `read_only`: a Stats API key on a route other than its reads (v3).
+    #[error("a Stats API key only reads stats; this route needs a login token")]
+    ReadOnly,
 }
 
 impl From<mongodb::error::Error> for ApiError {
@@ -104,6 +107,7 @@ impl ApiError {
             Self::Busy | Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
             Self::InvalidPassword(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPassword),
+            Self::ReadOnly => (StatusCode::FORBIDDEN, ErrorCode::ReadOnly),
         }
     }
 }

@@ -40,23 +40,63 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("missing bearer token"))?
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("malformed Authorization header"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(ApiError::Unauthorized("Authorization must be 'Bearer <token>'"))?;
-        let (user_id, version) = state.tokens.verify(token.trim())?;
+        let token = bearer(parts)?;
+        if crate::stats_keys::is_stats_key(token) {
+            return Err(ApiError::ReadOnly);
+        }
+        let (user_id, version) = state.tokens.verify(token)?;
         // A logout or a password change raised the user's version: older tokens are over.
         match state.token_versions.current(&user_id).await? {
             Some(current) if current == version => Ok(Self { user_id }),
             Some(_) => Err(ApiError::Unauthorized("token ended by a logout or a password change")),
             None => Err(ApiError::Unauthorized("the account no longer exists")),
         }
+    }
+}
+
+/// The bearer token of a request, trimmed.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("missing bearer token"))?
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(ApiError::Unauthorized("Authorization must be 'Bearer <token>'"))?;
+    Ok(token.trim())
+}
+
+/// Who reads stats (v3): a logged-in user, or a Stats API key of one with its scope. The
+/// stats reads take it; [`AuthUser`] refuses a key everywhere else (403 `read_only`).
+#[derive(Debug, Clone)]
+pub struct Reader {
+    pub user: AuthUser,
+    /// `Some` for a Stats API key.
+    pub key: Option<crate::stats_keys::KeyScope>,
+}
+
+impl Reader {
+    /// True when this reader may read `site_id` of its user.
+    pub fn allows(&self, site_id: &str) -> bool {
+        self.key.as_ref().is_none_or(|k| k.allows(site_id))
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        if !crate::stats_keys::is_stats_key(token) {
+            return Ok(Self { user: AuthUser::from_request_parts(parts, state).await?, key: None });
+        }
+        let scope = crate::stats_keys::resolve(state, token)
+            .await?
+            .ok_or(ApiError::Unauthorized("unknown or deleted Stats API key"))?;
+        Ok(Self { user: AuthUser { user_id: scope.user_id.clone() }, key: Some(scope) })
     }
 }
 

@@ -32,6 +32,7 @@ pub mod share_links;
 pub mod startup;
 pub mod state;
 pub mod stats;
+pub mod stats_keys;
 pub mod stats_store;
 pub mod throttle;
 pub mod timeframe;

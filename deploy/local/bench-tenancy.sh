@@ -6,7 +6,7 @@
 # that EVERY site's stats equal what it was sent (exit 1 if not), then times stats queries of
 # the busy site alone and, with all the data present, of it and of random sites among the N.
 # Tunables: BENCH_SITES (1000), BENCH_BATCHES_PER_SITE (5), BENCH_BUSY_BATCHES (sites × batches
-# per site), BENCH_BATCH_SIZE (small, 1k, or 1k-attention: 1k plus what the v3 snippet sends), BENCH_SEGMENTS (0-10 segments per site, each matching every session), BENCH_SITES_PER_ACCOUNT (100), BENCH_CONCURRENCY
+# per site), BENCH_BATCH_SIZE (small, 1k, 1k-attention: 1k plus what the v3 snippet sends, or 1k-journey: 1k-attention in sessions of three batches, the third with a Purchase carrying revenue), BENCH_SEGMENTS (0-10 segments per site, each matching every session), BENCH_SITES_PER_ACCOUNT (100), BENCH_CONCURRENCY
 # (32), BENCH_QUERIES (50 per timeframe and target), BENCH_BIN_DIR (target/release: the
 # services measured). Ports differ from make run and the other benches.
 # docs/benchmarks.md records the results.

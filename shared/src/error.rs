@@ -32,11 +32,13 @@ pub enum ErrorCode {
     InvalidFunnel,
     /// A segment definition refused; the message names the field.
     InvalidSegment,
+    /// 403: a Stats API key on a route that is not one of its reads (v3).
+    ReadOnly,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::InvalidBatch,
         Self::InvalidKey,
         Self::OriginNotAllowed,
@@ -59,6 +61,7 @@ impl ErrorCode {
         Self::InvalidPassword,
         Self::InvalidFunnel,
         Self::InvalidSegment,
+        Self::ReadOnly,
     ];
 
     /// The wire form, e.g. `invalid_batch`.
@@ -86,6 +89,7 @@ impl ErrorCode {
             Self::InvalidPassword => "invalid_password",
             Self::InvalidFunnel => "invalid_funnel",
             Self::InvalidSegment => "invalid_segment",
+            Self::ReadOnly => "read_only",
         }
     }
 }
@@ -137,6 +141,7 @@ mod tests {
             InvalidPassword => 19,
             InvalidFunnel => 20,
             InvalidSegment => 21,
+            ReadOnly => 22,
         }
     }
 

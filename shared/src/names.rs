@@ -33,6 +33,8 @@ pub mod collections {
     pub const LEGACY_GOALS: &str = "goals";
     /// One counter per account: the sites it holds or is creating (`CP_MAX_SITES_PER_ACCOUNT`).
     pub const SITE_COUNTS: &str = "site_counts";
+    /// One document per user: their Stats API keys, hashed (v3; `api/src/stats_keys.rs`).
+    pub const STATS_KEYS: &str = "stats_keys";
     /// Leases of the api's scheduled jobs: one holder across processes (`api/src/lease.rs`).
     pub const LEASES: &str = "leases";
     /// One document per accepted tracker batch (the bucket pattern).

@@ -116,6 +116,29 @@ impl From<&SiteDoc> for SiteKeys {
     }
 }
 
+/// A user's Stats API keys (v3), `_id` = the user's id: read by `_id` on every request a key
+/// makes, changed by a compare-and-set on `rev` (`api/src/stats_keys.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatsKeysDoc {
+    #[serde(rename = "_id")]
+    pub user_id: String,
+    pub rev: i64,
+    #[serde(default)]
+    pub keys: Vec<StatsKeyEntry>,
+}
+
+/// One Stats API key: never the key itself, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsKeyEntry {
+    pub id: String,
+    pub name: String,
+    /// The site ids it reads, or `["*"]`: every site of the user, present and future.
+    pub sites: Vec<String>,
+    /// SHA-256 of the whole key, hex.
+    pub hash: String,
+    pub created_ms: i64,
+}
+
 /// How many sites an account holds or is creating, `_id` = the owner's id. `CP_MAX_SITES_PER_ACCOUNT`
 /// is enforced on it with a conditional `$inc` (`api/src/quota.rs`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -821,7 +821,7 @@ Object.assign(scenarios, {
     await page.waitForFunction(() => document.querySelectorAll('#event-props .prop-block').length === 2);
     out.eventCalls = eventCalls();
     // An event without properties, from the keyboard.
-    await page.focus('#t-events tr:nth-child(3)');
+    await page.focus('#t-events tr:nth-child(3) button');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => /outbound/.test(document.getElementById('h-event-props').textContent) && !/Loading/.test(document.getElementById('event-props').textContent));
     out.noProps = await props();
@@ -839,6 +839,43 @@ Object.assign(scenarios, {
     out.early = await extra();
   },
 });
+
+// Issue 23: Stats API keys.
+Object.assign(scenarios, {
+  async apiKeys() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', true);
+    await page.waitForFunction(() => document.querySelectorAll('#key-list tr').length === 1 && !/Loading/.test(document.getElementById('key-list').textContent));
+    const rows = () => page.evaluate(() => [...document.querySelectorAll('#key-list tr')].map((tr) => [...tr.children].map((td) => td.textContent)));
+    out.initial = await rows();
+    const posts = () => out.requests.filter((r) => r.method === 'POST' && r.path === '/api/keys').map((r) => JSON.parse(r.body));
+    // Refused in the page: nothing sent.
+    await page.click('#key-create');
+    out.inline = await page.evaluate(() => ({ error: document.getElementById('key-name-error').textContent, focused: document.activeElement.id }));
+    out.postsAfterInline = posts().length;
+    // This site only, then all sites.
+    await page.fill('#key-name', 'Weekly ' + SCRIPT_TEXT);
+    await page.click('#key-create');
+    await page.waitForFunction(() => !document.getElementById('key-created').hidden && document.querySelectorAll('#key-list tr').length === 2);
+    out.created = await page.evaluate(() => ({ key: document.getElementById('key-value').value, focused: document.activeElement.id, name: document.getElementById('key-name').value }));
+    await page.fill('#key-name', 'Everything');
+    await page.selectOption('#key-scope', '*');
+    await page.click('#key-create');
+    await page.waitForFunction(() => document.querySelectorAll('#key-list tr').length === 3);
+    out.posts = posts();
+    out.afterCreate = await rows();
+    // Deleted after the confirmation.
+    await page.click('#key-list tr:nth-child(1) button');
+    await page.waitForFunction(() => document.querySelectorAll('#key-list tr').length === 2);
+    out.deletes = out.requests.filter((r) => r.method === 'DELETE' && r.path.startsWith('/api/keys/')).map((r) => r.path);
+    out.afterDelete = await rows();
+    out.end = await read(page);
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.locator('#api-keys').screenshot({ path: `${shots}/api-keys-375.png` });
+    out.narrow = await overflow(page);
+  },
+});
+const SCRIPT_TEXT = '<b>bold</b>';
 
 // Whether the page scrolls sideways, and what sticks out.
 function overflow(page) {

@@ -56,6 +56,9 @@ let segments = [
   { id: 'seg-2', name: 'Hostile ' + SCRIPT, filters: [{ dimension: 'source', op: 'contains', value: IMG }], created_at: '2026-02-06T09:00:00Z', backfilling: true },
 ];
 let segmentSeq = 3;
+// Stats API keys (v3): one with a hostile name.
+let apiKeys = [{ id: 'key-1', name: 'Reports ' + IMG, sites: '*', created_at: '2026-02-07T09:00:00Z' }];
+let apiKeySeq = 2;
 const DIMENSIONS = ['source', 'campaign', 'medium', 'variant', 'country', 'device', 'browser', 'os', 'entry_page'];
 let goalSeq = 3;
 const GOAL_FIGURES = { 'goal-1': { conversions: 200, rate: 0.0476 }, 'goal-2': { conversions: 150, rate: 0.0357 } };
@@ -83,8 +86,6 @@ function addV3(body) {
   });
   body.experiment = { control: 'A', sample_ratio_p: control.srm == null ? 0.0042 : control.srm, enough_data: control.enough !== false };
   body.time_to_conversion = ['<10s', '10-30s', '30s-1m', '1-5m', '5-30m', '30m-2h', '>2h'].map((bucket, i) => ({ bucket, conversions: TTC[i] }));
-  body.top_entry_pages = [{ path: '/', visits: 3000, conversions: 240, bounce_rate: 0.412 }, { path: '/' + IMG, visits: 40, conversions: 0, bounce_rate: 1 }];
-  body.top_exit_pages = [{ path: '/pricing', exits: 1800 }, { path: '/', exits: 1200 }, { path: SCRIPT, exits: 5 }];
 }
 const EVENT_PROPS = {
   Signup: [{ key: 'plan', values: [{ value: 'pro', count: 200 }, { value: 'basic', count: 100 }, { value: IMG, count: 21 }] }, { key: 'revenue', values: [{ value: '49.5', count: 120 }] }],
@@ -153,6 +154,8 @@ function lists(page) {
     top_browsers: [{ name: 'Chrome', visits: 2300 }, { name: 'Safari', visits: 1100 }, { name: 'Firefox', visits: 500 }, { name: 'Edge', visits: 200 }, { name: IMG, visits: 60 }, { name: 'Other', visits: 50 }],
     top_os: [{ name: 'Windows', visits: 1400 }, { name: 'macOS', visits: 1000 }, { name: 'iOS', visits: 900 }, { name: 'Android', visits: 600 }, { name: 'Linux', visits: 300 }, { name: SCRIPT, visits: 10 }],
     top_countries: [{ country: 'DE', visits: 1800 }, { country: 'US', visits: 1200 }, { country: 'GB', visits: 600 }, { country: '(unknown)', visits: 300 }, { country: '(other)', visits: 300 }, { country: IMG, visits: 10 }],
+    top_entry_pages: [{ path: '/', visits: 3000, conversions: 240, bounce_rate: 0.412 }, { path: '/' + IMG, visits: 40, conversions: 0, bounce_rate: 1 }],
+    top_exit_pages: [{ path: '/pricing', exits: 1800 }, { path: '/', exits: 1200 }, { path: SCRIPT, exits: 5 }],
   };
   if (!page) return all;
   const known = SUMMARY[page];
@@ -249,7 +252,8 @@ function stats(site, q) {
   if (filter) {
     // The api answers summary, series, goals and top pages of the filtered sessions; the other
     // lists come back empty.
-    ['top_clicks', 'top_referrers', 'top_campaigns', 'top_mediums', 'variants', 'top_events', 'top_devices', 'top_browsers', 'top_os', 'top_countries']
+    ['top_clicks', 'top_referrers', 'top_campaigns', 'top_mediums', 'variants', 'top_events', 'top_devices', 'top_browsers', 'top_os', 'top_countries',
+      'top_entry_pages', 'top_exit_pages']
       .forEach((k) => { body[k] = []; });
     body.top_pages = [{ path: '/', pageviews: 3000 }, { path: '/pricing', pageviews: 1567 }];
     body.filter = filter;
@@ -261,7 +265,8 @@ function stats(site, q) {
     body.summary = Object.fromEntries(V1_KEYS.map((k) => [k, body.summary[k]]));
     body.top_referrers = body.top_referrers.map((x) => ({ source: x.source, visits: x.visits }));
     body.series = body.series.map((p) => ({ start: p.start, pageviews: p.pageviews, visitors: p.visitors, sessions: p.sessions, clicks: p.clicks }));
-    ['goals', 'top_campaigns', 'top_mediums', 'variants', 'top_events', 'top_devices', 'top_browsers', 'top_os', 'top_countries', 'previous'].forEach((k) => delete body[k]);
+    ['goals', 'top_campaigns', 'top_mediums', 'variants', 'top_events', 'top_devices', 'top_browsers', 'top_os', 'top_countries', 'previous',
+      'top_entry_pages', 'top_exit_pages'].forEach((k) => delete body[k]);
   }
   return [200, body];
 }
@@ -449,6 +454,24 @@ async function handle(req, res) {
     if (control.failStats > 0) { control.failStats--; return error(res, 500, 'internal', 'internal error'); }
     const [status, body] = stats(site, q);
     return send(res, status, body);
+  }
+  if (p === '/api/keys' && req.method === 'GET') return send(res, 200, apiKeys);
+  if (p === '/api/keys' && req.method === 'POST') {
+    const b = await readBody(req);
+    if (typeof b.name !== 'string' || !b.name.trim() || b.name.length > 100) return error(res, 400, 'invalid_request', 'name: must be 1 to 100 characters, without control characters');
+    if (!(b.sites === '*' || (Array.isArray(b.sites) && b.sites.length && b.sites.every((id) => sites.some((x) => x.id === id))))) {
+      return error(res, 400, 'invalid_request', 'sites: must be "*" or a list of 1 to 100 of your site ids');
+    }
+    if (apiKeys.length >= 20) return error(res, 400, 'invalid_request', 'a user has at most 20 Stats API keys; delete one to add another');
+    const k = { id: 'key-' + apiKeySeq++, name: b.name.trim(), sites: b.sites, created_at: new Date().toISOString() };
+    apiKeys.push(k);
+    return send(res, 201, Object.assign({ key: 'cps_fake_' + k.id + '_' + 'x'.repeat(43) }, k));
+  }
+  if ((g = m(/^\/api\/keys\/([^/]+)$/)) && req.method === 'DELETE') {
+    const id = decodeURIComponent(g[1]);
+    if (!apiKeys.some((k) => k.id === id)) return error(res, 404, 'not_found');
+    apiKeys = apiKeys.filter((k) => k.id !== id);
+    return send(res, 204, null);
   }
   if ((g = m(/^\/api\/stats\/([^/]+)\/events\/([^/]+)$/)) && req.method === 'GET') {
     const site = siteOf(g[1]);

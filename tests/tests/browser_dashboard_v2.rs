@@ -14,8 +14,14 @@ const IMG: &str = "<img src=x onerror=\"window.__xss=1;alert(1)\">";
 const SCRIPT: &str = "<script>window.__xss=2;alert(2)</script>";
 
 /// The confirmations the app itself asks for; any other dialog is a payload that ran.
-const APP_DIALOGS: [&str; 5] =
-    ["Delete the goal ", "Delete the funnel ", "Delete the segment ", "Replace the public link?", "Revoke the public link?"];
+const APP_DIALOGS: [&str; 6] = [
+    "Delete the goal ",
+    "Delete the funnel ",
+    "Delete the segment ",
+    "Replace the public link?",
+    "Revoke the public link?",
+    "Delete the key ",
+];
 
 fn shots() -> String {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/cp-artifacts/screenshots").to_string_lossy().to_string()
@@ -911,4 +917,28 @@ async fn the_variant_table_shows_intervals_chances_and_a_broken_split_and_revenu
     assert_eq!(r["narrow"]["scrolls"], false, "the variant table fits 375 px: {}", r["narrow"]);
     assert_inert(v, "experiments");
     assert_inert(&r["end"], "experiments, after the properties");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_api_keys_are_listed_created_for_this_site_or_all_shown_once_and_deleted() {
+    let r = run("apiKeys").await;
+    assert!(r["driverError"].is_null(), "{}", r["driverError"]);
+    assert_eq!(r["initial"], json!([[format!("Reports {IMG}"), "All sites", "2026-02-07", "Delete"]]));
+    assert_eq!(r["inline"], json!({"error": "Give the key a name.", "focused": "key-name"}));
+    assert_eq!(r["postsAfterInline"], 0);
+    assert_eq!(
+        r["posts"],
+        json!([{"name": "Weekly <b>bold</b>", "sites": ["site-v2"]}, {"name": "Everything", "sites": "*"}])
+    );
+    let created = &r["created"];
+    assert!(created["key"].as_str().is_some_and(|k| k.starts_with("cps_")), "{created}");
+    assert_eq!((created["focused"].as_str(), created["name"].as_str()), (Some("key-value"), Some("")));
+    let after = r["afterCreate"].as_array().expect("rows");
+    assert_eq!(after[1][0], "Weekly <b>bold</b>");
+    assert_eq!(after[1][1], "Acme landing", "a key of one site names it");
+    assert_eq!(after[2][1], "All sites");
+    assert_eq!(r["deletes"], json!(["/api/keys/key-1"]));
+    assert_eq!(r["afterDelete"].as_array().map(Vec::len), Some(2));
+    assert_eq!(r["narrow"]["scrolls"], false, "the keys panel fits 375 px: {}", r["narrow"]);
+    assert_inert(&r["end"], "api keys");
 }

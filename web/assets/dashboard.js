@@ -18,6 +18,7 @@ import { createSharing } from './sharing.js';
 import { downloadCsv } from './export.js';
 import { createAccount } from './account.js';
 import { createAttention } from './attention.js';
+import { createApiKeys } from './apikeys.js';
 import { createFunnels } from './funnels.js';
 import { createSegments } from './segments.js';
 
@@ -85,6 +86,7 @@ function main() {
   const live = createLive({ fetchRealtime: () => call('/api/stats/' + siteBase() + '/realtime'), charts: state.charts, interval: LIVE_EVERY_MS });
   const goals = createGoals({ call, suggestions: () => suggestions(state.stats), onChange: () => loader.refresh() });
   const sharing = createSharing({ call });
+  const apiKeys = createApiKeys({ call });
   const funnels = createFunnels({ call, view: () => state.view });
   const segments = createSegments({
     call,
@@ -162,12 +164,14 @@ function main() {
     f.name.value = s.name;
     f.domain.value = s.domain;
     f.timezone.value = s.timezone;
+    f.currency.value = s.currency || '';
     controls.setTimeZone(s.timezone);
     state.stats = null;
     goals.show(s);
     funnels.show(s);
     segments.show(s);
     sharing.show(s);
+    apiKeys.show(s, state.sites);
     live.start();
     go(state.view, how);
   }
@@ -217,7 +221,9 @@ function main() {
     e.preventDefault();
     const f = e.target;
     formError(f);
-    call('/api/sites/' + siteBase(), { method: 'PATCH', body: { name: f.name.value, domain: f.domain.value, timezone: f.timezone.value } })
+    const body = { name: f.name.value, domain: f.domain.value, timezone: f.timezone.value };
+    if (f.currency.value.trim()) body.currency = f.currency.value.trim().toUpperCase();
+    call('/api/sites/' + siteBase(), { method: 'PATCH', body })
       .then((site) => loadSites(site.id))
       .catch((err) => formError(f, err.message));
   });

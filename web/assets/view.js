@@ -546,14 +546,18 @@ export function createStatsView(root, options) {
         if (active(r)) tr.classList.add('active');
         tr.addEventListener('click', () => ctx.onFilter(change));
       } else if (t.spec.drill && opts.fetchEvent && typeof r.name === 'string' && r.name && !isOther(r.name)) {
-        // A custom event's row opens its properties.
+        // A custom event's row opens its properties: its name is a button.
         tr.classList.add('filterable');
-        if (eventShown === r.name) tr.classList.add('active');
-        tr.tabIndex = 0;
-        tr.title = 'Show the properties of this event';
-        const open = () => showEvent(r.name);
-        tr.addEventListener('click', open);
-        tr.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } });
+        const b = el('button', r.name, 'row-filter');
+        b.type = 'button';
+        b.title = 'Show the properties of this event';
+        if (eventShown === r.name) {
+          tr.classList.add('active');
+          b.setAttribute('aria-current', 'true');
+        }
+        tr.firstChild.textContent = '';
+        tr.firstChild.appendChild(b);
+        tr.addEventListener('click', () => showEvent(r.name));
       }
       t.tbody.appendChild(tr);
     });

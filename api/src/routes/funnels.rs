@@ -22,12 +22,12 @@ use shared::{
 
 use crate::{
     error::ApiError,
-    extractors::{ApiJson, AuthUser},
+    extractors::{ApiJson, AuthUser, Reader},
     keys,
     routes::{
         auth::rfc3339,
         goals::{change_config, read_config, start_backfill},
-        sites::owned_site,
+        sites::{owned_site, readable_site},
     },
     state::AppState,
     stats::rate,
@@ -71,10 +71,10 @@ async fn live_funnels(state: &AppState, site_id: &str) -> Result<Vec<FunnelDoc>,
 
 async fn list(
     State(state): State<AppState>,
-    auth: AuthUser,
+    reader: Reader,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<FunnelView>>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = readable_site(&state, &reader, &id).await?;
     Ok(Json(live_funnels(&state, &site.id).await?.iter().map(FunnelView::from).collect()))
 }
 
@@ -173,11 +173,11 @@ pub fn funnel_stats(funnel: &FunnelDoc, counts: &[i64]) -> FunnelStats {
 
 async fn stats(
     State(state): State<AppState>,
-    auth: AuthUser,
+    reader: Reader,
     Path((id, funnel_id)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<FunnelStats>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = readable_site(&state, &reader, &id).await?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let get = |k: &str| params.get(k).map(String::as_str);
     let range = Range::resolve(get("timeframe"), get("from"), get("to"), tz, state.clock.now_ms())?;

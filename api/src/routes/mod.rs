@@ -9,4 +9,5 @@ pub mod segments;
 pub mod share;
 pub mod sites;
 pub mod stats;
+pub mod stats_keys;
 pub mod web;

@@ -25,7 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
     error::ApiError,
-    extractors::{ApiJson, AuthUser},
+    extractors::{ApiJson, AuthUser, Reader},
     keys,
     quota::{self, SiteSlots},
     routes::auth::rfc3339,
@@ -96,7 +96,6 @@ fn parse_timezone(raw: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::InvalidSite("timezone: must be an IANA time zone such as Europe/Berlin".into()))
 }
 
-/// The caller's site `id`, or 404.
 /// An ISO 4217 code (v3): the currency of revenue that names none.
 fn parse_currency(raw: &str) -> Result<String, ApiError> {
     if money::is_currency(raw) {
@@ -106,6 +105,16 @@ fn parse_currency(raw: &str) -> Result<String, ApiError> {
     }
 }
 
+/// A site `id` the reader may read (v3): the user's, and within a Stats API key's scope; else
+/// 404, as someone else's site is.
+pub async fn readable_site(state: &AppState, reader: &Reader, id: &str) -> Result<SiteDoc, ApiError> {
+    if !reader.allows(id) {
+        return Err(ApiError::NotFound);
+    }
+    owned_site(state, &reader.user, id).await
+}
+
+/// The caller's site `id`, or 404.
 pub async fn owned_site(state: &AppState, user: &AuthUser, id: &str) -> Result<SiteDoc, ApiError> {
     shared::http::record_site(id);
     state.sites.find_one(doc! {"_id": id, site_fields::OWNER_ID: &user.user_id}).await?.ok_or(ApiError::NotFound)

@@ -16,8 +16,8 @@ use shared::{store::SiteDoc, time};
 
 use crate::{
     error::ApiError,
-    extractors::AuthUser,
-    routes::{goals::live_goals, sites::owned_site},
+    extractors::Reader,
+    routes::{goals::live_goals, sites::readable_site},
     state::AppState,
     stats::{self, GoalName, Meta, Stats},
     stats_store,
@@ -68,11 +68,11 @@ pub async fn page_view(
 
 async fn page(
     State(state): State<AppState>,
-    auth: AuthUser,
+    reader: Reader,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<crate::attention::PageView>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = readable_site(&state, &reader, &id).await?;
     let path = page_path(params.get("path").map(String::as_str))?;
     Ok(Json(page_view(&state, &site, &path, &params).await?))
 }
@@ -97,11 +97,11 @@ pub async fn event_view(
 
 async fn event_props(
     State(state): State<AppState>,
-    auth: AuthUser,
+    reader: Reader,
     Path((id, name)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<stats_store::EventProps>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = readable_site(&state, &reader, &id).await?;
     Ok(Json(event_view(&state, &site, &name, &params).await?))
 }
 
@@ -231,11 +231,11 @@ pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Re
 
 async fn read(
     State(state): State<AppState>,
-    auth: AuthUser,
+    reader: Reader,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Stats>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = readable_site(&state, &reader, &id).await?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let query = StatsQuery::parse(&params, tz, state.clock.now_ms())?;
     Ok(Json(compute(&state, &site, &query).await?))
@@ -253,11 +253,11 @@ pub fn csv(stats: &Stats) -> String {
 
 async fn export(
     State(state): State<AppState>,
-    auth: AuthUser,
+    reader: Reader,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = readable_site(&state, &reader, &id).await?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let mut query = StatsQuery::parse(&params, tz, state.clock.now_ms())?;
     query.compare = false;
@@ -295,10 +295,10 @@ struct Realtime {
 
 async fn realtime(
     State(state): State<AppState>,
-    auth: AuthUser,
+    reader: Reader,
     Path(id): Path<String>,
 ) -> Result<Json<Realtime>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = readable_site(&state, &reader, &id).await?;
     let tz: Tz = time::parse_tz(&site.timezone).unwrap_or(Tz::UTC);
     let live = stats_store::load_live(&state.db, &site.id, tz, state.clock.now_ms()).await?;
     Ok(Json(Realtime {

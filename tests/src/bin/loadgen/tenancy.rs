@@ -75,6 +75,10 @@ enum Shape {
     /// The same with what the v3 snippet adds: a section and a CTA seen, the clicks' positions
     /// (~1.3 KB).
     Attention,
+    /// Attention batches as sessions of three (a page each, the first starting the session),
+    /// the third with a `Purchase` carrying revenue and a plan (issue 22: exits, revenue, time
+    /// to conversion and properties all have something to count).
+    Journey,
 }
 
 /// What accepted batches hold, per site or in total.
@@ -139,12 +143,14 @@ fn batch(key: &str, n: u64, j: u64, site_no: u64, shape: Shape, now_ms: i64) -> 
     let mut events = Vec::with_capacity(5);
     let (url, title) = match shape {
         Shape::Small => (format!("https://loadtest.example{page}"), "Load test".to_string()),
-        Shape::Kilobyte | Shape::Attention => (
+        Shape::Kilobyte | Shape::Attention | Shape::Journey => (
             format!("https://loadtest.example{page}?utm_source=newsletter&utm_campaign=spring-{j}"),
             format!("Spring launch: {page} | Load test"),
         ),
     };
-    events.push(json!({"type": "pageview", "ts": now_ms, "page_id": page_id, "url": url, "referrer": referrer, "title": title, "new_session": true}));
+    let journey = shape == Shape::Journey;
+    let step = if journey { n % 3 } else { 0 };
+    events.push(json!({"type": "pageview", "ts": now_ms, "page_id": page_id, "url": url, "referrer": referrer, "title": title, "new_session": step == 0}));
     let mut clicks = 1;
     match shape {
         Shape::Small => {
@@ -157,14 +163,14 @@ fn batch(key: &str, n: u64, j: u64, site_no: u64, shape: Shape, now_ms: i64) -> 
                 json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text}),
             );
         }
-        Shape::Kilobyte | Shape::Attention => {
+        Shape::Kilobyte | Shape::Attention | Shape::Journey => {
             let (sel2, text2) = BUTTONS[((j + 2 * site_no + 1) % BUTTONS.len() as u64) as usize];
             events
                 .push(json!({"type": "scroll", "ts": now_ms + 800, "page_id": page_id, "url": url, "depth": 50, "prev": 0}));
             let mut click1 =
                 json!({"type": "click", "ts": now_ms + 1500, "page_id": page_id, "url": url, "selector": sel, "text": text});
             let mut click2 = json!({"type": "click", "ts": now_ms + 6000, "page_id": page_id, "url": url, "selector": sel2, "text": text2});
-            if shape == Shape::Attention {
+            if shape != Shape::Kilobyte {
                 // What the v3 snippet adds: the section and the CTA seen, and where clicks land.
                 let at = |k: u64| ((n * 37 + k * 11) % 1000) as f64 / 1000.0;
                 events.push(json!({"type": "view", "ts": now_ms + 1200, "page_id": page_id, "url": url, "kind": "section",
@@ -177,11 +183,19 @@ fn batch(key: &str, n: u64, j: u64, site_no: u64, shape: Shape, now_ms: i64) -> 
             events.push(click1);
             events.push(click2);
             events.push(json!({"type": "time", "ts": now_ms + 9000, "page_id": page_id, "url": url, "seconds": 9}));
+            if journey && step == 2 {
+                let plan = ["pro", "basic", "team"][(n / 3 % 3) as usize];
+                events
+                    .push(json!({"type": "event", "ts": now_ms + 9500, "page_id": page_id, "url": url, "name": "Purchase",
+                                   "props": {"revenue": 10 + n % 90, "plan": plan}}));
+            }
             clicks = 2;
         }
     }
     let counts = Counts { batches: 1, events: events.len() as u64, pageviews: 1, clicks };
-    let body = json!({"key": key, "batch_id": format!("tb{n:010x}"), "session_id": format!("ts{n:010x}"), "events": events});
+    let session = if journey { n / 3 } else { n };
+    let body =
+        json!({"key": key, "batch_id": format!("tb{n:010x}"), "session_id": format!("ts{session:010x}"), "events": events});
     (body.to_string(), counts)
 }
 
@@ -673,7 +687,8 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
         "small" => Shape::Small,
         "1k" => Shape::Kilobyte,
         "1k-attention" => Shape::Attention,
-        other => bail!("--batch-size {other:?}: small, 1k or 1k-attention"),
+        "1k-journey" => Shape::Journey,
+        other => bail!("--batch-size {other:?}: small, 1k, 1k-attention or 1k-journey"),
     };
     let mut ctx = Ctx {
         http: reqwest::Client::builder()
@@ -697,6 +712,7 @@ pub async fn drive(args: Args) -> anyhow::Result<()> {
             Shape::Small => "pageview + click (+ scroll every other)",
             Shape::Kilobyte => "~1 KB: pageview, scroll, 2 clicks, time",
             Shape::Attention => "~1.5 KB: pageview, scroll, a section and a CTA seen, 2 clicks with positions, time",
+            Shape::Journey => "1k-attention in sessions of 3 batches, the third with a Purchase (revenue, plan)",
         },
         queries,
         loadavg()
