@@ -351,18 +351,29 @@ impl Stack {
     }
 
     /// Waits until the aggregators have finished everything the stream was given
-    /// ([`Backlog::is_empty`]), so no accepted batch can still change the numbers.
+    /// ([`Backlog::is_empty`]), so no accepted batch can still change the numbers. Fails when
+    /// the backlog has not moved for 15 s (stuck), or after 120 s in all: a long backlog on a
+    /// loaded machine drains slowly, and only a drain that stops is a failure.
     pub async fn wait_drained(&self) {
         let nats =
             async_nats::connect(format!("nats://127.0.0.1:{}", self.nats_port)).await.expect("the stack's NATS reachable");
         let js = async_nats::jetstream::new(nats);
-        let drained = wait::poll(Duration::from_secs(15), || {
-            let js = js.clone();
-            async move { Backlog::of(&js).await.filter(Backlog::is_empty) }
-        })
-        .await;
-        if drained.is_none() {
-            panic!("the aggregators did not drain the stream within 15 s; now: {:?}", Backlog::of(&js).await);
+        let started = std::time::Instant::now();
+        let (mut last, mut moved_at) = (None, started);
+        loop {
+            let now = Backlog::of(&js).await;
+            if now.as_ref().is_some_and(Backlog::is_empty) {
+                return;
+            }
+            if now != last {
+                last = now;
+                moved_at = std::time::Instant::now();
+            }
+            if moved_at.elapsed() >= Duration::from_secs(15) || started.elapsed() >= Duration::from_secs(120) {
+                panic!("the aggregators did not drain the stream (no progress for 15 s, or 120 s in all); now: {last:?}");
+            }
+            // The poll interval, as `wait::poll`'s.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
