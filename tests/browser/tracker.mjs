@@ -3,8 +3,7 @@
 // arrived (the stats of a real stack, or the exact request bodies a capture endpoint kept).
 //   node tests/browser/tracker.mjs <scenario> <page-url> [chromium|firefox|webkit]
 // Full-stack scenarios: main, spa, burst, offline (waits for "RESUMED" on stdin after printing
-// "KEPT"). Privacy: dnt, gpc, dnt-window, dnt-ms (legacy window.doNotTrack and
-// navigator.msDoNotTrack). Conversions, against the test's capture site (<page-url> is its
+// "KEPT"). Privacy: dnt, gpc, dnt-window (window.doNotTrack, old Safari's). Conversions, against the test's capture site (<page-url> is its
 // base): conversions, loading, hostile, retry; and throws, a page whose errors every engine
 // must report. WebKit (classic WebDriver) runs these five; it has no init scripts, so the
 // privacy scenarios need Chromium or Firefox.
@@ -192,7 +191,7 @@ const scenarios = {
 
 // The same page and calls under each privacy signal: nothing may be sent, nothing thrown,
 // and page code calling convertpulse() without the stub must not break.
-for (const s of ['dnt', 'gpc', 'dnt-window', 'dnt-ms']) {
+for (const s of ['dnt', 'gpc', 'dnt-window']) {
   scenarios[s] = async () => {
     await page.goto(pageUrl);
     await page.click('#cta');
@@ -246,9 +245,9 @@ try {
     window.addEventListener('unhandledrejection', (e) => window.__errors.push('rejection: ' + String(e.reason)));
     if (s === 'dnt') Object.defineProperty(Navigator.prototype, 'doNotTrack', { get: () => '1' });
     if (s === 'gpc') Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true });
-    // The legacy signals: IE 11 and old Safari (window.doNotTrack), IE 9-10 (msDoNotTrack).
+    // The legacy signal of old Safari (which runs ES2018): window.doNotTrack. IE's
+    // navigator.msDoNotTrack is not read: IE cannot run the snippet at all.
     if (s === 'dnt-window') Object.defineProperty(window, 'doNotTrack', { get: () => '1' });
-    if (s === 'dnt-ms') Object.defineProperty(Navigator.prototype, 'msDoNotTrack', { get: () => '1' });
   }, scenario);
 
   log(`${scenario} on ${pageUrl}`);

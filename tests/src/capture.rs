@@ -218,8 +218,8 @@ async fn page(State(state): State<AppState>, uri: Uri) -> Response {
     Html(html).into_response()
 }
 
-/// A 600-character title whose 512th UTF-16 unit is the first half of an emoji: cut naively,
-/// it would leave a lone surrogate the server refuses.
+/// A 600-character title whose 512th character is an emoji (its 512th UTF-16 unit the first
+/// half of it): cut by UTF-16 units, it would leave a lone surrogate the server refuses.
 pub fn long_title() -> String {
     format!("{}\u{1F600}{}", "T".repeat(511), "x".repeat(87))
 }
