@@ -14,6 +14,7 @@ use shared::{
     event::{Event, EventKind, FORM_ABANDON, FORM_START, FORM_SUBMIT, PropValue, ViewKind, revenue_of},
     funnel::FunnelDoc,
     goal::{GoalKind, path_matches},
+    imports::{ImportedDay, VisitDim},
     message::BatchMessage,
     rollup::{
         Body, Bucket, Capacity, Counts, Dim, LiveMinute, Part, RollupKey, Series, TopDelta,
@@ -423,6 +424,51 @@ impl FlushDeltas {
                 continue;
             }
             self.top(site, buckets, Dim::Detail, &detail::key(kind, scope, name, last), one(n), None);
+        }
+    }
+
+    /// Adds an imported day (`shared::imports`) to the day units of `site` (the import's own
+    /// site id): the series, the page list with each page's counters, and the lists of visits
+    /// by source, campaign, medium, country, device, browser and OS, and of custom events.
+    pub fn add_imported_day(&mut self, site: &str, date: NaiveDate, d: &ImportedDay) {
+        let day = Bucket::Day(date);
+        let scroll: u64 = d.pages.iter().map(|p| p.scroll).sum();
+        let s = self.series(site, day, day).0;
+        let n = |v: u64| v as i64;
+        s.pageviews += n(d.pageviews);
+        s.sessions += n(d.visits);
+        s.started += n(d.visits);
+        s.engaged += n(d.visits.saturating_sub(d.bounces));
+        s.visitors += n(d.visitors);
+        s.time_sum += d.visit_duration as f64;
+        s.scroll_sum += n(scroll);
+        let mut list = |dim: Dim, key: &str, counts: Counts| match self.entry(site, day, day, Part::Top(dim)) {
+            DocDelta::Top(t) => t.entry(key.to_string()).or_default().add(counts, None),
+            _ => unreachable!("top key holds a top delta"),
+        };
+        for p in &d.pages {
+            let mut c = Counts::of(p.pageviews);
+            c.ext[page_ext::VISITORS] = p.visitors;
+            c.ext[page_ext::SCROLL_SUM] = p.scroll;
+            c.ext[page_ext::ENTRIES] = p.entrances;
+            c.ext[page_ext::ENGAGED] = p.entrances.saturating_sub(p.bounces);
+            c.ext[page_ext::CONTINUED] = p.pageviews.saturating_sub(p.exits);
+            list(Dim::Page, &p.path, c);
+        }
+        for r in &d.named {
+            let dim = match r.dim {
+                VisitDim::Source => Dim::Source,
+                VisitDim::Campaign => Dim::Campaign,
+                VisitDim::Medium => Dim::Medium,
+                VisitDim::Country => Dim::Country,
+                VisitDim::Device => Dim::Device,
+                VisitDim::Browser => Dim::Browser,
+                VisitDim::Os => Dim::Os,
+            };
+            list(dim, &r.name, Counts::of(r.visits));
+        }
+        for (name, count) in &d.events {
+            list(Dim::Event, name, Counts::of(*count));
         }
     }
 

@@ -59,6 +59,9 @@ pub enum ApiError {
     /// 413 `payload_too_large`: a body over the api's limit (16 KiB).
     #[error("body is larger than 16 KiB")]
     PayloadTooLarge,
+    /// 413 `payload_too_large`: an upload past its own limit (an import's zip), named.
+    #[error("{0}")]
+    UploadTooLarge(String),
     /// 404 `not_found`: absent or someone else's.
     #[error("not found")]
     NotFound,
@@ -102,7 +105,7 @@ impl ApiError {
             Self::InvalidFunnel(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidFunnel),
             Self::InvalidSegment(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidSegment),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
-            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            Self::PayloadTooLarge | Self::UploadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             Self::Busy | Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
@@ -129,7 +132,7 @@ impl IntoResponse for ApiError {
             Self::Unavailable(_) => {
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             }
-            Self::PayloadTooLarge => {
+            Self::PayloadTooLarge | Self::UploadTooLarge(_) => {
                 // The rest of the body is still unread: do not reuse the connection.
                 res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }

@@ -132,13 +132,52 @@ struct Unit {
     body: Body,
 }
 
+/// What a stats read reads: a site id (the site's own, or a segment's) and the imports whose
+/// days add to it (v3: each import's days are counted under a site id of its own,
+/// [`shared::imports::lens_site`], so that deleting it removes exactly what it added).
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub site_id: String,
+    /// Each counted import: its site id and first and last day.
+    pub imports: Vec<(String, NaiveDate, NaiveDate)>,
+}
+
+impl Scope {
+    /// `site_id` alone.
+    pub fn bare(site_id: &str) -> Self {
+        Self { site_id: site_id.to_string(), imports: Vec::new() }
+    }
+
+    /// The site with its imports that are done.
+    pub fn of_site(site: &shared::store::SiteDoc) -> Self {
+        let imports = site
+            .imports
+            .iter()
+            .filter(|i| i.counts())
+            .filter_map(|i| i.span().map(|(from, to)| (shared::imports::lens_site(&site.id, &i.id), from, to)))
+            .collect();
+        Self { site_id: site.id.clone(), imports }
+    }
+
+    /// The site ids that hold units of the local day `day` (imports hold days only).
+    fn sites_of(&self, day: NaiveDate, field: Field) -> impl Iterator<Item = &str> {
+        let imported = self
+            .imports
+            .iter()
+            .filter(move |(_, from, to)| field == Field::Days && *from <= day && day <= *to)
+            .map(|(id, _, _)| id.as_str());
+        std::iter::once(self.site_id.as_str()).chain(imported)
+    }
+}
+
 /// Calls `visit` with the units `parts` of the `buckets` wanted (all of one kind), each bucket in
-/// the site-day it falls in by `tz` (a day bucket is its own site-day): site-days first, then the units of those that have split (fetched with
-/// `projection`), one document at a time, so that a reader keeping only part of each unit
-/// holds little whatever the range. Returns how many documents that took.
+/// the site-day it falls in by `tz` (a day bucket is its own site-day), of the scope's site and
+/// of its imports that hold that day: site-days first, then the units of those that have split
+/// (fetched with `projection`), one document at a time, so that a reader keeping only part of
+/// each unit holds little whatever the range. Returns how many documents that took.
 async fn visit_units(
     db: &Database,
-    site_id: &str,
+    scope: &Scope,
     buckets: &[Bucket],
     tz: Tz,
     parts: &[Part],
@@ -152,10 +191,13 @@ async fn visit_units(
     let mut days: Vec<NaiveDate> = buckets.iter().map(home).collect();
     days.sort_unstable();
     days.dedup();
-    let by_id: HashMap<String, NaiveDate> = days.iter().map(|d| (SiteDay::id_of(site_id, *d), *d)).collect();
+    let by_id: HashMap<String, (&str, NaiveDate)> = days
+        .iter()
+        .flat_map(|d| scope.sites_of(*d, field).map(move |site| (SiteDay::id_of(site, *d), (site, *d))))
+        .collect();
     let ids: Vec<String> = by_id.keys().cloned().collect();
     let wanted: HashSet<Bucket> = buckets.iter().copied().collect();
-    let mut split: HashSet<NaiveDate> = HashSet::new();
+    let mut split: HashSet<(&str, NaiveDate)> = HashSet::new();
     let mut read = for_each_by_id(db, &ids, &siteday::projection(field), |raw| {
         let id = raw.get_str("_id").map_err(internal)?.to_string();
         let f = siteday::read_fetched(&raw, field).map_err(internal)?;
@@ -173,8 +215,10 @@ async fn visit_units(
     }
     let unit_ids: Vec<String> = buckets
         .iter()
-        .filter(|b| split.contains(&home(b)))
-        .flat_map(|b| parts.iter().map(|p| RollupKey::new(site_id, home(b), *b, *p).id()))
+        .flat_map(|b| {
+            scope.sites_of(home(b), field).filter(|site| split.contains(&(*site, home(b)))).map(move |site| (site, b))
+        })
+        .flat_map(|(site, b)| parts.iter().map(move |p| RollupKey::new(site, home(b), *b, *p).id()))
         .collect();
     read += for_each_by_id(db, &unit_ids, &projection, |raw| {
         let doc: RollupDoc = bson::from_document(raw).map_err(internal)?;
@@ -188,7 +232,7 @@ async fn visit_units(
 /// [`visit_units`] for every bucket of `range`.
 async fn visit_range(
     db: &Database,
-    site_id: &str,
+    scope: &Scope,
     range: &Range,
     tz: Tz,
     parts: &[Part],
@@ -198,11 +242,11 @@ async fn visit_range(
     match range {
         Range::Days { from, to, .. } => {
             let buckets: Vec<Bucket> = from.iter_days().take_while(|d| d <= to).map(Bucket::Day).collect();
-            visit_units(db, site_id, &buckets, tz, parts, projection, visit).await
+            visit_units(db, scope, &buckets, tz, parts, projection, visit).await
         }
         Range::Hours { hours, .. } => {
             let buckets: Vec<Bucket> = hours.iter().map(|h| Bucket::Hour(*h)).collect();
-            visit_units(db, site_id, &buckets, tz, parts, projection, visit).await
+            visit_units(db, scope, &buckets, tz, parts, projection, visit).await
         }
     }
 }
@@ -230,16 +274,16 @@ fn points(range: &Range, tz: Tz, mut rows: HashMap<Bucket, RollupRow>) -> Vec<(S
 }
 
 /// Reads everything a stats response needs for `range`, for the site or (`page`) one page.
-pub async fn load(db: &Database, site_id: &str, range: &Range, tz: Tz, page: Option<&str>) -> Result<Loaded, ApiError> {
+pub async fn load(db: &Database, scope: &Scope, range: &Range, tz: Tz, page: Option<&str>) -> Result<Loaded, ApiError> {
     match page {
-        None => load_site(db, site_id, range, tz).await,
-        Some(path) => load_page(db, site_id, range, tz, path).await,
+        None => load_site(db, scope, range, tz).await,
+        Some(path) => load_page(db, scope, range, tz, path).await,
     }
 }
 
-async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Result<Loaded, ApiError> {
+async fn load_site(db: &Database, scope: &Scope, range: &Range, tz: Tz) -> Result<Loaded, ApiError> {
     let mut units = Vec::new();
-    let mut docs_read = visit_range(db, site_id, range, tz, &site_parts(), rollup::read_projection(), |u| {
+    let mut docs_read = visit_range(db, scope, range, tz, &site_parts(), rollup::read_projection(), |u| {
         units.push(u);
         Ok(())
     })
@@ -302,13 +346,13 @@ async fn load_site(db: &Database, site_id: &str, range: &Range, tz: Tz) -> Resul
     Ok(Loaded { inputs, docs_read })
 }
 
-async fn load_page(db: &Database, site_id: &str, range: &Range, tz: Tz, path: &str) -> Result<Loaded, ApiError> {
+async fn load_page(db: &Database, scope: &Scope, range: &Range, tz: Tz, path: &str) -> Result<Loaded, ApiError> {
     let parts = [Part::Top(Dim::Page), Part::Top(Dim::PageAttr)];
     let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
     let mut breakdowns = KindSums::new(MAX_PAGE_NAMES);
     // Each list is looked at as it arrives and only the path's entries are kept: a year's
     // page lists are never all in memory at once.
-    let docs_read = visit_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
+    let docs_read = visit_range(db, scope, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
         let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
         match u.part {
             Part::Top(Dim::Page) => {
@@ -363,20 +407,21 @@ pub async fn load_filter(
     let prefix = rollup::filter_prefix(dim, value);
     let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
     let mut names = KindSums::new(MAX_PAGE_NAMES);
-    let docs_read = visit_range(db, site_id, range, tz, &[Part::Top(Dim::Filter)], bson::doc! {"folded": 0}, |u| {
-        let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
-        for e in list.entries() {
-            let Some((kind, name)) = e.key.strip_prefix(&prefix).and_then(rollup::split_filter_rest) else { continue };
-            match kind {
-                rollup::filter_kind::ALL => rows.entry(u.bucket).or_default().add(&page_row(&e.counts)),
-                rollup::filter_kind::PAGE => names.add(Dim::Page, name, e.counts, None),
-                rollup::filter_kind::GOAL => names.add(Dim::Goal, name, e.counts, None),
-                _ => {}
+    let docs_read =
+        visit_range(db, &Scope::bare(site_id), range, tz, &[Part::Top(Dim::Filter)], bson::doc! {"folded": 0}, |u| {
+            let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
+            for e in list.entries() {
+                let Some((kind, name)) = e.key.strip_prefix(&prefix).and_then(rollup::split_filter_rest) else { continue };
+                match kind {
+                    rollup::filter_kind::ALL => rows.entry(u.bucket).or_default().add(&page_row(&e.counts)),
+                    rollup::filter_kind::PAGE => names.add(Dim::Page, name, e.counts, None),
+                    rollup::filter_kind::GOAL => names.add(Dim::Goal, name, e.counts, None),
+                    _ => {}
+                }
             }
-        }
-        Ok(())
-    })
-    .await?;
+            Ok(())
+        })
+        .await?;
     let mut lists: HashMap<Dim, Vec<TopRow>> = HashMap::new();
     for (kind, entries) in names.by_kind {
         let mut ranked: Vec<TopRow> = entries
@@ -393,6 +438,86 @@ pub async fn load_filter(
     })
 }
 
+/// The days `from..=to` of `scope` as an export holds them (`shared::imports`), oldest first,
+/// each with what `parts` hold: the series, the page list with each page's counters, the
+/// lists of visits by source, campaign, medium, country, device, browser and OS, and custom
+/// events, whole (`(other)` as a name of its own). Days without data are left out. Reads at
+/// most `site-days + days × parts` documents.
+pub async fn load_days(
+    db: &Database,
+    scope: &Scope,
+    from: NaiveDate,
+    to: NaiveDate,
+    tz: Tz,
+    parts: &[Part],
+) -> Result<(Vec<shared::imports::ImportedDay>, usize), ApiError> {
+    use shared::imports::{ImportedDay, NamedRow, PageRow, VisitDim};
+    let buckets: Vec<Bucket> = from.iter_days().take_while(|d| *d <= to).map(Bucket::Day).collect();
+    let mut days: std::collections::BTreeMap<NaiveDate, ImportedDay> = std::collections::BTreeMap::new();
+    let read = visit_units(db, scope, &buckets, tz, parts, bson::doc! {"folded": 0}, |u| {
+        let Bucket::Day(date) = u.bucket else { return Ok(()) };
+        let day = days.entry(date).or_insert_with(|| ImportedDay { date: time::day_string(date), ..ImportedDay::default() });
+        match (u.part, u.body) {
+            (Part::Series, Body::Series { counters: s, .. }) => {
+                let n = |v: i64| v.max(0) as u64;
+                day.visitors += n(s.visitors);
+                day.pageviews += n(s.pageviews);
+                day.visits += n(s.sessions);
+                day.bounces += n(s.started - s.engaged);
+                day.visit_duration += s.time_sum.max(0.0).round() as u64;
+            }
+            (Part::Top(dim), Body::Top(list)) => {
+                let other = list.other();
+                let entries = list.entries().iter().map(|e| (e.key.as_str(), e.counts));
+                let all = entries.chain((other != Counts::default()).then_some((toplist::OTHER, other)));
+                for (key, c) in all {
+                    let visit_dim = match dim {
+                        Dim::Page => {
+                            let row = PageRow {
+                                path: key.to_string(),
+                                visitors: c.ext[page_ext::VISITORS],
+                                pageviews: c.n,
+                                scroll: c.ext[page_ext::SCROLL_SUM],
+                                entrances: c.ext[page_ext::ENTRIES],
+                                bounces: c.ext[page_ext::ENTRIES].saturating_sub(c.ext[page_ext::ENGAGED]),
+                                exits: c.n.saturating_sub(c.ext[page_ext::CONTINUED]),
+                            };
+                            match day.pages.iter_mut().find(|p| p.path == row.path) {
+                                Some(p) => p.add(&row),
+                                None => day.pages.push(row),
+                            }
+                            continue;
+                        }
+                        Dim::Event => {
+                            match day.events.iter_mut().find(|e| e.0 == key) {
+                                Some(e) => e.1 += c.n,
+                                None => day.events.push((key.to_string(), c.n)),
+                            }
+                            continue;
+                        }
+                        Dim::Source => VisitDim::Source,
+                        Dim::Campaign => VisitDim::Campaign,
+                        Dim::Medium => VisitDim::Medium,
+                        Dim::Country => VisitDim::Country,
+                        Dim::Device => VisitDim::Device,
+                        Dim::Browser => VisitDim::Browser,
+                        Dim::Os => VisitDim::Os,
+                        _ => continue,
+                    };
+                    match day.named.iter_mut().find(|r| r.dim == visit_dim && r.name == key) {
+                        Some(r) => r.visits += c.n,
+                        None => day.named.push(NamedRow { dim: visit_dim, name: key.to_string(), visits: c.n }),
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((days.into_values().collect(), read))
+}
+
 /// The attention view of the page `path` over `range`: the page list and the attention list
 /// of each bucket, whole, each looked at as it arrives and only the path's entries kept.
 /// Returns the view and how many documents it read (at most `site-days + buckets × 2`).
@@ -405,7 +530,7 @@ pub async fn load_attention(
 ) -> Result<(crate::attention::PageView, usize), ApiError> {
     let parts = [Part::Top(Dim::Page), Part::Top(Dim::Attention)];
     let mut page = crate::attention::PageAttention::default();
-    let docs_read = visit_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
+    let docs_read = visit_range(db, &Scope::bare(site_id), range, tz, &parts, bson::doc! {"folded": 0}, |u| {
         let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
         match u.part {
             Part::Top(Dim::Page) => {
@@ -468,7 +593,7 @@ pub async fn load_event_props(
     let prefix = format!("{}{sep}{name}{sep}", rollup::detail::PROP, sep = rollup::PAGE_ATTR_SEP);
     let mut values = KindSums::<String>::new(MAX_PAGE_NAMES);
     let parts = [Part::Top(Dim::Event), Part::Top(Dim::Detail)];
-    let docs_read = visit_range(db, site_id, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
+    let docs_read = visit_range(db, &Scope::bare(site_id), range, tz, &parts, bson::doc! {"folded": 0}, |u| {
         let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
         for e in list.entries() {
             if u.part == Part::Top(Dim::Event) {
@@ -518,19 +643,20 @@ pub async fn load_funnel(
     steps: usize,
 ) -> Result<(Vec<i64>, usize), ApiError> {
     let mut counts = vec![0_i64; steps];
-    let docs_read = visit_range(db, site_id, range, tz, &[Part::Top(Dim::Funnel)], bson::doc! {"folded": 0}, |u| {
-        let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
-        for e in list.entries() {
-            if let Some((id, step)) = rollup::split_funnel_key(&e.key)
-                && id == funnel_id
-                && (1..=steps).contains(&step)
-            {
-                counts[step - 1] += e.counts.n as i64;
+    let docs_read =
+        visit_range(db, &Scope::bare(site_id), range, tz, &[Part::Top(Dim::Funnel)], bson::doc! {"folded": 0}, |u| {
+            let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
+            for e in list.entries() {
+                if let Some((id, step)) = rollup::split_funnel_key(&e.key)
+                    && id == funnel_id
+                    && (1..=steps).contains(&step)
+                {
+                    counts[step - 1] += e.counts.n as i64;
+                }
             }
-        }
-        Ok(())
-    })
-    .await?;
+            Ok(())
+        })
+        .await?;
     Ok((counts, docs_read))
 }
 
@@ -639,7 +765,7 @@ pub async fn load_live(db: &Database, site_id: &str, tz: Tz, now_ms: i64) -> Res
     let first = last - 29 * 60;
     let mut minutes: HashMap<i64, LiveMinute> = HashMap::new();
     let buckets: Vec<Bucket> = (0..30).map(|i| Bucket::Minute(first + i * 60)).collect();
-    visit_units(db, site_id, &buckets, tz, &[Part::Live], Document::new(), |u| {
+    visit_units(db, &Scope::bare(site_id), &buckets, tz, &[Part::Live], Document::new(), |u| {
         if let (Bucket::Minute(m), Body::Live(minute)) = (u.bucket, u.body) {
             minutes.entry(m).or_default().merge(&minute);
         }

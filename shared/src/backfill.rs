@@ -24,6 +24,9 @@ pub enum ItemKind {
     Goal,
     Funnel,
     Segment,
+    /// An import of Plausible's export (v3): its chunks of days, counted under the import's
+    /// own site id (`crate::imports`).
+    Import,
 }
 
 /// Where a backfill stands.
@@ -64,6 +67,9 @@ pub struct BackfillDoc {
     /// Raw events read so far (progress).
     #[serde(default)]
     pub events: i64,
+    /// An import's number of chunks ([`ItemKind::Import`]): `seq` counts those applied.
+    #[serde(default)]
+    pub chunks: i64,
     /// The aggregator holding the job, until `lease_until_ms`.
     #[serde(default)]
     pub owner: String,
@@ -91,6 +97,7 @@ impl BackfillDoc {
             seq: 0,
             chunk: 0,
             events: 0,
+            chunks: 0,
             owner: String::new(),
             lease_until_ms: 0,
         }

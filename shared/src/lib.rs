@@ -41,6 +41,7 @@ pub mod funnel;
 pub mod goal;
 pub mod http;
 pub mod ids;
+pub mod imports;
 pub mod indexes;
 pub mod message;
 pub mod metrics;

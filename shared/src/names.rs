@@ -51,6 +51,9 @@ pub mod collections {
     /// Backfills under way: one per new goal or funnel, counting the raw batches kept from
     /// before it existed (see [`crate::backfill`]); removed when done.
     pub const BACKFILLS: &str = "backfills";
+    /// The days of an import waiting to be counted (v3), `_id` = `site|import|n`: written by
+    /// the api, read by `_id` and removed by the aggregator that counts them.
+    pub const IMPORT_CHUNKS: &str = "import_chunks";
     /// Leases taken while an aggregator recovers a flush that another process left half done.
     pub const RECOVERIES: &str = "recoveries";
     /// One-off data migrations done, and the lease of one under way.

@@ -65,6 +65,12 @@ pub struct SiteDoc {
     /// compare-and-set on the key (`api/src/routes/sites.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_rotations: Vec<i64>,
+    /// Imports of Plausible's export (v3), at most [`crate::imports::MAX_IMPORTS`], changed by
+    /// a compare-and-set on `imports_rev`. Stats read the days of those `done`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<crate::imports::ImportEntry>,
+    #[serde(default)]
+    pub imports_rev: i64,
 }
 
 /// Rotations of one site's key in any hour (the contract's "more than 10 times an hour").
@@ -81,6 +87,8 @@ pub mod site_fields {
     pub const KEY_ROTATIONS: &str = "key_rotations";
     pub const CREATED_AT: &str = "created_at";
     pub const SHARE_HASH: &str = "share_hash";
+    pub const IMPORTS: &str = "imports";
+    pub const IMPORTS_REV: &str = "imports_rev";
 }
 
 /// The fields of a [`SiteDoc`] its key-value entry is made of: what the api's reconcile lists
@@ -101,6 +109,17 @@ impl SiteKeys {
     pub fn projection() -> mongodb::bson::Document {
         use site_fields as f;
         doc! {f::ID: 1, f::API_KEY: 1, f::DOMAIN: 1, f::TIMEZONE: 1, f::CURRENCY: 1}
+    }
+}
+
+/// The filter that holds a write of a site's imports to the revision `rev` it read (a site
+/// from before imports has no `imports_rev`: revision 0).
+pub fn imports_rev_filter(site_id: &str, rev: i64) -> mongodb::bson::Document {
+    use site_fields as f;
+    if rev == 0 {
+        doc! {f::ID: site_id, "$or": [{f::IMPORTS_REV: 0_i64}, {f::IMPORTS_REV: {"$exists": false}}]}
+    } else {
+        doc! {f::ID: site_id, f::IMPORTS_REV: rev}
     }
 }
 

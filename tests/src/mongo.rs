@@ -31,6 +31,9 @@ const COMMAND_LOG: &str = "mongo-commands.jsonl";
 /// Queries the library-level tests send themselves — arranging documents and checking what was
 /// stored — as `(command, collection, shape)`: no service sends them, so they need no row.
 pub const TEST_OWN_QUERIES: &[(&str, &str, &str)] = &[
+    // import_job.rs: the chunks left, and the documents held under an import's site id.
+    ("aggregate", "import_chunks", "{}"),
+    ("aggregate", "rollups_v3", r#"{"_id":{"$in":"?"}}"#),
     // flush_protocol.rs: how many rollup documents a stopped flush wrote (`count_documents`),
     // a site-day read to size the compact limit, the goals arranged, and a database turned
     // back into the layout before site-days.
@@ -143,4 +146,16 @@ impl Drop for Mongo {
             queries::lines(&unlisted)
         );
     }
+}
+
+/// An aggregator's flusher over `db` with the services' defaults (1,000 keys a list, a 30 s
+/// lease, 400 days of daily units) and a clock the test moves.
+pub fn flusher(db: &Database, clock: &shared::clock::ManualClock) -> aggregator::flush::Flusher {
+    let settings = aggregator::flush::Settings {
+        lease: Duration::from_secs(30),
+        caps: aggregator::rollup::Capacities::with_keys(1000, 1000),
+        day_retention: Duration::from_secs(400 * 86_400),
+        compact_max_bytes: shared::rollup::siteday::COMPACT_MAX_BYTES,
+    };
+    aggregator::flush::Flusher::new(db.clone(), settings, std::sync::Arc::new(clock.clone()))
 }

@@ -3,15 +3,10 @@
 //! would have counted had they existed from the start — also when the backfill dies after any
 //! write of any chunk (scan or resolve) and another aggregator resumes it after its lease.
 
-use std::{sync::Arc, time::Duration};
-
-use aggregator::{
-    flush::{Flusher, Settings, Step, Verdict, backfill::Backlog},
-    rollup::Capacities,
-};
+use aggregator::flush::{Flusher, Step, Verdict, backfill::Backlog};
 use api::{stats_store, timeframe::Range};
 use chrono_tz::Tz;
-use cp_tests::mongo::Mongo;
+use cp_tests::mongo::{Mongo, flusher};
 use mongodb::{Database, bson::doc};
 use shared::{
     backfill::{BackfillDoc, ItemKind},
@@ -40,16 +35,6 @@ fn cut() -> i64 {
     t0() + HOUR
 }
 const SITE: &str = "site-a";
-
-fn flusher(db: &Database, clock: &ManualClock) -> Flusher {
-    let settings = Settings {
-        lease: Duration::from_secs(30),
-        caps: Capacities::with_keys(1000, 1000),
-        day_retention: Duration::from_secs(400 * 86_400),
-        compact_max_bytes: shared::rollup::siteday::COMPACT_MAX_BYTES,
-    };
-    Flusher::new(db.clone(), settings, Arc::new(clock.clone()))
-}
 
 fn event(ts: i64, page: &str, kind: EventKind) -> Event {
     Event { ts, page_id: ClientId::parse(page).expect("id"), url: "https://example.com/".into(), kind }
@@ -164,7 +149,7 @@ async fn figures(db: &Database) -> (Vec<i64>, i64) {
     let day = |ms: i64| time::local_day(ms, Tz::UTC);
     let range = Range::Days { label: "custom".into(), from: day(t0() - 3 * DAY), to: day(t0() + DAY) };
     let (steps, _) = stats_store::load_funnel(db, SITE, &range, Tz::UTC, "f-signup", 3).await.expect("funnel");
-    let loaded = stats_store::load(db, SITE, &range, Tz::UTC, None).await.expect("stats");
+    let loaded = stats_store::load(db, &stats_store::Scope::bare(SITE), &range, Tz::UTC, None).await.expect("stats");
     let goal = loaded
         .inputs
         .lists

@@ -155,7 +155,7 @@ async fn snapshot(db: &Database) -> Value {
             Range::Hours { label: "24h".into(), hours: time::last_24_hours(t0() + 3 * HOUR, tz) },
         ];
         for range in ranges {
-            let loaded = stats_store::load(db, site, &range, tz, None).await.expect("stats load");
+            let loaded = stats_store::load(db, &stats_store::Scope::bare(site), &range, tz, None).await.expect("stats load");
             assert!(loaded.docs_read <= stats_store::read_bound(&range), "read bound");
             let hourly = matches!(range, Range::Hours { .. });
             let meta = Meta {
@@ -367,6 +367,8 @@ async fn as_second_layout(db: &Database) -> usize {
         created_at: mongodb::bson::DateTime::from_millis(0),
         share_hash: None,
         key_rotations: Vec::new(),
+        imports: Vec::new(),
+        imports_rev: 0,
     };
     db.collection(c::SITES).insert_many([site("site-a", "UTC"), site("site-b", "Europe/Berlin")]).await.expect("sites");
     site_days.len()
@@ -554,7 +556,7 @@ async fn stats_read_a_bounded_number_of_documents_with_twenty_thousand_distinct_
         Range::Days { label: "90d".into(), from: today - chrono::Duration::days(89), to: today },
     ];
     for range in ranges {
-        let loaded = stats_store::load(&db, "big", &range, tz, None).await.expect("load");
+        let loaded = stats_store::load(&db, &stats_store::Scope::bare("big"), &range, tz, None).await.expect("load");
         let bound = stats_store::read_bound(&range);
         assert!(loaded.docs_read <= bound, "{range:?}: read {} documents, bound {bound}", loaded.docs_read);
         let hourly = matches!(range, Range::Hours { .. });

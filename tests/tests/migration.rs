@@ -177,7 +177,7 @@ async fn stats_of(db: &Database) -> (Value, Value) {
         Range::Days { label: "custom".into(), from: day, to: day },
         Range::Hours { label: "24h".into(), hours: time::last_24_hours(t0() + 3_600_000, tz) },
     ] {
-        let loaded = stats_store::load(db, "s1", &range, tz, None).await.expect("load");
+        let loaded = stats_store::load(db, &stats_store::Scope::bare("s1"), &range, tz, None).await.expect("load");
         let hourly = matches!(range, Range::Hours { .. });
         let meta = Meta {
             site_id: "s1".into(),

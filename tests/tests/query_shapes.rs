@@ -158,6 +158,32 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
     ok(&api, Method::DELETE, &share, Some(&token), None, StatusCode::NO_CONTENT).await;
     ok(&api, Method::GET, &format!("/api/public/{share_token}/stats"), None, None, StatusCode::NOT_FOUND).await;
 
+    // Imports (v3): an export of one day uploaded, counted by the aggregator, listed, read
+    // back through export.zip, deleted.
+    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(2);
+    let imported = shared::imports::ImportedDay {
+        date: day.format("%Y-%m-%d").to_string(),
+        visitors: 2,
+        pageviews: 3,
+        visits: 2,
+        pages: vec![shared::imports::PageRow { path: "/old".into(), pageviews: 3, visitors: 2, ..Default::default() }],
+        ..Default::default()
+    };
+    let zip = shared::imports::write_zip(&[imported], "example.com", day, day).expect("zip");
+    let imports = format!("/api/sites/{site_id}/imports");
+    let res = api.http.post(format!("{}{imports}", api.api)).bearer_auth(&token).body(zip).send().await.expect("api");
+    assert_eq!(res.status(), StatusCode::ACCEPTED, "upload");
+    let import = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_string();
+    cp_tests::wait::until("the import to be counted", std::time::Duration::from_secs(30), || async {
+        let list = ok(&api, Method::GET, &imports, Some(&token), None, StatusCode::OK).await;
+        (list[0]["state"] == "done").then_some(())
+    })
+    .await;
+    let zip =
+        api.http.get(format!("{}/api/sites/{site_id}/export.zip", api.api)).bearer_auth(&token).send().await.expect("api");
+    assert_eq!(zip.status(), StatusCode::OK, "export.zip");
+    ok(&api, Method::DELETE, &format!("{imports}/{import}"), Some(&token), None, StatusCode::NO_CONTENT).await;
+
     // The account: a password change, then a logout (each ends the user's tokens).
     let changed = json!({"current_password": "correct horse 1", "new_password": "correct horse 2"});
     ok(&api, Method::POST, "/api/auth/password", Some(&token), Some(&changed), StatusCode::NO_CONTENT).await;

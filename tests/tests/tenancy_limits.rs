@@ -137,6 +137,8 @@ async fn an_account_whose_sites_predate_the_limit_is_counted_from_its_sites() {
             created_at: DateTime::now(),
             share_hash: None,
             key_rotations: Vec::new(),
+            imports: Vec::new(),
+            imports_rev: 0,
         };
         sites.insert_one(&site).await.expect("insert");
     }
@@ -303,6 +305,8 @@ fn site(n: usize) -> SiteDoc {
         created_at: DateTime::now(),
         share_hash: None,
         key_rotations: Vec::new(),
+        imports: Vec::new(),
+        imports_rev: 0,
     }
 }
 

@@ -55,7 +55,7 @@ pub const CHUNK_BATCHES: usize = 2000;
 /// Sessions per resolve chunk.
 pub const RESOLVE_SESSIONS: usize = 500;
 /// How long a job is held without renewal.
-const LEASE: Duration = Duration::from_secs(60);
+pub(super) const LEASE: Duration = Duration::from_secs(60);
 /// How long after an item's creation a batch received before it may still be on its way to
 /// the stream (ingest answers only once the stream has it, within its publish timeout).
 const PUBLISH_MARGIN: Duration = Duration::from_secs(10);
@@ -346,6 +346,7 @@ impl Flusher {
         let coll = self.db.collection::<BackfillDoc>(c::BACKFILLS);
         // A handful of documents (one per item created in the last minutes): not a hot path.
         let open: Vec<BackfillDoc> = coll.find(doc! {"lease_until_ms": {"$lt": now}}).limit(20).await?.try_collect().await?;
+        let mut waited = None;
         for job in open {
             let until = now + LEASE.as_millis() as i64;
             let taken = coll
@@ -358,18 +359,24 @@ impl Flusher {
                 let job = BackfillDoc { owner: self.inst.to_string(), lease_until_ms: until, ..job };
                 let turn = self.backfill_turn(job.clone(), backlog).await?;
                 if turn == Turn::Waiting {
-                    // Let it go, so that the next turn (here or elsewhere) starts soon.
+                    // Let it go, so that the next turn (here or elsewhere) starts soon, and
+                    // give the next job its turn: a job that waits never holds up the others.
                     coll.update_one(doc! {"_id": &job.id, "owner": &*self.inst}, doc! {"$set": {"lease_until_ms": 0_i64}})
                         .await?;
+                    waited.get_or_insert((job.id, turn));
+                    continue;
                 }
                 return Ok(Some((job.id, turn)));
             }
         }
-        Ok(None)
+        Ok(waited)
     }
 
     /// Runs `job` (held by this process) as far as it goes.
     async fn backfill_turn(&self, mut job: BackfillDoc, backlog: &Backlog) -> Result<Turn, StepError> {
+        if job.kind == ItemKind::Import {
+            return self.import_turn(job).await;
+        }
         let coll = self.db.collection::<BackfillDoc>(c::BACKFILLS);
         let config: Option<SiteConfigDoc> =
             self.db.collection::<SiteConfigDoc>(c::SITE_CONFIG).find_one(doc! {"_id": &job.site_id}).await?;
@@ -385,6 +392,7 @@ impl Flusher {
                 .find(|f| f.id == job.item_id && f.is_live())
                 .map(|f| Item::Funnel(FunnelDoc { created_ms: i64::MIN, backfilling: false, ..f.clone() })),
             // The goals as the live path had them: each from its creation on.
+            ItemKind::Import => None,
             ItemKind::Segment => cfg.segments.iter().find(|s| s.id == job.item_id && s.is_live()).map(|s| {
                 Item::Segment(SegmentDoc { created_ms: i64::MIN, backfilling: false, ..s.clone() }, cfg.goals.clone())
             }),
@@ -581,7 +589,7 @@ impl Flusher {
     }
 
     /// Records the job's progress and renews its lease; false when another process holds it.
-    async fn save_progress(&self, job: &BackfillDoc) -> Result<bool, StepError> {
+    pub(super) async fn save_progress(&self, job: &BackfillDoc) -> Result<bool, StepError> {
         let until = self.clock.now_ms() + LEASE.as_millis() as i64;
         let set = doc! {
             "phase": bson::to_bson(&job.phase)?,
@@ -591,6 +599,7 @@ impl Flusher {
             "seq": job.seq,
             "chunk": job.chunk,
             "events": job.events,
+            "chunks": job.chunks,
             "lease_until_ms": until,
         };
         let r = self

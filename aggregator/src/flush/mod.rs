@@ -45,6 +45,7 @@
 
 pub mod backfill;
 mod duplicates;
+mod import;
 mod marks;
 pub mod merge;
 pub mod recovery;

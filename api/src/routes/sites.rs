@@ -155,6 +155,8 @@ async fn create(
         created_at: DateTime::now(),
         share_hash: None,
         key_rotations: Vec::new(),
+        imports: Vec::new(),
+        imports_rev: 0,
     };
     // A task of its own: a client that goes away must not leave a slot taken and no site.
     let site = tokio::spawn(create_with_slot(state, site)).await.map_err(|e| ApiError::Internal(e.into()))??;

@@ -178,12 +178,16 @@ pub async fn compute(state: &AppState, site: &SiteDoc, query: &StatsQuery) -> Re
         ),
         None => None,
     };
-    let read_site = segment.as_ref().map_or_else(|| site.id.clone(), |s| shared::segment::lens_site(&site.id, &s.id));
-    let read_site = &read_site;
+    // Imported days add to the site's own stats; a segment's sessions are not known of them.
+    let scope = match &segment {
+        Some(s) => stats_store::Scope::bare(&shared::segment::lens_site(&site.id, &s.id)),
+        None => stats_store::Scope::of_site(site),
+    };
+    let scope = &scope;
     let load = |range: Range| async move {
         match &query.filter {
-            Some((dim, value)) => stats_store::load_filter(&state.db, read_site, &range, tz, dim, value).await,
-            None => stats_store::load(&state.db, read_site, &range, tz, page).await,
+            Some((dim, value)) => stats_store::load_filter(&state.db, &scope.site_id, &range, tz, dim, value).await,
+            None => stats_store::load(&state.db, scope, &range, tz, page).await,
         }
     };
     let loaded = load(query.range.clone()).await?;

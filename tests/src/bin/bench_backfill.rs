@@ -747,7 +747,9 @@ impl Bench {
         let range = Range::Days { label: "custom".into(), from: day(self.cut - (days + 1) * DAY), to: day(self.cut) };
         let g = goal(round, 0).id;
         let f = funnel(round, 0).id;
-        let loaded = stats_store::load(&self.db, SITE, &range, TZ, None).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let loaded = stats_store::load(&self.db, &stats_store::Scope::bare(SITE), &range, TZ, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let signups =
             loaded.inputs.lists.get(&Dim::Goal).and_then(|rows| rows.iter().find(|r| r.key == g)).map_or(0, |r| r.count);
         let (steps, _) =
