@@ -455,6 +455,11 @@ async function handle(req, res) {
     const [status, body] = stats(site, q);
     return send(res, status, body);
   }
+  // Imports (v3): one finished import of a hostile-named site's history, as listed.
+  if ((g = m(/^\/api\/sites\/([^/]+)\/imports$/)) && req.method === 'GET') {
+    if (!siteOf(g[1])) return error(res, 404, 'not_found');
+    return send(res, 200, v2(siteOf(g[1])) ? [{ id: 'imp-1', state: 'done', from: '2025-01-01', to: '2025-12-31', error: null }] : []);
+  }
   if (p === '/api/keys' && req.method === 'GET') return send(res, 200, apiKeys);
   if (p === '/api/keys' && req.method === 'POST') {
     const b = await readBody(req);

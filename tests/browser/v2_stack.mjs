@@ -16,6 +16,9 @@
 //   filter  a click on a top page filters the dashboard; the chip removes the filter; back
 //   share   a public link created in the UI, opened in a fresh context, then revoked
 //   screens the owner's dashboard at 1280 and 375 px
+//   imports a Plausible export zip (config `zip`: its path) uploaded in the dashboard; listed
+//           running then done, the cards follow; a bad zip listed failed with its file and
+//           line; the import deleted in the UI; the panel at 375 px
 import { launch, isPageError, newContext, openPage } from './launch.mjs';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -349,6 +352,43 @@ const scenarios = {
       title: document.title,
     }));
     await shared.screenshot({ path: `${cfg.shots}/stack-share-revoked-1280.png` });
+  },
+
+  async imports() {
+    const page = await ownerPage();
+    const rows = () => page.evaluate(() => [...document.querySelectorAll('#import-list tr')].map((tr) => [...tr.children].map((td) => td.textContent)));
+    await page.waitForFunction(() => document.querySelectorAll('#import-list tr').length === 1);
+    out.initial = await rows();
+    out.before = await read(page);
+    // Nothing chosen: said inline, nothing sent.
+    const sent = () => page.requests.filter((r) => r.startsWith('POST ') && r.endsWith('/imports')).length;
+    await page.click('#import-upload');
+    out.inline = await page.textContent('#import-error');
+    out.postsAfterInline = sent();
+    await page.setInputFiles('#import-file', cfg.zip);
+    await page.click('#import-upload');
+    await page.waitForFunction(() => [...document.querySelectorAll('#import-list td')].some((td) => td.textContent === 'Done'), null, { timeout: 30000 });
+    out.done = await rows();
+    // The stats reload once the import is done.
+    await page.waitForFunction((want) => window.cpDashboard.stats && window.cpDashboard.stats.summary.pageviews === want, cfg.pageviews, { timeout: 20000 });
+    await rendered(page);
+    out.after = await read(page);
+    await page.setInputFiles('#import-file', cfg.badZip);
+    await page.click('#import-upload');
+    await page.waitForFunction(() => [...document.querySelectorAll('#import-list td')].some((td) => td.textContent === 'Failed'), null, { timeout: 20000 });
+    out.failed = await rows();
+    await page.setViewportSize({ width: 375, height: 812 });
+    await frames(page);
+    await page.locator('#imports').screenshot({ path: `${cfg.shots}/stack-imports-375.png` });
+    out.narrow = await overflow(page);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // Deleted in the UI (after the app's confirmation): the row goes and the stats follow.
+    await page.click('#import-list tr:first-child button');
+    await page.waitForFunction(() => document.querySelectorAll('#import-list tr').length === 1);
+    await page.waitForFunction(() => window.cpDashboard.stats && window.cpDashboard.stats.summary.pageviews === 0, null, { timeout: 20000 });
+    await rendered(page);
+    out.afterDelete = await rows();
+    out.deleted = await read(page);
   },
 
   async screens() {

@@ -747,3 +747,65 @@ async fn screenshots_of_the_real_dashboard_with_v2_data() {
     assert_eq!(r["at375"]["wrapped"], json!([]), "figures broken over two lines at 375 px");
     eprintln!("screens: test took {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// A Plausible export with `pageviews` pageviews over the two days before yesterday.
+fn plausible_zip(pageviews: u64) -> Vec<u8> {
+    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(2);
+    let d = shared::imports::ImportedDay {
+        date: day.format("%Y-%m-%d").to_string(),
+        visitors: 7,
+        pageviews,
+        visits: 8,
+        bounces: 2,
+        visit_duration: 240,
+        pages: vec![shared::imports::PageRow {
+            path: "/imported".into(),
+            visitors: 7,
+            pageviews,
+            entrances: 8,
+            exits: 8,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    shared::imports::write_zip(&[d], "127.0.0.1", day, day).expect("zip")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plausible_export_is_imported_in_the_dashboard_and_the_cards_follow_it() {
+    let stack = Stack::start().await;
+    let api = Api::new(&stack);
+    let t = api.tenant("127.0.0.1", "UTC").await;
+    let dir = std::env::temp_dir().join(id("imports"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (zip, bad) = (dir.join("plausible-export.zip"), dir.join("imported_pages_20240101_20240101.csv.zip"));
+    std::fs::write(&zip, plausible_zip(42)).expect("zip");
+    std::fs::write(&bad, b"not a zip").expect("bad zip");
+    let config = json!({
+        "api": api.api, "siteId": t.site_id, "token": t.token, "shots": shots(),
+        "zip": zip.to_string_lossy(), "badZip": bad.to_string_lossy(), "pageviews": 42,
+    });
+    let r = drive("imports", config).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(r["driverError"].is_null(), "{}", r["driverError"]);
+    assert_clean(&r, "imports");
+    assert_eq!(r["initial"], json!([["No imports yet."]]));
+    assert_eq!(r["inline"], "Choose the zip that Plausible\u{2019}s \"Export data\" produced.");
+    assert_eq!(r["postsAfterInline"], 0);
+    let day = (chrono::Utc::now().date_naive() - chrono::Duration::days(2)).format("%Y-%m-%d").to_string();
+    assert_eq!(r["done"], json!([[day, "Done", "", "Delete"]]));
+    // (The api's figures once imported are held by tests/tests/imports.rs; the scenario deletes
+    // the import before this test could ask.)
+    assert_eq!(shown_cards(&r["after"])["pageviews"], "42");
+    assert_eq!(shown_cards(&r["after"])["sessions"], "8");
+    assert_eq!(r["after"]["tables"]["pages"][0][0], "/imported", "{}", r["after"]["tables"]);
+    let failed = r["failed"].as_array().expect("rows");
+    assert_eq!(failed.len(), 2);
+    assert_eq!((failed[1][0].as_str(), failed[1][1].as_str()), (Some("\u{2014}"), Some("Failed")));
+    assert!(failed[1][2].as_str().is_some_and(|e| e.starts_with("not a zip archive")), "{failed:?}");
+    assert_eq!(r["narrow"]["scrolls"], false, "the imports panel fits 375 px: {}", r["narrow"]);
+    assert_eq!(r["afterDelete"].as_array().map(Vec::len), Some(1), "{}", r["afterDelete"]);
+    assert_eq!(r["afterDelete"][0][1], "Failed");
+    assert_eq!(shown_cards(&r["deleted"])["pageviews"], "0");
+    assert_eq!(api.stats(&t.token, &t.site_id, "timeframe=7d").await["summary"]["pageviews"], 0);
+}

@@ -15,10 +15,11 @@ import { createLoader } from './loader.js';
 import { createLive } from './live.js';
 import { createGoals } from './goals.js';
 import { createSharing } from './sharing.js';
-import { downloadCsv } from './export.js';
+import { download, downloadCsv } from './export.js';
 import { createAccount } from './account.js';
 import { createAttention } from './attention.js';
 import { createApiKeys } from './apikeys.js';
+import { createImports } from './imports.js';
 import { createFunnels } from './funnels.js';
 import { createSegments } from './segments.js';
 
@@ -87,6 +88,7 @@ function main() {
   const goals = createGoals({ call, suggestions: () => suggestions(state.stats), onChange: () => loader.refresh() });
   const sharing = createSharing({ call });
   const apiKeys = createApiKeys({ call });
+  const imports = createImports({ call, download: (path, fallback) => download(path, token, fallback, '.zip'), onDone: () => loader.refresh() });
   const funnels = createFunnels({ call, view: () => state.view });
   const segments = createSegments({
     call,
@@ -172,6 +174,7 @@ function main() {
     segments.show(s);
     sharing.show(s);
     apiKeys.show(s, state.sites);
+    imports.show(s);
     live.start();
     go(state.view, how);
   }

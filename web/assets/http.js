@@ -17,15 +17,23 @@ function failure(status, body) {
 }
 
 /**
- * `fetch` of `path` with the bearer `token` (if any) and a JSON `body` (if any). Resolves with
+ * `fetch` of `path` with the bearer `token` (if any) and a JSON `body` or a `file` (if any). Resolves with
  * the parsed body (null for 204), or with the Response itself when `raw` is set.
  */
 export function request(path, options) {
   const o = options || {};
   const headers = {};
   if (o.token) headers.Authorization = 'Bearer ' + o.token;
-  if (o.body !== undefined) headers['Content-Type'] = 'application/json';
-  return fetch(path, { method: o.method || 'GET', headers, body: o.body === undefined ? undefined : JSON.stringify(o.body), cache: 'no-store' })
+  let body;
+  if (o.file !== undefined) {
+    // A file sent as it is (an import's zip).
+    headers['Content-Type'] = o.file.type || 'application/zip';
+    body = o.file;
+  } else if (o.body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(o.body);
+  }
+  return fetch(path, { method: o.method || 'GET', headers, body, cache: 'no-store' })
     .catch(() => { throw failure(0); })
     .then((r) => {
       if (r.ok && o.raw) return r;
