@@ -8,6 +8,7 @@
 //! - [`tokens`], [`passwords`], [`throttle`], [`revocation`]: authentication, and ending tokens.
 //! - [`keys`]: site keys and the key-value bucket ingest watches; [`lease`]: one runner of a
 //!   job across api processes.
+//! - [`mail`]: the outbox and the SMTP server of invitations, reports and alerts.
 //! - [`quota`]: per-tenant limits (sites per account, key rotations per site).
 //! - [`share_links`]: share links as stored, found by their token's hash.
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
@@ -22,6 +23,7 @@ pub mod extractors;
 pub mod jobs;
 pub mod keys;
 pub mod lease;
+pub mod mail;
 pub mod metrics;
 pub mod passwords;
 pub mod quota;

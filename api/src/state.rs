@@ -50,6 +50,8 @@ pub struct AppState {
     /// The time every time-dependent rule reads (token expiry, token versions, attempt
     /// limits, key rotations, goals, stats ranges): the system clock, or a test's.
     pub clock: Arc<dyn Clock>,
+    /// The outbox mail is queued in (a no-op handle without `CP_SMTP_URL`).
+    pub mailer: crate::mail::Mailer,
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
             users: db.collection(c::USERS),
             sites: db.collection(c::SITES),
             site_config: db.collection(c::SITE_CONFIG),
+            mailer: crate::mail::Mailer::new(config.mail.clone(), &db, clock.clone()),
             db,
             keys,
             dummy_hash: Arc::new(dummy_hash),

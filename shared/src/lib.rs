@@ -42,6 +42,7 @@ pub mod goal;
 pub mod http;
 pub mod ids;
 pub mod indexes;
+pub mod mail;
 pub mod message;
 pub mod metrics;
 pub mod money;
