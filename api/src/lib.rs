@@ -4,6 +4,7 @@
 //! - [`config`], [`startup`], [`router`], [`metrics`], [`jobs`]: the process.
 //! - [`routes`]: the HTTP handlers by resource.
 //! - [`state`]: what every request shares.
+//! - [`access`]: who may do what with a site (owner, admin, viewer).
 //! - [`error`], [`extractors`]: failures and the JSON / auth extractors.
 //! - [`tokens`], [`passwords`], [`throttle`], [`revocation`]: authentication, and ending tokens.
 //! - [`keys`]: site keys and the key-value bucket ingest watches; [`lease`]: one runner of a
@@ -15,6 +16,7 @@
 //!   and reading the rollups; [`experiment`]: the statistics of an A/B experiment (issue 22;
 //!   not served yet).
 
+pub mod access;
 pub mod attention;
 pub mod config;
 pub mod error;

@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::stats_keys::router())
         .merge(routes::overlay::router())
         .merge(routes::health::router())
+        .merge(routes::members::router())
         .merge(routes::web::router(&state))
         .fallback(shared::http::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

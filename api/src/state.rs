@@ -31,6 +31,8 @@ pub struct AppState {
     pub sites: Collection<SiteDoc>,
     /// What each site counts (its goals), one document per site.
     pub site_config: Collection<SiteConfigDoc>,
+    /// Each site's members, invitations, report opt-ins and alerts, one document per site.
+    pub teams: Collection<shared::team::TeamDoc>,
     pub tokens: Arc<Tokens>,
     pub keys: KeyRegistry,
     /// Login (and password change) attempts per (email, client address) and per address.
@@ -91,6 +93,7 @@ impl AppState {
             users: db.collection(c::USERS),
             sites: db.collection(c::SITES),
             site_config: db.collection(c::SITE_CONFIG),
+            teams: db.collection(c::SITE_TEAMS),
             mailer: crate::mail::Mailer::new(config.mail.clone(), &db, clock.clone()),
             db,
             keys,

@@ -12,6 +12,7 @@ use crate::{
     mail::outbox_fields,
     names::collections as c,
     store::{DONE_FLUSH_KEEP, flush_fields, raw_fields, site_fields, user_fields},
+    team::{membership_fields, team_fields},
 };
 
 fn index(keys: mongodb::bson::Document, options: Option<IndexOptions>) -> IndexModel {
@@ -74,6 +75,11 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
             ],
         ),
         (c::RECOVERIES, vec![index(doc! {"until": 1}, None)]),
+        (c::SITE_TEAMS, vec![index(doc! {team_fields::WEEKLY: 1}, None), index(doc! {team_fields::ALERTING: 1}, None)]),
+        (
+            c::MEMBERSHIPS,
+            vec![index(doc! {membership_fields::USER_ID: 1}, None), index(doc! {membership_fields::SITE_ID: 1}, None)],
+        ),
         (
             c::OUTBOX,
             vec![

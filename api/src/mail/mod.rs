@@ -92,3 +92,9 @@ impl Mailer {
         Ok(queued)
     }
 }
+
+/// `s` safe inside HTML text and attribute values: what every HTML mail body puts its data
+/// through (site names, paths and sources come from tracked data).
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod funnels;
 pub mod goals;
 pub mod health;
+pub mod members;
 pub mod overlay;
 pub mod segments;
 pub mod share;
