@@ -85,6 +85,9 @@ pub enum ApiError {
     /// 400 `invalid_member`; the message names the field.
     #[error("{0}")]
     InvalidMember(String),
+    /// 409 `invalid_member`: the email is in the team already, or the team is full.
+    #[error("{0}")]
+    MemberConflict(String),
     /// 400 `invalid_alert`; the message names the field.
     #[error("{0}")]
     InvalidAlert(String),
@@ -123,6 +126,7 @@ impl ApiError {
             Self::ReadOnly => (StatusCode::FORBIDDEN, ErrorCode::ReadOnly),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             Self::InvalidMember(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidMember),
+            Self::MemberConflict(_) => (StatusCode::CONFLICT, ErrorCode::InvalidMember),
             Self::InvalidAlert(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidAlert),
             Self::MailNotConfigured => (StatusCode::CONFLICT, ErrorCode::MailNotConfigured),
         }

@@ -10,6 +10,7 @@
 //! - [`keys`]: site keys and the key-value bucket ingest watches; [`lease`]: one runner of a
 //!   job across api processes.
 //! - [`mail`]: the outbox and the SMTP server of invitations, reports and alerts.
+//! - [`reports`]: the weekly report (figures, text and HTML, when it is due).
 //! - [`quota`]: per-tenant limits (sites per account, key rotations per site).
 //! - [`share_links`]: share links as stored, found by their token's hash.
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
@@ -29,6 +30,7 @@ pub mod mail;
 pub mod metrics;
 pub mod passwords;
 pub mod quota;
+pub mod reports;
 pub mod revocation;
 pub mod router;
 pub mod routes;

@@ -122,7 +122,7 @@ async fn invite(
     let role = parse_role(body.role.as_ref())?;
     let owner = state.users.find_one(doc! {"_id": &site.owner_id}).await?;
     if owner.is_some_and(|o| o.email == email) {
-        return Err(ApiError::InvalidMember("email: the owner of the site".into()));
+        return Err(ApiError::MemberConflict("email: the owner of the site".into()));
     }
     let secret = keys::new_id()? + &keys::new_id()?;
     let now = state.clock.now_ms();
@@ -138,10 +138,10 @@ async fn invite(
     };
     change_team(&state, &site.id, |team| {
         if team.members.iter().any(|m| m.email == entry.email) {
-            return Err(ApiError::InvalidMember("email: already a member or invited".into()));
+            return Err(ApiError::MemberConflict("email: already a member or invited".into()));
         }
         if team.members.len() >= MAX_MEMBERS_PER_SITE {
-            return Err(ApiError::InvalidMember(format!(
+            return Err(ApiError::MemberConflict(format!(
                 "members: a site has at most {MAX_MEMBERS_PER_SITE} members and invitations; remove one first"
             )));
         }

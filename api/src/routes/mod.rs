@@ -6,6 +6,7 @@ pub mod goals;
 pub mod health;
 pub mod members;
 pub mod overlay;
+pub mod reports;
 pub mod segments;
 pub mod share;
 pub mod sites;
