@@ -61,6 +61,14 @@ pub struct Config {
     /// default), `/demo` is off: where nobody seeded that account, anyone could register it and
     /// receive the demo's events. `make run` sets it and seeds the account.
     pub demo_email: Option<String>,
+    /// `CP_SMTP_URL` (`smtp://user:pass@host:port`, STARTTLS when offered; `smtps://` for TLS),
+    /// `CP_MAIL_FROM` (the `From` of every mail) and `CP_MAIL_RETRY_BASE_MS` (first wait after a
+    /// failed send, doubled each time; default 5000). Both of the first two or neither: unset,
+    /// no mail is sent (docs/mail.md).
+    pub mail: Option<crate::mail::MailSettings>,
+    /// `CP_PUBLIC_URL`: the web app as people reach it, for links in mail (invitations);
+    /// default `http://127.0.0.1:8080`.
+    pub public_url: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -71,6 +79,7 @@ impl std::fmt::Debug for Config {
             .field("backends", &self.backends)
             .field("jwt_secret", &"<redacted>")
             .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("mail", &self.mail)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +112,12 @@ impl Config {
             tracker_dir: PathBuf::from(env::string("CP_TRACKER_DIR", "tracker")),
             ingest_public_url: env::string("CP_INGEST_PUBLIC_URL", "http://127.0.0.1:8081"),
             demo_email: (!demo_email.is_empty()).then(|| demo_email.to_ascii_lowercase()),
+            mail: crate::mail::MailSettings::parse(
+                &env::string("CP_SMTP_URL", ""),
+                &env::string("CP_MAIL_FROM", ""),
+                env::millis("CP_MAIL_RETRY_BASE_MS", 5000, 10, 600_000)?,
+            )?,
+            public_url: env::string("CP_PUBLIC_URL", "http://127.0.0.1:8080").trim_end_matches('/').to_string(),
         })
     }
 }

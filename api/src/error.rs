@@ -81,6 +81,22 @@ pub enum ApiError {
     /// 403 `read_only`: a Stats API key on a route other than its reads (v3).
     #[error("a Stats API key only reads stats; this route needs a login token")]
     ReadOnly,
+    /// 403 `forbidden`: a member of the site going past its role; the message says which
+    /// role the route needs.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 400 `invalid_member`; the message names the field.
+    #[error("{0}")]
+    InvalidMember(String),
+    /// 409 `invalid_member`: the email is in the team already, or the team is full.
+    #[error("{0}")]
+    MemberConflict(String),
+    /// 400 `invalid_alert`; the message names the field.
+    #[error("{0}")]
+    InvalidAlert(String),
+    /// 409 `mail_not_configured`: the route sends mail and `CP_SMTP_URL` is not set.
+    #[error("mail is not set up on this server (CP_SMTP_URL, CP_MAIL_FROM; see docs/mail.md)")]
+    MailNotConfigured,
 }
 
 impl From<mongodb::error::Error> for ApiError {
@@ -111,6 +127,11 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
             Self::InvalidPassword(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPassword),
             Self::ReadOnly => (StatusCode::FORBIDDEN, ErrorCode::ReadOnly),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            Self::InvalidMember(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidMember),
+            Self::MemberConflict(_) => (StatusCode::CONFLICT, ErrorCode::InvalidMember),
+            Self::InvalidAlert(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidAlert),
+            Self::MailNotConfigured => (StatusCode::CONFLICT, ErrorCode::MailNotConfigured),
         }
     }
 }

@@ -4,16 +4,20 @@
 //! - [`config`], [`startup`], [`router`], [`metrics`], [`jobs`]: the process.
 //! - [`routes`]: the HTTP handlers by resource.
 //! - [`state`]: what every request shares.
+//! - [`access`]: who may do what with a site (owner, admin, viewer).
 //! - [`error`], [`extractors`]: failures and the JSON / auth extractors.
 //! - [`tokens`], [`passwords`], [`throttle`], [`revocation`]: authentication, and ending tokens.
 //! - [`keys`]: site keys and the key-value bucket ingest watches; [`lease`]: one runner of a
 //!   job across api processes.
+//! - [`mail`]: the outbox and the SMTP server of invitations, reports and alerts.
+//! - [`reports`]: the weekly report (figures, text and HTML, when it is due).
 //! - [`quota`]: per-tenant limits (sites per account, key rotations per site).
 //! - [`share_links`]: share links as stored, found by their token's hash.
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
 //!   and reading the rollups; [`experiment`]: the statistics of an A/B experiment (issue 22;
 //!   not served yet).
 
+pub mod access;
 pub mod attention;
 pub mod config;
 pub mod error;
@@ -22,9 +26,11 @@ pub mod extractors;
 pub mod jobs;
 pub mod keys;
 pub mod lease;
+pub mod mail;
 pub mod metrics;
 pub mod passwords;
 pub mod quota;
+pub mod reports;
 pub mod revocation;
 pub mod router;
 pub mod routes;

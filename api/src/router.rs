@@ -38,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::imports::router())
         .merge(routes::overlay::router())
         .merge(routes::health::router())
+        .merge(routes::members::router())
+        .merge(routes::reports::router())
         .merge(routes::web::router(&state))
         .fallback(shared::http::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -47,6 +47,12 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let first = reconciler.run_once().await.context("publishing site keys")?;
     jobs::log(&Ok(first));
     let mut scheduler = jobs::start(reconciler).await?;
+    crate::reports::schedule(&scheduler, state.clone(), keys::new_id()?).await?;
+    match state.config.mail.as_ref() {
+        Some(m) => tracing::info!(host = %m.smtp.host, port = m.smtp.port, tls = m.smtp.implicit_tls, "mail on"),
+        None => tracing::warn!("mail off: CP_SMTP_URL is not set, so no invitation, report or alert is mailed"),
+    }
+    let sender = tokio::spawn(crate::mail::sender::run(state.mailer.clone()));
     let public = serve::bind(addr, "api").await?;
     let internal = serve::bind(metrics_addr, "api metrics").await?;
 
@@ -57,6 +63,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
         e = servers.failed() => Err(e),
     };
     servers.stop().await;
+    sender.abort();
     let _ = scheduler.shutdown().await;
     tracing::info!("api stopped");
     result

@@ -31,6 +31,8 @@ pub struct AppState {
     pub sites: Collection<SiteDoc>,
     /// What each site counts (its goals), one document per site.
     pub site_config: Collection<SiteConfigDoc>,
+    /// Each site's members, invitations, report opt-ins and alerts, one document per site.
+    pub teams: Collection<shared::team::TeamDoc>,
     pub tokens: Arc<Tokens>,
     pub keys: KeyRegistry,
     /// Login (and password change) attempts per (email, client address) and per address.
@@ -50,6 +52,8 @@ pub struct AppState {
     /// The time every time-dependent rule reads (token expiry, token versions, attempt
     /// limits, key rotations, goals, stats ranges): the system clock, or a test's.
     pub clock: Arc<dyn Clock>,
+    /// The outbox mail is queued in (a no-op handle without `CP_SMTP_URL`).
+    pub mailer: crate::mail::Mailer,
 }
 
 impl AppState {
@@ -89,6 +93,8 @@ impl AppState {
             users: db.collection(c::USERS),
             sites: db.collection(c::SITES),
             site_config: db.collection(c::SITE_CONFIG),
+            teams: db.collection(c::SITE_TEAMS),
+            mailer: crate::mail::Mailer::new(config.mail.clone(), &db, clock.clone()),
             db,
             keys,
             dummy_hash: Arc::new(dummy_hash),

@@ -76,6 +76,8 @@ fn config() -> Config {
         tracker_dir: repo("tracker"),
         ingest_public_url: "http://127.0.0.1:8081".into(),
         demo_email: None,
+        mail: None,
+        public_url: "http://127.0.0.1:8080".into(),
     }
 }
 

@@ -29,6 +29,7 @@ MUST_EXCLUDE = [
     ".venv/bin/python",
     ".venv-deploy/k8s/bin/python",
     ".venv-schemathesis/bin/python",
+    ".venv-smtp/bin/python",
     "node_modules/chart.js/package.json",
     "deploy/geoip/node_modules/x/package.json",
     "deploy/.env",

@@ -10,6 +10,8 @@
 #   wrk, linux-perf        Debian packages (only with --bench: the load client and profiler)
 #   schemathesis           PyPI, in ./.venv-schemathesis (only with --test): checks
 #                          docs/openapi.yaml against a running stack
+#   aiosmtpd               PyPI, in ./.venv-smtp (only with --test): the real SMTP server the
+#                          mail tests send to (tests/smtp/sink.py)
 #   front-end packages     npm ci at the root: tracker minifier, Chart.js, browser driver
 #   IP-to-country database npm ci in deploy/geoip (@ip-location-db/geo-whois-asn-country-mmdb,
 #                          CC0-1.0 with NRO data under CC BY 4.0; ingest reads it via CP_GEOIP_DB)
@@ -108,6 +110,13 @@ if [ "$want_schemathesis" = 1 ] && ! venv_current .venv-schemathesis schemathesi
   python3 -m venv --clear .venv-schemathesis
   pip_in .venv-schemathesis --require-hashes -r "$R/schemathesis.txt"
   venv_done .venv-schemathesis "$R/schemathesis.txt"
+fi
+
+if [ "$want_schemathesis" = 1 ] && ! venv_current .venv-smtp aiosmtpd "$R/aiosmtpd.txt"; then
+  echo "==> installing aiosmtpd (the mail tests' SMTP server) into .venv-smtp"
+  python3 -m venv --clear .venv-smtp
+  pip_in .venv-smtp --require-hashes -r "$R/aiosmtpd.txt"
+  venv_done .venv-smtp "$R/aiosmtpd.txt"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then

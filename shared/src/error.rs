@@ -34,11 +34,19 @@ pub enum ErrorCode {
     InvalidSegment,
     /// 403: a Stats API key on a route that is not one of its reads (v3).
     ReadOnly,
+    /// 403: a site's member went past its role (teams).
+    Forbidden,
+    /// A member or invitation refused; the message names the field.
+    InvalidMember,
+    /// An alert refused; the message names the field.
+    InvalidAlert,
+    /// 409: a route that sends mail on a server where mail is not set up (`CP_SMTP_URL`).
+    MailNotConfigured,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::InvalidBatch,
         Self::InvalidKey,
         Self::OriginNotAllowed,
@@ -62,6 +70,10 @@ impl ErrorCode {
         Self::InvalidFunnel,
         Self::InvalidSegment,
         Self::ReadOnly,
+        Self::Forbidden,
+        Self::InvalidMember,
+        Self::InvalidAlert,
+        Self::MailNotConfigured,
     ];
 
     /// The wire form, e.g. `invalid_batch`.
@@ -90,6 +102,10 @@ impl ErrorCode {
             Self::InvalidFunnel => "invalid_funnel",
             Self::InvalidSegment => "invalid_segment",
             Self::ReadOnly => "read_only",
+            Self::Forbidden => "forbidden",
+            Self::InvalidMember => "invalid_member",
+            Self::InvalidAlert => "invalid_alert",
+            Self::MailNotConfigured => "mail_not_configured",
         }
     }
 }
@@ -142,6 +158,10 @@ mod tests {
             InvalidFunnel => 20,
             InvalidSegment => 21,
             ReadOnly => 22,
+            Forbidden => 23,
+            InvalidMember => 24,
+            InvalidAlert => 25,
+            MailNotConfigured => 26,
         }
     }
 

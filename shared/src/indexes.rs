@@ -9,8 +9,10 @@ use mongodb::{Database, IndexModel, bson::doc, options::IndexOptions};
 
 use crate::telemetry::Chain;
 use crate::{
+    mail::outbox_fields,
     names::collections as c,
     store::{DONE_FLUSH_KEEP, flush_fields, raw_fields, site_fields, user_fields},
+    team::{membership_fields, team_fields},
 };
 
 fn index(keys: mongodb::bson::Document, options: Option<IndexOptions>) -> IndexModel {
@@ -46,6 +48,7 @@ pub fn expiries(raw_retention: Duration) -> Vec<Expiry> {
         e(c::FLUSHES, flush_fields::DONE_AT, DONE_FLUSH_KEEP),
         e(c::RECOVERIES, "until", Duration::from_secs(24 * 3600)),
         e(c::RAW_BATCHES, "received", raw_retention),
+        e(c::OUTBOX, outbox_fields::EXPIRE_AT, Duration::ZERO),
     ]
 }
 
@@ -72,6 +75,18 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
             ],
         ),
         (c::RECOVERIES, vec![index(doc! {"until": 1}, None)]),
+        (c::SITE_TEAMS, vec![index(doc! {team_fields::WEEKLY: 1}, None), index(doc! {team_fields::ALERTING: 1}, None)]),
+        (
+            c::MEMBERSHIPS,
+            vec![index(doc! {membership_fields::USER_ID: 1}, None), index(doc! {membership_fields::SITE_ID: 1}, None)],
+        ),
+        (
+            c::OUTBOX,
+            vec![
+                index(doc! {outbox_fields::STATE: 1, outbox_fields::DUE_AT: 1}, None),
+                index(doc! {outbox_fields::EXPIRE_AT: 1}, None),
+            ],
+        ),
     ];
     if raw_retention.is_some() {
         plan.push((

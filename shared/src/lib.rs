@@ -25,6 +25,8 @@
 //! - [`command_log`]: the query shapes a service sends to MongoDB, recorded for tests
 //!   (`CP_MONGO_COMMAND_LOG`).
 //! - [`rollup`]: the rollup documents stats are read from: keys, counters, top lists, sketches.
+//! - [`team`]: a site's members, invitations, weekly-report opt-ins and alerts.
+//! - [`mail`]: the mail outbox as stored.
 //! - [`clock`]: time as a dependency, for code that tests must control.
 
 pub mod audience;
@@ -43,6 +45,7 @@ pub mod http;
 pub mod ids;
 pub mod imports;
 pub mod indexes;
+pub mod mail;
 pub mod message;
 pub mod metrics;
 pub mod money;
@@ -54,6 +57,7 @@ pub mod site;
 pub mod site_config;
 pub mod site_share;
 pub mod store;
+pub mod team;
 pub mod telemetry;
 pub mod time;
 pub mod urls;

@@ -35,6 +35,14 @@ pub mod collections {
     pub const SITE_COUNTS: &str = "site_counts";
     /// One document per user: their Stats API keys, hashed (v3; `api/src/stats_keys.rs`).
     pub const STATS_KEYS: &str = "stats_keys";
+    /// Mail waiting for, or sent to, the SMTP server: one document per report week, alert window
+    /// or invitation and recipient (`api/src/mail/outbox.rs`; [`crate::mail`]).
+    pub const OUTBOX: &str = "outbox";
+    /// One document per site: its members and invitations, weekly-report opt-ins and alerts
+    /// (see [`crate::team`]).
+    pub const SITE_TEAMS: &str = "site_teams";
+    /// One document per (site, member): how a member's sites are listed (see [`crate::team`]).
+    pub const MEMBERSHIPS: &str = "memberships";
     /// Leases of the api's scheduled jobs: one holder across processes (`api/src/lease.rs`).
     pub const LEASES: &str = "leases";
     /// One document per accepted tracker batch (the bucket pattern).

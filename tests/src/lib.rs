@@ -12,6 +12,7 @@
 //!   endpoint that keeps the exact request bodies.
 //! - [`mongo`]: a MongoDB of its own for library-level tests (no NATS, no services).
 //! - [`queries`]: the query shapes of `docs/queries.md` and the checks against what a run sent.
+//! - [`smtp`]: a real SMTP server (aiosmtpd) whose received mail a test reads.
 //! - [`nats`]: a bare nats-server with JetStream for library-level tests.
 //! - [`v2`]: v2 tracker events, audience headers, and past days written into a stack.
 //! - [`wait`]: polling with a deadline.
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod mongo;
 pub mod nats;
 pub mod queries;
+pub mod smtp;
 pub mod stack;
 pub mod v2;
 pub mod wait;

@@ -57,6 +57,8 @@ pub const TEST_OWN_QUERIES: &[(&str, &str, &str)] = &[
     ("find", "raw_batches", "{}"),
     ("find", "flushes", "{}"),
     ("find", "visitor_marks", "{}"),
+    ("insert", "outbox", "-"),
+    ("find", "outbox", "{}"),
     ("createIndexes", "sessions", "-"),
     // tenancy_limits.rs: a dead holder's lease arranged, then read.
     ("insert", "leases", "-"),

@@ -65,6 +65,11 @@ pub fn nx_command(dir: &Path, port: &str) -> Command {
     c
 }
 
+/// `rel` under the workspace root.
+pub fn workspace_path(rel: &str) -> PathBuf {
+    workspace_root().join(rel)
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }

@@ -20,14 +20,16 @@ use shared::{
     time,
 };
 
+use shared::team::Role;
+
 use crate::{
+    access::{readable_site, site_for},
     error::ApiError,
     extractors::{ApiJson, AuthUser, Reader},
     keys,
     routes::{
         auth::rfc3339,
         goals::{change_config, read_config, start_backfill},
-        sites::{owned_site, readable_site},
     },
     state::AppState,
     stats::rate,
@@ -90,7 +92,7 @@ async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Admin).await?.site;
     let spec =
         FunnelSpec::parse(body.name.as_ref(), body.steps.as_ref()).map_err(|e| ApiError::InvalidFunnel(e.to_string()))?;
     let full =
@@ -118,7 +120,7 @@ async fn remove(
     auth: AuthUser,
     Path((id, funnel_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Admin).await?.site;
     // Kept two days, marked deleted, as goals are: a flush replayed after the deletion still
     // counts what its first attempt counted.
     change_config(&state, &site.id, |config| {

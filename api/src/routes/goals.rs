@@ -18,13 +18,15 @@ use shared::{
     goal::{GoalKind, GoalSpec},
     names::collections as c,
     site_config::{GoalDoc, SiteConfigDoc},
+    team::Role,
 };
 
 use crate::{
+    access::site_for,
     error::ApiError,
     extractors::{ApiJson, AuthUser},
     keys,
-    routes::{auth::rfc3339, sites::owned_site},
+    routes::auth::rfc3339,
     state::AppState,
 };
 
@@ -113,7 +115,7 @@ async fn list(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<GoalView>>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Viewer).await?.site;
     Ok(Json(live_goals(&state, &site.id).await?.iter().map(GoalView::from).collect()))
 }
 
@@ -139,7 +141,7 @@ async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Admin).await?.site;
     let spec = GoalSpec::parse(text(&body.name, "name")?, text(&body.kind, "kind")?, text(&body.matcher, "match")?)
         .map_err(|e| ApiError::InvalidGoal(e.to_string()))?;
     let goal = GoalDoc {
@@ -179,7 +181,7 @@ async fn remove(
     auth: AuthUser,
     Path((id, goal_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Admin).await?.site;
     // Kept, marked with the time of deletion, so that the aggregator can replay a flush that
     // matched it; dropped two days later.
     change_config(&state, &site.id, |config| {

@@ -1,5 +1,7 @@
 //! Imports of Plausible's "Export data" zip and exports in the same format (v3;
 //! [`shared::imports`]):
+//! Uploading and deleting are the owner's; members list imports and, like a Stats API key,
+//! read `export.zip`.
 //! - `POST /api/sites/{id}/imports` — the zip as the body; read whole before anything is kept,
 //!   its days stored as chunks for an aggregator to count ([`shared::backfill::ItemKind::Import`]);
 //!   202 `{id}`. A bad file is listed `failed` with its file and line, and applies nothing.
@@ -29,14 +31,15 @@ use shared::{
     names::collections as c,
     rollup::{Dim, Part},
     store::{SiteDoc, imports_rev_filter, site_fields as f},
+    team::Role,
     time,
 };
 
 use crate::{
+    access::{readable_site, site_for},
     error::ApiError,
     extractors::{AuthUser, Reader},
     keys,
-    routes::sites::{owned_site, readable_site},
     state::AppState,
     stats_store::{self, Scope},
 };
@@ -74,7 +77,7 @@ async fn list(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ImportView>>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Viewer).await?.site;
     Ok(Json(site.imports.iter().map(ImportView::from).collect()))
 }
 
@@ -92,7 +95,7 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Owner).await?.site;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.starts_with("multipart/") {
         return Err(ApiError::InvalidRequest(
@@ -257,7 +260,7 @@ async fn remove(
     auth: AuthUser,
     Path((id, import_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let mut site = owned_site(&state, &auth, &id).await?;
+    let mut site = site_for(&state, &auth, &id, Role::Owner).await?.site;
     let mut removed = None;
     for _ in 0..20 {
         let Some(pos) = site.imports.iter().position(|i| i.id == import_id) else { return Err(ApiError::NotFound) };
@@ -267,7 +270,7 @@ async fn remove(
             removed = Some(entry);
             break;
         }
-        site = owned_site(&state, &auth, &id).await?;
+        site = site_for(&state, &auth, &id, Role::Owner).await?.site;
     }
     let Some(entry) = removed else {
         return Err(ApiError::Unavailable(anyhow::anyhow!("site {id}: import list writes kept losing races")));

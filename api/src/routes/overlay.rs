@@ -19,13 +19,13 @@ use axum::{
 use mongodb::bson::doc;
 use serde::{Deserialize, Serialize};
 
+use shared::team::Role;
+
 use crate::{
+    access::site_for,
     error::ApiError,
     extractors::{ApiJson, AuthUser, ClientIp},
-    routes::{
-        sites::owned_site,
-        stats::{page_path, page_view},
-    },
+    routes::stats::{page_path, page_view},
     state::AppState,
     throttle,
 };
@@ -53,7 +53,7 @@ async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Json<OverlayLink>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Admin).await?.site;
     let raw = match &body.path {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(p)) => Some(p.as_str()),

@@ -17,14 +17,16 @@ use shared::{
     segment::{MAX_SEGMENTS_PER_SITE, SegmentDoc, SegmentFilter, SegmentSpec},
 };
 
+use shared::team::Role;
+
 use crate::{
+    access::site_for,
     error::ApiError,
     extractors::{ApiJson, AuthUser},
     keys,
     routes::{
         auth::rfc3339,
         goals::{change_config, read_config, start_backfill},
-        sites::owned_site,
     },
     state::AppState,
 };
@@ -67,7 +69,7 @@ async fn list(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<SegmentView>>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Viewer).await?.site;
     Ok(Json(live_segments(&state, &site.id).await?.iter().map(SegmentView::from).collect()))
 }
 
@@ -83,7 +85,7 @@ async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Admin).await?.site;
     let spec = SegmentSpec::parse(body.name.as_ref(), body.filters.as_ref())
         .map_err(|e| ApiError::InvalidSegment(e.to_string()))?;
     let full = || {
@@ -111,7 +113,7 @@ async fn remove(
     auth: AuthUser,
     Path((id, segment_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Admin).await?.site;
     change_config(&state, &site.id, |config| {
         if config.delete_segment(&segment_id, state.clock.now_ms()) { Ok(()) } else { Err(ApiError::NotFound) }
     })

@@ -21,14 +21,14 @@ use mongodb::{bson::doc, options::ReturnDocument};
 use serde::Serialize;
 use shared::{store::site_fields, time};
 
+use shared::team::Role;
+
 use crate::{
+    access::site_for,
     error::ApiError,
     extractors::{AuthUser, ClientIp},
     keys,
-    routes::{
-        sites::owned_site,
-        stats::{StatsQuery, compute, page_path, page_view},
-    },
+    routes::stats::{StatsQuery, compute, page_path, page_view},
     share_links::{ShareLinkDoc, forget_link, links, site_by_token, token_hash},
     state::AppState,
     stats::Stats,
@@ -51,7 +51,7 @@ struct ShareLink {
 
 /// A new link; the previous one, if any, stops working.
 async fn create(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<ShareLink>, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Admin).await?.site;
     let token = keys::new_share_token()?;
     let hash = token_hash(&token);
     // The link first, then the site's hash, then the old link gone: a crash in between leaves
@@ -67,7 +67,7 @@ async fn create(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
 }
 
 async fn revoke(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let site = owned_site(&state, &auth, &id).await?;
+    let site = site_for(&state, &auth, &id, Role::Admin).await?.site;
     let before = state
         .sites
         .find_one_and_update(doc! {"_id": &site.id}, doc! {"$unset": {site_fields::SHARE_HASH: ""}})

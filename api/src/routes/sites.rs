@@ -23,9 +23,12 @@ use shared::{
 use shared::{money, telemetry::Chain};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use shared::team::Role;
+
 use crate::{
+    access::site_for,
     error::ApiError,
-    extractors::{ApiJson, AuthUser, Reader},
+    extractors::{ApiJson, AuthUser},
     keys,
     quota::{self, SiteSlots},
     routes::auth::rfc3339,
@@ -52,6 +55,15 @@ pub struct SiteView {
     pub currency: String,
     pub api_key: SiteKey,
     pub created_at: String,
+    /// The caller's role on the site (teams): `owner`, `admin` or `viewer`.
+    pub role: Role,
+}
+
+impl SiteView {
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
 }
 
 impl From<&SiteDoc> for SiteView {
@@ -64,6 +76,7 @@ impl From<&SiteDoc> for SiteView {
             currency: s.currency.clone(),
             api_key: s.api_key.clone(),
             created_at: rfc3339(s.created_at),
+            role: Role::Owner,
         }
     }
 }
@@ -105,21 +118,6 @@ fn parse_currency(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-/// A site `id` the reader may read (v3): the user's, and within a Stats API key's scope; else
-/// 404, as someone else's site is.
-pub async fn readable_site(state: &AppState, reader: &Reader, id: &str) -> Result<SiteDoc, ApiError> {
-    if !reader.allows(id) {
-        return Err(ApiError::NotFound);
-    }
-    owned_site(state, &reader.user, id).await
-}
-
-/// The caller's site `id`, or 404.
-pub async fn owned_site(state: &AppState, user: &AuthUser, id: &str) -> Result<SiteDoc, ApiError> {
-    shared::http::record_site(id);
-    state.sites.find_one(doc! {"_id": id, site_fields::OWNER_ID: &user.user_id}).await?.ok_or(ApiError::NotFound)
-}
-
 async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Vec<SiteView>>, ApiError> {
     let sites: Vec<SiteDoc> = state
         .sites
@@ -128,7 +126,9 @@ async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Vec<
         .await?
         .try_collect()
         .await?;
-    Ok(Json(sites.iter().map(SiteView::from).collect()))
+    let mut views: Vec<SiteView> = sites.iter().map(SiteView::from).collect();
+    views.extend(crate::routes::members::member_sites(&state, &auth.user_id).await?);
+    Ok(Json(views))
 }
 
 #[derive(Deserialize)]
@@ -192,7 +192,8 @@ async fn give_back(slots: &SiteSlots, owner: &str) {
 }
 
 async fn read(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<SiteView>, ApiError> {
-    Ok(Json(SiteView::from(&owned_site(&state, &auth, &id).await?)))
+    let access = site_for(&state, &auth, &id, Role::Viewer).await?;
+    Ok(Json(SiteView::from(&access.site).with_role(access.role)))
 }
 
 #[derive(Deserialize)]
@@ -222,6 +223,7 @@ async fn update(
     if let Some(cur) = &body.currency {
         set.insert(site_fields::CURRENCY, parse_currency(cur)?);
     }
+    site_for(&state, &auth, &id, Role::Owner).await?;
     let filter = doc! {"_id": &id, site_fields::OWNER_ID: &auth.user_id};
     let site = if set.is_empty() {
         state.sites.find_one(filter).await?
@@ -239,7 +241,9 @@ async fn update(
 /// Revokes the key the deleted document held, so a rotate that swapped just before loses its
 /// new key too, and gives the owner's site slot back.
 async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    // A task of its own: once the document is gone, the slot, the key and the share link must follow.
+    site_for(&state, &auth, &id, Role::Owner).await?;
+    // A task of its own: once the document is gone, the slot, the key, the share link and the
+    // team must follow.
     tokio::spawn(async move {
         let site = state
             .sites
@@ -248,6 +252,7 @@ async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
             .ok_or(ApiError::NotFound)?;
         give_back(&SiteSlots::new(&state.db, state.config.max_sites_per_account), &site.owner_id).await;
         state.keys.revoke(&site.api_key).await?;
+        crate::routes::members::forget_team(&state, &site.id).await?;
         crate::share_links::forget_link(&state, site.share_hash).await
     })
     .await
@@ -266,7 +271,7 @@ const ROTATE_ROUNDS: usize = MAX_KEY_ROTATIONS_PER_HOUR + 2;
 /// its own, and of 40 racing rotates 10 get 200 and 30 get 429.
 async fn rotate(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Json<SiteView>, ApiError> {
     for _ in 0..ROTATE_ROUNDS {
-        let site = owned_site(&state, &auth, &id).await?;
+        let site = site_for(&state, &auth, &id, Role::Owner).await?.site;
         let rotations = quota::next_rotations(&site.key_rotations, state.clock.now_ms())
             .map_err(|retry_after| ApiError::RotationLimit { retry_after })?;
         let next = SiteDoc { api_key: keys::new_site_key()?, ..site.clone() };

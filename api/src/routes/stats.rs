@@ -15,9 +15,10 @@ use serde::Serialize;
 use shared::{store::SiteDoc, time};
 
 use crate::{
+    access::readable_site,
     error::ApiError,
     extractors::Reader,
-    routes::{goals::live_goals, sites::readable_site},
+    routes::goals::live_goals,
     state::AppState,
     stats::{self, GoalName, Meta, Stats},
     stats_store,

@@ -34,6 +34,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/dashboard", get(|s: State<AppState>| page(s, "dashboard")))
         .route("/share/{token}", get(shared_page))
         .route("/demo", get(demo))
+        .route("/invite/{token}", get(|s: State<AppState>| page(s, "invite")))
         .route("/convertpulse.js", get(snippet))
         .nest_service("/assets", assets)
         .route_service("/vendor/chart.umd.min.js", chart_js)
