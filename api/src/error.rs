@@ -78,6 +78,10 @@ pub enum ApiError {
     /// 403 `read_only`: a Stats API key on a route other than its reads (v3).
     #[error("a Stats API key only reads stats; this route needs a login token")]
     ReadOnly,
+    /// 400 or 401 in Plausible's shape, `{"error": message}`: the v2 query speaks Plausible's
+    /// API (issue 23), whose clients read its messages there.
+    #[error("{message}")]
+    Plausible { status: StatusCode, message: String },
 }
 
 impl From<mongodb::error::Error> for ApiError {
@@ -108,6 +112,9 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
             Self::InvalidPassword(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidPassword),
             Self::ReadOnly => (StatusCode::FORBIDDEN, ErrorCode::ReadOnly),
+            // Answered in Plausible's shape by `into_response`; the code names the status.
+            Self::Plausible { status, .. } if *status == StatusCode::UNAUTHORIZED => (*status, ErrorCode::Unauthorized),
+            Self::Plausible { status, .. } => (*status, ErrorCode::InvalidRequest),
         }
     }
 }
@@ -116,6 +123,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Unavailable(e) | Self::Internal(e) = &self {
             tracing::error!(error = %Chain(e.as_ref()), "request failed");
+        }
+        if let Self::Plausible { status, message } = self {
+            return (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
         }
         let (status, code) = self.parts();
         let mut res = error_response(status, code, self.to_string());

@@ -13,6 +13,8 @@
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
 //!   and reading the rollups; [`experiment`]: the statistics of an A/B experiment (issue 22;
 //!   not served yet).
+//! - [`plausible_query`]: Plausible's Stats API v2 query, ConvertPulse's subset of it (issue
+//!   23): parsing, what the rollups answer, the answer's shape.
 
 pub mod attention;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod keys;
 pub mod lease;
 pub mod metrics;
 pub mod passwords;
+pub mod plausible_query;
 pub mod quota;
 pub mod revocation;
 pub mod router;

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::share::router())
         .merge(routes::stats::router())
         .merge(routes::stats_keys::router())
+        .merge(routes::plausible_query::router())
         .merge(routes::overlay::router())
         .merge(routes::health::router())
         .merge(routes::web::router(&state))

@@ -5,6 +5,7 @@ pub mod funnels;
 pub mod goals;
 pub mod health;
 pub mod overlay;
+pub mod plausible_query;
 pub mod segments;
 pub mod share;
 pub mod sites;

@@ -114,6 +114,24 @@ pub async fn readable_site(state: &AppState, reader: &Reader, id: &str) -> Resul
     owned_site(state, &reader.user, id).await
 }
 
+/// The site on `domain` the reader may read (the v2 query names a site by its domain, issue
+/// 23), or `None`. A user may hold several sites on one domain: the oldest readable one answers
+/// (the earliest `created_at`, then the smallest id), so the choice never depends on the order
+/// the database returns them in. Reads the user's sites through the owner index: at most
+/// `CP_MAX_SITES_PER_ACCOUNT` documents.
+pub async fn readable_site_by_domain(state: &AppState, reader: &Reader, domain: &str) -> Result<Option<SiteDoc>, ApiError> {
+    let sites: Vec<SiteDoc> =
+        state.sites.find(doc! {site_fields::OWNER_ID: &reader.user.user_id}).await?.try_collect().await?;
+    let site = sites
+        .into_iter()
+        .filter(|s| s.domain == domain && reader.allows(&s.id))
+        .min_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+    if let Some(s) = &site {
+        shared::http::record_site(&s.id);
+    }
+    Ok(site)
+}
+
 /// The caller's site `id`, or 404.
 pub async fn owned_site(state: &AppState, user: &AuthUser, id: &str) -> Result<SiteDoc, ApiError> {
     shared::http::record_site(id);
