@@ -77,7 +77,9 @@ fn params(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, ApiErr
 }
 
 fn has_bearer(headers: &HeaderMap) -> bool {
-    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("Bearer "))
+    // The schemes the api's own extractor takes.
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    value.is_some_and(|v| v.starts_with("Bearer ") || v.starts_with("bearer "))
 }
 
 async fn query(
