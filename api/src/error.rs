@@ -97,6 +97,10 @@ pub enum ApiError {
     /// 409 `mail_not_configured`: the route sends mail and `CP_SMTP_URL` is not set.
     #[error("mail is not set up on this server (CP_SMTP_URL, CP_MAIL_FROM; see docs/mail.md)")]
     MailNotConfigured,
+    /// 400 or 401 in Plausible's shape, `{"error": message}`: the v2 query speaks Plausible's
+    /// API (issue 23), whose clients read its messages there.
+    #[error("{message}")]
+    Plausible { status: StatusCode, message: String },
 }
 
 impl From<mongodb::error::Error> for ApiError {
@@ -132,6 +136,9 @@ impl ApiError {
             Self::MemberConflict(_) => (StatusCode::CONFLICT, ErrorCode::InvalidMember),
             Self::InvalidAlert(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidAlert),
             Self::MailNotConfigured => (StatusCode::CONFLICT, ErrorCode::MailNotConfigured),
+            // Answered in Plausible's shape by `into_response`; the code names the status.
+            Self::Plausible { status, .. } if *status == StatusCode::UNAUTHORIZED => (*status, ErrorCode::Unauthorized),
+            Self::Plausible { status, .. } => (*status, ErrorCode::InvalidRequest),
         }
     }
 }
@@ -140,6 +147,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Unavailable(e) | Self::Internal(e) = &self {
             tracing::error!(error = %Chain(e.as_ref()), "request failed");
+        }
+        if let Self::Plausible { status, message } = self {
+            return (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
         }
         let (status, code) = self.parts();
         let mut res = error_response(status, code, self.to_string());

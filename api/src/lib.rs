@@ -16,6 +16,8 @@
 //! - [`timeframe`], [`stats`], [`stats_store`]: what a stats request covers, its arithmetic,
 //!   and reading the rollups; [`experiment`]: the statistics of an A/B experiment (issue 22;
 //!   not served yet).
+//! - [`plausible_query`]: Plausible's Stats API v2 query, ConvertPulse's subset of it (issue
+//!   23): parsing, what the rollups answer, the answer's shape.
 
 pub mod access;
 pub mod attention;
@@ -29,6 +31,7 @@ pub mod lease;
 pub mod mail;
 pub mod metrics;
 pub mod passwords;
+pub mod plausible_query;
 pub mod quota;
 pub mod reports;
 pub mod revocation;

@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::stats::router())
         .merge(routes::stats_keys::router())
         .merge(routes::imports::router())
+        .merge(routes::plausible_query::router())
         .merge(routes::overlay::router())
         .merge(routes::health::router())
         .merge(routes::members::router())

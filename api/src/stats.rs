@@ -307,12 +307,24 @@ pub fn rate(part: i64, whole: i64) -> f64 {
     if whole > 0 { (part.max(0) as f64 / whole as f64 * 10_000.0).round() / 10_000.0 } else { 0.0 }
 }
 
-/// The summary of points.
-pub fn summarize(points: &[(String, RollupRow)], distinct_visitors: Option<i64>) -> Summary {
+/// The counters of points added up.
+pub fn total(points: &[(String, RollupRow)]) -> RollupRow {
     let mut total = RollupRow::default();
     for (_, row) in points {
         total.add(row);
     }
+    total
+}
+
+/// The parts of the bounce rate: (sessions that bounced, sessions whose bounce is tracked).
+pub fn bounces(total: &RollupRow) -> (i64, i64) {
+    (total.started - total.engaged, total.started)
+}
+
+/// The summary of points.
+pub fn summarize(points: &[(String, RollupRow)], distinct_visitors: Option<i64>) -> Summary {
+    let total = total(points);
+    let (bounced, tracked) = bounces(&total);
     Summary {
         pageviews: total.pageviews,
         visitors: distinct_visitors.unwrap_or(total.visitors),
@@ -322,7 +334,7 @@ pub fn summarize(points: &[(String, RollupRow)], distinct_visitors: Option<i64>)
         avg_time_seconds: ratio(total.time_sum, total.pageviews),
         conversions: total.conversions,
         conversion_rate: rate(total.conversions, total.sessions),
-        bounce_rate: rate(total.started - total.engaged, total.started),
+        bounce_rate: rate(bounced, tracked),
         revenue: None,
     }
 }
@@ -414,10 +426,7 @@ pub fn series(points: Vec<(String, RollupRow)>) -> Vec<Point> {
 /// Builds the response from rollup rows; `goals` are the site's live goals, oldest first.
 pub fn assemble(meta: Meta, mut inputs: Inputs, goals: &[GoalName]) -> Stats {
     let summary = summarize(&inputs.points, inputs.distinct_visitors);
-    let mut total = RollupRow::default();
-    for (_, row) in &inputs.points {
-        total.add(row);
-    }
+    let total = total(&inputs.points);
     let [r25, r50, r75, r100] = total.reached;
     // Clamped at zero: a scroll can arrive in a later bucket than its pageview.
     let dist =

@@ -259,18 +259,19 @@ fn local_day_of(b: &Bucket, tz: Tz) -> NaiveDate {
     }
 }
 
+/// The buckets of `range` with their labels, oldest first.
+fn labelled_buckets(range: &Range, tz: Tz) -> Vec<(Bucket, String)> {
+    match range {
+        Range::Days { from, to, .. } => {
+            from.iter_days().take_while(|d| d <= to).map(|day| (Bucket::Day(day), time::day_string(day))).collect()
+        }
+        Range::Hours { hours, .. } => hours.iter().map(|h| (Bucket::Hour(*h), time::hour_label(*h, tz))).collect(),
+    }
+}
+
 /// The points of `range`, oldest first, from each bucket's row (zeros where none).
 fn points(range: &Range, tz: Tz, mut rows: HashMap<Bucket, RollupRow>) -> Vec<(String, RollupRow)> {
-    match range {
-        Range::Days { from, to, .. } => from
-            .iter_days()
-            .take_while(|d| d <= to)
-            .map(|day| (time::day_string(day), rows.remove(&Bucket::Day(day)).unwrap_or_default()))
-            .collect(),
-        Range::Hours { hours, .. } => {
-            hours.iter().map(|h| (time::hour_label(*h, tz), rows.remove(&Bucket::Hour(*h)).unwrap_or_default())).collect()
-        }
-    }
+    labelled_buckets(range, tz).into_iter().map(|(b, label)| (label, rows.remove(&b).unwrap_or_default())).collect()
 }
 
 /// Reads everything a stats response needs for `range`, for the site or (`page`) one page.
@@ -516,6 +517,142 @@ pub async fn load_days(
     })
     .await?;
     Ok((days.into_values().collect(), read))
+}
+
+/// What the Stats API v2 query reads of a site beyond its series (issue 23): the custom
+/// events and the goal completions of each bucket, summed from whole lists (entries and
+/// `(other)` add up to the bucket's total).
+pub struct Totals {
+    /// As [`Inputs::points`]: every bucket of the range, oldest first, zeros included.
+    pub points: Vec<(String, RollupRow)>,
+    /// Custom events per point label (read when asked for).
+    pub events: HashMap<String, i64>,
+    /// Sessions that completed each goal, by goal id, over the range (read when asked for).
+    pub goals: HashMap<String, i64>,
+    pub docs_read: usize,
+}
+
+/// The series of `range` and, when asked for, its custom events and goal completions: the
+/// series, event and goal parts of each bucket (at most `site-days + buckets × 3` documents).
+pub async fn load_totals(
+    db: &Database,
+    scope: &Scope,
+    range: &Range,
+    tz: Tz,
+    events: bool,
+    goals: bool,
+) -> Result<Totals, ApiError> {
+    let mut parts = vec![Part::Series];
+    parts.extend(events.then_some(Part::Top(Dim::Event)));
+    parts.extend(goals.then_some(Part::Top(Dim::Goal)));
+    let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
+    let mut event_rows: HashMap<Bucket, i64> = HashMap::new();
+    let mut goal_sums: HashMap<String, i64> = HashMap::new();
+    let docs_read = visit_range(db, scope, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
+        match (u.part, u.body) {
+            (Part::Series, Body::Series { counters, visitors }) => {
+                let distinct = visitors.map_or(counters.visitors, |sketch| sketch.count() as i64);
+                rows.entry(u.bucket).or_default().add(&series_row(&counters, distinct));
+            }
+            (Part::Top(Dim::Event), Body::Top(list)) => {
+                *event_rows.entry(u.bucket).or_default() += list.entries().iter().map(|e| e.counts.n as i64).sum::<i64>();
+            }
+            (Part::Top(Dim::Goal), Body::Top(list)) => {
+                // A goal folded into `(other)` (past the stored keys) is not one of the site's
+                // goals and is left out, as the stats leave it out.
+                for e in list.entries() {
+                    *goal_sums.entry(e.key.clone()).or_default() += e.counts.n as i64;
+                }
+            }
+            (part, _) => return Err(internal(format!("{} holds the body of another part than {part:?}", u.id))),
+        }
+        Ok(())
+    })
+    .await?;
+    let events =
+        labelled_buckets(range, tz).into_iter().filter_map(|(b, label)| event_rows.get(&b).map(|n| (label, *n))).collect();
+    Ok(Totals { points: points(range, tz, rows), events, goals: goal_sums, docs_read })
+}
+
+/// The pages of `range` with each page's own counters as a series row (what a page filter
+/// reports for it): the page list of each bucket, whole, summed as it arrives (at most
+/// `site-days + buckets` documents). At most `max_rows` pages are kept, the rest summed into
+/// `(other)`; pages without a pageview in the range are left out, as the stats leave them out.
+pub async fn load_page_rows(
+    db: &Database,
+    scope: &Scope,
+    range: &Range,
+    tz: Tz,
+    max_rows: usize,
+) -> Result<(Vec<(String, RollupRow)>, usize), ApiError> {
+    let mut pages = KindSums::new(max_rows);
+    let docs_read = visit_range(db, scope, range, tz, &[Part::Top(Dim::Page)], bson::doc! {"folded": 0}, |u| {
+        let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
+        for e in list.entries() {
+            pages.add((), &e.key, e.counts, None);
+        }
+        Ok(())
+    })
+    .await?;
+    let rows =
+        pages.take(&()).into_iter().map(|(path, (counts, _))| (path, page_row(&counts))).filter(|(_, r)| r.pageviews > 0);
+    Ok((rows.collect(), docs_read))
+}
+
+/// One value of a one-click filter dimension over a range: its sessions' counters (what
+/// `?filter=dimension:value` reports) and the sessions of it that completed each goal.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FilterValue {
+    pub row: RollupRow,
+    /// Sessions that completed each goal, by goal id.
+    pub goals: HashMap<String, i64>,
+}
+
+/// Every value of the one-click filter dimension `dim` seen in `range`, with what the filter
+/// of each would report: the filter list of each bucket, whole, summed as it arrives (at most
+/// `site-days + buckets` documents). At most `max_values` values are kept, the rest summed
+/// into `(other)`. Exact within the stored keys, like every list.
+pub async fn load_filter_values(
+    db: &Database,
+    site_id: &str,
+    range: &Range,
+    tz: Tz,
+    dim: &str,
+    max_values: usize,
+) -> Result<(Vec<(String, FilterValue)>, usize), ApiError> {
+    let prefix = format!("{dim}{}", rollup::PAGE_ATTR_SEP);
+    let mut all = KindSums::new(max_values);
+    // By goal id, then value: a site has few goals, and each holds at most `max_values`.
+    let mut goals = KindSums::new(max_values);
+    let docs_read =
+        visit_range(db, &Scope::bare(site_id), range, tz, &[Part::Top(Dim::Filter)], bson::doc! {"folded": 0}, |u| {
+            let Body::Top(list) = u.body else { return Err(internal(format!("{} is not a list", u.id))) };
+            for e in list.entries() {
+                // `value␟kind␟name`: a value is read up to its last two separators, so one that
+                // holds the separator itself still reads whole.
+                let Some(rest) = e.key.strip_prefix(&prefix) else { continue };
+                let mut parts = rest.rsplitn(3, rollup::PAGE_ATTR_SEP);
+                let (Some(name), Some(kind), Some(value)) = (parts.next(), parts.next(), parts.next()) else { continue };
+                match kind {
+                    rollup::filter_kind::ALL => all.add((), value, e.counts, None),
+                    rollup::filter_kind::GOAL => goals.add(name.to_string(), value, e.counts, None),
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    let mut values: HashMap<String, FilterValue> = all
+        .take(&())
+        .into_iter()
+        .map(|(value, (counts, _))| (value, FilterValue { row: page_row(&counts), goals: HashMap::new() }))
+        .collect();
+    for (goal, by_value) in goals.by_kind {
+        for (value, (counts, _)) in by_value {
+            values.entry(value).or_default().goals.insert(goal.clone(), counts.n as i64);
+        }
+    }
+    Ok((values.into_iter().collect(), docs_read))
 }
 
 /// The attention view of the page `path` over `range`: the page list and the attention list

@@ -428,6 +428,86 @@ async fn a_body_over_16_kib_is_413_and_one_of_exactly_16_kib_is_read() {
 }
 
 #[tokio::test]
+async fn the_v2_query_answers_in_plausibles_words_before_it_looks_the_site_up() {
+    let api = api().await;
+    let token = api.token_for("u1");
+    let query = json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": "7d"});
+    let missing_key = "Missing API key. Please use a valid Plausible API key as a Bearer Token.";
+    let invalid_key = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";
+    let missing_site = "Missing site ID. Please provide the required site_id parameter with your request.";
+    let raw = |auth: Option<HeaderValue>, content_type: &str, body: &[u8]| {
+        let mut r = request(Method::POST, "/api/v2/query", auth, Some(body.to_vec()));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).expect("content type"));
+        r
+    };
+    // (case, request, status, Plausible's message)
+    let cases = [
+        ("no key", request(Method::POST, "/api/v2/query", None, json_body(&query)), StatusCode::UNAUTHORIZED, missing_key),
+        (
+            "another scheme",
+            request(Method::POST, "/api/v2/query", Some(HeaderValue::from_static("Basic dTE6cA==")), json_body(&query)),
+            StatusCode::UNAUTHORIZED,
+            missing_key,
+        ),
+        (
+            "a forged token",
+            request(Method::POST, "/api/v2/query", bearer("garbage"), json_body(&query)),
+            StatusCode::UNAUTHORIZED,
+            invalid_key,
+        ),
+        (
+            "a body not JSON",
+            raw(bearer(&token), "application/json", b"{\"site_id\":"),
+            StatusCode::BAD_REQUEST,
+            "Invalid JSON body: EOF while parsing a value at line 1 column 11",
+        ),
+        (
+            "no site",
+            request(Method::POST, "/api/v2/query", bearer(&token), json_body(&json!({"metrics": ["visitors"]}))),
+            StatusCode::BAD_REQUEST,
+            missing_site,
+        ),
+        (
+            "a site id not a string",
+            request(Method::POST, "/api/v2/query", bearer(&token), json_body(&json!({"site_id": 7}))),
+            StatusCode::BAD_REQUEST,
+            missing_site,
+        ),
+        (
+            "a body not an object",
+            request(Method::POST, "/api/v2/query", bearer(&token), json_body(&json!([query]))),
+            StatusCode::BAD_REQUEST,
+            missing_site,
+        ),
+        (
+            "a body not sent as JSON",
+            raw(bearer(&token), "text/plain", query.to_string().as_bytes()),
+            StatusCode::BAD_REQUEST,
+            missing_site,
+        ),
+        (
+            "a site id that is no domain",
+            request(Method::POST, "/api/v2/query", bearer(&token), json_body(&json!({"site_id": "https://example.com/"}))),
+            StatusCode::UNAUTHORIZED,
+            invalid_key,
+        ),
+    ];
+    for (case, req, status, message) in cases {
+        let answer = api.send(req).await;
+        assert_eq!((answer.status, &answer.body), (status, &json!({"error": message})), "case {case}");
+    }
+    // What every route answers keeps the envelope.
+    let big = json!({"site_id": "example.com", "padding": "x".repeat(MAX_BODY_BYTES)});
+    let too_big = api.send(request(Method::POST, "/api/v2/query", bearer(&token), json_body(&big))).await;
+    assert_eq!((too_big.status, too_big.error().0), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    let get = api.send(request(Method::GET, "/api/v2/query", bearer(&token), None)).await;
+    assert_eq!(
+        (get.status, get.error().0, get.header(header::ALLOW)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", Some("POST"))
+    );
+}
+
+#[tokio::test]
 async fn shared_link_stats_are_limited_per_address_before_the_link_is_looked_up() {
     // Two a minute per address (`config`); the first two reach the lookup, which fails here
     // without MongoDB: 503 says the limit let them through.

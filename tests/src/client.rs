@@ -133,6 +133,14 @@ impl Api {
         Tenant { token, site_id, key }
     }
 
+    /// Creates a goal of `t`'s site and returns its id.
+    pub async fn create_goal(&self, t: &Tenant, name: &str, kind: &str, matcher: &str) -> String {
+        let body = json!({"name": name, "kind": kind, "match": matcher});
+        let (status, g) = self.post(&format!("/api/sites/{}/goals", t.site_id), Some(&t.token), &body).await;
+        assert_eq!(status, StatusCode::CREATED, "goal {name}: {g}");
+        g["id"].as_str().expect("goal id").to_string()
+    }
+
     /// Posts a batch to ingest with optional Origin; returns status, body and headers.
     pub async fn post_batch_raw(
         &self,

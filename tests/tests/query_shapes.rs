@@ -138,6 +138,24 @@ async fn every_query_the_services_send_is_listed_in_docs_queries() {
         .expect("api");
     assert_eq!(csv.status(), StatusCode::OK, "export.csv");
     ok(&api, Method::GET, &format!("/api/stats/{site_id}/realtime"), Some(&token), None, StatusCode::OK).await;
+    // Plausible's v2 query: the site by its domain, then each kind of read behind its rows.
+    let v2 = |extra: Value| {
+        let mut body = json!({"site_id": "example.com", "metrics": ["visits"], "date_range": "7d"});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for body in [
+        v2(json!({"metrics": ["visitors", "events"], "dimensions": ["time:day"]})),
+        v2(json!({"metrics": ["pageviews"], "dimensions": ["event:page"]})),
+        v2(json!({"dimensions": ["visit:source"]})),
+        v2(json!({"dimensions": ["event:goal"]})),
+        v2(json!({"filters": [["is", "visit:source", ["Direct / None"]]]})),
+        v2(json!({"metrics": ["pageviews"], "filters": [["is", "event:page", ["/pricing"]]]})),
+    ] {
+        ok(&api, Method::POST, "/api/v2/query", Some(&token), Some(&body), StatusCode::OK).await;
+    }
 
     // A share link: its page and stats, then revoked.
     let share = format!("/api/sites/{site_id}/share");

@@ -113,6 +113,7 @@ const NOT_PER_SITE: &[(&str, &str)] = &[
     ("get /api/public/{token}/stats", "public, by token"),
     ("get /api/public/{token}/page", "public, by token"),
     ("get /api/public/{token}/events/{name}", "public, by token"),
+    ("post /api/v2/query", "names its site by domain, among the caller's own sites (tests/tests/plausible_query.rs)"),
     ("get /healthz", "health"),
     ("get /readyz", "health"),
     ("get /invite/{token}", "the invitation page"),

@@ -7,6 +7,7 @@ pub mod health;
 pub mod imports;
 pub mod members;
 pub mod overlay;
+pub mod plausible_query;
 pub mod reports;
 pub mod segments;
 pub mod share;

@@ -28,6 +28,7 @@ use shared::team::Role;
 use crate::{
     access::site_for,
     error::ApiError,
+    extractors::Reader,
     extractors::{ApiJson, AuthUser},
     keys,
     quota::{self, SiteSlots},
@@ -116,6 +117,24 @@ fn parse_currency(raw: &str) -> Result<String, ApiError> {
     } else {
         Err(ApiError::InvalidSite("currency: must be an ISO 4217 currency code such as USD or EUR".into()))
     }
+}
+
+/// The site on `domain` the reader may read (the v2 query names a site by its domain, issue
+/// 23), or `None`. A user may hold several sites on one domain: the oldest readable one answers
+/// (the earliest `created_at`, then the smallest id), so the choice never depends on the order
+/// the database returns them in. Reads the user's sites through the owner index: at most
+/// `CP_MAX_SITES_PER_ACCOUNT` documents. Sites the user is a member of are not looked at.
+pub async fn readable_site_by_domain(state: &AppState, reader: &Reader, domain: &str) -> Result<Option<SiteDoc>, ApiError> {
+    let sites: Vec<SiteDoc> =
+        state.sites.find(doc! {site_fields::OWNER_ID: &reader.user.user_id}).await?.try_collect().await?;
+    let site = sites
+        .into_iter()
+        .filter(|s| s.domain == domain && reader.allows(&s.id))
+        .min_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+    if let Some(s) = &site {
+        shared::http::record_site(&s.id);
+    }
+    Ok(site)
 }
 
 async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Vec<SiteView>>, ApiError> {
