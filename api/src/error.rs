@@ -94,6 +94,9 @@ pub enum ApiError {
     /// 400 `invalid_alert`; the message names the field.
     #[error("{0}")]
     InvalidAlert(String),
+    /// 409 `domain_taken`: another site takes Plausible's Events API for this domain (v3).
+    #[error("{0}")]
+    DomainTaken(String),
     /// 409 `mail_not_configured`: the route sends mail and `CP_SMTP_URL` is not set.
     #[error("mail is not set up on this server (CP_SMTP_URL, CP_MAIL_FROM; see docs/mail.md)")]
     MailNotConfigured,
@@ -136,6 +139,7 @@ impl ApiError {
             Self::MemberConflict(_) => (StatusCode::CONFLICT, ErrorCode::InvalidMember),
             Self::InvalidAlert(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidAlert),
             Self::MailNotConfigured => (StatusCode::CONFLICT, ErrorCode::MailNotConfigured),
+            Self::DomainTaken(_) => (StatusCode::CONFLICT, ErrorCode::DomainTaken),
             // Answered in Plausible's shape by `into_response`; the code names the status.
             Self::Plausible { status, .. } if *status == StatusCode::UNAUTHORIZED => (*status, ErrorCode::Unauthorized),
             Self::Plausible { status, .. } => (*status, ErrorCode::InvalidRequest),

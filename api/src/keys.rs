@@ -169,6 +169,7 @@ fn entry_of(site: &SiteKeys) -> Result<Vec<u8>, ApiError> {
         domain: site.domain.clone(),
         timezone: site.timezone.clone(),
         currency: site.currency.clone(),
+        plausible: site.plausible_compatible,
     };
     serde_json::to_vec(&entry).map_err(|e| ApiError::Internal(e.into()))
 }

@@ -31,6 +31,7 @@ pub mod lease;
 pub mod mail;
 pub mod metrics;
 pub mod passwords;
+pub mod plausible_domains;
 pub mod plausible_query;
 pub mod quota;
 pub mod reports;

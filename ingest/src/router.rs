@@ -20,6 +20,8 @@ pub fn router(state: AppState) -> Router {
     let http_metrics = state.metrics.http.clone();
     Router::new()
         .route("/api/events/batch", post(routes::batch::post_batch).options(routes::batch::preflight))
+        // Plausible's Events API (v3), for Plausible's own tracker.
+        .route("/api/event", post(routes::plausible::post_event).options(routes::batch::preflight))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(shared::http::not_found)

@@ -48,10 +48,19 @@ impl Site {
     }
 }
 
+/// Drops `domain`'s mapping if it still names `key` (a newer site may have taken the domain).
+fn forget_domain(domains: &mut HashMap<String, String>, domain: &str, key: &str) {
+    if domains.get(domain).is_some_and(|k| k == key) {
+        domains.remove(domain);
+    }
+}
+
 /// Shared handle to the key map.
 #[derive(Clone, Default)]
 pub struct SiteDirectory {
     entries: Arc<RwLock<HashMap<String, Arc<Site>>>>,
+    /// The key of each site that takes Plausible's Events API, by domain (v3).
+    domains: Arc<RwLock<HashMap<String, String>>>,
     synced: Arc<AtomicBool>,
 }
 
@@ -59,6 +68,13 @@ impl SiteDirectory {
     /// The site for `key`, if the key is live.
     pub fn lookup(&self, key: &str) -> Option<Arc<Site>> {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    /// The key and site that take Plausible's Events API for `domain` (v3).
+    pub fn lookup_domain(&self, domain: &str) -> Option<(String, Arc<Site>)> {
+        let key = self.domains.read().unwrap_or_else(|p| p.into_inner()).get(domain).cloned()?;
+        let site = self.lookup(&key)?;
+        (site.entry.plausible && site.entry.domain == domain).then_some((key, site))
     }
 
     /// A directory holding exactly `entries` (API key, site), caught up as a watch over a
@@ -80,12 +96,24 @@ impl SiteDirectory {
 
     /// Makes `key` live for `entry`, as a put in the bucket does.
     pub fn put(&self, key: String, entry: SiteEntry) {
-        self.entries.write().unwrap_or_else(|p| p.into_inner()).insert(key, Arc::new(Site::new(entry)));
+        // Domains, then entries: the order every writer takes them in.
+        let mut domains = self.domains.write().unwrap_or_else(|p| p.into_inner());
+        let old =
+            self.entries.write().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), Arc::new(Site::new(entry.clone())));
+        if let Some(old) = old {
+            forget_domain(&mut domains, &old.entry.domain, &key);
+        }
+        if entry.plausible {
+            domains.insert(entry.domain, key);
+        }
     }
 
     /// Ends `key`, as a delete in the bucket does.
     pub fn remove(&self, key: &str) {
-        self.entries.write().unwrap_or_else(|p| p.into_inner()).remove(key);
+        let mut domains = self.domains.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = self.entries.write().unwrap_or_else(|p| p.into_inner()).remove(key) {
+            forget_domain(&mut domains, &old.entry.domain, key);
+        }
     }
 
     fn apply(&self, key: String, operation: Operation, value: &[u8]) {
@@ -104,9 +132,12 @@ impl SiteDirectory {
 
     /// Drops every key a full replay of the bucket did not deliver.
     fn keep_only(&self, replayed: &HashSet<String>) {
+        // Domains, then entries: the order every writer takes them in.
+        let mut domains = self.domains.write().unwrap_or_else(|p| p.into_inner());
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let before = map.len();
         map.retain(|key, _| replayed.contains(key));
+        domains.retain(|_, key| map.contains_key(key));
         if map.len() < before {
             tracing::info!(dropped = before - map.len(), "keys gone from the sites bucket dropped");
         }
@@ -181,6 +212,7 @@ mod tests {
             domain: "example.com".into(),
             timezone: "UTC".into(),
             currency: "USD".into(),
+            plausible: false,
         })
         .expect("json");
         dir.apply(key.to_string(), Operation::Put, &value);

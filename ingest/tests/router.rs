@@ -78,6 +78,7 @@ fn site(site_id: &str) -> SiteEntry {
         domain: "example.com".into(),
         timezone: "Europe/Berlin".into(),
         currency: "USD".into(),
+        plausible: false,
     }
 }
 

@@ -42,11 +42,12 @@ pub enum ErrorCode {
     InvalidAlert,
     /// 409: a route that sends mail on a server where mail is not set up (`CP_SMTP_URL`).
     MailNotConfigured,
+    DomainTaken,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::InvalidBatch,
         Self::InvalidKey,
         Self::OriginNotAllowed,
@@ -74,6 +75,7 @@ impl ErrorCode {
         Self::InvalidMember,
         Self::InvalidAlert,
         Self::MailNotConfigured,
+        Self::DomainTaken,
     ];
 
     /// The wire form, e.g. `invalid_batch`.
@@ -106,6 +108,7 @@ impl ErrorCode {
             Self::InvalidMember => "invalid_member",
             Self::InvalidAlert => "invalid_alert",
             Self::MailNotConfigured => "mail_not_configured",
+            Self::DomainTaken => "domain_taken",
         }
     }
 }
@@ -162,6 +165,7 @@ mod tests {
             InvalidMember => 24,
             InvalidAlert => 25,
             MailNotConfigured => 26,
+            DomainTaken => 27,
         }
     }
 

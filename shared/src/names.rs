@@ -62,6 +62,10 @@ pub mod collections {
     /// The days of an import waiting to be counted (v3), `_id` = `site|import|n`: written by
     /// the api, read by `_id` and removed by the aggregator that counts them.
     pub const IMPORT_CHUNKS: &str = "import_chunks";
+    /// Which site takes Plausible's Events API for a domain (v3), `_id` = the domain: inserted
+    /// when a site turns `plausible_compatible` on (a duplicate is 409 `domain_taken`), removed
+    /// when it turns it off, changes domain or is deleted.
+    pub const PLAUSIBLE_DOMAINS: &str = "plausible_domains";
     /// Leases taken while an aggregator recovers a flush that another process left half done.
     pub const RECOVERIES: &str = "recoveries";
     /// One-off data migrations done, and the lease of one under way.

@@ -12,6 +12,10 @@ pub struct SiteEntry {
     /// The currency of revenue that names none (v3; `USD` in entries written before).
     #[serde(default = "crate::money::default_currency")]
     pub currency: String,
+    /// The site takes Plausible's Events API at ingest's `POST /api/event`, found by its
+    /// domain (v3; one site per domain).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plausible: bool,
 }
 
 /// A bare host name (`example.com`, `localhost`): labels of `a-z0-9-`, no scheme, port, path

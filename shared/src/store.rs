@@ -71,6 +71,25 @@ pub struct SiteDoc {
     pub imports: Vec<crate::imports::ImportEntry>,
     #[serde(default)]
     pub imports_rev: i64,
+    /// Takes Plausible's Events API (v3), found by `domain`: while set, the site holds its
+    /// domain's claim in `plausible_domains` (one site per domain).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "flag")]
+    pub plausible_compatible: bool,
+}
+
+/// A flag as stored: `true`/`false`, or 1/0 where a `$set` of a boolean was stored as an
+/// integer (the MongoDB-wire stand-in over SQLite does so); MongoDB itself keeps booleans.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(match Flag::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Int(n) => n != 0,
+    })
 }
 
 /// Rotations of one site's key in any hour (the contract's "more than 10 times an hour").
@@ -89,6 +108,7 @@ pub mod site_fields {
     pub const SHARE_HASH: &str = "share_hash";
     pub const IMPORTS: &str = "imports";
     pub const IMPORTS_REV: &str = "imports_rev";
+    pub const PLAUSIBLE: &str = "plausible_compatible";
 }
 
 /// The fields of a [`SiteDoc`] its key-value entry is made of: what the api's reconcile lists
@@ -102,13 +122,15 @@ pub struct SiteKeys {
     pub timezone: String,
     #[serde(default = "crate::money::default_currency")]
     pub currency: String,
+    #[serde(default, deserialize_with = "flag")]
+    pub plausible_compatible: bool,
 }
 
 impl SiteKeys {
     /// The projection that reads a [`SiteDoc`] as a [`SiteKeys`].
     pub fn projection() -> mongodb::bson::Document {
         use site_fields as f;
-        doc! {f::ID: 1, f::API_KEY: 1, f::DOMAIN: 1, f::TIMEZONE: 1, f::CURRENCY: 1}
+        doc! {f::ID: 1, f::API_KEY: 1, f::DOMAIN: 1, f::TIMEZONE: 1, f::CURRENCY: 1, f::PLAUSIBLE: 1}
     }
 }
 
@@ -131,6 +153,7 @@ impl From<&SiteDoc> for SiteKeys {
             domain: s.domain.clone(),
             timezone: s.timezone.clone(),
             currency: s.currency.clone(),
+            plausible_compatible: s.plausible_compatible,
         }
     }
 }

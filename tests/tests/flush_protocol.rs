@@ -369,6 +369,7 @@ async fn as_second_layout(db: &Database) -> usize {
         key_rotations: Vec::new(),
         imports: Vec::new(),
         imports_rev: 0,
+        plausible_compatible: false,
     };
     db.collection(c::SITES).insert_many([site("site-a", "UTC"), site("site-b", "Europe/Berlin")]).await.expect("sites");
     site_days.len()

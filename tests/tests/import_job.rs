@@ -77,6 +77,7 @@ async fn uploaded(db: &Database, cut_ms: i64) {
         key_rotations: Vec::new(),
         imports: vec![entry],
         imports_rev: 1,
+        plausible_compatible: false,
     };
     db.collection::<SiteDoc>(c::SITES).insert_one(&site).await.expect("site");
     let chunks: Vec<Document> = all

@@ -72,7 +72,16 @@ async fn openapi_document_matches_the_running_api_and_ingest_under_every_schemat
         &stack,
         "the api",
         &stack.url(Proc::Api),
-        &["--exclude-path", "/api/events/batch", "--exclude-path", "/api/auth/logout", "--header", &auth],
+        &[
+            "--exclude-path",
+            "/api/events/batch",
+            "--exclude-path",
+            "/api/event",
+            "--exclude-path",
+            "/api/auth/logout",
+            "--header",
+            &auth,
+        ],
     );
     run(
         &stack,
@@ -90,6 +99,8 @@ async fn openapi_document_matches_the_running_api_and_ingest_under_every_schemat
         &[
             "--include-path",
             "/api/events/batch",
+            "--include-path",
+            "/api/event",
             "--include-path",
             "/healthz",
             "--include-path",

@@ -99,6 +99,7 @@ fn table() -> Vec<Row> {
 /// Operations of docs/openapi.yaml that are not about one site, each with why.
 const NOT_PER_SITE: &[(&str, &str)] = &[
     ("post /api/events/batch", "ingest"),
+    ("post /api/event", "ingest: Plausible's Events API"),
     ("post /api/auth/register", "account"),
     ("post /api/auth/login", "account"),
     ("get /api/auth/me", "account"),

@@ -139,6 +139,7 @@ async fn an_account_whose_sites_predate_the_limit_is_counted_from_its_sites() {
             key_rotations: Vec::new(),
             imports: Vec::new(),
             imports_rev: 0,
+            plausible_compatible: false,
         };
         sites.insert_one(&site).await.expect("insert");
     }
@@ -307,6 +308,7 @@ fn site(n: usize) -> SiteDoc {
         key_rotations: Vec::new(),
         imports: Vec::new(),
         imports_rev: 0,
+        plausible_compatible: false,
     }
 }
 
@@ -316,6 +318,7 @@ fn entry(site: &SiteDoc) -> Vec<u8> {
         domain: site.domain.clone(),
         timezone: site.timezone.clone(),
         currency: "USD".into(),
+        plausible: false,
     })
     .expect("json")
 }

@@ -167,6 +167,7 @@ function main() {
     f.domain.value = s.domain;
     f.timezone.value = s.timezone;
     f.currency.value = s.currency || '';
+    f.plausible.checked = !!s.plausible_compatible;
     controls.setTimeZone(s.timezone);
     state.stats = null;
     goals.show(s);
@@ -226,6 +227,7 @@ function main() {
     formError(f);
     const body = { name: f.name.value, domain: f.domain.value, timezone: f.timezone.value };
     if (f.currency.value.trim()) body.currency = f.currency.value.trim().toUpperCase();
+    body.plausible_compatible = f.plausible.checked;
     call('/api/sites/' + siteBase(), { method: 'PATCH', body })
       .then((site) => loadSites(site.id))
       .catch((err) => formError(f, err.message));

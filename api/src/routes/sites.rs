@@ -30,7 +30,7 @@ use crate::{
     error::ApiError,
     extractors::Reader,
     extractors::{ApiJson, AuthUser},
-    keys,
+    keys, plausible_domains,
     quota::{self, SiteSlots},
     routes::auth::rfc3339,
     state::AppState,
@@ -58,6 +58,8 @@ pub struct SiteView {
     pub created_at: String,
     /// The caller's role on the site (teams): `owner`, `admin` or `viewer`.
     pub role: Role,
+    /// Takes Plausible's Events API at ingest's `POST /api/event` (v3).
+    pub plausible_compatible: bool,
 }
 
 impl SiteView {
@@ -78,6 +80,7 @@ impl From<&SiteDoc> for SiteView {
             api_key: s.api_key.clone(),
             created_at: rfc3339(s.created_at),
             role: Role::Owner,
+            plausible_compatible: s.plausible_compatible,
         }
     }
 }
@@ -156,6 +159,7 @@ struct CreateBody {
     domain: Option<String>,
     timezone: Option<String>,
     currency: Option<String>,
+    plausible_compatible: Option<bool>,
 }
 
 async fn create(
@@ -176,9 +180,23 @@ async fn create(
         key_rotations: Vec::new(),
         imports: Vec::new(),
         imports_rev: 0,
+        plausible_compatible: body.plausible_compatible.unwrap_or(false),
     };
+    if site.plausible_compatible {
+        plausible_domains::claim(&state, &site.domain, &site.id).await?;
+    }
     // A task of its own: a client that goes away must not leave a slot taken and no site.
-    let site = tokio::spawn(create_with_slot(state, site)).await.map_err(|e| ApiError::Internal(e.into()))??;
+    let created =
+        tokio::spawn(create_with_slot(state.clone(), site.clone())).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let site = match created {
+        Ok(site) => site,
+        Err(e) => {
+            if site.plausible_compatible {
+                plausible_domains::release(&state, &site.domain, &site.id).await?;
+            }
+            return Err(e);
+        }
+    };
     Ok((StatusCode::CREATED, Json(SiteView::from(&site))))
 }
 
@@ -221,6 +239,7 @@ struct UpdateBody {
     domain: Option<String>,
     timezone: Option<String>,
     currency: Option<String>,
+    plausible_compatible: Option<bool>,
 }
 
 async fn update(
@@ -242,7 +261,17 @@ async fn update(
     if let Some(cur) = &body.currency {
         set.insert(site_fields::CURRENCY, parse_currency(cur)?);
     }
-    site_for(&state, &auth, &id, Role::Owner).await?;
+    let before = site_for(&state, &auth, &id, Role::Owner).await?.site;
+    // Plausible's Events API: the domain it will have is claimed before the write, the one it
+    // had given up after it.
+    let domain = set.get_str("domain").map(str::to_string).unwrap_or_else(|_| before.domain.clone());
+    let plausible = body.plausible_compatible.unwrap_or(before.plausible_compatible);
+    if plausible {
+        plausible_domains::claim(&state, &domain, &id).await?;
+    }
+    if let Some(on) = body.plausible_compatible {
+        set.insert(site_fields::PLAUSIBLE, on);
+    }
     let filter = doc! {"_id": &id, site_fields::OWNER_ID: &auth.user_id};
     let site = if set.is_empty() {
         state.sites.find_one(filter).await?
@@ -250,7 +279,10 @@ async fn update(
         state.sites.find_one_and_update(filter, doc! {"$set": set}).return_document(ReturnDocument::After).await?
     }
     .ok_or(ApiError::NotFound)?;
-    if body.domain.is_some() || body.timezone.is_some() || body.currency.is_some() {
+    if before.plausible_compatible && (!site.plausible_compatible || site.domain != before.domain) {
+        plausible_domains::release(&state, &before.domain, &id).await?;
+    }
+    if body.domain.is_some() || body.timezone.is_some() || body.currency.is_some() || body.plausible_compatible.is_some() {
         // Publishes whatever key the site holds now, never a key a rotate revoked meanwhile.
         state.keys.refresh(&site.id, &site.api_key).await?;
     }
@@ -271,6 +303,9 @@ async fn remove(State(state): State<AppState>, auth: AuthUser, Path(id): Path<St
             .ok_or(ApiError::NotFound)?;
         give_back(&SiteSlots::new(&state.db, state.config.max_sites_per_account), &site.owner_id).await;
         state.keys.revoke(&site.api_key).await?;
+        if site.plausible_compatible {
+            plausible_domains::release(&state, &site.domain, &site.id).await?;
+        }
         crate::routes::members::forget_team(&state, &site.id).await?;
         crate::share_links::forget_link(&state, site.share_hash).await
     })

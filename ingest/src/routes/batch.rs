@@ -71,7 +71,7 @@ fn accepted(n: usize) -> Response {
     res
 }
 
-async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body) -> Result<usize, IngestError> {
+pub(crate) async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body) -> Result<usize, IngestError> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(IngestError::PayloadTooLarge);
@@ -83,6 +83,19 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
 
     let bytes = read_limited(body).await?;
     let batch = Batch::parse(&bytes)?;
+    accept_parsed(state, ip, headers, &batch, bytes.len()).await
+}
+
+/// [`accept`] once the body is a batch: the key, the origin, the bot filter, the key's limit,
+/// then the publish. Plausible's Events API (`routes::plausible`) goes through here too.
+pub(crate) async fn accept_parsed(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    batch: &Batch<'_>,
+    body_len: usize,
+) -> Result<usize, IngestError> {
+    let now = state.clock.instant();
     shared::http::record_events(batch.events.len());
     let site = state.sites.lookup(&batch.key).ok_or(IngestError::InvalidKey)?;
     shared::http::record_site(&site.entry.site_id);
@@ -128,7 +141,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
         events: &batch.events,
     };
     // The message is the body's events plus about 400 bytes of envelope.
-    let mut payload = Vec::with_capacity(bytes.len() + 512);
+    let mut payload = Vec::with_capacity(body_len + 512);
     serde_json::to_writer(&mut payload, &msg).map_err(|e| {
         tracing::error!(error = %Chain(&e), "encoding a batch message");
         IngestError::Unavailable { retry_after: UNAVAILABLE_RETRY_SECS }
@@ -167,7 +180,7 @@ async fn accept(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body)
 /// (up to [`DRAIN_LIMIT`]) and refuses the batch (a chunked body has no Content-Length to
 /// check up front). A body that arrives in one chunk, as a batch almost always does, is kept
 /// without a copy.
-async fn read_limited(body: Body) -> Result<Bytes, IngestError> {
+pub(crate) async fn read_limited(body: Body) -> Result<Bytes, IngestError> {
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
     let mut total = 0;
