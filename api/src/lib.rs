@@ -18,6 +18,7 @@
 //!   not served yet).
 
 pub mod access;
+pub mod alerts;
 pub mod attention;
 pub mod config;
 pub mod error;
@@ -34,6 +35,7 @@ pub mod reports;
 pub mod revocation;
 pub mod router;
 pub mod routes;
+pub mod scheduled;
 pub mod share_links;
 pub mod startup;
 pub mod state;
