@@ -97,6 +97,9 @@ pub enum ApiError {
     /// 409 `domain_taken`: another site takes Plausible's Events API for this domain (v3).
     #[error("{0}")]
     DomainTaken(String),
+    /// 409 `invalid_alert`: the site has as many alerts as it may.
+    #[error("{0}")]
+    AlertConflict(String),
     /// 409 `mail_not_configured`: the route sends mail and `CP_SMTP_URL` is not set.
     #[error("mail is not set up on this server (CP_SMTP_URL, CP_MAIL_FROM; see docs/mail.md)")]
     MailNotConfigured,
@@ -138,6 +141,7 @@ impl ApiError {
             Self::InvalidMember(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidMember),
             Self::MemberConflict(_) => (StatusCode::CONFLICT, ErrorCode::InvalidMember),
             Self::InvalidAlert(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidAlert),
+            Self::AlertConflict(_) => (StatusCode::CONFLICT, ErrorCode::InvalidAlert),
             Self::MailNotConfigured => (StatusCode::CONFLICT, ErrorCode::MailNotConfigured),
             Self::DomainTaken(_) => (StatusCode::CONFLICT, ErrorCode::DomainTaken),
             // Answered in Plausible's shape by `into_response`; the code names the status.

@@ -14,14 +14,26 @@
 //! `until` is written by the holder's clock and read by the others', so the processes' clocks
 //! must agree to within the other half of the ttl (NTP does far better).
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use mongodb::{Collection, Database, bson::doc};
 use shared::{
     clock::Clock,
     names::collections as c,
     store::{LeaseDoc, is_duplicate_key, lease_fields as f},
+    telemetry::Chain,
 };
+
+/// What a run under the lease ([`Lease::run`]) came to.
+#[derive(Debug, PartialEq)]
+pub enum Run<T> {
+    /// Another holder has the lease: nothing was run.
+    Busy,
+    /// The job ran to its end with this outcome.
+    Done(T),
+    /// The job was cut off after half the lease's ttl (step 2).
+    CutOff,
+}
 
 /// One job's lease, as seen by one holder.
 #[derive(Clone)]
@@ -63,6 +75,25 @@ impl Lease {
             Err(e) if is_duplicate_key(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The job's name.
+    pub fn job(&self) -> &'static str {
+        self.job
+    }
+
+    /// Steps 1 to 3: `job` if this holder takes the lease, bounded by half the ttl. A lease
+    /// that cannot be released is logged and left to expire.
+    pub async fn run<T>(&self, job: impl Future<Output = T>) -> Result<Run<T>, mongodb::error::Error> {
+        let Some(held) = self.try_take().await? else { return Ok(Run::Busy) };
+        let out = match tokio::time::timeout(self.ttl / 2, job).await {
+            Ok(v) => Run::Done(v),
+            Err(_) => Run::CutOff,
+        };
+        if let Err(e) = self.release(held).await {
+            tracing::warn!(job = self.job, error = %Chain(&e), "lease not released; it expires");
+        }
+        Ok(out)
     }
 
     /// Step 3.

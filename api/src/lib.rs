@@ -20,6 +20,7 @@
 //!   23): parsing, what the rollups answer, the answer's shape.
 
 pub mod access;
+pub mod alerts;
 pub mod attention;
 pub mod config;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod reports;
 pub mod revocation;
 pub mod router;
 pub mod routes;
+pub mod scheduled;
 pub mod share_links;
 pub mod startup;
 pub mod state;

@@ -21,12 +21,11 @@ use shared::{
     time,
 };
 
-use shared::telemetry::Chain;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::JobScheduler;
 
 use crate::{
     error::ApiError,
-    lease::Lease,
+    lease::{Lease, Run},
     mail::{Mail, html_escape},
     routes::stats::{StatsQuery, compute},
     state::AppState,
@@ -84,7 +83,7 @@ pub async fn figures(state: &AppState, site: &SiteDoc, from: NaiveDate, to: Naiv
 }
 
 /// `12 (was 10, +20%)`.
-fn change(now: f64, before: f64, shown_now: String, shown_before: String) -> String {
+pub(crate) fn change(now: f64, before: f64, shown_now: String, shown_before: String) -> String {
     let delta = if before > 0.0 {
         format!("{:+.0}%", (now - before) / before * 100.0)
     } else if now > 0.0 {
@@ -238,35 +237,27 @@ pub async fn run_due(state: &AppState) -> Result<usize, ApiError> {
 }
 
 /// How long the report job's lease is taken for; a run is cut off after half of it.
-const LEASE_TTL: Duration = Duration::from_secs(600);
+pub const LEASE_TTL: Duration = Duration::from_secs(600);
+
+/// The report job's lease for `holder` (unique per process).
+pub fn lease(state: &AppState, holder: String) -> Lease {
+    Lease::new(&state.db, LEASE_JOB, holder, LEASE_TTL, state.clock.clone())
+}
+
+/// One tick of the schedule: [`run_due`] if this process takes the lease (what every api
+/// replica does every [`TICK`]; of several, one runs it).
+pub async fn run_leased(state: &AppState, lease: &Lease) -> Run<Result<usize, ApiError>> {
+    crate::scheduled::run_leased(lease, run_due(state)).await
+}
 
 /// Adds the report job to `scheduler`: every [`TICK`], [`run_due`] under the lease.
 pub async fn schedule(scheduler: &JobScheduler, state: AppState, holder: String) -> anyhow::Result<()> {
-    let lease = Lease::new(&state.db, LEASE_JOB, holder, LEASE_TTL, state.clock.clone());
-    scheduler
-        .add(Job::new_async(TICK, move |_id, _sched| {
-            let (state, lease) = (state.clone(), lease.clone());
-            Box::pin(async move { run_leased(&state, &lease).await })
-        })?)
-        .await?;
-    Ok(())
-}
-
-async fn run_leased(state: &AppState, lease: &Lease) {
-    let held = match lease.try_take().await {
-        Ok(Some(held)) => held,
-        Ok(None) => return,
-        Err(e) => return tracing::warn!(error = %Chain(&e), "weekly report lease not taken"),
-    };
-    match tokio::time::timeout(LEASE_TTL / 2, run_due(state)).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(queued = n, "weekly reports queued"),
-        Ok(Err(e)) => tracing::warn!(error = %Chain(&e), "weekly reports failed; the next tick tries again"),
-        Err(_) => tracing::warn!("weekly reports cut off; the next tick goes on"),
-    }
-    if let Err(e) = lease.release(held).await {
-        tracing::warn!(error = %Chain(&e), "weekly report lease not released");
-    }
+    let lease = lease(&state, holder);
+    crate::scheduled::add(scheduler, TICK, lease, move || {
+        let state = state.clone();
+        async move { run_due(&state).await }
+    })
+    .await
 }
 
 #[cfg(test)]

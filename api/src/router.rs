@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(routes::auth::router())
+        .merge(routes::alerts::router())
         .merge(routes::sites::router())
         .merge(routes::goals::router())
         .merge(routes::funnels::router())

@@ -48,6 +48,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     jobs::log(&Ok(first));
     let mut scheduler = jobs::start(reconciler).await?;
     crate::reports::schedule(&scheduler, state.clone(), keys::new_id()?).await?;
+    crate::alerts::schedule(&scheduler, state.clone(), keys::new_id()?).await?;
     match state.config.mail.as_ref() {
         Some(m) => tracing::info!(host = %m.smtp.host, port = m.smtp.port, tls = m.smtp.implicit_tls, "mail on"),
         None => tracing::warn!("mail off: CP_SMTP_URL is not set, so no invitation, report or alert is mailed"),

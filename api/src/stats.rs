@@ -30,7 +30,7 @@ pub struct GoalName {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
     pub pageviews: i64,
     pub visitors: i64,

@@ -282,9 +282,19 @@ pub async fn load(db: &Database, scope: &Scope, range: &Range, tz: Tz, page: Opt
     }
 }
 
+/// Reads only the counters and visitor sketches of `range`, no top list: what an alert
+/// compares (`crate::alerts`). At most `site-days + buckets` documents.
+pub async fn load_series(db: &Database, scope: &Scope, range: &Range, tz: Tz) -> Result<Loaded, ApiError> {
+    load_parts(db, scope, range, tz, &[Part::Series]).await
+}
+
 async fn load_site(db: &Database, scope: &Scope, range: &Range, tz: Tz) -> Result<Loaded, ApiError> {
+    load_parts(db, scope, range, tz, &site_parts()).await
+}
+
+async fn load_parts(db: &Database, scope: &Scope, range: &Range, tz: Tz, parts: &[Part]) -> Result<Loaded, ApiError> {
     let mut units = Vec::new();
-    let mut docs_read = visit_range(db, scope, range, tz, &site_parts(), rollup::read_projection(), |u| {
+    let mut docs_read = visit_range(db, scope, range, tz, parts, rollup::read_projection(), |u| {
         units.push(u);
         Ok(())
     })

@@ -405,6 +405,31 @@ async fn site_fields_are_refused_naming_the_field_on_create_and_on_change() {
 }
 
 #[tokio::test]
+async fn alert_fields_are_refused_naming_the_field_before_the_site_is_looked_up() {
+    let api = api().await;
+    let token = api.token_for("u1");
+    let good = json!({"metric": "visitors", "change": "drop", "percent": 50, "window_hours": 24});
+    let with = |field: &str, v: Value| {
+        let mut b = good.clone();
+        b[field] = v;
+        b
+    };
+    // (body, message): the unit test of `shared::team::AlertSpec` has every rule.
+    let cases = [
+        (with("metric", json!("bounces")), "metric: must be visitors, conversions or conversion_rate"),
+        (with("change", json!(null)), "change: must be drop or spike"),
+        (with("percent", json!(1001)), "percent: must be a whole number from 10 to 1000"),
+        (with("window_hours", json!(0)), "window_hours: must be a whole number from 1 to 168"),
+    ];
+    for (body, message) in &cases {
+        let answer = api.send(request(Method::POST, "/api/sites/s1/alerts", bearer(&token), json_body(body))).await;
+        assert_eq!((answer.status, answer.error()), (StatusCode::BAD_REQUEST, ("invalid_alert", *message)), "{body}");
+    }
+    let answer = api.send(request(Method::POST, "/api/sites/s1/alerts", bearer(&token), Some(b"{".to_vec()))).await;
+    assert_eq!((answer.status, answer.error().0), (StatusCode::BAD_REQUEST, "invalid_request"), "malformed JSON");
+}
+
+#[tokio::test]
 async fn a_body_over_16_kib_is_413_and_one_of_exactly_16_kib_is_read() {
     let api = api().await;
     let token = api.token_for("u1");

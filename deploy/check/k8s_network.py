@@ -6,7 +6,9 @@
 2. Every workload (Deployment, StatefulSet, Job, ...) is selected by a policy of its own with
    Egress, and the peers and ports its policies let it reach are exactly those in EGRESS below:
    a new workload, a new peer or a rule open to anywhere (no `to`, an ipBlock, a namespace
-   selector) fails until this table says so.
+   selector) fails until this table says so. A rule whose peers are only ipBlocks (addresses
+   outside the cluster) counts as the peer "outside", on its ports: only the api has such a
+   row, for its SMTP server.
 3. Who may reach NATS and MongoDB (INGRESS below) is exactly what their policies admit.
 4. TLS: the NATS config has TLS for clients and for routes (with verify), the services connect
    with tls:// URLs and NATS_TLS_CA, mongod runs with --tlsMode=requireTLS, the setup Job
@@ -28,7 +30,8 @@ import yaml
 EGRESS = {
     "ingest": {("nats", 4222)},
     "aggregator": {("nats", 4222), ("mongo", 27017)},
-    "api": {("nats", 4222), ("mongo", 27017)},
+    # And the SMTP server of CP_SMTP_URL (docs/mail.md), on the SMTP ports only.
+    "api": {("nats", 4222), ("mongo", 27017), ("outside", 25), ("outside", 465), ("outside", 587)},
     "nats": {("nats", 6222)},
     "mongo": {("mongo", 27017)},
     "mongo-init": {("mongo", 27017)},
@@ -129,6 +132,11 @@ def main():
         allowed = set()
         for p in own:
             for rule in p["spec"].get("egress") or []:
+                to = rule.get("to") or []
+                if to and all(set(t) == {"ipBlock"} for t in to):
+                    # A rule without ports gives (outside, None), which no row allows.
+                    allowed |= {("outside", port) for port in ports_of(rule)}
+                    continue
                 peers = peer_apps(rule.get("to"), apps)
                 if peers is None:
                     errors.append(f"workload {app}: policy {p['metadata']['name']} lets it out beyond the namespace's pods: {rule}")

@@ -81,12 +81,70 @@ pub enum AlertMetric {
     ConversionRate,
 }
 
+impl AlertMetric {
+    /// As in the API and in mail: `visitors`, `conversions`, `conversion rate`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Visitors => "visitors",
+            Self::Conversions => "conversions",
+            Self::ConversionRate => "conversion rate",
+        }
+    }
+}
+
 /// Which way a change must go to alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertChange {
     Drop,
     Spike,
+}
+
+/// Least and most `percent` of an alert.
+pub const ALERT_PERCENT: (u32, u32) = (10, 1000);
+/// Least and most `window_hours` of an alert: at most a week, so that the window and the
+/// same hours a week before are within the hours' series keep
+/// ([`crate::rollup::HOURLY_SERIES_KEEP`]).
+pub const ALERT_WINDOW_HOURS: (u32, u32) = (1, 168);
+
+/// What an alert watches, as `POST /api/sites/{id}/alerts` asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertSpec {
+    pub metric: AlertMetric,
+    pub change: AlertChange,
+    /// [`ALERT_PERCENT`].
+    pub percent: u32,
+    /// [`ALERT_WINDOW_HOURS`].
+    pub window_hours: u32,
+}
+
+impl AlertSpec {
+    /// Parses a request body; a refusal names its field.
+    pub fn parse(body: &serde_json::Value) -> Result<Self, String> {
+        let obj = body.as_object().ok_or("body: must be a JSON object")?;
+        let metric = match obj.get("metric").and_then(|v| v.as_str()) {
+            Some("visitors") => AlertMetric::Visitors,
+            Some("conversions") => AlertMetric::Conversions,
+            Some("conversion_rate") => AlertMetric::ConversionRate,
+            _ => return Err("metric: must be visitors, conversions or conversion_rate".into()),
+        };
+        let change = match obj.get("change").and_then(|v| v.as_str()) {
+            Some("drop") => AlertChange::Drop,
+            Some("spike") => AlertChange::Spike,
+            _ => return Err("change: must be drop or spike".into()),
+        };
+        let whole = |field: &str, (lo, hi): (u32, u32)| {
+            // 50.0 is a whole number too, as JSON Schema counts.
+            obj.get(field)
+                .and_then(|v| v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)))
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| (lo..=hi).contains(n))
+                .ok_or_else(|| format!("{field}: must be a whole number from {lo} to {hi}"))
+        };
+        let percent = whole("percent", ALERT_PERCENT)?;
+        let window_hours = whole("window_hours", ALERT_WINDOW_HOURS)?;
+        Ok(Self { metric, change, percent, window_hours })
+    }
 }
 
 /// An alert of a site.
@@ -100,6 +158,21 @@ pub struct AlertEntry {
     /// 1 to 168.
     pub window_hours: u32,
     pub created_ms: i64,
+    /// The end (epoch seconds) of the last window the alert job evaluated: each window is
+    /// looked at once.
+    #[serde(default)]
+    pub checked_until: Option<i64>,
+    /// The end (epoch seconds) of the last window that mailed: a window overlapping it does not
+    /// mail again, so a change that lasts mails once per `window_hours`, not every hour.
+    #[serde(default)]
+    pub fired_until: Option<i64>,
+}
+
+impl AlertEntry {
+    pub fn new(id: String, spec: AlertSpec, created_ms: i64) -> Self {
+        let AlertSpec { metric, change, percent, window_hours } = spec;
+        Self { id, metric, change, percent, window_hours, created_ms, checked_until: None, fired_until: None }
+    }
 }
 
 /// One site's team.
@@ -196,6 +269,51 @@ mod tests {
     fn roles_are_ordered_by_what_they_may_do() {
         assert!(Role::Viewer < Role::Admin && Role::Admin < Role::Owner);
         assert_eq!(serde_json::to_string(&Role::Admin).expect("json"), "\"admin\"");
+    }
+
+    #[test]
+    fn alert_bodies_are_parsed_and_each_refusal_names_its_field() {
+        let good = serde_json::json!({"metric": "conversion_rate", "change": "drop", "percent": 10, "window_hours": 168});
+        assert_eq!(
+            AlertSpec::parse(&good),
+            Ok(AlertSpec { metric: AlertMetric::ConversionRate, change: AlertChange::Drop, percent: 10, window_hours: 168 })
+        );
+        let with = |field: &str, v: serde_json::Value| {
+            let mut b = good.clone();
+            b[field] = v;
+            b
+        };
+        let percent = "percent: must be a whole number from 10 to 1000";
+        let window = "window_hours: must be a whole number from 1 to 168";
+        // (case, body, refusal)
+        let cases = [
+            ("not an object", serde_json::json!([1]), "body: must be a JSON object"),
+            (
+                "no metric",
+                with("metric", serde_json::Value::Null),
+                "metric: must be visitors, conversions or conversion_rate",
+            ),
+            (
+                "unknown metric",
+                with("metric", "pageviews".into()),
+                "metric: must be visitors, conversions or conversion_rate",
+            ),
+            ("unknown change", with("change", "rise".into()), "change: must be drop or spike"),
+            ("percent 9", with("percent", 9.into()), percent),
+            ("percent 1001", with("percent", 1001.into()), percent),
+            ("percent 12.5", with("percent", serde_json::json!(12.5)), percent),
+            ("percent text", with("percent", "20".into()), percent),
+            ("percent huge", with("percent", serde_json::json!(u64::MAX)), percent),
+            ("window 0", with("window_hours", 0.into()), window),
+            ("window 169", with("window_hours", 169.into()), window),
+            ("window negative", with("window_hours", (-1).into()), window),
+        ];
+        for (case, body, want) in cases {
+            assert_eq!(AlertSpec::parse(&body), Err(want.to_string()), "case {case}");
+        }
+        assert!(AlertSpec::parse(&with("percent", 1000.into())).is_ok(), "1000 is allowed");
+        assert!(AlertSpec::parse(&with("window_hours", 1.into())).is_ok(), "1 is allowed");
+        assert_eq!(AlertSpec::parse(&with("percent", serde_json::json!(50.0))).map(|s| s.percent), Ok(50), "50.0 is 50");
     }
 
     #[test]

@@ -47,9 +47,14 @@ pub fn hour_label(start_secs: i64, tz: Tz) -> String {
 
 /// The starts of the 24 local hours ending with the one holding `now_ms`, oldest first.
 pub fn last_24_hours(now_ms: i64, tz: Tz) -> Vec<i64> {
-    let mut hours = Vec::with_capacity(24);
+    last_hours(now_ms, tz, 24)
+}
+
+/// The starts of the `n` local hours ending with the one holding `now_ms`, oldest first.
+pub fn last_hours(now_ms: i64, tz: Tz, n: usize) -> Vec<i64> {
+    let mut hours = Vec::with_capacity(n);
     let mut start = hour_start(now_ms, tz);
-    for _ in 0..24 {
+    for _ in 0..n {
         hours.push(start);
         start = hour_start(start * 1000 - 1, tz);
     }

@@ -875,6 +875,76 @@ Object.assign(scenarios, {
     out.narrow = await overflow(page);
   },
 });
+// Issue 24: members, the weekly report and alerts; what each role is shown.
+Object.assign(scenarios, {
+  async team() {
+    const page = await ownerPage();
+    await rendered(page, 'site-v2', true);
+    const loaded = (id, n) => page.waitForFunction(([id, n]) => document.querySelectorAll('#' + id + ' tr').length === n && !/Loading/.test(document.getElementById(id).textContent), [id, n]);
+    await loaded('member-list', 2);
+    await loaded('alert-list', 1);
+    const rows = (id) => page.evaluate((id) => [...document.querySelectorAll('#' + id + ' tr')].map((tr) => [...tr.children].map((td) => td.textContent)), id);
+    const bodies = (method, suffix) => out.requests.filter((r) => r.method === method && r.path.endsWith(suffix)).map((r) => (r.body ? JSON.parse(r.body) : r.path));
+    out.members = await rows('member-list');
+    out.alerts = await rows('alert-list');
+    out.weekly = await page.evaluate(() => document.getElementById('report-weekly').checked);
+    // Invite: an empty address is refused in the page; a good one shows its link.
+    await page.click('#member-invite');
+    out.inlineMember = await page.evaluate(() => ({ error: document.getElementById('member-error').textContent, focused: document.activeElement.id }));
+    await page.fill('#member-email', 'Carol@Example.com');
+    await page.selectOption('#member-role', 'admin');
+    await page.click('#member-invite');
+    await loaded('member-list', 3);
+    out.invite = await page.evaluate(() => ({ link: document.getElementById('invite-link').value, shown: !document.getElementById('invite-created').hidden, focused: document.activeElement.id }));
+    out.afterInvite = await rows('member-list');
+    out.memberPosts = bodies('POST', '/members');
+    // Remove the pending viewer (after the confirmation).
+    await page.click('#member-list tr:nth-child(2) button');
+    await loaded('member-list', 2);
+    out.memberDeletes = bodies('DELETE', '/members/mem-2');
+    out.afterRemove = await rows('member-list');
+    // The weekly report, on.
+    await page.check('#report-weekly');
+    await page.waitForFunction(() => /Monday/.test(document.getElementById('report-status').textContent));
+    out.reportPuts = bodies('PUT', '/report');
+    out.reportStatus = await page.evaluate(() => document.getElementById('report-status').textContent);
+    // Alerts: the server's refusal shown as it is; then added; then the first deleted.
+    await page.fill('#alert-percent', '5');
+    await page.click('#alert-create');
+    await page.waitForFunction(() => document.getElementById('alert-error').textContent !== '');
+    out.alertRefused = await page.evaluate(() => document.getElementById('alert-error').textContent);
+    await page.selectOption('#alert-metric', 'visitors');
+    await page.selectOption('#alert-change', 'spike');
+    await page.fill('#alert-percent', '50');
+    await page.fill('#alert-window', '3');
+    await page.click('#alert-create');
+    await loaded('alert-list', 2);
+    out.alertPosts = bodies('POST', '/alerts');
+    out.afterAlert = await rows('alert-list');
+    await page.click('#alert-list tr:nth-child(1) button');
+    await loaded('alert-list', 1);
+    out.alertDeletes = bodies('DELETE', '/alerts/alert-1');
+    out.afterAlertDelete = await rows('alert-list');
+    await page.setViewportSize({ width: 375, height: 800 });
+    for (const id of ['members', 'report-panel', 'alerts']) await page.locator('#' + id).screenshot({ path: `${shots}/${id}-375.png` });
+    out.narrow = await overflow(page);
+    out.end = await read(page);
+    // What each role is shown, after a reload as that role.
+    const shown = () => page.evaluate(() => Object.fromEntries(['members', 'report-panel', 'alerts', 'settings-form', 'rotate-key', 'share-panel', 'goal-form', 'import-form']
+      .map((id) => [id, !!document.getElementById(id) && document.getElementById(id).getClientRects().length > 0])));
+    out.roles = { owner: await shown() };
+    for (const role of ['admin', 'viewer']) {
+      const from = out.requests.length;
+      await fake('/__fake/role', { role });
+      await page.reload();
+      await rendered(page, 'site-v2', true);
+      await page.waitForFunction(() => !document.getElementById('report-panel').hidden);
+      if (role === 'admin') await loaded('alert-list', 1);
+      out.roles[role] = await shown();
+      out.teamCalls = Object.assign(out.teamCalls || {}, { [role]: out.requests.slice(from).filter((r) => /\/(members|alerts|report)$/.test(r.path)).map((r) => r.method + ' ' + r.path) });
+    }
+  },
+});
 const SCRIPT_TEXT = '<b>bold</b>';
 
 // Whether the page scrolls sideways, and what sticks out.

@@ -18,7 +18,8 @@
 // other lists empty; refused with `page`). Goals created here are backfilling.
 //
 // Test controls (no auth): POST /__fake/realtime {visitors_5m}, POST /__fake/fail {stats: n}
-// (the next n stats calls answer 500), POST /__fake/delay {ms} (stats answer after ms).
+// (the next n stats calls answer 500), POST /__fake/delay {ms} (stats answer after ms),
+// POST /__fake/role {role} (the caller's role on site-v2, issue 24).
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,7 +38,7 @@ const OWNER = { id: 'user-1', email: 'owner@example.com', name: 'Owner', created
 const account = { password: 'correct horse 1', tokens: new Set([TOKEN]), issued: 0 };
 
 const sites = [
-  { id: 'site-v2', name: 'Acme landing', domain: 'acme.example', timezone: 'Europe/Berlin', api_key: 'cp_live_FAKEKEY0123456789abcdef', created_at: '2026-01-05T10:00:00Z' },
+  { id: 'site-v2', name: 'Acme landing', domain: 'acme.example', timezone: 'Europe/Berlin', api_key: 'cp_live_FAKEKEY0123456789abcdef', created_at: '2026-01-05T10:00:00Z', role: 'owner' },
   { id: 'site-v1', name: 'Legacy site', domain: 'legacy.example', timezone: 'UTC', api_key: 'cp_live_LEGACYKEY0123456789abcd', created_at: '2025-06-01T10:00:00Z' },
 ];
 let goals = [
@@ -66,6 +67,28 @@ const GOAL_FIGURES = { 'goal-1': { conversions: 200, rate: 0.0476 }, 'goal-2': {
 const shares = new Map([['share-initial-token-0123456789abcdef', 'site-v2']]);
 let shareSeq = 0;
 const control = { visitors_5m: 7, failStats: 0, delayMs: 0, v3: false };
+
+// Issue 24: site-v2's team (an active admin, a pending viewer), the caller's weekly report and
+// the site's alerts. The caller's role on site-v2 is `owner` unless a test sets another
+// (POST /__fake/role {role}); members need the owner, alerts an admin, as in the api.
+let members = [
+  { id: 'mem-1', email: 'ann@example.com', role: 'admin', status: 'active' },
+  { id: 'mem-2', email: 'bob@example.com', role: 'viewer', status: 'invited', expires_at: '2026-12-12T10:00:00Z' },
+];
+let memberSeq = 3;
+let weekly = false;
+let alerts = [{ id: 'alert-1', metric: 'conversion_rate', change: 'drop', percent: 30, window_hours: 24, created_at: '2026-02-08T09:00:00Z' }];
+let alertSeq = 2;
+const RANK = { viewer: 0, admin: 1, owner: 2 };
+
+function alertProblem(b) {
+  if (!b || typeof b !== 'object') return 'body: must be a JSON object';
+  if (!['visitors', 'conversions', 'conversion_rate'].includes(b.metric)) return 'metric: must be visitors, conversions or conversion_rate';
+  if (!['drop', 'spike'].includes(b.change)) return 'change: must be drop or spike';
+  if (!Number.isInteger(b.percent) || b.percent < 10 || b.percent > 1000) return 'percent: must be a whole number from 10 to 1000';
+  if (!Number.isInteger(b.window_hours) || b.window_hours < 1 || b.window_hours > 168) return 'window_hours: must be a whole number from 1 to 168';
+  return null;
+}
 
 // Issue 22's fields, sent once a test turns `control.v3` on (POST /__fake/v3): revenue in two
 // currencies, the variants' statistics with a broken split, time to conversion, entry and exit
@@ -399,6 +422,7 @@ async function handle(req, res) {
     Object.assign(control, { v3: b.on !== false, srm: b.srm, enough: b.enough });
     return send(res, 204, null);
   }
+  if (req.method === 'POST' && p === '/__fake/role') { sites[0].role = (await readBody(req)).role; return send(res, 204, null); }
   if (req.method === 'POST' && p === '/__fake/delay') { control.delayMs = (await readBody(req)).ms; return send(res, 204, null); }
 
   // Public stats of a shared link: no token.
@@ -454,6 +478,63 @@ async function handle(req, res) {
     if (control.failStats > 0) { control.failStats--; return error(res, 500, 'internal', 'internal error'); }
     const [status, body] = stats(site, q);
     return send(res, status, body);
+  }
+  // Teams (issue 24): site-v2 only; site-v1 answers 404 like an api before them.
+  const needs = (site, role) => (RANK[site.role] >= RANK[role] ? null : 'this needs the ' + role + ' role on the site');
+  if ((g = m(/^\/api\/sites\/([^/]+)\/members$/))) {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    if (needs(site, 'owner')) return error(res, 403, 'forbidden', "only the site's owner may do this");
+    if (req.method === 'GET') return send(res, 200, members);
+    if (req.method === 'POST') {
+      const b = await readBody(req) || {};
+      if (typeof b.email !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(b.email.trim())) return error(res, 400, 'invalid_member', 'email: must be an email address');
+      if (!['viewer', 'admin'].includes(b.role)) return error(res, 400, 'invalid_member', 'role: must be viewer or admin');
+      const email = b.email.trim().toLowerCase();
+      if (members.some((x) => x.email === email)) return error(res, 409, 'invalid_member', 'email: already a member or invited');
+      const member = { id: 'mem-' + memberSeq++, email, role: b.role, status: 'invited', expires_at: '2026-12-12T10:00:00Z' };
+      members.push(member);
+      return send(res, 201, Object.assign({ invite_url: 'http://127.0.0.1/invite/site-v2.secret' + member.id }, member));
+    }
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/members\/([^/]+)$/)) && req.method === 'DELETE') {
+    const site = siteOf(g[1]);
+    if (!v2(site) || !members.some((x) => x.id === decodeURIComponent(g[2]))) return error(res, 404, 'not_found');
+    if (needs(site, 'owner')) return error(res, 403, 'forbidden', "only the site's owner may do this");
+    members = members.filter((x) => x.id !== decodeURIComponent(g[2]));
+    return send(res, 204, null);
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/report$/))) {
+    if (!v2(siteOf(g[1]))) return error(res, 404, 'not_found');
+    if (req.method === 'GET') return send(res, 200, { weekly });
+    if (req.method === 'PUT') {
+      const b = await readBody(req) || {};
+      if (typeof b.weekly !== 'boolean') return error(res, 400, 'invalid_request', 'weekly: must be true or false');
+      weekly = b.weekly;
+      return send(res, 200, { weekly });
+    }
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/alerts$/))) {
+    const site = siteOf(g[1]);
+    if (!v2(site)) return error(res, 404, 'not_found');
+    if (needs(site, 'admin')) return error(res, 403, 'forbidden', 'this needs the admin role on the site');
+    if (req.method === 'GET') return send(res, 200, alerts);
+    if (req.method === 'POST') {
+      const b = await readBody(req);
+      const problem = alertProblem(b);
+      if (problem) return error(res, 400, 'invalid_alert', problem);
+      if (alerts.length >= 10) return error(res, 409, 'invalid_alert', 'alerts: a site has at most 10 alerts; delete one first');
+      const alert = { id: 'alert-' + alertSeq++, metric: b.metric, change: b.change, percent: b.percent, window_hours: b.window_hours, created_at: '2026-02-09T09:00:00Z' };
+      alerts.push(alert);
+      return send(res, 201, alert);
+    }
+  }
+  if ((g = m(/^\/api\/sites\/([^/]+)\/alerts\/([^/]+)$/)) && req.method === 'DELETE') {
+    const site = siteOf(g[1]);
+    if (!v2(site) || !alerts.some((x) => x.id === decodeURIComponent(g[2]))) return error(res, 404, 'not_found');
+    if (needs(site, 'admin')) return error(res, 403, 'forbidden', 'this needs the admin role on the site');
+    alerts = alerts.filter((x) => x.id !== decodeURIComponent(g[2]));
+    return send(res, 204, null);
   }
   // Imports (v3): one finished import of a hostile-named site's history, as listed.
   if ((g = m(/^\/api\/sites\/([^/]+)\/imports$/)) && req.method === 'GET') {

@@ -11,6 +11,8 @@
 //! - [`capture`]: a capture site: landing pages, the current snippet and a stand-in ingest
 //!   endpoint that keeps the exact request bodies.
 //! - [`mongo`]: a MongoDB of its own for library-level tests (no NATS, no services).
+//! - [`replica`]: an api replica in the test's process (its state with a test's clock), to run
+//!   its scheduled jobs.
 //! - [`queries`]: the query shapes of `docs/queries.md` and the checks against what a run sent.
 //! - [`smtp`]: a real SMTP server (aiosmtpd) whose received mail a test reads.
 //! - [`nats`]: a bare nats-server with JetStream for library-level tests.
@@ -25,6 +27,7 @@ pub mod cluster;
 pub mod mongo;
 pub mod nats;
 pub mod queries;
+pub mod replica;
 pub mod smtp;
 pub mod stack;
 pub mod v2;

@@ -5,7 +5,8 @@
 //! figures exactly as formatted, changes against the previous period, inert payloads, goals,
 //! the page filter and history, the date range, CSV export, sharing, the live counter, loading
 //! and error states, and screenshots at 1280 and 375 px in `target/cp-artifacts/screenshots/`;
-//! issue 21's funnels (chart and editor), segment picker and editor, and one-click filters.
+//! issue 21's funnels (chart and editor), segment picker and editor, and one-click filters;
+//! issue 24's members, weekly report and alerts, and what each role is shown.
 
 use cp_tests::browser::{Driver, FakeApi};
 use serde_json::{Value, json};
@@ -14,13 +15,15 @@ const IMG: &str = "<img src=x onerror=\"window.__xss=1;alert(1)\">";
 const SCRIPT: &str = "<script>window.__xss=2;alert(2)</script>";
 
 /// The confirmations the app itself asks for; any other dialog is a payload that ran.
-const APP_DIALOGS: [&str; 6] = [
+const APP_DIALOGS: [&str; 8] = [
     "Delete the goal ",
     "Delete the funnel ",
     "Delete the segment ",
     "Replace the public link?",
     "Revoke the public link?",
     "Delete the key ",
+    "Remove ",
+    "Delete the alert ",
 ];
 
 fn shots() -> String {
@@ -941,4 +944,74 @@ async fn stats_api_keys_are_listed_created_for_this_site_or_all_shown_once_and_d
     assert_eq!(r["afterDelete"].as_array().map(Vec::len), Some(2));
     assert_eq!(r["narrow"]["scrolls"], false, "the keys panel fits 375 px: {}", r["narrow"]);
     assert_inert(&r["end"], "api keys");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_the_weekly_report_and_alerts_are_managed_and_each_role_sees_only_its_controls() {
+    let r = run("team").await;
+    assert!(r["driverError"].is_null(), "{}", r["driverError"]);
+    let ann = ["ann@example.com", "Admin", "Active", "Remove"];
+    let bob = ["bob@example.com", "Viewer", "Invited until 2026-12-12", "Withdraw"];
+    let carol = ["carol@example.com", "Admin", "Invited until 2026-12-12", "Withdraw"];
+    assert_eq!(r["members"], json!([ann, bob]));
+    assert_eq!(r["inlineMember"], json!({"error": "Give the email address to invite.", "focused": "member-email"}));
+    assert_eq!(
+        r["memberPosts"],
+        json!([{"email": "Carol@Example.com", "role": "admin"}]),
+        "one POST: the empty one stayed in the page"
+    );
+    assert_eq!(
+        r["invite"],
+        json!({"link": "http://127.0.0.1/invite/site-v2.secretmem-3", "shown": true, "focused": "invite-link"})
+    );
+    assert_eq!(r["afterInvite"], json!([ann, bob, carol]));
+    assert_eq!(r["memberDeletes"], json!(["/api/sites/site-v2/members/mem-2"]));
+    assert_eq!(r["afterRemove"], json!([ann, carol]));
+    assert_eq!(r["dialogs"][0], "Remove bob@example.com from \"Acme landing\"? They lose access within seconds.");
+
+    assert_eq!(r["weekly"], false);
+    assert_eq!(r["reportPuts"], json!([{"weekly": true}]));
+    assert_eq!(r["reportStatus"], "You get the report every Monday.");
+
+    let rate = ["Conversion rate", "Drops by 30% or more", "24 h", "Delete"];
+    let visitors = ["Visitors", "Rises by 50% or more", "3 h", "Delete"];
+    assert_eq!(r["alerts"], json!([rate]));
+    assert_eq!(r["alertRefused"], "percent: must be a whole number from 10 to 1000", "the api's message, as it is");
+    assert_eq!(
+        r["alertPosts"],
+        json!([
+            {"metric": "visitors", "change": "drop", "percent": 5, "window_hours": 24},
+            {"metric": "visitors", "change": "spike", "percent": 50, "window_hours": 3}
+        ])
+    );
+    assert_eq!(r["afterAlert"], json!([rate, visitors]));
+    assert_eq!(r["alertDeletes"], json!(["/api/sites/site-v2/alerts/alert-1"]));
+    assert_eq!(r["dialogs"][1], "Delete the alert on conversion rate?");
+    assert_eq!(r["afterAlertDelete"], json!([visitors]));
+    assert_eq!(r["narrow"]["scrolls"], false, "the team panels fit 375 px: {}", r["narrow"]);
+    assert_inert(&r["end"], "team");
+
+    // (panel or control) → shown to the owner, an admin, a viewer.
+    let want = [
+        ("members", [true, false, false]),
+        ("report-panel", [true, true, true]),
+        ("alerts", [true, true, false]),
+        ("settings-form", [true, false, false]),
+        ("rotate-key", [true, false, false]),
+        ("import-form", [true, false, false]),
+        ("share-panel", [true, true, false]),
+        ("goal-form", [true, true, false]),
+    ];
+    for (id, [owner, admin, viewer]) in want {
+        let got = ["owner", "admin", "viewer"].map(|role| r["roles"][role][id].as_bool());
+        assert_eq!(got, [Some(owner), Some(admin), Some(viewer)], "{id} for the owner, an admin, a viewer");
+    }
+    assert_eq!(
+        r["teamCalls"],
+        json!({
+            "admin": ["GET /api/sites/site-v2/report", "GET /api/sites/site-v2/alerts"],
+            "viewer": ["GET /api/sites/site-v2/report"]
+        }),
+        "nobody asks for what its role may not see"
+    );
 }

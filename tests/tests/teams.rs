@@ -26,6 +26,7 @@ enum Item {
     Segment,
     Member,
     Import,
+    Alert,
 }
 
 /// One operation on a site: method, path (`{id}` the site, `{item}` a fresh item), the body,
@@ -88,6 +89,9 @@ fn table() -> Vec<Row> {
         row(Method::GET, "/api/sites/{id}/members", Owner),
         body(row(Method::POST, "/api/sites/{id}/members", Owner), json!({"email": "new@example.org", "role": "viewer"})),
         item(row(Method::DELETE, "/api/sites/{id}/members/{item}", Owner), Item::Member),
+        row(Method::GET, "/api/sites/{id}/alerts", Admin),
+        body(row(Method::POST, "/api/sites/{id}/alerts", Admin), alert()),
+        item(row(Method::DELETE, "/api/sites/{id}/alerts/{item}", Admin), Item::Alert),
         row(Method::GET, "/api/sites/{id}/report", Viewer),
         body(row(Method::PUT, "/api/sites/{id}/report", Viewer), json!({"weekly": true})),
         // Mail is off in this stack: allowed, it answers 409 mail_not_configured.
@@ -120,6 +124,10 @@ const NOT_PER_SITE: &[(&str, &str)] = &[
     ("get /invite/{token}", "the invitation page"),
     ("post /invite/{token}", "by token: checked below"),
 ];
+
+fn alert() -> Value {
+    json!({"metric": "conversion_rate", "change": "drop", "percent": 30, "window_hours": 24})
+}
 
 fn steps() -> Value {
     json!([{"kind": "pageview", "match": "/"}, {"kind": "event", "match": "Signup"}])
@@ -192,6 +200,7 @@ impl Team {
             Item::Funnel => ("funnels", json!({"name": id("f"), "steps": steps()})),
             Item::Segment => ("segments", json!({"name": id("s"), "filters": filters()})),
             Item::Member => ("members", json!({"email": format!("{}@example.org", id("m")), "role": "viewer"})),
+            Item::Alert => ("alerts", alert()),
             Item::Import => {
                 let (status, v) =
                     self.api.post(&format!("/api/sites/{}/imports", self.site), Some(&self.owner), &json!({})).await;

@@ -20,6 +20,7 @@ import { createAccount } from './account.js';
 import { createAttention } from './attention.js';
 import { createApiKeys } from './apikeys.js';
 import { createImports } from './imports.js';
+import { createTeam } from './team.js';
 import { createFunnels } from './funnels.js';
 import { createSegments } from './segments.js';
 
@@ -89,6 +90,7 @@ function main() {
   const sharing = createSharing({ call });
   const apiKeys = createApiKeys({ call });
   const imports = createImports({ call, download: (path, fallback) => download(path, token, fallback, '.zip'), onDone: () => loader.refresh() });
+  const team = createTeam({ call });
   const funnels = createFunnels({ call, view: () => state.view });
   const segments = createSegments({
     call,
@@ -176,6 +178,7 @@ function main() {
     sharing.show(s);
     apiKeys.show(s, state.sites);
     imports.show(s);
+    team.show(s);
     live.start();
     go(state.view, how);
   }

@@ -145,7 +145,8 @@ mod tests {
             None,
             "replay"
         );
-        let later = DateTime::from_millis((hour + 49 * 3600) * 1000);
+        // An hour's series is kept longest (shared::rollup::HOURLY_SERIES_KEEP, for alerts).
+        let later = DateTime::from_millis((hour + shared::rollup::HOURLY_SERIES_KEEP.as_secs() as i64) * 1000);
         let day_only = [(unit(Bucket::Day(day)), delta(1, 2))];
         let next =
             merge_site_day(Some(merged), &sd, day_only.iter().map(|(k, d)| (k, d)), &flush("a", 2), later, &caps, &none)

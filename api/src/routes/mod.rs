@@ -1,5 +1,6 @@
 //! The api's HTTP handlers, one module per resource, each exposing its own `router()`.
 
+pub mod alerts;
 pub mod auth;
 pub mod funnels;
 pub mod goals;

@@ -1,8 +1,8 @@
 //! The rollup model: what the aggregator writes, the api reads and the index setup indexes.
 //!
 //! Stats are served from one collection, [`crate::names::collections::ROLLUPS`]. What it counts
-//! is cut into **units**: one per site, bucket (a local day, a local hour kept [`HOURLY_KEEP`],
-//! or a minute of the live view kept [`MINUTE_KEEP`]) and part (the bucket's counters, one
+//! is cut into **units**: one per site, bucket (a local day, a local hour kept [`HOURLY_KEEP`]
+//! — its counters [`HOURLY_SERIES_KEEP`] — or a minute of the live view kept [`MINUTE_KEEP`]) and part (the bucket's counters, one
 //! [`TopList`] per dimension, or a live minute). Every unit belongs to a **site-day**: the site
 //! and the local day its bucket falls in ([`RollupKey::day`]).
 //!
@@ -50,6 +50,11 @@ use crate::time;
 
 /// How long hourly documents are kept: the 24-hour view needs the last 25 local hours.
 pub const HOURLY_KEEP: Duration = Duration::from_secs(49 * 3600);
+/// How long an hour's counters and visitor sketch ([`Part::Series`]) are kept, its top lists
+/// going after [`HOURLY_KEEP`]: an alert compares its window (at most 168 hours, ending at the
+/// last full hour) with the same hours a week before, so it reads hours up to 14 days back;
+/// one day more covers a late evaluation.
+pub const HOURLY_SERIES_KEEP: Duration = Duration::from_secs(15 * 24 * 3600);
 /// How long minute documents (the live view) are kept: it shows the last 30 minutes.
 pub const MINUTE_KEEP: Duration = Duration::from_secs(3600);
 
@@ -69,19 +74,24 @@ impl Bucket {
         matches!(self, Self::Day(_))
     }
 
-    /// When a document of this bucket may be deleted: hours after [`HOURLY_KEEP`], days
-    /// `day_retention` after the day ended.
-    pub fn expire_at(&self, day_retention: Duration) -> DateTime {
+    /// When a document of this bucket and `part` may be deleted: hours after [`HOURLY_KEEP`]
+    /// (their series after [`HOURLY_SERIES_KEEP`]), days `day_retention` after the day ended.
+    pub fn expire_at(&self, part: Part, day_retention: Duration) -> DateTime {
         let ms = match self {
             Self::Day(day) => {
                 let end =
                     day.succ_opt().unwrap_or(*day).and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0);
                 end + day_retention.as_millis() as i64
             }
-            Self::Hour(start) => start * 1000 + HOURLY_KEEP.as_millis() as i64,
+            Self::Hour(start) => start * 1000 + Self::hour_keep(part).as_millis() as i64,
             Self::Minute(start) => start * 1000 + MINUTE_KEEP.as_millis() as i64,
         };
         DateTime::from_millis(ms)
+    }
+
+    /// How long a unit `part` of an hour is kept.
+    pub fn hour_keep(part: Part) -> Duration {
+        if part == Part::Series { HOURLY_SERIES_KEEP } else { HOURLY_KEEP }
     }
 }
 
@@ -637,7 +647,7 @@ impl Rollup {
             part: self.key.part.name(),
             rev: self.rev,
             applied: self.applied.clone(),
-            expire_at: self.key.bucket.expire_at(day_retention),
+            expire_at: self.key.bucket.expire_at(self.key.part, day_retention),
             series,
             visitors,
             top,
@@ -782,7 +792,12 @@ mod tests {
     #[test]
     fn documents_expire_after_their_retention() {
         let d = Bucket::Day(day("2025-11-26"));
-        assert_eq!(d.expire_at(Duration::from_secs(86_400)).timestamp_millis(), 1_764_201_600_000 + 86_400_000);
-        assert_eq!(Bucket::Hour(1_000).expire_at(Duration::ZERO).timestamp_millis(), 1_000_000 + 49 * 3_600_000);
+        assert_eq!(
+            d.expire_at(Part::Series, Duration::from_secs(86_400)).timestamp_millis(),
+            1_764_201_600_000 + 86_400_000
+        );
+        let hour = Bucket::Hour(1_000);
+        assert_eq!(hour.expire_at(Part::Top(Dim::Page), Duration::ZERO).timestamp_millis(), 1_000_000 + 49 * 3_600_000);
+        assert_eq!(hour.expire_at(Part::Series, Duration::ZERO).timestamp_millis(), 1_000_000 + 15 * 86_400_000);
     }
 }

@@ -28,7 +28,7 @@ use mongodb::bson::{Binary, DateTime, Document, doc, spec::BinarySubtype};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Body, Bucket, HOURLY_KEEP, LiveMinute, MINUTE_KEEP, Part, Series, TopList, VisitorSketch, Watermark,
+    Body, Bucket, LiveMinute, MINUTE_KEEP, Part, Series, TopList, VisitorSketch, Watermark,
     codec::{DecodeError, Reader, put_bytes, put_varint},
 };
 use crate::time;
@@ -183,7 +183,7 @@ impl SiteDayRollup {
             day: time::day_string(self.key.day),
             rev: self.rev,
             applied: self.applied.clone(),
-            expire_at: Bucket::Day(self.key.day).expire_at(day_retention),
+            expire_at: Bucket::Day(self.key.day).expire_at(Part::Series, day_retention),
             split: self.split,
             d: binary(d),
             h: binary(h),
@@ -239,13 +239,13 @@ impl SiteDayRollup {
         self.encode().iter().flatten().map(Vec::len).sum()
     }
 
-    /// Drops the hours and minutes no reader asks for any more (older than [`HOURLY_KEEP`] and
-    /// [`MINUTE_KEEP`]; their unit documents would have expired too).
+    /// Drops the hours and minutes no reader asks for any more (older than [`Bucket::hour_keep`]
+    /// and [`MINUTE_KEEP`]; their unit documents would have expired too).
     pub fn drop_expired(&mut self, now_ms: i64) {
         let now = now_ms / 1000;
-        self.units.retain(|(bucket, _), _| match bucket {
+        self.units.retain(|(bucket, part), _| match bucket {
             Bucket::Day(_) => true,
-            Bucket::Hour(start) => start + HOURLY_KEEP.as_secs() as i64 > now,
+            Bucket::Hour(start) => start + Bucket::hour_keep(*part).as_secs() as i64 > now,
             Bucket::Minute(start) => start + MINUTE_KEEP.as_secs() as i64 > now,
         });
     }
@@ -423,7 +423,7 @@ fn decode_units(bytes: &[u8], field: Field, day: NaiveDate) -> Result<Vec<(Bucke
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup::{Capacity, Counts, Dim, TopDelta};
+    use crate::rollup::{Capacity, Counts, Dim, HOURLY_KEEP, HOURLY_SERIES_KEEP, TopDelta};
 
     fn day() -> NaiveDate {
         time::parse_day("2026-11-26").expect("day")
@@ -470,9 +470,16 @@ mod tests {
     #[test]
     fn expired_hours_and_minutes_are_dropped_and_days_kept() {
         let mut r = sample();
+        let hour = Bucket::Hour(1_795_687_200);
+        r.units.insert((hour, Part::Top(Dim::Page)), Body::Top(TopList::default()));
         r.drop_expired((1_795_687_260 + MINUTE_KEEP.as_secs() as i64) * 1000);
-        assert_eq!(r.units.len(), 3, "the minute is gone");
+        assert_eq!(r.units.len(), 4, "the minute is gone");
         r.drop_expired((1_795_687_200 + HOURLY_KEEP.as_secs() as i64) * 1000);
+        assert!(!r.units.contains_key(&(hour, Part::Top(Dim::Page))), "the hour's list is gone");
+        assert!(r.units.contains_key(&(hour, Part::Series)), "the hour's series stays for the alerts");
+        r.drop_expired((1_795_687_200 + HOURLY_SERIES_KEEP.as_secs() as i64) * 1000 - 1);
+        assert_eq!(r.units.len(), 3, "kept until its keep is up");
+        r.drop_expired((1_795_687_200 + HOURLY_SERIES_KEEP.as_secs() as i64) * 1000);
         assert_eq!(r.units.keys().map(|(b, _)| *b).collect::<Vec<_>>(), vec![Bucket::Day(day()); 2]);
     }
 
