@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help deps deps-test deps-bench deps-cluster deps-deploy frontend run cluster build test test-unit check-deploy lint bench bench-rollups bench-tenancy bench-backfill bench-wrk clean
+.PHONY: help deps deps-test deps-bench deps-cluster deps-deploy frontend run cluster build test test-unit check-deploy lint bench bench-rollups bench-tenancy bench-backfill bench-history bench-wrk clean
 
 help:
 	@echo "make run    install what is missing, build, start NATS, MongoDB-wire server and the three services, seed a demo"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-rollups  rollup cost with 10 vs 20,000 distinct keys a day (see docs/benchmarks.md)"
 	@echo "make bench-tenancy  one busy site vs 1,000 sites with the same batches: drain, cost, every site's stats checked, query times"
 	@echo "make bench-backfill  a new goal's and funnel's backfill over 90 days of raw batches, against a plain read of them"
+	@echo "make bench-history  stats latency and api memory with 400 days of imported history, against a site without (plus wrk)"
 	@echo "make bench-wrk  wrk with realistic batches against ingest and a bare handler, same run (docs/benchmarks.md)"
 
 deps:
@@ -90,6 +91,15 @@ bench-tenancy: deps build
 bench-backfill: deps
 	cargo build --locked --release -p cp-tests --bin bench_backfill
 	@deploy/local/bench-backfill.sh
+
+# Stats with history (issue 23): 400 busy days imported through the real route, 30d / 90d / 12
+# months / 12 months with a page filter against a site without history, the api's memory, and
+# wrk. Tunables: BENCH_DAYS, BENCH_PAGES, BENCH_QUERIES, BENCH_CONCURRENCY, BENCH_WRK_DURATION,
+# BENCH_PERF (see the script). Builds only the services it runs and its own binary.
+bench-history: deps deps-bench
+	cargo build --locked --release -p api -p ingest -p aggregator --bins
+	cargo build --locked --release -p cp-tests --bin bench_history
+	@deploy/local/bench-history.sh
 
 # wrk and perf come from Debian.
 deps-bench:

@@ -7,6 +7,7 @@
 //!   aggregators, HAProxy), started through its script, killed through its pid files.
 //! - [`client`]: typed HTTP helpers for the api and ingest.
 //! - [`batch`]: building tracker batches.
+//! - [`bench`]: what the bench binaries share (settings, a generator, `/proc` and `perf`).
 //! - [`browser`]: the headless-browser drivers (Chromium, Firefox) and test pages.
 //! - [`capture`]: a capture site: landing pages, the current snippet and a stand-in ingest
 //!   endpoint that keeps the exact request bodies.
@@ -20,6 +21,7 @@
 //! - [`wait`]: polling with a deadline.
 
 pub mod batch;
+pub mod bench;
 pub mod browser;
 pub mod capture;
 pub mod client;

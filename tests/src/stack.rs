@@ -310,6 +310,11 @@ impl Stack {
         self.children.insert(p, child);
     }
 
+    /// The process id of a process of the stack while it runs (benches read `/proc/<pid>`).
+    pub fn pid(&self, p: Proc) -> Option<u32> {
+        self.children.get(&p).map(Child::id)
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub fn kill(&mut self, p: Proc) {
         if let Some(mut child) = self.children.remove(&p) {

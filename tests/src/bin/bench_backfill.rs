@@ -48,6 +48,7 @@ use aggregator::{
 use anyhow::{Context, bail};
 use api::{stats_store, timeframe::Range};
 use chrono_tz::Tz;
+use cp_tests::bench::{CAMPAIGNS, CATEGORIES, Perf, Rng, TOPICS, clock_ticks, cpu_secs, env_num, loadavg};
 use futures::TryStreamExt;
 use mongodb::{
     Database,
@@ -95,13 +96,6 @@ struct Opts {
     perf_out: String,
 }
 
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| anyhow::anyhow!("{name}={v}: not a number")),
-        _ => Ok(default),
-    }
-}
-
 impl Opts {
     fn from_env() -> anyhow::Result<Self> {
         let o = Self {
@@ -133,55 +127,6 @@ impl Opts {
             bail!("BENCH_DAYS >= 1, BENCH_BATCHES_PER_DAY >= 3 and BENCH_ROUNDS 1..=9 (0 with BENCH_ACCOUNT=1), please");
         }
         Ok(o)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPU time from /proc.
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
-}
-
-/// utime + stime of `pid` ("self" or a number), in seconds.
-fn cpu_secs(pid: &str, ticks: f64) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of the line; the state (field 3) is the first after the name.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / ticks)
-}
-
-/// `perf record` of this process (call graphs from DWARF: release builds keep no frame pointers).
-struct Perf(Child);
-
-impl Perf {
-    fn start(out: &str) -> anyhow::Result<Self> {
-        let child = std::process::Command::new("perf")
-            .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-o", out, "-p"])
-            .arg(std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting perf (`make deps-bench` installs it)")?;
-        // Let it attach before the phase starts.
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(Self(child))
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        std::process::Command::new("kill").args(["-INT", &self.0.id().to_string()]).status()?;
-        self.0.wait()?;
-        Ok(())
     }
 }
 
@@ -312,52 +257,7 @@ fn take(ledger: &Mutex<Ledger>) -> BTreeMap<(String, String), Tally> {
 // ---------------------------------------------------------------------------------------------
 // The raw batches.
 
-/// SplitMix64: reproducible, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo).max(1) as u64) as i64
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
-
-const TOPICS: &[&str] = &[
-    "conversion-rate",
-    "landing-pages",
-    "ab-testing",
-    "copywriting",
-    "seo-basics",
-    "email-capture",
-    "pricing-psychology",
-    "onboarding",
-    "cohort-analysis",
-    "page-speed",
-    "social-proof",
-    "checkout-flow",
-];
-const CATEGORIES: &[&str] = &["shoes", "bags", "jackets", "watches", "hats", "gloves", "scarves", "belts"];
 const DOCS: &[&str] = &["install", "snippet", "goals", "funnels", "segments", "api", "export", "privacy", "faq"];
-const CAMPAIGNS: &[&str] = &["spring-sale", "black-friday", "webinar", "ebook", "free-trial", "partner", "podcast"];
 const SEARCH: &[&str] = &[
     "https://www.google.com/",
     "https://www.google.de/",
@@ -486,11 +386,11 @@ impl Site {
         let rng = &mut self.rng;
         self.seq += 1;
         self.sessions += 1;
-        let session_id = format!("s{:x}{:012x}", self.seq, rng.next() & 0xffff_ffff_ffff);
+        let session_id = format!("s{:x}{:012x}", self.seq, rng.next_u64() & 0xffff_ffff_ffff);
         let visitor = if !self.visitors.is_empty() && rng.chance(30) {
             self.visitors[rng.below(self.visitors.len() as u64) as usize].clone()
         } else {
-            let v = format!("{:016x}{:016x}", rng.next(), rng.next());
+            let v = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
             if self.visitors.len() < 20_000 {
                 self.visitors.push(v.clone());
             } else {
@@ -524,7 +424,7 @@ impl Site {
             } else {
                 format!("{ORIGIN}{p}")
             };
-            let page_id = ClientId::parse(&format!("p{:015x}", rng.next() >> 4)).expect("a valid page id");
+            let page_id = ClientId::parse(&format!("p{:015x}", rng.next_u64() >> 4)).expect("a valid page id");
             let referrer = if part == 0 { referrer(rng) } else { prev_url.clone() };
             let mut kinds = vec![EventKind::Pageview {
                 referrer,
@@ -582,7 +482,7 @@ impl Site {
             self.seq += 1;
             out.push(BatchMessage {
                 site_id: self.id.to_string(),
-                batch_id: BatchId::new(format!("b{:x}{:016x}", self.seq, rng.next())),
+                batch_id: BatchId::new(format!("b{:x}{:016x}", self.seq, rng.next_u64())),
                 session_id: session_id.clone(),
                 received_at,
                 visitor: visitor.clone(),
@@ -844,7 +744,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "bench_backfill: {} cores, load {}; server: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" "),
+        loadavg(),
         if server.child.is_some() { "nx-27017 (started here)" } else { "MONGODB_URI" }
     );
     let setup = Instant::now();
@@ -932,7 +832,7 @@ async fn main() -> anyhow::Result<()> {
         let mut done = Vec::new();
         for phase in order {
             let perf = match (&opts.perf, round) {
-                (Some(p), 1) if p == phase.key() => Some(Perf::start(&opts.perf_out)?),
+                (Some(p), 1) if p == phase.key() => Some(Perf::start(&[std::process::id()], &opts.perf_out, true)?),
                 _ => None,
             };
             let s = bench.run(phase, round).await?;
@@ -943,7 +843,6 @@ async fn main() -> anyhow::Result<()> {
         }
         done.sort_by_key(|(p, _)| p.key());
         let base = done.iter().find(|(p, _)| matches!(p, Phase::Baseline)).map_or(1.0, |(_, s)| events as f64 / s.secs);
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         for (phase, s) in done {
             let rate = events as f64 / s.secs;
             let per_k = |cpu: f64| cpu * 1e6 / events as f64;
@@ -961,7 +860,7 @@ async fn main() -> anyhow::Result<()> {
             samples.entry(phase.name()).or_default().push(s);
         }
         let line = bench.check(round, &truth, opts.days).await?;
-        println!("       check: {line}; load {}", load.split(' ').take(3).collect::<Vec<_>>().join(" "));
+        println!("       check: {line}; load {}", loadavg());
     }
 
     if opts.rounds > 0 {
