@@ -36,7 +36,6 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::share::router())
         .merge(routes::stats::router())
         .merge(routes::stats_keys::router())
-        .merge(routes::imports::router())
         .merge(routes::plausible_query::router())
         .merge(routes::overlay::router())
         .merge(routes::health::router())
@@ -47,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(shared::http::envelope_405))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)))
+        // Imports and exports: merged after the 10 s timeout, under their own (longer) one.
+        .merge(routes::imports::router())
         // Security headers on every answer, errors included; routes that need another value
         // (pages, the snippet, token and key answers) set their own first.
         .layer(default_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

@@ -44,11 +44,18 @@ use crate::{
     stats_store::{self, Scope},
 };
 
+/// How long an upload or an export may take: a year of a busy site's days is tens of
+/// megabytes to read or write (`make bench-history`), past the 10 s of every other route.
+pub const SLOW_ROUTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// These routes run under [`SLOW_ROUTE_TIMEOUT`] instead of the api's 10 s (`crate::router`).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/sites/{id}/imports", get(list).post(upload))
         .route("/api/sites/{id}/imports/{import_id}", delete(remove))
         .route("/api/sites/{id}/export.zip", get(export))
+        .layer(axum::middleware::from_fn(shared::http::envelope_405))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, SLOW_ROUTE_TIMEOUT))
 }
 
 /// An import as listed.
@@ -158,20 +165,42 @@ async fn upload(
         })
         .collect::<Result<Vec<Document>, _>>()
         .map_err(|e| ApiError::Internal(e.into()))?;
+    // A task of its own: a client that goes away (or the route's timeout) must not leave chunks
+    // behind without their job and entry.
+    let id = import_id.clone();
+    tokio::spawn(async move { store(&state, &site, &id, entry, chunk_docs, now).await })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    Ok((StatusCode::ACCEPTED, Json(Created { id: import_id })))
+}
+
+/// Stores an import's chunks, then its job, then lists it; undoes what it wrote when it fails.
+async fn store(
+    state: &AppState,
+    site: &SiteDoc,
+    import_id: &str,
+    entry: ImportEntry,
+    chunk_docs: Vec<Document>,
+    now: i64,
+) -> Result<(), ApiError> {
     let n = chunk_docs.len() as i64;
-    // One chunk per insert: a chunk may be a megabyte, a batch of them more than a message.
-    for d in chunk_docs {
-        state.db.collection::<Document>(c::IMPORT_CHUNKS).insert_one(d).await?;
+    let job = BackfillDoc { phase: Phase::Scan, chunks: n, ..BackfillDoc::new(&site.id, ItemKind::Import, import_id, now) };
+    let stored = async {
+        // One chunk per insert: a chunk may be a megabyte, a batch of them more than a message.
+        for d in chunk_docs {
+            state.db.collection::<Document>(c::IMPORT_CHUNKS).insert_one(d).await?;
+        }
+        state.db.collection::<BackfillDoc>(c::BACKFILLS).insert_one(&job).await?;
+        add_entry(state, site, entry).await
     }
-    let job = BackfillDoc { phase: Phase::Scan, chunks: n, ..BackfillDoc::new(&site.id, ItemKind::Import, &import_id, now) };
-    state.db.collection::<BackfillDoc>(c::BACKFILLS).insert_one(&job).await?;
-    if let Err(e) = add_entry(&state, &site, entry).await {
-        // Not listed: nothing of it may stay (the job would remove itself after its lease).
+    .await;
+    if let Err(e) = stored {
+        // Not listed: nothing of it may stay.
         let _ = state.db.collection::<Document>(c::BACKFILLS).delete_one(doc! {"_id": &job.id}).await;
-        drop_chunks(&state, &site.id, &import_id, n).await;
+        drop_chunks(state, &site.id, import_id, n).await;
         return Err(e);
     }
-    Ok((StatusCode::ACCEPTED, Json(Created { id: import_id })))
+    Ok(())
 }
 
 /// Refuses `entry` when the site has no room for it or its days overlap a kept import's.
