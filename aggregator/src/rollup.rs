@@ -432,8 +432,24 @@ impl FlushDeltas {
     /// by source, campaign, medium, country, device, browser and OS, and of custom events.
     pub fn add_imported_day(&mut self, site: &str, date: NaiveDate, d: &ImportedDay) {
         let day = Bucket::Day(date);
+        self.add_imported_series(site, day, date, d);
+        self.add_imported_lists(site, day, d);
+    }
+
+    /// An imported day's series as an entry of its month unit's series list
+    /// (`shared::imports::SERIES_DIM`, under the import's month site id, on the month's first
+    /// day): a long range reads a month's series in one list.
+    pub fn add_imported_month_series(&mut self, site: &str, month: Bucket, d: &ImportedDay) {
+        match self.entry(site, month, month, Part::Top(shared::imports::SERIES_DIM)) {
+            DocDelta::Top(t) => t.entry(d.date.clone()).or_default().add(shared::imports::series_counts(d), None),
+            _ => unreachable!("top key holds a top delta"),
+        }
+    }
+
+    /// The series of an imported day `date` of `site`.
+    fn add_imported_series(&mut self, site: &str, home: Bucket, date: NaiveDate, d: &ImportedDay) {
         let scroll: u64 = d.pages.iter().map(|p| p.scroll).sum();
-        let s = self.series(site, day, day).0;
+        let s = self.series(site, home, Bucket::Day(date)).0;
         let n = |v: u64| v as i64;
         s.pageviews += n(d.pageviews);
         s.sessions += n(d.visits);
@@ -442,6 +458,11 @@ impl FlushDeltas {
         s.visitors += n(d.visitors);
         s.time_sum += d.visit_duration as f64;
         s.scroll_sum += n(scroll);
+    }
+
+    /// The lists of an imported day, added to the day unit `day` of `site`: the day's own, or
+    /// (under the import's month site id, on the month's first day) the whole month's.
+    pub fn add_imported_lists(&mut self, site: &str, day: Bucket, d: &ImportedDay) {
         let mut list = |dim: Dim, key: &str, counts: Counts| match self.entry(site, day, day, Part::Top(dim)) {
             DocDelta::Top(t) => t.entry(key.to_string()).or_default().add(counts, None),
             _ => unreachable!("top key holds a top delta"),

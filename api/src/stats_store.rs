@@ -140,12 +140,61 @@ pub struct Scope {
     pub site_id: String,
     /// Each counted import: its site id and first and last day.
     pub imports: Vec<(String, NaiveDate, NaiveDate)>,
+    /// Read an import's whole months' lists from its month units
+    /// ([`shared::imports::month_lens_site`]): for site-wide lists, not for a page filter
+    /// (whose series comes from the page list of each day).
+    pub months: bool,
+}
+
+/// Which units of a site-day document a read keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Keep {
+    All,
+    /// An import's month unit: the month's lists, and its days' series from its series list
+    /// ([`shared::imports::SERIES_DIM`]).
+    Month,
+}
+
+impl Keep {
+    /// The parts to fetch of a document of this kind, for a read of `parts`.
+    fn parts(self, parts: &[Part]) -> Vec<Part> {
+        match self {
+            Keep::All => parts.to_vec(),
+            Keep::Month => {
+                let mut month: Vec<Part> = parts.iter().copied().filter(|p| *p != Part::Series).collect();
+                if parts.contains(&Part::Series) {
+                    month.push(Part::Top(shared::imports::SERIES_DIM));
+                }
+                month
+            }
+        }
+    }
+}
+
+/// A unit as the read wants it: a month unit's series list becomes each day's series.
+fn visit_kept(keep: Keep, unit: Unit, visit: &mut impl FnMut(Unit) -> Result<(), ApiError>) -> Result<(), ApiError> {
+    match (keep, unit.part, unit.body) {
+        (Keep::Month, Part::Top(dim), Body::Top(list)) if dim == shared::imports::SERIES_DIM => {
+            for e in list.entries() {
+                let day = NaiveDate::parse_from_str(&e.key, "%Y-%m-%d").map_err(internal)?;
+                let counters = shared::imports::series_of(&e.counts);
+                visit(Unit {
+                    id: unit.id.clone(),
+                    bucket: Bucket::Day(day),
+                    part: Part::Series,
+                    body: Body::Series { counters, visitors: None },
+                })?;
+            }
+            Ok(())
+        }
+        (_, part, body) => visit(Unit { id: unit.id, bucket: unit.bucket, part, body }),
+    }
 }
 
 impl Scope {
     /// `site_id` alone.
     pub fn bare(site_id: &str) -> Self {
-        Self { site_id: site_id.to_string(), imports: Vec::new() }
+        Self { site_id: site_id.to_string(), imports: Vec::new(), months: false }
     }
 
     /// The site with its imports that are done.
@@ -154,25 +203,54 @@ impl Scope {
             .imports
             .iter()
             .filter(|i| i.counts())
-            .filter_map(|i| i.span().map(|(from, to)| (shared::imports::lens_site(&site.id, &i.id), from, to)))
+            .filter_map(|i| i.span().map(|(from, to)| (i.id.clone(), from, to)))
+            .map(|(id, from, to)| (shared::imports::lens_site(&site.id, &id), from, to))
             .collect();
-        Self { site_id: site.id.clone(), imports }
+        Self { site_id: site.id.clone(), imports, months: true }
     }
 
-    /// The site ids that hold units of the local day `day` (imports hold days only).
-    fn sites_of(&self, day: NaiveDate, field: Field) -> impl Iterator<Item = &str> {
-        let imported = self
-            .imports
-            .iter()
-            .filter(move |(_, from, to)| field == Field::Days && *from <= day && day <= *to)
-            .map(|(id, _, _)| id.as_str());
-        std::iter::once(self.site_id.as_str()).chain(imported)
+    /// Whole days only: no month units (a page filter's series, events per day and an export
+    /// need each day's own lists).
+    pub fn by_days(&self) -> Self {
+        Self { months: false, ..self.clone() }
+    }
+
+    /// The site-day documents to read for `days` (sorted), each with the site id and day it
+    /// holds and what of it to keep: the site's own days; each import's days, but for a whole
+    /// month (inside the range and the import) its month's series document and its month's
+    /// lists instead of each of its days.
+    fn site_days(&self, days: &[NaiveDate], field: Field) -> Vec<(String, NaiveDate, Keep)> {
+        let mut out: Vec<(String, NaiveDate, Keep)> = days.iter().map(|d| (self.site_id.clone(), *d, Keep::All)).collect();
+        if field != Field::Days {
+            return out;
+        }
+        let inside: HashSet<NaiveDate> = days.iter().copied().collect();
+        for (lens, from, to) in &self.imports {
+            // `site^import` -> `site^import^m` (`shared::imports::month_lens_site`).
+            let months_site = format!("{lens}{}m", shared::imports::IMPORT_SEP);
+            let whole = |d: NaiveDate| {
+                let (first, last) = (shared::imports::month_of(d), shared::imports::month_end(shared::imports::month_of(d)));
+                self.months
+                    && *from <= first
+                    && last <= *to
+                    && first.iter_days().take_while(|x| *x <= last).all(|x| inside.contains(&x))
+            };
+            for d in days.iter().copied().filter(|d| from <= d && d <= to) {
+                if !whole(d) {
+                    out.push((lens.clone(), d, Keep::All));
+                } else if d == shared::imports::month_of(d) {
+                    out.push((months_site.clone(), d, Keep::Month));
+                }
+            }
+        }
+        out
     }
 }
 
 /// Calls `visit` with the units `parts` of the `buckets` wanted (all of one kind), each bucket in
 /// the site-day it falls in by `tz` (a day bucket is its own site-day), of the scope's site and
-/// of its imports that hold that day: site-days first, then the units of those that have split
+/// of its imports that hold that day (an import's whole months: their lists from its month
+/// units, [`Scope::site_days`]): site-days first, then the units of those that have split
 /// (fetched with `projection`), one document at a time, so that a reader keeping only part of
 /// each unit holds little whatever the range. Returns how many documents that took.
 async fn visit_units(
@@ -191,21 +269,25 @@ async fn visit_units(
     let mut days: Vec<NaiveDate> = buckets.iter().map(home).collect();
     days.sort_unstable();
     days.dedup();
-    let by_id: HashMap<String, (&str, NaiveDate)> = days
-        .iter()
-        .flat_map(|d| scope.sites_of(*d, field).map(move |site| (SiteDay::id_of(site, *d), (site, *d))))
+    let by_id: HashMap<String, (String, NaiveDate, Keep)> = scope
+        .site_days(&days, field)
+        .into_iter()
+        .map(|(site, d, keep)| (SiteDay::id_of(&site, d), (site, d, keep)))
         .collect();
     let ids: Vec<String> = by_id.keys().cloned().collect();
     let wanted: HashSet<Bucket> = buckets.iter().copied().collect();
-    let mut split: HashSet<(&str, NaiveDate)> = HashSet::new();
+    let mut split: Vec<(String, NaiveDate, Keep)> = Vec::new();
     let mut read = for_each_by_id(db, &ids, &siteday::projection(field), |raw| {
         let id = raw.get_str("_id").map_err(internal)?.to_string();
+        let (_, _, keep) = by_id.get(&id).ok_or_else(|| internal(format!("{id} was not asked for")))?;
+        let keep = *keep;
         let f = siteday::read_fetched(&raw, field).map_err(internal)?;
         if f.split {
-            split.insert(*by_id.get(&id).ok_or_else(|| internal(format!("{id} was not asked for")))?);
+            split.push(by_id[&id].clone());
         }
-        for (bucket, part, body) in f.units.into_iter().filter(|(b, p, _)| wanted.contains(b) && parts.contains(p)) {
-            visit(Unit { id: id.clone(), bucket, part, body })?;
+        let keep_parts = keep.parts(parts);
+        for (bucket, part, body) in f.units.into_iter().filter(|(b, p, _)| wanted.contains(b) && keep_parts.contains(p)) {
+            visit_kept(keep, Unit { id: id.clone(), bucket, part, body }, &mut visit)?;
         }
         Ok(())
     })
@@ -213,17 +295,23 @@ async fn visit_units(
     if split.is_empty() {
         return Ok(read);
     }
-    let unit_ids: Vec<String> = buckets
+    let unit_ids: Vec<String> = split
         .iter()
-        .flat_map(|b| {
-            scope.sites_of(home(b), field).filter(|site| split.contains(&(*site, home(b)))).map(move |site| (site, b))
+        .flat_map(|(site, d, keep)| {
+            let keep_parts = keep.parts(parts);
+            buckets
+                .iter()
+                .filter(move |b| home(b) == *d)
+                .flat_map(move |b| keep_parts.clone().into_iter().map(move |p| RollupKey::new(site, *d, *b, p).id()))
         })
-        .flat_map(|(site, b)| parts.iter().map(move |p| RollupKey::new(site, home(b), *b, *p).id()))
         .collect();
+    let month_sites: HashSet<&str> =
+        split.iter().filter(|(_, _, keep)| *keep == Keep::Month).map(|(site, _, _)| site.as_str()).collect();
     read += for_each_by_id(db, &unit_ids, &projection, |raw| {
         let doc: RollupDoc = bson::from_document(raw).map_err(internal)?;
         let r = Rollup::from_doc(doc).map_err(internal)?;
-        visit(Unit { id: r.key.id(), bucket: r.key.bucket, part: r.key.part, body: r.body })
+        let keep = if month_sites.contains(r.key.site_id.as_str()) { Keep::Month } else { Keep::All };
+        visit_kept(keep, Unit { id: r.key.id(), bucket: r.key.bucket, part: r.key.part, body: r.body }, &mut visit)
     })
     .await?;
     Ok(read)
@@ -278,7 +366,7 @@ fn points(range: &Range, tz: Tz, mut rows: HashMap<Bucket, RollupRow>) -> Vec<(S
 pub async fn load(db: &Database, scope: &Scope, range: &Range, tz: Tz, page: Option<&str>) -> Result<Loaded, ApiError> {
     match page {
         None => load_site(db, scope, range, tz).await,
-        Some(path) => load_page(db, scope, range, tz, path).await,
+        Some(path) => load_page(db, &scope.by_days(), range, tz, path).await,
     }
 }
 
@@ -465,7 +553,7 @@ pub async fn load_days(
     use shared::imports::{ImportedDay, NamedRow, PageRow, VisitDim};
     let buckets: Vec<Bucket> = from.iter_days().take_while(|d| *d <= to).map(Bucket::Day).collect();
     let mut days: std::collections::BTreeMap<NaiveDate, ImportedDay> = std::collections::BTreeMap::new();
-    let read = visit_units(db, scope, &buckets, tz, parts, bson::doc! {"folded": 0}, |u| {
+    let read = visit_units(db, &scope.by_days(), &buckets, tz, parts, bson::doc! {"folded": 0}, |u| {
         let Bucket::Day(date) = u.bucket else { return Ok(()) };
         let day = days.entry(date).or_insert_with(|| ImportedDay { date: time::day_string(date), ..ImportedDay::default() });
         match (u.part, u.body) {
@@ -558,7 +646,7 @@ pub async fn load_totals(
     let mut rows: HashMap<Bucket, RollupRow> = HashMap::new();
     let mut event_rows: HashMap<Bucket, i64> = HashMap::new();
     let mut goal_sums: HashMap<String, i64> = HashMap::new();
-    let docs_read = visit_range(db, scope, range, tz, &parts, bson::doc! {"folded": 0}, |u| {
+    let docs_read = visit_range(db, &scope.by_days(), range, tz, &parts, bson::doc! {"folded": 0}, |u| {
         match (u.part, u.body) {
             (Part::Series, Body::Series { counters, visitors }) => {
                 let distinct = visitors.map_or(counters.visitors, |sketch| sketch.count() as i64);

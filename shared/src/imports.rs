@@ -13,7 +13,7 @@ use std::{
     io::{Cursor, Read, Write},
 };
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::urls;
@@ -44,13 +44,62 @@ pub fn lens_site(site_id: &str, import_id: &str) -> String {
     format!("{site_id}{IMPORT_SEP}{import_id}")
 }
 
-/// The rollup documents an import's days may be held in: each day's site-day document of
-/// the import's site id and, had it split, the day units an import writes.
-pub fn lens_doc_ids(site_id: &str, import_id: &str, from: NaiveDate, to: NaiveDate) -> Vec<String> {
-    use crate::rollup::{Bucket, Dim, Part, RollupKey, SiteDay};
-    let lens = lens_site(site_id, import_id);
-    let parts = [
-        Part::Series,
+/// The site id an import's **months** are counted under: `site^import^m`, one day unit per
+/// month (on its first day) holding the lists of the whole month. Imported days never change
+/// once counted, so a range reads a whole month's lists there instead of from each of its days.
+pub fn month_lens_site(site_id: &str, import_id: &str) -> String {
+    format!("{site_id}{IMPORT_SEP}{import_id}{IMPORT_SEP}m")
+}
+
+/// The list of a month unit that holds its days' series, one entry a day keyed `YYYY-MM-DD`
+/// ([`series_counts`]): a list no site-wide read asks a site for.
+pub const SERIES_DIM: crate::rollup::Dim = crate::rollup::Dim::Filter;
+
+/// An imported day's series as the counts of its entry in the month's [`SERIES_DIM`] list.
+pub fn series_counts(d: &ImportedDay) -> crate::rollup::Counts {
+    let mut c = crate::rollup::Counts::of(d.pageviews);
+    c.ext[0] = d.visits;
+    c.ext[1] = d.visits.saturating_sub(d.bounces);
+    c.ext[2] = d.visitors;
+    c.ext[3] = d.visit_duration;
+    c.ext[4] = d.pages.iter().map(|p| p.scroll).sum();
+    c
+}
+
+/// A day's series back from its [`series_counts`].
+pub fn series_of(c: &crate::rollup::Counts) -> crate::rollup::Series {
+    let n = |v: u64| v as i64;
+    crate::rollup::Series {
+        pageviews: n(c.n),
+        sessions: n(c.ext[0]),
+        started: n(c.ext[0]),
+        engaged: n(c.ext[1]),
+        visitors: n(c.ext[2]),
+        time_sum: c.ext[3] as f64,
+        scroll_sum: n(c.ext[4]),
+        ..crate::rollup::Series::default()
+    }
+}
+
+/// The first day of `day`'s month.
+pub fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+/// The last day of the month that starts on `first`.
+pub fn month_end(first: NaiveDate) -> NaiveDate {
+    let next = if first.month() == 12 {
+        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+    };
+    next.and_then(|n| n.pred_opt()).unwrap_or(first)
+}
+
+/// The list parts an import writes (its day units also hold the series).
+pub const LIST_PARTS: [crate::rollup::Part; 9] = {
+    use crate::rollup::{Dim, Part};
+    [
         Part::Top(Dim::Page),
         Part::Top(Dim::Source),
         Part::Top(Dim::Campaign),
@@ -60,15 +109,34 @@ pub fn lens_doc_ids(site_id: &str, import_id: &str, from: NaiveDate, to: NaiveDa
         Part::Top(Dim::Browser),
         Part::Top(Dim::Os),
         Part::Top(Dim::Event),
-    ];
-    from.iter_days()
-        .take_while(|d| *d <= to)
-        .flat_map(|d| {
-            let lens = lens.clone();
-            std::iter::once(SiteDay::id_of(&lens, d))
-                .chain(parts.into_iter().map(move |p| RollupKey::new(&lens, d, Bucket::Day(d), p).id()))
-        })
-        .collect()
+    ]
+};
+
+/// The rollup documents an import's days may be held in: each day's site-day document of
+/// the import's site id and, had it split, the day units an import writes.
+pub fn lens_doc_ids(site_id: &str, import_id: &str, from: NaiveDate, to: NaiveDate) -> Vec<String> {
+    use crate::rollup::{Bucket, Part, RollupKey, SiteDay};
+    let lens = lens_site(site_id, import_id);
+    let months = month_lens_site(site_id, import_id);
+    let parts: Vec<Part> = std::iter::once(Part::Series).chain(LIST_PARTS).collect();
+    let days = from.iter_days().take_while(|d| *d <= to).flat_map(|d| {
+        let lens = lens.clone();
+        let parts = parts.clone();
+        std::iter::once(SiteDay::id_of(&lens, d))
+            .chain(parts.into_iter().map(move |p| RollupKey::new(&lens, d, Bucket::Day(d), p).id()))
+    });
+    let mut firsts: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).map(month_of).collect();
+    firsts.dedup();
+    let month_ids = firsts.into_iter().flat_map(|m| {
+        let months = months.clone();
+        std::iter::once(SiteDay::id_of(&months, m)).chain(
+            LIST_PARTS
+                .into_iter()
+                .chain(std::iter::once(Part::Top(SERIES_DIM)))
+                .map(move |p| RollupKey::new(&months, m, Bucket::Day(m), p).id()),
+        )
+    });
+    days.chain(month_ids).collect()
 }
 
 /// Where an import stands.

@@ -55,12 +55,15 @@ fn days() -> Vec<ImportedDay> {
 /// A site with the import listed `running`, its days in three-day chunks, and its job: what
 /// the api leaves after an upload.
 async fn uploaded(db: &Database, cut_ms: i64) {
-    let all = days();
+    uploaded_days(db, cut_ms, days()).await
+}
+
+async fn uploaded_days(db: &Database, cut_ms: i64, all: Vec<ImportedDay>) {
     let entry = ImportEntry {
         id: IMPORT.into(),
         state: ImportState::Running,
         from: Some(all[0].date.clone()),
-        to: Some(all[9].date.clone()),
+        to: Some(all[all.len() - 1].date.clone()),
         error: None,
         created_ms: cut_ms,
     };
@@ -140,5 +143,109 @@ async fn an_import_killed_after_any_chunk_is_resumed_elsewhere_and_counts_each_d
         db.collection::<Document>(c::ROLLUPS).delete_many(doc! {"_id": {"$in": &ids}}).await.expect("delete");
         let all = db.collection::<Document>(c::ROLLUPS).count_documents(doc! {}).await.expect("count");
         assert_eq!(all, 0, "nothing of it is left elsewhere");
+    }
+}
+
+/// Last month whole and the three days before it: each day with pages, sources, countries and
+/// events whose counts vary by day, so that a month's merged lists differ from any one day's.
+fn month_and_a_bit() -> (Vec<ImportedDay>, NaiveDate, NaiveDate) {
+    let this_month = imports::month_of(chrono::Utc::now().date_naive());
+    let first = imports::month_of(this_month - Days::days(1));
+    let last = imports::month_end(first);
+    let from = first - Days::days(3);
+    let all = from
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .enumerate()
+        .map(|(i, d)| {
+            let i = i as u64;
+            let pages = (0..8_u64)
+                .map(|p| PageRow {
+                    path: format!("/p{p}"),
+                    visitors: 1 + (i * p) % 5,
+                    pageviews: 1 + (i * 7 + p * 3) % 11,
+                    scroll: 10 * p,
+                    entrances: p % 3,
+                    bounces: p % 2,
+                    exits: p % 4,
+                })
+                .collect();
+            let named = (0..6_u64)
+                .flat_map(|n| {
+                    [
+                        NamedRow { dim: VisitDim::Source, name: format!("s{n}.example"), visits: 1 + (i + n * 5) % 9 },
+                        NamedRow {
+                            dim: VisitDim::Country,
+                            name: ["DE", "US", "FR", "BR", "IN", "JP"][n as usize].into(),
+                            visits: 1 + (i * n) % 4,
+                        },
+                    ]
+                })
+                .collect();
+            ImportedDay {
+                date: d.format("%Y-%m-%d").to_string(),
+                visitors: 3 + i % 4,
+                pageviews: 20 + i,
+                visits: 5 + i % 3,
+                bounces: i % 2,
+                visit_duration: 60 + i,
+                pages,
+                named,
+                events: vec![("Signup".into(), 1 + i % 3), (format!("e{}", i % 4), 2)],
+            }
+        })
+        .collect();
+    (all, from, last)
+}
+
+/// A response's inputs, comparable: points, then each list by dimension.
+fn comparable(inputs: &api::stats::Inputs) -> String {
+    let mut lists: Vec<String> = inputs.lists.iter().map(|(dim, rows)| format!("{dim:?}: {rows:?}")).collect();
+    lists.sort();
+    format!("{:?}\n{}\n{:?}", inputs.points, lists.join("\n"), inputs.pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_imported_month_reads_its_lists_from_its_month_unit_with_the_same_figures() {
+    let mongo = Mongo::start().await;
+    // Small days stay one document each; busy ones split into a document per unit (here every
+    // site-day splits at its first write, as a day of a busy site does).
+    for compact_max_bytes in [shared::rollup::siteday::COMPACT_MAX_BYTES, 0] {
+        let db = mongo.database().await;
+        let cut_ms = chrono::Utc::now().timestamp_millis();
+        let (all, from, last) = month_and_a_bit();
+        uploaded_days(&db, cut_ms, all).await;
+        let clock = ManualClock::at(cut_ms + 1000);
+        let settings = aggregator::flush::Settings {
+            lease: std::time::Duration::from_secs(30),
+            caps: aggregator::rollup::Capacities::with_keys(1000, 1000),
+            day_retention: std::time::Duration::from_secs(400 * 86_400),
+            compact_max_bytes,
+        };
+        let job = aggregator::flush::Flusher::new(db.clone(), settings, std::sync::Arc::new(clock.clone()));
+        while job.backfill_once(&Backlog::Nothing).await.expect("a turn").is_some() {}
+        let site = db.collection::<SiteDoc>(c::SITES).find_one(doc! {"_id": SITE}).await.expect("read").expect("site");
+        assert_eq!(site.imports[0].state, ImportState::Done);
+        let scope = stats_store::Scope::of_site(&site);
+        for (from, to) in [(from, last), (from + Days::days(3), last), (from + Days::days(5), last)] {
+            let range = Range::Days { label: "custom".into(), from, to };
+            let by_month = stats_store::load(&db, &scope, &range, Tz::UTC, None).await.expect("months");
+            let by_day = stats_store::load(&db, &scope.by_days(), &range, Tz::UTC, None).await.expect("days");
+            assert_eq!(comparable(&by_month.inputs), comparable(&by_day.inputs), "{from} to {to}");
+            assert!(by_day.inputs.points.iter().map(|(_, r)| r.pageviews).sum::<i64>() > 0);
+            let (months, days) = (by_month.docs_read, by_day.docs_read);
+            match (from <= imports::month_of(last), compact_max_bytes) {
+                (false, _) => assert_eq!(months, days, "{from} to {to}: no whole month, the same reads"),
+                // A month of small days: its series and lists documents instead of its days'.
+                (true, n) if n > 0 => assert!(months < days, "{from} to {to}: {months} vs {days}"),
+                // A month of busy days: its series document and its lists' units instead of
+                // every unit of every day.
+                (true, _) => assert!(months * 4 < days, "{from} to {to}: {months} vs {days}"),
+            }
+        }
+        // Deleting removes the month units too.
+        let ids = imports::lens_doc_ids(SITE, IMPORT, from, last);
+        db.collection::<Document>(c::ROLLUPS).delete_many(doc! {"_id": {"$in": &ids}}).await.expect("delete");
+        assert_eq!(db.collection::<Document>(c::ROLLUPS).count_documents(doc! {}).await.expect("count"), 0);
     }
 }

@@ -1,14 +1,16 @@
 //! Imports (v3): the days of a Plausible export, stored by the api as chunks, counted into the
 //! rollups under the import's own site id (`shared::imports::lens_site`), one chunk at a time
-//! like a backfill's: chunk `n` is written as flush (`bf-<import>`, `n`), so a chunk applied
+//! like a backfill's (each day also adds its lists and its series to its month's units,
+//! [`shared::imports::month_lens_site`], so that a long range reads a whole month once), chunk `n` is written as flush (`bf-<import>`, `n`), so a chunk applied
 //! twice (a kill, a lost lease) counts once. Once every chunk is in, the site's entry turns
 //! `done` (stats read it from then on) and the chunks are removed.
 
 use mongodb::bson::{Document, doc};
 use shared::{
     backfill::BackfillDoc,
-    imports::{ImportChunkDoc, ImportEntry, ImportState, lens_site},
+    imports::{self, ImportChunkDoc, ImportEntry, ImportState, lens_site},
     names::collections as c,
+    rollup::Bucket,
     store::{SiteDoc, site_fields as f},
 };
 
@@ -36,6 +38,7 @@ impl Flusher {
             }
         }
         let lens = lens_site(&job.site_id, &job.item_id);
+        let months = imports::month_lens_site(&job.site_id, &job.item_id);
         let inst = job.instance();
         while job.seq < job.chunks {
             let n = job.seq + 1;
@@ -48,6 +51,9 @@ impl Flusher {
             for day in &chunk.days {
                 let date = day.day().ok_or_else(|| WriteError::Decode(format!("{id}: bad date {}", day.date)))?;
                 deltas.add_imported_day(&lens, date, day);
+                let month = Bucket::Day(imports::month_of(date));
+                deltas.add_imported_lists(&months, month, day);
+                deltas.add_imported_month_series(&months, month, day);
             }
             self.write_rollups(&FlushId { inst: inst.clone(), seq: n }, deltas, &mut FlushReport::default()).await?;
             self.stop_if(super::Step::BackfillChunk(n as usize))?;
