@@ -171,11 +171,13 @@ impl Api {
         body
     }
 
-    /// Waits until the 7-day pageview count reaches `want`, then returns the stats.
+    /// Waits until the stats for `query` satisfy `pred`, then returns them. 30 s: a browser's
+    /// beacons and a flush take a second or two alone, and a loaded CI machine (two tests, each
+    /// with a stack and perhaps a browser) has been seen to take past 15.
     pub async fn stats_when(&self, token: &str, site_id: &str, query: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let this = self.clone();
         let pred = &pred;
-        crate::wait::until("stats to reflect the accepted batches", Duration::from_secs(15), || {
+        crate::wait::until("stats to reflect the accepted batches", Duration::from_secs(30), || {
             let this = this.clone();
             async move {
                 let s = this.stats(token, site_id, query).await;
