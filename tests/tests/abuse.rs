@@ -55,12 +55,21 @@ async fn oversized_auth_bodies_and_emails_are_refused_before_they_cost_anything(
     let api = Api::new(&stack);
     let huge_email = format!("{}@example.com", "a".repeat(2 * 1024 * 1024));
     for path in ["/api/auth/login", "/api/auth/register"] {
-        let (status, body) = api.post(path, None, &json!({"email": huge_email, "password": "whatever123"})).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
-            "{path}: {body}"
-        );
+        // The api answers 413 from the declared length and closes the connection without
+        // reading the 2 MiB: the client sees the answer, or, when the close reaches it while it
+        // is still writing, a broken pipe. Either way nothing was read.
+        let body = json!({"email": huge_email, "password": "whatever123"});
+        match api.http.post(format!("{}{path}", api.api)).json(&body).send().await {
+            Ok(res) => {
+                let (status, body) = Api::json(res).await;
+                assert_eq!(
+                    (status, body["error"].as_str()),
+                    (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+                    "{path}: {body}"
+                );
+            }
+            Err(e) => assert!(e.is_request() && !e.is_timeout(), "{path}: refused by closing, not {e}"),
+        }
     }
     // 16 KiB is the bound: just under passes the size check.
     let (status, body) =
