@@ -185,6 +185,11 @@ const scenarios = {
       // The poll interval of this deadline loop.
       await page.sleep(100);
     }
+    // The page learns of the acceptance when the answer reaches it, a moment after the server
+    // counted it; leaving before that rightly hands the batch to sendBeacon once more (the
+    // server keeps one per batch_id). Wait until the page has the third answer whole.
+    await page.waitFor(() => performance.getEntriesByType('resource')
+      .filter((e) => e.name.includes('/api/events/batch') && e.responseEnd > 0).length >= 3);
     await collectWindowErrors();
   },
 };
