@@ -931,7 +931,12 @@ Object.assign(scenarios, {
     out.end = await read(page);
     // What each role is shown, after a reload as that role.
     const shown = () => page.evaluate(() => Object.fromEntries(['members', 'report-panel', 'alerts', 'settings-form', 'rotate-key', 'share-panel', 'goal-form', 'import-form']
-      .map((id) => [id, !!document.getElementById(id) && document.getElementById(id).getClientRects().length > 0])));
+      .map((id) => [id, !!document.getElementById(id) && document.getElementById(id).getClientRects().length > 0])
+      // The Delete buttons of the lists: [shown, in all].
+      .concat(['goal-list', 'funnel-list', 'segment-list', 'import-list'].map((id) => {
+        const buttons = [...document.querySelectorAll(`#${id} button.danger-btn`)];
+        return [id + ' delete', [buttons.filter((b) => b.getClientRects().length > 0).length, buttons.length]];
+      }))));
     out.roles = { owner: await shown() };
     for (const role of ['admin', 'viewer']) {
       const from = out.requests.length;

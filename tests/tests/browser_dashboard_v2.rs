@@ -1006,6 +1006,17 @@ async fn members_the_weekly_report_and_alerts_are_managed_and_each_role_sees_onl
         let got = ["owner", "admin", "viewer"].map(|role| r["roles"][role][id].as_bool());
         assert_eq!(got, [Some(owner), Some(admin), Some(viewer)], "{id} for the owner, an admin, a viewer");
     }
+    // A list's Delete buttons ([shown, in all]) need the role its route needs.
+    for (id, all, [owner, admin]) in
+        [("goal-list", 2, [2, 2]), ("funnel-list", 2, [2, 2]), ("segment-list", 2, [2, 2]), ("import-list", 1, [1, 0])]
+    {
+        let got = ["owner", "admin", "viewer"].map(|role| r["roles"][role][format!("{id} delete")].clone());
+        assert_eq!(
+            got,
+            [json!([owner, all]), json!([admin, all]), json!([0, all])],
+            "{id}'s Delete for the owner, an admin, a viewer"
+        );
+    }
     assert_eq!(
         r["teamCalls"],
         json!({

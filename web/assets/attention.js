@@ -97,6 +97,7 @@ export function createAttention(options) {
     if (o.openOverlay) {
       const button = el('button', 'Open overlay on my page', 'button ghost small');
       button.type = 'button';
+      button.dataset.minRole = 'admin';
       const status = el('span', '', 'muted');
       status.setAttribute('role', 'status');
       button.addEventListener('click', () => {

@@ -90,6 +90,8 @@ export function createFunnels(options) {
       if (f.backfilling) td.appendChild(el('span', 'Counting past data…', 'backfill'));
       const del = el('button', 'Delete', 'button small danger-btn');
       del.type = 'button';
+      // Hidden below the role the route needs (app.css, body[data-role]).
+      del.dataset.minRole = 'admin';
       del.setAttribute('aria-label', 'Delete funnel ' + f.name);
       del.addEventListener('click', () => remove(f, del));
       td.appendChild(del);

@@ -57,6 +57,8 @@ export function createGoals(options) {
       if (g.backfilling) td.appendChild(el('span', 'Counting past data…', 'backfill'));
       const del = el('button', 'Delete', 'button small danger-btn');
       del.type = 'button';
+      // Hidden below the role the route needs (app.css, body[data-role]).
+      del.dataset.minRole = 'admin';
       del.setAttribute('aria-label', 'Delete goal ' + g.name);
       del.addEventListener('click', () => remove(g, del));
       td.appendChild(del);

@@ -42,6 +42,8 @@ export function createImports(options) {
       const td = el('td');
       const del = el('button', 'Delete', 'button small danger-btn');
       del.type = 'button';
+      // Hidden below the role the route needs (app.css, body[data-role]).
+      del.dataset.minRole = 'owner';
       del.setAttribute('aria-label', 'Delete import ' + days(i));
       del.addEventListener('click', () => {
         if (!confirm('Delete the import of ' + days(i) + '? Its days leave the stats at once.')) return;

@@ -108,6 +108,8 @@ export function createSegments(options) {
       if (s.backfilling) td.appendChild(el('span', 'Counting past data…', 'backfill'));
       const del = el('button', 'Delete', 'button small danger-btn');
       del.type = 'button';
+      // Hidden below the role the route needs (app.css, body[data-role]).
+      del.dataset.minRole = 'admin';
       del.setAttribute('aria-label', 'Delete segment ' + s.name);
       del.addEventListener('click', () => remove(s, del));
       td.appendChild(del);
