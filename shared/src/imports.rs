@@ -181,7 +181,18 @@ pub struct ImportChunkDoc {
     #[serde(rename = "_id")]
     pub id: String,
     pub days: Vec<ImportedDay>,
+    /// When the api stored it: a chunk left behind (the api stopped between storing the chunks
+    /// and their job) expires [`CHUNK_KEEP`] later. Absent in an earlier release's chunks.
+    #[serde(default)]
+    pub stored: Option<mongodb::bson::DateTime>,
 }
+
+/// How long a stored chunk is kept for its job: far past any job's run (a job counts a chunk
+/// in seconds, and one waiting for its import's listing gives up after a minute).
+pub const CHUNK_KEEP: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// The field of [`ImportChunkDoc::stored`].
+pub const CHUNK_STORED: &str = "stored";
 
 impl ImportChunkDoc {
     /// Chunk `n` (from 1) of import `import_id` of `site_id`.

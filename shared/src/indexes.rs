@@ -9,6 +9,7 @@ use mongodb::{Database, IndexModel, bson::doc, options::IndexOptions};
 
 use crate::telemetry::Chain;
 use crate::{
+    imports,
     mail::outbox_fields,
     names::collections as c,
     store::{DONE_FLUSH_KEEP, flush_fields, raw_fields, site_fields, user_fields},
@@ -49,6 +50,7 @@ pub fn expiries(raw_retention: Duration) -> Vec<Expiry> {
         e(c::RECOVERIES, "until", Duration::from_secs(24 * 3600)),
         e(c::RAW_BATCHES, "received", raw_retention),
         e(c::OUTBOX, outbox_fields::EXPIRE_AT, Duration::ZERO),
+        e(c::IMPORT_CHUNKS, imports::CHUNK_STORED, imports::CHUNK_KEEP),
     ]
 }
 
@@ -75,6 +77,7 @@ pub async fn ensure_indexes(db: &Database, raw_retention: Option<Duration>) -> a
             ],
         ),
         (c::RECOVERIES, vec![index(doc! {"until": 1}, None)]),
+        (c::IMPORT_CHUNKS, vec![index(doc! {imports::CHUNK_STORED: 1}, None)]),
         (c::SITE_TEAMS, vec![index(doc! {team_fields::WEEKLY: 1}, None), index(doc! {team_fields::ALERTING: 1}, None)]),
         (
             c::MEMBERSHIPS,

@@ -59,6 +59,7 @@ pub const TEST_OWN_QUERIES: &[(&str, &str, &str)] = &[
     ("find", "visitor_marks", "{}"),
     ("insert", "outbox", "-"),
     ("find", "outbox", "{}"),
+    ("find", "import_chunks", "{}"),
     ("createIndexes", "sessions", "-"),
     // tenancy_limits.rs: a dead holder's lease arranged, then read.
     ("insert", "leases", "-"),

@@ -87,7 +87,8 @@ async fn uploaded_days(db: &Database, cut_ms: i64, all: Vec<ImportedDay>) {
         .chunks(3)
         .enumerate()
         .map(|(i, d)| {
-            bson::to_document(&ImportChunkDoc { id: ImportChunkDoc::id_of(SITE, IMPORT, i as i64 + 1), days: d.to_vec() })
+            let id = ImportChunkDoc::id_of(SITE, IMPORT, i as i64 + 1);
+            bson::to_document(&ImportChunkDoc { id, days: d.to_vec(), stored: Some(bson::DateTime::from_millis(cut_ms)) })
                 .expect("chunk")
         })
         .collect();
@@ -144,6 +145,37 @@ async fn an_import_killed_after_any_chunk_is_resumed_elsewhere_and_counts_each_d
         let all = db.collection::<Document>(c::ROLLUPS).count_documents(doc! {}).await.expect("count");
         assert_eq!(all, 0, "nothing of it is left elsewhere");
     }
+}
+
+/// Chunks left past their keep (`imports::CHUNK_KEEP`) are removed by the expiry sweep; a job
+/// that then misses one fails its import with a reason, and goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_past_their_keep_expire_and_their_import_fails_with_a_reason() {
+    let mongo = Mongo::start().await;
+    let db = mongo.database().await;
+    let cut_ms = chrono::Utc::now().timestamp_millis();
+    uploaded(&db, cut_ms).await;
+    let plan: Vec<_> = shared::indexes::expiries(std::time::Duration::from_secs(90 * 86_400))
+        .into_iter()
+        .filter(|e| e.collection == c::IMPORT_CHUNKS)
+        .collect();
+    let keep = imports::CHUNK_KEEP.as_millis() as i64;
+    let swept = aggregator::expiry::sweep(&db, &plan, cut_ms + keep - 60_000).await.expect("sweep");
+    assert_eq!(swept, vec![(c::IMPORT_CHUNKS, 0)], "a minute within the keep: every chunk stays");
+    let swept = aggregator::expiry::sweep(&db, &plan, cut_ms + keep + 60_000).await.expect("sweep");
+    assert_eq!(swept, vec![(c::IMPORT_CHUNKS, 4)], "a minute past it: all four go");
+
+    let clock = ManualClock::at(cut_ms + keep + 61_000);
+    let job = flusher(&db, &clock);
+    assert!(job.backfill_once(&Backlog::Nothing).await.expect("a turn").is_some());
+    let site = db.collection::<SiteDoc>(c::SITES).find_one(doc! {"_id": SITE}).await.expect("read").expect("site");
+    assert_eq!(site.imports[0].state, ImportState::Failed);
+    assert_eq!(
+        site.imports[0].error.as_deref(),
+        Some("its uploaded days expired before they were counted: delete it and upload the export again")
+    );
+    assert_eq!(figures(&db).await, (0, 0, 0), "a failed import counts nothing");
+    assert_eq!(job.backfill_once(&Backlog::Nothing).await.expect("a turn"), None, "job removed");
 }
 
 /// Last month whole and the three days before it: each day with pages, sources, countries and

@@ -45,7 +45,14 @@ impl Flusher {
             let id = ImportChunkDoc::id_of(&job.site_id, &job.item_id, n);
             let Some(chunk) = self.db.collection::<ImportChunkDoc>(c::IMPORT_CHUNKS).find_one(doc! {"_id": &id}).await?
             else {
-                return Err(WriteError::Decode(format!("import chunk {id} is missing")).into());
+                // Expired (`imports::CHUNK_KEEP`): the import cannot be finished; it fails, and
+                // deleting it removes what it counted so far.
+                tracing::warn!(site = %job.site_id, import = %job.item_id, chunk = n, "import chunk missing: import failed");
+                let why = "its uploaded days expired before they were counted: delete it and upload the export again";
+                self.set_import_state(&job.site_id, &job.item_id, ImportState::Failed, Some(why)).await?;
+                self.drop_chunks(&job).await?;
+                jobs.delete_one(doc! {"_id": &job.id, "owner": &*self.inst}).await?;
+                return Ok(Turn::Done);
             };
             let mut deltas = FlushDeltas::default();
             for day in &chunk.days {
@@ -62,7 +69,7 @@ impl Flusher {
                 return Ok(Turn::LostLease);
             }
         }
-        self.set_import_state(&job.site_id, &job.item_id, ImportState::Done).await?;
+        self.set_import_state(&job.site_id, &job.item_id, ImportState::Done, None).await?;
         self.drop_chunks(&job).await?;
         jobs.delete_one(doc! {"_id": &job.id, "owner": &*self.inst}).await?;
         tracing::info!(site = %job.site_id, import = %job.item_id, chunks = job.chunks, "import done");
@@ -77,14 +84,22 @@ impl Flusher {
         Ok(())
     }
 
-    /// Sets the state of a site's import entry, by compare-and-set on `imports_rev`.
-    async fn set_import_state(&self, site_id: &str, import_id: &str, state: ImportState) -> Result<(), StepError> {
+    /// Sets the state (and the error, if any) of a site's import entry, by compare-and-set on
+    /// `imports_rev`.
+    async fn set_import_state(
+        &self,
+        site_id: &str,
+        import_id: &str,
+        state: ImportState,
+        error: Option<&str>,
+    ) -> Result<(), StepError> {
         let sites = self.db.collection::<SiteDoc>(c::SITES);
         for _ in 0..20 {
             let Some(site) = sites.find_one(doc! {f::ID: site_id}).await? else { return Ok(()) };
             let mut imports: Vec<ImportEntry> = site.imports.clone();
             let Some(e) = imports.iter_mut().find(|i| i.id == import_id) else { return Ok(()) };
             e.state = state;
+            e.error = error.map(str::to_string);
             let set = doc! {f::IMPORTS: mongodb::bson::to_bson(&imports)?, f::IMPORTS_REV: site.imports_rev + 1};
             let r =
                 sites.update_one(shared::store::imports_rev_filter(site_id, site.imports_rev), doc! {"$set": set}).await?;

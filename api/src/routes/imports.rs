@@ -161,7 +161,11 @@ async fn upload(
         .into_iter()
         .enumerate()
         .map(|(i, days)| {
-            bson::to_document(&ImportChunkDoc { id: ImportChunkDoc::id_of(&site.id, &import_id, i as i64 + 1), days })
+            bson::to_document(&ImportChunkDoc {
+                id: ImportChunkDoc::id_of(&site.id, &import_id, i as i64 + 1),
+                days,
+                stored: Some(bson::DateTime::from_millis(now)),
+            })
         })
         .collect::<Result<Vec<Document>, _>>()
         .map_err(|e| ApiError::Internal(e.into()))?;
