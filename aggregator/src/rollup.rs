@@ -436,9 +436,10 @@ impl FlushDeltas {
         self.add_imported_lists(site, day, d);
     }
 
-    /// An imported day's series as an entry of its month unit's series list
-    /// (`shared::imports::SERIES_DIM`, under the import's month site id, on the month's first
-    /// day): a long range reads a month's series in one list.
+    /// An imported day's series as an entry of the series list (`shared::imports::SERIES_DIM`)
+    /// of its month unit (under the import's month site id, on the month's first day) or of a
+    /// month suffix (under its suffix site id, on the suffix's first day): a long range reads
+    /// a month's series in one list.
     pub fn add_imported_month_series(&mut self, site: &str, month: Bucket, d: &ImportedDay) {
         match self.entry(site, month, month, Part::Top(shared::imports::SERIES_DIM)) {
             DocDelta::Top(t) => t.entry(d.date.clone()).or_default().add(shared::imports::series_counts(d), None),
@@ -460,8 +461,9 @@ impl FlushDeltas {
         s.scroll_sum += n(scroll);
     }
 
-    /// The lists of an imported day, added to the day unit `day` of `site`: the day's own, or
-    /// (under the import's month site id, on the month's first day) the whole month's.
+    /// The lists of an imported day, added to the day unit `day` of `site`: the day's own,
+    /// (under the import's month site id, on the month's first day) the whole month's, or
+    /// (under its suffix site id) those of the month's days from `day` on.
     pub fn add_imported_lists(&mut self, site: &str, day: Bucket, d: &ImportedDay) {
         let mut list = |dim: Dim, key: &str, counts: Counts| match self.entry(site, day, day, Part::Top(dim)) {
             DocDelta::Top(t) => t.entry(key.to_string()).or_default().add(counts, None),

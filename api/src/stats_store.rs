@@ -140,8 +140,9 @@ pub struct Scope {
     pub site_id: String,
     /// Each counted import: its site id and first and last day.
     pub imports: Vec<(String, NaiveDate, NaiveDate)>,
-    /// Read an import's whole months' lists from its month units
-    /// ([`shared::imports::month_lens_site`]): for site-wide lists, not for a page filter
+    /// Read an import's months (or their rests) from its month units and month suffixes
+    /// ([`shared::imports::month_lens_site`], [`shared::imports::suffix_lens_site`]): for
+    /// site-wide lists, not for a page filter
     /// (whose series comes from the page list of each day).
     pub months: bool,
 }
@@ -150,8 +151,8 @@ pub struct Scope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Keep {
     All,
-    /// An import's month unit: the month's lists, and its days' series from its series list
-    /// ([`shared::imports::SERIES_DIM`]).
+    /// An import's month unit or month suffix: the lists of its days, and their series from
+    /// its series list ([`shared::imports::SERIES_DIM`]).
     Month,
 }
 
@@ -215,31 +216,32 @@ impl Scope {
         Self { months: false, ..self.clone() }
     }
 
-    /// The site-day documents to read for `days` (sorted), each with the site id and day it
-    /// holds and what of it to keep: the site's own days; each import's days, but for a whole
-    /// month (inside the range and the import) its month's series document and its month's
-    /// lists instead of each of its days.
+    /// The site-day documents to read for `days` (sorted, distinct), each with the site id and
+    /// day it holds and what of it to keep: the site's own days; each import's days, but where
+    /// the range holds all of an import's days of a month from some day on, one merged unit
+    /// instead of each day: the month unit when that day is the import's first of the month,
+    /// else the month suffix starting on it (a range starting inside a month, or the import's
+    /// last month). A month the range leaves before the import's days in it end is read by day.
     fn site_days(&self, days: &[NaiveDate], field: Field) -> Vec<(String, NaiveDate, Keep)> {
+        use shared::imports::{IMPORT_SEP, month_end, month_of};
         let mut out: Vec<(String, NaiveDate, Keep)> = days.iter().map(|d| (self.site_id.clone(), *d, Keep::All)).collect();
         if field != Field::Days {
             return out;
         }
-        let inside: HashSet<NaiveDate> = days.iter().copied().collect();
         for (lens, from, to) in &self.imports {
-            // `site^import` -> `site^import^m` (`shared::imports::month_lens_site`).
-            let months_site = format!("{lens}{}m", shared::imports::IMPORT_SEP);
-            let whole = |d: NaiveDate| {
-                let (first, last) = (shared::imports::month_of(d), shared::imports::month_end(shared::imports::month_of(d)));
-                self.months
-                    && *from <= first
-                    && last <= *to
-                    && first.iter_days().take_while(|x| *x <= last).all(|x| inside.contains(&x))
-            };
-            for d in days.iter().copied().filter(|d| from <= d && d <= to) {
-                if !whole(d) {
-                    out.push((lens.clone(), d, Keep::All));
-                } else if d == shared::imports::month_of(d) {
-                    out.push((months_site.clone(), d, Keep::Month));
+            // `site^import` -> `site^import^m`, `site^import^s` (`shared::imports`).
+            let (months_site, suffix_site) = (format!("{lens}{IMPORT_SEP}m"), format!("{lens}{IMPORT_SEP}s"));
+            let held: Vec<NaiveDate> = days.iter().copied().filter(|d| from <= d && d <= to).collect();
+            for month in held.chunk_by(|a, b| month_of(*a) == month_of(*b)) {
+                let (first, last) = (month[0], month[month.len() - 1]);
+                let (lo, hi) = (month_of(first).max(*from), month_end(month_of(first)).min(*to));
+                let rest = self.months && last == hi && (last - first).num_days() + 1 == month.len() as i64;
+                if rest && first == lo {
+                    out.push((months_site.clone(), month_of(first), Keep::Month));
+                } else if rest {
+                    out.push((suffix_site.clone(), first, Keep::Month));
+                } else {
+                    out.extend(month.iter().map(|d| (lens.clone(), *d, Keep::All)));
                 }
             }
         }
@@ -286,7 +288,9 @@ async fn visit_units(
             split.push(by_id[&id].clone());
         }
         let keep_parts = keep.parts(parts);
-        for (bucket, part, body) in f.units.into_iter().filter(|(b, p, _)| wanted.contains(b) && keep_parts.contains(p)) {
+        // A merged unit is wanted whole: its day (a month's first) may be before the range.
+        let wanted = |b: &Bucket| keep == Keep::Month || wanted.contains(b);
+        for (bucket, part, body) in f.units.into_iter().filter(|(b, p, _)| wanted(b) && keep_parts.contains(p)) {
             visit_kept(keep, Unit { id: id.clone(), bucket, part, body }, &mut visit)?;
         }
         Ok(())
@@ -299,10 +303,13 @@ async fn visit_units(
         .iter()
         .flat_map(|(site, d, keep)| {
             let keep_parts = keep.parts(parts);
-            buckets
-                .iter()
-                .filter(move |b| home(b) == *d)
-                .flat_map(move |b| keep_parts.clone().into_iter().map(move |p| RollupKey::new(site, *d, *b, p).id()))
+            let of_day: Vec<Bucket> = match keep {
+                Keep::All => buckets.iter().copied().filter(|b| home(b) == *d).collect(),
+                Keep::Month => vec![Bucket::Day(*d)],
+            };
+            of_day
+                .into_iter()
+                .flat_map(move |b| keep_parts.clone().into_iter().map(move |p| RollupKey::new(site, *d, b, p).id()))
         })
         .collect();
     let month_sites: HashSet<&str> =

@@ -51,6 +51,22 @@ pub fn month_lens_site(site_id: &str, import_id: &str) -> String {
     format!("{site_id}{IMPORT_SEP}{import_id}{IMPORT_SEP}m")
 }
 
+/// The site id an import's **month suffixes** are counted under: `site^import^s`, one day unit
+/// on each day `a` of a month but the import's first day in it, holding the lists (and, like a
+/// month unit, the series list) of the import's days from `a` to the month's end. A range that
+/// starts inside a month reads that month's rest in one unit ([`suffix_starts`]).
+pub fn suffix_lens_site(site_id: &str, import_id: &str) -> String {
+    format!("{site_id}{IMPORT_SEP}{import_id}{IMPORT_SEP}s")
+}
+
+/// The days whose suffix unit an imported `date` adds to, for an import starting `from`: each
+/// day after the import's first day in `date`'s month, up to `date` itself (the suffix from the
+/// first is the month unit).
+pub fn suffix_starts(from: NaiveDate, date: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    let first = month_of(date).max(from);
+    first.iter_days().skip(1).take_while(move |a| *a <= date)
+}
+
 /// The list of a month unit that holds its days' series, one entry a day keyed `YYYY-MM-DD`
 /// ([`series_counts`]): a list no site-wide read asks a site for.
 pub const SERIES_DIM: crate::rollup::Dim = crate::rollup::Dim::Filter;
@@ -113,11 +129,13 @@ pub const LIST_PARTS: [crate::rollup::Part; 9] = {
 };
 
 /// The rollup documents an import's days may be held in: each day's site-day document of
-/// the import's site id and, had it split, the day units an import writes.
+/// the import's site id and, had it split, the day units an import writes; the same of its
+/// month units and of its month suffixes.
 pub fn lens_doc_ids(site_id: &str, import_id: &str, from: NaiveDate, to: NaiveDate) -> Vec<String> {
     use crate::rollup::{Bucket, Part, RollupKey, SiteDay};
     let lens = lens_site(site_id, import_id);
     let months = month_lens_site(site_id, import_id);
+    let suffixes = suffix_lens_site(site_id, import_id);
     let parts: Vec<Part> = std::iter::once(Part::Series).chain(LIST_PARTS).collect();
     let days = from.iter_days().take_while(|d| *d <= to).flat_map(|d| {
         let lens = lens.clone();
@@ -127,16 +145,17 @@ pub fn lens_doc_ids(site_id: &str, import_id: &str, from: NaiveDate, to: NaiveDa
     });
     let mut firsts: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).map(month_of).collect();
     firsts.dedup();
-    let month_ids = firsts.into_iter().flat_map(|m| {
-        let months = months.clone();
-        std::iter::once(SiteDay::id_of(&months, m)).chain(
+    let merged = |site: String, d: NaiveDate| {
+        std::iter::once(SiteDay::id_of(&site, d)).chain(
             LIST_PARTS
                 .into_iter()
                 .chain(std::iter::once(Part::Top(SERIES_DIM)))
-                .map(move |p| RollupKey::new(&months, m, Bucket::Day(m), p).id()),
+                .map(move |p| RollupKey::new(&site, d, Bucket::Day(d), p).id()),
         )
-    });
-    days.chain(month_ids).collect()
+    };
+    let month_ids = firsts.into_iter().flat_map(|m| merged(months.clone(), m));
+    let suffix_ids = from.iter_days().skip(1).take_while(|d| *d <= to).flat_map(|d| merged(suffixes.clone(), d));
+    days.chain(month_ids).chain(suffix_ids).collect()
 }
 
 /// Where an import stands.
@@ -884,6 +903,16 @@ mod tests {
             zip.write_all(body.as_bytes()).expect("write");
         }
         zip.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn a_day_adds_to_the_suffixes_from_its_month_or_its_import_start_to_itself() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        let starts = |from: &str, day: &str| suffix_starts(d(from), d(day)).map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(starts("2024-01-01", "2024-03-04"), ["2024-03-02", "2024-03-03", "2024-03-04"]);
+        assert_eq!(starts("2024-03-02", "2024-03-04"), ["2024-03-03", "2024-03-04"], "the import starts inside the month");
+        assert_eq!(starts("2024-01-01", "2024-03-01"), Vec::<String>::new(), "a month's first day: its month unit only");
+        assert_eq!(starts("2024-03-04", "2024-03-04"), Vec::<String>::new(), "the import's first day");
     }
 
     #[test]

@@ -238,7 +238,7 @@ fn comparable(inputs: &api::stats::Inputs) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whole_imported_month_reads_its_lists_from_its_month_unit_with_the_same_figures() {
+async fn an_imported_month_or_its_rest_reads_from_one_merged_unit_with_the_same_figures() {
     let mongo = Mongo::start().await;
     // Small days stay one document each; busy ones split into a document per unit (here every
     // site-day splits at its first write, as a day of a busy site does).
@@ -259,21 +259,43 @@ async fn a_whole_imported_month_reads_its_lists_from_its_month_unit_with_the_sam
         let site = db.collection::<SiteDoc>(c::SITES).find_one(doc! {"_id": SITE}).await.expect("read").expect("site");
         assert_eq!(site.imports[0].state, ImportState::Done);
         let scope = stats_store::Scope::of_site(&site);
-        for (from, to) in [(from, last), (from + Days::days(3), last), (from + Days::days(5), last)] {
+        let month = imports::month_of(last);
+        let n = (last - month).num_days() as usize + 1;
+        // (from, to, merged units read, the range's imported days they hold): the rest of the
+        // month before (from the import's first day: its month unit; later: a suffix) and this
+        // month's unit or suffix; a month the range leaves early is read by day.
+        let ranges = [
+            (from, last, 2, 3 + n),
+            (from + Days::days(1), last, 2, 2 + n),
+            (month, last, 1, n),
+            (month + Days::days(2), last, 1, n - 2),
+            (month + Days::days(2), last - Days::days(3), 0, 0),
+            (from + Days::days(1), from + Days::days(1), 0, 0),
+            (from + Days::days(2), month + Days::days(9), 1, 1),
+            (last, last, 1, 1),
+            // Past the import's last day: the month's rest is still all the import holds.
+            (month + Days::days(20), last + Days::days(5), 1, n - 20),
+        ];
+        let mut per_day = None;
+        for (from, to, units, merged_days) in ranges {
             let range = Range::Days { label: "custom".into(), from, to };
             let by_month = stats_store::load(&db, &scope, &range, Tz::UTC, None).await.expect("months");
             let by_day = stats_store::load(&db, &scope.by_days(), &range, Tz::UTC, None).await.expect("days");
             assert_eq!(comparable(&by_month.inputs), comparable(&by_day.inputs), "{from} to {to}");
             assert!(by_day.inputs.points.iter().map(|(_, r)| r.pageviews).sum::<i64>() > 0);
             let (months, days) = (by_month.docs_read, by_day.docs_read);
-            match (from <= imports::month_of(last), compact_max_bytes) {
-                (false, _) => assert_eq!(months, days, "{from} to {to}: no whole month, the same reads"),
-                // A month of small days: its series and lists documents instead of its days'.
-                (true, n) if n > 0 => assert!(months < days, "{from} to {to}: {months} vs {days}"),
-                // A month of busy days: its series document and its lists' units instead of
-                // every unit of every day.
-                (true, _) => assert!(months * 4 < days, "{from} to {to}: {months} vs {days}"),
-            }
+            let imported_days = (to.min(last) - from).num_days() as usize + 1;
+            // Every imported day is read as the same number of documents (the test's days all
+            // have pages, sources, countries and events), and so is every merged unit (the same
+            // lists, and a series list for the series).
+            let day = *per_day.get_or_insert(days / imported_days);
+            assert_eq!(days, day * imported_days, "{from} to {to}: by day");
+            let unit = day;
+            assert_eq!(
+                months,
+                days - merged_days * day + units * unit,
+                "{from} to {to}: {units} merged units for {merged_days} days"
+            );
         }
         // Deleting removes the month units too.
         let ids = imports::lens_doc_ids(SITE, IMPORT, from, last);

@@ -1,7 +1,10 @@
 //! Imports (v3): the days of a Plausible export, stored by the api as chunks, counted into the
 //! rollups under the import's own site id (`shared::imports::lens_site`), one chunk at a time
 //! like a backfill's (each day also adds its lists and its series to its month's units,
-//! [`shared::imports::month_lens_site`], so that a long range reads a whole month once), chunk `n` is written as flush (`bf-<import>`, `n`), so a chunk applied
+//! [`shared::imports::month_lens_site`], so that a long range reads a whole month once, and to
+//! the suffix of its month starting on each earlier day, [`shared::imports::suffix_lens_site`],
+//! so that a range starting inside a month reads its rest once), chunk `n` is written as flush
+//! (`bf-<import>`, `n`), so a chunk applied
 //! twice (a kill, a lost lease) counts once. Once every chunk is in, the site's entry turns
 //! `done` (stats read it from then on) and the chunks are removed.
 
@@ -26,8 +29,9 @@ impl Flusher {
         let jobs = self.db.collection::<BackfillDoc>(c::BACKFILLS);
         let site: Option<SiteDoc> = self.db.collection::<SiteDoc>(c::SITES).find_one(doc! {f::ID: &job.site_id}).await?;
         let entry = site.as_ref().and_then(|s| s.imports.iter().find(|i| i.id == job.item_id).cloned());
-        match entry {
-            Some(e) if e.state == ImportState::Running => {}
+        // The import's first day: where its first month's suffixes start.
+        let from = match entry {
+            Some(e) if e.state == ImportState::Running => e.span().map(|(from, _)| from),
             // Deleted (its data removed by the api), or never listed (the api failed before
             // it listed it: not before a lease has passed, the api may still be at it).
             None if self.clock.now_ms() - job.cut_ms <= LEASE.as_millis() as i64 => return Ok(Turn::Waiting),
@@ -36,9 +40,10 @@ impl Flusher {
                 jobs.delete_one(doc! {"_id": &job.id}).await?;
                 return Ok(Turn::Done);
             }
-        }
+        };
         let lens = lens_site(&job.site_id, &job.item_id);
         let months = imports::month_lens_site(&job.site_id, &job.item_id);
+        let suffixes = imports::suffix_lens_site(&job.site_id, &job.item_id);
         let inst = job.instance();
         while job.seq < job.chunks {
             let n = job.seq + 1;
@@ -61,6 +66,10 @@ impl Flusher {
                 let month = Bucket::Day(imports::month_of(date));
                 deltas.add_imported_lists(&months, month, day);
                 deltas.add_imported_month_series(&months, month, day);
+                for a in imports::suffix_starts(from.unwrap_or(chrono::NaiveDate::MIN), date) {
+                    deltas.add_imported_lists(&suffixes, Bucket::Day(a), day);
+                    deltas.add_imported_month_series(&suffixes, Bucket::Day(a), day);
+                }
             }
             self.write_rollups(&FlushId { inst: inst.clone(), seq: n }, deltas, &mut FlushReport::default()).await?;
             self.stop_if(super::Step::BackfillChunk(n as usize))?;
