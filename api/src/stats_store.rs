@@ -138,8 +138,8 @@ struct Unit {
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub site_id: String,
-    /// Each counted import: its site id and first and last day.
-    pub imports: Vec<(String, NaiveDate, NaiveDate)>,
+    /// Each counted import.
+    pub imports: Vec<ImportScope>,
     /// Read an import's months (or their rests) from its month units and month suffixes
     /// ([`shared::imports::month_lens_site`], [`shared::imports::suffix_lens_site`]): for
     /// site-wide lists, not for a page filter
@@ -192,6 +192,18 @@ fn visit_kept(keep: Keep, unit: Unit, visit: &mut impl FnMut(Unit) -> Result<(),
     }
 }
 
+/// A counted import, as a read sees it.
+#[derive(Debug, Clone)]
+pub struct ImportScope {
+    /// Its own site id ([`shared::imports::lens_site`]).
+    pub lens: String,
+    /// Its first and last day.
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// It has month units and month suffixes ([`shared::imports::ImportEntry::merged`]).
+    pub merged: bool,
+}
+
 impl Scope {
     /// `site_id` alone.
     pub fn bare(site_id: &str) -> Self {
@@ -204,8 +216,10 @@ impl Scope {
             .imports
             .iter()
             .filter(|i| i.counts())
-            .filter_map(|i| i.span().map(|(from, to)| (i.id.clone(), from, to)))
-            .map(|(id, from, to)| (shared::imports::lens_site(&site.id, &id), from, to))
+            .filter_map(|i| {
+                let (from, to) = i.span()?;
+                Some(ImportScope { lens: shared::imports::lens_site(&site.id, &i.id), from, to, merged: i.merged })
+            })
             .collect();
         Self { site_id: site.id.clone(), imports, months: true }
     }
@@ -228,14 +242,14 @@ impl Scope {
         if field != Field::Days {
             return out;
         }
-        for (lens, from, to) in &self.imports {
+        for ImportScope { lens, from, to, merged } in &self.imports {
             // `site^import` -> `site^import^m`, `site^import^s` (`shared::imports`).
             let (months_site, suffix_site) = (format!("{lens}{IMPORT_SEP}m"), format!("{lens}{IMPORT_SEP}s"));
             let held: Vec<NaiveDate> = days.iter().copied().filter(|d| from <= d && d <= to).collect();
             for month in held.chunk_by(|a, b| month_of(*a) == month_of(*b)) {
                 let (first, last) = (month[0], month[month.len() - 1]);
                 let (lo, hi) = (month_of(first).max(*from), month_end(month_of(first)).min(*to));
-                let rest = self.months && last == hi && (last - first).num_days() + 1 == month.len() as i64;
+                let rest = self.months && *merged && last == hi && (last - first).num_days() + 1 == month.len() as i64;
                 if rest && first == lo {
                     out.push((months_site.clone(), month_of(first), Keep::Month));
                 } else if rest {

@@ -179,6 +179,11 @@ pub struct ImportEntry {
     pub error: Option<String>,
     /// When it was uploaded (epoch ms).
     pub created_ms: i64,
+    /// Counted with its month units and month suffixes ([`month_lens_site`],
+    /// [`suffix_lens_site`]): set with `done` by an aggregator that writes them. An import
+    /// counted by an earlier release has not (or only month units) and is read by day.
+    #[serde(default)]
+    pub merged: bool,
 }
 
 impl ImportEntry {

@@ -109,6 +109,8 @@ impl Flusher {
             let Some(e) = imports.iter_mut().find(|i| i.id == import_id) else { return Ok(()) };
             e.state = state;
             e.error = error.map(str::to_string);
+            // Done here: with its merged units (this release writes them).
+            e.merged = state == ImportState::Done;
             let set = doc! {f::IMPORTS: mongodb::bson::to_bson(&imports)?, f::IMPORTS_REV: site.imports_rev + 1};
             let r =
                 sites.update_one(shared::store::imports_rev_filter(site_id, site.imports_rev), doc! {"$set": set}).await?;

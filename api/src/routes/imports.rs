@@ -136,6 +136,7 @@ async fn upload(
         to: None,
         error: None,
         created_ms: now,
+        merged: false,
     };
     let days = match parsed {
         Ok(days) if days.is_empty() => {
