@@ -153,7 +153,7 @@ enum Keep {
     All,
     /// An import's month unit or month suffix: the lists of its days, and their series from
     /// its series list ([`shared::imports::SERIES_DIM`]).
-    Month,
+    Merged,
 }
 
 impl Keep {
@@ -161,7 +161,7 @@ impl Keep {
     fn parts(self, parts: &[Part]) -> Vec<Part> {
         match self {
             Keep::All => parts.to_vec(),
-            Keep::Month => {
+            Keep::Merged => {
                 let mut month: Vec<Part> = parts.iter().copied().filter(|p| *p != Part::Series).collect();
                 if parts.contains(&Part::Series) {
                     month.push(Part::Top(shared::imports::SERIES_DIM));
@@ -175,7 +175,7 @@ impl Keep {
 /// A unit as the read wants it: a month unit's series list becomes each day's series.
 fn visit_kept(keep: Keep, unit: Unit, visit: &mut impl FnMut(Unit) -> Result<(), ApiError>) -> Result<(), ApiError> {
     match (keep, unit.part, unit.body) {
-        (Keep::Month, Part::Top(dim), Body::Top(list)) if dim == shared::imports::SERIES_DIM => {
+        (Keep::Merged, Part::Top(dim), Body::Top(list)) if dim == shared::imports::SERIES_DIM => {
             for e in list.entries() {
                 let day = NaiveDate::parse_from_str(&e.key, "%Y-%m-%d").map_err(internal)?;
                 let counters = shared::imports::series_of(&e.counts);
@@ -195,8 +195,11 @@ fn visit_kept(keep: Keep, unit: Unit, visit: &mut impl FnMut(Unit) -> Result<(),
 /// A counted import, as a read sees it.
 #[derive(Debug, Clone)]
 pub struct ImportScope {
-    /// Its own site id ([`shared::imports::lens_site`]).
+    /// Its own site id ([`shared::imports::lens_site`]), and those of its month units and month
+    /// suffixes ([`shared::imports::month_lens_site`], [`shared::imports::suffix_lens_site`]).
     pub lens: String,
+    pub months: String,
+    pub suffixes: String,
     /// Its first and last day.
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -218,7 +221,14 @@ impl Scope {
             .filter(|i| i.counts())
             .filter_map(|i| {
                 let (from, to) = i.span()?;
-                Some(ImportScope { lens: shared::imports::lens_site(&site.id, &i.id), from, to, merged: i.merged })
+                Some(ImportScope {
+                    lens: shared::imports::lens_site(&site.id, &i.id),
+                    months: shared::imports::month_lens_site(&site.id, &i.id),
+                    suffixes: shared::imports::suffix_lens_site(&site.id, &i.id),
+                    from,
+                    to,
+                    merged: i.merged,
+                })
             })
             .collect();
         Self { site_id: site.id.clone(), imports, months: true }
@@ -237,23 +247,21 @@ impl Scope {
     /// else the month suffix starting on it (a range starting inside a month, or the import's
     /// last month). A month the range leaves before the import's days in it end is read by day.
     fn site_days(&self, days: &[NaiveDate], field: Field) -> Vec<(String, NaiveDate, Keep)> {
-        use shared::imports::{IMPORT_SEP, month_end, month_of};
+        use shared::imports::{month_end, month_of};
         let mut out: Vec<(String, NaiveDate, Keep)> = days.iter().map(|d| (self.site_id.clone(), *d, Keep::All)).collect();
         if field != Field::Days {
             return out;
         }
-        for ImportScope { lens, from, to, merged } in &self.imports {
-            // `site^import` -> `site^import^m`, `site^import^s` (`shared::imports`).
-            let (months_site, suffix_site) = (format!("{lens}{IMPORT_SEP}m"), format!("{lens}{IMPORT_SEP}s"));
+        for ImportScope { lens, months, suffixes, from, to, merged } in &self.imports {
             let held: Vec<NaiveDate> = days.iter().copied().filter(|d| from <= d && d <= to).collect();
             for month in held.chunk_by(|a, b| month_of(*a) == month_of(*b)) {
                 let (first, last) = (month[0], month[month.len() - 1]);
                 let (lo, hi) = (month_of(first).max(*from), month_end(month_of(first)).min(*to));
                 let rest = self.months && *merged && last == hi && (last - first).num_days() + 1 == month.len() as i64;
                 if rest && first == lo {
-                    out.push((months_site.clone(), month_of(first), Keep::Month));
+                    out.push((months.clone(), month_of(first), Keep::Merged));
                 } else if rest {
-                    out.push((suffix_site.clone(), first, Keep::Month));
+                    out.push((suffixes.clone(), first, Keep::Merged));
                 } else {
                     out.extend(month.iter().map(|d| (lens.clone(), *d, Keep::All)));
                 }
@@ -303,7 +311,7 @@ async fn visit_units(
         }
         let keep_parts = keep.parts(parts);
         // A merged unit is wanted whole: its day (a month's first) may be before the range.
-        let wanted = |b: &Bucket| keep == Keep::Month || wanted.contains(b);
+        let wanted = |b: &Bucket| keep == Keep::Merged || wanted.contains(b);
         for (bucket, part, body) in f.units.into_iter().filter(|(b, p, _)| wanted(b) && keep_parts.contains(p)) {
             visit_kept(keep, Unit { id: id.clone(), bucket, part, body }, &mut visit)?;
         }
@@ -319,19 +327,19 @@ async fn visit_units(
             let keep_parts = keep.parts(parts);
             let of_day: Vec<Bucket> = match keep {
                 Keep::All => buckets.iter().copied().filter(|b| home(b) == *d).collect(),
-                Keep::Month => vec![Bucket::Day(*d)],
+                Keep::Merged => vec![Bucket::Day(*d)],
             };
             of_day
                 .into_iter()
                 .flat_map(move |b| keep_parts.clone().into_iter().map(move |p| RollupKey::new(site, *d, b, p).id()))
         })
         .collect();
-    let month_sites: HashSet<&str> =
-        split.iter().filter(|(_, _, keep)| *keep == Keep::Month).map(|(site, _, _)| site.as_str()).collect();
+    let merged_sites: HashSet<&str> =
+        split.iter().filter(|(_, _, keep)| *keep == Keep::Merged).map(|(site, _, _)| site.as_str()).collect();
     read += for_each_by_id(db, &unit_ids, &projection, |raw| {
         let doc: RollupDoc = bson::from_document(raw).map_err(internal)?;
         let r = Rollup::from_doc(doc).map_err(internal)?;
-        let keep = if month_sites.contains(r.key.site_id.as_str()) { Keep::Month } else { Keep::All };
+        let keep = if merged_sites.contains(r.key.site_id.as_str()) { Keep::Merged } else { Keep::All };
         visit_kept(keep, Unit { id: r.key.id(), bucket: r.key.bucket, part: r.key.part, body: r.body }, &mut visit)
     })
     .await?;
