@@ -253,11 +253,7 @@ pub async fn run_leased(state: &AppState, lease: &Lease) -> Run<Result<usize, Ap
 /// Adds the report job to `scheduler`: every [`TICK`], [`run_due`] under the lease.
 pub async fn schedule(scheduler: &JobScheduler, state: AppState, holder: String) -> anyhow::Result<()> {
     let lease = lease(&state, holder);
-    crate::scheduled::add(scheduler, TICK, lease, move || {
-        let state = state.clone();
-        async move { run_due(&state).await }
-    })
-    .await
+    crate::scheduled::add(scheduler, TICK, lease, state, |state| async move { run_due(&state).await }).await
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use crate::{
     error::ApiError,
     lease::{Lease, Run},
+    state::AppState,
 };
 
 /// One tick: `job` (which returns how many mails it queued) if this process takes `lease`.
@@ -31,18 +32,18 @@ pub async fn run_leased(lease: &Lease, job: impl Future<Output = Result<usize, A
     run
 }
 
-/// Adds `job` to `scheduler`, run every `tick` (a cron expression, seconds first) under
-/// `lease` ([`run_leased`]).
-pub async fn add<F, Fut>(scheduler: &JobScheduler, tick: &str, lease: Lease, job: F) -> anyhow::Result<()>
+/// Adds `job` to `scheduler`, run on `state` every `tick` (a cron expression, seconds first)
+/// under `lease` ([`run_leased`]).
+pub async fn add<F, Fut>(scheduler: &JobScheduler, tick: &str, lease: Lease, state: AppState, job: F) -> anyhow::Result<()>
 where
-    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(AppState) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<usize, ApiError>> + Send + 'static,
 {
     scheduler
         .add(Job::new_async(tick, move |_id, _sched| {
-            let (lease, job) = (lease.clone(), job.clone());
+            let (lease, job, state) = (lease.clone(), job.clone(), state.clone());
             Box::pin(async move {
-                run_leased(&lease, job()).await;
+                run_leased(&lease, job(state)).await;
             })
         })?)
         .await?;
